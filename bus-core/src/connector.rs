@@ -1,0 +1,137 @@
+//! A live connector instance on the host side, and typed calls into it.
+
+use crate::loader::Library;
+use crate::registry::ConnectorRow;
+use abi_stable::std_types::{RResult, RSlice};
+use connector_abi::abi::ConnectorBox;
+use connector_abi::protocol::{self, kind, CallFailure, InitRequest, InitResponse, PROTOCOL_REVISION};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use thiserror::Error;
+
+/// Why a call into a connector failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallError {
+    /// The connector panicked or the call could not be made; the connector
+    /// stays loaded.
+    #[error("{0}")]
+    Aborted(String),
+    /// The connector answered with an error.
+    #[error("{0}")]
+    Failed(String),
+    /// The connector was built with an SDK that does not know this request.
+    #[error("the connector does not support `{kind}` (it was built with connector SDK {sdk_version}); rebuild it against a newer connector-abi to use this feature")]
+    Unsupported { kind: String, sdk_version: String },
+    /// The connector answered with something that is not a valid document.
+    #[error("the connector sent a malformed response to `{kind}`: {detail}")]
+    Malformed { kind: String, detail: String },
+}
+
+/// A connector created from a registry row and initialized.
+pub struct LiveConnector {
+    /// The code name (equal to the name the connector reported).
+    pub name: String,
+    pub class: String,
+    pub library: Arc<Library>,
+    /// What the connector reported at init.
+    pub info: InitResponse,
+    pub loaded_at: SystemTime,
+    object: ConnectorBox,
+    shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for LiveConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConnector")
+            .field("name", &self.name)
+            .field("class", &self.class)
+            .field("library", &self.library.copy)
+            .finish()
+    }
+}
+
+impl LiveConnector {
+    /// Wraps a freshly created connector object and calls its init.
+    pub(crate) fn initialize(
+        row: &ConnectorRow,
+        library: Arc<Library>,
+        object: ConnectorBox,
+    ) -> Result<Self, CallError> {
+        let mut live = LiveConnector {
+            name: row.name.clone(),
+            class: row.class_name.clone(),
+            library,
+            info: InitResponse::default(),
+            loaded_at: SystemTime::now(),
+            object,
+            shut_down: AtomicBool::new(false),
+        };
+        let request = InitRequest { registry_name: row.name.clone(), host_protocol: PROTOCOL_REVISION };
+        // Init is the one request every connector answers, so it is sent
+        // without a capability check.
+        live.info = live.send(kind::INIT, &protocol::encode_request(kind::INIT, &request))?;
+        Ok(live)
+    }
+
+    /// True when the connector said at init that it answers `kind`.
+    pub fn supports(&self, kind: &str) -> bool {
+        self.info.capabilities.iter().any(|c| c == kind)
+    }
+
+    /// Sends a typed request and reads the typed answer.
+    pub fn request<B: Serialize, R: DeserializeOwned>(&self, kind: &str, body: &B) -> Result<R, CallError> {
+        self.request_raw(kind, &protocol::encode_request(kind, body))
+    }
+
+    /// Sends an already encoded request (e.g. built around a task payload
+    /// serialized once) and reads the typed answer.
+    pub fn request_raw<R: DeserializeOwned>(&self, kind: &str, request: &[u8]) -> Result<R, CallError> {
+        if !self.supports(kind) {
+            return Err(CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() });
+        }
+        self.send(kind, request)
+    }
+
+    fn send<R: DeserializeOwned>(&self, kind: &str, request: &[u8]) -> Result<R, CallError> {
+        let bytes = self.call_bytes(request)?;
+        protocol::decode_response(&bytes).map_err(|f| match f {
+            CallFailure::Failed(m) => CallError::Failed(m),
+            CallFailure::Unsupported(_) => {
+                CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() }
+            }
+            CallFailure::Malformed(detail) => CallError::Malformed { kind: kind.to_owned(), detail },
+        })
+    }
+
+    /// Sends raw request bytes and returns the raw response bytes.
+    pub fn call_bytes(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        match self.object.call(RSlice::from_slice(request)) {
+            RResult::ROk(bytes) => Ok(bytes.into_vec()),
+            RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
+        }
+    }
+
+    fn sdk_version(&self) -> &str {
+        if self.info.sdk_version.is_empty() {
+            "unknown"
+        } else {
+            &self.info.sdk_version
+        }
+    }
+
+    /// Calls the connector's shutdown, once.
+    pub fn shutdown(&self) {
+        if !self.shut_down.swap(true, Ordering::SeqCst) {
+            self.object.shutdown();
+        }
+    }
+}
+
+impl Drop for LiveConnector {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

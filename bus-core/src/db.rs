@@ -1,0 +1,118 @@
+//! The SQLite database: opening connections with the bus's pragmas, and the
+//! schema migrations.
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// How long a connection waits for another writer before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot migrate the database {path} to schema version {version}: {source}")]
+    Migrate { path: PathBuf, version: u32, source: rusqlite::Error },
+    #[error(
+        "the database {path} has schema version {found}, newer than this daemon knows ({known}); upgrade the daemon"
+    )]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A handle on the bus database file; hands out configured connections.
+#[derive(Debug, Clone)]
+pub struct Database {
+    path: PathBuf,
+}
+
+struct Migration {
+    version: u32,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("schema/v1.sql") }];
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` and brings its schema
+    /// up to date. Returns the handle and whether the database was new.
+    pub fn open(path: &Path) -> Result<(Database, bool), DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        let db = Database { path: path.to_owned() };
+        let mut conn = db.connect()?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
+        let created = db.migrate(&mut conn)?;
+        Ok((db, created))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection with the bus's pragmas (WAL, busy timeout, foreign keys).
+    pub fn connect(&self) -> Result<Connection, DbError> {
+        let open_err = |source| DbError::Open { path: self.path.clone(), source };
+        let conn = Connection::open(&self.path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        Ok(conn)
+    }
+
+    /// Applies the migrations the database lacks; true when it was empty.
+    fn migrate(&self, conn: &mut Connection) -> Result<bool, DbError> {
+        let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if current > known {
+            return Err(DbError::TooNew { path: self.path.clone(), found: current, known });
+        }
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let err = |source| DbError::Migrate { path: self.path.clone(), version: m.version, source };
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(m.sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", m.version).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(current == 0)
+    }
+}
+
+/// The current time as the bus stores it: ISO 8601 UTC with milliseconds.
+pub const NOW_SQL: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_database_is_migrated_once_and_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/bus.db");
+        let (db, created) = Database::open(&path).unwrap();
+        assert!(created);
+        let (_, created_again) = Database::open(&path).unwrap();
+        assert!(!created_again);
+        let conn = db.connect().unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        Database::open(&path).unwrap();
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 999).unwrap();
+        let err = Database::open(&path).unwrap_err();
+        assert!(err.to_string().contains("upgrade the daemon"), "{err}");
+    }
+}

@@ -1,0 +1,132 @@
+//! The event log (`CMS_EventLog`): what happened, for people to read.
+
+use crate::db::{Database, DbError};
+use connector_abi::EventType;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::sync::Mutex;
+
+/// The source of the rows the bus itself writes.
+pub const BUS_SOURCE: &str = "Integration bus";
+
+/// One event-log row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    /// `I`, `W` or `E`.
+    pub event_type: String,
+    pub time: String,
+    pub source: String,
+    pub code: String,
+    pub description: String,
+    pub document_name: Option<String>,
+}
+
+/// A row to write.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent<'a> {
+    pub event_type: EventType,
+    pub source: &'a str,
+    pub code: &'a str,
+    pub description: &'a str,
+    pub document_name: Option<&'a str>,
+}
+
+/// Filters for reading the event log; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub code: Option<String>,
+    /// Only rows with an ID below this (the next page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Writes and reads the event log through one connection of its own.
+#[derive(Debug)]
+pub struct EventLog {
+    conn: Mutex<Connection>,
+}
+
+impl EventLog {
+    pub fn new(db: &Database) -> Result<Self, DbError> {
+        Ok(EventLog { conn: Mutex::new(db.connect()?) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave the connection in a
+        // half-written state (every write is one statement), so a poisoned
+        // lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one row.
+    pub fn write(&self, e: &NewEvent<'_>) -> Result<i64, DbError> {
+        let conn = self.lock();
+        conn.prepare_cached(
+            "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![e.event_type.code(), e.source, e.code, e.description, e.document_name])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Writes one row, and only logs a warning when that fails: for callers
+    /// that are themselves reporting a problem.
+    pub fn write_or_warn(&self, e: &NewEvent<'_>) {
+        if let Err(error) = self.write(e) {
+            tracing::warn!(source = e.source, code = e.code, error = %error, "could not write to the event log");
+        }
+    }
+
+    /// Reads rows, newest first.
+    pub fn list(&self, q: &EventQuery) -> Result<Vec<Event>, DbError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT EventID, EventType, EventTime, Source, EventCode, Description, DocumentName FROM CMS_EventLog \
+             WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) AND (?3 IS NULL OR EventCode = ?3) \
+             AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT ?5",
+        )?;
+        let rows = stmt
+            .query_map(params![q.source, q.event_type, q.code, q.before_id, q.limit.max(1)], |r| {
+                Ok(Event {
+                    id: r.get(0)?,
+                    event_type: r.get(1)?,
+                    time: r.get(2)?,
+                    source: r.get(3)?,
+                    code: r.get(4)?,
+                    description: r.get(5)?,
+                    document_name: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_come_back_newest_first_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        let log = EventLog::new(&db).unwrap();
+        for code in ["A", "B", "C"] {
+            log.write(&NewEvent { source: "X", code, ..Default::default() }).unwrap();
+        }
+        log.write(&NewEvent { source: "Y", code: "D", event_type: EventType::Warning, ..Default::default() }).unwrap();
+        let all = log.list(&EventQuery { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(all.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["D", "C", "B", "A"]);
+        let x = log.list(&EventQuery { source: Some("X".into()), limit: 2, ..Default::default() }).unwrap();
+        assert_eq!(x.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["C", "B"]);
+        let page2 = log
+            .list(&EventQuery { source: Some("X".into()), limit: 2, before_id: Some(x[1].id), ..Default::default() })
+            .unwrap();
+        assert_eq!(page2.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["A"]);
+        let w = log.list(&EventQuery { event_type: Some("W".into()), limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(w.len(), 1);
+    }
+}

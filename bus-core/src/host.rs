@@ -1,0 +1,65 @@
+//! The host object handed to each connector: what a connector may ask of the
+//! bus (write to the event log, log an incoming task, request processing).
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RString, RVec};
+use connector_abi::abi::{HostBox, HostObject, HostObject_TO};
+use connector_abi::protocol::{
+    self, host_kind, Empty, LogEventRequest, LogIncomingTaskRequest, LogIncomingTaskResponse, RequestProcessingRequest,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// What the bus offers connectors. Each method gets the name of the calling
+/// connector, so a connector can only act in its own name.
+pub trait HostServices: Send + Sync + 'static {
+    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), String>;
+    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, String>;
+    fn request_processing(&self, connector: &str, request: RequestProcessingRequest) -> Result<(), String>;
+}
+
+struct HostAdapter {
+    connector: String,
+    services: Arc<dyn HostServices>,
+}
+
+/// Builds the host handle for the connector registered as `connector`.
+pub fn host_object(connector: &str, services: Arc<dyn HostServices>) -> HostBox {
+    HostObject_TO::from_value(HostAdapter { connector: connector.to_owned(), services }, TD_Opaque)
+}
+
+impl HostAdapter {
+    fn dispatch(&self, request: &[u8]) -> Vec<u8> {
+        let env = match protocol::parse_request(request) {
+            Ok(env) => env,
+            Err(response) => return response,
+        };
+        let c = self.connector.as_str();
+        match env.kind.as_ref() {
+            host_kind::LOG_EVENT => {
+                protocol::answer(env.body, |e: LogEventRequest| self.services.log_event(c, e).map(|()| Empty {}))
+            }
+            host_kind::LOG_INCOMING_TASK => protocol::answer(env.body, |t: LogIncomingTaskRequest| {
+                self.services.log_incoming_task(c, t).map(|task_id| LogIncomingTaskResponse { task_id })
+            }),
+            host_kind::REQUEST_PROCESSING => protocol::answer(env.body, |r: RequestProcessingRequest| {
+                self.services.request_processing(c, r).map(|()| Empty {})
+            }),
+            other => protocol::encode_unsupported(other),
+        }
+    }
+}
+
+impl HostObject for HostAdapter {
+    fn call(&self, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString> {
+        // A panic must not cross back into the connector's library.
+        match catch_unwind(AssertUnwindSafe(|| self.dispatch(request.as_slice()))) {
+            Ok(bytes) => RResult::ROk(RVec::from(bytes)),
+            Err(panic) => {
+                let message = connector_abi::panic_message(&*panic);
+                tracing::error!(connector = %self.connector, error = %message, "the host panicked while serving a connector request");
+                RResult::RErr(RString::from(format!("the host failed to serve the request: {message}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The integration bus engine: everything that is not the HTTP framework.
+//!
+//! - [`db`]: the SQLite database and its schema;
+//! - [`registry`]: the `Integration_Connector` table;
+//! - [`loader`]: from a registry row to a live connector (the only place
+//!   that touches dynamic libraries);
+//! - [`connector`]: a live connector and typed calls into it;
+//! - [`host`] / [`services`]: what connectors may ask of the bus;
+//! - [`manager`] / [`watch`]: the live set, reinitialized on every registry
+//!   or library change;
+//! - [`eventlog`]: the event log.
+
+pub mod connector;
+pub mod db;
+pub mod eventlog;
+pub mod host;
+pub mod loader;
+pub mod manager;
+pub mod registry;
+pub mod services;
+pub mod watch;

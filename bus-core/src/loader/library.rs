@@ -1,0 +1,176 @@
+//! Loading a connector library: copy it to a content-addressed path, open the
+//! copy, and check its interface.
+//!
+//! Why a copy: `dlopen` of a path that is already loaded returns the old code,
+//! and overwriting a mapped library in place crashes the process. Loading a
+//! private copy named after the file's content makes every new build a new
+//! path and leaves the user free to overwrite their file. Libraries are never
+//! unloaded (abi_stable leaks them by design).
+
+use super::LoadError;
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use connector_abi::abi::{ConnectorLibRef, ABI_VERSION};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A connector library loaded from its content-addressed copy.
+pub struct Library {
+    /// The user's file.
+    pub source: PathBuf,
+    /// The private copy that is actually loaded.
+    pub copy: PathBuf,
+    /// The content hash (hex) that names the copy.
+    pub hash: String,
+    pub(crate) root: ConnectorLibRef,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library").field("source", &self.source).field("copy", &self.copy).finish()
+    }
+}
+
+impl Library {
+    /// The connector classes the library exports.
+    pub fn classes(&self) -> Vec<String> {
+        (self.root.classes())().into_iter().map(|s| s.into_string()).collect()
+    }
+}
+
+/// Libraries already loaded by this process, by the path of their copy: the
+/// same content is opened once, whatever loader asks for it.
+fn opened() -> &'static Mutex<HashMap<PathBuf, ConnectorLibRef>> {
+    static OPENED: OnceLock<Mutex<HashMap<PathBuf, ConnectorLibRef>>> = OnceLock::new();
+    OPENED.get_or_init(Default::default)
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, enough to tell builds apart.
+fn content_hash(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}-{:x}", bytes.len())
+}
+
+/// Loads the library at `source` through a copy in `copies_dir`.
+pub fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+    let bytes = fs::read(source).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing { path: source.to_owned() },
+        _ => LoadError::Io { path: source.to_owned(), source: e },
+    })?;
+    if bytes.is_empty() {
+        return Err(LoadError::NotALibrary { path: source.to_owned(), cause: "the file is empty".into() });
+    }
+    let hash = content_hash(&bytes);
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("connector");
+    let ext = source.extension().and_then(|s| s.to_str()).unwrap_or("so");
+    let copy = copies_dir.join(format!("{stem}-{hash}.{ext}"));
+    write_copy(&copy, &bytes)?;
+
+    let mut opened = opened().lock().unwrap_or_else(|p| p.into_inner());
+    let root = match opened.get(&copy) {
+        Some(root) => *root,
+        None => {
+            let root = open_root_module(source, &copy)?;
+            opened.insert(copy.clone(), root);
+            root
+        }
+    };
+    drop(opened);
+    if root.abi_version() != ABI_VERSION {
+        return Err(LoadError::Incompatible {
+            path: source.to_owned(),
+            cause: format!("the library speaks connector ABI {}, this host speaks {ABI_VERSION}", root.abi_version()),
+        });
+    }
+    Ok(Arc::new(Library { source: source.to_owned(), copy, hash, root }))
+}
+
+/// Writes the copy once (atomically: a temporary file renamed into place).
+fn write_copy(copy: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    if copy.exists() {
+        return Ok(());
+    }
+    let io = |e| LoadError::Io { path: copy.to_owned(), source: e };
+    let dir = copy.parent().expect("a copy path always has a folder");
+    fs::create_dir_all(dir).map_err(io)?;
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", copy.file_name().and_then(|n| n.to_str()).unwrap_or("lib"), std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
+    drop(f);
+    fs::rename(&tmp, copy).map_err(io)
+}
+
+fn open_root_module(source: &Path, copy: &Path) -> Result<ConnectorLibRef, LoadError> {
+    let header = lib_header_from_path(copy).map_err(|e| classify(source, e))?;
+    header.init_root_module::<ConnectorLibRef>().map_err(|e| classify(source, e))
+}
+
+/// Turns abi_stable's error (up to ~700 lines for a layout mismatch) into a
+/// load error with a short cause.
+fn classify(source: &Path, e: LibraryError) -> LoadError {
+    let path = source.to_owned();
+    match e {
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary { path, cause: short_cause(&err.to_string()) },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAConnector { path },
+        other => {
+            let kind = match &other {
+                LibraryError::AbiInstability(_) => "its interface layout differs from this host's",
+                LibraryError::InvalidAbiHeader(_) => "it was built with an incompatible abi_stable",
+                LibraryError::IncompatibleVersionNumber { .. } => "its interface version is incompatible",
+                LibraryError::InvalidCAbi { .. } => "it was built with an incompatible compiler",
+                LibraryError::RootModule { .. } => "its root module failed to initialize",
+                _ => "it cannot be used",
+            };
+            LoadError::Incompatible { path, cause: format!("{kind}: {}", short_cause(&other.to_string())) }
+        }
+    }
+}
+
+/// The last few meaningful lines of a long message, each at most 300 characters.
+pub fn short_cause(message: &str) -> String {
+    const LINES: usize = 3;
+    const WIDTH: usize = 300;
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let start = lines.len().saturating_sub(LINES);
+    let mut out = lines[start..]
+        .iter()
+        .map(|l| {
+            if l.chars().count() > WIDTH {
+                format!("{}…", l.chars().take(WIDTH).collect::<String>())
+            } else {
+                (*l).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" / ");
+    if start > 0 {
+        out = format!("… {out}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_errors_keep_their_last_lines() {
+        let long: String = (0..700).map(|i| format!("line {i}\n")).collect();
+        let short = short_cause(&long);
+        assert_eq!(short, "… line 697 / line 698 / line 699");
+        assert_eq!(short_cause("one line"), "one line");
+    }
+
+    #[test]
+    fn hash_depends_on_content() {
+        assert_ne!(content_hash(b"a"), content_hash(b"b"));
+        assert_eq!(content_hash(b"abc"), content_hash(b"abc"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The connector loader: from a registry row to a live, initialized connector.
+
+mod library;
+mod resolve;
+
+pub use library::{load_library, short_cause, Library};
+pub use resolve::resolve_assembly;
+
+use crate::connector::{CallError, LiveConnector};
+use crate::host::{host_object, HostServices};
+use crate::registry::ConnectorRow;
+use abi_stable::std_types::{RResult, RStr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why a connector could not be loaded. Each message names the cause an
+/// operator can act on.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("assembly name `{name}` is refused: {reason}")]
+    InvalidAssemblyName { name: String, reason: String },
+    #[error("library {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("cannot read library {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a loadable library: {cause}")]
+    NotALibrary { path: PathBuf, cause: String },
+    #[error("{path} is a shared library but not an integration bus connector (it exports no connector root module)")]
+    NotAConnector { path: PathBuf },
+    #[error("{path} is built against an incompatible connector interface: {cause}")]
+    Incompatible { path: PathBuf, cause: String },
+    #[error("class `{class}` is not exported by {path} (it exports: {available})")]
+    ClassNotExported { class: String, path: PathBuf, available: String },
+    #[error("creating class `{class}` failed: {cause}")]
+    CreateFailed { class: String, cause: String },
+    #[error("init failed: {0}")]
+    InitFailed(CallError),
+    #[error("the connector calls itself `{reported}` but is registered as `{registered}`; the code name must equal the connector's name")]
+    NameMismatch { registered: String, reported: String },
+    #[error("subscriptions refused: {0}")]
+    InvalidSubscriptions(String),
+}
+
+/// Loads connectors from one connectors folder.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    connectors_dir: PathBuf,
+    copies_dir: PathBuf,
+}
+
+impl Loader {
+    /// `connectors_dir` holds the users' libraries; `state_dir` receives the
+    /// private copies that are actually loaded.
+    pub fn new(connectors_dir: impl Into<PathBuf>, state_dir: impl AsRef<Path>) -> Self {
+        Loader { connectors_dir: connectors_dir.into(), copies_dir: state_dir.as_ref().join("libraries") }
+    }
+
+    pub fn connectors_dir(&self) -> &Path {
+        &self.connectors_dir
+    }
+
+    /// The library file a registry row names.
+    pub fn resolve(&self, assembly: &str) -> Result<PathBuf, LoadError> {
+        resolve_assembly(&self.connectors_dir, assembly)
+    }
+
+    /// Loads the row's library, creates its class with the row's config and
+    /// a host handle, calls init and checks the reported name.
+    pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<LiveConnector, LoadError> {
+        let path = self.resolve(&row.assembly_name)?;
+        let library = load_library(&path, &self.copies_dir)?;
+        let classes = library.classes();
+        if !classes.iter().any(|c| c == &row.class_name) {
+            return Err(LoadError::ClassNotExported {
+                class: row.class_name.clone(),
+                path,
+                available: if classes.is_empty() { "nothing".into() } else { classes.join(", ") },
+            });
+        }
+        let host = host_object(&row.name, services);
+        let created =
+            (library.root.new_connector())(RStr::from_str(&row.class_name), RStr::from_str(&row.config), host);
+        let object = match created {
+            RResult::ROk(object) => object,
+            RResult::RErr(cause) => {
+                return Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
+            }
+        };
+        let live = LiveConnector::initialize(row, library, object).map_err(LoadError::InitFailed)?;
+        if live.info.connector_name != row.name {
+            return Err(LoadError::NameMismatch {
+                registered: row.name.clone(),
+                reported: live.info.connector_name.clone(),
+            });
+        }
+        if !live.info.subscription_errors.is_empty() {
+            return Err(LoadError::InvalidSubscriptions(live.info.subscription_errors.join("; ")));
+        }
+        if let Some(bad) = live.info.subscriptions.iter().find_map(|s| s.validate().err()) {
+            return Err(LoadError::InvalidSubscriptions(bad.to_string()));
+        }
+        Ok(live)
+    }
+}

@@ -1,0 +1,189 @@
+//! The set of live connectors, and reinitializing all of them from the
+//! registry.
+
+use crate::connector::LiveConnector;
+use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
+use crate::host::HostServices;
+use crate::loader::Loader;
+use crate::registry::{ConnectorRow, Registry, RegistryError};
+use connector_abi::{EventType, Subscription};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+/// How one registered connector stands after the last reinitialization.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    pub enabled: bool,
+    /// True when an instance of the connector is running.
+    pub loaded: bool,
+    /// Why the last load failed (also set while a previous build keeps running).
+    pub error: Option<String>,
+    /// The private copy of the library the running instance comes from.
+    pub library: Option<String>,
+    pub sdk_version: Option<String>,
+    pub subscriptions: Vec<Subscription>,
+    pub capabilities: Vec<String>,
+}
+
+/// The connectors of one generation: replaced whole on every reinitialization.
+#[derive(Debug, Default)]
+pub struct ConnectorSet {
+    pub generation: u64,
+    /// The registry version this generation was loaded from.
+    pub registry_version: i64,
+    pub live: BTreeMap<String, Arc<LiveConnector>>,
+    pub status: BTreeMap<String, ConnectorStatus>,
+    /// The library files of the enabled connectors: a change to one of them
+    /// triggers a reinitialization.
+    pub watched: Vec<PathBuf>,
+}
+
+/// Owns the live connectors.
+pub struct ConnectorManager {
+    registry: Registry,
+    loader: Loader,
+    services: Arc<dyn HostServices>,
+    events: Arc<EventLog>,
+    current: RwLock<Arc<ConnectorSet>>,
+    reloading: Mutex<()>,
+    reinitializations: AtomicU64,
+}
+
+impl ConnectorManager {
+    pub fn new(registry: Registry, loader: Loader, services: Arc<dyn HostServices>, events: Arc<EventLog>) -> Self {
+        ConnectorManager {
+            registry,
+            loader,
+            services,
+            events,
+            current: RwLock::new(Arc::new(ConnectorSet::default())),
+            reloading: Mutex::new(()),
+            reinitializations: AtomicU64::new(0),
+        }
+    }
+
+    pub fn loader(&self) -> &Loader {
+        &self.loader
+    }
+
+    /// The current generation of connectors.
+    pub fn current(&self) -> Arc<ConnectorSet> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The running instance of one connector.
+    pub fn get(&self, name: &str) -> Option<Arc<LiveConnector>> {
+        self.current().live.get(name).cloned()
+    }
+
+    /// How many reinitializations have run.
+    pub fn reinitializations(&self) -> u64 {
+        self.reinitializations.load(Ordering::Relaxed)
+    }
+
+    /// Reinitializes every connector from the registry: every enabled row is
+    /// loaded anew. A row whose load fails keeps its previous instance when
+    /// there was one (and says so); the others keep running either way.
+    pub fn reload_all(&self) -> Result<Arc<ConnectorSet>, RegistryError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        // The version is read before the rows: an edit in between only causes
+        // one more reinitialization, never a missed one.
+        let registry_version = self.registry.version()?;
+        let rows = self.registry.list()?;
+        let previous = self.current();
+        let mut next = ConnectorSet { generation: previous.generation + 1, registry_version, ..Default::default() };
+        let mut failed = 0usize;
+        for row in &rows {
+            if let Ok(path) = self.loader.resolve(&row.assembly_name) {
+                if row.enabled {
+                    next.watched.push(path);
+                }
+            }
+            let status = self.load_row(row, &previous, &mut next);
+            if status.error.is_some() {
+                failed += 1;
+            }
+            next.status.insert(row.name.clone(), status);
+        }
+        let next = Arc::new(next);
+        let replaced = std::mem::replace(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()), next.clone());
+        // Instances that are not carried over are shut down as soon as no
+        // worker holds them any more (LiveConnector's Drop).
+        drop(replaced);
+        self.reinitializations.fetch_add(1, Ordering::Relaxed);
+        let loaded = next.live.len();
+        tracing::info!(
+            generation = next.generation,
+            registered = rows.len(),
+            loaded,
+            failed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "connectors reinitialized"
+        );
+        Ok(next)
+    }
+
+    fn load_row(&self, row: &ConnectorRow, previous: &ConnectorSet, next: &mut ConnectorSet) -> ConnectorStatus {
+        let mut status = ConnectorStatus {
+            enabled: row.enabled,
+            loaded: false,
+            error: None,
+            library: None,
+            sdk_version: None,
+            subscriptions: Vec::new(),
+            capabilities: Vec::new(),
+        };
+        if !row.enabled {
+            return status;
+        }
+        let (instance, error) = match self.loader.load(row, self.services.clone()) {
+            Ok(live) => (Some(Arc::new(live)), None),
+            Err(e) => {
+                let kept = previous.live.get(&row.name).cloned();
+                let message = match &kept {
+                    Some(_) => format!("{e}; the previous build keeps running"),
+                    None => e.to_string(),
+                };
+                tracing::warn!(connector = %row.name, error = %message, "connector failed to load");
+                self.events.write_or_warn(&NewEvent {
+                    event_type: EventType::Warning,
+                    source: BUS_SOURCE,
+                    code: "CONNECTORLOAD",
+                    description: &format!("Connector `{}` could not be loaded: {message}", row.name),
+                    document_name: None,
+                });
+                (kept, Some(message))
+            }
+        };
+        status.error = error;
+        if let Some(live) = instance {
+            status.loaded = true;
+            status.library = Some(live.library.copy.display().to_string());
+            status.sdk_version = Some(live.info.sdk_version.clone());
+            status.subscriptions = live.info.subscriptions.clone();
+            status.capabilities = live.info.capabilities.clone();
+            next.live.insert(row.name.clone(), live);
+        }
+        status
+    }
+
+    /// Shuts every connector down (daemon shutdown).
+    pub fn shutdown_all(&self) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let set = std::mem::take(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()));
+        for (name, live) in &set.live {
+            tracing::info!(connector = %name, "shutting the connector down");
+            live.shutdown();
+        }
+    }
+}
+
+/// Seconds since the epoch, for status timestamps.
+pub fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,313 @@
+//! The connector registry: the `Integration_Connector` table.
+
+use crate::db::{Database, DbError};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One registered connector, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorRow {
+    pub id: i64,
+    /// The code name; must equal the name the connector reports at init.
+    pub name: String,
+    pub display_name: String,
+    /// The library in the connectors folder (`sample_connector` or a file name).
+    pub assembly_name: String,
+    /// The class of the library to create.
+    pub class_name: String,
+    pub enabled: bool,
+    pub last_modified: String,
+    /// The connector's own settings, handed to it when it is created.
+    pub config: String,
+}
+
+/// A connector to register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnector {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub assembly_name: String,
+    pub class_name: String,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub config: String,
+}
+
+/// Changes to a registered connector; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub assembly_name: Option<String>,
+    #[serde(default)]
+    pub class_name: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("a connector with code name `{0}` is already registered")]
+    Duplicate(String),
+    #[error("no connector with code name `{0}` is registered")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for RegistryError {
+    fn from(e: rusqlite::Error) -> Self {
+        RegistryError::Db(DbError::Sql(e))
+    }
+}
+
+const COLUMNS: &str = "ConnectorID, ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+    ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
+    Ok(ConnectorRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        display_name: r.get(2)?,
+        assembly_name: r.get(3)?,
+        class_name: r.get(4)?,
+        enabled: r.get::<_, i64>(5)? != 0,
+        last_modified: r.get(6)?,
+        config: r.get(7)?,
+    })
+}
+
+/// Checks a code name: letters, digits, `_`, `.`, `-`; 1 to 100 characters.
+pub fn validate_code_name(name: &str) -> Result<(), RegistryError> {
+    let invalid = |reason: String| RegistryError::Invalid { field: "code name", reason };
+    if name.is_empty() || name.len() > 100 {
+        return Err(invalid(format!("`{name}` must be 1 to 100 characters long")));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(invalid(format!("`{name}` contains `{c}`; use letters, digits, `_`, `.` and `-` only")));
+    }
+    Ok(())
+}
+
+fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> {
+    if value.trim().is_empty() {
+        return Err(RegistryError::Invalid { field, reason: "must not be empty".into() });
+    }
+    if value.len() > 400 {
+        return Err(RegistryError::Invalid { field, reason: "must be at most 400 characters".into() });
+    }
+    Ok(())
+}
+
+/// Reads and edits the registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    db: Database,
+}
+
+impl Registry {
+    pub fn new(db: Database) -> Self {
+        Registry { db }
+    }
+
+    fn conn(&self) -> Result<Connection, RegistryError> {
+        Ok(self.db.connect()?)
+    }
+
+    /// All registered connectors, by code name.
+    pub fn list(&self) -> Result<Vec<ConnectorRow>, RegistryError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM Integration_Connector ORDER BY ConnectorName"))?;
+        let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn get(&self, name: &str) -> Result<ConnectorRow, RegistryError> {
+        let conn = self.conn()?;
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM Integration_Connector WHERE ConnectorName = ?1"),
+            [name],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| RegistryError::NotFound(name.to_owned()))
+    }
+
+    /// Registers a connector.
+    pub fn add(&self, new: &NewConnector) -> Result<ConnectorRow, RegistryError> {
+        validate_code_name(&new.name)?;
+        validate_text("assembly name", &new.assembly_name)?;
+        validate_text("class name", &new.class_name)?;
+        let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
+        validate_text("display name", &display)?;
+        let conn = self.conn()?;
+        let inserted = conn.execute(
+            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+             ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (ConnectorName) DO NOTHING",
+            params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config],
+        )?;
+        if inserted == 0 {
+            return Err(RegistryError::Duplicate(new.name.clone()));
+        }
+        drop(conn);
+        self.get(&new.name)
+    }
+
+    /// Changes a connector; the fields absent from `patch` stay as they are.
+    pub fn update(&self, name: &str, patch: &ConnectorPatch) -> Result<ConnectorRow, RegistryError> {
+        let current = self.get(name)?;
+        let next = ConnectorRow {
+            name: patch.name.clone().unwrap_or(current.name.clone()),
+            display_name: patch.display_name.clone().unwrap_or(current.display_name.clone()),
+            assembly_name: patch.assembly_name.clone().unwrap_or(current.assembly_name.clone()),
+            class_name: patch.class_name.clone().unwrap_or(current.class_name.clone()),
+            enabled: patch.enabled.unwrap_or(current.enabled),
+            config: patch.config.clone().unwrap_or(current.config.clone()),
+            ..current.clone()
+        };
+        validate_code_name(&next.name)?;
+        validate_text("display name", &next.display_name)?;
+        validate_text("assembly name", &next.assembly_name)?;
+        validate_text("class name", &next.class_name)?;
+        if next == current {
+            return Ok(current);
+        }
+        let conn = self.conn()?;
+        let result = conn.execute(
+            "UPDATE Integration_Connector SET ConnectorName = ?1, ConnectorDisplayName = ?2, \
+             ConnectorAssemblyName = ?3, ConnectorClassName = ?4, ConnectorEnabled = ?5, ConnectorConfig = ?6, \
+             ConnectorLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE ConnectorID = ?7",
+            params![
+                next.name,
+                next.display_name,
+                next.assembly_name,
+                next.class_name,
+                next.enabled,
+                next.config,
+                current.id
+            ],
+        );
+        match result {
+            Ok(0) => return Err(RegistryError::NotFound(name.to_owned())),
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(RegistryError::Duplicate(next.name));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        drop(conn);
+        self.get(&next.name)
+    }
+
+    /// Unregisters a connector.
+    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let conn = self.conn()?;
+        match conn.execute("DELETE FROM Integration_Connector WHERE ConnectorName = ?1", [name])? {
+            0 => Err(RegistryError::NotFound(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The registry's change counter.
+    pub fn version(&self) -> Result<i64, RegistryError> {
+        Ok(registry_version(&self.conn()?)?)
+    }
+
+    /// Adds the connector, or brings an existing one with the same code name
+    /// to these values (used to seed a new database from the configuration).
+    pub fn upsert(&self, new: &NewConnector) -> Result<ConnectorRow, RegistryError> {
+        match self.get(&new.name) {
+            Ok(_) => self.update(
+                &new.name,
+                &ConnectorPatch {
+                    name: None,
+                    display_name: new.display_name.clone(),
+                    assembly_name: Some(new.assembly_name.clone()),
+                    class_name: Some(new.class_name.clone()),
+                    enabled: Some(new.enabled),
+                    config: Some(new.config.clone()),
+                },
+            ),
+            Err(RegistryError::NotFound(_)) => self.add(new),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The registry's change counter (bumped by triggers on every edit).
+pub fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("SELECT Version FROM Integration_RegistryVersion", [], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> (tempfile::TempDir, Registry, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        (dir, Registry::new(db.clone()), db)
+    }
+
+    fn new(name: &str) -> NewConnector {
+        NewConnector {
+            name: name.into(),
+            display_name: None,
+            assembly_name: "x".into(),
+            class_name: "X".into(),
+            enabled: true,
+            config: String::new(),
+        }
+    }
+
+    #[test]
+    fn new_database_has_the_sample_registered_but_disabled() {
+        let (_d, reg, _) = registry();
+        let sample = reg.get("SampleIntegrationConnector").unwrap();
+        assert!(!sample.enabled);
+        assert_eq!(sample.assembly_name, "sample_connector");
+    }
+
+    #[test]
+    fn crud_and_clear_errors() {
+        let (_d, reg, db) = registry();
+        let v0 = registry_version(&db.connect().unwrap()).unwrap();
+        let row = reg.add(&new("Crm")).unwrap();
+        assert_eq!(row.display_name, "Crm");
+        assert!(matches!(reg.add(&new("Crm")), Err(RegistryError::Duplicate(_))));
+        let row = reg.update("Crm", &ConnectorPatch { enabled: Some(false), ..Default::default() }).unwrap();
+        assert!(!row.enabled);
+        reg.add(&new("Other")).unwrap();
+        let dup = reg.update("Other", &ConnectorPatch { name: Some("Crm".into()), ..Default::default() });
+        assert!(matches!(dup, Err(RegistryError::Duplicate(_))));
+        reg.delete("Crm").unwrap();
+        assert!(matches!(reg.delete("Crm"), Err(RegistryError::NotFound(_))));
+        let err = reg.add(&new("bad name/..")).unwrap_err();
+        assert!(err.to_string().contains("contains ` `"), "{err}");
+        assert!(registry_version(&db.connect().unwrap()).unwrap() >= v0 + 4);
+    }
+
+    #[test]
+    fn a_plain_sql_update_bumps_last_modified() {
+        let (_d, reg, db) = registry();
+        let before = reg.get("SampleIntegrationConnector").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        db.connect().unwrap().execute("UPDATE Integration_Connector SET ConnectorEnabled = 1", []).unwrap();
+        let after = reg.get("SampleIntegrationConnector").unwrap();
+        assert!(after.enabled);
+        assert_ne!(before.last_modified, after.last_modified);
+    }
+}

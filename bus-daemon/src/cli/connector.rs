@@ -1,0 +1,138 @@
+//! `bus-daemon connector …`: edit the registry. Works while a daemon runs:
+//! the daemon notices the edit and reinitializes every connector.
+
+use crate::app::Bus;
+use anyhow::Result;
+use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// List the registered connectors.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one connector.
+    Show { name: String },
+    /// Register a connector.
+    Add {
+        /// The code name (must equal the name the connector reports).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The library in the connectors folder, e.g. `sample_connector`.
+        #[arg(long)]
+        assembly: String,
+        /// The class the library exports.
+        #[arg(long)]
+        class: String,
+        /// Enable it right away.
+        #[arg(long)]
+        enabled: bool,
+        /// The connector's own settings text.
+        #[arg(long, default_value = "")]
+        config_text: String,
+    },
+    /// Change a connector; options not given stay as they are.
+    Edit {
+        name: String,
+        #[arg(long)]
+        new_name: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        assembly: Option<String>,
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[arg(long)]
+        config_text: Option<String>,
+    },
+    /// Unregister a connector.
+    Delete { name: String },
+    /// Enable a connector.
+    Enable { name: String },
+    /// Disable a connector.
+    Disable { name: String },
+}
+
+fn print_row(row: &ConnectorRow) {
+    println!("code name:     {}", row.name);
+    println!("display name:  {}", row.display_name);
+    println!("assembly:      {}", row.assembly_name);
+    println!("class:         {}", row.class_name);
+    println!("enabled:       {}", row.enabled);
+    println!("last modified: {}", row.last_modified);
+    if !row.config.is_empty() {
+        println!("config:        {}", row.config);
+    }
+}
+
+pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
+    let registry = &bus.registry;
+    match command {
+        ConnectorCommand::List { json } => {
+            let rows = registry.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(9);
+            println!("{:<width$}  {:<7}  {:<24}  {:<28}  DISPLAY NAME", "CODE NAME", "ENABLED", "ASSEMBLY", "CLASS");
+            for r in &rows {
+                println!(
+                    "{:<width$}  {:<7}  {:<24}  {:<28}  {}",
+                    r.name,
+                    if r.enabled { "yes" } else { "no" },
+                    r.assembly_name,
+                    r.class_name,
+                    r.display_name
+                );
+            }
+        }
+        ConnectorCommand::Show { name } => print_row(&registry.get(&name)?),
+        ConnectorCommand::Add { name, display_name, assembly, class, enabled, config_text } => {
+            let row = registry.add(&NewConnector {
+                name,
+                display_name,
+                assembly_name: assembly,
+                class_name: class,
+                enabled,
+                config: config_text,
+            })?;
+            println!("registered connector `{}`", row.name);
+        }
+        ConnectorCommand::Edit { name, new_name, display_name, assembly, class, enabled, config_text } => {
+            let patch = ConnectorPatch {
+                name: new_name,
+                display_name,
+                assembly_name: assembly,
+                class_name: class,
+                enabled,
+                config: config_text,
+            };
+            if patch == ConnectorPatch::default() {
+                anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text");
+            }
+            let row = registry.update(&name, &patch)?;
+            println!("updated connector `{}`", row.name);
+        }
+        ConnectorCommand::Delete { name } => {
+            registry.delete(&name)?;
+            println!("deleted connector `{name}`");
+        }
+        ConnectorCommand::Enable { name } => {
+            registry.update(&name, &ConnectorPatch { enabled: Some(true), ..Default::default() })?;
+            println!("enabled connector `{name}`");
+        }
+        ConnectorCommand::Disable { name } => {
+            registry.update(&name, &ConnectorPatch { enabled: Some(false), ..Default::default() })?;
+            println!("disabled connector `{name}`");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Management subcommands: they work on the database directly, also while a
+//! daemon runs.
+
+pub mod connector;
+pub mod eventlog;

@@ -1,0 +1,95 @@
+//! `/api/connectors`: the registry, with each connector's load state.
+
+use super::error::{blocking, ApiError, ApiJson};
+use super::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use bus_core::manager::{ConnectorSet, ConnectorStatus};
+use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, Registry};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A registry row and how the connector stands.
+#[derive(Debug, Serialize)]
+pub struct ConnectorView {
+    #[serde(flatten)]
+    pub row: ConnectorRow,
+    pub loaded: bool,
+    pub error: Option<String>,
+    pub library: Option<String>,
+    pub sdk_version: Option<String>,
+    pub subscriptions: Vec<connector_abi::Subscription>,
+}
+
+fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
+    let status = set.status.get(&row.name).cloned().unwrap_or(ConnectorStatus {
+        enabled: row.enabled,
+        loaded: false,
+        error: None,
+        library: None,
+        sdk_version: None,
+        subscriptions: Vec::new(),
+        capabilities: Vec::new(),
+    });
+    ConnectorView {
+        row,
+        loaded: status.loaded,
+        error: status.error,
+        library: status.library,
+        sdk_version: status.sdk_version,
+        subscriptions: status.subscriptions,
+    }
+}
+
+pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ConnectorView>>, ApiError> {
+    let registry = s.registry.clone();
+    let rows = blocking(move || Ok(registry.list()?)).await?;
+    let set = s.manager.current();
+    Ok(Json(rows.into_iter().map(|r| view(r, &set)).collect()))
+}
+
+pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<ConnectorView>, ApiError> {
+    let registry = s.registry.clone();
+    let row = blocking(move || Ok(registry.get(&name)?)).await?;
+    Ok(Json(view(row, &s.manager.current())))
+}
+
+/// Applies a registry edit, then reinitializes every connector so the
+/// answer shows the new load state.
+async fn edit_then_reload<T: Send + 'static>(
+    s: AppState,
+    edit: impl FnOnce(&Registry) -> Result<T, ApiError> + Send + 'static,
+) -> Result<(T, Arc<ConnectorSet>), ApiError> {
+    blocking(move || {
+        let edited = edit(&s.registry)?;
+        let set = s.manager.reload_all().map_err(|e| {
+            ApiError::internal(format!("the edit is saved, but reinitializing the connectors failed: {e}"))
+        })?;
+        Ok((edited, set))
+    })
+    .await
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    ApiJson(new): ApiJson<NewConnector>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (row, set) = edit_then_reload(s, move |r| Ok(r.add(&new)?)).await?;
+    Ok((StatusCode::CREATED, Json(view(row, &set))))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
+) -> Result<Json<ConnectorView>, ApiError> {
+    let (row, set) = edit_then_reload(s, move |r| Ok(r.update(&name, &patch)?)).await?;
+    Ok(Json(view(row, &set)))
+}
+
+pub async fn delete(State(s): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    edit_then_reload(s, move |r| Ok(r.delete(&name)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

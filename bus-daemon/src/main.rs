@@ -1,0 +1,82 @@
+//! `bus-daemon`: the integration bus daemon and its management commands.
+
+mod app;
+mod cli;
+mod config;
+mod http;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use config::{Config, Overrides};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bus-daemon",
+    version,
+    about = "The integration bus: keeps the content store in sync with external systems through connectors."
+)]
+struct Cli {
+    /// The configuration file (default: ./bus.toml when it exists, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The SQLite database (overrides the configuration).
+    #[arg(long, global = true)]
+    database: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: load the connectors, watch the registry, serve HTTP.
+    Serve {
+        /// The HTTP listen address (overrides the configuration).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The connectors folder (overrides the configuration).
+        #[arg(long)]
+        connectors_dir: Option<PathBuf>,
+    },
+    /// Manage the connector registry.
+    #[command(subcommand)]
+    Connector(cli::connector::ConnectorCommand),
+    /// Read the event log.
+    Eventlog(cli::eventlog::EventlogArgs),
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config_path = cli.config.clone().or_else(|| {
+        let default = PathBuf::from("bus.toml");
+        default.exists().then_some(default)
+    });
+    let mut overrides = Overrides { database: cli.database.clone(), ..Default::default() };
+    match cli.command {
+        Command::Serve { listen, connectors_dir } => {
+            init_tracing("info");
+            overrides.listen = listen;
+            overrides.connectors_dir = connectors_dir;
+            let config = Config::load(config_path.as_deref(), &overrides)?;
+            serve::run(config)
+        }
+        Command::Connector(command) => {
+            init_tracing("warn");
+            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
+            cli::connector::run(&bus, command)
+        }
+        Command::Eventlog(args) => {
+            init_tracing("warn");
+            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
+            cli::eventlog::run(&bus, args)
+        }
+    }
+}

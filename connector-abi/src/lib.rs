@@ -1,0 +1,42 @@
+//! The connector ABI and SDK of the integration bus.
+//!
+//! A connector is a `cdylib` crate that implements [`Connector`] for one or
+//! more types and exports them with [`export_connectors!`]. The host loads
+//! the library, creates a connector per registry row, and talks to it through
+//! JSON documents over a frozen binary surface ([`abi`]), so a connector built
+//! today keeps loading in tomorrow's host. See `README.md` of this crate.
+
+pub mod abi;
+mod connector;
+pub mod data;
+#[doc(hidden)]
+pub mod export;
+mod host;
+mod init;
+pub mod protocol;
+pub mod subscription;
+mod translate;
+pub mod types;
+pub mod wildcard;
+
+pub use connector::{Connector, ConnectorError, ProcessOutcome};
+pub use data::{CmsObject, DocumentData, DocumentTranslation, ObjectData, ObjectRef, ObjectTranslation, Translations};
+pub use export::panic_message;
+pub use host::Host;
+pub use init::Init;
+pub use protocol::{
+    CallFailure, DocumentParams, ObjectParams, OutgoingTask, PrepareInternalObjectRequest, ProcessResponse, SyncTask,
+};
+pub use subscription::{Subscription, GLOBAL_OBJECTS};
+pub use translate::{translate_columns_to_external, Untranslated, DOCUMENT_NODE, DOCUMENT_VERSION};
+pub use types::{EventType, IntegrationProcessResult, IntegrationProcessType, TaskDataType, TaskProcessType, TaskType};
+
+/// Everything a connector usually needs: `use connector_abi::prelude::*;`
+pub mod prelude {
+    pub use crate::{
+        export_connectors, translate_columns_to_external, CmsObject, Connector, ConnectorError, DocumentData,
+        DocumentParams, DocumentTranslation, EventType, Host, Init, IntegrationProcessResult, IntegrationProcessType,
+        ObjectData, ObjectParams, ObjectTranslation, OutgoingTask, ProcessOutcome, Subscription, SyncTask,
+        TaskDataType, TaskProcessType, TaskType,
+    };
+}

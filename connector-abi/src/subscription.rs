@@ -1,0 +1,334 @@
+//! Subscriptions: the scope of changes a connector wants to receive.
+
+use crate::data::CmsObject;
+use crate::types::{TaskProcessType, TaskType};
+use crate::wildcard::criterion_matches;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The site criterion that selects only global objects (objects of no site).
+pub const GLOBAL_OBJECTS: &str = "##global##";
+
+/// One subscription of a connector. Every string criterion may use `%`
+/// (any run of characters); an absent or empty criterion matches everything;
+/// `TaskType::All` matches every task type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub process_type: TaskProcessType,
+    #[serde(default = "all_task_types")]
+    pub task_type: TaskType,
+    /// Site code name, or [`GLOBAL_OBJECTS`] for global objects only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    #[serde(flatten)]
+    pub scope: Scope,
+}
+
+fn all_task_types() -> TaskType {
+    TaskType::All
+}
+
+/// What kind of change a subscription looks at, with the criteria that kind has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum Scope {
+    /// Objects and documents alike (the spec's base subscription).
+    Any,
+    Objects {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        object_code_name: Option<String>,
+    },
+    Documents {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alias_path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        culture: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class_name: Option<String>,
+    },
+    /// The connector decides in `is_match`; the name tells it which of its
+    /// custom subscriptions is asked. Site and task type still apply first.
+    Custom { name: String },
+}
+
+/// The outcome of checking a subscription against a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    No,
+    Yes(TaskProcessType),
+    /// A custom subscription whose criteria passed: ask the connector.
+    AskConnector,
+}
+
+/// A subscription that can never work, refused when it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSubscription(pub String);
+
+impl fmt::Display for InvalidSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidSubscription {}
+
+impl Subscription {
+    fn new(process_type: TaskProcessType, scope: Scope) -> Self {
+        Subscription { process_type, task_type: TaskType::All, site_name: None, scope }
+    }
+
+    /// Objects and documents of every kind.
+    pub fn any(process_type: TaskProcessType) -> Self {
+        Self::new(process_type, Scope::Any)
+    }
+
+    /// Objects whose type matches `object_type` (wildcards allowed).
+    pub fn objects(process_type: TaskProcessType, object_type: impl Into<String>) -> Self {
+        Self::new(process_type, Scope::Objects { object_type: Some(object_type.into()), object_code_name: None })
+    }
+
+    /// Every object of every type.
+    pub fn all_objects(process_type: TaskProcessType) -> Self {
+        Self::new(process_type, Scope::Objects { object_type: None, object_code_name: None })
+    }
+
+    /// Documents under `alias_path` (wildcards allowed, e.g. `/Home/%`).
+    pub fn documents(process_type: TaskProcessType, alias_path: impl Into<String>) -> Self {
+        Self::new(
+            process_type,
+            Scope::Documents { alias_path: Some(alias_path.into()), culture: None, class_name: None },
+        )
+    }
+
+    /// Every document on every site.
+    pub fn all_documents(process_type: TaskProcessType) -> Self {
+        Self::new(process_type, Scope::Documents { alias_path: None, culture: None, class_name: None })
+    }
+
+    /// A subscription the connector's `is_match` decides.
+    pub fn custom(name: impl Into<String>, process_type: TaskProcessType) -> Self {
+        Self::new(process_type, Scope::Custom { name: name.into() })
+    }
+
+    /// Only this task type (the default is `All`).
+    pub fn task_type(mut self, task_type: TaskType) -> Self {
+        self.task_type = task_type;
+        self
+    }
+
+    /// Only changes on this site (wildcards allowed).
+    pub fn site(mut self, site_name: impl Into<String>) -> Self {
+        self.site_name = Some(site_name.into());
+        self
+    }
+
+    /// Only global objects (objects that belong to no site).
+    pub fn global_objects_only(mut self) -> Self {
+        self.site_name = Some(GLOBAL_OBJECTS.to_owned());
+        self
+    }
+
+    /// Only objects whose code name matches (objects scope only).
+    pub fn code_name(mut self, pattern: impl Into<String>) -> Self {
+        if let Scope::Objects { object_code_name, .. } = &mut self.scope {
+            *object_code_name = Some(pattern.into());
+        }
+        self
+    }
+
+    /// Only documents of this culture, e.g. `en-%` (documents scope only).
+    pub fn culture(mut self, pattern: impl Into<String>) -> Self {
+        if let Scope::Documents { culture, .. } = &mut self.scope {
+            *culture = Some(pattern.into());
+        }
+        self
+    }
+
+    /// Only documents of this document type (documents scope only).
+    pub fn class_name(mut self, pattern: impl Into<String>) -> Self {
+        if let Scope::Documents { class_name, .. } = &mut self.scope {
+            *class_name = Some(pattern.into());
+        }
+        self
+    }
+
+    /// Refuses subscriptions that can never work.
+    pub fn validate(&self) -> Result<(), InvalidSubscription> {
+        match &self.scope {
+            Scope::Documents { .. } => {
+                if self.process_type == TaskProcessType::AsyncSnapshot {
+                    return Err(InvalidSubscription(
+                        "the Snapshot data mode is not supported for documents: subscribe to documents \
+                         with AsyncSimpleSnapshot, AsyncSimple or SyncSnapshot"
+                            .into(),
+                    ));
+                }
+                if self.task_type.is_object() {
+                    return Err(InvalidSubscription(format!(
+                        "a document subscription with task type {} can never match: use a document task \
+                         type or All",
+                        self.task_type
+                    )));
+                }
+                if self.site_name.as_deref() == Some(GLOBAL_OBJECTS) {
+                    return Err(InvalidSubscription(
+                        "a document subscription for global objects only can never match: documents \
+                         always belong to a site"
+                            .into(),
+                    ));
+                }
+            }
+            Scope::Objects { .. } if self.task_type.is_document() => {
+                return Err(InvalidSubscription(format!(
+                    "an object subscription with task type {} can never match: use an object task type \
+                     or All",
+                    self.task_type
+                )));
+            }
+            Scope::Custom { name } if name.trim().is_empty() => {
+                return Err(InvalidSubscription("a custom subscription needs a name".into()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks this subscription against a change.
+    pub fn check(&self, object: &CmsObject, task_type: TaskType) -> Match {
+        if self.task_type != TaskType::All && self.task_type != task_type {
+            return Match::No;
+        }
+        let site = object.site_name();
+        let site_ok = match self.site_name.as_deref() {
+            Some(GLOBAL_OBJECTS) => site.is_none() && matches!(object, CmsObject::Object(_)),
+            criterion => criterion_matches(criterion, site.unwrap_or("")),
+        };
+        if !site_ok {
+            return Match::No;
+        }
+        let scope_ok = match (&self.scope, object) {
+            (Scope::Any, _) => true,
+            (Scope::Custom { .. }, _) => return Match::AskConnector,
+            (Scope::Objects { object_type, object_code_name }, CmsObject::Object(o)) => {
+                criterion_matches(object_type.as_deref(), &o.object_type)
+                    && criterion_matches(object_code_name.as_deref(), &o.code_name)
+            }
+            (Scope::Documents { alias_path, culture, class_name }, CmsObject::Document(d)) => {
+                criterion_matches(alias_path.as_deref(), &d.node_alias_path)
+                    && criterion_matches(culture.as_deref(), &d.culture)
+                    && criterion_matches(class_name.as_deref(), &d.class_name)
+            }
+            _ => false,
+        };
+        if scope_ok {
+            Match::Yes(self.process_type)
+        } else {
+            Match::No
+        }
+    }
+}
+
+/// Picks the process type for a change among one connector's subscriptions:
+/// the matching subscription of highest priority wins. `ask` decides custom
+/// subscriptions (it is the connector's `is_match`).
+pub fn best_match<'a>(
+    subscriptions: impl IntoIterator<Item = &'a Subscription>,
+    object: &CmsObject,
+    task_type: TaskType,
+    mut ask: impl FnMut(&'a Subscription) -> Option<TaskProcessType>,
+) -> Option<TaskProcessType> {
+    let mut best: Option<TaskProcessType> = None;
+    for s in subscriptions {
+        let found = match s.check(object, task_type) {
+            Match::No => None,
+            Match::Yes(p) => Some(p),
+            Match::AskConnector => ask(s),
+        };
+        if let Some(p) = found {
+            if best.is_none_or(|b| p.priority() > b.priority()) {
+                best = Some(p);
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DocumentData, ObjectData};
+    use TaskProcessType::*;
+
+    fn user(code: &str, site: Option<&str>) -> CmsObject {
+        CmsObject::Object(ObjectData {
+            object_type: "cms.user".into(),
+            code_name: code.into(),
+            site_name: site.map(Into::into),
+            ..Default::default()
+        })
+    }
+
+    fn doc(path: &str, culture: &str) -> CmsObject {
+        CmsObject::Document(DocumentData {
+            node_alias_path: path.into(),
+            culture: culture.into(),
+            class_name: "cms.menuitem".into(),
+            site_name: "CorpSite".into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn object_criteria() {
+        let s = Subscription::objects(AsyncSimple, "cms.%").code_name("admin%").site("CorpSite");
+        assert_eq!(s.check(&user("administrator", Some("CorpSite")), TaskType::UpdateObject), Match::Yes(AsyncSimple));
+        assert_eq!(s.check(&user("antonio", Some("CorpSite")), TaskType::UpdateObject), Match::No);
+        assert_eq!(s.check(&user("administrator", None), TaskType::UpdateObject), Match::No);
+        assert_eq!(s.check(&doc("/Home", "en-US"), TaskType::UpdateDocument), Match::No);
+    }
+
+    #[test]
+    fn global_only_and_task_type() {
+        let s = Subscription::all_objects(AsyncSimple).global_objects_only().task_type(TaskType::CreateObject);
+        assert_eq!(s.check(&user("a", None), TaskType::CreateObject), Match::Yes(AsyncSimple));
+        assert_eq!(s.check(&user("a", None), TaskType::DeleteObject), Match::No);
+        assert_eq!(s.check(&user("a", Some("CorpSite")), TaskType::CreateObject), Match::No);
+    }
+
+    #[test]
+    fn document_criteria_and_refusals() {
+        let s = Subscription::documents(AsyncSimpleSnapshot, "/Home/%").culture("en-%");
+        assert_eq!(s.check(&doc("/Home/News", "en-GB"), TaskType::PublishDocument), Match::Yes(AsyncSimpleSnapshot));
+        assert_eq!(s.check(&doc("/Home/News", "cs-CZ"), TaskType::PublishDocument), Match::No);
+        assert!(s.validate().is_ok());
+        let err = Subscription::all_documents(AsyncSnapshot).validate().unwrap_err();
+        assert!(err.to_string().contains("not supported for documents"), "{err}");
+    }
+
+    #[test]
+    fn highest_priority_wins_and_custom_is_asked() {
+        let subs = [
+            Subscription::all_objects(AsyncSimple),
+            Subscription::custom("vip", AsyncSnapshot),
+            Subscription::objects(AsyncSimpleSnapshot, "cms.user"),
+        ];
+        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, |_| None);
+        assert_eq!(got, Some(AsyncSimpleSnapshot));
+        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, |_| Some(SyncSnapshot));
+        assert_eq!(got, Some(SyncSnapshot));
+        let none = best_match(&subs[2..], &doc("/x", "en-US"), TaskType::CreateDocument, |_| None);
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn serde_shape_is_flat() {
+        let s = Subscription::objects(AsyncSnapshot, "cms.user");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["scope"], "objects");
+        assert_eq!(v["object_type"], "cms.user");
+        let back: Subscription = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+}
