@@ -101,6 +101,30 @@ pub fn validate_code_name(name: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// Checks that an assembly name names a library inside the connectors
+/// folder; the reason says what is wrong otherwise.
+pub fn check_assembly_name(name: &str) -> Result<(), &'static str> {
+    let name = name.trim();
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name.contains("..") {
+        Err("it contains `..`; name a library inside the connectors folder")
+    } else if name.contains('/') || name.contains('\\') {
+        Err("it contains a path separator; name a library inside the connectors folder")
+    } else if name.contains('\0') || name.contains(':') {
+        Err("it contains a character that is not allowed in a library name")
+    } else {
+        Ok(())
+    }
+}
+
+fn validate_assembly(name: &str) -> Result<(), RegistryError> {
+    check_assembly_name(name).map_err(|reason| RegistryError::Invalid {
+        field: "assembly name",
+        reason: format!("`{name}` is refused: {reason}"),
+    })
+}
+
 fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> {
     if value.trim().is_empty() {
         return Err(RegistryError::Invalid { field, reason: "must not be empty".into() });
@@ -148,7 +172,7 @@ impl Registry {
     /// Registers a connector.
     pub fn add(&self, new: &NewConnector) -> Result<ConnectorRow, RegistryError> {
         validate_code_name(&new.name)?;
-        validate_text("assembly name", &new.assembly_name)?;
+        validate_assembly(&new.assembly_name)?;
         validate_text("class name", &new.class_name)?;
         let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
         validate_text("display name", &display)?;
@@ -180,7 +204,7 @@ impl Registry {
         };
         validate_code_name(&next.name)?;
         validate_text("display name", &next.display_name)?;
-        validate_text("assembly name", &next.assembly_name)?;
+        validate_assembly(&next.assembly_name)?;
         validate_text("class name", &next.class_name)?;
         if next == current {
             return Ok(current);

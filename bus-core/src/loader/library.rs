@@ -63,9 +63,8 @@ pub fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, Lo
         std::io::ErrorKind::NotFound => LoadError::Missing { path: source.to_owned() },
         _ => LoadError::Io { path: source.to_owned(), source: e },
     })?;
-    if bytes.is_empty() {
-        return Err(LoadError::NotALibrary { path: source.to_owned(), cause: "the file is empty".into() });
-    }
+    super::preflight::check_library(&bytes)
+        .map_err(|cause| LoadError::NotALibrary { path: source.to_owned(), cause })?;
     let hash = content_hash(&bytes);
     let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("connector");
     let ext = source.extension().and_then(|s| s.to_str()).unwrap_or("so");

@@ -1,6 +1,7 @@
 //! The connector loader: from a registry row to a live, initialized connector.
 
 mod library;
+mod preflight;
 mod resolve;
 
 pub use library::{load_library, short_cause, Library};

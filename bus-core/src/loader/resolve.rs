@@ -9,20 +9,10 @@ use std::path::{Path, PathBuf};
 /// and suffix); a name that already ends with the platform suffix is taken as
 /// a file name. Anything that could leave the folder is refused.
 pub fn resolve_assembly(connectors_dir: &Path, assembly: &str) -> Result<PathBuf, LoadError> {
-    let refuse = |reason: &str| LoadError::InvalidAssemblyName { name: assembly.to_owned(), reason: reason.to_owned() };
+    let refuse =
+        |reason: &'static str| LoadError::InvalidAssemblyName { name: assembly.to_owned(), reason: reason.to_owned() };
+    crate::registry::check_assembly_name(assembly).map_err(refuse)?;
     let name = assembly.trim();
-    if name.is_empty() {
-        return Err(refuse("it is empty"));
-    }
-    if name.contains('/') || name.contains('\\') {
-        return Err(refuse("it contains a path separator; name a library inside the connectors folder"));
-    }
-    if name.contains("..") {
-        return Err(refuse("it contains `..`; name a library inside the connectors folder"));
-    }
-    if name.contains('\0') || name.contains(':') {
-        return Err(refuse("it contains a character that is not allowed in a library name"));
-    }
     let file = if name.ends_with(DLL_SUFFIX) { name.to_owned() } else { format!("{DLL_PREFIX}{name}{DLL_SUFFIX}") };
     Ok(connectors_dir.join(file))
 }

@@ -1,0 +1,13 @@
+//! Black-box tests of the integration bus: real daemon processes, real
+//! connector cdylibs loaded through the real loader.
+
+#[path = "cases/api.rs"]
+mod api;
+#[path = "cases/boundary.rs"]
+mod boundary;
+#[path = "cases/cli.rs"]
+mod cli;
+#[path = "cases/loading.rs"]
+mod loading;
+#[path = "cases/watch.rs"]
+mod watch;

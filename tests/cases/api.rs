@@ -1,0 +1,146 @@
+//! The connectors, event-log and health routes, including bad input.
+
+use bus_tests::TestEnv;
+use serde_json::{json, Value};
+
+#[test]
+fn connectors_crud_through_the_api_reinitializes_and_reports_load_state() {
+    let env = TestEnv::new();
+    env.install("testkit_connector", "testkit");
+    let d = env.start();
+
+    let created = d.post(
+        "/api/connectors",
+        &json!({"name": "Crm", "display_name": "CRM", "assembly_name": "testkit", "class_name": "EchoConnector", "enabled": true}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["loaded"], true, "the answer shows the new load state: {}", created.text);
+    assert_eq!(created.body["display_name"], "CRM");
+
+    let got = d.get("/api/connectors/Crm");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["class_name"], "EchoConnector");
+
+    let edited = d.put("/api/connectors/Crm", &json!({"class_name": "NoSuchClass"}));
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    assert_eq!(edited.body["class_name"], "NoSuchClass");
+    assert!(edited.body["error"].as_str().unwrap().contains("not exported"), "{}", edited.text);
+
+    let disabled = d.put("/api/connectors/Crm", &json!({"enabled": false, "class_name": "EchoConnector"}));
+    assert_eq!(disabled.body["loaded"], false);
+    assert_eq!(disabled.body["error"], Value::Null);
+
+    let renamed = d.put("/api/connectors/Crm", &json!({"name": "Crm2"}));
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(d.get("/api/connectors/Crm").status, 404);
+
+    assert_eq!(d.delete("/api/connectors/Crm2").status, 204);
+    assert_eq!(d.delete("/api/connectors/Crm2").status, 404);
+    let rows: i64 = env
+        .sql()
+        .query_row("SELECT COUNT(*) FROM Integration_Connector WHERE ConnectorName LIKE 'Crm%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let env = TestEnv::new();
+    let d = env.start();
+    let before = d.get("/api/connectors").body;
+
+    let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        ("POST", "/api/connectors", Some(json!({"name": "x"})), 422, "missing field `assembly_name`"),
+        (
+            "POST",
+            "/api/connectors",
+            Some(json!({"name": "bad name", "assembly_name": "a", "class_name": "C"})),
+            422,
+            "contains ` `",
+        ),
+        (
+            "POST",
+            "/api/connectors",
+            Some(json!({"name": "Ok", "assembly_name": "../etc", "class_name": "C"})),
+            422,
+            "connectors folder",
+        ),
+        (
+            "POST",
+            "/api/connectors",
+            Some(json!({"name": "Ok", "assembly_name": "a", "class_name": "C", "colour": 1})),
+            422,
+            "unknown field `colour`",
+        ),
+        (
+            "POST",
+            "/api/connectors",
+            Some(json!({"name": "SampleIntegrationConnector", "assembly_name": "a", "class_name": "C"})),
+            409,
+            "already registered",
+        ),
+        (
+            "POST",
+            "/api/connectors",
+            Some(json!({"name": 5, "assembly_name": "a", "class_name": "C"})),
+            422,
+            "invalid type",
+        ),
+        ("PUT", "/api/connectors/Nope", Some(json!({"enabled": true})), 404, "no connector with code name `Nope`"),
+        ("PUT", "/api/connectors/SampleIntegrationConnector", Some(json!({"enabled": "yes"})), 422, "invalid type"),
+        ("DELETE", "/api/connectors/Nope", None, 404, "Nope"),
+        ("GET", "/api/eventlog?limit=0", None, 400, "limit must be between 1 and 500"),
+        ("GET", "/api/eventlog?type=X", None, 400, "type must be I, W or E"),
+        ("GET", "/api/eventlog?before=abc", None, 400, "before"),
+        ("GET", "/api/nothing-here", None, 404, "no such route"),
+        ("PATCH", "/api/connectors", None, 405, "does not accept"),
+        ("GET", "/health?probe=maybe", None, 400, "probe must be"),
+    ];
+    for (method, path, body, status, needle) in cases {
+        let r = bus_tests::http::request(&d.addr, method, path, body.as_ref());
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        let error = r.body["error"].as_str().unwrap_or_else(|| panic!("{method} {path}: no JSON error in {}", r.text));
+        assert!(error.contains(needle), "{method} {path}: expected `{needle}` in `{error}`");
+    }
+    let broken =
+        bus_tests::http::request_raw(&d.addr, "POST", "/api/connectors", Some(b"{not json"), "application/json");
+    assert_eq!(broken.status, 400, "{}", broken.text);
+    assert!(broken.body["error"].as_str().unwrap().contains("JSON"), "{}", broken.text);
+    let wrong_type = bus_tests::http::request_raw(&d.addr, "POST", "/api/connectors", Some(b"{}"), "text/plain");
+    assert_eq!(wrong_type.status, 415, "{}", wrong_type.text);
+    assert!(wrong_type.body["error"].is_string());
+
+    assert_eq!(d.get("/api/connectors").body, before, "nothing was written");
+}
+
+#[test]
+fn the_event_log_pages_and_filters() {
+    let env = TestEnv::new();
+    env.install("testkit_connector", "testkit");
+    for i in 0..5 {
+        env.register(&format!("E{i}"), "testkit", "EchoConnector", true, "log_on_init");
+    }
+    env.register("Broken", "missing", "EchoConnector", true, "");
+    let d = env.start();
+    let first = d.get("/api/eventlog?source=E1&limit=1").body;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    assert_eq!(first["items"][0]["code"], "INIT");
+    assert_eq!(first["items"][0]["event_type"], "I");
+    let page1 = d.get("/api/eventlog?code=INIT&limit=3").body;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 3);
+    let before = page1["next_before"].as_i64().unwrap();
+    let page2 = d.get(&format!("/api/eventlog?code=INIT&limit=3&before={before}")).body;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 2);
+    assert!(page2["next_before"].is_null());
+    let ids: Vec<i64> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let warnings = d.get("/api/eventlog?type=W").body;
+    assert_eq!(warnings["items"][0]["source"], "Integration bus");
+    assert!(warnings["items"][0]["description"].as_str().unwrap().contains("`Broken`"));
+}

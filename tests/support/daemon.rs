@@ -1,0 +1,194 @@
+//! A test environment (temp folder, connectors folder, database) and a
+//! daemon process started in it.
+
+use crate::artifacts::artifacts;
+use crate::http::{self, Response};
+use bus_core::db::Database;
+use rusqlite::Connection;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A temp folder with a connectors folder, a database and a `bus.toml`.
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub connectors_dir: PathBuf,
+    pub db_path: PathBuf,
+    pub config_path: PathBuf,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    /// A new environment with a fresh database (the sample connector is
+    /// registered there, disabled) and an empty connectors folder.
+    pub fn new() -> TestEnv {
+        artifacts();
+        let dir = tempfile::tempdir().expect("a temp folder");
+        let connectors_dir = dir.path().join("connectors");
+        std::fs::create_dir_all(&connectors_dir).unwrap();
+        let db_path = dir.path().join("bus.db");
+        Database::open(&db_path).expect("the database opens");
+        let config_path = dir.path().join("bus.toml");
+        std::fs::write(
+            &config_path,
+            "database = \"bus.db\"\nconnectors_dir = \"connectors\"\nstate_dir = \"state\"\n\
+             listen = \"127.0.0.1:0\"\nwatch_interval_ms = 100\n",
+        )
+        .unwrap();
+        TestEnv { dir, connectors_dir, db_path, config_path }
+    }
+
+    /// Copies a built library into the connectors folder under `file_stem`
+    /// (e.g. `install("testkit_connector", "echo")` → `libecho.so`).
+    pub fn install(&self, lib_name: &str, file_stem: &str) -> PathBuf {
+        let target = self.library_path(file_stem);
+        std::fs::copy(artifacts().library(lib_name), &target).expect("the library copies");
+        target
+    }
+
+    /// The path a library named `file_stem` has in the connectors folder.
+    pub fn library_path(&self, file_stem: &str) -> PathBuf {
+        self.connectors_dir.join(format!("{}{file_stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    }
+
+    /// A separate SQLite connection, as `sqlite3` would be.
+    pub fn sql(&self) -> Connection {
+        let c = Connection::open(&self.db_path).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c
+    }
+
+    /// Registers a connector with plain SQL.
+    pub fn register(&self, name: &str, assembly: &str, class: &str, enabled: bool, config: &str) {
+        self.sql()
+            .execute(
+                "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+                 ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![name, assembly, class, enabled, config],
+            )
+            .unwrap();
+    }
+
+    /// Runs `bus-daemon <args>` against this environment's configuration.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&artifacts().daemon)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("the daemon binary runs")
+    }
+
+    /// Starts a daemon on a free port.
+    pub fn start(&self) -> Daemon {
+        let log_path = self.dir.path().join(format!("daemon-{}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(&artifacts().daemon)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the daemon starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the daemon did not start; its log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
+        Daemon { child, addr, log_path }
+    }
+}
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    pub addr: String,
+    pub log_path: PathBuf,
+}
+
+impl Daemon {
+    pub fn get(&self, path: &str) -> Response {
+        http::request(&self.addr, "GET", path, None)
+    }
+    pub fn post(&self, path: &str, body: &Value) -> Response {
+        http::request(&self.addr, "POST", path, Some(body))
+    }
+    pub fn put(&self, path: &str, body: &Value) -> Response {
+        http::request(&self.addr, "PUT", path, Some(body))
+    }
+    pub fn delete(&self, path: &str) -> Response {
+        http::request(&self.addr, "DELETE", path, None)
+    }
+
+    /// The `/api/connectors` row of one connector, if registered.
+    pub fn connector(&self, name: &str) -> Option<Value> {
+        let r = self.get("/api/connectors");
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body.as_array().unwrap().iter().find(|c| c["name"] == name).cloned()
+    }
+
+    /// The event log, newest first (up to 500 rows).
+    pub fn events(&self, query: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/eventlog?limit=500{query}"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Asks the daemon to stop (SIGTERM) and waits for it to exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        crate::wait_for("the daemon to exit", Duration::from_secs(20), || self.child.try_wait().ok().flatten())
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Reads a file's text, for assertions.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
