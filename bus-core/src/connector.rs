@@ -32,6 +32,8 @@ pub enum CallError {
 
 /// A connector created from a registry row and initialized.
 pub struct LiveConnector {
+    /// The registry row's ID (`ConnectorID`).
+    pub id: i64,
     /// The code name (equal to the name the connector reported).
     pub name: String,
     pub class: String,
@@ -61,6 +63,7 @@ impl LiveConnector {
         object: ConnectorBox,
     ) -> Result<Self, CallError> {
         let mut live = LiveConnector {
+            id: row.id,
             name: row.name.clone(),
             class: row.class_name.clone(),
             library,

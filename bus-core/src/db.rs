@@ -36,7 +36,10 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("schema/v1.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("schema/v1.sql") },
+    Migration { version: 2, sql: include_str!("schema/v2.sql") },
+];
 
 impl Database {
     /// Opens (creating if needed) the database at `path` and brings its schema

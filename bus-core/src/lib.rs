@@ -10,12 +10,19 @@
 //!   or library change;
 //! - [`eventlog`]: the event log.
 
+pub mod change;
 pub mod connector;
+pub mod content;
 pub mod db;
 pub mod eventlog;
 pub mod host;
 pub mod loader;
 pub mod manager;
+pub mod object_types;
+pub mod outgoing;
+pub mod queue;
 pub mod registry;
 pub mod services;
+pub mod settings;
+pub mod store;
 pub mod watch;

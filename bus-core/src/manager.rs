@@ -42,8 +42,12 @@ pub struct ConnectorSet {
     pub watched: Vec<PathBuf>,
 }
 
+/// Called after every reinitialization with the new set.
+pub type ReloadListener = Box<dyn Fn(&Arc<ConnectorSet>) + Send + Sync>;
+
 /// Owns the live connectors.
 pub struct ConnectorManager {
+    listeners: RwLock<Vec<ReloadListener>>,
     registry: Registry,
     loader: Loader,
     services: Arc<dyn HostServices>,
@@ -56,6 +60,7 @@ pub struct ConnectorManager {
 impl ConnectorManager {
     pub fn new(registry: Registry, loader: Loader, services: Arc<dyn HostServices>, events: Arc<EventLog>) -> Self {
         ConnectorManager {
+            listeners: RwLock::new(Vec::new()),
             registry,
             loader,
             services,
@@ -68,6 +73,11 @@ impl ConnectorManager {
 
     pub fn loader(&self) -> &Loader {
         &self.loader
+    }
+
+    /// Registers a listener called after every reinitialization.
+    pub fn on_reload(&self, listener: ReloadListener) {
+        self.listeners.write().unwrap_or_else(|p| p.into_inner()).push(listener);
     }
 
     /// The current generation of connectors.
@@ -116,6 +126,9 @@ impl ConnectorManager {
         // worker holds them any more (LiveConnector's Drop).
         drop(replaced);
         self.reinitializations.fetch_add(1, Ordering::Relaxed);
+        for listener in self.listeners.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            listener(&next);
+        }
         let loaded = next.live.len();
         tracing::info!(
             generation = next.generation,

@@ -29,6 +29,8 @@ impl Bus {
                     .upsert(seed)
                     .with_context(|| format!("cannot register the configured connector `{}`", seed.name))?;
             }
+            bus_core::settings::update(&mut db.connect()?, &config.settings)
+                .context("cannot store the configured settings")?;
             tracing::info!(database = %config.database.display(), seeded = config.seed_connectors.len(), "created a new database");
         }
         let events = Arc::new(EventLog::new(&db)?);

@@ -1,7 +1,10 @@
 //! The daemon configuration (`bus.toml`) and its command-line overrides.
 
 use anyhow::{bail, Context, Result};
+use bus_core::object_types::ObjectTypes;
+use bus_core::outgoing::WorkerConfig;
 use bus_core::registry::NewConnector;
+use bus_core::settings::SettingsPatch;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,9 +29,82 @@ pub struct Config {
     /// How often the registry and the library files are checked for changes.
     #[serde(default = "default_watch_interval_ms")]
     pub watch_interval_ms: u64,
+    /// An object-type file replacing the shipped object types and document classes.
+    #[serde(default)]
+    pub object_types: Option<PathBuf>,
+    /// The settings a new database starts with (absent ones are on).
+    #[serde(default)]
+    pub settings: SettingsPatch,
+    /// Outgoing processing.
+    #[serde(default)]
+    pub outgoing: OutgoingConfig,
     /// Connectors registered when the database is created.
     #[serde(default, rename = "connector")]
     pub seed_connectors: Vec<NewConnector>,
+}
+
+/// `[outgoing]` in bus.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutgoingConfig {
+    /// The first automatic retry after an `Error` (doubling up to `retry_max_ms`).
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Tasks read per query by a worker.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// How often an idle worker looks for tasks logged by other processes.
+    #[serde(default = "default_idle_poll_ms")]
+    pub idle_poll_ms: u64,
+}
+
+fn default_retry_base_ms() -> u64 {
+    1000
+}
+fn default_retry_max_ms() -> u64 {
+    300_000
+}
+fn default_batch_size() -> u32 {
+    256
+}
+fn default_idle_poll_ms() -> u64 {
+    2000
+}
+
+impl Default for OutgoingConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty section is valid")
+    }
+}
+
+impl OutgoingConfig {
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            batch_size: self.batch_size,
+            idle_poll: Duration::from_millis(self.idle_poll_ms),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.retry_base_ms == 0 || self.retry_base_ms > self.retry_max_ms {
+            bail!(
+                "[outgoing] retry_base_ms must be at least 1 and at most retry_max_ms ({}), not {}",
+                self.retry_max_ms,
+                self.retry_base_ms
+            );
+        }
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            bail!("[outgoing] batch_size must be between 1 and 10000, not {}", self.batch_size);
+        }
+        if self.idle_poll_ms == 0 {
+            bail!("[outgoing] idle_poll_ms must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 fn default_database() -> PathBuf {
@@ -73,7 +149,10 @@ impl Config {
                 let mut config: Config = toml::from_str(&text)
                     .with_context(|| format!("the configuration file {} is not valid", path.display()))?;
                 let base = path.parent().unwrap_or(Path::new("."));
-                for p in [&mut config.database, &mut config.connectors_dir, &mut config.state_dir] {
+                for p in [&mut config.database, &mut config.connectors_dir, &mut config.state_dir]
+                    .into_iter()
+                    .chain(config.object_types.as_mut())
+                {
                     if p.is_relative() {
                         *p = base.join(&*p);
                     }
@@ -94,7 +173,16 @@ impl Config {
         if config.watch_interval_ms == 0 || config.watch_interval_ms > 60_000 {
             bail!("watch_interval_ms must be between 1 and 60000, not {}", config.watch_interval_ms);
         }
+        config.outgoing.check()?;
         Ok(config)
+    }
+
+    /// The object types: the configured file, or the shipped ones.
+    pub fn object_types(&self) -> Result<ObjectTypes> {
+        match &self.object_types {
+            Some(path) => Ok(ObjectTypes::load(path)?),
+            None => Ok(ObjectTypes::defaults()),
+        }
     }
 
     pub fn watch_interval(&self) -> Duration {

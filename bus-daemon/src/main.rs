@@ -45,6 +45,9 @@ enum Command {
     Connector(cli::connector::ConnectorCommand),
     /// Read the event log.
     Eventlog(cli::eventlog::EventlogArgs),
+    /// Show or change the settings.
+    #[command(subcommand)]
+    Settings(cli::settings::SettingsCommand),
 }
 
 fn init_tracing(default: &str) {
@@ -77,6 +80,11 @@ fn main() -> Result<()> {
             init_tracing("warn");
             let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
             cli::eventlog::run(&bus, args)
+        }
+        Command::Settings(command) => {
+            init_tracing("warn");
+            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
+            cli::settings::run(&bus, command)
         }
     }
 }

@@ -4,12 +4,27 @@ use crate::app::Bus;
 use crate::config::Config;
 use crate::http;
 use anyhow::{Context, Result};
+use bus_core::content::Content;
+use bus_core::outgoing::Outgoing;
+use bus_core::queue;
 use bus_core::watch::Watcher;
+use std::sync::Arc;
 
 pub fn run(config: Config) -> Result<()> {
     let bus = Bus::open(&config)?;
+    let types = Arc::new(config.object_types()?);
     let manager = bus.manager(&config);
+    let outgoing = Outgoing::new(bus.db.clone(), config.outgoing.worker_config());
+    outgoing.follow(&manager);
+    let cleanup_db = bus.db.clone();
+    manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, "removed the queued tasks of connectors that were deleted"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
+    }));
     let set = manager.reload_all().context("cannot read the connector registry")?;
+    let content = Arc::new(Content::new(&bus.db, types, manager.clone(), outgoing.clone(), bus.events.clone())?);
     for (name, status) in &set.status {
         match (&status.error, status.loaded) {
             (None, true) => tracing::info!(connector = %name, "connector loaded"),
@@ -25,7 +40,14 @@ pub fn run(config: Config) -> Result<()> {
         .thread_name("bus-http")
         .build()
         .context("cannot start the async runtime")?;
-    let state = http::AppState { registry: bus.registry.clone(), events: bus.events.clone(), manager: manager.clone() };
+    let state = http::AppState {
+        db: bus.db.clone(),
+        registry: bus.registry.clone(),
+        events: bus.events.clone(),
+        manager: manager.clone(),
+        outgoing: outgoing.clone(),
+        content,
+    };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -38,6 +60,7 @@ pub fn run(config: Config) -> Result<()> {
         anyhow::Ok(())
     });
     drop(watcher);
+    outgoing.stop_all();
     manager.shutdown_all();
     tracing::info!("integration bus stopped");
     result

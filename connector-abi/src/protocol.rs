@@ -223,6 +223,9 @@ pub struct IsMatchRequest {
     pub subscription: String,
     pub object: CmsObject,
     pub task_type: TaskType,
+    /// The task's site (added in protocol revision 1; absent = global).
+    #[serde(default)]
+    pub site_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

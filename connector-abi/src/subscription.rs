@@ -195,12 +195,14 @@ impl Subscription {
         Ok(())
     }
 
-    /// Checks this subscription against a change.
-    pub fn check(&self, object: &CmsObject, task_type: TaskType) -> Match {
+    /// Checks this subscription against a change. `site_name` is the task's
+    /// site: the object's own site, or the target site of AddToSite and
+    /// RemoveFromSite; `None` for a global object.
+    pub fn check(&self, object: &CmsObject, task_type: TaskType, site_name: Option<&str>) -> Match {
         if self.task_type != TaskType::All && self.task_type != task_type {
             return Match::No;
         }
-        let site = object.site_name();
+        let site = site_name;
         let site_ok = match self.site_name.as_deref() {
             Some(GLOBAL_OBJECTS) => site.is_none() && matches!(object, CmsObject::Object(_)),
             criterion => criterion_matches(criterion, site.unwrap_or("")),
@@ -237,11 +239,12 @@ pub fn best_match<'a>(
     subscriptions: impl IntoIterator<Item = &'a Subscription>,
     object: &CmsObject,
     task_type: TaskType,
+    site_name: Option<&str>,
     mut ask: impl FnMut(&'a Subscription) -> Option<TaskProcessType>,
 ) -> Option<TaskProcessType> {
     let mut best: Option<TaskProcessType> = None;
     for s in subscriptions {
-        let found = match s.check(object, task_type) {
+        let found = match s.check(object, task_type, site_name) {
             Match::No => None,
             Match::Yes(p) => Some(p),
             Match::AskConnector => ask(s),
@@ -283,25 +286,34 @@ mod tests {
     #[test]
     fn object_criteria() {
         let s = Subscription::objects(AsyncSimple, "cms.%").code_name("admin%").site("CorpSite");
-        assert_eq!(s.check(&user("administrator", Some("CorpSite")), TaskType::UpdateObject), Match::Yes(AsyncSimple));
-        assert_eq!(s.check(&user("antonio", Some("CorpSite")), TaskType::UpdateObject), Match::No);
-        assert_eq!(s.check(&user("administrator", None), TaskType::UpdateObject), Match::No);
-        assert_eq!(s.check(&doc("/Home", "en-US"), TaskType::UpdateDocument), Match::No);
+        assert_eq!(
+            s.check(&user("administrator", Some("CorpSite")), TaskType::UpdateObject, Some("CorpSite")),
+            Match::Yes(AsyncSimple)
+        );
+        assert_eq!(s.check(&user("antonio", Some("CorpSite")), TaskType::UpdateObject, Some("CorpSite")), Match::No);
+        assert_eq!(s.check(&user("administrator", None), TaskType::UpdateObject, None), Match::No);
+        assert_eq!(s.check(&doc("/Home", "en-US"), TaskType::UpdateDocument, Some("CorpSite")), Match::No);
     }
 
     #[test]
     fn global_only_and_task_type() {
         let s = Subscription::all_objects(AsyncSimple).global_objects_only().task_type(TaskType::CreateObject);
-        assert_eq!(s.check(&user("a", None), TaskType::CreateObject), Match::Yes(AsyncSimple));
-        assert_eq!(s.check(&user("a", None), TaskType::DeleteObject), Match::No);
-        assert_eq!(s.check(&user("a", Some("CorpSite")), TaskType::CreateObject), Match::No);
+        assert_eq!(s.check(&user("a", None), TaskType::CreateObject, None), Match::Yes(AsyncSimple));
+        assert_eq!(s.check(&user("a", None), TaskType::DeleteObject, None), Match::No);
+        assert_eq!(s.check(&user("a", Some("CorpSite")), TaskType::CreateObject, Some("CorpSite")), Match::No);
+        // A user added to a site is matched by the task's site.
+        let site_sub = Subscription::all_objects(AsyncSimple).site("Corp%");
+        assert_eq!(site_sub.check(&user("a", None), TaskType::AddToSite, Some("CorpSite")), Match::Yes(AsyncSimple));
     }
 
     #[test]
     fn document_criteria_and_refusals() {
         let s = Subscription::documents(AsyncSimpleSnapshot, "/Home/%").culture("en-%");
-        assert_eq!(s.check(&doc("/Home/News", "en-GB"), TaskType::PublishDocument), Match::Yes(AsyncSimpleSnapshot));
-        assert_eq!(s.check(&doc("/Home/News", "cs-CZ"), TaskType::PublishDocument), Match::No);
+        assert_eq!(
+            s.check(&doc("/Home/News", "en-GB"), TaskType::PublishDocument, Some("CorpSite")),
+            Match::Yes(AsyncSimpleSnapshot)
+        );
+        assert_eq!(s.check(&doc("/Home/News", "cs-CZ"), TaskType::PublishDocument, Some("CorpSite")), Match::No);
         assert!(s.validate().is_ok());
         let err = Subscription::all_documents(AsyncSnapshot).validate().unwrap_err();
         assert!(err.to_string().contains("not supported for documents"), "{err}");
@@ -314,11 +326,11 @@ mod tests {
             Subscription::custom("vip", AsyncSnapshot),
             Subscription::objects(AsyncSimpleSnapshot, "cms.user"),
         ];
-        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, |_| None);
+        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, None, |_| None);
         assert_eq!(got, Some(AsyncSimpleSnapshot));
-        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, |_| Some(SyncSnapshot));
+        let got = best_match(&subs, &user("a", None), TaskType::CreateObject, None, |_| Some(SyncSnapshot));
         assert_eq!(got, Some(SyncSnapshot));
-        let none = best_match(&subs[2..], &doc("/x", "en-US"), TaskType::CreateDocument, |_| None);
+        let none = best_match(&subs[2..], &doc("/x", "en-US"), TaskType::CreateDocument, Some("CorpSite"), |_| None);
         assert_eq!(none, None);
     }
 

@@ -87,6 +87,7 @@ fn every_request() -> Vec<(&'static str, Vec<u8>)> {
                     subscription: "everything".into(),
                     object: user(),
                     task_type: TaskType::CreateObject,
+                    site_name: None,
                 },
             ),
         ),

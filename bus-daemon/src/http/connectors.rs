@@ -1,8 +1,8 @@
 //! `/api/connectors`: the registry, with each connector's load state.
 
-use super::error::{blocking, ApiError, ApiJson};
+use super::error::{blocking, ApiError, ApiJson, ApiPath};
 use super::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -50,7 +50,7 @@ pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ConnectorView>>,
     Ok(Json(rows.into_iter().map(|r| view(r, &set)).collect()))
 }
 
-pub async fn get(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<ConnectorView>, ApiError> {
+pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ConnectorView>, ApiError> {
     let registry = s.registry.clone();
     let row = blocking(move || Ok(registry.get(&name)?)).await?;
     Ok(Json(view(row, &s.manager.current())))
@@ -82,14 +82,14 @@ pub async fn create(
 
 pub async fn update(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorView>, ApiError> {
     let (row, set) = edit_then_reload(s, move |r| Ok(r.update(&name, &patch)?)).await?;
     Ok(Json(view(row, &set)))
 }
 
-pub async fn delete(State(s): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     edit_then_reload(s, move |r| Ok(r.delete(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

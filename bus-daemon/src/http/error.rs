@@ -1,13 +1,15 @@
 //! API errors: a status and a JSON body `{"error": "..."}` that says what is
 //! wrong; and extractors whose rejections take the same shape.
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bus_core::content::ChangeError;
 use bus_core::db::DbError;
 use bus_core::registry::RegistryError;
+use bus_core::store::StoreError;
 use serde::de::DeserializeOwned;
 
 #[derive(Debug)]
@@ -52,6 +54,55 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::UnknownObjectType { .. }
+            | StoreError::UnknownDocumentClass { .. }
+            | StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            StoreError::Duplicate(_) | StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::Sql(e) => return sql_error(e),
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Single(s) => s.into(),
+            ChangeError::Change { index, source } => {
+                let inner: ApiError = source.into();
+                ApiError::new(inner.status, format!("change {index}: {}; nothing was written", inner.message))
+            }
+            ChangeError::Db(DbError::Sql(e)) => sql_error(&e),
+            ChangeError::Db(e) => ApiError::internal(format!("{e}; nothing was written")),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        sql_error(&e)
+    }
+}
+
+/// A database failure: busy (another writer holds the lock past the busy
+/// timeout) is a 503 the client may retry; anything else a 500.
+fn sql_error(e: &rusqlite::Error) -> ApiError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is locked by another writer; nothing was written, retry later",
+        ),
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "the database is full; nothing was written")
+        }
+        _ => ApiError::internal(format!("database error: {e}; nothing was written")),
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         ApiError::internal(e.to_string())
@@ -81,6 +132,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose rejection is an [`ApiError`].
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
             Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
         }
     }

@@ -1,14 +1,20 @@
 //! The HTTP API (JSON). Routes and their contract are fixed by DESIGN.md.
 
 mod connectors;
+mod content;
 pub mod error;
 mod eventlog;
 mod health;
+mod settings;
+mod tasks;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use bus_core::content::Content;
+use bus_core::db::Database;
 use bus_core::eventlog::EventLog;
 use bus_core::manager::ConnectorManager;
+use bus_core::outgoing::Outgoing;
 use bus_core::registry::Registry;
 use error::ApiError;
 use std::sync::Arc;
@@ -16,15 +22,41 @@ use std::sync::Arc;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub db: Database,
     pub registry: Registry,
     pub events: Arc<EventLog>,
     pub manager: Arc<ConnectorManager>,
+    pub outgoing: Arc<Outgoing>,
+    pub content: Arc<Content>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/connectors", get(connectors::list).post(connectors::create))
         .route("/api/connectors/{name}", get(connectors::get).put(connectors::update).delete(connectors::delete))
+        .route("/api/settings", get(settings::get).put(settings::put))
+        .route("/api/objects/{type}", get(content::list_objects).post(content::create_object))
+        .route(
+            "/api/objects/{type}/{id}",
+            get(content::get_object).put(content::update_object).delete(content::delete_object),
+        )
+        .route("/api/objects/{type}/{id}/sites/{site}", post(content::add_to_site).delete(content::remove_from_site))
+        .route("/api/documents", get(content::list_documents).post(content::create_document))
+        .route(
+            "/api/documents/{id}",
+            get(content::get_document).put(content::update_document).delete(content::delete_document),
+        )
+        .route("/api/documents/{id}/publish", post(content::publish_document))
+        .route("/api/documents/{id}/archive", post(content::archive_document))
+        .route("/api/batch", post(content::batch))
+        .route("/api/tasks/outgoing", get(tasks::list_outgoing))
+        .route("/api/tasks/incoming", get(tasks::list_incoming))
+        .route("/api/tasks/outgoing/synchronize", post(tasks::synchronize_outgoing))
+        .route("/api/tasks/incoming/synchronize", post(tasks::synchronize_incoming))
+        .route("/api/tasks/outgoing/delete", post(tasks::delete_outgoing))
+        .route("/api/tasks/incoming/delete", post(tasks::delete_incoming))
+        .route("/api/tasks/{id}", get(tasks::get).delete(tasks::delete))
+        .route("/api/tasks/{id}/synchronize", post(tasks::synchronize_one))
         .route("/api/eventlog", get(eventlog::list))
         .route("/health", get(health::health))
         .fallback(|| async { ApiError::not_found("no such route") })

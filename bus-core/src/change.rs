@@ -1,0 +1,119 @@
+//! Changes of the content store, as requests describe them, and applying one
+//! inside a transaction.
+
+use crate::object_types::ObjectTypes;
+use crate::store::documents::{self, DocumentInput, DocumentPatch};
+use crate::store::objects::{self, ObjectInput, ObjectPatch};
+use crate::store::{snapshot, StoreError};
+use connector_abi::{CmsObject, TaskType};
+use rusqlite::Connection;
+use serde::Deserialize;
+
+/// One change (also the element of a batch: `{"op": "create_object", ...}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    CreateObject { object_type: String, object: ObjectInput },
+    UpdateObject { object_type: String, id: i64, patch: ObjectPatch },
+    DeleteObject { object_type: String, id: i64 },
+    AddToSite { object_type: String, id: i64, site_name: String },
+    RemoveFromSite { object_type: String, id: i64, site_name: String },
+    CreateDocument { document: DocumentInput },
+    UpdateDocument { document_id: i64, patch: DocumentPatch },
+    DeleteDocument { document_id: i64 },
+    PublishDocument { document_id: i64 },
+    ArchiveDocument { document_id: i64 },
+}
+
+/// A change as applied: what happened, to what, on which site.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub task_type: TaskType,
+    /// The object or document after the change (before it, for a delete).
+    pub object: CmsObject,
+    /// The task's site: the object's site, or the target site of AddToSite
+    /// and RemoveFromSite.
+    pub site_name: Option<String>,
+    /// True when `object` already carries its children and bindings (a
+    /// deleted object's snapshot must be taken before it is gone).
+    pub snapshot_loaded: bool,
+}
+
+/// Applies a change on `conn` (the caller's transaction).
+pub fn apply(conn: &Connection, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
+    let object = |task_type, o: connector_abi::ObjectData, site: Option<String>| {
+        let site_name = site.or_else(|| o.site_name.clone());
+        Applied { task_type, object: CmsObject::Object(o), site_name, snapshot_loaded: false }
+    };
+    let document = |task_type, d: connector_abi::DocumentData| Applied {
+        task_type,
+        site_name: Some(d.site_name.clone()),
+        object: CmsObject::Document(d),
+        snapshot_loaded: false,
+    };
+    Ok(match change {
+        Change::CreateObject { object_type, object: input } => {
+            object(TaskType::CreateObject, objects::create(conn, types, &object_type, input)?, None)
+        }
+        Change::UpdateObject { object_type, id, patch } => {
+            object(TaskType::UpdateObject, objects::update(conn, types, &object_type, id, patch)?, None)
+        }
+        Change::DeleteObject { object_type, id } => {
+            let mut before = objects::get_typed(conn, types, &object_type, id)?;
+            snapshot::load(conn, types, &mut before)?;
+            objects::delete(conn, types, &object_type, id)?;
+            Applied { snapshot_loaded: true, ..object(TaskType::DeleteObject, before, None) }
+        }
+        Change::AddToSite { object_type, id, site_name } => {
+            let o = objects::add_to_site(conn, types, &object_type, id, &site_name)?;
+            object(TaskType::AddToSite, o, Some(site_name))
+        }
+        Change::RemoveFromSite { object_type, id, site_name } => {
+            let o = objects::remove_from_site(conn, types, &object_type, id, &site_name)?;
+            object(TaskType::RemoveFromSite, o, Some(site_name))
+        }
+        Change::CreateDocument { document: input } => {
+            document(TaskType::CreateDocument, documents::create(conn, types, input)?)
+        }
+        Change::UpdateDocument { document_id, patch } => {
+            document(TaskType::UpdateDocument, documents::update(conn, types, document_id, patch)?)
+        }
+        Change::DeleteDocument { document_id } => {
+            document(TaskType::DeleteDocument, documents::delete(conn, types, document_id)?)
+        }
+        Change::PublishDocument { document_id } => {
+            document(TaskType::PublishDocument, documents::set_state(conn, types, document_id, true)?)
+        }
+        Change::ArchiveDocument { document_id } => {
+            document(TaskType::ArchiveDocument, documents::set_state(conn, types, document_id, false)?)
+        }
+    })
+}
+
+/// The task title, as the task lists show it: `Create User 'Antonio'`,
+/// `Add User 'Antonio' to site`, `Update document Apple iPad 2`.
+pub fn title(types: &ObjectTypes, task_type: TaskType, object: &CmsObject) -> String {
+    match object {
+        CmsObject::Object(o) => {
+            let kind = types.object(&o.object_type).map_or(o.object_type.as_str(), |t| t.display_name.as_str());
+            let name = o.display_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&o.code_name);
+            match task_type {
+                TaskType::AddToSite => format!("Add {kind} '{name}' to site"),
+                TaskType::RemoveFromSite => format!("Remove {kind} '{name}' from site"),
+                TaskType::DeleteObject => format!("Delete {kind} '{name}'"),
+                TaskType::UpdateObject => format!("Update {kind} '{name}'"),
+                _ => format!("Create {kind} '{name}'"),
+            }
+        }
+        CmsObject::Document(d) => {
+            let verb = match task_type {
+                TaskType::CreateDocument => "Create",
+                TaskType::DeleteDocument => "Delete",
+                TaskType::PublishDocument => "Publish",
+                TaskType::ArchiveDocument => "Archive",
+                _ => "Update",
+            };
+            format!("{verb} document {}", d.name)
+        }
+    }
+}

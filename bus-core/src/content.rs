@@ -1,0 +1,207 @@
+//! The change pipeline: apply changes to the content store and log the
+//! outgoing tasks they cause in the same transaction (a transactional
+//! outbox), then wake the connectors' workers and run the synchronous
+//! subscriptions.
+
+use crate::change::{self, Applied, Change};
+use crate::db::{Database, DbError};
+use crate::eventlog::EventLog;
+use crate::manager::ConnectorManager;
+use crate::object_types::ObjectTypes;
+use crate::outgoing::payload::{self, Payload};
+use crate::outgoing::subscribers::{subscribers, Subscriber};
+use crate::outgoing::sync::{self, SyncOutcome};
+use crate::outgoing::Outgoing;
+use crate::queue::{self, NewTask};
+use crate::settings;
+use crate::store::StoreError;
+use connector_abi::protocol::SyncTask;
+use connector_abi::{CmsObject, TaskDataType};
+use rusqlite::{Connection, TransactionBehavior};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// Why a batch of changes was refused; nothing of it was written.
+#[derive(Debug, Error)]
+pub enum ChangeError {
+    #[error("change {index}: {source}")]
+    Change { index: usize, source: StoreError },
+    #[error("{0}")]
+    Single(StoreError),
+    #[error("the change could not be saved: {0}")]
+    Db(#[from] DbError),
+}
+
+impl ChangeError {
+    /// The store error behind it, if any.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ChangeError::Change { source, .. } | ChangeError::Single(source) => Some(source),
+            ChangeError::Db(_) => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ChangeError {
+    fn from(e: rusqlite::Error) -> Self {
+        ChangeError::Db(DbError::Sql(e))
+    }
+}
+
+/// What became of one change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeResult {
+    /// The object or document after the change (before it, for a delete).
+    pub object: CmsObject,
+    pub task_type: connector_abi::TaskType,
+    /// The outgoing task logged for the asynchronous subscribers, if any.
+    pub task_id: Option<i64>,
+    pub title: String,
+    /// Connectors whose queues got the task.
+    pub queued_for: Vec<String>,
+    /// What the synchronous subscribers did.
+    pub sync: Vec<SyncOutcome>,
+}
+
+struct Pending {
+    applied: Applied,
+    title: String,
+    sync_subscribers: Vec<Subscriber>,
+    sync_object: Option<CmsObject>,
+}
+
+/// Applies changes to the content store.
+pub struct Content {
+    writer: Mutex<Connection>,
+    types: Arc<ObjectTypes>,
+    manager: Arc<ConnectorManager>,
+    outgoing: Arc<Outgoing>,
+    events: Arc<EventLog>,
+}
+
+impl Content {
+    pub fn new(
+        db: &Database,
+        types: Arc<ObjectTypes>,
+        manager: Arc<ConnectorManager>,
+        outgoing: Arc<Outgoing>,
+        events: Arc<EventLog>,
+    ) -> Result<Self, DbError> {
+        Ok(Content { writer: Mutex::new(db.connect()?), types, manager, outgoing, events })
+    }
+
+    pub fn types(&self) -> &ObjectTypes {
+        &self.types
+    }
+
+    /// Applies one change (see [`Self::apply_all`]).
+    pub fn apply(&self, change: Change, origin: Option<&str>) -> Result<ChangeResult, ChangeError> {
+        let mut results = self.apply_all(vec![change], origin).map_err(|e| match e {
+            ChangeError::Change { source, .. } => ChangeError::Single(source),
+            other => other,
+        })?;
+        Ok(results.remove(0))
+    }
+
+    /// Applies changes in one transaction with the outgoing tasks they cause:
+    /// all of it commits, or nothing. Then wakes the workers of the
+    /// connectors that got tasks and hands the changes to the synchronous
+    /// subscribers. `origin` names the connector an incoming change came
+    /// from: it never gets a task for its own change.
+    pub fn apply_all(&self, changes: Vec<Change>, origin: Option<&str>) -> Result<Vec<ChangeResult>, ChangeError> {
+        let set = self.manager.current();
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let settings = settings::read(&tx)?;
+        let mut results = Vec::with_capacity(changes.len());
+        let mut pending = Vec::with_capacity(changes.len());
+        let mut woken: Vec<String> = Vec::new();
+        for (index, change) in changes.into_iter().enumerate() {
+            let applied =
+                change::apply(&tx, &self.types, change).map_err(|source| ChangeError::Change { index, source })?;
+            let title = change::title(&self.types, applied.task_type, &applied.object);
+            let mut result = ChangeResult {
+                object: applied.object.clone(),
+                task_type: applied.task_type,
+                task_id: None,
+                title: title.clone(),
+                queued_for: Vec::new(),
+                sync: Vec::new(),
+            };
+            let mut sync_subscribers = Vec::new();
+            let mut sync_object = None;
+            if settings.logs_outgoing() {
+                let (sync_subs, async_subs): (Vec<Subscriber>, Vec<Subscriber>) =
+                    subscribers(&set, &applied, origin).into_iter().partition(|s| s.process_type.is_sync());
+                if !async_subs.is_empty() {
+                    let task_id = self
+                        .log_task(&tx, &applied, &title, &async_subs)
+                        .map_err(|source| ChangeError::Change { index, source })?;
+                    result.task_id = Some(task_id);
+                    result.queued_for = async_subs.iter().map(|s| s.connector.name.clone()).collect();
+                    woken.extend(result.queued_for.iter().cloned());
+                }
+                if !sync_subs.is_empty() && settings.processes_outgoing() {
+                    let snapshot = payload::build(
+                        &tx,
+                        &self.types,
+                        &applied,
+                        payload::data_type_for(connector_abi::TaskProcessType::SyncSnapshot, &applied.object),
+                    )
+                    .map_err(|source| ChangeError::Change { index, source })?;
+                    sync_object = Some(snapshot.object);
+                    sync_subscribers = sync_subs;
+                }
+            }
+            pending.push(Pending { applied, title, sync_subscribers, sync_object });
+            results.push(result);
+        }
+        tx.commit()?;
+        drop(conn);
+        woken.sort();
+        woken.dedup();
+        self.outgoing.wake(woken.iter().map(String::as_str));
+        for (p, result) in pending.into_iter().zip(results.iter_mut()) {
+            if let Some(object) = p.sync_object {
+                let task = SyncTask { task_type: p.applied.task_type, site_name: p.applied.site_name.clone(), object };
+                let subs: Vec<&Subscriber> = p.sync_subscribers.iter().collect();
+                result.sync = sync::process(&self.events, &subs, &task, &p.title);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Logs one task for the asynchronous subscribers: the payload once, for
+    /// the richest data mode among them, and one relation per connector.
+    fn log_task(
+        &self,
+        tx: &Connection,
+        applied: &Applied,
+        title: &str,
+        subs: &[Subscriber],
+    ) -> Result<i64, StoreError> {
+        let data_types: Vec<TaskDataType> =
+            subs.iter().map(|s| payload::data_type_for(s.process_type, &applied.object)).collect();
+        let richest = data_types.iter().copied().fold(TaskDataType::Simple, payload::richer);
+        let Payload { object, translations } = payload::build(tx, &self.types, applied, richest)?;
+        let data = serde_json::to_string(&Payload { object, translations }).expect("a payload serializes");
+        let task_id = queue::insert_task(
+            tx,
+            &NewTask {
+                inbound: false,
+                task_type: applied.task_type,
+                data_type: richest,
+                process_type: None,
+                site_name: applied.site_name.as_deref(),
+                title,
+                object: &applied.object,
+                data: &data,
+            },
+        )?;
+        for (s, data_type) in subs.iter().zip(data_types) {
+            queue::insert_relation(tx, task_id, s.connector.id, false, data_type)?;
+        }
+        Ok(task_id)
+    }
+}

@@ -1,0 +1,60 @@
+//! Synchronous processing (SyncSnapshot): the change goes straight to the
+//! connector inside the change's request; nothing is stored, so an error is
+//! written to the event log and the data is lost.
+
+use super::subscribers::Subscriber;
+use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
+use connector_abi::protocol::{kind, ProcessResponse, SyncTask};
+use connector_abi::{EventType, IntegrationProcessResult};
+use serde::Serialize;
+
+/// What one connector did with a synchronous change.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub connector: String,
+    pub result: IntegrationProcessResult,
+    pub error: Option<String>,
+}
+
+/// Hands `task` to each synchronous subscriber in turn. `Error` (or a failed
+/// call) stops all connectors: the ones after it do not get the change.
+pub fn process(events: &EventLog, subscribers: &[&Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {
+    let mut outcomes = Vec::new();
+    for s in subscribers {
+        let c = &s.connector;
+        let response = c
+            .request::<_, ProcessResponse>(kind::PROCESS_SYNC, task)
+            .unwrap_or_else(|e| ProcessResponse::error(e.to_string()));
+        let failed =
+            matches!(response.result, IntegrationProcessResult::Error | IntegrationProcessResult::ErrorAndSkip);
+        if failed {
+            let message = response.error_message.clone().unwrap_or_else(|| "no error message".into());
+            let stops = if response.result == IntegrationProcessResult::Error {
+                "processing stopped for all connectors"
+            } else {
+                "processing stopped for this connector"
+            };
+            events.write_or_warn(&NewEvent {
+                event_type: EventType::Error,
+                source: BUS_SOURCE,
+                code: "SYNCPROCESSING",
+                description: &format!(
+                    "Connector `{}` failed to process `{title}` synchronously ({}): {message}; the data is lost; {stops}",
+                    c.name, response.result
+                ),
+                document_name: None,
+            });
+            tracing::warn!(connector = %c.name, task = %title, error = %message, "synchronous processing failed");
+        }
+        let stop_all = response.result == IntegrationProcessResult::Error;
+        outcomes.push(SyncOutcome {
+            connector: c.name.clone(),
+            result: response.result,
+            error: response.error_message,
+        });
+        if stop_all {
+            break;
+        }
+    }
+    outcomes
+}

@@ -1,0 +1,418 @@
+//! The task queue tables: `Integration_Task` (one row per change),
+//! `Integration_Synchronization` (one row per task and connector) and
+//! `Integration_SyncLog` (every failed attempt). Shared by the engines and
+//! the management API.
+
+use connector_abi::{CmsObject, IntegrationProcessType, TaskDataType, TaskType};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A task to insert.
+pub struct NewTask<'a> {
+    pub inbound: bool,
+    pub task_type: TaskType,
+    pub data_type: TaskDataType,
+    pub process_type: Option<IntegrationProcessType>,
+    pub site_name: Option<&'a str>,
+    pub title: &'a str,
+    pub object: &'a CmsObject,
+    /// The serialized payload (`{"object": ..., "translations": ...}`).
+    pub data: &'a str,
+}
+
+pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> {
+    let (object_type, object_id, node_id, document_id, alias_path) = match t.object {
+        CmsObject::Object(o) => (Some(o.object_type.as_str()), Some(o.id), None, None, None),
+        CmsObject::Document(d) => (None, None, Some(d.node_id), Some(d.document_id), Some(d.node_alias_path.as_str())),
+    };
+    conn.prepare_cached(
+        "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, \
+         TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        t.inbound,
+        t.task_type.to_string(),
+        t.data_type.to_string(),
+        t.process_type.map(|p| p.to_string()),
+        t.site_name,
+        t.title,
+        object_type,
+        object_id,
+        node_id,
+        document_id,
+        alias_path,
+        t.data
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn insert_relation(
+    conn: &Connection,
+    task_id: i64,
+    connector_id: i64,
+    inbound: bool,
+    data_type: TaskDataType,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationConnectorID, \
+         SynchronizationIsInbound, SynchronizationDataType) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![task_id, connector_id, inbound, data_type.to_string()])?;
+    Ok(())
+}
+
+/// One task waiting for one connector.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub sync_id: i64,
+    pub task_id: i64,
+    pub task_type: String,
+    /// The data type of the stored payload.
+    pub task_data_type: String,
+    /// The data type this connector subscribed with.
+    pub data_type: String,
+    pub process_type: Option<String>,
+    pub site_name: Option<String>,
+    pub title: String,
+    pub data: String,
+}
+
+const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
+    t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData \
+    FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
+
+fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        sync_id: r.get(0)?,
+        task_id: r.get(1)?,
+        task_type: r.get(2)?,
+        task_data_type: r.get(3)?,
+        data_type: r.get(4)?,
+        process_type: r.get(5)?,
+        site_name: r.get(6)?,
+        title: r.get(7)?,
+        data: r.get(8)?,
+    })
+}
+
+/// The next tasks of a connector's queue after `after_task_id`, oldest first;
+/// tasks skipped after ErrorAndSkip only when `include_skipped`.
+pub fn next_batch(
+    conn: &Connection,
+    connector_id: i64,
+    inbound: bool,
+    after_task_id: i64,
+    limit: u32,
+    include_skipped: bool,
+) -> rusqlite::Result<Vec<Queued>> {
+    conn.prepare_cached(&format!(
+        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
+         AND s.SynchronizationTaskID > ?3 AND (?5 OR s.SynchronizationIsSkipped = 0) \
+         ORDER BY s.SynchronizationTaskID LIMIT ?4"
+    ))?
+    .query_map(params![connector_id, inbound, after_task_id, limit, include_skipped], queued)?
+    .collect()
+}
+
+/// The newest task in a connector's queue (0 when empty).
+pub fn newest(conn: &Connection, connector_id: i64, inbound: bool) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT ifnull(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
+         WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
+    )?
+    .query_row(params![connector_id, inbound], |r| r.get(0))
+}
+
+/// One task of a connector's queue, if it is queued for it.
+pub fn queued_task(
+    conn: &Connection,
+    connector_id: i64,
+    inbound: bool,
+    task_id: i64,
+) -> rusqlite::Result<Option<Queued>> {
+    conn.prepare_cached(&format!(
+        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 AND s.SynchronizationTaskID = ?3"
+    ))?
+    .query_row(params![connector_id, inbound, task_id], queued)
+    .optional()
+}
+
+/// Removes processed relations (and tasks left with none) in one transaction.
+pub fn complete(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+    if sync_ids.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1")?;
+        for id in sync_ids {
+            stmt.execute([id])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Records a failed attempt: the relation's last error and a sync-log row;
+/// `skipped` marks an ErrorAndSkip (automatic runs pass over the task).
+pub fn record_failure(conn: &mut Connection, sync_id: i64, message: &str, skipped: bool) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
+         SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = ?3, \
+         SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE SynchronizationID = ?2",
+    )?
+    .execute(params![message, sync_id, skipped])?;
+    tx.prepare_cached(
+        "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES (?1, ?2)",
+    )?
+    .execute(params![sync_id, message])?;
+    tx.commit()
+}
+
+/// Notes that a relation was looked at (SkipNow).
+pub fn mark_run(conn: &Connection, sync_id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE Integration_Synchronization SET SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
+         WHERE SynchronizationID = ?1",
+    )?
+    .execute([sync_id])?;
+    Ok(())
+}
+
+/// One line of a queue listing: a task for one connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub task_id: i64,
+    pub sync_id: i64,
+    pub title: String,
+    pub task_type: String,
+    /// The short code (`CREATEOBJ`, `UPDATEDOC`).
+    pub task_type_code: String,
+    pub time: String,
+    pub connector: String,
+    pub connector_display_name: String,
+    pub data_type: String,
+    pub process_type: Option<String>,
+    /// The last error, when the last attempt failed (the "Failed" link).
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub last_run: Option<String>,
+}
+
+/// A page of a queue, oldest first: after the `(task_id, sync_id)` cursor.
+pub fn list(
+    conn: &Connection,
+    inbound: bool,
+    connector_id: Option<i64>,
+    after: (i64, i64),
+    limit: u32,
+) -> rusqlite::Result<Vec<TaskRow>> {
+    let select = "SELECT t.TaskID, s.SynchronizationID, t.TaskTitle, t.TaskType, t.TaskTime, c.ConnectorName, \
+        c.ConnectorDisplayName, s.SynchronizationDataType, t.TaskProcessType, s.SynchronizationErrorMessage, \
+        s.SynchronizationAttempts, s.SynchronizationLastRun \
+        FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
+        JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID";
+    let row = |r: &Row<'_>| {
+        let task_type: String = r.get(3)?;
+        Ok(TaskRow {
+            task_id: r.get(0)?,
+            sync_id: r.get(1)?,
+            title: r.get(2)?,
+            task_type_code: task_type.parse::<TaskType>().map(|t| t.code().to_owned()).unwrap_or_default(),
+            task_type,
+            time: r.get(4)?,
+            connector: r.get(5)?,
+            connector_display_name: r.get(6)?,
+            data_type: r.get(7)?,
+            process_type: r.get(8)?,
+            error: r.get(9)?,
+            attempts: r.get(10)?,
+            last_run: r.get(11)?,
+        })
+    };
+    match connector_id {
+        Some(c) => conn
+            .prepare_cached(&format!(
+                "{select} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
+                 AND s.SynchronizationTaskID > ?3 ORDER BY s.SynchronizationTaskID LIMIT ?4"
+            ))?
+            .query_map(params![c, inbound, after.0, limit], row)?
+            .collect(),
+        None => conn
+            .prepare_cached(&format!(
+                "{select} WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationTaskID, s.SynchronizationID) > (?2, ?3) \
+                 ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT ?4"
+            ))?
+            .query_map(params![inbound, after.0, after.1, limit], row)?
+            .collect(),
+    }
+}
+
+/// One attempt that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncLogEntry {
+    pub time: String,
+    pub error: String,
+}
+
+/// A task's state for one connector, with its synchronization log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Relation {
+    pub sync_id: i64,
+    pub connector: String,
+    pub data_type: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub last_run: Option<String>,
+    pub log: Vec<SyncLogEntry>,
+}
+
+/// Everything about one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDetail {
+    pub task_id: i64,
+    /// `outgoing` or `incoming`.
+    pub direction: &'static str,
+    pub task_type: String,
+    pub data_type: String,
+    pub process_type: Option<String>,
+    pub site_name: Option<String>,
+    pub title: String,
+    pub time: String,
+    /// The payload: the object or document, its translation data, children
+    /// and bindings.
+    pub data: Value,
+    pub relations: Vec<Relation>,
+}
+
+pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDetail>> {
+    let task = conn
+        .prepare_cached(
+            "SELECT TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, TaskTime, TaskData \
+             FROM Integration_Task WHERE TaskID = ?1",
+        )?
+        .query_row([task_id], |r| {
+            Ok(TaskDetail {
+                task_id,
+                direction: if r.get::<_, bool>(0)? { "incoming" } else { "outgoing" },
+                task_type: r.get(1)?,
+                data_type: r.get(2)?,
+                process_type: r.get(3)?,
+                site_name: r.get(4)?,
+                title: r.get(5)?,
+                time: r.get(6)?,
+                data: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+                relations: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut task) = task else { return Ok(None) };
+    let mut relations = conn.prepare_cached(
+        "SELECT s.SynchronizationID, c.ConnectorName, s.SynchronizationDataType, s.SynchronizationErrorMessage, \
+         s.SynchronizationAttempts, s.SynchronizationLastRun FROM Integration_Synchronization s \
+         JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
+         WHERE s.SynchronizationTaskID = ?1 ORDER BY c.ConnectorName",
+    )?;
+    let mut log = conn.prepare_cached(
+        "SELECT SyncLogTime, SyncLogErrorMessage FROM Integration_SyncLog WHERE SyncLogSynchronizationID = ?1 ORDER BY SyncLogID",
+    )?;
+    for rel in relations.query_map([task_id], |r| {
+        Ok(Relation {
+            sync_id: r.get(0)?,
+            connector: r.get(1)?,
+            data_type: r.get(2)?,
+            error: r.get(3)?,
+            attempts: r.get(4)?,
+            last_run: r.get(5)?,
+            log: Vec::new(),
+        })
+    })? {
+        let mut rel = rel?;
+        rel.log = log
+            .query_map([rel.sync_id], |r| Ok(SyncLogEntry { time: r.get(0)?, error: r.get(1)? }))?
+            .collect::<Result<_, _>>()?;
+        task.relations.push(rel);
+    }
+    Ok(Some(task))
+}
+
+/// Which tasks a bulk action applies to.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    All,
+    Ids(Vec<i64>),
+}
+
+/// Deletes tasks of one direction: all or selected, for one connector (its
+/// relations only) or for every connector. Returns how many relations went.
+pub fn delete(
+    conn: &mut Connection,
+    inbound: bool,
+    selection: &Selection,
+    connector_id: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let tx = conn.transaction()?;
+    let removed = match selection {
+        Selection::All => tx.execute(
+            "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
+             AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
+            params![inbound, connector_id],
+        )?,
+        Selection::Ids(ids) => {
+            let mut n = 0;
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2 \
+                 AND (?3 IS NULL OR SynchronizationConnectorID = ?3)",
+            )?;
+            for id in ids {
+                n += stmt.execute(params![id, inbound, connector_id])?;
+            }
+            n
+        }
+    };
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// The connectors a selection of tasks is queued for, with their task IDs in
+/// creation order (for bulk synchronization).
+pub fn connectors_of(
+    conn: &Connection,
+    inbound: bool,
+    ids: &[i64],
+) -> rusqlite::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
+    let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut stmt = conn.prepare_cached(
+        "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
+         WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2",
+    )?;
+    for id in sorted {
+        for c in stmt.query_map(params![id, inbound], |r| r.get::<_, i64>(0))? {
+            out.entry(c?).or_default().push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes relations whose connector is no longer registered (a registry row
+/// deleted by a client that does not enforce foreign keys, e.g. `sqlite3`).
+pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID NOT IN \
+         (SELECT ConnectorID FROM Integration_Connector)",
+        params_from_iter(std::iter::empty::<i64>()),
+    )
+}
+
+/// How many relations wait in each connector's queue of one direction.
+pub fn depth(conn: &Connection, inbound: bool, connector_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
+    )?
+    .query_row(params![connector_id, inbound], |r| r.get(0))
+}

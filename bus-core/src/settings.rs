@@ -1,0 +1,158 @@
+//! The five settings of the integration bus, stored in `CMS_SettingsKey`.
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+/// The settings, as the API shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The whole bus: logging and processing in both directions.
+    pub enabled: bool,
+    /// Log incoming tasks received from external systems.
+    pub log_incoming: bool,
+    /// Process logged incoming tasks.
+    pub process_incoming: bool,
+    /// Log outgoing tasks for changes of the content store.
+    pub log_outgoing: bool,
+    /// Process logged outgoing tasks.
+    pub process_outgoing: bool,
+}
+
+/// Changes to the settings; absent ones stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub enabled: Option<bool>,
+    pub log_incoming: Option<bool>,
+    pub process_incoming: Option<bool>,
+    pub log_outgoing: Option<bool>,
+    pub process_outgoing: Option<bool>,
+}
+
+/// The setting names of the API and the keys of `CMS_SettingsKey`.
+pub const KEYS: [(&str, &str); 5] = [
+    ("enabled", "CMSIntegrationEnabled"),
+    ("log_incoming", "CMSIntegrationLogExternal"),
+    ("process_incoming", "CMSIntegrationProcessExternal"),
+    ("log_outgoing", "CMSIntegrationLogInternal"),
+    ("process_outgoing", "CMSIntegrationProcessInternal"),
+];
+
+impl Settings {
+    pub fn logs_outgoing(&self) -> bool {
+        self.enabled && self.log_outgoing
+    }
+    pub fn processes_outgoing(&self) -> bool {
+        self.enabled && self.process_outgoing
+    }
+    pub fn logs_incoming(&self) -> bool {
+        self.enabled && self.log_incoming
+    }
+    pub fn processes_incoming(&self) -> bool {
+        self.enabled && self.process_incoming
+    }
+
+    fn get(&self, name: &str) -> bool {
+        match name {
+            "enabled" => self.enabled,
+            "log_incoming" => self.log_incoming,
+            "process_incoming" => self.process_incoming,
+            "log_outgoing" => self.log_outgoing,
+            _ => self.process_outgoing,
+        }
+    }
+}
+
+impl SettingsPatch {
+    fn get(&self, name: &str) -> Option<bool> {
+        match name {
+            "enabled" => self.enabled,
+            "log_incoming" => self.log_incoming,
+            "process_incoming" => self.process_incoming,
+            "log_outgoing" => self.log_outgoing,
+            _ => self.process_outgoing,
+        }
+    }
+
+    /// Sets one setting by its API name; false when there is no such setting.
+    pub fn set(&mut self, name: &str, value: bool) -> bool {
+        let slot = match name {
+            "enabled" => &mut self.enabled,
+            "log_incoming" => &mut self.log_incoming,
+            "process_incoming" => &mut self.process_incoming,
+            "log_outgoing" => &mut self.log_outgoing,
+            "process_outgoing" => &mut self.process_outgoing,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+}
+
+/// Reads the settings (a missing key reads as enabled).
+pub fn read(conn: &Connection) -> rusqlite::Result<Settings> {
+    let mut stmt = conn.prepare_cached("SELECT KeyName, KeyValue FROM CMS_SettingsKey")?;
+    let mut s = Settings {
+        enabled: true,
+        log_incoming: true,
+        process_incoming: true,
+        log_outgoing: true,
+        process_outgoing: true,
+    };
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (key, value) = row?;
+        let on = value == "True";
+        match key.as_str() {
+            "CMSIntegrationEnabled" => s.enabled = on,
+            "CMSIntegrationLogExternal" => s.log_incoming = on,
+            "CMSIntegrationProcessExternal" => s.process_incoming = on,
+            "CMSIntegrationLogInternal" => s.log_outgoing = on,
+            "CMSIntegrationProcessInternal" => s.process_outgoing = on,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// Applies a patch in one transaction and returns the new settings.
+pub fn update(conn: &mut Connection, patch: &SettingsPatch) -> rusqlite::Result<Settings> {
+    let tx = conn.transaction()?;
+    for (name, key) in KEYS {
+        if let Some(on) = patch.get(name) {
+            tx.execute(
+                "INSERT INTO CMS_SettingsKey (KeyName, KeyValue) VALUES (?1, ?2) \
+                 ON CONFLICT (KeyName) DO UPDATE SET KeyValue = excluded.KeyValue",
+                params![key, if on { "True" } else { "False" }],
+            )?;
+        }
+    }
+    let s = read(&tx)?;
+    tx.commit()?;
+    Ok(s)
+}
+
+/// Renders the settings as `name = value` lines.
+pub fn describe(s: &Settings) -> String {
+    KEYS.iter().map(|(name, _)| format!("{name} = {}\n", s.get(name))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+
+    #[test]
+    fn patch_changes_only_what_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        let mut conn = db.connect().unwrap();
+        let s = read(&conn).unwrap();
+        assert!(s.logs_outgoing() && s.processes_outgoing());
+        let s = update(&mut conn, &SettingsPatch { process_outgoing: Some(false), ..Default::default() }).unwrap();
+        assert!(s.logs_outgoing() && !s.processes_outgoing());
+        let s = update(&mut conn, &SettingsPatch { enabled: Some(false), ..Default::default() }).unwrap();
+        assert!(!s.logs_outgoing() && !s.logs_incoming() && s.log_outgoing);
+        assert!(describe(&s).contains("enabled = false"));
+    }
+}

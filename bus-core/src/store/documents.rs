@@ -1,0 +1,314 @@
+//! Documents: nodes of the content tree per site, each with culture versions.
+
+use super::guid::{is_guid, new_guid};
+use super::objects::check_foreign_keys;
+use super::{check_name, parse_fields, StoreError};
+use crate::object_types::{DocumentClass, ObjectTypes};
+use connector_abi::DocumentData;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A new document (a new node, or a new culture version of an existing node
+/// at the same alias path).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    pub site_name: String,
+    /// `/Products/Apple iPad 2`; the parent path must exist (except `/`).
+    pub alias_path: String,
+    pub class_name: String,
+    pub culture: String,
+    pub name: String,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+    #[serde(default)]
+    pub published: bool,
+    /// For a new node only.
+    #[serde(default)]
+    pub node_guid: Option<String>,
+}
+
+/// Changes to a document; `fields` are merged into the stored ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub fields: Option<Map<String, Value>>,
+}
+
+const SELECT: &str = "SELECT n.NodeID, n.NodeGUID, n.NodeAliasPath, n.NodeParentID, n.NodeClassName, n.NodeSiteName, \
+    d.DocumentID, d.DocumentCulture, d.DocumentName, d.DocumentPublished, d.DocumentArchived, d.DocumentFields \
+    FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<DocumentData> {
+    Ok(DocumentData {
+        node_id: r.get(0)?,
+        node_guid: r.get(1)?,
+        node_alias_path: r.get(2)?,
+        node_parent_id: r.get(3)?,
+        class_name: r.get(4)?,
+        site_name: r.get(5)?,
+        document_id: r.get(6)?,
+        culture: r.get(7)?,
+        name: r.get(8)?,
+        published: r.get::<_, i64>(9)? != 0,
+        archived: r.get::<_, i64>(10)? != 0,
+        fields: parse_fields(&r.get::<_, String>(11)?),
+        ..Default::default()
+    })
+}
+
+fn class<'t>(types: &'t ObjectTypes, name: &str) -> Result<&'t DocumentClass, StoreError> {
+    types.document(name).ok_or_else(|| StoreError::UnknownDocumentClass {
+        name: name.to_owned(),
+        known: types.document_names().join(", "),
+    })
+}
+
+/// Fills in which fields are foreign keys (from the class registry).
+pub fn describe(types: &ObjectTypes, document: &mut DocumentData) {
+    if let Some(c) = types.document(&document.class_name) {
+        document.foreign_keys = c.foreign_keys.iter().map(|(f, to)| (f.clone(), Value::from(to.clone()))).collect();
+    }
+}
+
+fn one(
+    conn: &Connection,
+    types: &ObjectTypes,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> Result<Option<DocumentData>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE {filter}"))?;
+    let mut doc = stmt.query_row(p, from_row).optional()?;
+    if let Some(d) = &mut doc {
+        describe(types, d);
+    }
+    Ok(doc)
+}
+
+/// A document (culture version) by DocumentID.
+pub fn get(conn: &Connection, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
+    one(conn, types, "d.DocumentID = ?1", [document_id])?
+        .ok_or_else(|| StoreError::NotFound(format!("there is no document with ID {document_id}")))
+}
+
+/// The culture version of the node with `node_guid` on `site`.
+pub fn find_by_guid(
+    conn: &Connection,
+    types: &ObjectTypes,
+    node_guid: &str,
+    culture: &str,
+    site: &str,
+) -> Result<Option<DocumentData>, StoreError> {
+    one(
+        conn,
+        types,
+        "n.NodeGUID = ?1 AND d.DocumentCulture = ?2 COLLATE NOCASE AND n.NodeSiteName = ?3 COLLATE NOCASE",
+        params![node_guid, culture, site],
+    )
+}
+
+/// Documents, oldest first, optionally of one site and under a path prefix.
+pub fn list(
+    conn: &Connection,
+    types: &ObjectTypes,
+    site: Option<&str>,
+    path_prefix: Option<&str>,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<DocumentData>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR n.NodeSiteName = ?1) AND (?2 IS NULL OR substr(n.NodeAliasPath, 1, length(?2)) = ?2) \
+         AND d.DocumentID > ?3 ORDER BY d.DocumentID LIMIT ?4"
+    ))?;
+    let mut rows =
+        stmt.query_map(params![site, path_prefix, after_id, limit], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    rows.iter_mut().for_each(|d| describe(types, d));
+    Ok(rows)
+}
+
+fn check_alias_path(path: &str) -> Result<(), StoreError> {
+    let ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && path[1..].split('/').all(|seg| !seg.trim().is_empty() && seg != "." && seg != "..")
+        && !path.chars().any(char::is_control)
+        && path.chars().count() <= 450;
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "alias_path `{path}` is not valid: write it like `/Products/Apple iPad 2` (starts with `/`, no empty, `.` or `..` segments, no trailing `/`)"
+        )))
+    }
+}
+
+fn check_culture(culture: &str) -> Result<(), StoreError> {
+    let ok = !culture.is_empty()
+        && culture.len() <= 10
+        && culture.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !culture.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("culture `{culture}` is not a culture code such as `en-US`")))
+    }
+}
+
+fn site_exists(conn: &Connection, site: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
+        )?
+        .exists([site])?)
+}
+
+/// Creates a document; returns it as stored.
+pub fn create(conn: &Connection, types: &ObjectTypes, input: DocumentInput) -> Result<DocumentData, StoreError> {
+    let class = class(types, &input.class_name)?;
+    check_alias_path(&input.alias_path)?;
+    check_culture(&input.culture)?;
+    check_name("name", &input.name)?;
+    if !site_exists(conn, &input.site_name)? {
+        return Err(StoreError::Invalid(format!("site `{}` does not exist", input.site_name)));
+    }
+    check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &input.fields)?;
+    let node: Option<(i64, String)> = conn
+        .prepare_cached("SELECT NodeID, NodeClassName FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2")?
+        .query_row(params![input.site_name, input.alias_path], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let node_id = match node {
+        Some((id, existing_class)) => {
+            if !existing_class.eq_ignore_ascii_case(&class.class_name) {
+                return Err(StoreError::Conflict(format!(
+                    "the node at {} is a {existing_class}, not a {}",
+                    input.alias_path, class.class_name
+                )));
+            }
+            if input.node_guid.is_some() {
+                return Err(StoreError::Invalid(format!(
+                    "a node already exists at {}: node_guid can only be given for a new node",
+                    input.alias_path
+                )));
+            }
+            id
+        }
+        None => {
+            let parent_path = &input.alias_path[..input.alias_path.rfind('/').expect("an alias path starts with /")];
+            let parent_id: Option<i64> = if parent_path.is_empty() {
+                None
+            } else {
+                Some(
+                    conn.prepare_cached("SELECT NodeID FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2")?
+                        .query_row(params![input.site_name, parent_path], |r| r.get(0))
+                        .optional()?
+                        .ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "the parent document {parent_path} does not exist on site `{}`",
+                                input.site_name
+                            ))
+                        })?,
+                )
+            };
+            let guid = match input.node_guid {
+                Some(g) if is_guid(&g) => g,
+                Some(g) => return Err(StoreError::Invalid(format!("node_guid `{g}` is not a GUID"))),
+                None => new_guid(),
+            };
+            conn.prepare_cached(
+                "INSERT INTO CMS_Tree (NodeGUID, NodeAliasPath, NodeParentID, NodeClassName, NodeSiteName) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![guid, input.alias_path, parent_id, class.class_name, input.site_name])
+            .map_err(|e| {
+                if StoreError::unique_violation(&e) {
+                    StoreError::Duplicate(format!("a node with GUID {guid} already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
+            conn.last_insert_rowid()
+        }
+    };
+    let fields = serde_json::to_string(&input.fields).expect("a JSON map serializes");
+    conn.prepare_cached(
+        "INSERT INTO CMS_Document (DocumentNodeID, DocumentCulture, DocumentName, DocumentFields, DocumentPublished) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![node_id, input.culture, input.name, fields, input.published])
+    .map_err(|e| {
+        if StoreError::unique_violation(&e) {
+            StoreError::Duplicate(format!("{} already has a {} version", input.alias_path, input.culture))
+        } else {
+            e.into()
+        }
+    })?;
+    get(conn, types, conn.last_insert_rowid())
+}
+
+/// Updates a document; returns it as stored after the change.
+pub fn update(
+    conn: &Connection,
+    types: &ObjectTypes,
+    document_id: i64,
+    patch: DocumentPatch,
+) -> Result<DocumentData, StoreError> {
+    let current = get(conn, types, document_id)?;
+    let mut fields = current.fields.clone();
+    if let Some(changes) = patch.fields {
+        let class = class(types, &current.class_name)?;
+        check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &changes)?;
+        fields.extend(changes);
+    }
+    let name = patch.name.unwrap_or(current.name);
+    check_name("name", &name)?;
+    conn.prepare_cached(
+        "UPDATE CMS_Document SET DocumentName = ?1, DocumentFields = ?2, \
+         DocumentLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE DocumentID = ?3",
+    )?
+    .execute(params![name, serde_json::to_string(&fields).expect("a JSON map serializes"), document_id])?;
+    get(conn, types, document_id)
+}
+
+/// Publishes (`true`) or archives (`false`) a document.
+pub fn set_state(
+    conn: &Connection,
+    types: &ObjectTypes,
+    document_id: i64,
+    publish: bool,
+) -> Result<DocumentData, StoreError> {
+    get(conn, types, document_id)?;
+    conn.prepare_cached(
+        "UPDATE CMS_Document SET DocumentPublished = ?1, DocumentArchived = ?2, \
+         DocumentLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE DocumentID = ?3",
+    )?
+    .execute(params![publish, !publish, document_id])?;
+    get(conn, types, document_id)
+}
+
+/// Deletes a culture version (and its node with the last one); refuses while
+/// the node has child nodes. Returns the document as it was.
+pub fn delete(conn: &Connection, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
+    let current = get(conn, types, document_id)?;
+    let versions: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM CMS_Document WHERE DocumentNodeID = ?1")?
+        .query_row([current.node_id], |r| r.get(0))?;
+    if versions == 1 {
+        let children: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM CMS_Tree WHERE NodeParentID = ?1")?
+            .query_row([current.node_id], |r| r.get(0))?;
+        if children > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{} has {children} child document(s); delete them first",
+                current.node_alias_path
+            )));
+        }
+    }
+    conn.prepare_cached("DELETE FROM CMS_Document WHERE DocumentID = ?1")?.execute([document_id])?;
+    if versions == 1 {
+        conn.prepare_cached("DELETE FROM CMS_Tree WHERE NodeID = ?1")?.execute([current.node_id])?;
+    }
+    Ok(current)
+}

@@ -1,0 +1,63 @@
+//! The content store: the objects and documents the bus keeps in sync.
+//! Every function works inside the caller's transaction, so a change and the
+//! tasks it causes commit together.
+
+pub mod documents;
+mod guid;
+pub mod objects;
+pub mod snapshot;
+pub mod translation;
+
+pub use guid::new_guid;
+
+use thiserror::Error;
+
+/// Why a change of the content store was refused. Every message says what
+/// is wrong in terms of the request.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("unknown object type `{name}`; known types: {known}")]
+    UnknownObjectType { name: String, known: String },
+    #[error("unknown document class `{name}`; known classes: {known}")]
+    UnknownDocumentClass { name: String, known: String },
+    /// The request is malformed or breaks a rule (→ 422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The object or document does not exist (→ 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Another object already has that identity (→ 409).
+    #[error("{0}")]
+    Duplicate(String),
+    /// The change conflicts with other data, e.g. a referenced object (→ 409).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    pub(crate) fn unique_violation(e: &rusqlite::Error) -> bool {
+        matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+    }
+}
+
+/// Checks a code name or a document name: 1 to 200 characters, no control
+/// characters.
+pub(crate) fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.trim().is_empty() {
+        return Err(StoreError::Invalid(format!("{what} is missing or empty")));
+    }
+    if value.chars().count() > 200 {
+        return Err(StoreError::Invalid(format!("{what} is longer than 200 characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!("{what} contains a control character")));
+    }
+    Ok(())
+}
+
+/// Parses a JSON text column into a field map.
+pub(crate) fn parse_fields(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(text).unwrap_or_default()
+}

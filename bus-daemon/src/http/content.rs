@@ -1,0 +1,201 @@
+//! Object and document routes: changes (each logs its outgoing tasks in the
+//! same transaction) and reads.
+
+use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use bus_core::change::Change;
+use bus_core::content::ChangeResult;
+use bus_core::store::documents::{self, DocumentInput, DocumentPatch};
+use bus_core::store::objects::{self, ObjectInput, ObjectPatch};
+use connector_abi::{DocumentData, ObjectData};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_PAGE: u32 = 1000;
+
+async fn apply(s: AppState, change: Change) -> Result<Json<ChangeResult>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.content.apply(change, None)?)).await?))
+}
+
+async fn created(s: AppState, change: Change) -> Result<(StatusCode, Json<ChangeResult>), ApiError> {
+    Ok((StatusCode::CREATED, apply(s, change).await?))
+}
+
+pub async fn create_object(
+    State(s): State<AppState>,
+    ApiPath(object_type): ApiPath<String>,
+    ApiJson(object): ApiJson<ObjectInput>,
+) -> Result<(StatusCode, Json<ChangeResult>), ApiError> {
+    created(s, Change::CreateObject { object_type, object }).await
+}
+
+pub async fn update_object(
+    State(s): State<AppState>,
+    ApiPath((object_type, id)): ApiPath<(String, i64)>,
+    ApiJson(patch): ApiJson<ObjectPatch>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::UpdateObject { object_type, id, patch }).await
+}
+
+pub async fn delete_object(
+    State(s): State<AppState>,
+    ApiPath((object_type, id)): ApiPath<(String, i64)>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::DeleteObject { object_type, id }).await
+}
+
+pub async fn add_to_site(
+    State(s): State<AppState>,
+    ApiPath((object_type, id, site_name)): ApiPath<(String, i64, String)>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::AddToSite { object_type, id, site_name }).await
+}
+
+pub async fn remove_from_site(
+    State(s): State<AppState>,
+    ApiPath((object_type, id, site_name)): ApiPath<(String, i64, String)>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::RemoveFromSite { object_type, id, site_name }).await
+}
+
+pub async fn create_document(
+    State(s): State<AppState>,
+    ApiJson(document): ApiJson<DocumentInput>,
+) -> Result<(StatusCode, Json<ChangeResult>), ApiError> {
+    created(s, Change::CreateDocument { document }).await
+}
+
+pub async fn update_document(
+    State(s): State<AppState>,
+    ApiPath(document_id): ApiPath<i64>,
+    ApiJson(patch): ApiJson<DocumentPatch>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::UpdateDocument { document_id, patch }).await
+}
+
+pub async fn delete_document(
+    State(s): State<AppState>,
+    ApiPath(document_id): ApiPath<i64>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::DeleteDocument { document_id }).await
+}
+
+pub async fn publish_document(
+    State(s): State<AppState>,
+    ApiPath(document_id): ApiPath<i64>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::PublishDocument { document_id }).await
+}
+
+pub async fn archive_document(
+    State(s): State<AppState>,
+    ApiPath(document_id): ApiPath<i64>,
+) -> Result<Json<ChangeResult>, ApiError> {
+    apply(s, Change::ArchiveDocument { document_id }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    pub results: Vec<ChangeResult>,
+}
+
+/// Many changes in one transaction: all are applied, or none.
+pub async fn batch(State(s): State<AppState>, ApiJson(batch): ApiJson<Batch>) -> Result<Json<BatchResult>, ApiError> {
+    if batch.changes.is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "the batch has no changes"));
+    }
+    if batch.changes.len() > 10_000 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a batch holds at most 10000 changes, not {}", batch.changes.len()),
+        ));
+    }
+    let results = blocking(move || Ok(s.content.apply_all(batch.changes, None)?)).await?;
+    Ok(Json(BatchResult { results }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    site: Option<String>,
+    path: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A page of items and the cursor of the next one.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+    match requested.unwrap_or(100) {
+        0 => Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}, not 0"))),
+        n if n > MAX_PAGE => Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}, not {n}"))),
+        n => Ok(n),
+    }
+}
+
+pub async fn list_objects(
+    State(s): State<AppState>,
+    ApiPath(object_type): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<Page<ObjectData>>, ApiError> {
+    if p.path.is_some() {
+        return Err(ApiError::bad_request("`path` filters documents, not objects"));
+    }
+    let limit = limit(p.limit)?;
+    let items = blocking(move || {
+        let conn = s.db.connect()?;
+        Ok(objects::list(&conn, s.content.types(), &object_type, p.site.as_deref(), p.after.unwrap_or(0), limit)?)
+    })
+    .await?;
+    let next_after = (items.len() == limit as usize).then(|| items.last().map(|o| o.id)).flatten();
+    Ok(Json(Page { items, next_after }))
+}
+
+pub async fn get_object(
+    State(s): State<AppState>,
+    ApiPath((object_type, id)): ApiPath<(String, i64)>,
+) -> Result<Json<ObjectData>, ApiError> {
+    Ok(Json(blocking(move || Ok(objects::get_typed(&s.db.connect()?, s.content.types(), &object_type, id)?)).await?))
+}
+
+pub async fn list_documents(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<Page<DocumentData>>, ApiError> {
+    let limit = limit(p.limit)?;
+    let items = blocking(move || {
+        let conn = s.db.connect()?;
+        Ok(documents::list(
+            &conn,
+            s.content.types(),
+            p.site.as_deref(),
+            p.path.as_deref(),
+            p.after.unwrap_or(0),
+            limit,
+        )?)
+    })
+    .await?;
+    let next_after = (items.len() == limit as usize).then(|| items.last().map(|d| d.document_id)).flatten();
+    Ok(Json(Page { items, next_after }))
+}
+
+pub async fn get_document(
+    State(s): State<AppState>,
+    ApiPath(document_id): ApiPath<i64>,
+) -> Result<Json<DocumentData>, ApiError> {
+    Ok(Json(blocking(move || Ok(documents::get(&s.db.connect()?, s.content.types(), document_id)?)).await?))
+}

@@ -1,0 +1,290 @@
+//! Task queues: lists (oldest first), one task with its synchronization log,
+//! synchronize and delete, one task or many.
+
+use super::content::limit;
+use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use bus_core::eventlog::{NewEvent, BUS_SOURCE};
+use bus_core::outgoing::{SynchronizeError, TaskOutcome};
+use bus_core::queue::{self, Selection, TaskDetail, TaskRow};
+use bus_core::settings;
+use connector_abi::EventType;
+use serde::{Deserialize, Serialize};
+
+/// Which queue a route works on.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+impl Direction {
+    fn inbound(self) -> bool {
+        matches!(self, Direction::Incoming)
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    connector: Option<String>,
+    /// The `next` cursor of the previous page.
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskPage {
+    pub items: Vec<TaskRow>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let Some(c) = cursor else { return Ok((0, 0)) };
+    c.split_once('.')
+        .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)))
+        .ok_or_else(|| ApiError::bad_request(format!("cursor `{c}` is not a cursor this API returned")))
+}
+
+/// The registry ID of a connector named in a request.
+fn connector_id(s: &AppState, name: &str) -> Result<i64, ApiError> {
+    Ok(s.registry.get(name)?.id)
+}
+
+async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<TaskPage>, ApiError> {
+    let limit = limit(p.limit)?;
+    let after = parse_cursor(p.cursor.as_deref())?;
+    let items = blocking(move || {
+        let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+        Ok(queue::list(&s.db.connect()?, direction.inbound(), connector, after, limit)?)
+    })
+    .await?;
+    let next =
+        (items.len() == limit as usize).then(|| items.last().map(|t| format!("{}.{}", t.task_id, t.sync_id))).flatten();
+    Ok(Json(TaskPage { items, next }))
+}
+
+pub async fn list_outgoing(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<TaskPage>, ApiError> {
+    list(s, Direction::Outgoing, p).await
+}
+
+pub async fn list_incoming(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<TaskPage>, ApiError> {
+    list(s, Direction::Incoming, p).await
+}
+
+pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>, ApiError> {
+    blocking(move || {
+        queue::detail(&s.db.connect()?, id)?
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))
+    })
+    .await
+}
+
+fn direction_of(detail: &TaskDetail) -> Direction {
+    if detail.direction == "incoming" {
+        Direction::Incoming
+    } else {
+        Direction::Outgoing
+    }
+}
+
+pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let mut conn = s.db.connect()?;
+        let detail =
+            queue::detail(&conn, id)?.ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
+        queue::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), None)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncReport {
+    pub outcomes: Vec<TaskOutcome>,
+}
+
+/// Refuses to synchronize while processing of that direction is off.
+fn check_processing(s: &AppState, direction: Direction) -> Result<(), ApiError> {
+    let settings = settings::read(&s.db.connect()?)?;
+    let on = match direction {
+        Direction::Outgoing => settings.processes_outgoing(),
+        Direction::Incoming => settings.processes_incoming(),
+    };
+    if on {
+        Ok(())
+    } else {
+        let name = direction.name();
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "processing of {name} tasks is disabled in the settings: enable `enabled` and `process_{name}` to synchronize; the tasks stay queued"
+            ),
+        ))
+    }
+}
+
+fn sync_error(e: SynchronizeError) -> ApiError {
+    match e {
+        SynchronizeError::NotLoaded(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        SynchronizeError::Refused(m) => ApiError::new(StatusCode::CONFLICT, m),
+    }
+}
+
+/// Synchronizes a selection, connector by connector, each in creation order.
+fn synchronize(
+    s: &AppState,
+    direction: Direction,
+    selection: Selection,
+    connector: Option<&str>,
+) -> Result<Vec<TaskOutcome>, ApiError> {
+    check_processing(s, direction)?;
+    if direction.inbound() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "this daemon does not process incoming tasks yet"));
+    }
+    let names: Vec<(String, Selection)> = match &selection {
+        Selection::All => match connector {
+            Some(c) => vec![(s.registry.get(c)?.name, Selection::All)],
+            None => s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect(),
+        },
+        Selection::Ids(ids) => {
+            let by_connector = queue::connectors_of(&s.db.connect()?, direction.inbound(), ids)?;
+            let only = connector.map(|c| connector_id(s, c)).transpose()?;
+            let rows = s.registry.list()?;
+            by_connector
+                .into_iter()
+                .filter(|(id, _)| only.is_none_or(|o| o == *id))
+                .filter_map(|(id, tasks)| {
+                    rows.iter().find(|r| r.id == id).map(|r| (r.name.clone(), Selection::Ids(tasks)))
+                })
+                .collect()
+        }
+    };
+    let mut outcomes = Vec::new();
+    for (name, selection) in names {
+        outcomes.extend(s.outgoing.synchronize(&name, selection).map_err(sync_error)?);
+    }
+    Ok(outcomes)
+}
+
+pub async fn synchronize_one(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<SyncReport>, ApiError> {
+    blocking(move || {
+        let detail = queue::detail(&s.db.connect()?, id)?
+            .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
+        let outcomes = synchronize(&s, direction_of(&detail), Selection::Ids(vec![id]), None)?;
+        Ok(Json(SyncReport { outcomes }))
+    })
+    .await
+}
+
+/// `{"ids": [..]}` or `{"all": true}`, optionally for one connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bulk {
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    connector: Option<String>,
+}
+
+impl Bulk {
+    fn selection(self) -> Result<(Selection, Option<String>), ApiError> {
+        match (self.ids, self.all) {
+            (Some(_), true) => {
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "give either `ids` or `all`, not both"))
+            }
+            (Some(ids), false) if ids.is_empty() => {
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`ids` is empty"))
+            }
+            (Some(ids), false) => Ok((Selection::Ids(ids), self.connector)),
+            (None, true) => Ok((Selection::All, self.connector)),
+            (None, false) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give `ids` (a list of task IDs) or `\"all\": true`",
+            )),
+        }
+    }
+}
+
+async fn bulk_synchronize(s: AppState, direction: Direction, bulk: Bulk) -> Result<Json<SyncReport>, ApiError> {
+    let (selection, connector) = bulk.selection()?;
+    blocking(move || {
+        let code = if matches!(selection, Selection::All) { "SYNCALLTASKSMULTIPLE" } else { "SYNCSELECTEDTASKS" };
+        let outcomes = synchronize(&s, direction, selection, connector.as_deref())?;
+        s.events.write_or_warn(&NewEvent {
+            event_type: EventType::Information,
+            source: BUS_SOURCE,
+            code,
+            description: &format!("Synchronized {} {} task(s) on request", outcomes.len(), direction.name()),
+            document_name: None,
+        });
+        Ok(Json(SyncReport { outcomes }))
+    })
+    .await
+}
+
+pub async fn synchronize_outgoing(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<Bulk>,
+) -> Result<Json<SyncReport>, ApiError> {
+    bulk_synchronize(s, Direction::Outgoing, b).await
+}
+
+pub async fn synchronize_incoming(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<Bulk>,
+) -> Result<Json<SyncReport>, ApiError> {
+    bulk_synchronize(s, Direction::Incoming, b).await
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeleteReport {
+    /// How many task-connector relations were removed.
+    pub deleted: usize,
+}
+
+async fn bulk_delete(s: AppState, direction: Direction, bulk: Bulk) -> Result<Json<DeleteReport>, ApiError> {
+    let (selection, connector) = bulk.selection()?;
+    blocking(move || {
+        let connector = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+        let deleted = queue::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector)?;
+        Ok(Json(DeleteReport { deleted }))
+    })
+    .await
+}
+
+pub async fn delete_outgoing(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<Bulk>,
+) -> Result<Json<DeleteReport>, ApiError> {
+    bulk_delete(s, Direction::Outgoing, b).await
+}
+
+pub async fn delete_incoming(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<Bulk>,
+) -> Result<Json<DeleteReport>, ApiError> {
+    bulk_delete(s, Direction::Incoming, b).await
+}
