@@ -9,5 +9,7 @@ mod boundary;
 mod cli;
 #[path = "cases/loading.rs"]
 mod loading;
+#[path = "cases/outgoing.rs"]
+mod outgoing;
 #[path = "cases/watch.rs"]
 mod watch;

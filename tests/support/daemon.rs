@@ -41,7 +41,8 @@ impl TestEnv {
         std::fs::write(
             &config_path,
             "database = \"bus.db\"\nconnectors_dir = \"connectors\"\nstate_dir = \"state\"\n\
-             listen = \"127.0.0.1:0\"\nwatch_interval_ms = 100\n",
+             listen = \"127.0.0.1:0\"\nwatch_interval_ms = 100\n\n\
+             [outgoing]\nretry_base_ms = 100\nretry_max_ms = 400\nidle_poll_ms = 200\n",
         )
         .unwrap();
         TestEnv { dir, connectors_dir, db_path, config_path }
@@ -74,6 +75,26 @@ impl TestEnv {
                 "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
                  ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
                 rusqlite::params![name, assembly, class, enabled, config],
+            )
+            .unwrap();
+    }
+
+    /// Registers a `ScriptedConnector` of the testkit (installing the
+    /// library when needed) with `script` as its configuration.
+    pub fn scripted(&self, name: &str, script: Value) {
+        if !self.library_path("testkit").exists() {
+            self.install("testkit_connector", "testkit");
+        }
+        self.register(name, "testkit", "ScriptedConnector", true, &script.to_string());
+    }
+
+    /// Changes settings with plain SQL (`name` as in the API).
+    pub fn set_setting(&self, name: &str, on: bool) {
+        let key = bus_core::settings::KEYS.iter().find(|(n, _)| *n == name).expect("a setting name").1;
+        self.sql()
+            .execute(
+                "UPDATE CMS_SettingsKey SET KeyValue = ?1 WHERE KeyName = ?2",
+                rusqlite::params![if on { "True" } else { "False" }, key],
             )
             .unwrap();
     }
@@ -156,6 +177,27 @@ impl Daemon {
     /// The event log, newest first (up to 500 rows).
     pub fn events(&self, query: &str) -> Vec<Value> {
         let r = self.get(&format!("/api/eventlog?limit=500{query}"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
+    /// The reports a scripted connector wrote, oldest first.
+    pub fn reports(&self, connector: &str) -> Vec<Value> {
+        let mut rows = self.events(&format!("&source={connector}"));
+        rows.reverse();
+        rows.iter().filter_map(|e| serde_json::from_str(e["description"].as_str()?).ok()).collect()
+    }
+
+    /// Creates an object and returns the change result.
+    pub fn create(&self, object_type: &str, object: Value) -> Value {
+        let r = self.post(&format!("/api/objects/{object_type}"), &object);
+        assert_eq!(r.status, 201, "creating {object_type}: {}", r.text);
+        r.body
+    }
+
+    /// A page of a queue.
+    pub fn queue(&self, direction: &str, query: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/tasks/{direction}?limit=1000{query}"));
         assert_eq!(r.status, 200, "{}", r.text);
         r.body["items"].as_array().unwrap().clone()
     }

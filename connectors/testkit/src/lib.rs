@@ -3,9 +3,11 @@
 const BUILD: u32 = 1;
 
 mod echo;
+mod scripted;
 
 use connector_abi::prelude::*;
 pub use echo::EchoConnector;
+pub use scripted::ScriptedConnector;
 
 /// A second class of the same library, to show that one library can
 /// export several connectors.
@@ -90,4 +92,4 @@ impl Connector for BadSubscriptionConnector {
     }
 }
 
-export_connectors!(EchoConnector, SecondConnector, PanickingConnector, BadSubscriptionConnector);
+export_connectors!(EchoConnector, SecondConnector, PanickingConnector, BadSubscriptionConnector, ScriptedConnector);

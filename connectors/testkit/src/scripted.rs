@@ -1,0 +1,140 @@
+//! `ScriptedConnector`: its subscriptions come from its configuration, and
+//! what it does with a task from the object's fields, so the integration
+//! tests can drive every outcome. Every delivery is written to the event log
+//! (code = task type, description = a JSON report of what arrived).
+//!
+//! Config (JSON): `{"name": "A", "subscriptions": [<Subscription>...],
+//! "custom": "AsyncSimple"}` — `custom` is the process type `is_match`
+//! answers for objects whose code name starts with `vip`.
+//!
+//! Object fields read: `outcome` (async result), `sync_outcome` (sync
+//! result), `fail_times` (answer Error that many times first), `sleep_ms`,
+//! `message` (the error message). `sleep_ms` in the config slows every call.
+
+use connector_abi::prelude::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct Script {
+    name: Option<String>,
+    subscriptions: Vec<Subscription>,
+    custom: Option<TaskProcessType>,
+    /// Sleep this long in every asynchronous call (a slow external system).
+    sleep_ms: Option<u64>,
+}
+
+pub struct ScriptedConnector {
+    host: Host,
+    script: Script,
+    attempts: Mutex<HashMap<i64, u32>>,
+}
+
+fn fields(object: &CmsObject) -> &serde_json::Map<String, Value> {
+    match object {
+        CmsObject::Object(o) => &o.fields,
+        CmsObject::Document(d) => &d.fields,
+    }
+}
+
+fn outcome(fields: &serde_json::Map<String, Value>, key: &str) -> ProcessOutcome {
+    let message = fields.get("message").and_then(Value::as_str).unwrap_or("scripted failure").to_owned();
+    match fields.get(key).and_then(Value::as_str) {
+        Some("Error") => ProcessOutcome::error(message),
+        Some("ErrorAndSkip") => ProcessOutcome::error_and_skip(message),
+        Some("SkipNow") => ProcessOutcome::skip_now(),
+        Some("Panic") => panic!("scripted panic"),
+        _ => ProcessOutcome::ok(),
+    }
+}
+
+fn names(list: &[ObjectData]) -> Vec<String> {
+    list.iter().map(|o| format!("{}:{}", o.object_type, o.code_name)).collect()
+}
+
+impl Connector for ScriptedConnector {
+    fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
+        let script: Script = if config.trim().is_empty() {
+            Script::default()
+        } else {
+            serde_json::from_str(config).map_err(|e| ConnectorError(format!("the script is not valid JSON: {e}")))?
+        };
+        Ok(ScriptedConnector { host, script, attempts: Mutex::new(HashMap::new()) })
+    }
+
+    fn init(&self, init: &mut Init) {
+        let name = self.script.name.clone().unwrap_or_else(|| init.registry_name().to_owned());
+        init.set_connector_name(name);
+        for s in &self.script.subscriptions {
+            init.subscribe_to(s.clone());
+        }
+    }
+
+    fn is_match(&self, _subscription: &str, object: &CmsObject, _task_type: TaskType) -> Option<TaskProcessType> {
+        match object {
+            CmsObject::Object(o) if o.code_name.starts_with("vip") => self.script.custom,
+            _ => None,
+        }
+    }
+
+    fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
+        let f = fields(&task.object);
+        if let Some(ms) = f.get("sleep_ms").and_then(Value::as_u64).or(self.script.sleep_ms) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(task.task_id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let mut translated = task.object.clone();
+        let translation = translate_columns_to_external(self, &mut translated, &task.translations, true);
+        let (code_name, children, bindings) = match &task.object {
+            CmsObject::Object(o) => (o.code_name.clone(), names(&o.children), names(&o.bindings)),
+            CmsObject::Document(d) => (d.name.clone(), Vec::new(), Vec::new()),
+        };
+        let report = json!({
+            "task_id": task.task_id,
+            "attempt": attempt,
+            "task_type": task.task_type,
+            "data_type": task.data_type,
+            "site_name": task.site_name,
+            "title": task.title,
+            "name": code_name,
+            "fields": f,
+            "translated_fields": fields(&translated),
+            "translation_error": translation.err().map(|e| e.to_string()),
+            "translations": task.translations,
+            "children": children,
+            "bindings": bindings,
+        });
+        let _ = self.host.log_event(EventType::Information, task.task_type.event_code(), &report.to_string(), None);
+        let fail_times = f.get("fail_times").and_then(Value::as_u64).unwrap_or(0);
+        if u64::from(attempt) <= fail_times {
+            return ProcessOutcome::error(format!("scripted failure {attempt} of {fail_times}"));
+        }
+        outcome(f, "outcome")
+    }
+
+    fn process_internal_task_sync(&self, task: &SyncTask) -> ProcessOutcome {
+        let (name, children) = match &task.object {
+            CmsObject::Object(o) => (o.code_name.clone(), names(&o.children)),
+            CmsObject::Document(d) => (d.name.clone(), Vec::new()),
+        };
+        let report = json!({"sync": true, "task_type": task.task_type, "name": name, "children": children});
+        let _ = self.host.log_event(EventType::Information, "SYNC", &report.to_string(), None);
+        outcome(fields(&task.object), "sync_outcome")
+    }
+
+    fn get_external_object_id(&self, object: &ObjectTranslation) -> Option<i64> {
+        (object.code_name != "untranslatable").then_some(10_000 + object.id)
+    }
+
+    fn get_external_document_id(&self, document: &DocumentTranslation, return_document_id: bool) -> Option<i64> {
+        Some(if return_document_id { 20_000 } else { 30_000 } + document.id)
+    }
+}
