@@ -13,3 +13,5 @@ mod loading;
 mod outgoing;
 #[path = "cases/watch.rs"]
 mod watch;
+#[path = "cases/webhook.rs"]
+mod webhook;

@@ -101,8 +101,11 @@ fn an_error_is_retried_with_backoff_and_the_queue_keeps_its_order() {
     user(&d, "first", json!({"fail_times": 2}));
     user(&d, "second", json!({}));
     wait_for("both to be delivered", WAIT, || (!reports_for(&d, "A", "second").is_empty()).then_some(()));
-    let order: Vec<(String, i64)> =
-        d.reports("A").iter().map(|r| (r["name"].as_str().unwrap().to_owned(), r["attempt"].as_i64().unwrap())).collect();
+    let order: Vec<(String, i64)> = d
+        .reports("A")
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r["attempt"].as_i64().unwrap()))
+        .collect();
     assert_eq!(order, [("first".into(), 1), ("first".into(), 2), ("first".into(), 3), ("second".into(), 1)]);
     wait_for("the queue to drain", WAIT, || d.queue("outgoing", "").is_empty().then_some(()));
 }
@@ -114,7 +117,10 @@ fn synchronous_results_follow_the_result_table() {
     let sync_reports = |c: &str, name: &str| reports_for(&d, c, name).into_iter().filter(|r| r["sync"] == true).count();
 
     let ok = user(&d, "ok", json!({}));
-    assert_eq!(ok["sync"], json!([{"connector": "SyncA", "result": "Ok", "error": null}, {"connector": "SyncB", "result": "Ok", "error": null}]));
+    assert_eq!(
+        ok["sync"],
+        json!([{"connector": "SyncA", "result": "Ok", "error": null}, {"connector": "SyncB", "result": "Ok", "error": null}])
+    );
     assert!(ok["task_id"].is_null(), "synchronous processing stores no task");
     assert_eq!((sync_reports("SyncA", "ok"), sync_reports("SyncB", "ok")), (1, 1));
 
@@ -124,7 +130,10 @@ fn synchronous_results_follow_the_result_table() {
     assert_eq!(err["sync"][0]["result"], "Error");
     assert_eq!(sync_reports("SyncB", "err"), 0, "SyncB never got the change");
     let e = d.events("&type=E&code=SYNCPROCESSING");
-    assert!(e[0]["description"].as_str().unwrap().contains("ERP refused") && e[0]["description"].as_str().unwrap().contains("all connectors"));
+    assert!(
+        e[0]["description"].as_str().unwrap().contains("ERP refused")
+            && e[0]["description"].as_str().unwrap().contains("all connectors")
+    );
 
     // ErrorAndSkip: event log, data lost, only this connector stops.
     let skip = user(&d, "skip", json!({"sync_outcome": "ErrorAndSkip"}));
@@ -141,10 +150,19 @@ fn synchronous_results_follow_the_result_table() {
 #[test]
 fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     let (env, d) = start(&[
-        ("Wild", vec![sub("AsyncSimple", json!({"scope": "objects", "object_type": "poll.%", "task_type": "CreateObject"}))]),
+        (
+            "Wild",
+            vec![sub("AsyncSimple", json!({"scope": "objects", "object_type": "poll.%", "task_type": "CreateObject"}))],
+        ),
         ("Sites", vec![sub("AsyncSimple", json!({"scope": "objects", "site_name": "Corp%"}))]),
         ("Global", vec![sub("AsyncSimple", json!({"scope": "objects", "site_name": "##global##"}))]),
-        ("Docs", vec![sub("AsyncSimple", json!({"scope": "documents", "alias_path": "/Home/%", "culture": "en-%", "class_name": "cms.menuitem"}))]),
+        (
+            "Docs",
+            vec![sub(
+                "AsyncSimple",
+                json!({"scope": "documents", "alias_path": "/Home/%", "culture": "en-%", "class_name": "cms.menuitem"}),
+            )],
+        ),
         (
             "Prio",
             vec![
@@ -191,12 +209,17 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     let prio = seen("Prio");
     let mode = |title: &str| prio.iter().find(|(t, _)| t == title).map(|(_, m)| m.as_str()).unwrap();
     assert_eq!(mode("Create Role 'editors'"), "Simple");
-    assert_eq!(mode("Create User 'administrator'"), "Snapshot", "AsyncSnapshot beats AsyncSimpleSnapshot and AsyncSimple");
+    assert_eq!(
+        mode("Create User 'administrator'"),
+        "Snapshot",
+        "AsyncSnapshot beats AsyncSimpleSnapshot and AsyncSimple"
+    );
     assert_eq!(mode("Create User 'vip1'"), "Snapshot");
     assert!(prio.iter().all(|(t, _)| !t.contains("document")), "object subscriptions ignore documents");
     // One task row per change, one relation per connector.
     let tasks: i64 = env.sql().query_row("SELECT COUNT(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();
-    let relations: i64 = env.sql().query_row("SELECT COUNT(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
+    let relations: i64 =
+        env.sql().query_row("SELECT COUNT(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
     assert_eq!(tasks, 7);
     assert_eq!(relations, 15);
 }
@@ -252,16 +275,26 @@ fn payloads_carry_what_their_data_mode_promises_and_translation_survives_a_renam
     let users = |p: &str| sub(p, json!({"scope": "objects", "object_type": "cms.user%"}));
     let (env, d) = start(&[
         ("Simple", vec![users("AsyncSimple")]),
-        ("SimpleSnapshot", vec![users("AsyncSimpleSnapshot"), sub("AsyncSimpleSnapshot", json!({"scope": "documents"}))]),
-        ("Snapshot", vec![users("AsyncSnapshot"), sub("AsyncSnapshot", json!({"scope": "objects", "object_type": "poll.poll"}))]),
+        (
+            "SimpleSnapshot",
+            vec![users("AsyncSimpleSnapshot"), sub("AsyncSimpleSnapshot", json!({"scope": "documents"}))],
+        ),
+        (
+            "Snapshot",
+            vec![users("AsyncSnapshot"), sub("AsyncSnapshot", json!({"scope": "objects", "object_type": "poll.poll"}))],
+        ),
     ]);
     env.set_setting("process_outgoing", false);
     d.create("cms.site", json!({"code_name": "CorpSite"}));
-    let role = d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["object"]["id"].as_i64().unwrap();
+    let role = d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["object"]["id"]
+        .as_i64()
+        .unwrap();
     let u = d.create("cms.user", json!({"code_name": "antonio"}))["object"]["id"].as_i64().unwrap();
     assert_eq!(d.post(&format!("/api/objects/cms.user/{u}/sites/CorpSite"), &json!({})).status, 200);
     d.create("cms.userrole", json!({"fields": {"UserID": u, "RoleID": role}}));
-    let poll = d.create("poll.poll", json!({"code_name": "colour", "site_name": "CorpSite"}))["object"]["id"].as_i64().unwrap();
+    let poll = d.create("poll.poll", json!({"code_name": "colour", "site_name": "CorpSite"}))["object"]["id"]
+        .as_i64()
+        .unwrap();
     for a in ["red", "blue"] {
         d.create("poll.pollanswer", json!({"code_name": a, "site_name": "CorpSite", "fields": {"AnswerPollID": poll}}));
     }
@@ -281,7 +314,10 @@ fn payloads_carry_what_their_data_mode_promises_and_translation_survives_a_renam
     d.put("/api/settings", &json!({"process_outgoing": true}));
     wait_for("every queue to drain", WAIT, || d.queue("outgoing", "").is_empty().then_some(()));
     let find = |c: &str, task_type: &str, name: &str| {
-        d.reports(c).into_iter().find(|r| r["task_type"] == task_type && r["name"] == name).unwrap_or_else(|| panic!("{c} got no {task_type} {name}"))
+        d.reports(c)
+            .into_iter()
+            .find(|r| r["task_type"] == task_type && r["name"] == name)
+            .unwrap_or_else(|| panic!("{c} got no {task_type} {name}"))
     };
 
     let binding = format!("RoleID={role};UserID={u}");
@@ -295,7 +331,9 @@ fn payloads_carry_what_their_data_mode_promises_and_translation_survives_a_renam
     let ss = find("SimpleSnapshot", "CreateObject", &binding);
     let objects = ss["translations"]["objects"].as_array().unwrap();
     assert!(
-        objects.iter().any(|t| t["object_type"] == "cms.role" && t["code_name"] == "editors" && t["site_name"] == "CorpSite"),
+        objects
+            .iter()
+            .any(|t| t["object_type"] == "cms.role" && t["code_name"] == "editors" && t["site_name"] == "CorpSite"),
         "{ss}"
     );
     assert!(objects.iter().any(|t| t["object_type"] == "cms.user" && t["code_name"] == "antonio"), "{ss}");
@@ -307,7 +345,10 @@ fn payloads_carry_what_their_data_mode_promises_and_translation_survives_a_renam
     let snap_user = find("Snapshot", "UpdateObject", "antonio");
     let bindings: Vec<&str> = snap_user["bindings"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
     assert_eq!(bindings.len(), 2, "{snap_user}");
-    assert!(bindings.iter().any(|b| b.starts_with("cms.userrole:")) && bindings.iter().any(|b| b.starts_with("cms.usersite:")));
+    assert!(
+        bindings.iter().any(|b| b.starts_with("cms.userrole:"))
+            && bindings.iter().any(|b| b.starts_with("cms.usersite:"))
+    );
     let snap_poll = find("Snapshot", "UpdateObject", "colour");
     assert_eq!(snap_poll["children"], json!(["poll.pollanswer:red", "poll.pollanswer:blue"]));
     assert!(snap_poll["translations"]["objects"].as_array().unwrap().iter().any(|t| t["code_name"] == "colour"));

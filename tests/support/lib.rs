@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod daemon;
+pub mod hook_server;
 pub mod http;
 
 pub use artifacts::{artifacts, Artifacts};
