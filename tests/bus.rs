@@ -7,10 +7,14 @@ mod api;
 mod boundary;
 #[path = "cases/cli.rs"]
 mod cli;
+#[path = "cases/content.rs"]
+mod content;
 #[path = "cases/loading.rs"]
 mod loading;
 #[path = "cases/outgoing.rs"]
 mod outgoing;
+#[path = "cases/sample.rs"]
+mod sample;
 #[path = "cases/watch.rs"]
 mod watch;
 #[path = "cases/webhook.rs"]

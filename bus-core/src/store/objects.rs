@@ -359,6 +359,19 @@ pub fn delete(conn: &Connection, types: &ObjectTypes, object_type: &str, id: i64
             )));
         }
     }
+    if t.name == "cms.site" {
+        let on_site = |sql: &str| -> Result<i64, StoreError> {
+            Ok(conn.prepare_cached(sql)?.query_row([&current.code_name], |r| r.get(0))?)
+        };
+        let objects = on_site("SELECT COUNT(*) FROM CMS_Object WHERE ObjectSiteName = ?1 COLLATE NOCASE")?;
+        let documents = on_site("SELECT COUNT(*) FROM CMS_Tree WHERE NodeSiteName = ?1 COLLATE NOCASE")?;
+        if objects + documents > 0 {
+            return Err(StoreError::Conflict(format!(
+                "site `{}` still has {objects} object(s) and {documents} document node(s); delete or move them first",
+                current.code_name
+            )));
+        }
+    }
     delete_tree(conn, types, t, id)?;
     Ok(current)
 }
