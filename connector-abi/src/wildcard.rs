@@ -30,8 +30,7 @@ pub fn matches(pattern: &str, value: &str) -> bool {
 /// A criterion that is absent or empty matches everything.
 pub fn criterion_matches(criterion: Option<&str>, value: &str) -> bool {
     match criterion {
-        None => true,
-        Some(c) if c.is_empty() => true,
+        None | Some("") => true,
         Some(c) => matches(c, value),
     }
 }
