@@ -172,6 +172,7 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
             ],
         ),
         ("Custom", vec![sub("AsyncSimple", json!({"scope": "custom", "name": "vip"}))]),
+        ("Named", vec![sub("AsyncSimple", json!({"scope": "objects", "object_code_name": "ADMIN%"}))]),
         ("Nothing", vec![sub("AsyncSimple", json!({"scope": "objects", "object_type": "no.such.type"}))]),
     ]);
     env.set_setting("process_outgoing", false);
@@ -205,6 +206,7 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     assert_eq!(titles("Global"), ["Create Site 'CorpSite'", "Create User 'administrator'", "Create User 'vip1'"]);
     assert_eq!(titles("Docs"), ["Create document /Home/News"]);
     assert_eq!(titles("Custom"), ["Create User 'vip1'"]);
+    assert_eq!(titles("Named"), ["Create User 'administrator'"], "code-name wildcard, ignoring case");
     assert!(titles("Nothing").is_empty());
     let prio = seen("Prio");
     let mode = |title: &str| prio.iter().find(|(t, _)| t == title).map(|(_, m)| m.as_str()).unwrap();
@@ -221,7 +223,7 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     let relations: i64 =
         env.sql().query_row("SELECT COUNT(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
     assert_eq!(tasks, 7);
-    assert_eq!(relations, 15);
+    assert_eq!(relations, 16);
 }
 
 #[test]
