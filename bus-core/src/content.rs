@@ -11,10 +11,10 @@ use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::{self, Payload};
 use crate::outgoing::subscribers::{subscribers, Subscriber};
 use crate::outgoing::sync::{self, SyncOutcome};
-use crate::outgoing::Outgoing;
 use crate::queue::{self, NewTask};
 use crate::settings;
 use crate::store::StoreError;
+use crate::worker::Workers;
 use connector_abi::protocol::SyncTask;
 use connector_abi::{CmsObject, TaskDataType};
 use rusqlite::{Connection, TransactionBehavior};
@@ -76,7 +76,7 @@ pub struct Content {
     writer: Mutex<Connection>,
     types: Arc<ObjectTypes>,
     manager: Arc<ConnectorManager>,
-    outgoing: Arc<Outgoing>,
+    outgoing: Arc<Workers>,
     events: Arc<EventLog>,
 }
 
@@ -85,7 +85,7 @@ impl Content {
         db: &Database,
         types: Arc<ObjectTypes>,
         manager: Arc<ConnectorManager>,
-        outgoing: Arc<Outgoing>,
+        outgoing: Arc<Workers>,
         events: Arc<EventLog>,
     ) -> Result<Self, DbError> {
         Ok(Content { writer: Mutex::new(db.connect()?), types, manager, outgoing, events })

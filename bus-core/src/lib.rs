@@ -26,3 +26,4 @@ pub mod services;
 pub mod settings;
 pub mod store;
 pub mod watch;
+pub mod worker;

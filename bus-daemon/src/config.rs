@@ -2,9 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use bus_core::object_types::ObjectTypes;
-use bus_core::outgoing::WorkerConfig;
 use bus_core::registry::NewConnector;
 use bus_core::settings::SettingsPatch;
+use bus_core::worker::WorkerConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@ use crate::config::Config;
 use crate::http;
 use anyhow::{Context, Result};
 use bus_core::content::Content;
-use bus_core::outgoing::Outgoing;
 use bus_core::queue;
 use bus_core::watch::Watcher;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ pub fn run(config: Config) -> Result<()> {
     let bus = Bus::open(&config)?;
     let types = Arc::new(config.object_types()?);
     let manager = bus.manager(&config);
-    let outgoing = Outgoing::new(bus.db.clone(), config.outgoing.worker_config());
+    let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config());
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
     manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {

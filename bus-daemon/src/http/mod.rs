@@ -14,8 +14,8 @@ use bus_core::content::Content;
 use bus_core::db::Database;
 use bus_core::eventlog::EventLog;
 use bus_core::manager::ConnectorManager;
-use bus_core::outgoing::Outgoing;
 use bus_core::registry::Registry;
+use bus_core::worker::Workers;
 use error::ApiError;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ pub struct AppState {
     pub registry: Registry,
     pub events: Arc<EventLog>,
     pub manager: Arc<ConnectorManager>,
-    pub outgoing: Arc<Outgoing>,
+    pub outgoing: Arc<Workers>,
     pub content: Arc<Content>,
 }
 

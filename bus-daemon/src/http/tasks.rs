@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bus_core::eventlog::{NewEvent, BUS_SOURCE};
-use bus_core::outgoing::{SynchronizeError, TaskOutcome};
 use bus_core::queue::{self, Selection, TaskDetail, TaskRow};
 use bus_core::settings;
+use bus_core::worker::{SynchronizeError, TaskOutcome};
 use connector_abi::EventType;
 use serde::{Deserialize, Serialize};
 

@@ -1,58 +1,20 @@
-//! One worker thread per connector: drains the connector's outgoing queue,
-//! oldest task first, and handles each result as the specification says
-//! (OK: delete; Error: sync log, stop the queue, retry later with backoff;
-//! ErrorAndSkip: sync log, go on; SkipNow: leave it for the next run).
+//! The worker thread of one connector and one direction: waits for work
+//! (a wake-up, a synchronize request, a due retry), reads the settings, and
+//! hands the queue to its [`Drain`].
 
-use super::payload;
+use super::{Drain, RunEnd, TaskOutcome, WorkerConfig};
 use crate::connector::LiveConnector;
 use crate::db::Database;
-use crate::queue::{self, Queued, Selection};
+use crate::queue::{self, Selection};
 use crate::settings;
-use connector_abi::protocol::{kind, ProcessResponse};
-use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-/// Timing of the workers (from `bus.toml`).
-#[derive(Debug, Clone, Copy)]
-pub struct WorkerConfig {
-    /// The first retry after an `Error` comes this much later; each further
-    /// failure doubles it, up to `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// How many tasks are read per query.
-    pub batch_size: u32,
-    /// How often an idle worker checks for tasks logged by another process
-    /// and for settings changed elsewhere.
-    pub idle_poll: Duration,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        WorkerConfig {
-            retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            batch_size: 256,
-            idle_poll: Duration::from_secs(2),
-        }
-    }
-}
-
-/// What happened to one task for one connector in a synchronize action.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TaskOutcome {
-    pub task_id: i64,
-    pub connector: String,
-    pub result: IntegrationProcessResult,
-    pub error: Option<String>,
-}
+use std::time::Instant;
 
 /// A synchronize request handed to a worker.
-pub(super) struct Job {
+pub(crate) struct Job {
     pub selection: Selection,
     pub reply: mpsc::Sender<Result<Vec<TaskOutcome>, String>>,
 }
@@ -80,22 +42,28 @@ impl Shared {
 }
 
 /// A running worker.
-pub(super) struct Worker {
+pub(crate) struct Worker {
     shared: Arc<Shared>,
     _join: JoinHandle<()>,
 }
 
 impl Worker {
-    pub fn spawn(connector: Arc<LiveConnector>, db: Database, config: WorkerConfig) -> std::io::Result<Worker> {
+    pub fn spawn(
+        connector: Arc<LiveConnector>,
+        db: Database,
+        config: WorkerConfig,
+        drain: Arc<dyn Drain>,
+    ) -> std::io::Result<Worker> {
         let shared = Arc::new(Shared {
             name: connector.name.clone(),
             state: Mutex::new(State { connector: Some(connector), wake: true, ..Default::default() }),
             cv: Condvar::new(),
         });
         let inner = shared.clone();
-        let join = std::thread::Builder::new()
-            .name(format!("outgoing-{}", shared.name))
-            .spawn(move || Runner { shared: inner, db, config, conn: None, last_seen: 0, was_enabled: false }.run())?;
+        let join =
+            std::thread::Builder::new().name(format!("{}-{}", drain.direction(), shared.name)).spawn(move || {
+                Runner { shared: inner, db, config, drain, conn: None, last_seen: 0, was_enabled: false }.run()
+            })?;
         Ok(Worker { shared, _join: join })
     }
 
@@ -132,18 +100,11 @@ impl Worker {
     }
 }
 
-/// Why a run ended.
-enum RunEnd {
-    /// Every task was looked at.
-    Drained,
-    /// An `Error` stopped the queue.
-    Stopped,
-}
-
 struct Runner {
     shared: Arc<Shared>,
     db: Database,
     config: WorkerConfig,
+    drain: Arc<dyn Drain>,
     conn: Option<Connection>,
     /// The newest task this worker has seen in its queue.
     last_seen: i64,
@@ -163,7 +124,7 @@ impl Runner {
             match self.wait() {
                 Wakeup::Stop => return,
                 Wakeup::Idle(connector) => {
-                    if self.has_news(&connector) {
+                    if self.drain.automatic() && self.has_news(&connector) {
                         self.work(&connector, Vec::new(), true);
                     }
                 }
@@ -195,7 +156,13 @@ impl Runner {
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
             let (guard, result) = self.shared.cv.wait_timeout(st, timeout).unwrap_or_else(|p| p.into_inner());
             st = guard;
-            if result.timed_out() && st.retry_at.is_none() && st.jobs.is_empty() && !st.wake && !st.stop {
+            if result.timed_out()
+                && self.drain.automatic()
+                && st.retry_at.is_none()
+                && st.jobs.is_empty()
+                && !st.wake
+                && !st.stop
+            {
                 return Wakeup::Idle(connector);
             }
         }
@@ -216,9 +183,10 @@ impl Runner {
     /// True when tasks arrived that this worker has not seen (logged by
     /// another process) or processing was just switched on.
     fn has_news(&mut self, connector: &LiveConnector) -> bool {
+        let drain = self.drain.clone();
         let Some(conn) = self.conn() else { return false };
-        let enabled = settings::read(conn).map(|s| s.processes_outgoing()).unwrap_or(false);
-        let newest = queue::newest(conn, connector.id, false).unwrap_or(0);
+        let enabled = settings::read(conn).map(|s| drain.enabled(&s)).unwrap_or(false);
+        let newest = queue::newest(conn, connector.id, drain.inbound()).unwrap_or(0);
         let news = enabled && (!self.was_enabled || newest > self.last_seen);
         self.was_enabled = enabled;
         news
@@ -226,7 +194,7 @@ impl Runner {
 
     fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool) {
         let enabled = match self.conn().map(|c| settings::read(c)) {
-            Some(Ok(s)) => s.processes_outgoing(),
+            Some(Ok(s)) => self.drain.enabled(&s),
             Some(Err(e)) => {
                 tracing::warn!(connector = %connector.name, error = %e, "cannot read the settings");
                 false
@@ -236,7 +204,9 @@ impl Runner {
         self.was_enabled = enabled;
         for job in jobs {
             if !enabled {
-                let _ = job.reply.send(Err("processing of outgoing tasks is disabled in the settings".into()));
+                let _ = job
+                    .reply
+                    .send(Err(format!("processing of {} tasks is disabled in the settings", self.drain.direction())));
                 continue;
             }
             let mut outcomes = Vec::new();
@@ -257,6 +227,7 @@ impl Runner {
                 st.failures = 0;
                 st.retry_at = None;
             }
+            Ok(RunEnd::Stopped) if !self.drain.automatic() => {}
             Ok(RunEnd::Stopped) => {
                 st.failures = st.failures.saturating_add(1);
                 let factor = 1u32.checked_shl(st.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
@@ -265,7 +236,7 @@ impl Runner {
                 tracing::info!(connector = %self.shared.name, retry_in_ms = delay.as_millis() as u64, "queue stopped by an error; retrying later");
             }
             Err(e) => {
-                tracing::warn!(connector = %self.shared.name, error = %e, "the outgoing queue could not be processed");
+                tracing::warn!(connector = %self.shared.name, direction = self.drain.direction(), error = %e, "the queue could not be processed");
                 self.conn = None;
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
             }
@@ -281,83 +252,11 @@ impl Runner {
         outcomes: &mut Vec<TaskOutcome>,
     ) -> Result<RunEnd, rusqlite::Error> {
         let batch_size = self.config.batch_size;
+        let drain = self.drain.clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
-        let end = process(conn, connector, selection, manual, batch_size, outcomes)?;
-        let newest = queue::newest(conn, connector.id, false)?;
+        let end = drain.process(conn, connector, selection, manual, batch_size, outcomes)?;
+        let newest = queue::newest(conn, connector.id, drain.inbound())?;
         self.last_seen = self.last_seen.max(newest);
         Ok(end)
     }
-}
-
-fn process(
-    conn: &mut Connection,
-    connector: &LiveConnector,
-    selection: &Selection,
-    manual: bool,
-    batch_size: u32,
-    outcomes: &mut Vec<TaskOutcome>,
-) -> Result<RunEnd, rusqlite::Error> {
-    let mut done: Vec<i64> = Vec::new();
-    let mut cursor = 0i64;
-    let mut ids = match selection {
-        Selection::Ids(ids) => {
-            let mut ids = ids.clone();
-            ids.sort_unstable();
-            ids.dedup();
-            Some(ids.into_iter())
-        }
-        Selection::All => None,
-    };
-    loop {
-        let batch: Vec<Queued> = match &mut ids {
-            None => queue::next_batch(conn, connector.id, false, cursor, batch_size, manual)?,
-            Some(ids) => match ids.next() {
-                Some(id) => queue::queued_task(conn, connector.id, false, id)?.into_iter().collect(),
-                None => Vec::new(),
-            },
-        };
-        if batch.is_empty() {
-            return Ok(RunEnd::Drained);
-        }
-        for q in &batch {
-            cursor = q.task_id;
-            let response = deliver(connector, q);
-            outcomes.push(TaskOutcome {
-                task_id: q.task_id,
-                connector: connector.name.clone(),
-                result: response.result,
-                error: response.error_message.clone(),
-            });
-            match response.result {
-                IntegrationProcessResult::Ok => done.push(q.sync_id),
-                IntegrationProcessResult::SkipNow => queue::mark_run(conn, q.sync_id)?,
-                IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                    queue::complete(conn, &done)?;
-                    done.clear();
-                    let message = response
-                        .error_message
-                        .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
-                    let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
-                    queue::record_failure(conn, q.sync_id, &message, skip)?;
-                    tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
-                    if !skip {
-                        return Ok(RunEnd::Stopped);
-                    }
-                }
-            }
-        }
-        queue::complete(conn, &done)?;
-        done.clear();
-    }
-}
-
-/// Hands one task to the connector; a call that fails counts as `Error`.
-fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
-    let request = match payload::async_request(q) {
-        Ok(r) => r,
-        Err(e) => return ProcessResponse::error(e),
-    };
-    connector
-        .request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request)
-        .unwrap_or_else(|e| ProcessResponse::error(e.to_string()))
 }

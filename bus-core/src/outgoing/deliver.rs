@@ -1,0 +1,119 @@
+//! The outgoing drain: hands each queued task to the connector, oldest first,
+//! and handles each result as the specification says (OK: delete; Error:
+//! sync log, stop the queue, retry later; ErrorAndSkip: sync log, mark the
+//! task skipped, go on; SkipNow: leave it for the next run).
+
+use super::payload;
+use crate::connector::LiveConnector;
+use crate::queue::{self, Queued, Selection};
+use crate::settings::Settings;
+use crate::worker::{Drain, RunEnd, TaskOutcome};
+use connector_abi::protocol::{kind, ProcessResponse};
+use connector_abi::IntegrationProcessResult;
+use rusqlite::Connection;
+
+/// Drains outgoing queues.
+pub struct OutgoingDrain;
+
+impl Drain for OutgoingDrain {
+    fn direction(&self) -> &'static str {
+        "outgoing"
+    }
+
+    fn inbound(&self) -> bool {
+        false
+    }
+
+    fn enabled(&self, settings: &Settings) -> bool {
+        settings.processes_outgoing()
+    }
+
+    fn automatic(&self) -> bool {
+        true
+    }
+
+    fn process(
+        &self,
+        conn: &mut Connection,
+        connector: &LiveConnector,
+        selection: &Selection,
+        manual: bool,
+        batch_size: u32,
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Result<RunEnd, rusqlite::Error> {
+        process(conn, connector, selection, manual, batch_size, outcomes)
+    }
+}
+
+fn process(
+    conn: &mut Connection,
+    connector: &LiveConnector,
+    selection: &Selection,
+    manual: bool,
+    batch_size: u32,
+    outcomes: &mut Vec<TaskOutcome>,
+) -> Result<RunEnd, rusqlite::Error> {
+    let mut done: Vec<i64> = Vec::new();
+    let mut cursor = 0i64;
+    let mut ids = match selection {
+        Selection::Ids(ids) => {
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            Some(ids.into_iter())
+        }
+        Selection::All => None,
+    };
+    loop {
+        let batch: Vec<Queued> = match &mut ids {
+            None => queue::next_batch(conn, connector.id, false, cursor, batch_size, manual)?,
+            Some(ids) => match ids.next() {
+                Some(id) => queue::queued_task(conn, connector.id, false, id)?.into_iter().collect(),
+                None => Vec::new(),
+            },
+        };
+        if batch.is_empty() {
+            return Ok(RunEnd::Drained);
+        }
+        for q in &batch {
+            cursor = q.task_id;
+            let response = deliver(connector, q);
+            outcomes.push(TaskOutcome {
+                task_id: q.task_id,
+                connector: connector.name.clone(),
+                result: response.result.into(),
+                error: response.error_message.clone(),
+            });
+            match response.result {
+                IntegrationProcessResult::Ok => done.push(q.sync_id),
+                IntegrationProcessResult::SkipNow => queue::mark_run(conn, q.sync_id)?,
+                IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
+                    queue::complete(conn, &done)?;
+                    done.clear();
+                    let message = response
+                        .error_message
+                        .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
+                    let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
+                    queue::record_failure(conn, q.sync_id, &message, skip)?;
+                    tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
+                    if !skip {
+                        return Ok(RunEnd::Stopped);
+                    }
+                }
+            }
+        }
+        queue::complete(conn, &done)?;
+        done.clear();
+    }
+}
+
+/// Hands one task to the connector; a call that fails counts as `Error`.
+fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
+    let request = match payload::async_request(q) {
+        Ok(r) => r,
+        Err(e) => return ProcessResponse::error(e),
+    };
+    connector
+        .request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request)
+        .unwrap_or_else(|e| ProcessResponse::error(e.to_string()))
+}

@@ -1,0 +1,221 @@
+//! Worker threads: one per loaded connector and direction. The generic part
+//! lives here (waiting, settings, retries, synchronize requests); what a run
+//! does with the queue is a [`Drain`] (outgoing: deliver to the connector;
+//! incoming: apply to the content store).
+
+mod thread;
+
+use crate::connector::LiveConnector;
+use crate::db::Database;
+use crate::manager::{ConnectorManager, ConnectorSet};
+use crate::queue::Selection;
+use crate::settings::Settings;
+use connector_abi::IntegrationProcessResult;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use thread::{Job, Worker};
+
+/// What a run does with one connector's queue of one direction.
+pub trait Drain: Send + Sync + 'static {
+    /// `outgoing` or `incoming` (thread names, messages).
+    fn direction(&self) -> &'static str;
+    fn inbound(&self) -> bool;
+    /// Whether the settings allow processing.
+    fn enabled(&self, settings: &Settings) -> bool;
+    /// Whether runs start by themselves (new tasks, retries after an error),
+    /// or only when asked (incoming: scheduler, notify, synchronize).
+    fn automatic(&self) -> bool;
+    /// Processes the selected tasks in creation order. `manual` includes tasks
+    /// passed over by earlier runs.
+    fn process(
+        &self,
+        conn: &mut Connection,
+        connector: &LiveConnector,
+        selection: &Selection,
+        manual: bool,
+        batch_size: u32,
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Result<RunEnd, rusqlite::Error>;
+}
+
+/// Why a run ended.
+pub enum RunEnd {
+    /// Every task was looked at.
+    Drained,
+    /// A task stopped the queue.
+    Stopped,
+}
+
+/// Timing of the workers (from `bus.toml`).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// The first retry after an `Error` comes this much later; each further
+    /// failure doubles it, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How many tasks are read per query.
+    pub batch_size: u32,
+    /// How often an idle worker checks for tasks logged by another process
+    /// and for settings changed elsewhere.
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            batch_size: 256,
+            idle_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What became of one task in a run.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum TaskResult {
+    /// Processed; the task is gone for this connector.
+    Ok,
+    /// Failed critically; processing of this connector stopped there.
+    Error,
+    /// Failed; recorded and passed over.
+    ErrorAndSkip,
+    /// Left for the next run.
+    SkipNow,
+    /// An incoming task marked SkipOnce: passed over this time, processed next time.
+    SkippedOnce,
+    /// An incoming SkipOnError task that failed: recorded and passed over.
+    SkippedOnError,
+    /// An incoming DeleteOnError task that failed: deleted.
+    DeletedOnError,
+    /// An incoming task marked Error: processing stops at it.
+    Blocked,
+}
+
+impl From<IntegrationProcessResult> for TaskResult {
+    fn from(r: IntegrationProcessResult) -> Self {
+        match r {
+            IntegrationProcessResult::Ok => TaskResult::Ok,
+            IntegrationProcessResult::Error => TaskResult::Error,
+            IntegrationProcessResult::ErrorAndSkip => TaskResult::ErrorAndSkip,
+            IntegrationProcessResult::SkipNow => TaskResult::SkipNow,
+        }
+    }
+}
+
+/// What happened to one task for one connector in a synchronize action.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TaskOutcome {
+    pub task_id: i64,
+    pub connector: String,
+    pub result: TaskResult,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SynchronizeError {
+    #[error("connector `{0}` is not loaded, so its tasks cannot be processed")]
+    NotLoaded(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One worker per loaded connector for one direction.
+pub struct Workers {
+    db: Database,
+    config: WorkerConfig,
+    drain: Arc<dyn Drain>,
+    workers: Mutex<BTreeMap<String, Worker>>,
+}
+
+impl Workers {
+    pub fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>) -> Arc<Self> {
+        Arc::new(Workers { db, config, drain, workers: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// Keeps one worker per loaded connector, following every
+    /// reinitialization of `manager`.
+    pub fn follow(self: &Arc<Self>, manager: &ConnectorManager) {
+        self.update(&manager.current());
+        let me = Arc::downgrade(self);
+        manager.on_reload(Box::new(move |set| {
+            if let Some(me) = me.upgrade() {
+                me.update(set);
+            }
+        }));
+    }
+
+    fn workers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Worker>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts, switches and stops workers to match a connector set.
+    pub fn update(&self, set: &ConnectorSet) {
+        let mut workers = self.workers();
+        workers.retain(|name, w| {
+            let keep = set.live.contains_key(name);
+            if !keep {
+                w.stop();
+            }
+            keep
+        });
+        for (name, live) in &set.live {
+            match workers.get(name) {
+                Some(w) => w.replace(live.clone()),
+                None => match Worker::spawn(live.clone(), self.db.clone(), self.config, self.drain.clone()) {
+                    Ok(w) => {
+                        workers.insert(name.clone(), w);
+                    }
+                    Err(e) => {
+                        tracing::error!(connector = %name, error = %e, "cannot start the connector's worker thread")
+                    }
+                },
+            }
+        }
+    }
+
+    /// Wakes the workers of these connectors (their queues got tasks).
+    pub fn wake<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let workers = self.workers();
+        for name in names {
+            if let Some(w) = workers.get(name) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Wakes every worker (e.g. processing was switched on).
+    pub fn wake_all(&self) {
+        self.workers().values().for_each(Worker::wake);
+    }
+
+    /// Processes tasks of one connector now, in creation order, through its
+    /// worker (so they never run twice at once), and waits for the outcome.
+    /// Tasks passed over earlier (ErrorAndSkip, SkipOnError) are retried too.
+    pub fn synchronize(&self, connector: &str, selection: Selection) -> Result<Vec<TaskOutcome>, SynchronizeError> {
+        let (reply, outcome) = mpsc::channel();
+        {
+            let workers = self.workers();
+            let w = workers.get(connector).ok_or_else(|| SynchronizeError::NotLoaded(connector.to_owned()))?;
+            w.submit(Job { selection, reply });
+        }
+        match outcome.recv() {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Err(reason)) => Err(SynchronizeError::Refused(reason)),
+            Err(_) => Err(SynchronizeError::NotLoaded(connector.to_owned())),
+        }
+    }
+
+    /// Stops every worker (daemon shutdown).
+    pub fn stop_all(&self) {
+        let mut workers = self.workers();
+        for w in workers.values() {
+            w.stop();
+        }
+        workers.clear();
+    }
+}
