@@ -110,16 +110,34 @@ impl Content {
     /// subscribers. `origin` names the connector an incoming change came
     /// from: it never gets a task for its own change.
     pub fn apply_all(&self, changes: Vec<Change>, origin: Option<&str>) -> Result<Vec<ChangeResult>, ChangeError> {
+        self.transact(origin, |tx, types| {
+            changes
+                .into_iter()
+                .enumerate()
+                .map(|(index, change)| {
+                    change::apply(tx, types, change).map_err(|source| ChangeError::Change { index, source })
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `work` in one transaction — it changes the content store and
+    /// says what it changed — and logs the outgoing tasks of those changes in
+    /// the same transaction (see [`Self::apply_all`]).
+    pub fn transact(
+        &self,
+        origin: Option<&str>,
+        work: impl FnOnce(&Connection, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+    ) -> Result<Vec<ChangeResult>, ChangeError> {
         let set = self.manager.current();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let settings = settings::read(&tx)?;
-        let mut results = Vec::with_capacity(changes.len());
-        let mut pending = Vec::with_capacity(changes.len());
+        let applied_all = work(&tx, &self.types)?;
+        let mut results = Vec::with_capacity(applied_all.len());
+        let mut pending = Vec::with_capacity(applied_all.len());
         let mut woken: Vec<String> = Vec::new();
-        for (index, change) in changes.into_iter().enumerate() {
-            let applied =
-                change::apply(&tx, &self.types, change).map_err(|source| ChangeError::Change { index, source })?;
+        for (index, applied) in applied_all.into_iter().enumerate() {
             let title = change::title(&self.types, applied.task_type, &applied.object);
             let mut result = ChangeResult {
                 object: applied.object.clone(),
@@ -143,13 +161,10 @@ impl Content {
                     woken.extend(result.queued_for.iter().cloned());
                 }
                 if !sync_subs.is_empty() && settings.processes_outgoing() {
-                    let snapshot = payload::build(
-                        &tx,
-                        &self.types,
-                        &applied,
-                        payload::data_type_for(connector_abi::TaskProcessType::SyncSnapshot, &applied.object),
-                    )
-                    .map_err(|source| ChangeError::Change { index, source })?;
+                    let data_type =
+                        payload::data_type_for(connector_abi::TaskProcessType::SyncSnapshot, &applied.object);
+                    let snapshot = payload::build(&tx, &self.types, &applied, data_type)
+                        .map_err(|source| ChangeError::Change { index, source })?;
                     sync_object = Some(snapshot.object);
                     sync_subscribers = sync_subs;
                 }

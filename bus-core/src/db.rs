@@ -39,6 +39,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("schema/v1.sql") },
     Migration { version: 2, sql: include_str!("schema/v2.sql") },
+    Migration { version: 3, sql: include_str!("schema/v3.sql") },
 ];
 
 impl Database {

@@ -2,17 +2,32 @@
 
 use crate::eventlog::{EventLog, NewEvent};
 use crate::host::HostServices;
+use crate::incoming::Incoming;
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
-/// Host services backed by the bus database.
+/// Host services backed by the bus. The incoming engine is attached once it
+/// exists (it needs the connectors, which need these services).
 pub struct BusServices {
     events: Arc<EventLog>,
+    incoming: OnceLock<Weak<Incoming>>,
 }
 
 impl BusServices {
     pub fn new(events: Arc<EventLog>) -> Self {
-        BusServices { events }
+        BusServices { events, incoming: OnceLock::new() }
+    }
+
+    /// Connects the incoming engine.
+    pub fn attach_incoming(&self, incoming: &Arc<Incoming>) {
+        let _ = self.incoming.set(Arc::downgrade(incoming));
+    }
+
+    fn incoming(&self) -> Result<Arc<Incoming>, String> {
+        self.incoming
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| "the incoming engine is not running (the daemon is starting or stopping)".to_owned())
     }
 }
 
@@ -33,15 +48,11 @@ impl HostServices for BusServices {
             .map_err(|e| e.to_string())
     }
 
-    fn log_incoming_task(&self, connector: &str, _task: LogIncomingTaskRequest) -> Result<i64, String> {
-        Err(format!(
-            "connector `{connector}` asked to log an incoming task, but this daemon has no incoming task queue yet"
-        ))
+    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, String> {
+        self.incoming()?.log(connector, task).map_err(|e| e.to_string())
     }
 
-    fn request_processing(&self, connector: &str, _request: RequestProcessingRequest) -> Result<(), String> {
-        Err(format!(
-            "connector `{connector}` asked for task processing, but this daemon has no incoming task queue yet"
-        ))
+    fn request_processing(&self, _connector: &str, request: RequestProcessingRequest) -> Result<(), String> {
+        self.incoming()?.request_processing(request.connector.as_deref()).map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -37,10 +37,12 @@ impl Bus {
         Ok(Bus { db, registry, events })
     }
 
-    /// The connector manager of a running daemon.
-    pub fn manager(&self, config: &Config) -> Arc<ConnectorManager> {
+    /// The connector manager of a running daemon, and the services its
+    /// connectors talk to.
+    pub fn manager(&self, config: &Config) -> (Arc<ConnectorManager>, Arc<BusServices>) {
         let loader = Loader::new(&config.connectors_dir, &config.state_dir);
         let services = Arc::new(BusServices::new(self.events.clone()));
-        Arc::new(ConnectorManager::new(self.registry.clone(), loader, services, self.events.clone()))
+        let manager = ConnectorManager::new(self.registry.clone(), loader, services.clone(), self.events.clone());
+        (Arc::new(manager), services)
     }
 }

@@ -38,9 +38,22 @@ pub struct Config {
     /// Outgoing processing.
     #[serde(default)]
     pub outgoing: OutgoingConfig,
+    /// Scheduled tasks.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
     /// Connectors registered when the database is created.
     #[serde(default, rename = "connector")]
     pub seed_connectors: Vec<NewConnector>,
+}
+
+/// `[scheduler]` in bus.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// The interval of "Process external integration tasks", applied at every
+    /// start when given (the API and the CLI change it at run time).
+    #[serde(default)]
+    pub process_external_interval_seconds: Option<i64>,
 }
 
 /// `[outgoing]` in bus.toml.

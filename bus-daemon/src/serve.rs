@@ -5,14 +5,17 @@ use crate::config::Config;
 use crate::http;
 use anyhow::{Context, Result};
 use bus_core::content::Content;
+use bus_core::incoming::Incoming;
 use bus_core::queue;
+use bus_core::scheduler::{self, Scheduler};
 use bus_core::watch::Watcher;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn run(config: Config) -> Result<()> {
     let bus = Bus::open(&config)?;
     let types = Arc::new(config.object_types()?);
-    let manager = bus.manager(&config);
+    let (manager, services) = bus.manager(&config);
     let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config());
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
@@ -23,7 +26,32 @@ pub fn run(config: Config) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
     }));
     let set = manager.reload_all().context("cannot read the connector registry")?;
-    let content = Arc::new(Content::new(&bus.db, types, manager.clone(), outgoing.clone(), bus.events.clone())?);
+    let content =
+        Arc::new(Content::new(&bus.db, types.clone(), manager.clone(), outgoing.clone(), bus.events.clone())?);
+    let incoming = Incoming::new(
+        bus.db.clone(),
+        types,
+        manager.clone(),
+        content.clone(),
+        bus.events.clone(),
+        config.outgoing.worker_config(),
+    )?;
+    services.attach_incoming(&incoming);
+    let mut scheduler = Scheduler::new(bus.db.clone());
+    let for_scheduler = Arc::downgrade(&incoming);
+    scheduler.register(
+        scheduler::PROCESS_EXTERNAL,
+        Arc::new(move || {
+            let incoming = for_scheduler.upgrade().ok_or("the daemon is stopping")?;
+            let names = incoming.request_processing(None).map_err(|e| e.to_string())?;
+            Ok(format!("processing started for {} connector(s)", names.len()))
+        }),
+    );
+    if let Some(seconds) = config.scheduler.process_external_interval_seconds {
+        scheduler::update(&bus.db.connect()?, scheduler::PROCESS_EXTERNAL, Some(seconds), None)
+            .context("cannot apply [scheduler] process_external_interval_seconds")?;
+    }
+    let scheduler = scheduler.spawn(Duration::from_millis(500)).context("cannot start the scheduler")?;
     for (name, status) in &set.status {
         match (&status.error, status.loaded) {
             (None, true) => tracing::info!(connector = %name, "connector loaded"),
@@ -46,6 +74,8 @@ pub fn run(config: Config) -> Result<()> {
         manager: manager.clone(),
         outgoing: outgoing.clone(),
         content,
+        incoming: incoming.clone(),
+        scheduler: scheduler.scheduler(),
     };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -59,6 +89,8 @@ pub fn run(config: Config) -> Result<()> {
         anyhow::Ok(())
     });
     drop(watcher);
+    drop(scheduler);
+    incoming.workers().stop_all();
     outgoing.stop_all();
     manager.shutdown_all();
     tracing::info!("integration bus stopped");

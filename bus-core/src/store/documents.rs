@@ -176,21 +176,23 @@ pub fn create(conn: &Connection, types: &ObjectTypes, input: DocumentInput) -> R
         return Err(StoreError::Invalid(format!("site `{}` does not exist", input.site_name)));
     }
     check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &input.fields)?;
-    let node: Option<(i64, String)> = conn
-        .prepare_cached("SELECT NodeID, NodeClassName FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2")?
-        .query_row(params![input.site_name, input.alias_path], |r| Ok((r.get(0)?, r.get(1)?)))
+    let node: Option<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT NodeID, NodeClassName, NodeGUID FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2",
+        )?
+        .query_row(params![input.site_name, input.alias_path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let node_id = match node {
-        Some((id, existing_class)) => {
+        Some((id, existing_class, existing_guid)) => {
             if !existing_class.eq_ignore_ascii_case(&class.class_name) {
                 return Err(StoreError::Conflict(format!(
                     "the node at {} is a {existing_class}, not a {}",
                     input.alias_path, class.class_name
                 )));
             }
-            if input.node_guid.is_some() {
-                return Err(StoreError::Invalid(format!(
-                    "a node already exists at {}: node_guid can only be given for a new node",
+            if input.node_guid.as_ref().is_some_and(|g| !g.eq_ignore_ascii_case(&existing_guid)) {
+                return Err(StoreError::Conflict(format!(
+                    "the node at {} has GUID {existing_guid}, not the node_guid given",
                     input.alias_path
                 )));
             }

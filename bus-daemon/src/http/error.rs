@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bus_core::content::ChangeError;
 use bus_core::db::DbError;
+use bus_core::incoming::IncomingError;
 use bus_core::registry::RegistryError;
+use bus_core::scheduler::SchedulerError;
 use bus_core::store::StoreError;
 use serde::de::DeserializeOwned;
 
@@ -100,6 +102,31 @@ fn sql_error(e: &rusqlite::Error) -> ApiError {
             ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "the database is full; nothing was written")
         }
         _ => ApiError::internal(format!("database error: {e}; nothing was written")),
+    }
+}
+
+impl From<IncomingError> for ApiError {
+    fn from(e: IncomingError) -> Self {
+        let status = match &e {
+            IncomingError::Disabled(_) | IncomingError::NotLoaded(_) => StatusCode::CONFLICT,
+            IncomingError::UnknownConnector(_) => StatusCode::NOT_FOUND,
+            IncomingError::Connector(_) | IncomingError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IncomingError::Db(DbError::Sql(e)) => return sql_error(e),
+            IncomingError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(e: SchedulerError) -> Self {
+        let status = match &e {
+            SchedulerError::NotFound(_) => StatusCode::NOT_FOUND,
+            SchedulerError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SchedulerError::Db(DbError::Sql(e)) => return sql_error(e),
+            SchedulerError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 

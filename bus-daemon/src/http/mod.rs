@@ -5,6 +5,8 @@ mod content;
 pub mod error;
 mod eventlog;
 mod health;
+mod incoming;
+mod schedule;
 mod settings;
 mod tasks;
 
@@ -13,8 +15,10 @@ use axum::Router;
 use bus_core::content::Content;
 use bus_core::db::Database;
 use bus_core::eventlog::EventLog;
+use bus_core::incoming::Incoming;
 use bus_core::manager::ConnectorManager;
 use bus_core::registry::Registry;
+use bus_core::scheduler::Scheduler;
 use bus_core::worker::Workers;
 use error::ApiError;
 use std::sync::Arc;
@@ -28,12 +32,19 @@ pub struct AppState {
     pub manager: Arc<ConnectorManager>,
     pub outgoing: Arc<Workers>,
     pub content: Arc<Content>,
+    pub incoming: Arc<Incoming>,
+    pub scheduler: Arc<Scheduler>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/connectors", get(connectors::list).post(connectors::create))
         .route("/api/connectors/{name}", get(connectors::get).put(connectors::update).delete(connectors::delete))
+        .route("/api/connectors/{name}/incoming", post(incoming::log))
+        .route("/api/integration/notify", post(incoming::notify))
+        .route("/api/scheduled-tasks", get(schedule::list))
+        .route("/api/scheduled-tasks/{name}", get(schedule::get).put(schedule::update))
+        .route("/api/scheduled-tasks/{name}/execute", post(schedule::execute))
         .route("/api/settings", get(settings::get).put(settings::put))
         .route("/api/objects/{type}", get(content::list_objects).post(content::create_object))
         .route(

@@ -156,9 +156,10 @@ fn synchronize(
     connector: Option<&str>,
 ) -> Result<Vec<TaskOutcome>, ApiError> {
     check_processing(s, direction)?;
-    if direction.inbound() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "this daemon does not process incoming tasks yet"));
-    }
+    let workers = match direction {
+        Direction::Outgoing => &s.outgoing,
+        Direction::Incoming => s.incoming.workers(),
+    };
     let names: Vec<(String, Selection)> = match &selection {
         Selection::All => match connector {
             Some(c) => vec![(s.registry.get(c)?.name, Selection::All)],
@@ -179,7 +180,7 @@ fn synchronize(
     };
     let mut outcomes = Vec::new();
     for (name, selection) in names {
-        outcomes.extend(s.outgoing.synchronize(&name, selection).map_err(sync_error)?);
+        outcomes.extend(workers.synchronize(&name, selection).map_err(sync_error)?);
     }
     Ok(outcomes)
 }

@@ -1,0 +1,167 @@
+//! The incoming drain: applies each queued incoming task to the content
+//! store (one transaction per task, which also removes the task), honouring
+//! its process type: Default (on error mark the task Error and stop),
+//! SkipOnce (pass over it once, then Default), SkipOnError (on error record
+//! it and go on), DeleteOnError (on error delete it and go on), Error (stop
+//! at it).
+
+use super::apply;
+use crate::connector::LiveConnector;
+use crate::content::{ChangeError, Content};
+use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
+use crate::outgoing::payload::Payload;
+use crate::queue::{self, Queued, Selection};
+use crate::settings::Settings;
+use crate::worker::{Drain, RunEnd, TaskOutcome, TaskResult};
+use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
+use rusqlite::{params, Connection};
+use std::sync::Arc;
+
+/// Drains incoming queues into the content store.
+pub struct IncomingDrain {
+    pub content: Arc<Content>,
+    pub events: Arc<EventLog>,
+}
+
+impl Drain for IncomingDrain {
+    fn direction(&self) -> &'static str {
+        "incoming"
+    }
+
+    fn inbound(&self) -> bool {
+        true
+    }
+
+    fn enabled(&self, settings: &Settings) -> bool {
+        settings.processes_incoming()
+    }
+
+    fn automatic(&self) -> bool {
+        false
+    }
+
+    fn process(
+        &self,
+        conn: &mut Connection,
+        connector: &LiveConnector,
+        selection: &Selection,
+        manual: bool,
+        batch_size: u32,
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Result<RunEnd, rusqlite::Error> {
+        let mut cursor = 0i64;
+        let mut ids = match selection {
+            Selection::Ids(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids.into_iter())
+            }
+            Selection::All => None,
+        };
+        loop {
+            let batch: Vec<Queued> = match &mut ids {
+                None => queue::next_batch(conn, connector.id, true, cursor, batch_size, true)?,
+                Some(ids) => match ids.next() {
+                    Some(id) => queue::queued_task(conn, connector.id, true, id)?.into_iter().collect(),
+                    None => Vec::new(),
+                },
+            };
+            if batch.is_empty() {
+                return Ok(RunEnd::Drained);
+            }
+            for q in &batch {
+                cursor = q.task_id;
+                let (result, error) = self.process_one(conn, connector, q, manual)?;
+                let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
+                outcomes.push(TaskOutcome { task_id: q.task_id, connector: connector.name.clone(), result, error });
+                if stop {
+                    return Ok(RunEnd::Stopped);
+                }
+            }
+        }
+    }
+}
+
+fn set_process_type(conn: &Connection, task_id: i64, process_type: IntegrationProcessType) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE Integration_Task SET TaskProcessType = ?1 WHERE TaskID = ?2",
+        params![process_type.to_string(), task_id],
+    )?;
+    Ok(())
+}
+
+impl IncomingDrain {
+    fn process_one(
+        &self,
+        conn: &mut Connection,
+        connector: &LiveConnector,
+        q: &Queued,
+        manual: bool,
+    ) -> rusqlite::Result<(TaskResult, Option<String>)> {
+        let process_type: IntegrationProcessType =
+            q.process_type.as_deref().and_then(|p| p.parse().ok()).unwrap_or_default();
+        match process_type {
+            // A manual synchronize is someone deciding to try again.
+            IntegrationProcessType::Error if !manual => {
+                return Ok((TaskResult::Blocked, Some("the task is marked Error; synchronize or delete it".into())))
+            }
+            IntegrationProcessType::SkipOnce if !manual => {
+                set_process_type(conn, q.task_id, IntegrationProcessType::Default)?;
+                return Ok((TaskResult::SkippedOnce, None));
+            }
+            _ => {}
+        }
+        let error = match self.apply(connector, q) {
+            Ok(()) => return Ok((TaskResult::Ok, None)),
+            Err(message) => message,
+        };
+        tracing::warn!(connector = %connector.name, task = q.task_id, process_type = %process_type, error = %error, "incoming task failed");
+        Ok(match process_type {
+            IntegrationProcessType::SkipOnError => {
+                queue::record_failure(conn, q.sync_id, &error, false)?;
+                (TaskResult::SkippedOnError, Some(error))
+            }
+            IntegrationProcessType::DeleteOnError => {
+                queue::complete(conn, &[q.sync_id])?;
+                self.events.write_or_warn(&NewEvent {
+                    event_type: EventType::Warning,
+                    source: BUS_SOURCE,
+                    code: "INCOMINGDELETEDONERROR",
+                    description: &format!(
+                        "Incoming task {} `{}` of `{}` failed and was deleted: {error}",
+                        q.task_id, q.title, connector.name
+                    ),
+                    document_name: None,
+                });
+                (TaskResult::DeletedOnError, Some(error))
+            }
+            _ => {
+                queue::record_failure(conn, q.sync_id, &error, false)?;
+                set_process_type(conn, q.task_id, IntegrationProcessType::Error)?;
+                (TaskResult::Error, Some(error))
+            }
+        })
+    }
+
+    /// Applies the task and removes it, in one transaction.
+    fn apply(&self, connector: &LiveConnector, q: &Queued) -> Result<(), String> {
+        let payload: Payload =
+            serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
+        let task_type: TaskType =
+            q.task_type.parse().map_err(|e| format!("the stored task type is unreadable: {e}"))?;
+        let data_type: TaskDataType =
+            q.task_data_type.parse().map_err(|e| format!("the stored data type is unreadable: {e}"))?;
+        let sync_id = q.sync_id;
+        let site = q.site_name.clone();
+        self.content
+            .transact(Some(&connector.name), move |tx, types| {
+                let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
+                    .map_err(ChangeError::Single)?;
+                tx.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", [sync_id])?;
+                Ok(applied)
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}

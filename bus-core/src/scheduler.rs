@@ -1,0 +1,210 @@
+//! Scheduled tasks (`CMS_ScheduledTask`): "Process external integration
+//! tasks" runs the incoming queues every interval; its interval can change at
+//! run time, and every run is counted with its result.
+
+use crate::db::{Database, DbError};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use thiserror::Error;
+
+/// The scheduled task that processes incoming tasks.
+pub const PROCESS_EXTERNAL: &str = "ProcessExternalIntegrationTasks";
+
+/// One scheduled task.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScheduledTask {
+    pub name: String,
+    pub display_name: String,
+    pub interval_seconds: i64,
+    pub enabled: bool,
+    pub last_run: Option<String>,
+    pub next_run: String,
+    pub last_result: Option<String>,
+    pub executions: i64,
+}
+
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    #[error("there is no scheduled task named `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for SchedulerError {
+    fn from(e: rusqlite::Error) -> Self {
+        SchedulerError::Db(DbError::Sql(e))
+    }
+}
+
+const SELECT: &str = "SELECT TaskName, TaskDisplayName, TaskIntervalSeconds, TaskEnabled, TaskLastRun, TaskNextRun, \
+    TaskLastResult, TaskExecutions FROM CMS_ScheduledTask";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledTask> {
+    Ok(ScheduledTask {
+        name: r.get(0)?,
+        display_name: r.get(1)?,
+        interval_seconds: r.get(2)?,
+        enabled: r.get::<_, i64>(3)? != 0,
+        last_run: r.get(4)?,
+        next_run: r.get(5)?,
+        last_result: r.get(6)?,
+        executions: r.get(7)?,
+    })
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<ScheduledTask>, SchedulerError> {
+    Ok(conn.prepare(&format!("{SELECT} ORDER BY TaskDisplayName"))?.query_map([], row)?.collect::<Result<_, _>>()?)
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<ScheduledTask, SchedulerError> {
+    conn.query_row(&format!("{SELECT} WHERE TaskName = ?1"), [name], row)
+        .optional()?
+        .ok_or_else(|| SchedulerError::NotFound(name.to_owned()))
+}
+
+/// Changes a task's interval and/or enabled flag; the next run moves to one
+/// interval from now when the interval changes.
+pub fn update(
+    conn: &Connection,
+    name: &str,
+    interval_seconds: Option<i64>,
+    enabled: Option<bool>,
+) -> Result<ScheduledTask, SchedulerError> {
+    get(conn, name)?;
+    if let Some(i) = interval_seconds {
+        if !(1..=366 * 86400).contains(&i) {
+            return Err(SchedulerError::Invalid(format!("interval_seconds must be between 1 and 31622400, not {i}")));
+        }
+        conn.execute(
+            "UPDATE CMS_ScheduledTask SET TaskIntervalSeconds = ?1, \
+             TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ?1 || ' seconds') WHERE TaskName = ?2",
+            params![i, name],
+        )?;
+    }
+    if let Some(e) = enabled {
+        conn.execute("UPDATE CMS_ScheduledTask SET TaskEnabled = ?1 WHERE TaskName = ?2", params![e, name])?;
+    }
+    get(conn, name)
+}
+
+/// Makes a task due now: a running daemon runs it within a tick (how the
+/// command line asks a daemon in another process to run a task).
+pub fn run_soon(conn: &Connection, name: &str) -> Result<ScheduledTask, SchedulerError> {
+    get(conn, name)?;
+    conn.execute(
+        "UPDATE CMS_ScheduledTask SET TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE TaskName = ?1",
+        [name],
+    )?;
+    get(conn, name)
+}
+
+/// Records a run: last run now, next run one interval later, one more execution.
+fn record_run(conn: &Connection, name: &str, result: &str) -> Result<(), SchedulerError> {
+    conn.execute(
+        "UPDATE CMS_ScheduledTask SET TaskLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now'), \
+         TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || TaskIntervalSeconds || ' seconds'), \
+         TaskLastResult = ?1, TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?2",
+        params![result, name],
+    )?;
+    Ok(())
+}
+
+/// The names of the enabled tasks that are due.
+fn due(conn: &Connection) -> Result<Vec<String>, SchedulerError> {
+    Ok(conn
+        .prepare("SELECT TaskName FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// What a scheduled task does; returns its result text.
+pub type Action = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Runs the actions of scheduled tasks when they are due.
+pub struct Scheduler {
+    db: Database,
+    actions: BTreeMap<String, Action>,
+}
+
+impl Scheduler {
+    pub fn new(db: Database) -> Self {
+        Scheduler { db, actions: BTreeMap::new() }
+    }
+
+    pub fn register(&mut self, name: &str, action: Action) {
+        self.actions.insert(name.to_owned(), action);
+    }
+
+    /// Runs one task now and records the run; returns its result.
+    pub fn execute(&self, name: &str) -> Result<ScheduledTask, SchedulerError> {
+        let conn = self.db.connect()?;
+        get(&conn, name)?;
+        let action = self
+            .actions
+            .get(name)
+            .ok_or_else(|| SchedulerError::Invalid(format!("scheduled task `{name}` has no action in this daemon")))?;
+        let result = match action() {
+            Ok(r) => r,
+            Err(e) => format!("failed: {e}"),
+        };
+        tracing::info!(task = name, result = %result, "scheduled task ran");
+        record_run(&conn, name, &result)?;
+        get(&conn, name)
+    }
+
+    /// Checks every `tick` for due tasks and runs them, until dropped.
+    pub fn spawn(self, tick: Duration) -> std::io::Result<SchedulerHandle> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let me = Arc::new(self);
+        let handle = me.clone();
+        let join = std::thread::Builder::new().name("scheduler".into()).spawn(move || loop {
+            match stopped.recv_timeout(tick) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            let due = match me.db.connect().map_err(SchedulerError::from).and_then(|c| due(&c)) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the scheduler cannot read the scheduled tasks");
+                    continue;
+                }
+            };
+            for name in due {
+                if let Err(e) = me.execute(&name) {
+                    tracing::warn!(task = %name, error = %e, "a scheduled task could not run");
+                }
+            }
+        })?;
+        Ok(SchedulerHandle { scheduler: handle, stop, join: Some(join) })
+    }
+}
+
+/// A running scheduler; stops when dropped.
+pub struct SchedulerHandle {
+    scheduler: Arc<Scheduler>,
+    stop: Sender<()>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl SchedulerHandle {
+    pub fn scheduler(&self) -> Arc<Scheduler> {
+        self.scheduler.clone()
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}

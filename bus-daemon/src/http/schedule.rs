@@ -1,0 +1,39 @@
+//! `/api/scheduled-tasks`: last run, next run, executions; execute now;
+//! change the interval.
+
+use super::error::{blocking, ApiError, ApiJson, ApiPath};
+use super::AppState;
+use axum::extract::State;
+use axum::Json;
+use bus_core::scheduler::{self, ScheduledTask};
+use serde::Deserialize;
+
+pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ScheduledTask>>, ApiError> {
+    Ok(Json(blocking(move || Ok(scheduler::list(&s.db.connect()?)?)).await?))
+}
+
+pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ScheduledTask>, ApiError> {
+    Ok(Json(blocking(move || Ok(scheduler::get(&s.db.connect()?, &name)?)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    interval_seconds: Option<i64>,
+    enabled: Option<bool>,
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(u): ApiJson<Update>,
+) -> Result<Json<ScheduledTask>, ApiError> {
+    Ok(Json(blocking(move || Ok(scheduler::update(&s.db.connect()?, &name, u.interval_seconds, u.enabled)?)).await?))
+}
+
+pub async fn execute(
+    State(s): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<ScheduledTask>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.scheduler.execute(&name)?)).await?))
+}
