@@ -9,6 +9,8 @@ mod boundary;
 mod cli;
 #[path = "cases/content.rs"]
 mod content;
+#[path = "cases/incoming.rs"]
+mod incoming;
 #[path = "cases/loading.rs"]
 mod loading;
 #[path = "cases/outgoing.rs"]

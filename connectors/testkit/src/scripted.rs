@@ -25,6 +25,10 @@ struct Script {
     custom: Option<TaskProcessType>,
     /// Sleep this long in every asynchronous call (a slow external system).
     sleep_ms: Option<u64>,
+    /// What `get_internal_object_params` answers, by `"<object type>:<external id>"`.
+    external_objects: HashMap<String, ObjectParams>,
+    /// What `get_internal_document_params` answers, by external ID.
+    external_documents: HashMap<String, DocumentParams>,
 }
 
 pub struct ScriptedConnector {
@@ -113,6 +117,24 @@ impl Connector for ScriptedConnector {
             "bindings": bindings,
         });
         let _ = self.host.log_event(EventType::Information, task.task_type.event_code(), &report.to_string(), None);
+        // An outgoing task can make this connector log an incoming task
+        // itself, as a connector polling its external system would.
+        if let Some(external) = f.get("emit_incoming") {
+            let logged = self.host.process_external_task(
+                external.clone(),
+                IntegrationProcessType::Default,
+                TaskType::CreateObject,
+                TaskDataType::SimpleSnapshot,
+                None,
+            );
+            let _ = self.host.log_event(
+                EventType::Information,
+                "EMITTED",
+                &json!({"emitted": logged.is_ok(), "error": logged.err().map(|e| e.to_string())}).to_string(),
+                None,
+            );
+            let _ = self.host.request_processing(None);
+        }
         let fail_times = f.get("fail_times").and_then(Value::as_u64).unwrap_or(0);
         if u64::from(attempt) <= fail_times {
             return ProcessOutcome::error(format!("scripted failure {attempt} of {fail_times}"));
@@ -128,6 +150,27 @@ impl Connector for ScriptedConnector {
         let report = json!({"sync": true, "task_type": task.task_type, "name": name, "children": children});
         let _ = self.host.log_event(EventType::Information, "SYNC", &report.to_string(), None);
         outcome(fields(&task.object), "sync_outcome")
+    }
+
+    /// The external data is already shaped like an internal object or
+    /// document (with external IDs in its keys); `{"refuse": "why"}` fails.
+    fn prepare_internal_object(
+        &self,
+        request: &connector_abi::PrepareInternalObjectRequest,
+    ) -> Result<CmsObject, ConnectorError> {
+        if let Some(why) = request.external.get("refuse").and_then(Value::as_str) {
+            return Err(ConnectorError(why.to_owned()));
+        }
+        serde_json::from_value(request.external.clone())
+            .map_err(|e| ConnectorError(format!("not an object or document: {e}")))
+    }
+
+    fn get_internal_object_params(&self, id: i64, object_type: &str) -> Option<ObjectParams> {
+        self.script.external_objects.get(&format!("{object_type}:{id}")).cloned()
+    }
+
+    fn get_internal_document_params(&self, id: i64, _class_name: &str) -> Option<DocumentParams> {
+        self.script.external_documents.get(&id.to_string()).cloned()
     }
 
     fn get_external_object_id(&self, object: &ObjectTranslation) -> Option<i64> {
