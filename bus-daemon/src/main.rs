@@ -48,6 +48,9 @@ enum Command {
     /// Show or change the settings.
     #[command(subcommand)]
     Settings(cli::settings::SettingsCommand),
+    /// List, run or change scheduled tasks.
+    #[command(subcommand)]
+    Schedule(cli::schedule::ScheduleCommand),
 }
 
 fn init_tracing(default: &str) {
@@ -71,20 +74,16 @@ fn main() -> Result<()> {
             let config = Config::load(config_path.as_deref(), &overrides)?;
             serve::run(config)
         }
-        Command::Connector(command) => {
+        command => {
             init_tracing("warn");
             let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
-            cli::connector::run(&bus, command)
-        }
-        Command::Eventlog(args) => {
-            init_tracing("warn");
-            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
-            cli::eventlog::run(&bus, args)
-        }
-        Command::Settings(command) => {
-            init_tracing("warn");
-            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
-            cli::settings::run(&bus, command)
+            match command {
+                Command::Connector(c) => cli::connector::run(&bus, c),
+                Command::Eventlog(a) => cli::eventlog::run(&bus, a),
+                Command::Settings(c) => cli::settings::run(&bus, c),
+                Command::Schedule(c) => cli::schedule::run(&bus, c),
+                Command::Serve { .. } => unreachable!("serve is handled above"),
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod data;
 #[doc(hidden)]
 pub mod export;
 mod host;
+pub mod http;
 mod init;
 pub mod protocol;
 pub mod subscription;

@@ -85,3 +85,22 @@ fn eventlog_command_shows_the_newest_rows() {
     let json: serde_json::Value = serde_json::from_str(&ok(env.cli(&["eventlog", "--json", "--limit", "1"]))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn schedule_commands_list_change_and_run_the_scheduled_task() {
+    let env = TestEnv::new();
+    let d = env.start();
+    let list = ok(env.cli(&["schedule", "list"]));
+    assert!(list.contains("ProcessExternalIntegrationTasks") && list.contains("86400s"), "{list}");
+    let set = ok(env.cli(&["schedule", "set", "ProcessExternalIntegrationTasks", "--interval-seconds", "3600"]));
+    assert!(set.contains("every 3600s"), "{set}");
+    ok(env.cli(&["schedule", "run", "ProcessExternalIntegrationTasks"]));
+    wait_for("the daemon to run it", WAIT, || {
+        let t = d.get("/api/scheduled-tasks/ProcessExternalIntegrationTasks").body;
+        (t["executions"] == 1).then_some(t)
+    });
+    let err = fails(env.cli(&["schedule", "run", "Nope"]));
+    assert!(err.contains("no scheduled task named `Nope`"), "{err}");
+    let err = fails(env.cli(&["schedule", "set", "ProcessExternalIntegrationTasks", "--interval-seconds", "0"]));
+    assert!(err.contains("interval_seconds must be between"), "{err}");
+}

@@ -3,4 +3,5 @@
 
 pub mod connector;
 pub mod eventlog;
+pub mod schedule;
 pub mod settings;

@@ -17,10 +17,8 @@
 //! answers `{"id": 17}` (404: unknown). The posted task always carries the
 //! translation data (`translations`) so a receiver can resolve keys itself.
 
-mod http;
-
+use connector_abi::http::{self, Unreachable, Url};
 use connector_abi::prelude::*;
-use http::{Unreachable, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

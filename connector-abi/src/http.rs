@@ -1,5 +1,6 @@
-//! A small blocking HTTP/1.1 client (plain `http://` only): enough to post
-//! JSON to a webhook and read the status, with timeouts on every step.
+//! A small blocking HTTP/1.1 client (plain `http://` only), for connectors
+//! that talk to HTTP endpoints and for [`request_tasks_processing`]: enough to
+//! send JSON and read the status, with timeouts on every step.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -42,8 +43,16 @@ pub struct Response {
 }
 
 /// Why no response came back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 /// Sends one request and reads the whole response.
 pub fn send(
@@ -105,4 +114,25 @@ mod tests {
         assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
         assert!(Url::parse("http://x:port/").unwrap_err().contains("not a port"));
     }
+}
+
+/// Asks an integration bus at `server_url` (e.g. `http://127.0.0.1:8700`) to
+/// process logged incoming tasks now: of one connector, or of all when
+/// `connector` is `None` (the spec's `RequestTasksProcessing`). For code that
+/// runs outside the daemon; inside it, use `Host::request_processing`.
+/// Returns the HTTP status (202 when processing started).
+pub fn request_tasks_processing(server_url: &str, connector: Option<&str>) -> Result<u16, Unreachable> {
+    let base = Url::parse(server_url).map_err(Unreachable)?;
+    let mut path = format!("{}/api/integration/notify", base.path.trim_end_matches('/'));
+    if let Some(c) = connector {
+        let escaped: String = c
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        path.push_str(&format!("?connector={escaped}"));
+    }
+    send("POST", &base, &path, &[], b"", Duration::from_secs(10)).map(|r| r.status)
 }
