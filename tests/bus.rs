@@ -9,6 +9,8 @@ mod boundary;
 mod cli;
 #[path = "cases/content.rs"]
 mod content;
+#[path = "cases/crm.rs"]
+mod crm;
 #[path = "cases/incoming.rs"]
 mod incoming;
 #[path = "cases/loading.rs"]

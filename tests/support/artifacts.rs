@@ -23,6 +23,7 @@ impl Artifacts {
 const PACKAGES: &[&str] = &[
     "bus-daemon",
     "sample-connector",
+    "crm-connector",
     "webhook-connector",
     "testkit-connector",
     "testkit-v2-connector",
