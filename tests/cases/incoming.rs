@@ -313,3 +313,41 @@ fn logging_incoming_tasks_refuses_bad_input_and_respects_the_setting() {
         env.sql().query_row("SELECT COUNT(*) FROM Integration_Task WHERE TaskIsInbound = 1", [], |r| r.get(0)).unwrap();
     assert_eq!(tasks, 0);
 }
+
+#[test]
+fn incoming_documents_are_created_found_by_node_guid_and_keep_their_keys() {
+    let env = TestEnv::new();
+    let guid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    env.scripted(
+        "Shop",
+        json!({
+            "subscriptions": [],
+            "external_objects": {"cms.user:7": {"code_name": "manager"}},
+            "external_documents": {"70": {"node_guid": guid, "culture": "en-US", "site_name": "CorpSite"}}
+        }),
+    );
+    let d = env.start();
+    d.create("cms.site", json!({"code_name": "CorpSite"}));
+    let manager = d.create("cms.user", json!({"code_name": "manager"}))["object"]["id"].as_i64().unwrap();
+    let home = json!({"kind": "document", "node_guid": guid, "node_alias_path": "/Home", "class_name": "cms.menuitem",
+                      "site_name": "CorpSite", "culture": "en-US", "name": "Home"});
+    incoming(&d, "Shop", json!({"obj": home, "task_type": "CreateDocument"}));
+    let product = json!({"kind": "document", "node_alias_path": "/Home/iPad", "class_name": "cms.product", "site_name": "CorpSite",
+                         "culture": "en-US", "name": "iPad", "fields": {"ProductManagerID": 7, "RelatedNodeID": 70}});
+    incoming(&d, "Shop", json!({"obj": product, "task_type": "CreateDocument", "data_type": "SimpleSnapshot"}));
+    let mut renamed = home.clone();
+    renamed["name"] = json!("Start");
+    incoming(&d, "Shop", json!({"obj": renamed, "task_type": "UpdateDocument"}));
+    incoming(&d, "Shop", json!({"obj": home, "task_type": "PublishDocument"}));
+    let sync = d.post("/api/tasks/incoming/synchronize", &json!({"all": true})).body;
+    assert!(sync["outcomes"].as_array().unwrap().iter().all(|o| o["result"] == "Ok"), "{sync}");
+    let docs = d.get("/api/documents?site=CorpSite").body["items"].as_array().unwrap().clone();
+    let home_doc = docs.iter().find(|x| x["node_alias_path"] == "/Home").unwrap();
+    assert_eq!(
+        (home_doc["node_guid"].as_str(), home_doc["name"].as_str(), home_doc["published"].as_bool()),
+        (Some(guid), Some("Start"), Some(true))
+    );
+    let ipad = docs.iter().find(|x| x["node_alias_path"] == "/Home/iPad").unwrap();
+    assert_eq!(ipad["fields"]["ProductManagerID"], manager, "the external user 7 is the internal manager");
+    assert_eq!(ipad["fields"]["RelatedNodeID"], home_doc["node_id"], "the external document 70 is the /Home node");
+}
