@@ -100,22 +100,6 @@ pub fn send(
     Ok(Response { status, reason: parts.next().unwrap_or_default().to_owned(), body: body.to_owned() })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_parse_or_say_why_not() {
-        assert_eq!(
-            Url::parse("http://127.0.0.1:9000/hook/x").unwrap(),
-            Url { host: "127.0.0.1".into(), port: 9000, path: "/hook/x".into() }
-        );
-        assert_eq!(Url::parse("http://example.com").unwrap().port, 80);
-        assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
-        assert!(Url::parse("http://x:port/").unwrap_err().contains("not a port"));
-    }
-}
-
 /// Asks an integration bus at `server_url` (e.g. `http://127.0.0.1:8700`) to
 /// process logged incoming tasks now: of one connector, or of all when
 /// `connector` is `None` (the spec's `RequestTasksProcessing`). For code that
@@ -135,4 +119,20 @@ pub fn request_tasks_processing(server_url: &str, connector: Option<&str>) -> Re
         path.push_str(&format!("?connector={escaped}"));
     }
     send("POST", &base, &path, &[], b"", Duration::from_secs(10)).map(|r| r.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_or_say_why_not() {
+        assert_eq!(
+            Url::parse("http://127.0.0.1:9000/hook/x").unwrap(),
+            Url { host: "127.0.0.1".into(), port: 9000, path: "/hook/x".into() }
+        );
+        assert_eq!(Url::parse("http://example.com").unwrap().port, 80);
+        assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
+        assert!(Url::parse("http://x:port/").unwrap_err().contains("not a port"));
+    }
 }
