@@ -19,6 +19,7 @@ pub mod host;
 pub mod incoming;
 pub mod loader;
 pub mod manager;
+pub mod metrics;
 pub mod object_types;
 pub mod outgoing;
 pub mod queue;

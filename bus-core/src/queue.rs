@@ -409,10 +409,37 @@ pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<usize> {
     )
 }
 
-/// How many relations wait in each connector's queue of one direction.
-pub fn depth(conn: &Connection, inbound: bool, connector_id: i64) -> rusqlite::Result<i64> {
+/// The state of one queue, for metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    pub connector: String,
+    pub inbound: bool,
+    pub depth: i64,
+    /// How long the oldest task has waited, in seconds.
+    pub oldest_age_seconds: f64,
+}
+
+/// Every non-empty queue with its depth and the age of its oldest task.
+pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
     conn.prepare_cached(
-        "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
+        "SELECT c.ConnectorName, q.inbound, q.depth, \
+         ifnull((julianday('now') - julianday(t.TaskTime)) * 86400.0, 0) \
+         FROM (SELECT SynchronizationConnectorID AS connector, SynchronizationIsInbound AS inbound, COUNT(*) AS depth, \
+               MIN(SynchronizationTaskID) AS oldest FROM Integration_Synchronization GROUP BY 1, 2) q \
+         JOIN Integration_Connector c ON c.ConnectorID = q.connector \
+         LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2",
     )?
-    .query_row(params![connector_id, inbound], |r| r.get(0))
+    .query_map([], |r| {
+        Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds: r.get(3)? })
+    })?
+    .collect()
+}
+
+/// How many relations wait in one direction (for one connector, or all).
+pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
+         AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
+    )?
+    .query_row(params![inbound, connector_id], |r| r.get(0))
 }

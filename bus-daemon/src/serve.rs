@@ -6,6 +6,7 @@ use crate::http;
 use anyhow::{Context, Result};
 use bus_core::content::Content;
 use bus_core::incoming::Incoming;
+use bus_core::metrics::Metrics;
 use bus_core::queue;
 use bus_core::scheduler::{self, Scheduler};
 use bus_core::watch::Watcher;
@@ -16,7 +17,8 @@ pub fn run(config: Config) -> Result<()> {
     let bus = Bus::open(&config)?;
     let types = Arc::new(config.object_types()?);
     let (manager, services) = bus.manager(&config);
-    let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config());
+    let metrics = Arc::new(Metrics::default());
+    let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config(), metrics.clone());
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
     manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {
@@ -35,6 +37,7 @@ pub fn run(config: Config) -> Result<()> {
         content.clone(),
         bus.events.clone(),
         config.outgoing.worker_config(),
+        metrics.clone(),
     )?;
     services.attach_incoming(&incoming);
     let mut scheduler = Scheduler::new(bus.db.clone());
@@ -76,6 +79,7 @@ pub fn run(config: Config) -> Result<()> {
         content,
         incoming: incoming.clone(),
         scheduler: scheduler.scheduler(),
+        metrics,
     };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

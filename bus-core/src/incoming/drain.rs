@@ -12,10 +12,11 @@ use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, RunEnd, TaskOutcome, TaskResult};
+use crate::worker::{Drain, Recorder, RunEnd, TaskResult};
 use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Drains incoming queues into the content store.
 pub struct IncomingDrain {
@@ -47,7 +48,7 @@ impl Drain for IncomingDrain {
         selection: &Selection,
         manual: bool,
         batch_size: u32,
-        outcomes: &mut Vec<TaskOutcome>,
+        recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
         let mut cursor = 0i64;
         let mut ids = match selection {
@@ -72,9 +73,10 @@ impl Drain for IncomingDrain {
             }
             for q in &batch {
                 cursor = q.task_id;
+                let started = Instant::now();
                 let (result, error) = self.process_one(conn, connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
-                outcomes.push(TaskOutcome { task_id: q.task_id, connector: connector.name.clone(), result, error });
+                recorder.record(q.task_id, result, error, started.elapsed());
                 if stop {
                     return Ok(RunEnd::Stopped);
                 }

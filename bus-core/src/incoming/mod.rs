@@ -12,6 +12,7 @@ use crate::content::Content;
 use crate::db::{Database, DbError};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
+use crate::metrics::Metrics;
 use crate::object_types::ObjectTypes;
 use crate::settings;
 use crate::worker::{WorkerConfig, Workers};
@@ -62,8 +63,9 @@ impl Incoming {
         content: Arc<Content>,
         events: Arc<EventLog>,
         config: WorkerConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, DbError> {
-        let workers = Workers::new(db.clone(), config, Arc::new(IncomingDrain { content, events }));
+        let workers = Workers::new(db.clone(), config, Arc::new(IncomingDrain { content, events }), metrics);
         workers.follow(&manager);
         Ok(Arc::new(Incoming { logger: Mutex::new(db.connect()?), db, types, manager, workers }))
     }

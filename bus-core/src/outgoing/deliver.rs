@@ -7,10 +7,11 @@ use super::payload;
 use crate::connector::LiveConnector;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, RunEnd, TaskOutcome};
+use crate::worker::{Drain, Recorder, RunEnd};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
+use std::time::Instant;
 
 /// Drains outgoing queues.
 pub struct OutgoingDrain;
@@ -39,9 +40,9 @@ impl Drain for OutgoingDrain {
         selection: &Selection,
         manual: bool,
         batch_size: u32,
-        outcomes: &mut Vec<TaskOutcome>,
+        recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        process(conn, connector, selection, manual, batch_size, outcomes)
+        process(conn, connector, selection, manual, batch_size, recorder)
     }
 }
 
@@ -51,7 +52,7 @@ fn process(
     selection: &Selection,
     manual: bool,
     batch_size: u32,
-    outcomes: &mut Vec<TaskOutcome>,
+    recorder: &mut Recorder<'_>,
 ) -> Result<RunEnd, rusqlite::Error> {
     let mut done: Vec<i64> = Vec::new();
     let mut cursor = 0i64;
@@ -77,13 +78,9 @@ fn process(
         }
         for q in &batch {
             cursor = q.task_id;
+            let started = Instant::now();
             let response = deliver(connector, q);
-            outcomes.push(TaskOutcome {
-                task_id: q.task_id,
-                connector: connector.name.clone(),
-                result: response.result.into(),
-                error: response.error_message.clone(),
-            });
+            recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
             match response.result {
                 IntegrationProcessResult::Ok => done.push(q.sync_id),
                 IntegrationProcessResult::SkipNow => queue::mark_run(conn, q.sync_id)?,

@@ -9,10 +9,11 @@ pub mod sync;
 pub use deliver::OutgoingDrain;
 
 use crate::db::Database;
+use crate::metrics::Metrics;
 use crate::worker::{WorkerConfig, Workers};
 use std::sync::Arc;
 
 /// The outgoing workers: one per loaded connector.
-pub fn workers(db: Database, config: WorkerConfig) -> Arc<Workers> {
-    Workers::new(db, config, Arc::new(OutgoingDrain))
+pub fn workers(db: Database, config: WorkerConfig, metrics: Arc<Metrics>) -> Arc<Workers> {
+    Workers::new(db, config, Arc::new(OutgoingDrain), metrics)
 }

@@ -8,6 +8,7 @@ mod thread;
 use crate::connector::LiveConnector;
 use crate::db::Database;
 use crate::manager::{ConnectorManager, ConnectorSet};
+use crate::metrics::Metrics;
 use crate::queue::Selection;
 use crate::settings::Settings;
 use connector_abi::IntegrationProcessResult;
@@ -38,8 +39,26 @@ pub trait Drain: Send + Sync + 'static {
         selection: &Selection,
         manual: bool,
         batch_size: u32,
-        outcomes: &mut Vec<TaskOutcome>,
+        recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error>;
+}
+
+/// Where a drain reports each task it processed: the metrics always, and the
+/// outcome list of a synchronize request.
+pub struct Recorder<'a> {
+    pub metrics: &'a Metrics,
+    pub connector: &'a str,
+    pub direction: &'static str,
+    pub outcomes: Option<&'a mut Vec<TaskOutcome>>,
+}
+
+impl Recorder<'_> {
+    pub fn record(&mut self, task_id: i64, result: TaskResult, error: Option<String>, elapsed: Duration) {
+        self.metrics.record(self.connector, self.direction, result, elapsed);
+        if let Some(outcomes) = self.outcomes.as_deref_mut() {
+            outcomes.push(TaskOutcome { task_id, connector: self.connector.to_owned(), result, error });
+        }
+    }
 }
 
 /// Why a run ended.
@@ -129,12 +148,13 @@ pub struct Workers {
     db: Database,
     config: WorkerConfig,
     drain: Arc<dyn Drain>,
+    metrics: Arc<Metrics>,
     workers: Mutex<BTreeMap<String, Worker>>,
 }
 
 impl Workers {
-    pub fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>) -> Arc<Self> {
-        Arc::new(Workers { db, config, drain, workers: Mutex::new(BTreeMap::new()) })
+    pub fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Workers { db, config, drain, metrics, workers: Mutex::new(BTreeMap::new()) })
     }
 
     /// Keeps one worker per loaded connector, following every
@@ -166,7 +186,13 @@ impl Workers {
         for (name, live) in &set.live {
             match workers.get(name) {
                 Some(w) => w.replace(live.clone()),
-                None => match Worker::spawn(live.clone(), self.db.clone(), self.config, self.drain.clone()) {
+                None => match Worker::spawn(
+                    live.clone(),
+                    self.db.clone(),
+                    self.config,
+                    self.drain.clone(),
+                    self.metrics.clone(),
+                ) {
                     Ok(w) => {
                         workers.insert(name.clone(), w);
                     }

@@ -2,9 +2,10 @@
 //! (a wake-up, a synchronize request, a due retry), reads the settings, and
 //! hands the queue to its [`Drain`].
 
-use super::{Drain, RunEnd, TaskOutcome, WorkerConfig};
+use super::{Drain, Recorder, RunEnd, TaskOutcome, WorkerConfig};
 use crate::connector::LiveConnector;
 use crate::db::Database;
+use crate::metrics::Metrics;
 use crate::queue::{self, Selection};
 use crate::settings;
 use rusqlite::Connection;
@@ -53,6 +54,7 @@ impl Worker {
         db: Database,
         config: WorkerConfig,
         drain: Arc<dyn Drain>,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Worker> {
         let shared = Arc::new(Shared {
             name: connector.name.clone(),
@@ -62,7 +64,7 @@ impl Worker {
         let inner = shared.clone();
         let join =
             std::thread::Builder::new().name(format!("{}-{}", drain.direction(), shared.name)).spawn(move || {
-                Runner { shared: inner, db, config, drain, conn: None, last_seen: 0, was_enabled: false }.run()
+                Runner { shared: inner, db, config, drain, metrics, conn: None, last_seen: 0, was_enabled: false }.run()
             })?;
         Ok(Worker { shared, _join: join })
     }
@@ -105,6 +107,7 @@ struct Runner {
     db: Database,
     config: WorkerConfig,
     drain: Arc<dyn Drain>,
+    metrics: Arc<Metrics>,
     conn: Option<Connection>,
     /// The newest task this worker has seen in its queue.
     last_seen: i64,
@@ -210,12 +213,12 @@ impl Runner {
                 continue;
             }
             let mut outcomes = Vec::new();
-            let end = self.process(connector, &job.selection, true, &mut outcomes);
+            let end = self.process(connector, &job.selection, true, Some(&mut outcomes));
             self.after_run(end);
             let _ = job.reply.send(Ok(outcomes));
         }
         if enabled && run_queue {
-            let end = self.process(connector, &Selection::All, false, &mut Vec::new());
+            let end = self.process(connector, &Selection::All, false, None);
             self.after_run(end);
         }
     }
@@ -249,12 +252,15 @@ impl Runner {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
-        outcomes: &mut Vec<TaskOutcome>,
+        outcomes: Option<&mut Vec<TaskOutcome>>,
     ) -> Result<RunEnd, rusqlite::Error> {
         let batch_size = self.config.batch_size;
         let drain = self.drain.clone();
+        let metrics = self.metrics.clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
-        let end = drain.process(conn, connector, selection, manual, batch_size, outcomes)?;
+        let mut recorder =
+            Recorder { metrics: &metrics, connector: &connector.name, direction: drain.direction(), outcomes };
+        let end = drain.process(conn, connector, selection, manual, batch_size, &mut recorder)?;
         let newest = queue::newest(conn, connector.id, drain.inbound())?;
         self.last_seen = self.last_seen.max(newest);
         Ok(end)

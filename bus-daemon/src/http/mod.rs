@@ -6,6 +6,7 @@ pub mod error;
 mod eventlog;
 mod health;
 mod incoming;
+mod metrics;
 mod schedule;
 mod settings;
 mod tasks;
@@ -17,6 +18,7 @@ use bus_core::db::Database;
 use bus_core::eventlog::EventLog;
 use bus_core::incoming::Incoming;
 use bus_core::manager::ConnectorManager;
+use bus_core::metrics::Metrics;
 use bus_core::registry::Registry;
 use bus_core::scheduler::Scheduler;
 use bus_core::worker::Workers;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub content: Arc<Content>,
     pub incoming: Arc<Incoming>,
     pub scheduler: Arc<Scheduler>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks/{id}/synchronize", post(tasks::synchronize_one))
         .route("/api/eventlog", get(eventlog::list))
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method")

@@ -1,0 +1,60 @@
+//! `GET /metrics`: Prometheus text — per connector: load state, queue depth
+//! and age of the oldest task per direction, tasks processed by result, call
+//! latency; and the number of reinitializations.
+
+use super::error::{blocking, ApiError};
+use super::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use bus_core::metrics::label;
+use bus_core::queue;
+use std::fmt::Write;
+
+pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let stats = {
+        let db = s.db.clone();
+        blocking(move || Ok(queue::stats(&db.connect()?)?)).await?
+    };
+    let set = s.manager.current();
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP bus_connector_loaded 1 when the connector runs, 0 when it is disabled or failed to load.\n");
+    out.push_str("# TYPE bus_connector_loaded gauge\n");
+    for (name, st) in &set.status {
+        let _ = writeln!(out, "bus_connector_loaded{{connector=\"{}\"}} {}", label(name), u8::from(st.loaded));
+    }
+    out.push_str("# HELP bus_connector_load_error 1 when the connector's last load failed.\n");
+    out.push_str("# TYPE bus_connector_load_error gauge\n");
+    for (name, st) in &set.status {
+        let _ =
+            writeln!(out, "bus_connector_load_error{{connector=\"{}\"}} {}", label(name), u8::from(st.error.is_some()));
+    }
+    out.push_str("# HELP bus_connector_reinitializations_total How many times all connectors were reinitialized.\n");
+    out.push_str("# TYPE bus_connector_reinitializations_total counter\n");
+    let _ = writeln!(out, "bus_connector_reinitializations_total {}", s.manager.reinitializations());
+    out.push_str("# HELP bus_queue_depth Tasks waiting, by connector and direction.\n");
+    out.push_str("# TYPE bus_queue_depth gauge\n");
+    let direction = |inbound: bool| if inbound { "incoming" } else { "outgoing" };
+    for q in &stats {
+        let _ = writeln!(
+            out,
+            "bus_queue_depth{{connector=\"{}\",direction=\"{}\"}} {}",
+            label(&q.connector),
+            direction(q.inbound),
+            q.depth
+        );
+    }
+    out.push_str("# HELP bus_queue_oldest_task_age_seconds How long the oldest waiting task has waited.\n");
+    out.push_str("# TYPE bus_queue_oldest_task_age_seconds gauge\n");
+    for q in &stats {
+        let _ = writeln!(
+            out,
+            "bus_queue_oldest_task_age_seconds{{connector=\"{}\",direction=\"{}\"}} {:.3}",
+            label(&q.connector),
+            direction(q.inbound),
+            q.oldest_age_seconds
+        );
+    }
+    s.metrics.render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
+}
