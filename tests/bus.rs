@@ -19,6 +19,8 @@ mod loading;
 mod outgoing;
 #[path = "cases/sample.rs"]
 mod sample;
+#[path = "cases/ui.rs"]
+mod ui;
 #[path = "cases/watch.rs"]
 mod watch;
 #[path = "cases/webhook.rs"]

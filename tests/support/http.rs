@@ -24,14 +24,43 @@ pub fn request_raw(addr: &str, method: &str, path: &str, body: Option<&[u8]>, co
     );
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
+    // Read the head, then exactly the body it announces: some servers keep
+    // the connection open despite `Connection: close`.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response has a head");
+    let mut buf = [0u8; 8192];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before a complete response head");
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut payload = raw[split + 4..].to_vec();
     let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let lower = head.to_ascii_lowercase();
+    let length =
+        lower.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(len) = length {
+        while payload.len() < len {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            payload.extend_from_slice(&buf[..n]);
+        }
+    } else if lower.contains("transfer-encoding: chunked") {
+        while !payload.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            payload.extend_from_slice(&buf[..n]);
+        }
         payload = dechunk(&payload);
+    } else {
+        stream.read_to_end(&mut payload).unwrap();
     }
     let text = String::from_utf8_lossy(&payload).to_string();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);

@@ -2,6 +2,7 @@
 //! daemons in temp folders on free ports, and talks HTTP to them.
 
 pub mod artifacts;
+pub mod browser;
 pub mod daemon;
 pub mod hook_server;
 pub mod http;

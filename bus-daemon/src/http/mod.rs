@@ -10,6 +10,7 @@ mod metrics;
 mod schedule;
 mod settings;
 mod tasks;
+mod ui;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,6 +42,11 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
+        .route("/api/tasks/outgoing/count", get(tasks::count_outgoing))
+        .route("/api/tasks/incoming/count", get(tasks::count_incoming))
         .route("/api/connectors", get(connectors::list).post(connectors::create))
         .route("/api/connectors/{name}", get(connectors::get).put(connectors::update).delete(connectors::delete))
         .route("/api/connectors/{name}/incoming", post(incoming::log))

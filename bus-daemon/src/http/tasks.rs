@@ -88,6 +88,39 @@ pub async fn list_incoming(
     list(s, Direction::Incoming, p).await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountParams {
+    connector: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Count {
+    pub count: i64,
+}
+
+async fn count(s: AppState, direction: Direction, p: CountParams) -> Result<Json<Count>, ApiError> {
+    blocking(move || {
+        let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+        Ok(Json(Count { count: queue::count(&s.db.connect()?, direction.inbound(), connector)? }))
+    })
+    .await
+}
+
+pub async fn count_outgoing(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<CountParams>,
+) -> Result<Json<Count>, ApiError> {
+    count(s, Direction::Outgoing, p).await
+}
+
+pub async fn count_incoming(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<CountParams>,
+) -> Result<Json<Count>, ApiError> {
+    count(s, Direction::Incoming, p).await
+}
+
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>, ApiError> {
     blocking(move || {
         queue::detail(&s.db.connect()?, id)?

@@ -1,0 +1,401 @@
+// Integration bus management UI. Plain JavaScript, no external resources.
+// Every value from the server is put into the page as text (never as HTML).
+"use strict";
+
+const view = document.getElementById("view");
+const modal = document.getElementById("modal");
+const modalBody = document.getElementById("modal-body");
+
+// ---- helpers ----
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "checked" || k === "disabled" || k === "selected") node[k] = !!v;
+    else if (k === "value") node.value = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: {} };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, opts);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+function toast(message) {
+  const t = document.getElementById("toast");
+  t.textContent = message;
+  t.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("show"), 2500);
+}
+
+function openModal(...content) {
+  modalBody.replaceChildren(...content.flat(2).filter((c) => c !== null && c !== undefined && c !== false));
+  modal.hidden = false;
+}
+function closeModal() { modal.hidden = true; modalBody.replaceChildren(); }
+document.getElementById("modal-close").addEventListener("click", closeModal);
+modal.addEventListener("click", (e) => { if (e.target === modal) closeModal(); });
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? iso : d.toLocaleString();
+}
+
+function table(headers, rows) {
+  return el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+}
+
+function showError(e) { toast(e.message || String(e)); }
+
+let settingsCache = null;
+async function settings() {
+  settingsCache = await api("GET", "/api/settings");
+  return settingsCache;
+}
+
+// ---- tabs ----
+
+const tabs = {
+  connectors: renderConnectors,
+  outgoing: () => renderTasks("outgoing"),
+  incoming: () => renderTasks("incoming"),
+  settings: renderSettings,
+  eventlog: renderEventLog,
+  scheduled: renderScheduled,
+};
+
+let currentTab = null;
+
+// Replaces the view, unless the user moved to another tab meanwhile (a slow
+// answer must not paint over the tab now shown).
+function paint(tab, ...nodes) {
+  if (currentTab === tab) view.replaceChildren(...nodes);
+}
+
+async function show(tab) {
+  if (!tabs[tab]) tab = "connectors";
+  currentTab = tab;
+  for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+  if (location.hash !== "#" + tab) history.replaceState(null, "", "#" + tab);
+  view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  try {
+    await tabs[tab]();
+  } catch (e) {
+    paint(tab, el("p", { class: "error" }, e.message));
+  }
+}
+for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
+
+// ---- connectors ----
+
+async function renderConnectors() {
+  const list = await api("GET", "/api/connectors");
+  const rows = list.map((c) => el("tr", { "data-name": c.name },
+    el("td", {}, c.error ? el("span", { class: "warn", title: c.error, "aria-label": "Load failure: " + c.error }, "⚠") : (c.loaded ? "✔" : "")),
+    el("td", { class: "display" }, c.display_name),
+    el("td", { class: "code" }, c.name),
+    el("td", {}, c.assembly_name),
+    el("td", {}, c.class_name),
+    el("td", { class: "enabled" }, c.enabled ? "Yes" : "No"),
+    el("td", { class: "actions" },
+      el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
+      el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
+      el("button", { class: "delete", title: "Delete", onclick: () => deleteConnector(c.name) }, "Delete"))));
+  paint("connectors",
+    el("div", { class: "toolbar" }, el("button", { class: "primary", id: "new-connector", onclick: () => editConnector(null) }, "New connector"),
+      el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
+    table(["", "Display name", "Code name", "Assembly name", "Class name", "Enabled", "Actions"], rows));
+}
+
+async function saveConnector(name, patch) {
+  try {
+    const c = await api("PUT", "/api/connectors/" + encodeURIComponent(name), patch);
+    toast(c.error ? `Saved; load failed: ${c.error}` : "Saved");
+  } catch (e) { showError(e); }
+  renderConnectors();
+}
+
+async function deleteConnector(name) {
+  if (!confirm(`Delete connector ${name}? Its queued tasks are deleted too.`)) return;
+  try { await api("DELETE", "/api/connectors/" + encodeURIComponent(name)); toast("Deleted"); } catch (e) { showError(e); }
+  renderConnectors();
+}
+
+function editConnector(c) {
+  const field = (label, name, value, multiline) => [
+    el("label", { for: "f-" + name }, label),
+    multiline ? el("textarea", { id: "f-" + name, name }, value || "") : el("input", { type: "text", id: "f-" + name, name, value: value || "" }),
+  ];
+  const error = el("div", { class: "error" });
+  const form = el("form", { class: "edit" },
+    el("h2", {}, c ? `Edit connector ${c.name}` : "New connector"),
+    field("Display name", "display_name", c && c.display_name),
+    field("Code name", "name", c && c.name),
+    field("Assembly name", "assembly_name", c && c.assembly_name),
+    field("Class name", "class_name", c && c.class_name),
+    field("Configuration", "config", c && c.config, true),
+    el("label", {}, el("input", { type: "checkbox", name: "enabled", checked: c ? c.enabled : true }), " Enabled"),
+    error,
+    el("button", { class: "primary", type: "submit" }, "OK"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const body = { display_name: f.get("display_name"), name: f.get("name"), assembly_name: f.get("assembly_name"),
+      class_name: f.get("class_name"), config: f.get("config"), enabled: form.elements.enabled.checked };
+    try {
+      const saved = c ? await api("PUT", "/api/connectors/" + encodeURIComponent(c.name), body) : await api("POST", "/api/connectors", body);
+      closeModal();
+      toast(saved.error ? `Saved; load failed: ${saved.error}` : "Saved");
+      renderConnectors();
+    } catch (e) { error.textContent = e.message; }
+  });
+  openModal(form);
+}
+
+// ---- task queues ----
+
+const PAGE = 50;
+const queueState = { outgoing: { connector: "", cursors: [null] }, incoming: { connector: "", cursors: [null] } };
+
+async function renderTasks(direction) {
+  const state = queueState[direction];
+  const [connectors, s] = await Promise.all([api("GET", "/api/connectors"), settings()]);
+  const processing = s.enabled && (direction === "outgoing" ? s.process_outgoing : s.process_incoming);
+  const disabledWhy = processing ? null : `Processing of ${direction} tasks is disabled in Settings; tasks stay queued.`;
+  const cursor = state.cursors[state.cursors.length - 1];
+  const q = new URLSearchParams({ limit: String(PAGE) });
+  if (state.connector) q.set("connector", state.connector);
+  if (cursor) q.set("cursor", cursor);
+  const page = await api("GET", `/api/tasks/${direction}?${q}`);
+
+  const select = el("select", { id: "connector-filter", onchange: (e) => { state.connector = e.target.value; state.cursors = [null]; renderTasks(direction); } },
+    el("option", { value: "", selected: !state.connector }, "(all)"),
+    connectors.map((c) => el("option", { value: c.name, selected: state.connector === c.name }, c.display_name)));
+
+  const rows = page.items.map((t) => el("tr", { class: "task", "data-task-id": t.task_id, "data-connector": t.connector },
+    el("td", {}, el("input", { type: "checkbox", class: "pick", value: t.task_id, "aria-label": "Select task " + t.task_id })),
+    el("td", { class: "actions" },
+      el("button", { class: "view", title: "View the task's data", onclick: () => viewTask(t.task_id) }, "View"),
+      el("button", { class: "sync", title: disabledWhy || "Synchronize this task now", disabled: !processing, onclick: () => syncOne(direction, t.task_id) }, "Sync"),
+      el("button", { class: "remove", title: "Delete without processing", onclick: () => deleteOne(direction, t.task_id) }, "✖")),
+    el("td", { class: "title" }, t.title),
+    el("td", { class: "type" }, t.task_type_code),
+    el("td", { class: "time" }, fmtTime(t.time)),
+    el("td", { class: "connector" }, t.connector_display_name),
+    el("td", { class: "result" }, t.error ? el("a", { class: "failed", title: t.error, href: "#", onclick: (e) => { e.preventDefault(); viewTask(t.task_id, true); } }, "Failed") : "")));
+
+  const status = el("span", { id: "bulk-status", class: "muted" });
+  const progress = el("progress", { id: "bulk-progress", max: "100", value: "0", hidden: true });
+  const scope = el("select", { id: "bulk-scope" }, el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
+  const action = el("select", { id: "bulk-action" }, el("option", { value: "" }, "(select an action)"),
+    el("option", { value: "synchronize", disabled: !processing }, "Synchronize"), el("option", { value: "delete" }, "Delete"));
+  const ok = el("button", { id: "bulk-ok", onclick: () => bulk(direction, scope.value, action.value, progress, status) }, "OK");
+
+  const pager = el("div", { class: "pager" },
+    el("button", { id: "first-page", disabled: state.cursors.length === 1, onclick: () => { state.cursors = [null]; renderTasks(direction); } }, "First page"),
+    el("button", { id: "next-page", disabled: !page.next, onclick: () => { state.cursors.push(page.next); renderTasks(direction); } }, "Next page"),
+    el("span", { class: "muted" }, `Page ${state.cursors.length}, oldest first`));
+
+  paint(direction,
+    el("div", { class: "toolbar" }, el("label", { for: "connector-filter" }, "Connector:"), select,
+      disabledWhy ? el("span", { class: "muted", id: "processing-off" }, disabledWhy) : null),
+    table([el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => { for (const c of view.querySelectorAll("input.pick")) c.checked = e.target.checked; } }),
+      "Actions", "Task title", "Task type", "Task time", "Connector name", "Result"],
+      rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No tasks."))]),
+    pager,
+    el("div", { class: "toolbar", style: "margin-top:12px" }, scope, action, ok, progress, status));
+}
+
+async function syncOne(direction, id) {
+  try {
+    const r = await api("POST", `/api/tasks/${id}/synchronize`);
+    const failed = r.outcomes.filter((o) => o.result !== "Ok");
+    toast(failed.length ? `Failed: ${failed[0].error || failed[0].result}` : "Synchronized");
+  } catch (e) { showError(e); }
+  renderTasks(direction);
+}
+
+async function deleteOne(direction, id) {
+  try { await api("DELETE", `/api/tasks/${id}`); toast("Deleted"); } catch (e) { showError(e); }
+  renderTasks(direction);
+}
+
+// Bulk actions run in creation order on the server; progress shows how much
+// of the queue is done.
+async function bulk(direction, scope, action, progress, status) {
+  if (!action) { toast("Choose an action"); return; }
+  const connector = queueState[direction].connector || undefined;
+  progress.hidden = false;
+  progress.value = 0;
+  if (scope === "selected") {
+    const ids = [...view.querySelectorAll("input.pick:checked")].map((c) => Number(c.value));
+    if (!ids.length) { toast("Select tasks first"); progress.hidden = true; return; }
+    let done = 0;
+    for (let i = 0; i < ids.length; i += 20) {
+      const chunk = ids.slice(i, i + 20);
+      try { await api("POST", `/api/tasks/${direction}/${action}`, { ids: chunk, connector }); } catch (e) { showError(e); break; }
+      done += chunk.length;
+      progress.value = (100 * done) / ids.length;
+      status.textContent = `${done} of ${ids.length}`;
+    }
+  } else {
+    const q = connector ? "?connector=" + encodeURIComponent(connector) : "";
+    const total = (await api("GET", `/api/tasks/${direction}/count${q}`)).count;
+    status.textContent = `0 of ${total}`;
+    let finished = false;
+    const poll = async () => {
+      while (!finished) {
+        await new Promise((r) => setTimeout(r, 300));
+        if (finished) break;
+        const left = (await api("GET", `/api/tasks/${direction}/count${q}`)).count;
+        progress.value = total ? (100 * (total - left)) / total : 100;
+        status.textContent = `${total - left} of ${total}`;
+      }
+    };
+    poll();
+    try {
+      const r = await api("POST", `/api/tasks/${direction}/${action}`, { all: true, connector });
+      const n = r.outcomes ? r.outcomes.length : r.deleted;
+      status.textContent = `Done: ${n} task(s) ${action === "delete" ? "deleted" : "processed"}`;
+    } catch (e) { showError(e); status.textContent = e.message; }
+    finished = true;
+    progress.value = 100;
+  }
+  setTimeout(() => renderTasks(direction).then(() => {
+    const s = document.getElementById("bulk-status");
+    if (s) s.textContent = status.textContent;
+  }), 200);
+}
+
+function objectFacts(o) {
+  if (!o) return [];
+  if (o.kind === "document") {
+    return [["NodeID", o.node_id], ["NodeGUID", o.node_guid], ["NodeAliasPath", o.node_alias_path], ["ClassName", o.class_name],
+      ["SiteName", o.site_name], ["DocumentID", o.document_id], ["Culture", o.culture], ["DocumentName", o.name],
+      ["Published", o.published], ["Archived", o.archived]];
+  }
+  return [["ObjectType", o.object_type], ["ID", o.id], ["GUID", o.guid], ["CodeName", o.code_name], ["DisplayName", o.display_name],
+    ["SiteName", o.site_name], ["Parent", o.parent ? `${o.parent.object_type} ${o.parent.id}` : null], ["GroupID", o.group_id]];
+}
+
+function fieldTable(o) {
+  const rows = [...objectFacts(o), ...Object.entries((o && o.fields) || {})]
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v))));
+  return table(["Field name", "Value"], rows);
+}
+
+async function viewTask(id, logFirst) {
+  let t;
+  try { t = await api("GET", `/api/tasks/${id}`); } catch (e) { showError(e); return; }
+  const o = t.data && t.data.object;
+  const tr = (t.data && t.data.translations) || {};
+  const related = [
+    ...(tr.objects || []).map((r) => el("tr", {}, el("td", {}, r.object_type), el("td", {}, r.id), el("td", {}, r.code_name),
+      el("td", {}, r.site_name || ""), el("td", {}, r.parent_id ?? ""), el("td", {}, r.group_id ?? ""))),
+    ...(tr.documents || []).map((r) => el("tr", {}, el("td", {}, r.class_name || "document"), el("td", {}, r.id), el("td", {}, `${r.node_guid} (${r.culture})`),
+      el("td", {}, r.site_name), el("td", {}, ""), el("td", {}, ""))),
+  ];
+  const children = (o && o.children) || [];
+  const bindings = (o && o.bindings) || [];
+  const log = t.relations.map((r) => el("div", { class: "synclog" },
+    el("h2", {}, `Synchronization log — ${r.connector}`),
+    r.log.length
+      ? table(["Time", "Error"], r.log.map((l) => el("tr", {}, el("td", {}, fmtTime(l.time)), el("td", { class: "log-error" }, l.error))))
+      : el("p", { class: "muted" }, "No failed attempts.")));
+  const detail = [
+    el("h2", {}, `Task detail (${t.title})`),
+    el("dl", { class: "facts" },
+      el("dt", {}, "Task direction"), el("dd", { id: "detail-direction" }, t.direction === "incoming" ? "Inbound" : "Outbound"),
+      el("dt", {}, "Task type"), el("dd", { id: "detail-type" }, t.task_type),
+      el("dt", {}, "Data type"), el("dd", {}, t.data_type),
+      el("dt", {}, "Task time"), el("dd", {}, fmtTime(t.time))),
+    el("h2", {}, (o && (o.object_type || o.class_name)) || "Data"),
+    fieldTable(o),
+    el("h2", {}, "Related data"),
+    related.length ? table(["ClassName", "ID", "CodeName", "SiteName", "ParentID", "GroupID"], related) : el("p", { class: "muted" }, "None."),
+    children.length ? [el("h2", {}, "Children"), ...children.map(fieldTable)] : null,
+    bindings.length ? [el("h2", {}, "Bindings"), ...bindings.map(fieldTable)] : null,
+  ];
+  openModal(...(logFirst ? [...log, ...detail] : [...detail, ...log]));
+}
+
+// ---- settings ----
+
+async function renderSettings() {
+  const s = await settings();
+  const names = [["enabled", "Enable system integration bus"], ["log_incoming", "Enable logging of incoming tasks"],
+    ["process_incoming", "Enable processing of incoming tasks"], ["log_outgoing", "Enable logging of outgoing tasks"],
+    ["process_outgoing", "Enable processing of outgoing tasks"]];
+  const form = el("form", { class: "settings" },
+    names.map(([k, label]) => el("label", {}, el("input", { type: "checkbox", name: k, id: "s-" + k, checked: s[k] }), " " + label)),
+    el("button", { class: "primary", type: "submit", id: "save-settings" }, "Save"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = Object.fromEntries(names.map(([k]) => [k, form.elements[k].checked]));
+    try { await api("PUT", "/api/settings", body); toast("Settings saved"); } catch (e) { showError(e); }
+  });
+  paint("settings", form);
+}
+
+// ---- event log ----
+
+const logState = { source: "", type: "", befores: [null] };
+
+async function renderEventLog() {
+  const q = new URLSearchParams({ limit: "50" });
+  if (logState.source) q.set("source", logState.source);
+  if (logState.type) q.set("type", logState.type);
+  const before = logState.befores[logState.befores.length - 1];
+  if (before) q.set("before", before);
+  const page = await api("GET", "/api/eventlog?" + q);
+  const source = el("input", { type: "text", id: "log-source", placeholder: "Source", value: logState.source });
+  const type = el("select", { id: "log-type" }, [["", "(all types)"], ["I", "Information"], ["W", "Warning"], ["E", "Error"]]
+    .map(([v, l]) => el("option", { value: v, selected: logState.type === v }, l)));
+  const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; logState.befores = [null]; renderEventLog(); } }, "Filter");
+  const rows = page.items.map((e) => el("tr", { class: "event", "data-id": e.id },
+    el("td", { class: "etype" }, e.event_type), el("td", {}, fmtTime(e.time)), el("td", { class: "source" }, e.source),
+    el("td", { class: "code" }, e.code), el("td", { class: "description" }, e.description), el("td", { class: "document" }, e.document_name || "")));
+  paint("eventlog",
+    el("div", { class: "toolbar" }, source, type, apply),
+    table(["Type", "Event time", "Source", "Event code", "Description", "Document name"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No events."))]),
+    el("div", { class: "pager" },
+      el("button", { disabled: logState.befores.length === 1, onclick: () => { logState.befores = [null]; renderEventLog(); } }, "Newest"),
+      el("button", { id: "log-older", disabled: !page.next_before, onclick: () => { logState.befores.push(page.next_before); renderEventLog(); } }, "Older")));
+}
+
+// ---- scheduled tasks ----
+
+async function renderScheduled() {
+  const list = await api("GET", "/api/scheduled-tasks");
+  const rows = list.map((t) => el("tr", { "data-name": t.name },
+    el("td", { class: "actions" }, el("button", { class: "execute", title: "Execute now", onclick: async () => {
+      try { const r = await api("POST", `/api/scheduled-tasks/${encodeURIComponent(t.name)}/execute`); toast(r.last_result || "Executed"); } catch (e) { showError(e); }
+      renderScheduled();
+    } }, "Execute")),
+    el("td", {}, t.display_name), el("td", {}, fmtTime(t.last_run)), el("td", {}, t.enabled ? fmtTime(t.next_run) : "(disabled)"),
+    el("td", {}, t.last_result || ""), el("td", { class: "executions" }, t.executions), el("td", {}, `${t.interval_seconds} s`)));
+  paint("scheduled", table(["Actions", "Task name", "Last run", "Next run", "Last result", "Executions", "Interval"], rows));
+}
+
+show(location.hash.slice(1) || "connectors");

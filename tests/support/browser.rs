@@ -1,0 +1,187 @@
+//! A headless Chromium driven through ChromeDriver (W3C WebDriver), for the
+//! UI tests. Needs Debian's `chromium` and `chromium-driver` (`.ci/run`
+//! installs them).
+
+use crate::http;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A browser session; the driver is stopped when dropped.
+pub struct Browser {
+    driver: Child,
+    addr: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+/// An element of the page.
+#[derive(Debug, Clone)]
+pub struct Element(String);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn which(names: &[&str]) -> Option<String> {
+    names.iter().find(|p| Path::new(p).exists()).map(|p| (*p).to_owned())
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let driver_path = which(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
+            .expect("chromedriver is missing: install the Debian packages chromium and chromium-driver (.ci/run does)");
+        let chromium = which(&["/usr/bin/chromium", "/usr/bin/chromium-browser"])
+            .expect("chromium is missing: install the Debian packages chromium and chromium-driver (.ci/run does)");
+        let port = free_port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display())
+            ]}
+        }}});
+        let r = http::request(&addr, "POST", "/session", Some(&caps));
+        let session = r.body["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {}", r.text))
+            .to_owned();
+        Browser { driver, addr, session, _profile: profile }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.or_else(|| (method == "POST").then(|| json!({})));
+        let r = http::request(&self.addr, method, &format!("/session/{}{path}", self.session), body.as_ref());
+        assert!(r.status < 300, "WebDriver {method} {path} failed: {}", r.text);
+        r.body["value"].clone()
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn try_find(&self, css: &str) -> Option<Element> {
+        let r = http::request(
+            &self.addr,
+            "POST",
+            &format!("/session/{}/element", self.session),
+            Some(&json!({"using": "css selector", "value": css})),
+        );
+        r.body["value"][ELEMENT].as_str().map(|id| Element(id.to_owned()))
+    }
+
+    /// Waits (up to 10 s) for an element to appear.
+    pub fn find(&self, css: &str) -> Element {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.try_find(css) {
+                return e;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no element matches `{css}`");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn find_all(&self, css: &str) -> Vec<Element> {
+        let v = self.call("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
+        v.as_array().unwrap().iter().filter_map(|e| e[ELEMENT].as_str().map(|id| Element(id.to_owned()))).collect()
+    }
+
+    pub fn click(&self, e: &Element) {
+        self.call("POST", &format!("/element/{}/click", e.0), None);
+    }
+
+    pub fn click_css(&self, css: &str) {
+        let e = self.find(css);
+        self.click(&e);
+    }
+
+    /// Types text into an input.
+    pub fn call_type(&self, e: &Element, text: &str) {
+        self.call("POST", &format!("/element/{}/value", e.0), Some(json!({"text": text})));
+    }
+
+    /// The element's text; empty when the element went stale (the page
+    /// re-rendered), so waits simply look again.
+    pub fn text(&self, e: &Element) -> String {
+        let r = http::request(&self.addr, "GET", &format!("/session/{}/element/{}/text", self.session, e.0), None);
+        r.body["value"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn attribute(&self, e: &Element, name: &str) -> Option<String> {
+        self.call("GET", &format!("/element/{}/attribute/{name}", e.0), None).as_str().map(str::to_owned)
+    }
+
+    pub fn is_enabled(&self, e: &Element) -> bool {
+        self.call("GET", &format!("/element/{}/enabled", e.0), None).as_bool().unwrap_or(false)
+    }
+
+    /// Waits until `probe` holds, reloading nothing.
+    pub fn wait_until(&self, what: &str, mut probe: impl FnMut(&Browser) -> bool) {
+        let start = Instant::now();
+        while !probe(self) {
+            assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Saves a PNG screenshot of the page.
+    pub fn screenshot(&self, path: &Path) {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = decode_base64(b64.as_str().unwrap_or_default());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http::request(&self.addr, "DELETE", &format!("/session/{}", self.session), None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for v in s.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
