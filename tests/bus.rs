@@ -15,6 +15,8 @@ mod crm;
 mod incoming;
 #[path = "cases/loading.rs"]
 mod loading;
+#[path = "cases/observability.rs"]
+mod observability;
 #[path = "cases/outgoing.rs"]
 mod outgoing;
 #[path = "cases/sample.rs"]

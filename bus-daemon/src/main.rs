@@ -51,6 +51,9 @@ enum Command {
     /// List, run or change scheduled tasks.
     #[command(subcommand)]
     Schedule(cli::schedule::ScheduleCommand),
+    /// List, show, synchronize or delete queued tasks.
+    #[command(subcommand)]
+    Task(cli::task::TaskCommand),
 }
 
 fn init_tracing(default: &str) {
@@ -76,8 +79,10 @@ fn main() -> Result<()> {
         }
         command => {
             init_tracing("warn");
-            let bus = app::Bus::open(&Config::load(config_path.as_deref(), &overrides)?)?;
+            let config = Config::load(config_path.as_deref(), &overrides)?;
+            let bus = app::Bus::open(&config)?;
             match command {
+                Command::Task(c) => cli::task::run(&bus, config.listen, c),
                 Command::Connector(c) => cli::connector::run(&bus, c),
                 Command::Eventlog(a) => cli::eventlog::run(&bus, a),
                 Command::Settings(c) => cli::settings::run(&bus, c),

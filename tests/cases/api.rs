@@ -144,3 +144,54 @@ fn the_event_log_pages_and_filters() {
     assert_eq!(warnings["items"][0]["source"], "Integration bus");
     assert!(warnings["items"][0]["description"].as_str().unwrap().contains("`Broken`"));
 }
+
+#[test]
+fn every_route_of_the_openapi_document_answers() {
+    let env = TestEnv::new();
+    let d = env.start();
+    let doc = d.get("/api/openapi.json");
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    let paths = doc.body["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{name}", "NoSuchThing")
+            .replace("{type}", "cms.user")
+            .replace("{id}", "999999")
+            .replace("{site}", "NoSite");
+        for method in ops.as_object().unwrap().keys() {
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            let r = bus_tests::http::request(&d.addr, &method.to_uppercase(), &concrete, body.as_ref());
+            let unrouted = r.status == 405 || (r.status == 404 && r.body["error"] == "no such route");
+            assert!(!unrouted, "{method} {path} is documented but not routed: {} {}", r.status, r.text);
+            assert!(r.status < 500, "{method} {path}: {} {}", r.status, r.text);
+            assert!(
+                r.body.is_object() || r.body.is_array() || path == "/metrics" || r.status == 204,
+                "{method} {path}: not JSON: {}",
+                r.text
+            );
+        }
+    }
+}
+
+#[test]
+fn the_connector_list_pages_by_code_name() {
+    let env = TestEnv::new();
+    for n in ["A1", "B2", "C3"] {
+        env.register(n, "missing", "X", false, "");
+    }
+    let d = env.start();
+    let names = |q: &str| -> Vec<String> {
+        d.get(&format!("/api/connectors{q}"))
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("?limit=2"), ["A1", "B2"]);
+    assert_eq!(names("?limit=2&after=B2"), ["C3", "SampleIntegrationConnector"]);
+    assert_eq!(d.get("/api/connectors?limit=0").status, 400);
+}

@@ -104,3 +104,50 @@ fn schedule_commands_list_change_and_run_the_scheduled_task() {
     let err = fails(env.cli(&["schedule", "set", "ProcessExternalIntegrationTasks", "--interval-seconds", "0"]));
     assert!(err.contains("interval_seconds must be between"), "{err}");
 }
+
+#[test]
+fn task_commands_list_show_sync_and_delete() {
+    let env = TestEnv::new();
+    env.scripted("A", serde_json::json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects"}]}));
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(d.create("cms.user", serde_json::json!({"code_name": format!("u{i}")}))["task_id"].as_i64().unwrap());
+    }
+    let list = ok(env.cli(&["task", "list", "--connector", "A"]));
+    assert_eq!(list.lines().count(), 6, "a header and five tasks: {list}");
+    assert!(list.lines().nth(1).unwrap().contains("Create User 'u0'"), "oldest first: {list}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(env.cli(&["task", "list", "--json", "--limit", "2"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let show: serde_json::Value = serde_json::from_str(&ok(env.cli(&["task", "show", &ids[0].to_string()]))).unwrap();
+    assert_eq!(show["data"]["object"]["code_name"], "u0");
+    let err = fails(env.cli(&["task", "show", "999999"]));
+    assert!(err.contains("no task with ID 999999"), "{err}");
+
+    // Synchronize is refused by the daemon while processing is off.
+    let url = format!("http://{}", d.addr);
+    let err = fails(env.cli(&["task", "sync", "--all", "--url", &url]));
+    assert!(err.contains("processing of outgoing tasks is disabled"), "{err}");
+    env.set_setting("process_outgoing", true);
+    let selected = format!("{},{}", ids[0], ids[1]);
+    let out = env.cli(&["task", "sync", "--ids", &selected, "--url", &url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2/2"), "a progress bar");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("synchronized 2 outgoing task(s)"));
+    let remaining = ok(env.cli(&["task", "list", "--json"]));
+    let remaining: serde_json::Value = serde_json::from_str(&remaining).unwrap();
+    let left: Vec<i64> = remaining.as_array().unwrap().iter().map(|t| t["task_id"].as_i64().unwrap()).collect();
+    assert!(left.iter().all(|t| !ids[..2].contains(t)), "{left:?}");
+
+    // Delete one, then all.
+    let deleted = ok(env.cli(&["task", "delete", "--ids", &ids[4].to_string()]));
+    assert!(deleted.contains("deleted 1"), "{deleted}");
+    ok(env.cli(&["task", "delete", "--all"]));
+    assert!(d.queue("outgoing", "").is_empty());
+    let err = fails(env.cli(&["task", "delete"]));
+    assert!(err.contains("--ids") || err.contains("--all"), "{err}");
+    let err = fails(env.cli(&["task", "sync", "--all", "--url", "http://127.0.0.1:9"]));
+    assert!(err.contains("cannot reach the daemon"), "{err}");
+}

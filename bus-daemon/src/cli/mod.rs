@@ -5,3 +5,4 @@ pub mod connector;
 pub mod eventlog;
 pub mod schedule;
 pub mod settings;
+pub mod task;

@@ -1,6 +1,7 @@
 //! `/api/connectors`: the registry, with each connector's load state.
 
-use super::error::{blocking, ApiError, ApiJson, ApiPath};
+use super::content::{limit, MAX_PAGE};
+use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use bus_core::manager::{ConnectorSet, ConnectorStatus};
 use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, Registry};
+use serde::Deserialize;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -43,11 +45,29 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
     }
 }
 
-pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ConnectorView>>, ApiError> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only connectors whose code name sorts after this one (the next page).
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<Vec<ConnectorView>>, ApiError> {
+    let limit = limit(p.limit.or(Some(MAX_PAGE)))?;
     let registry = s.registry.clone();
     let rows = blocking(move || Ok(registry.list()?)).await?;
     let set = s.manager.current();
-    Ok(Json(rows.into_iter().map(|r| view(r, &set)).collect()))
+    Ok(Json(
+        rows.into_iter()
+            .filter(|r| p.after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
+            .take(limit as usize)
+            .map(|r| view(r, &set))
+            .collect(),
+    ))
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ConnectorView>, ApiError> {

@@ -7,6 +7,7 @@ mod eventlog;
 mod health;
 mod incoming;
 mod metrics;
+mod openapi;
 mod schedule;
 mod settings;
 mod tasks;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks/{id}", get(tasks::get).delete(tasks::delete))
         .route("/api/tasks/{id}/synchronize", post(tasks::synchronize_one))
         .route("/api/eventlog", get(eventlog::list))
+        .route("/api/openapi.json", get(openapi::serve))
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })

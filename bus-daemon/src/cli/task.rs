@@ -1,0 +1,185 @@
+//! `bus-daemon task list|show|sync|delete`: the queues. `list`, `show` and
+//! `delete` work on the database; `sync` asks the running daemon (which runs
+//! the connectors) over HTTP, in chunks, oldest first, with a progress bar.
+
+use crate::app::Bus;
+use anyhow::{bail, Context, Result};
+use bus_core::queue::{self, Selection};
+use clap::{Args, Subcommand, ValueEnum};
+use connector_abi::http::{self, Url};
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+impl Direction {
+    fn inbound(self) -> bool {
+        matches!(self, Direction::Incoming)
+    }
+    fn name(self) -> &'static str {
+        if self.inbound() {
+            "incoming"
+        } else {
+            "outgoing"
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Which {
+    /// Task IDs, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "all", required_unless_present = "all")]
+    ids: Vec<i64>,
+    /// Every task of the direction (and connector).
+    #[arg(long)]
+    all: bool,
+    #[arg(long, value_enum, default_value = "outgoing")]
+    direction: Direction,
+    /// Only this connector's tasks.
+    #[arg(long)]
+    connector: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// List queued tasks, oldest first.
+    List {
+        #[arg(long, value_enum, default_value = "outgoing")]
+        direction: Direction,
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one task: its data and synchronization log.
+    Show { id: i64 },
+    /// Process tasks now through the running daemon, in creation order.
+    Sync {
+        #[command(flatten)]
+        which: Which,
+        /// The daemon's address (default: `listen` of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Delete tasks without processing them.
+    Delete {
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+fn connector_id(bus: &Bus, name: Option<&str>) -> Result<Option<i64>> {
+    Ok(match name {
+        Some(n) => Some(bus.registry.get(n)?.id),
+        None => None,
+    })
+}
+
+/// Draws `[#####.....]  40/100` on stderr.
+fn progress(done: usize, total: usize) {
+    let width = 30;
+    let filled = if total == 0 { width } else { done * width / total };
+    eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
+    let _ = std::io::stderr().flush();
+}
+
+pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Result<()> {
+    let mut conn = bus.db.connect()?;
+    match command {
+        TaskCommand::List { direction, connector, limit, json } => {
+            if limit == 0 {
+                bail!("--limit must be at least 1");
+            }
+            let rows =
+                queue::list(&conn, direction.inbound(), connector_id(bus, connector.as_deref())?, (0, 0), limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!("{:>8}  {:<24}  {:<10}  {:<20}  {:<8}  TITLE", "TASK", "TIME", "TYPE", "CONNECTOR", "RESULT");
+            for r in rows {
+                println!(
+                    "{:>8}  {:<24}  {:<10}  {:<20}  {:<8}  {}",
+                    r.task_id,
+                    r.time,
+                    r.task_type_code,
+                    r.connector,
+                    if r.error.is_some() { "Failed" } else { "" },
+                    r.title
+                );
+            }
+        }
+        TaskCommand::Show { id } => {
+            let detail = queue::detail(&conn, id)?.with_context(|| format!("there is no task with ID {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&detail)?);
+        }
+        TaskCommand::Delete { which } => {
+            let connector = connector_id(bus, which.connector.as_deref())?;
+            let selection = if which.all { Selection::All } else { Selection::Ids(which.ids) };
+            let n = queue::delete(&mut conn, which.direction.inbound(), &selection, connector)?;
+            println!("deleted {n} {} task relation(s)", which.direction.name());
+        }
+        TaskCommand::Sync { which, url } => {
+            let base = url.unwrap_or_else(|| format!("http://{listen}"));
+            let base = Url::parse(&base).map_err(|e| anyhow::anyhow!(e))?;
+            let unreachable =
+                |e: http::Unreachable| anyhow::anyhow!("cannot reach the daemon at {}:{}: {e}", base.host, base.port);
+            http::send(
+                "GET",
+                &base,
+                &format!("{}/health", base.path.trim_end_matches('/')),
+                &[],
+                b"",
+                Duration::from_secs(10),
+            )
+            .map_err(unreachable)?;
+            let connector = connector_id(bus, which.connector.as_deref())?;
+            let ids: Vec<i64> = if which.all {
+                let mut ids = Vec::new();
+                let mut after = (0, 0);
+                loop {
+                    let page = queue::list(&conn, which.direction.inbound(), connector, after, 1000)?;
+                    let Some(last) = page.last() else { break };
+                    after = (last.task_id, last.sync_id);
+                    ids.extend(page.iter().map(|t| t.task_id));
+                }
+                ids.dedup();
+                ids
+            } else {
+                let mut ids = which.ids;
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            };
+            let path = format!("{}/api/tasks/{}/synchronize", base.path.trim_end_matches('/'), which.direction.name());
+            let (mut done, mut failed) = (0, 0);
+            progress(0, ids.len());
+            for chunk in ids.chunks(100) {
+                let mut body = serde_json::json!({ "ids": chunk });
+                if let Some(c) = &which.connector {
+                    body["connector"] = serde_json::json!(c);
+                }
+                let bytes = serde_json::to_vec(&body)?;
+                let r = http::send("POST", &base, &path, &[], &bytes, Duration::from_secs(600)).map_err(unreachable)?;
+                let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                if r.status != 200 {
+                    eprintln!();
+                    bail!("the daemon refused: {}", answer["error"].as_str().unwrap_or(&r.body));
+                }
+                let outcomes = answer["outcomes"].as_array().cloned().unwrap_or_default();
+                failed += outcomes.iter().filter(|o| o["result"] != "Ok").count();
+                done += chunk.len();
+                progress(done, ids.len());
+            }
+            eprintln!();
+            println!("synchronized {done} {} task(s); {failed} attempt(s) did not succeed", which.direction.name());
+        }
+    }
+    Ok(())
+}
