@@ -84,7 +84,7 @@ fn connector_id(bus: &Bus, name: Option<&str>) -> Result<Option<i64>> {
 /// Draws `[#####.....]  40/100` on stderr.
 fn progress(done: usize, total: usize) {
     let width = 30;
-    let filled = if total == 0 { width } else { done * width / total };
+    let filled = (done * width).checked_div(total).unwrap_or(width);
     eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
     let _ = std::io::stderr().flush();
 }
