@@ -4,7 +4,7 @@
 //! subscriptions.
 
 use crate::change::{self, Applied, Change};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, WriteGate};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
@@ -74,6 +74,7 @@ struct Pending {
 /// Applies changes to the content store.
 pub struct Content {
     writer: Mutex<Connection>,
+    gate: WriteGate,
     types: Arc<ObjectTypes>,
     manager: Arc<ConnectorManager>,
     outgoing: Arc<Workers>,
@@ -88,7 +89,7 @@ impl Content {
         outgoing: Arc<Workers>,
         events: Arc<EventLog>,
     ) -> Result<Self, DbError> {
-        Ok(Content { writer: Mutex::new(db.connect()?), types, manager, outgoing, events })
+        Ok(Content { writer: Mutex::new(db.connect()?), gate: db.gate().clone(), types, manager, outgoing, events })
     }
 
     pub fn types(&self) -> &ObjectTypes {
@@ -131,6 +132,7 @@ impl Content {
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let set = self.manager.current();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let turn = self.gate.enter();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let settings = settings::read(&tx)?;
         let applied_all = work(&tx, &self.types)?;
@@ -173,6 +175,7 @@ impl Content {
             results.push(result);
         }
         tx.commit()?;
+        drop(turn);
         drop(conn);
         woken.sort();
         woken.dedup();

@@ -3,6 +3,7 @@
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -25,10 +26,46 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// How hard a commit waits for the disk (SQLite's `synchronous`). In WAL
+/// mode `Normal` loses nothing when the process dies, only (possibly) the
+/// last commits when the machine loses power; `Full` loses nothing either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
+    }
+}
+
+/// One writer at a time inside the process. SQLite lets one transaction
+/// write at a time anyway; queueing here instead of in SQLite's busy handler
+/// (which sleeps and retries) keeps a busy queue drain from starving the
+/// writers of changes. Other processes still meet the busy timeout.
+#[derive(Debug, Clone, Default)]
+pub struct WriteGate(Arc<Mutex<()>>);
+
+impl WriteGate {
+    /// Waits for the turn to write; the turn ends when the guard drops.
+    pub fn enter(&self) -> MutexGuard<'_, ()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A handle on the bus database file; hands out configured connections.
 #[derive(Debug, Clone)]
 pub struct Database {
     path: PathBuf,
+    durability: Durability,
+    gate: WriteGate,
 }
 
 struct Migration {
@@ -46,15 +83,25 @@ impl Database {
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date. Returns the handle and whether the database was new.
     pub fn open(path: &Path) -> Result<(Database, bool), DbError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// [`Self::open`] with a durability for every connection.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<(Database, bool), DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let db = Database { path: path.to_owned() };
+        let db = Database { path: path.to_owned(), durability, gate: WriteGate::default() };
         let mut conn = db.connect()?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
         let created = db.migrate(&mut conn)?;
         Ok((db, created))
+    }
+
+    /// The in-process write gate every writer of this database passes.
+    pub fn gate(&self) -> &WriteGate {
+        &self.gate
     }
 
     /// The database file.
@@ -68,7 +115,7 @@ impl Database {
         let conn = Connection::open(&self.path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", self.durability.pragma()).map_err(open_err)?;
         Ok(conn)
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How one registered connector stands after the last reinitialization.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub struct ConnectorSet {
     /// The library files of the enabled connectors: a change to one of them
     /// triggers a reinitialization.
     pub watched: Vec<PathBuf>,
+    /// When this reinitialization started, and how long it took.
+    pub started: Option<Instant>,
+    pub took: Duration,
 }
 
 /// Called after every reinitialization with the new set.
@@ -106,7 +109,8 @@ impl ConnectorManager {
         let registry_version = self.registry.version()?;
         let rows = self.registry.list()?;
         let previous = self.current();
-        let mut next = ConnectorSet { generation: previous.generation + 1, registry_version, ..Default::default() };
+        let mut next =
+            ConnectorSet { generation: previous.generation + 1, registry_version, started: Some(started), ..Default::default() };
         let mut failed = 0usize;
         for row in &rows {
             if let Ok(path) = self.loader.resolve(&row.assembly_name) {
@@ -120,6 +124,7 @@ impl ConnectorManager {
             }
             next.status.insert(row.name.clone(), status);
         }
+        next.took = started.elapsed();
         let next = Arc::new(next);
         let replaced = std::mem::replace(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()), next.clone());
         // Instances that are not carried over are shut down as soon as no

@@ -21,7 +21,7 @@ pub struct Bus {
 impl Bus {
     /// Opens the database; a new database is seeded with the configured connectors.
     pub fn open(config: &Config) -> Result<Bus> {
-        let (db, created) = Database::open(&config.database)?;
+        let (db, created) = Database::open_with(&config.database, config.synchronous)?;
         let registry = Registry::new(db.clone());
         if created {
             for seed in &config.seed_connectors {

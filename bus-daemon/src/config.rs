@@ -1,6 +1,7 @@
 //! The daemon configuration (`bus.toml`) and its command-line overrides.
 
 use anyhow::{bail, Context, Result};
+use bus_core::db::Durability;
 use bus_core::object_types::ObjectTypes;
 use bus_core::registry::NewConnector;
 use bus_core::settings::SettingsPatch;
@@ -23,6 +24,10 @@ pub struct Config {
     /// Where the daemon keeps its own files (private copies of loaded libraries).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// `normal` (the default: nothing is lost when the process dies) or
+    /// `full` (nothing is lost when the machine loses power either).
+    #[serde(default)]
+    pub synchronous: Durability,
     /// The HTTP listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,

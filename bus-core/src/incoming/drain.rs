@@ -8,6 +8,7 @@
 use super::apply;
 use crate::connector::LiveConnector;
 use crate::content::{ChangeError, Content};
+use crate::db::WriteGate;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, Queued, Selection};
@@ -44,6 +45,7 @@ impl Drain for IncomingDrain {
     fn process(
         &self,
         conn: &mut Connection,
+        gate: &WriteGate,
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
@@ -74,7 +76,7 @@ impl Drain for IncomingDrain {
             for q in &batch {
                 cursor = q.task_id;
                 let started = Instant::now();
-                let (result, error) = self.process_one(conn, connector, q, manual)?;
+                let (result, error) = self.process_one(conn, gate, connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
                 recorder.record(q.task_id, result, error, started.elapsed());
                 if stop {
@@ -97,6 +99,7 @@ impl IncomingDrain {
     fn process_one(
         &self,
         conn: &mut Connection,
+        gate: &WriteGate,
         connector: &LiveConnector,
         q: &Queued,
         manual: bool,
@@ -109,6 +112,7 @@ impl IncomingDrain {
                 return Ok((TaskResult::Blocked, Some("the task is marked Error; synchronize or delete it".into())))
             }
             IntegrationProcessType::SkipOnce if !manual => {
+                let _turn = gate.enter();
                 set_process_type(conn, q.task_id, IntegrationProcessType::Default)?;
                 return Ok((TaskResult::SkippedOnce, None));
             }
@@ -119,6 +123,7 @@ impl IncomingDrain {
             Err(message) => message,
         };
         tracing::warn!(connector = %connector.name, task = q.task_id, process_type = %process_type, error = %error, "incoming task failed");
+        let _turn = gate.enter();
         Ok(match process_type {
             IntegrationProcessType::SkipOnError => {
                 queue::record_failure(conn, q.sync_id, &error, false)?;

@@ -7,6 +7,7 @@
 use super::IncomingError;
 use crate::change;
 use crate::connector::LiveConnector;
+use crate::db::WriteGate;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, NewTask};
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 /// Logs one incoming task for `connector`; returns its ID.
 pub fn log(
     conn: &mut Connection,
+    gate: &WriteGate,
     types: &ObjectTypes,
     connector: &LiveConnector,
     request: LogIncomingTaskRequest,
@@ -80,6 +82,8 @@ pub fn log(
     let site = request.site_name.clone().or_else(|| object.site_name().map(str::to_owned));
     let payload = Payload { object, translations };
     let data = serde_json::to_string(&payload).expect("a payload serializes");
+    // The connector was asked everything above; only now take the write turn.
+    let _turn = gate.enter();
     let tx = conn.transaction()?;
     let task_id = queue::insert_task(
         &tx,

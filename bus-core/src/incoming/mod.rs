@@ -85,7 +85,7 @@ impl Incoming {
             }
         })?;
         let mut conn = self.logger.lock().unwrap_or_else(|p| p.into_inner());
-        log::log(&mut conn, &self.types, &live, request)
+        log::log(&mut conn, self.db.gate(), &self.types, &live, request)
     }
 
     /// Starts processing the incoming queue of one connector, or of every

@@ -7,6 +7,7 @@ use super::payload;
 use crate::connector::LiveConnector;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
+use crate::db::WriteGate;
 use crate::worker::{Drain, Recorder, RunEnd};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;
@@ -36,18 +37,20 @@ impl Drain for OutgoingDrain {
     fn process(
         &self,
         conn: &mut Connection,
+        gate: &WriteGate,
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
         batch_size: u32,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        process(conn, connector, selection, manual, batch_size, recorder)
+        process(conn, gate, connector, selection, manual, batch_size, recorder)
     }
 }
 
 fn process(
     conn: &mut Connection,
+    gate: &WriteGate,
     connector: &LiveConnector,
     selection: &Selection,
     manual: bool,
@@ -83,8 +86,12 @@ fn process(
             recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
             match response.result {
                 IntegrationProcessResult::Ok => done.push(q.sync_id),
-                IntegrationProcessResult::SkipNow => queue::mark_run(conn, q.sync_id)?,
+                IntegrationProcessResult::SkipNow => {
+                    let _turn = gate.enter();
+                    queue::mark_run(conn, q.sync_id)?
+                }
                 IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
+                    let _turn = gate.enter();
                     queue::complete(conn, &done)?;
                     done.clear();
                     let message = response
@@ -99,7 +106,10 @@ fn process(
                 }
             }
         }
-        queue::complete(conn, &done)?;
+        {
+            let _turn = gate.enter();
+            queue::complete(conn, &done)?;
+        }
         done.clear();
     }
 }

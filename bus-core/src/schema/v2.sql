@@ -76,7 +76,9 @@ CREATE TABLE Integration_Task (
 -- One row per task and connector: the connector's queue.
 CREATE TABLE Integration_Synchronization (
     SynchronizationID           INTEGER PRIMARY KEY AUTOINCREMENT,
-    SynchronizationTaskID       INTEGER NOT NULL REFERENCES Integration_Task (TaskID) ON DELETE CASCADE,
+    -- No foreign key: a task is deleted through its relations (the trigger
+    -- below), and a foreign key would scan this table on every task deletion.
+    SynchronizationTaskID       INTEGER NOT NULL,
     SynchronizationConnectorID  INTEGER NOT NULL REFERENCES Integration_Connector (ConnectorID) ON DELETE CASCADE,
     SynchronizationIsInbound    INTEGER NOT NULL,
     SynchronizationDataType     TEXT    NOT NULL,
@@ -101,9 +103,12 @@ CREATE TABLE Integration_SyncLog (
 );
 CREATE INDEX Integration_SyncLog_Synchronization ON Integration_SyncLog (SyncLogSynchronizationID);
 
--- A task is deleted with its last relation, whoever deletes that.
+-- A task is deleted with its last relation, whoever deletes that. (All
+-- relations of a task share its direction, which lets the check use the index.)
 CREATE TRIGGER Integration_Synchronization_Deleted AFTER DELETE ON Integration_Synchronization
-WHEN NOT EXISTS (SELECT 1 FROM Integration_Synchronization WHERE SynchronizationTaskID = OLD.SynchronizationTaskID)
+WHEN NOT EXISTS (SELECT 1 FROM Integration_Synchronization
+                 WHERE SynchronizationIsInbound = OLD.SynchronizationIsInbound
+                   AND SynchronizationTaskID = OLD.SynchronizationTaskID)
 BEGIN
     DELETE FROM Integration_Task WHERE TaskID = OLD.SynchronizationTaskID;
 END;

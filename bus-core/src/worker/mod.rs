@@ -6,7 +6,7 @@
 mod thread;
 
 use crate::connector::LiveConnector;
-use crate::db::Database;
+use crate::db::{Database, WriteGate};
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
 use crate::queue::Selection;
@@ -32,9 +32,13 @@ pub trait Drain: Send + Sync + 'static {
     fn automatic(&self) -> bool;
     /// Processes the selected tasks in creation order. `manual` includes tasks
     /// passed over by earlier runs.
+    /// Every write goes through `gate`, one at a time; the gate must not be
+    /// held while calling into a connector or into the change pipeline.
+    #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
         conn: &mut Connection,
+        gate: &WriteGate,
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,

@@ -78,6 +78,32 @@ impl Connector for PanickingConnector {
     }
 }
 
+/// Does nothing, fast: for the benchmark. Subscribes to every object
+/// (AsyncSimple); with config `signal`, tells the host (by an event) the ID
+/// of each task it gets, so the benchmark can time delivery.
+pub struct NoopConnector {
+    host: Host,
+    signal: bool,
+}
+
+impl Connector for NoopConnector {
+    fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
+        Ok(NoopConnector { host, signal: config.contains("signal") })
+    }
+
+    fn init(&self, init: &mut Init) {
+        init.set_connector_name(init.registry_name().to_owned());
+        init.subscribe_to(Subscription::all_objects(TaskProcessType::AsyncSimple));
+    }
+
+    fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
+        if self.signal {
+            let _ = self.host.log_event(EventType::Information, "SEEN", &task.task_id.to_string(), None);
+        }
+        ProcessOutcome::ok()
+    }
+}
+
 /// Makes a subscription that can never work (Snapshot for documents).
 pub struct BadSubscriptionConnector;
 
@@ -92,4 +118,11 @@ impl Connector for BadSubscriptionConnector {
     }
 }
 
-export_connectors!(EchoConnector, SecondConnector, PanickingConnector, BadSubscriptionConnector, ScriptedConnector);
+export_connectors!(
+    EchoConnector,
+    SecondConnector,
+    PanickingConnector,
+    BadSubscriptionConnector,
+    ScriptedConnector,
+    NoopConnector
+);

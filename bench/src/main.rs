@@ -1,0 +1,194 @@
+//! `bus-bench`: measures the integration bus against raw SQLite in one run,
+//! on a fresh temp database, and prints a table of figures with their raw
+//! anchors and ratios; writes the same as JSON and an SVG picture.
+//!
+//! `cargo run --release -p bus-bench -- [--backlog N] [--out DIR]`
+
+mod bus;
+mod raw;
+mod report;
+mod rig;
+
+use anyhow::{bail, Context, Result};
+use bus_core::db::Durability;
+use bus_core::watch::Watcher;
+use report::Figure;
+use rig::Rig;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Options {
+    backlog: u64,
+    out: PathBuf,
+    budget: Duration,
+}
+
+fn options() -> Result<Options> {
+    let mut o = Options { backlog: 1_000_000, out: PathBuf::from("bench-results"), budget: Duration::from_secs(3) };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--backlog" => o.backlog = args.next().context("--backlog needs a number")?.parse().context("--backlog needs a number")?,
+            "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
+            "--quick" => {
+                o.backlog = 100_000;
+                o.budget = Duration::from_secs(1);
+            }
+            other => bail!("unknown argument `{other}`; use --backlog N, --out DIR, --quick"),
+        }
+    }
+    Ok(o)
+}
+
+/// Builds the test connectors in release mode and returns the library.
+fn library() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("the binary has a folder")?.to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "testkit-connector"]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    anyhow::ensure!(cmd.status()?.success(), "building the test connectors failed");
+    let lib = dir.join(format!("{}testkit_connector{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    anyhow::ensure!(lib.exists(), "{} is missing", lib.display());
+    Ok(lib)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> Result<()> {
+    let o = options()?;
+    let lib = library()?;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let mut figures = Vec::new();
+    let mut n = 0u64;
+    eprintln!("raw SQLite…");
+    let raw_full = raw::single_row_commits(dir, "FULL", o.budget)?;
+    let raw_normal = raw::single_row_commits(dir, "NORMAL", o.budget)?;
+    let raw_batch = raw::batched_rows(dir, o.budget)?;
+    let raw_queue = raw::queue_cycle(dir, 60_000)?;
+    figures.push(Figure::plain("raw: 1-row transactions, FULL", raw_full, "tx/s"));
+    figures.push(Figure::plain("raw: 1-row transactions, NORMAL", raw_normal, "tx/s"));
+    figures.push(Figure::plain("raw: rows inserted 1,000 per transaction", raw_batch, "rows/s"));
+    figures.push(Figure::plain("raw: bare queue cycle (task + 3 relations, dequeue, delete)", raw_queue, "tasks/s"));
+
+    eprintln!("bus: logging…");
+    let full = Rig::new(&dir.join("full"), &lib, Durability::Full, 3, "", false)?;
+    let log_full = bus::logging(&full, 1, o.budget, &mut n)?;
+    drop(full);
+    figures.push(Figure::at_least("bus: 1 change per transaction, FULL, fan-out to 3", log_full, "changes/s", ("raw 1-row FULL", raw_full), 0.80));
+    let normal = Rig::new(&dir.join("normal"), &lib, Durability::Normal, 3, "", false)?;
+    let log_100 = bus::logging(&normal, 100, o.budget, &mut n)?;
+    let log_1000 = bus::logging(&normal, 1000, o.budget, &mut n)?;
+    drop(normal);
+    figures.push(Figure::at_least("bus: 100 changes per transaction, NORMAL", log_100, "changes/s", ("raw batched rows", raw_batch), 0.20));
+    figures.push(Figure::at_least("bus: 1,000 changes per transaction, NORMAL", log_1000, "changes/s", ("raw batched rows", raw_batch), 0.20));
+
+    eprintln!("bus: end-to-end drain…");
+    let e2e_rig = Rig::new(&dir.join("e2e"), &lib, Durability::Normal, 3, "", true)?;
+    let e2e = bus::end_to_end(&e2e_rig, 60_000, &mut n)?;
+    drop(e2e_rig);
+    figures.push(Figure::at_least("bus: end-to-end drain (log, fan-out, deliver, delete)", e2e, "tasks/s", ("raw batched rows", raw_batch), 0.12));
+    figures.push(Figure::at_least("bus: end-to-end drain vs the bare queue cycle", e2e, "tasks/s", ("raw queue cycle", raw_queue), 0.75));
+
+    eprintln!("bus: latency…");
+    let idle = Rig::new(&dir.join("latency"), &lib, Durability::Normal, 1, "signal", true)?;
+    let lat = bus::latency(&idle, 400, &mut n)?;
+    drop(idle);
+    let raw_commit_ms = 1000.0 / raw_full;
+    let p50 = bus::percentile(&lat, 0.50).as_secs_f64() * 1000.0;
+    let p99 = bus::percentile(&lat, 0.99).as_secs_f64() * 1000.0;
+    figures.push(Figure::at_most("bus: change → connector call, p50", p50, "ms", ("raw FULL commit", raw_commit_ms), 3.0));
+    figures.push(Figure::at_most("bus: change → connector call, p99", p99, "ms", ("raw FULL commit", raw_commit_ms), 10.0));
+
+    eprintln!("bus: reinitialization…");
+    let (noticed, reinit) = reinitialization(&dir.join("reinit"), &lib)?;
+    figures.push(Figure::below("bus: registry edit noticed after commit", noticed, "ms", 1000.0));
+    figures.push(Figure::below("bus: 20 connectors reinitialized", reinit, "ms", 50.0));
+
+    eprintln!("bus: {} tasks queued…", o.backlog);
+    let backlog = Rig::new(&dir.join("backlog"), &lib, Durability::Normal, 3, "", false)?;
+    let fill_start = Instant::now();
+    let mut filled = 0;
+    while filled < o.backlog {
+        let batch = 1000.min(o.backlog - filled) as usize;
+        let changes = (0..batch).map(|i| bus::user(n + i as u64)).collect();
+        n += batch as u64;
+        backlog.content.apply_all(changes, None)?;
+        filled += batch as u64;
+    }
+    eprintln!("  queued in {:.1} s", fill_start.elapsed().as_secs_f64());
+    let conn = backlog.db.connect()?;
+    let time = |f: &dyn Fn() -> Result<usize>| -> Result<f64> {
+        let start = Instant::now();
+        let rows = f()?;
+        anyhow::ensure!(rows > 0, "an empty page");
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    };
+    eprintln!("  paging…");
+    let first_page = time(&|| Ok(bus_core::queue::list(&conn, false, None, (0, 0), 50)?.len()))?;
+    let deep = (o.backlog as i64) / 2;
+    let deep_page = time(&|| Ok(bus_core::queue::list(&conn, false, None, (deep, 0), 50)?.len()))?;
+    let connector_page = time(&|| Ok(bus_core::queue::list(&conn, false, Some(2), (deep, 0), 50)?.len()))?;
+    figures.push(Figure::below(&format!("bus: list page, {} queued, first page", o.backlog), first_page, "ms", 100.0));
+    figures.push(Figure::below(&format!("bus: list page, {} queued, middle page", o.backlog), deep_page, "ms", 100.0));
+    figures.push(Figure::below(&format!("bus: list page, {} queued, one connector", o.backlog), connector_page, "ms", 100.0));
+    eprintln!("  draining…");
+    let drain_relations = (o.backlog as i64 * 3 / 10).min(300_000);
+    let backlog_rate = bus::drain(&backlog, drain_relations)?;
+    drop(conn);
+    drop(backlog);
+    figures.push(Figure::at_least(&format!("bus: drain with {} queued", o.backlog), backlog_rate, "tasks/s", ("bus empty-queue drain", e2e), 0.50));
+    figures.push(Figure::below("bus: peak RSS of the process", peak_rss_mb(), "MB", 150.0));
+
+    println!("{}", report::table(&figures));
+    std::fs::create_dir_all(&o.out)?;
+    std::fs::write(o.out.join("latest.json"), serde_json::to_string_pretty(&figures)?)?;
+    let groups = vec![
+        ("One change per transaction (FULL)", vec![("raw 1-row FULL".to_string(), raw_full, "tx/s".to_string()), ("bus, fan-out to 3".into(), log_full, "changes/s".into())]),
+        ("Batched logging (NORMAL)", vec![("raw rows, 1,000 per tx".into(), raw_batch, "rows/s".into()), ("bus, 100 per tx".into(), log_100, "changes/s".into()), ("bus, 1,000 per tx".into(), log_1000, "changes/s".into())]),
+        ("Queue throughput", vec![("raw queue cycle".into(), raw_queue, "tasks/s".into()), ("bus end-to-end".into(), e2e, "tasks/s".into()), (format!("bus with {} queued", o.backlog), backlog_rate, "tasks/s".into())]),
+        ("Latency change → connector", vec![("raw FULL commit".into(), raw_commit_ms, "ms".into()), ("bus p50".into(), p50, "ms".into()), ("bus p99".into(), p99, "ms".into())]),
+    ];
+    std::fs::write(o.out.join("latest.svg"), report::svg(&groups))?;
+    eprintln!("wrote {}/latest.json and latest.svg", o.out.display());
+    Ok(())
+}
+
+/// Median over 5 edits: how long until the watcher noticed a registry edit,
+/// and how long reinitializing 20 connectors took.
+fn reinitialization(dir: &std::path::Path, lib: &std::path::Path) -> Result<(f64, f64)> {
+    let rig = Rig::new(dir, lib, Durability::Normal, 20, "", false)?;
+    let watcher = Watcher::spawn(rig.manager.clone(), rig.db.clone(), Duration::from_millis(250))?;
+    let mut noticed = Vec::new();
+    let mut took = Vec::new();
+    let sql = rig.db.connect()?;
+    for i in 0..5 {
+        let generation = rig.manager.current().generation;
+        sql.execute("UPDATE Integration_Connector SET ConnectorDisplayName = ?1 WHERE ConnectorName = 'Noop1'", [format!("Noop {i}")])?;
+        let committed = Instant::now();
+        let set = loop {
+            let set = rig.manager.current();
+            if set.generation > generation {
+                break set;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let started = set.started.context("a reload has a start")?;
+        noticed.push(started.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+        took.push(set.took.as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(watcher);
+    noticed.sort_by(f64::total_cmp);
+    took.sort_by(f64::total_cmp);
+    Ok((noticed[2], took[2]))
+}
