@@ -14,7 +14,12 @@ pub fn user(n: u64) -> Change {
     fields.insert("bio".into(), json!("x".repeat(PAYLOAD - 120)));
     Change::CreateObject {
         object_type: "cms.user".into(),
-        object: ObjectInput { code_name: Some(format!("user{n:09}")), display_name: Some(format!("User {n}")), fields, ..Default::default() },
+        object: ObjectInput {
+            code_name: Some(format!("user{n:09}")),
+            display_name: Some(format!("User {n}")),
+            fields,
+            ..Default::default()
+        },
     }
 }
 

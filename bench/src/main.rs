@@ -21,15 +21,21 @@ struct Options {
     backlog: u64,
     out: PathBuf,
     budget: Duration,
+    only: Option<String>,
 }
 
 fn options() -> Result<Options> {
-    let mut o = Options { backlog: 1_000_000, out: PathBuf::from("bench-results"), budget: Duration::from_secs(3) };
+    let mut o =
+        Options { backlog: 1_000_000, out: PathBuf::from("bench-results"), budget: Duration::from_secs(3), only: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--backlog" => o.backlog = args.next().context("--backlog needs a number")?.parse().context("--backlog needs a number")?,
+            "--backlog" => {
+                o.backlog =
+                    args.next().context("--backlog needs a number")?.parse().context("--backlog needs a number")?
+            }
             "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
+            "--only" => o.only = Some(args.next().context("--only needs a phase: logging, e2e, latency")?),
             "--quick" => {
                 o.backlog = 100_000;
                 o.budget = Duration::from_secs(1);
@@ -59,7 +65,9 @@ fn library() -> Result<PathBuf> {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
@@ -70,6 +78,26 @@ fn main() -> Result<()> {
     let dir = tmp.path();
     let mut figures = Vec::new();
     let mut n = 0u64;
+    if let Some(phase) = &o.only {
+        // Profiling one phase: no raw anchors, no report.
+        let rig = Rig::new(
+            &dir.join("only"),
+            &lib,
+            Durability::Normal,
+            if phase == "latency" { 1 } else { 3 },
+            if phase == "latency" { "signal" } else { "" },
+            phase != "logging",
+        )?;
+        let start = Instant::now();
+        match phase.as_str() {
+            "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
+            "e2e" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
+            "latency" => eprintln!("p50 {:?}", bus::percentile(&bus::latency(&rig, 300, &mut n)?, 0.5)),
+            other => bail!("unknown phase `{other}`"),
+        }
+        eprintln!("{phase} took {:.1} s", start.elapsed().as_secs_f64());
+        return Ok(());
+    }
     eprintln!("raw SQLite…");
     let raw_full = raw::single_row_commits(dir, "FULL", o.budget)?;
     let raw_normal = raw::single_row_commits(dir, "NORMAL", o.budget)?;
@@ -84,20 +112,50 @@ fn main() -> Result<()> {
     let full = Rig::new(&dir.join("full"), &lib, Durability::Full, 3, "", false)?;
     let log_full = bus::logging(&full, 1, o.budget, &mut n)?;
     drop(full);
-    figures.push(Figure::at_least("bus: 1 change per transaction, FULL, fan-out to 3", log_full, "changes/s", ("raw 1-row FULL", raw_full), 0.80));
+    figures.push(Figure::at_least(
+        "bus: 1 change per transaction, FULL, fan-out to 3",
+        log_full,
+        "changes/s",
+        ("raw 1-row FULL", raw_full),
+        0.80,
+    ));
     let normal = Rig::new(&dir.join("normal"), &lib, Durability::Normal, 3, "", false)?;
     let log_100 = bus::logging(&normal, 100, o.budget, &mut n)?;
     let log_1000 = bus::logging(&normal, 1000, o.budget, &mut n)?;
     drop(normal);
-    figures.push(Figure::at_least("bus: 100 changes per transaction, NORMAL", log_100, "changes/s", ("raw batched rows", raw_batch), 0.20));
-    figures.push(Figure::at_least("bus: 1,000 changes per transaction, NORMAL", log_1000, "changes/s", ("raw batched rows", raw_batch), 0.20));
+    figures.push(Figure::at_least(
+        "bus: 100 changes per transaction, NORMAL",
+        log_100,
+        "changes/s",
+        ("raw batched rows", raw_batch),
+        0.20,
+    ));
+    figures.push(Figure::at_least(
+        "bus: 1,000 changes per transaction, NORMAL",
+        log_1000,
+        "changes/s",
+        ("raw batched rows", raw_batch),
+        0.20,
+    ));
 
     eprintln!("bus: end-to-end drain…");
     let e2e_rig = Rig::new(&dir.join("e2e"), &lib, Durability::Normal, 3, "", true)?;
     let e2e = bus::end_to_end(&e2e_rig, 60_000, &mut n)?;
     drop(e2e_rig);
-    figures.push(Figure::at_least("bus: end-to-end drain (log, fan-out, deliver, delete)", e2e, "tasks/s", ("raw batched rows", raw_batch), 0.12));
-    figures.push(Figure::at_least("bus: end-to-end drain vs the bare queue cycle", e2e, "tasks/s", ("raw queue cycle", raw_queue), 0.75));
+    figures.push(Figure::at_least(
+        "bus: end-to-end drain (log, fan-out, deliver, delete)",
+        e2e,
+        "tasks/s",
+        ("raw batched rows", raw_batch),
+        0.12,
+    ));
+    figures.push(Figure::at_least(
+        "bus: end-to-end drain vs the bare queue cycle",
+        e2e,
+        "tasks/s",
+        ("raw queue cycle", raw_queue),
+        0.75,
+    ));
 
     eprintln!("bus: latency…");
     let idle = Rig::new(&dir.join("latency"), &lib, Durability::Normal, 1, "signal", true)?;
@@ -106,8 +164,20 @@ fn main() -> Result<()> {
     let raw_commit_ms = 1000.0 / raw_full;
     let p50 = bus::percentile(&lat, 0.50).as_secs_f64() * 1000.0;
     let p99 = bus::percentile(&lat, 0.99).as_secs_f64() * 1000.0;
-    figures.push(Figure::at_most("bus: change → connector call, p50", p50, "ms", ("raw FULL commit", raw_commit_ms), 3.0));
-    figures.push(Figure::at_most("bus: change → connector call, p99", p99, "ms", ("raw FULL commit", raw_commit_ms), 10.0));
+    figures.push(Figure::at_most(
+        "bus: change → connector call, p50",
+        p50,
+        "ms",
+        ("raw FULL commit", raw_commit_ms),
+        3.0,
+    ));
+    figures.push(Figure::at_most(
+        "bus: change → connector call, p99",
+        p99,
+        "ms",
+        ("raw FULL commit", raw_commit_ms),
+        10.0,
+    ));
 
     eprintln!("bus: reinitialization…");
     let (noticed, reinit) = reinitialization(&dir.join("reinit"), &lib)?;
@@ -140,23 +210,61 @@ fn main() -> Result<()> {
     let connector_page = time(&|| Ok(bus_core::queue::list(&conn, false, Some(2), (deep, 0), 50)?.len()))?;
     figures.push(Figure::below(&format!("bus: list page, {} queued, first page", o.backlog), first_page, "ms", 100.0));
     figures.push(Figure::below(&format!("bus: list page, {} queued, middle page", o.backlog), deep_page, "ms", 100.0));
-    figures.push(Figure::below(&format!("bus: list page, {} queued, one connector", o.backlog), connector_page, "ms", 100.0));
+    figures.push(Figure::below(
+        &format!("bus: list page, {} queued, one connector", o.backlog),
+        connector_page,
+        "ms",
+        100.0,
+    ));
     eprintln!("  draining…");
     let drain_relations = (o.backlog as i64 * 3 / 10).min(300_000);
     let backlog_rate = bus::drain(&backlog, drain_relations)?;
     drop(conn);
     drop(backlog);
-    figures.push(Figure::at_least(&format!("bus: drain with {} queued", o.backlog), backlog_rate, "tasks/s", ("bus empty-queue drain", e2e), 0.50));
+    figures.push(Figure::at_least(
+        &format!("bus: drain with {} queued", o.backlog),
+        backlog_rate,
+        "tasks/s",
+        ("bus empty-queue drain", e2e),
+        0.50,
+    ));
     figures.push(Figure::below("bus: peak RSS of the process", peak_rss_mb(), "MB", 150.0));
 
     println!("{}", report::table(&figures));
     std::fs::create_dir_all(&o.out)?;
     std::fs::write(o.out.join("latest.json"), serde_json::to_string_pretty(&figures)?)?;
     let groups = vec![
-        ("One change per transaction (FULL)", vec![("raw 1-row FULL".to_string(), raw_full, "tx/s".to_string()), ("bus, fan-out to 3".into(), log_full, "changes/s".into())]),
-        ("Batched logging (NORMAL)", vec![("raw rows, 1,000 per tx".into(), raw_batch, "rows/s".into()), ("bus, 100 per tx".into(), log_100, "changes/s".into()), ("bus, 1,000 per tx".into(), log_1000, "changes/s".into())]),
-        ("Queue throughput", vec![("raw queue cycle".into(), raw_queue, "tasks/s".into()), ("bus end-to-end".into(), e2e, "tasks/s".into()), (format!("bus with {} queued", o.backlog), backlog_rate, "tasks/s".into())]),
-        ("Latency change → connector", vec![("raw FULL commit".into(), raw_commit_ms, "ms".into()), ("bus p50".into(), p50, "ms".into()), ("bus p99".into(), p99, "ms".into())]),
+        (
+            "One change per transaction (FULL)",
+            vec![
+                ("raw 1-row FULL".to_string(), raw_full, "tx/s".to_string()),
+                ("bus, fan-out to 3".into(), log_full, "changes/s".into()),
+            ],
+        ),
+        (
+            "Batched logging (NORMAL)",
+            vec![
+                ("raw rows, 1,000 per tx".into(), raw_batch, "rows/s".into()),
+                ("bus, 100 per tx".into(), log_100, "changes/s".into()),
+                ("bus, 1,000 per tx".into(), log_1000, "changes/s".into()),
+            ],
+        ),
+        (
+            "Queue throughput",
+            vec![
+                ("raw queue cycle".into(), raw_queue, "tasks/s".into()),
+                ("bus end-to-end".into(), e2e, "tasks/s".into()),
+                (format!("bus with {} queued", o.backlog), backlog_rate, "tasks/s".into()),
+            ],
+        ),
+        (
+            "Latency change → connector",
+            vec![
+                ("raw FULL commit".into(), raw_commit_ms, "ms".into()),
+                ("bus p50".into(), p50, "ms".into()),
+                ("bus p99".into(), p99, "ms".into()),
+            ],
+        ),
     ];
     std::fs::write(o.out.join("latest.svg"), report::svg(&groups))?;
     eprintln!("wrote {}/latest.json and latest.svg", o.out.display());
@@ -173,7 +281,10 @@ fn reinitialization(dir: &std::path::Path, lib: &std::path::Path) -> Result<(f64
     let sql = rig.db.connect()?;
     for i in 0..5 {
         let generation = rig.manager.current().generation;
-        sql.execute("UPDATE Integration_Connector SET ConnectorDisplayName = ?1 WHERE ConnectorName = 'Noop1'", [format!("Noop {i}")])?;
+        sql.execute(
+            "UPDATE Integration_Connector SET ConnectorDisplayName = ?1 WHERE ConnectorName = 'Noop1'",
+            [format!("Noop {i}")],
+        )?;
         let committed = Instant::now();
         let set = loop {
             let set = rig.manager.current();

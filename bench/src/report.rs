@@ -86,7 +86,14 @@ pub fn table(figures: &[Figure]) -> String {
             Some(false) => "**no**",
             None => "",
         };
-        let _ = writeln!(out, "| {} | {} {} | {anchor} | {ratio} | {} | {met} |", f.name, num(f.value), f.unit, f.goal.clone().unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "| {} | {} {} | {anchor} | {ratio} | {} | {met} |",
+            f.name,
+            num(f.value),
+            f.unit,
+            f.goal.clone().unwrap_or_default()
+        );
     }
     out
 }
@@ -106,8 +113,20 @@ pub fn svg(groups: &[(&str, Vec<(String, f64, String)>)]) -> String {
             let w = (width - label_w - 170.0) * value / max;
             let colour = if i == 0 { "#8b98a9" } else { "#1f6feb" };
             let _ = writeln!(body, r#"<text x="10" y="{}" font-size="12">{}</text>"#, y + 15.0, esc(label));
-            let _ = writeln!(body, r#"<rect x="{label_w}" y="{}" width="{w:.1}" height="{}" fill="{colour}" rx="3"/>"#, y + 2.0, bar_h - 6.0);
-            let _ = writeln!(body, r#"<text x="{:.1}" y="{}" font-size="12">{} {}</text>"#, label_w + w + 6.0, y + 15.0, num(*value), esc(unit));
+            let _ = writeln!(
+                body,
+                r#"<rect x="{label_w}" y="{}" width="{w:.1}" height="{}" fill="{colour}" rx="3"/>"#,
+                y + 2.0,
+                bar_h - 6.0
+            );
+            let _ = writeln!(
+                body,
+                r#"<text x="{:.1}" y="{}" font-size="12">{} {}</text>"#,
+                label_w + w + 6.0,
+                y + 15.0,
+                num(*value),
+                esc(unit)
+            );
             y += bar_h;
         }
         y += 26.0;

@@ -68,12 +68,22 @@ pub struct Rig {
 impl Rig {
     /// A new bus in `dir` with `connectors` no-op connectors (`config` is
     /// their ConnectorConfig), processing on or off.
-    pub fn new(dir: &Path, library: &Path, durability: Durability, connectors: usize, config: &str, processing: bool) -> Result<Rig> {
+    pub fn new(
+        dir: &Path,
+        library: &Path,
+        durability: Durability,
+        connectors: usize,
+        config: &str,
+        processing: bool,
+    ) -> Result<Rig> {
         std::fs::create_dir_all(dir.join("connectors"))?;
         std::fs::copy(library, dir.join("connectors").join(library.file_name().unwrap()))
             .context("copy the testkit library")?;
         let (db, _) = Database::open_with(&dir.join("bus.db"), durability)?;
-        settings::update(&mut db.connect()?, &SettingsPatch { process_outgoing: Some(processing), ..Default::default() })?;
+        settings::update(
+            &mut db.connect()?,
+            &SettingsPatch { process_outgoing: Some(processing), ..Default::default() },
+        )?;
         let registry = Registry::new(db.clone());
         for i in 1..=connectors {
             registry.add(&NewConnector {
@@ -92,8 +102,14 @@ impl Rig {
         let outgoing = bus_core::outgoing::workers(db.clone(), WorkerConfig::default(), Arc::new(Metrics::default()));
         outgoing.follow(&manager);
         let set = manager.reload_all()?;
-        anyhow::ensure!(set.live.len() == connectors, "only {} of {connectors} connectors loaded: {:?}", set.live.len(), set.status);
-        let content = Arc::new(Content::new(&db, Arc::new(ObjectTypes::defaults()), manager.clone(), outgoing.clone(), events)?);
+        anyhow::ensure!(
+            set.live.len() == connectors,
+            "only {} of {connectors} connectors loaded: {:?}",
+            set.live.len(),
+            set.status
+        );
+        let content =
+            Arc::new(Content::new(&db, Arc::new(ObjectTypes::defaults()), manager.clone(), outgoing.clone(), events)?);
         Ok(Rig { db, manager, outgoing, content, signals })
     }
 

@@ -177,9 +177,11 @@ impl Content {
         tx.commit()?;
         drop(turn);
         drop(conn);
-        woken.sort();
-        woken.dedup();
-        self.outgoing.wake(woken.iter().map(String::as_str));
+        if settings.processes_outgoing() {
+            woken.sort();
+            woken.dedup();
+            self.outgoing.wake(woken.iter().map(String::as_str));
+        }
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
             if let Some(object) = p.sync_object {
                 let task = SyncTask { task_type: p.applied.task_type, site_name: p.applied.site_name.clone(), object };

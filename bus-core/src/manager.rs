@@ -109,8 +109,12 @@ impl ConnectorManager {
         let registry_version = self.registry.version()?;
         let rows = self.registry.list()?;
         let previous = self.current();
-        let mut next =
-            ConnectorSet { generation: previous.generation + 1, registry_version, started: Some(started), ..Default::default() };
+        let mut next = ConnectorSet {
+            generation: previous.generation + 1,
+            registry_version,
+            started: Some(started),
+            ..Default::default()
+        };
         let mut failed = 0usize;
         for row in &rows {
             if let Ok(path) = self.loader.resolve(&row.assembly_name) {

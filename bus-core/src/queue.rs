@@ -414,7 +414,8 @@ pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<usize> {
     while let Some(id) = next.query_row([after], |r| r.get::<_, i64>(0)).optional()? {
         after = id;
         if !known.exists([id])? {
-            removed += conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1", [id])?;
+            removed +=
+                conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1", [id])?;
         }
     }
     Ok(removed)

@@ -2,18 +2,22 @@
 //! characters; everything else matches itself, ignoring ASCII case (as the
 //! content store compares code names).
 
-/// True when `value` matches `pattern`.
+/// True when `value` matches `pattern`. Works on bytes: ASCII letters match
+/// either case, every other byte (including each byte of a non-ASCII
+/// character) only itself.
 pub fn matches(pattern: &str, value: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let value: Vec<char> = value.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let (pattern, value) = (pattern.as_bytes(), value.as_bytes());
+    if !pattern.contains(&b'%') {
+        return pattern.eq_ignore_ascii_case(value);
+    }
     // Greedy matching with backtracking to the last `%` (linear in practice).
     let (mut p, mut v) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while v < value.len() {
-        if p < pattern.len() && pattern[p] == '%' {
+        if p < pattern.len() && pattern[p] == b'%' {
             star = Some((p, v));
             p += 1;
-        } else if p < pattern.len() && pattern[p] == value[v] {
+        } else if p < pattern.len() && pattern[p].eq_ignore_ascii_case(&value[v]) {
             p += 1;
             v += 1;
         } else if let Some((sp, sv)) = star {
@@ -24,7 +28,7 @@ pub fn matches(pattern: &str, value: &str) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|&c| c == '%')
+    pattern[p..].iter().all(|&c| c == b'%')
 }
 
 /// A criterion that is absent or empty matches everything.

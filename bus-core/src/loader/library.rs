@@ -57,8 +57,46 @@ fn content_hash(bytes: &[u8]) -> String {
     format!("{h:016x}-{:x}", bytes.len())
 }
 
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let m = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Fingerprint { len: m.len(), modified: m.modified().ok(), inode })
+}
+
+/// Libraries loaded from an unchanged file are not read and hashed again
+/// (a reinitialization of many connectors of one library stays cheap).
+fn loaded() -> &'static Mutex<HashMap<(PathBuf, PathBuf, Fingerprint), Arc<Library>>> {
+    static LOADED: OnceLock<Mutex<HashMap<(PathBuf, PathBuf, Fingerprint), Arc<Library>>>> = OnceLock::new();
+    LOADED.get_or_init(Default::default)
+}
+
 /// Loads the library at `source` through a copy in `copies_dir`.
 pub fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+    let key = fingerprint(source).map(|f| (source.to_owned(), copies_dir.to_owned(), f));
+    if let Some(key) = &key {
+        if let Some(lib) = loaded().lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Ok(lib.clone());
+        }
+    }
+    let lib = read_and_load(source, copies_dir)?;
+    if let Some(key) = key {
+        loaded().lock().unwrap_or_else(|p| p.into_inner()).insert(key, lib.clone());
+    }
+    Ok(lib)
+}
+
+fn read_and_load(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
     let bytes = fs::read(source).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing { path: source.to_owned() },
         _ => LoadError::Io { path: source.to_owned(), source: e },

@@ -5,9 +5,9 @@
 
 use super::payload;
 use crate::connector::LiveConnector;
+use crate::db::WriteGate;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::db::WriteGate;
 use crate::worker::{Drain, Recorder, RunEnd};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;

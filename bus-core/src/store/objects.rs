@@ -279,8 +279,20 @@ pub fn create(
         }
         Err(e) => return Err(e.into()),
     }
-    let id = conn.last_insert_rowid();
-    Ok(get(conn, types, id)?.expect("the object was just inserted"))
+    let mut object = ObjectData {
+        object_type: t.name.clone(),
+        id: conn.last_insert_rowid(),
+        guid: Some(guid),
+        code_name,
+        display_name: input.display_name,
+        site_name: site.map(str::to_owned),
+        parent: parent.map(|(object_type, id)| ObjectRef { object_type, id }),
+        group_id: input.group_id,
+        fields: input.fields,
+        ..Default::default()
+    };
+    describe(types, &mut object);
+    Ok(object)
 }
 
 /// Updates an object; returns it as stored after the change.

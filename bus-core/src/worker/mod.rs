@@ -218,9 +218,10 @@ impl Workers {
         }
     }
 
-    /// Wakes every worker (e.g. processing was switched on).
+    /// Tells every worker the settings changed (e.g. processing was
+    /// switched on): they read them again and process their queues.
     pub fn wake_all(&self) {
-        self.workers().values().for_each(Worker::wake);
+        self.workers().values().for_each(Worker::settings_changed);
     }
 
     /// Processes tasks of one connector now, in creation order, through its

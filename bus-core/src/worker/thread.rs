@@ -24,6 +24,8 @@ pub(crate) struct Job {
 struct State {
     connector: Option<Arc<LiveConnector>>,
     wake: bool,
+    /// The settings changed: read them again before the next run.
+    settings_changed: bool,
     stop: bool,
     jobs: VecDeque<Job>,
     retry_at: Option<Instant>,
@@ -64,7 +66,18 @@ impl Worker {
         let inner = shared.clone();
         let join =
             std::thread::Builder::new().name(format!("{}-{}", drain.direction(), shared.name)).spawn(move || {
-                Runner { shared: inner, db, config, drain, metrics, conn: None, last_seen: 0, was_enabled: false }.run()
+                Runner {
+                    shared: inner,
+                    db,
+                    config,
+                    drain,
+                    metrics,
+                    conn: None,
+                    last_seen: 0,
+                    was_enabled: false,
+                    settings: None,
+                }
+                .run()
             })?;
         Ok(Worker { shared, _join: join })
     }
@@ -77,10 +90,18 @@ impl Worker {
         self.shared.cv.notify_one();
     }
 
-    /// Processes the queue now (a task was logged, or settings changed).
+    /// Processes the queue now (a task was logged).
     pub fn wake(&self) {
         let mut st = self.shared.lock();
         st.wake = true;
+        self.shared.cv.notify_one();
+    }
+
+    /// The settings changed: read them again and process the queue.
+    pub fn settings_changed(&self) {
+        let mut st = self.shared.lock();
+        st.wake = true;
+        st.settings_changed = true;
         self.shared.cv.notify_one();
     }
 
@@ -113,11 +134,18 @@ struct Runner {
     last_seen: i64,
     /// Whether outgoing processing was enabled at the last check.
     was_enabled: bool,
+    /// The settings, re-read at most every [`SETTINGS_TTL`] (or when woken
+    /// after a settings change).
+    settings: Option<(Instant, crate::settings::Settings)>,
 }
+
+/// How long a worker trusts the settings it read (changes made through this
+/// daemon's API take effect at once; by other processes within this time).
+const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 enum Wakeup {
     Stop,
-    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool },
+    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool },
     Idle(Arc<LiveConnector>),
 }
 
@@ -128,10 +156,10 @@ impl Runner {
                 Wakeup::Stop => return,
                 Wakeup::Idle(connector) => {
                     if self.drain.automatic() && self.has_news(&connector) {
-                        self.work(&connector, Vec::new(), true);
+                        self.work(&connector, Vec::new(), true, false);
                     }
                 }
-                Wakeup::Work { connector, jobs, run_queue } => self.work(&connector, jobs, run_queue),
+                Wakeup::Work { connector, jobs, run_queue, fresh } => self.work(&connector, jobs, run_queue, fresh),
             }
         }
     }
@@ -154,7 +182,8 @@ impl Runner {
                     st.retry_at = None;
                 }
                 let run_queue = st.jobs.is_empty() || retry_due;
-                return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue };
+                let fresh = std::mem::take(&mut st.settings_changed);
+                return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue, fresh };
             }
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
             let (guard, result) = self.shared.cv.wait_timeout(st, timeout).unwrap_or_else(|p| p.into_inner());
@@ -187,23 +216,37 @@ impl Runner {
     /// another process) or processing was just switched on.
     fn has_news(&mut self, connector: &LiveConnector) -> bool {
         let drain = self.drain.clone();
+        let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
         let Some(conn) = self.conn() else { return false };
-        let enabled = settings::read(conn).map(|s| drain.enabled(&s)).unwrap_or(false);
         let newest = queue::newest(conn, connector.id, drain.inbound()).unwrap_or(0);
         let news = enabled && (!self.was_enabled || newest > self.last_seen);
         self.was_enabled = enabled;
         news
     }
 
-    fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool) {
-        let enabled = match self.conn().map(|c| settings::read(c)) {
-            Some(Ok(s)) => self.drain.enabled(&s),
-            Some(Err(e)) => {
-                tracing::warn!(connector = %connector.name, error = %e, "cannot read the settings");
-                false
+    /// The settings, from the cache while it is fresh.
+    fn settings(&mut self, fresh: bool) -> Option<crate::settings::Settings> {
+        if let Some((at, s)) = self.settings {
+            if !fresh && at.elapsed() < SETTINGS_TTL {
+                return Some(s);
             }
-            None => false,
-        };
+        }
+        match self.conn().map(|c| settings::read(c)) {
+            Some(Ok(s)) => {
+                self.settings = Some((Instant::now(), s));
+                Some(s)
+            }
+            Some(Err(e)) => {
+                tracing::warn!(connector = %self.shared.name, error = %e, "cannot read the settings");
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool, fresh: bool) {
+        // A synchronize request always sees the current settings.
+        let enabled = self.settings(fresh || !jobs.is_empty()).is_some_and(|s| self.drain.enabled(&s));
         self.was_enabled = enabled;
         for job in jobs {
             if !enabled {
