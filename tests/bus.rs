@@ -11,6 +11,8 @@ mod cli;
 mod content;
 #[path = "cases/crm.rs"]
 mod crm;
+#[path = "cases/faults.rs"]
+mod faults;
 #[path = "cases/incoming.rs"]
 mod incoming;
 #[path = "cases/loading.rs"]
@@ -21,6 +23,8 @@ mod observability;
 mod outgoing;
 #[path = "cases/sample.rs"]
 mod sample;
+#[path = "cases/security.rs"]
+mod security;
 #[path = "cases/ui.rs"]
 mod ui;
 #[path = "cases/watch.rs"]

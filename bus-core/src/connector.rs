@@ -7,9 +7,10 @@ use connector_abi::abi::ConnectorBox;
 use connector_abi::protocol::{self, kind, CallFailure, InitRequest, InitResponse, PROTOCOL_REVISION};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
 /// Why a call into a connector failed.
@@ -28,6 +29,9 @@ pub enum CallError {
     /// The connector answered with something that is not a valid document.
     #[error("the connector sent a malformed response to `{kind}`: {detail}")]
     Malformed { kind: String, detail: String },
+    /// The call did not return in time; the connector counts as hung.
+    #[error("the connector did not answer `{kind}` within {timeout_ms} ms; it counts as hung until the call returns")]
+    TimedOut { kind: String, timeout_ms: u64 },
 }
 
 /// A connector created from a registry row and initialized.
@@ -43,6 +47,11 @@ pub struct LiveConnector {
     pub loaded_at: SystemTime,
     object: ConnectorBox,
     shut_down: AtomicBool,
+    /// How long one call may take before the connector counts as hung.
+    call_timeout: Duration,
+    /// The calls running now, by number, with their start.
+    in_flight: Mutex<BTreeMap<u64, Instant>>,
+    next_call: AtomicU64,
 }
 
 impl std::fmt::Debug for LiveConnector {
@@ -61,8 +70,9 @@ impl LiveConnector {
         row: &ConnectorRow,
         library: Arc<Library>,
         object: ConnectorBox,
-    ) -> Result<Self, CallError> {
-        let mut live = LiveConnector {
+        call_timeout: Duration,
+    ) -> Result<Arc<Self>, CallError> {
+        let live = Arc::new(LiveConnector {
             id: row.id,
             name: row.name.clone(),
             class: row.class_name.clone(),
@@ -71,12 +81,63 @@ impl LiveConnector {
             loaded_at: SystemTime::now(),
             object,
             shut_down: AtomicBool::new(false),
-        };
+            call_timeout,
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_call: AtomicU64::new(0),
+        });
         let request = InitRequest { registry_name: row.name.clone(), host_protocol: PROTOCOL_REVISION };
         // Init is the one request every connector answers, so it is sent
-        // without a capability check.
-        live.info = live.send(kind::INIT, &protocol::encode_request(kind::INIT, &request))?;
-        Ok(live)
+        // without a capability check; a connector that hangs in it is given up.
+        let bytes = protocol::encode_request(kind::INIT, &request);
+        let info: InitResponse = Self::with_timeout(&live, kind::INIT, move |c| c.send(kind::INIT, &bytes))?;
+        let mut live = Arc::try_unwrap(live)
+            .map_err(|_| CallError::Aborted("init finished but its thread still holds the connector".into()))?;
+        live.info = info;
+        Ok(Arc::new(live))
+    }
+
+    /// Runs `call` on a thread of its own and waits at most the call
+    /// timeout: for calls made where waiting forever is not acceptable (init,
+    /// synchronous subscriptions, custom subscription checks). A call that
+    /// times out keeps running; the connector counts as hung until it returns.
+    pub fn with_timeout<R: Send + 'static>(
+        this: &Arc<Self>,
+        kind: &str,
+        call: impl FnOnce(&LiveConnector) -> Result<R, CallError> + Send + 'static,
+    ) -> Result<R, CallError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let me = this.clone();
+        let spawned = std::thread::Builder::new().name(format!("call-{}", this.name)).spawn(move || {
+            let _ = tx.send(call(&me));
+        });
+        let handle = spawned.map_err(|e| CallError::Aborted(format!("cannot start a thread for the call: {e}")))?;
+        match rx.recv_timeout(this.call_timeout) {
+            Ok(result) => {
+                let _ = handle.join();
+                result
+            }
+            Err(_) => {
+                tracing::warn!(connector = %this.name, request = kind, timeout_ms = this.call_timeout.as_millis() as u64, "a call into the connector timed out");
+                Err(CallError::TimedOut { kind: kind.to_owned(), timeout_ms: this.call_timeout.as_millis() as u64 })
+            }
+        }
+    }
+
+    /// Sends a typed request with the call timeout (see [`Self::with_timeout`]).
+    pub fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
+        this: &Arc<Self>,
+        kind: &'static str,
+        body: &B,
+    ) -> Result<R, CallError> {
+        let bytes = protocol::encode_request(kind, body);
+        Self::with_timeout(this, kind, move |c| c.request_raw(kind, &bytes))
+    }
+
+    /// How long the oldest running call has run, when longer than the call
+    /// timeout (the connector is hung).
+    pub fn hung_for(&self) -> Option<Duration> {
+        let oldest = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).values().min().copied()?;
+        Some(oldest.elapsed()).filter(|d| *d > self.call_timeout)
     }
 
     /// True when the connector said at init that it answers `kind`.
@@ -111,7 +172,11 @@ impl LiveConnector {
 
     /// Sends raw request bytes and returns the raw response bytes.
     pub fn call_bytes(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
-        match self.object.call(RSlice::from_slice(request)) {
+        let call = self.next_call.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(call, Instant::now());
+        let result = self.object.call(RSlice::from_slice(request));
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&call);
+        match result {
             RResult::ROk(bytes) => Ok(bytes.into_vec()),
             RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
         }

@@ -66,6 +66,7 @@ pub struct Database {
     path: PathBuf,
     durability: Durability,
     gate: WriteGate,
+    max_pages: Option<u64>,
 }
 
 struct Migration {
@@ -91,12 +92,20 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let db = Database { path: path.to_owned(), durability, gate: WriteGate::default() };
+        let db = Database { path: path.to_owned(), durability, gate: WriteGate::default(), max_pages: None };
         let mut conn = db.connect()?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
         let created = db.migrate(&mut conn)?;
         Ok((db, created))
+    }
+
+    /// Caps the database at `pages` pages for every connection opened from
+    /// now on: past it, writes fail with "database or disk is full" and
+    /// nothing of the failed transaction is kept.
+    pub fn with_max_pages(mut self, pages: Option<u64>) -> Self {
+        self.max_pages = pages;
+        self
     }
 
     /// The in-process write gate every writer of this database passes.
@@ -116,6 +125,9 @@ impl Database {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", self.durability.pragma()).map_err(open_err)?;
+        if let Some(pages) = self.max_pages {
+            conn.pragma_update(None, "max_page_count", pages).map_err(open_err)?;
+        }
         Ok(conn)
     }
 

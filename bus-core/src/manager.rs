@@ -164,7 +164,7 @@ impl ConnectorManager {
             return status;
         }
         let (instance, error) = match self.loader.load(row, self.services.clone()) {
-            Ok(live) => (Some(Arc::new(live)), None),
+            Ok(live) => (Some(live), None),
             Err(e) => {
                 let kept = previous.live.get(&row.name).cloned();
                 let message = match &kept {

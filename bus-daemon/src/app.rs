@@ -22,6 +22,7 @@ impl Bus {
     /// Opens the database; a new database is seeded with the configured connectors.
     pub fn open(config: &Config) -> Result<Bus> {
         let (db, created) = Database::open_with(&config.database, config.synchronous)?;
+        let db = db.with_max_pages(config.max_database_pages);
         let registry = Registry::new(db.clone());
         if created {
             for seed in &config.seed_connectors {
@@ -40,7 +41,8 @@ impl Bus {
     /// The connector manager of a running daemon, and the services its
     /// connectors talk to.
     pub fn manager(&self, config: &Config) -> (Arc<ConnectorManager>, Arc<BusServices>) {
-        let loader = Loader::new(&config.connectors_dir, &config.state_dir);
+        let loader = Loader::new(&config.connectors_dir, &config.state_dir)
+            .with_call_timeout(std::time::Duration::from_millis(config.call_timeout_ms));
         let services = Arc::new(BusServices::new(self.events.clone()));
         let manager = ConnectorManager::new(self.registry.clone(), loader, services.clone(), self.events.clone());
         (Arc::new(manager), services)

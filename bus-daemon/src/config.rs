@@ -31,6 +31,17 @@ pub struct Config {
     /// The HTTP listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// When set, every API route needs this token (bearer header or the UI's
+    /// login). Required to listen beyond loopback.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// How long one call into a connector may take before it counts as hung.
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// A quota on the database size, in pages (a page is 4 KiB by default):
+    /// past it, changes are refused with "the database is full".
+    #[serde(default)]
+    pub max_database_pages: Option<u64>,
     /// How often the registry and the library files are checked for changes.
     #[serde(default = "default_watch_interval_ms")]
     pub watch_interval_ms: u64,
@@ -76,6 +87,14 @@ pub struct OutgoingConfig {
     /// How often an idle worker looks for tasks logged by other processes.
     #[serde(default = "default_idle_poll_ms")]
     pub idle_poll_ms: u64,
+    /// Delivered tasks removed per transaction: 1 repeats at most the task in
+    /// flight after a crash; more means fewer commits and up to that many repeats.
+    #[serde(default = "default_delete_batch")]
+    pub delete_batch: usize,
+}
+
+fn default_delete_batch() -> usize {
+    1
 }
 
 fn default_retry_base_ms() -> u64 {
@@ -104,6 +123,7 @@ impl OutgoingConfig {
             retry_max: Duration::from_millis(self.retry_max_ms),
             batch_size: self.batch_size,
             idle_poll: Duration::from_millis(self.idle_poll_ms),
+            delete_batch: self.delete_batch,
         }
     }
 
@@ -117,6 +137,9 @@ impl OutgoingConfig {
         }
         if self.batch_size == 0 || self.batch_size > 10_000 {
             bail!("[outgoing] batch_size must be between 1 and 10000, not {}", self.batch_size);
+        }
+        if self.delete_batch == 0 || self.delete_batch > 10_000 {
+            bail!("[outgoing] delete_batch must be between 1 and 10000, not {}", self.delete_batch);
         }
         if self.idle_poll_ms == 0 {
             bail!("[outgoing] idle_poll_ms must be at least 1");
@@ -139,6 +162,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_watch_interval_ms() -> u64 {
     250
+}
+fn default_call_timeout_ms() -> u64 {
+    30_000
 }
 
 impl Default for Config {
@@ -192,6 +218,14 @@ impl Config {
             bail!("watch_interval_ms must be between 1 and 60000, not {}", config.watch_interval_ms);
         }
         config.outgoing.check()?;
+        if let Some(token) = &config.auth_token {
+            if token.trim().len() < 16 {
+                bail!("auth_token must be at least 16 characters long");
+            }
+        }
+        if config.call_timeout_ms == 0 {
+            bail!("call_timeout_ms must be at least 1");
+        }
         Ok(config)
     }
 
@@ -201,6 +235,18 @@ impl Config {
             Some(path) => Ok(ObjectTypes::load(path)?),
             None => Ok(ObjectTypes::defaults()),
         }
+    }
+
+    /// Refuses to serve beyond loopback without an access token.
+    pub fn check_exposure(&self) -> Result<()> {
+        if !self.listen.ip().is_loopback() && self.auth_token.is_none() {
+            bail!(
+                "refusing to listen on {} without an auth_token: anyone who can reach it could change the registry and the content. \
+                 Set auth_token in the configuration, or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        Ok(())
     }
 
     pub fn watch_interval(&self) -> Duration {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(config: Config) -> Result<()> {
+    config.check_exposure()?;
     let bus = Bus::open(&config)?;
     let types = Arc::new(config.object_types()?);
     let (manager, services) = bus.manager(&config);
@@ -80,6 +81,7 @@ pub fn run(config: Config) -> Result<()> {
         incoming: incoming.clone(),
         scheduler: scheduler.scheduler(),
         metrics,
+        auth_token: config.auth_token.as_deref().map(Arc::from),
     };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

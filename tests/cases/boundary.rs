@@ -49,7 +49,7 @@ fn row(name: &str, assembly: &str, class: &str, config: &str) -> ConnectorRow {
     }
 }
 
-fn load(env: &TestEnv, recorder: &Arc<Recorder>, r: &ConnectorRow) -> LiveConnector {
+fn load(env: &TestEnv, recorder: &Arc<Recorder>, r: &ConnectorRow) -> Arc<LiveConnector> {
     let loader = Loader::new(&env.connectors_dir, env.dir.path().join("state"));
     loader.load(r, recorder.clone()).unwrap_or_else(|e| panic!("{} should load: {e}", r.name))
 }

@@ -79,6 +79,27 @@ impl TestEnv {
             .unwrap();
     }
 
+    /// Appends lines to the top level of `bus.toml` (before its sections).
+    pub fn configure(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let (top, rest) =
+            text.split_once("\n[").map(|(t, r)| (t.to_owned(), format!("\n[{r}"))).unwrap_or((text, String::new()));
+        std::fs::write(&self.config_path, format!("{top}\n{lines}\n{rest}")).unwrap();
+    }
+
+    /// Starts the daemon and expects it to refuse to start; returns its log.
+    pub fn start_fails(&self) -> String {
+        let out = Command::new(&artifacts().daemon)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the daemon runs");
+        assert!(!out.status.success(), "the daemon started: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Registers a `ScriptedConnector` of the testkit (installing the
     /// library when needed) with `script` as its configuration.
     pub fn scripted(&self, name: &str, script: Value) {
@@ -205,6 +226,12 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the daemon at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Asks the daemon to stop (SIGTERM) and waits for it to exit.

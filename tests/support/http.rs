@@ -11,19 +11,42 @@ pub struct Response {
     pub status: u16,
     pub body: Value,
     pub text: String,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends one request with a raw body.
 pub fn request_raw(addr: &str, method: &str, path: &str, body: Option<&[u8]>, content_type: &str) -> Response {
+    request_with(addr, method, path, body, content_type, &[])
+}
+
+/// Sends one request with a raw body and extra headers.
+pub fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    content_type: &str,
+    extra: &[(&str, &str)],
+) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.unwrap_or_default();
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    // A server may answer (e.g. 413) and close before reading a large body:
+    // the answer is what counts.
+    let _ = stream.write_all(body);
     // Read the head, then exactly the body it announces: some servers keep
     // the connection open despite `Connection: close`.
     let mut raw = Vec::new();
@@ -64,7 +87,13 @@ pub fn request_raw(addr: &str, method: &str, path: &str, body: Option<&[u8]>, co
     }
     let text = String::from_utf8_lossy(&payload).to_string();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response { status, body, text }
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response { status, body, text, headers }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

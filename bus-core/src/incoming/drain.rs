@@ -13,7 +13,7 @@ use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, Recorder, RunEnd, TaskResult};
+use crate::worker::{Drain, Recorder, RunEnd, TaskResult, WorkerConfig};
 use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
@@ -49,9 +49,10 @@ impl Drain for IncomingDrain {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
-        batch_size: u32,
+        config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
+        let batch_size = config.batch_size;
         let mut cursor = 0i64;
         let mut ids = match selection {
             Selection::Ids(ids) => {

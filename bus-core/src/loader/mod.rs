@@ -13,6 +13,7 @@ use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RStr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Why a connector could not be loaded. Each message names the cause an
@@ -48,13 +49,27 @@ pub enum LoadError {
 pub struct Loader {
     connectors_dir: PathBuf,
     copies_dir: PathBuf,
+    call_timeout: Duration,
 }
+
+/// The default limit on one call into a connector.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Loader {
     /// `connectors_dir` holds the users' libraries; `state_dir` receives the
     /// private copies that are actually loaded.
     pub fn new(connectors_dir: impl Into<PathBuf>, state_dir: impl AsRef<Path>) -> Self {
-        Loader { connectors_dir: connectors_dir.into(), copies_dir: state_dir.as_ref().join("libraries") }
+        Loader {
+            connectors_dir: connectors_dir.into(),
+            copies_dir: state_dir.as_ref().join("libraries"),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+
+    /// How long one call into a connector may take before it counts as hung.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     pub fn connectors_dir(&self) -> &Path {
@@ -68,7 +83,7 @@ impl Loader {
 
     /// Loads the row's library, creates its class with the row's config and
     /// a host handle, calls init and checks the reported name.
-    pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<LiveConnector, LoadError> {
+    pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<Arc<LiveConnector>, LoadError> {
         let path = self.resolve(&row.assembly_name)?;
         let library = load_library(&path, &self.copies_dir)?;
         let classes = library.classes();
@@ -88,7 +103,7 @@ impl Loader {
                 return Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
             }
         };
-        let live = LiveConnector::initialize(row, library, object).map_err(LoadError::InitFailed)?;
+        let live = LiveConnector::initialize(row, library, object, self.call_timeout).map_err(LoadError::InitFailed)?;
         if live.info.connector_name != row.name {
             return Err(LoadError::NameMismatch {
                 registered: row.name.clone(),

@@ -8,7 +8,7 @@ use crate::connector::LiveConnector;
 use crate::db::WriteGate;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, Recorder, RunEnd};
+use crate::worker::{Drain, Recorder, RunEnd, WorkerConfig};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
@@ -41,10 +41,10 @@ impl Drain for OutgoingDrain {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
-        batch_size: u32,
+        config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        process(conn, gate, connector, selection, manual, batch_size, recorder)
+        process(conn, gate, connector, selection, manual, config, recorder)
     }
 }
 
@@ -54,9 +54,10 @@ fn process(
     connector: &LiveConnector,
     selection: &Selection,
     manual: bool,
-    batch_size: u32,
+    config: &WorkerConfig,
     recorder: &mut Recorder<'_>,
 ) -> Result<RunEnd, rusqlite::Error> {
+    let batch_size = config.batch_size;
     let mut done: Vec<i64> = Vec::new();
     let mut cursor = 0i64;
     let mut ids = match selection {
@@ -85,7 +86,14 @@ fn process(
             let response = deliver(connector, q);
             recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
             match response.result {
-                IntegrationProcessResult::Ok => done.push(q.sync_id),
+                IntegrationProcessResult::Ok => {
+                    done.push(q.sync_id);
+                    if done.len() >= config.delete_batch {
+                        let _turn = gate.enter();
+                        queue::complete(conn, &done)?;
+                        done.clear();
+                    }
+                }
                 IntegrationProcessResult::SkipNow => {
                     let _turn = gate.enter();
                     queue::mark_run(conn, q.sync_id)?

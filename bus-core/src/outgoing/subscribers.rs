@@ -32,7 +32,7 @@ pub fn subscribers(set: &ConnectorSet, applied: &Applied, origin: Option<&str>) 
 
 /// A custom subscription: the connector's `is_match` decides. A failing
 /// call counts as no match, and says why in the log.
-fn ask_connector(c: &LiveConnector, s: &Subscription, applied: &Applied) -> Option<TaskProcessType> {
+fn ask_connector(c: &Arc<LiveConnector>, s: &Subscription, applied: &Applied) -> Option<TaskProcessType> {
     let connector_abi::subscription::Scope::Custom { name } = &s.scope else { return None };
     let request = IsMatchRequest {
         subscription: name.clone(),
@@ -40,7 +40,7 @@ fn ask_connector(c: &LiveConnector, s: &Subscription, applied: &Applied) -> Opti
         task_type: applied.task_type,
         site_name: applied.site_name.clone(),
     };
-    match c.request::<_, IsMatchResponse>(kind::IS_MATCH, &request) {
+    match LiveConnector::request_timeout::<_, IsMatchResponse>(c, kind::IS_MATCH, &request) {
         Ok(r) => r.process_type,
         Err(e) => {
             tracing::warn!(connector = %c.name, subscription = %name, error = %e, "custom subscription check failed; treated as no match");

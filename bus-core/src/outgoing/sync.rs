@@ -3,6 +3,7 @@
 //! written to the event log and the data is lost.
 
 use super::subscribers::Subscriber;
+use crate::connector::LiveConnector;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use connector_abi::protocol::{kind, ProcessResponse, SyncTask};
 use connector_abi::{EventType, IntegrationProcessResult};
@@ -22,8 +23,7 @@ pub fn process(events: &EventLog, subscribers: &[&Subscriber], task: &SyncTask, 
     let mut outcomes = Vec::new();
     for s in subscribers {
         let c = &s.connector;
-        let response = c
-            .request::<_, ProcessResponse>(kind::PROCESS_SYNC, task)
+        let response = LiveConnector::request_timeout::<_, ProcessResponse>(c, kind::PROCESS_SYNC, task)
             .unwrap_or_else(|e| ProcessResponse::error(e.to_string()));
         let failed =
             matches!(response.result, IntegrationProcessResult::Error | IntegrationProcessResult::ErrorAndSkip);

@@ -42,7 +42,7 @@ pub trait Drain: Send + Sync + 'static {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
-        batch_size: u32,
+        config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error>;
 }
@@ -82,6 +82,10 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// How many tasks are read per query.
     pub batch_size: u32,
+    /// How many delivered tasks are removed per transaction. 1 (the
+    /// default) means a crash repeats at most the one task in flight; N
+    /// repeats at most N, for fewer commits.
+    pub delete_batch: usize,
     /// How often an idle worker checks for tasks logged by another process
     /// and for settings changed elsewhere.
     pub idle_poll: Duration,
@@ -93,6 +97,7 @@ impl Default for WorkerConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             batch_size: 256,
+            delete_batch: 1,
             idle_poll: Duration::from_secs(2),
         }
     }

@@ -297,14 +297,14 @@ impl Runner {
         manual: bool,
         outcomes: Option<&mut Vec<TaskOutcome>>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        let batch_size = self.config.batch_size;
+        let config = self.config;
         let drain = self.drain.clone();
         let metrics = self.metrics.clone();
         let gate = self.db.gate().clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
         let mut recorder =
             Recorder { metrics: &metrics, connector: &connector.name, direction: drain.direction(), outcomes };
-        let end = drain.process(conn, &gate, connector, selection, manual, batch_size, &mut recorder)?;
+        let end = drain.process(conn, &gate, connector, selection, manual, &config, &mut recorder)?;
         let newest = queue::newest(conn, connector.id, drain.inbound())?;
         self.last_seen = self.last_seen.max(newest);
         Ok(end)

@@ -21,6 +21,8 @@ pub struct ConnectorHealth {
     pub enabled: bool,
     pub loaded: bool,
     pub error: Option<String>,
+    /// Set while a call into the connector has run past the call timeout.
+    pub hung_for_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,10 +43,15 @@ pub async fn health(
         .status
         .iter()
         .map(|(name, st)| {
-            (name.clone(), ConnectorHealth { enabled: st.enabled, loaded: st.loaded, error: st.error.clone() })
+            let hung_for_seconds = set.live.get(name).and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
+            (
+                name.clone(),
+                ConnectorHealth { enabled: st.enabled, loaded: st.loaded, error: st.error.clone(), hung_for_seconds },
+            )
         })
         .collect();
-    let ready = connectors.values().all(|c| !c.enabled || (c.loaded && c.error.is_none()));
+    let ready =
+        connectors.values().all(|c| !c.enabled || (c.loaded && c.error.is_none() && c.hung_for_seconds.is_none()));
     let status = match p.probe.as_deref() {
         None | Some("live") => StatusCode::OK,
         Some("ready") if ready => StatusCode::OK,

@@ -29,6 +29,16 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
         let _ =
             writeln!(out, "bus_connector_load_error{{connector=\"{}\"}} {}", label(name), u8::from(st.error.is_some()));
     }
+    out.push_str("# HELP bus_connector_hung 1 while a call into the connector has run past the call timeout.\n");
+    out.push_str("# TYPE bus_connector_hung gauge\n");
+    for (name, live) in &set.live {
+        let _ = writeln!(
+            out,
+            "bus_connector_hung{{connector=\"{}\"}} {}",
+            label(name),
+            u8::from(live.hung_for().is_some())
+        );
+    }
     out.push_str("# HELP bus_connector_reinitializations_total How many times all connectors were reinitialized.\n");
     out.push_str("# TYPE bus_connector_reinitializations_total counter\n");
     let _ = writeln!(out, "bus_connector_reinitializations_total {}", s.manager.reinitializations());

@@ -1,5 +1,6 @@
 //! The HTTP API (JSON). Routes and their contract are fixed by DESIGN.md.
 
+mod auth;
 mod connectors;
 mod content;
 pub mod error;
@@ -39,11 +40,15 @@ pub struct AppState {
     pub incoming: Arc<Incoming>,
     pub scheduler: Arc<Scheduler>,
     pub metrics: Arc<Metrics>,
+    /// When set, the API needs this token (see `auth.rs`).
+    pub auth_token: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(ui::index))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
         .route("/ui/app.js", get(ui::script))
         .route("/ui/app.css", get(ui::style))
         .route("/api/tasks/outgoing/count", get(tasks::count_outgoing))
@@ -86,5 +91,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method")
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }

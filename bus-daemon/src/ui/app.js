@@ -26,7 +26,8 @@ function el(tag, attrs, ...children) {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: {} };
+  // The CSRF header: a cross-site page cannot send it, this page always does.
+  const opts = { method, headers: { "X-Bus-Csrf": "1" }, credentials: "same-origin" };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -35,8 +36,31 @@ async function api(method, path, body) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (res.status === 401 && path !== "/api/login") {
+    showLogin();
+    throw new Error("Log in to continue.");
+  }
   if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
   return data;
+}
+
+function showLogin() {
+  const error = el("div", { class: "error" });
+  const form = el("form", { class: "edit", id: "login" },
+    el("h2", {}, "Log in"),
+    el("label", { for: "token" }, "Access token"),
+    el("input", { type: "text", id: "token", name: "token", autocomplete: "off" }),
+    error,
+    el("button", { class: "primary", type: "submit" }, "Log in"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/api/login", { token: form.elements.token.value });
+      closeModal();
+      show(currentTab || "connectors");
+    } catch (e) { error.textContent = e.message; }
+  });
+  openModal(form);
 }
 
 function toast(message) {

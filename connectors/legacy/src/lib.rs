@@ -39,7 +39,12 @@ impl ConnectorObject for Legacy {
                     "legacy_only_field": true
                 }}))
             }
-            "process_internal_task_async" => respond(json!({"status": "ok", "body": {"result": "Ok"}})),
+            "process_internal_task_async" => match request["body"]["object"]["code_name"].as_str() {
+                // Broken answers, for the host's fault tests.
+                Some("malformed") => respond(json!({"status": "ok", "body": {"result": "Banana"}})),
+                Some("garbage") => RResult::ROk(RVec::from(b"\xff not json at all".to_vec())),
+                _ => respond(json!({"status": "ok", "body": {"result": "Ok"}})),
+            },
             other => respond(json!({"status": "unsupported", "kind": other})),
         }
     }

@@ -143,6 +143,9 @@ impl Connector for ScriptedConnector {
     }
 
     fn process_internal_task_sync(&self, task: &SyncTask) -> ProcessOutcome {
+        if let Some(ms) = fields(&task.object).get("sleep_ms").and_then(Value::as_u64).or(self.script.sleep_ms) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let (name, children) = match &task.object {
             CmsObject::Object(o) => (o.code_name.clone(), names(&o.children)),
             CmsObject::Document(d) => (d.name.clone(), Vec::new()),
