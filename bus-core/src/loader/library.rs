@@ -74,10 +74,13 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     Some(Fingerprint { len: m.len(), modified: m.modified().ok(), inode })
 }
 
+/// A library file (and copies folder) in one version.
+type LoadedKey = (PathBuf, PathBuf, Fingerprint);
+
 /// Libraries loaded from an unchanged file are not read and hashed again
 /// (a reinitialization of many connectors of one library stays cheap).
-fn loaded() -> &'static Mutex<HashMap<(PathBuf, PathBuf, Fingerprint), Arc<Library>>> {
-    static LOADED: OnceLock<Mutex<HashMap<(PathBuf, PathBuf, Fingerprint), Arc<Library>>>> = OnceLock::new();
+fn loaded() -> &'static Mutex<HashMap<LoadedKey, Arc<Library>>> {
+    static LOADED: OnceLock<Mutex<HashMap<LoadedKey, Arc<Library>>>> = OnceLock::new();
     LOADED.get_or_init(Default::default)
 }
 
