@@ -12,6 +12,7 @@ mod rig;
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
 use bus_core::watch::Watcher;
+use bus_core::worker::WorkerConfig;
 use report::Figure;
 use rig::Rig;
 use std::path::PathBuf;
@@ -156,6 +157,17 @@ fn main() -> Result<()> {
         ("raw queue cycle", raw_queue),
         0.75,
     ));
+    let batched = WorkerConfig { delete_batch: 256, ..WorkerConfig::default() };
+    let batched_rig = Rig::with_workers(&dir.join("e2e-batched"), &lib, Durability::Normal, 3, "", true, batched)?;
+    let e2e_batched = bus::end_to_end(&batched_rig, 60_000, &mut n)?;
+    drop(batched_rig);
+    figures.push(Figure::at_least(
+        "bus: end-to-end drain, delete_batch = 256 (≤ 256 repeats after a crash)",
+        e2e_batched,
+        "tasks/s",
+        ("raw queue cycle", raw_queue),
+        0.75,
+    ));
 
     eprintln!("bus: latency…");
     let idle = Rig::new(&dir.join("latency"), &lib, Durability::Normal, 1, "signal", true)?;
@@ -254,6 +266,7 @@ fn main() -> Result<()> {
             vec![
                 ("raw queue cycle".into(), raw_queue, "tasks/s".into()),
                 ("bus end-to-end".into(), e2e, "tasks/s".into()),
+                ("bus end-to-end, delete_batch 256".into(), e2e_batched, "tasks/s".into()),
                 (format!("bus with {} queued", o.backlog), backlog_rate, "tasks/s".into()),
             ],
         ),

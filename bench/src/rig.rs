@@ -76,6 +76,19 @@ impl Rig {
         config: &str,
         processing: bool,
     ) -> Result<Rig> {
+        Self::with_workers(dir, library, durability, connectors, config, processing, WorkerConfig::default())
+    }
+
+    /// [`Self::new`] with a worker configuration of its own.
+    pub fn with_workers(
+        dir: &Path,
+        library: &Path,
+        durability: Durability,
+        connectors: usize,
+        config: &str,
+        processing: bool,
+        workers: WorkerConfig,
+    ) -> Result<Rig> {
         std::fs::create_dir_all(dir.join("connectors"))?;
         std::fs::copy(library, dir.join("connectors").join(library.file_name().unwrap()))
             .context("copy the testkit library")?;
@@ -99,7 +112,7 @@ impl Rig {
         let signals = Arc::new(Signals::default());
         let loader = Loader::new(dir.join("connectors"), dir.join("state"));
         let manager = Arc::new(ConnectorManager::new(registry.clone(), loader, signals.clone(), events.clone()));
-        let outgoing = bus_core::outgoing::workers(db.clone(), WorkerConfig::default(), Arc::new(Metrics::default()));
+        let outgoing = bus_core::outgoing::workers(db.clone(), workers, Arc::new(Metrics::default()));
         outgoing.follow(&manager);
         let set = manager.reload_all()?;
         anyhow::ensure!(

@@ -372,3 +372,34 @@ fn killed_mid_drain_nothing_is_lost_and_order_is_kept() {
         ids.len() - distinct.len()
     );
 }
+
+#[test]
+fn killed_while_applying_incoming_tasks_each_is_applied_exactly_once() {
+    let env = TestEnv::new();
+    env.scripted("Crm", json!({"subscriptions": []}));
+    env.set_setting("process_incoming", false);
+    let d = env.start();
+    let changes: Vec<Value> = (0..400)
+        .map(|i| json!({"obj": {"kind": "object", "object_type": "cms.user", "code_name": format!("in{i:04}")}, "task_type": "CreateObject"}))
+        .collect();
+    for c in &changes {
+        assert_eq!(d.post("/api/connectors/Crm/incoming", c).status, 201);
+    }
+    env.set_setting("process_incoming", true);
+    let users = || -> i64 {
+        env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(d.post("/api/integration/notify", &json!({})).status, 202);
+    wait_for("processing to be under way", WAIT, || (users() >= 50).then_some(()));
+    d.kill();
+    let ok: String = env.sql().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let d = env.start();
+    assert_eq!(d.post("/api/integration/notify", &json!({})).status, 202);
+    wait_for("the incoming queue to drain", Duration::from_secs(60), || {
+        d.queue("incoming", "").is_empty().then_some(())
+    });
+    // Applying and removing a task is one transaction: no task applied twice
+    // (a second CreateObject would have failed as a duplicate and stayed queued).
+    assert_eq!(users(), 400);
+}
