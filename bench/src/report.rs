@@ -98,8 +98,11 @@ pub fn table(figures: &[Figure]) -> String {
     out
 }
 
+/// One bar: label, value, unit.
+pub type Bar = (String, f64, String);
+
 /// Horizontal bars, one group per panel, each scaled to its own maximum.
-pub fn svg(groups: &[(&str, Vec<(String, f64, String)>)]) -> String {
+pub fn svg(groups: &[(&str, Vec<Bar>)]) -> String {
     let width = 860.0;
     let bar_h = 22.0;
     let label_w = 300.0;

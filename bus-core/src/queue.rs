@@ -8,6 +8,38 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
+/// Which queue: changes going out to connectors, or coming in from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+impl Direction {
+    pub fn inbound(self) -> bool {
+        self == Direction::Incoming
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "outgoing" => Ok(Direction::Outgoing),
+            "incoming" => Ok(Direction::Incoming),
+            other => Err(format!("`{other}` is not a direction: use outgoing or incoming")),
+        }
+    }
+}
+
 /// A task to insert.
 pub struct NewTask<'a> {
     pub inbound: bool,

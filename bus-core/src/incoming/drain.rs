@@ -13,7 +13,7 @@ use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, Recorder, RunEnd, TaskResult, WorkerConfig};
+use crate::worker::{Batches, Drain, Recorder, RunEnd, TaskResult, WorkerConfig};
 use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
@@ -52,30 +52,14 @@ impl Drain for IncomingDrain {
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        let batch_size = config.batch_size;
-        let mut cursor = 0i64;
-        let mut ids = match selection {
-            Selection::Ids(ids) => {
-                let mut ids = ids.clone();
-                ids.sort_unstable();
-                ids.dedup();
-                Some(ids.into_iter())
-            }
-            Selection::All => None,
-        };
+        // Incoming runs always include tasks passed over before (SkipOnError).
+        let mut batches = Batches::new(selection, connector.id, true, true, config.batch_size);
         loop {
-            let batch: Vec<Queued> = match &mut ids {
-                None => queue::next_batch(conn, connector.id, true, cursor, batch_size, true)?,
-                Some(ids) => match ids.next() {
-                    Some(id) => queue::queued_task(conn, connector.id, true, id)?.into_iter().collect(),
-                    None => Vec::new(),
-                },
-            };
+            let batch = batches.next(conn)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
             for q in &batch {
-                cursor = q.task_id;
                 let started = Instant::now();
                 let (result, error) = self.process_one(conn, gate, connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);

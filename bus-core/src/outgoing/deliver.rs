@@ -8,7 +8,7 @@ use crate::connector::LiveConnector;
 use crate::db::WriteGate;
 use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
-use crate::worker::{Drain, Recorder, RunEnd, WorkerConfig};
+use crate::worker::{Batches, Drain, Recorder, RunEnd, WorkerConfig};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
@@ -44,81 +44,50 @@ impl Drain for OutgoingDrain {
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        process(conn, gate, connector, selection, manual, config, recorder)
-    }
-}
-
-fn process(
-    conn: &mut Connection,
-    gate: &WriteGate,
-    connector: &LiveConnector,
-    selection: &Selection,
-    manual: bool,
-    config: &WorkerConfig,
-    recorder: &mut Recorder<'_>,
-) -> Result<RunEnd, rusqlite::Error> {
-    let batch_size = config.batch_size;
-    let mut done: Vec<i64> = Vec::new();
-    let mut cursor = 0i64;
-    let mut ids = match selection {
-        Selection::Ids(ids) => {
-            let mut ids = ids.clone();
-            ids.sort_unstable();
-            ids.dedup();
-            Some(ids.into_iter())
-        }
-        Selection::All => None,
-    };
-    loop {
-        let batch: Vec<Queued> = match &mut ids {
-            None => queue::next_batch(conn, connector.id, false, cursor, batch_size, manual)?,
-            Some(ids) => match ids.next() {
-                Some(id) => queue::queued_task(conn, connector.id, false, id)?.into_iter().collect(),
-                None => Vec::new(),
-            },
-        };
-        if batch.is_empty() {
-            return Ok(RunEnd::Drained);
-        }
-        for q in &batch {
-            cursor = q.task_id;
-            let started = Instant::now();
-            let response = deliver(connector, q);
-            recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
-            match response.result {
-                IntegrationProcessResult::Ok => {
-                    done.push(q.sync_id);
-                    if done.len() >= config.delete_batch {
+        let mut done: Vec<i64> = Vec::new();
+        let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size);
+        loop {
+            let batch = batches.next(conn)?;
+            if batch.is_empty() {
+                return Ok(RunEnd::Drained);
+            }
+            for q in &batch {
+                let started = Instant::now();
+                let response = deliver(connector, q);
+                recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
+                match response.result {
+                    IntegrationProcessResult::Ok => {
+                        done.push(q.sync_id);
+                        if done.len() >= config.delete_batch {
+                            let _turn = gate.enter();
+                            queue::complete(conn, &done)?;
+                            done.clear();
+                        }
+                    }
+                    IntegrationProcessResult::SkipNow => {
+                        let _turn = gate.enter();
+                        queue::mark_run(conn, q.sync_id)?
+                    }
+                    IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
                         let _turn = gate.enter();
                         queue::complete(conn, &done)?;
                         done.clear();
-                    }
-                }
-                IntegrationProcessResult::SkipNow => {
-                    let _turn = gate.enter();
-                    queue::mark_run(conn, q.sync_id)?
-                }
-                IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                    let _turn = gate.enter();
-                    queue::complete(conn, &done)?;
-                    done.clear();
-                    let message = response
-                        .error_message
-                        .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
-                    let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
-                    queue::record_failure(conn, q.sync_id, &message, skip)?;
-                    tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
-                    if !skip {
-                        return Ok(RunEnd::Stopped);
+                        let message = response
+                            .error_message
+                            .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
+                        let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
+                        queue::record_failure(conn, q.sync_id, &message, skip)?;
+                        tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
+                        if !skip {
+                            return Ok(RunEnd::Stopped);
+                        }
                     }
                 }
             }
-        }
-        {
             let _turn = gate.enter();
             queue::complete(conn, &done)?;
+            done.clear();
         }
-        done.clear();
     }
 }
 

@@ -9,7 +9,7 @@ use crate::connector::LiveConnector;
 use crate::db::{Database, WriteGate};
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
-use crate::queue::Selection;
+use crate::queue::{self, Queued, Selection};
 use crate::settings::Settings;
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
@@ -62,6 +62,60 @@ impl Recorder<'_> {
         if let Some(outcomes) = self.outcomes.as_deref_mut() {
             outcomes.push(TaskOutcome { task_id, connector: self.connector.to_owned(), result, error });
         }
+    }
+}
+
+/// Reads the selected tasks of one connector's queue, oldest first, a batch
+/// at a time: all of them (from a cursor), or the given IDs in creation order.
+pub struct Batches {
+    ids: Option<std::vec::IntoIter<i64>>,
+    cursor: i64,
+    connector_id: i64,
+    inbound: bool,
+    include_skipped: bool,
+    batch_size: u32,
+}
+
+impl Batches {
+    pub fn new(
+        selection: &Selection,
+        connector_id: i64,
+        inbound: bool,
+        include_skipped: bool,
+        batch_size: u32,
+    ) -> Self {
+        let ids = match selection {
+            Selection::Ids(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids.into_iter())
+            }
+            Selection::All => None,
+        };
+        Batches { ids, cursor: 0, connector_id, inbound, include_skipped, batch_size }
+    }
+
+    /// The next batch; empty when the selection is done.
+    pub fn next(&mut self, conn: &Connection) -> rusqlite::Result<Vec<Queued>> {
+        let batch = match &mut self.ids {
+            None => queue::next_batch(
+                conn,
+                self.connector_id,
+                self.inbound,
+                self.cursor,
+                self.batch_size,
+                self.include_skipped,
+            )?,
+            Some(ids) => match ids.next() {
+                Some(id) => queue::queued_task(conn, self.connector_id, self.inbound, id)?.into_iter().collect(),
+                None => Vec::new(),
+            },
+        };
+        if let Some(last) = batch.last() {
+            self.cursor = last.task_id;
+        }
+        Ok(batch)
     }
 }
 

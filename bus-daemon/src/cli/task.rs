@@ -4,30 +4,11 @@
 
 use crate::app::Bus;
 use anyhow::{bail, Context, Result};
-use bus_core::queue::{self, Selection};
-use clap::{Args, Subcommand, ValueEnum};
+use bus_core::queue::{self, Direction, Selection};
+use clap::{Args, Subcommand};
 use connector_abi::http::{self, Url};
 use std::io::Write;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Direction {
-    Outgoing,
-    Incoming,
-}
-
-impl Direction {
-    fn inbound(self) -> bool {
-        matches!(self, Direction::Incoming)
-    }
-    fn name(self) -> &'static str {
-        if self.inbound() {
-            "incoming"
-        } else {
-            "outgoing"
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct Which {
@@ -37,7 +18,8 @@ pub struct Which {
     /// Every task of the direction (and connector).
     #[arg(long)]
     all: bool,
-    #[arg(long, value_enum, default_value = "outgoing")]
+    /// `outgoing` or `incoming`.
+    #[arg(long, default_value = "outgoing")]
     direction: Direction,
     /// Only this connector's tasks.
     #[arg(long)]
@@ -48,7 +30,8 @@ pub struct Which {
 pub enum TaskCommand {
     /// List queued tasks, oldest first.
     List {
-        #[arg(long, value_enum, default_value = "outgoing")]
+        /// `outgoing` or `incoming`.
+        #[arg(long, default_value = "outgoing")]
         direction: Direction,
         #[arg(long)]
         connector: Option<String>,

@@ -8,30 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bus_core::eventlog::{NewEvent, BUS_SOURCE};
-use bus_core::queue::{self, Selection, TaskDetail, TaskRow};
+use bus_core::queue::{self, Direction, Selection, TaskDetail, TaskRow};
 use bus_core::settings;
 use bus_core::worker::{SynchronizeError, TaskOutcome};
 use connector_abi::EventType;
 use serde::{Deserialize, Serialize};
-
-/// Which queue a route works on.
-#[derive(Debug, Clone, Copy)]
-pub enum Direction {
-    Outgoing,
-    Incoming,
-}
-
-impl Direction {
-    fn inbound(self) -> bool {
-        matches!(self, Direction::Incoming)
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Direction::Outgoing => "outgoing",
-            Direction::Incoming => "incoming",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
