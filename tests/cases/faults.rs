@@ -283,7 +283,7 @@ fn ten_thousand_hostile_requests_get_clear_4xx_answers_and_the_database_stays_in
         let (method, template) = *rng.pick(routes);
         let mut path = template.to_owned();
         while let Some(at) = path.find("{s}") {
-            let v = escape_path(rng.pick(HOSTILE));
+            let v = escape_path(rng.pick::<&str>(HOSTILE));
             path.replace_range(at..at + 3, &v);
         }
         while let Some(at) = path.find("{n}") {
