@@ -168,6 +168,10 @@ impl ObjectTypes {
         self.documents.get(&class_name.to_ascii_lowercase())
     }
 
+    pub fn document_classes(&self) -> impl Iterator<Item = &DocumentClass> {
+        self.documents.values()
+    }
+
     pub fn object_names(&self) -> Vec<&str> {
         self.objects.values().map(|t| t.name.as_str()).collect()
     }

@@ -139,6 +139,14 @@ fn bad_changes_get_a_clear_4xx_and_write_nothing() {
         let error = r.body["error"].as_str().unwrap_or_else(|| panic!("case {i}: no JSON error: {}", r.text));
         assert!(error.contains(needle), "case {i}: expected `{needle}` in `{error}`");
     }
+    // An object a document refers to cannot be deleted under it.
+    let product = doc(
+        json!({"site_name": "CorpSite", "alias_path": "/P", "class_name": "cms.product", "culture": "en-US", "name": "P", "fields": {"ProductManagerID": user}}),
+    );
+    assert_eq!(product.status, 201, "{}", product.text);
+    let refused = d.delete(&format!("/api/objects/cms.user/{user}"));
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(refused.body["error"].as_str().unwrap().contains("still referenced by document"), "{}", refused.text);
     // A batch is all or nothing: the third change fails, the first two are not kept.
     let r = d.post(
         "/api/batch",

@@ -371,6 +371,27 @@ pub fn delete(conn: &Connection, types: &ObjectTypes, object_type: &str, id: i64
             )));
         }
     }
+    for class in types.document_classes() {
+        for (field, target) in &class.foreign_keys {
+            if !target.eq_ignore_ascii_case(&t.name) {
+                continue;
+            }
+            let path = format!("$.\"{}\"", field.replace('"', ""));
+            let referrer: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
+                     WHERE n.NodeClassName = ?1 AND json_extract(d.DocumentFields, ?2) = ?3 LIMIT 1",
+                )?
+                .query_row(params![class.class_name, path, id], |r| r.get(0))
+                .optional()?;
+            if let Some(doc) = referrer {
+                return Err(StoreError::Conflict(format!(
+                    "{} {id} is still referenced by document {doc} (field `{field}`); change or delete that first",
+                    t.name
+                )));
+            }
+        }
+    }
     if t.name == "cms.site" {
         let on_site = |sql: &str| -> Result<i64, StoreError> {
             Ok(conn.prepare_cached(sql)?.query_row([&current.code_name], |r| r.get(0))?)
