@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Why a call into a connector failed.
@@ -44,7 +44,6 @@ pub struct LiveConnector {
     pub library: Arc<Library>,
     /// What the connector reported at init.
     pub info: InitResponse,
-    pub loaded_at: SystemTime,
     object: ConnectorBox,
     shut_down: AtomicBool,
     /// How long one call may take before the connector counts as hung.
@@ -78,7 +77,6 @@ impl LiveConnector {
             class: row.class_name.clone(),
             library,
             info: InitResponse::default(),
-            loaded_at: SystemTime::now(),
             object,
             shut_down: AtomicBool::new(false),
             call_timeout,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How one registered connector stands after the last reinitialization.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -203,9 +203,4 @@ impl ConnectorManager {
             live.shutdown();
         }
     }
-}
-
-/// Seconds since the epoch, for status timestamps.
-pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
