@@ -173,8 +173,15 @@ pub fn queued_task(
 
 /// Removes processed relations (and tasks left with none) in one transaction.
 pub fn complete(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
-    if sync_ids.is_empty() {
-        return Ok(());
+    match sync_ids {
+        [] => return Ok(()),
+        // One relation: a single statement is its own transaction.
+        [one] => {
+            conn.prepare_cached("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1")?
+                .execute([one])?;
+            return Ok(());
+        }
+        _ => {}
     }
     let tx = conn.transaction()?;
     {
