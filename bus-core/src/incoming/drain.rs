@@ -11,7 +11,7 @@ use crate::content::{ChangeError, Content};
 use crate::db::WriteGate;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
-use crate::queue::{self, Queued, Selection};
+use crate::queue::{self, Direction, Queued, Selection};
 use crate::settings::Settings;
 use crate::worker::{Batches, Drain, Recorder, RunEnd, TaskResult, WorkerConfig};
 use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
@@ -26,12 +26,8 @@ pub struct IncomingDrain {
 }
 
 impl Drain for IncomingDrain {
-    fn direction(&self) -> &'static str {
-        "incoming"
-    }
-
-    fn inbound(&self) -> bool {
-        true
+    fn direction(&self) -> Direction {
+        Direction::Incoming
     }
 
     fn enabled(&self, settings: &Settings) -> bool {

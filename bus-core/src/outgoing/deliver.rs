@@ -6,7 +6,7 @@
 use super::payload;
 use crate::connector::LiveConnector;
 use crate::db::WriteGate;
-use crate::queue::{self, Queued, Selection};
+use crate::queue::{self, Direction, Queued, Selection};
 use crate::settings::Settings;
 use crate::worker::{Batches, Drain, Recorder, RunEnd, WorkerConfig};
 use connector_abi::protocol::{kind, ProcessResponse};
@@ -18,12 +18,8 @@ use std::time::Instant;
 pub struct OutgoingDrain;
 
 impl Drain for OutgoingDrain {
-    fn direction(&self) -> &'static str {
-        "outgoing"
-    }
-
-    fn inbound(&self) -> bool {
-        false
+    fn direction(&self) -> Direction {
+        Direction::Outgoing
     }
 
     fn enabled(&self, settings: &Settings) -> bool {

@@ -9,7 +9,7 @@ use crate::connector::LiveConnector;
 use crate::db::{Database, WriteGate};
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
-use crate::queue::{self, Queued, Selection};
+use crate::queue::{self, Direction, Queued, Selection};
 use crate::settings::Settings;
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
@@ -22,9 +22,8 @@ use thread::{Job, Worker};
 
 /// What a run does with one connector's queue of one direction.
 pub trait Drain: Send + Sync + 'static {
-    /// `outgoing` or `incoming` (thread names, messages).
-    fn direction(&self) -> &'static str;
-    fn inbound(&self) -> bool;
+    /// Which queue the drain works on.
+    fn direction(&self) -> Direction;
     /// Whether the settings allow processing.
     fn enabled(&self, settings: &Settings) -> bool;
     /// Whether runs start by themselves (new tasks, retries after an error),

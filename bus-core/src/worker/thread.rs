@@ -64,8 +64,8 @@ impl Worker {
             cv: Condvar::new(),
         });
         let inner = shared.clone();
-        let join =
-            std::thread::Builder::new().name(format!("{}-{}", drain.direction(), shared.name)).spawn(move || {
+        let join = std::thread::Builder::new().name(format!("{}-{}", drain.direction().name(), shared.name)).spawn(
+            move || {
                 Runner {
                     shared: inner,
                     db,
@@ -78,7 +78,8 @@ impl Worker {
                     settings: None,
                 }
                 .run()
-            })?;
+            },
+        )?;
         Ok(Worker { shared, _join: join })
     }
 
@@ -218,7 +219,7 @@ impl Runner {
         let drain = self.drain.clone();
         let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
         let Some(conn) = self.conn() else { return false };
-        let newest = queue::newest(conn, connector.id, drain.inbound()).unwrap_or(0);
+        let newest = queue::newest(conn, connector.id, drain.direction().inbound()).unwrap_or(0);
         let news = enabled && (!self.was_enabled || newest > self.last_seen);
         self.was_enabled = enabled;
         news
@@ -250,9 +251,10 @@ impl Runner {
         self.was_enabled = enabled;
         for job in jobs {
             if !enabled {
-                let _ = job
-                    .reply
-                    .send(Err(format!("processing of {} tasks is disabled in the settings", self.drain.direction())));
+                let _ = job.reply.send(Err(format!(
+                    "processing of {} tasks is disabled in the settings",
+                    self.drain.direction().name()
+                )));
                 continue;
             }
             let mut outcomes = Vec::new();
@@ -282,7 +284,7 @@ impl Runner {
                 tracing::info!(connector = %self.shared.name, retry_in_ms = delay.as_millis() as u64, "queue stopped by an error; retrying later");
             }
             Err(e) => {
-                tracing::warn!(connector = %self.shared.name, direction = self.drain.direction(), error = %e, "the queue could not be processed");
+                tracing::warn!(connector = %self.shared.name, direction = self.drain.direction().name(), error = %e, "the queue could not be processed");
                 self.conn = None;
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
             }
@@ -303,9 +305,9 @@ impl Runner {
         let gate = self.db.gate().clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
         let mut recorder =
-            Recorder { metrics: &metrics, connector: &connector.name, direction: drain.direction(), outcomes };
+            Recorder { metrics: &metrics, connector: &connector.name, direction: drain.direction().name(), outcomes };
         let end = drain.process(conn, &gate, connector, selection, manual, &config, &mut recorder)?;
-        let newest = queue::newest(conn, connector.id, drain.inbound())?;
+        let newest = queue::newest(conn, connector.id, drain.direction().inbound())?;
         self.last_seen = self.last_seen.max(newest);
         Ok(end)
     }
