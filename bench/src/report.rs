@@ -22,8 +22,14 @@ impl Figure {
         Figure { name: name.into(), value, unit: unit.into(), anchor: None, ratio: None, goal: None, met: None }
     }
 
-    /// Higher is better: ratio = value / anchor, goal = minimum ratio.
-    pub fn at_least(name: &str, value: f64, unit: &str, anchor: (&str, f64), min_ratio: f64) -> Self {
+    fn against(
+        name: &str,
+        value: f64,
+        unit: &str,
+        anchor: (&str, f64),
+        goal: String,
+        met: impl Fn(f64) -> bool,
+    ) -> Self {
         let ratio = value / anchor.1;
         Figure {
             name: name.into(),
@@ -31,23 +37,19 @@ impl Figure {
             unit: unit.into(),
             anchor: Some((anchor.0.into(), anchor.1)),
             ratio: Some(ratio),
-            goal: Some(format!("≥ {:.0} %", min_ratio * 100.0)),
-            met: Some(ratio >= min_ratio),
+            goal: Some(goal),
+            met: Some(met(ratio)),
         }
+    }
+
+    /// Higher is better: ratio = value / anchor, goal = minimum ratio.
+    pub fn at_least(name: &str, value: f64, unit: &str, anchor: (&str, f64), min_ratio: f64) -> Self {
+        Self::against(name, value, unit, anchor, format!("≥ {:.0} %", min_ratio * 100.0), |r| r >= min_ratio)
     }
 
     /// Lower is better: ratio = value / anchor, goal = maximum ratio.
     pub fn at_most(name: &str, value: f64, unit: &str, anchor: (&str, f64), max_ratio: f64) -> Self {
-        let ratio = value / anchor.1;
-        Figure {
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            anchor: Some((anchor.0.into(), anchor.1)),
-            ratio: Some(ratio),
-            goal: Some(format!("≤ {max_ratio}×")),
-            met: Some(ratio <= max_ratio),
-        }
+        Self::against(name, value, unit, anchor, format!("≤ {max_ratio}×"), |r| r <= max_ratio)
     }
 
     /// An absolute limit (e.g. memory, a page time).

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How one registered connector stands after the last reinitialization.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ConnectorStatus {
     pub enabled: bool,
     /// True when an instance of the connector is running.
@@ -151,15 +151,7 @@ impl ConnectorManager {
     }
 
     fn load_row(&self, row: &ConnectorRow, previous: &ConnectorSet, next: &mut ConnectorSet) -> ConnectorStatus {
-        let mut status = ConnectorStatus {
-            enabled: row.enabled,
-            loaded: false,
-            error: None,
-            library: None,
-            sdk_version: None,
-            subscriptions: Vec::new(),
-            capabilities: Vec::new(),
-        };
+        let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         if !row.enabled {
             return status;
         }

@@ -26,15 +26,9 @@ pub struct ConnectorView {
 }
 
 fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
-    let status = set.status.get(&row.name).cloned().unwrap_or(ConnectorStatus {
-        enabled: row.enabled,
-        loaded: false,
-        error: None,
-        library: None,
-        sdk_version: None,
-        subscriptions: Vec::new(),
-        capabilities: Vec::new(),
-    });
+    // A row added since the last reinitialization has no status yet.
+    let status =
+        set.status.get(&row.name).cloned().unwrap_or(ConnectorStatus { enabled: row.enabled, ..Default::default() });
     ConnectorView {
         row,
         loaded: status.loaded,
