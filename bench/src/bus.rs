@@ -40,6 +40,7 @@ pub fn logging(rig: &Rig, batch: usize, budget: Duration, first: &mut u64) -> Re
 /// Logs `count` changes (100 per transaction) while the workers drain them;
 /// returns tasks per second from the first change to the last delivery.
 pub fn end_to_end(rig: &Rig, count: u64, first: &mut u64) -> Result<f64> {
+    let target = rig.delivered() + 3 * count;
     let start = Instant::now();
     let mut logged = 0;
     while logged < count {
@@ -48,8 +49,10 @@ pub fn end_to_end(rig: &Rig, count: u64, first: &mut u64) -> Result<f64> {
         rig.content.apply_all(changes, None)?;
         logged += 100;
     }
+    rig.wait_delivered(target);
+    // Delivered is counted before the delete commits: wait for the last ones.
     while rig.queued()? > 0 {
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     Ok(count as f64 / start.elapsed().as_secs_f64())
 }
@@ -57,15 +60,12 @@ pub fn end_to_end(rig: &Rig, count: u64, first: &mut u64) -> Result<f64> {
 /// Waits until `relations` relations were processed; returns tasks per
 /// second (three relations per task).
 pub fn drain(rig: &Rig, relations: i64) -> Result<f64> {
-    let before = rig.queued()?;
-    let target = (before - relations).max(0);
+    let relations = relations.min(rig.queued()?) as u64;
+    let target = rig.delivered() + relations;
     let start = Instant::now();
     rig.set_processing(true)?;
-    while rig.queued()? > target {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let tasks = (before - rig.queued()?) as f64 / 3.0;
-    Ok(tasks / start.elapsed().as_secs_f64())
+    rig.wait_delivered(target);
+    Ok(relations as f64 / 3.0 / start.elapsed().as_secs_f64())
 }
 
 /// Change → connector call latency, one change at a time on an idle bus.
@@ -74,6 +74,9 @@ pub fn latency(rig: &Rig, samples: usize, first: &mut u64) -> Result<Vec<Duratio
     for _ in 0..samples {
         let start = Instant::now();
         let result = rig.content.apply(user(*first), None)?;
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!("apply {:?}", start.elapsed());
+        }
         *first += 1;
         let task = result.task_id.expect("a task was logged");
         let seen = rig.signals.wait(task);

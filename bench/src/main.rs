@@ -36,7 +36,7 @@ fn options() -> Result<Options> {
                     args.next().context("--backlog needs a number")?.parse().context("--backlog needs a number")?
             }
             "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
-            "--only" => o.only = Some(args.next().context("--only needs a phase: logging, e2e, latency")?),
+            "--only" => o.only = Some(args.next().context("--only needs a phase: logging, single, e2e, latency")?),
             "--quick" => {
                 o.backlog = 100_000;
                 o.budget = Duration::from_secs(1);
@@ -87,13 +87,17 @@ fn main() -> Result<()> {
             Durability::Normal,
             if phase == "latency" { 1 } else { 3 },
             if phase == "latency" { "signal" } else { "" },
-            phase != "logging",
+            !matches!(phase.as_str(), "logging" | "single"),
         )?;
         let start = Instant::now();
         match phase.as_str() {
             "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
+            "single" => eprintln!("{:.0} changes/s", bus::logging(&rig, 1, o.budget, &mut n)?),
             "e2e" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
-            "latency" => eprintln!("p50 {:?}", bus::percentile(&bus::latency(&rig, 300, &mut n)?, 0.5)),
+            "latency" => {
+                let lat = bus::latency(&rig, 400, &mut n)?;
+                eprintln!("p50 {:?} p99 {:?}", bus::percentile(&lat, 0.5), bus::percentile(&lat, 0.99))
+            }
             other => bail!("unknown phase `{other}`"),
         }
         eprintln!("{phase} took {:.1} s", start.elapsed().as_secs_f64());

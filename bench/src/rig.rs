@@ -13,12 +13,12 @@ use bus_core::metrics::Metrics;
 use bus_core::object_types::ObjectTypes;
 use bus_core::registry::{NewConnector, Registry};
 use bus_core::settings::{self, SettingsPatch};
-use bus_core::worker::{WorkerConfig, Workers};
+use bus_core::worker::{TaskResult, WorkerConfig, Workers};
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Records when connectors report a task (`NoopConnector` with `signal`).
 #[derive(Default)]
@@ -63,6 +63,7 @@ pub struct Rig {
     pub outgoing: Arc<Workers>,
     pub content: Arc<Content>,
     pub signals: Arc<Signals>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Rig {
@@ -112,7 +113,8 @@ impl Rig {
         let signals = Arc::new(Signals::default());
         let loader = Loader::new(dir.join("connectors"), dir.join("state"));
         let manager = Arc::new(ConnectorManager::new(registry.clone(), loader, signals.clone(), events.clone()));
-        let outgoing = bus_core::outgoing::workers(db.clone(), workers, Arc::new(Metrics::default()));
+        let metrics = Arc::new(Metrics::default());
+        let outgoing = bus_core::outgoing::workers(db.clone(), workers, metrics.clone());
         outgoing.follow(&manager);
         let set = manager.reload_all()?;
         anyhow::ensure!(
@@ -123,7 +125,7 @@ impl Rig {
         );
         let content =
             Arc::new(Content::new(&db, Arc::new(ObjectTypes::defaults()), manager.clone(), outgoing.clone(), events)?);
-        Ok(Rig { db, manager, outgoing, content, signals })
+        Ok(Rig { db, manager, outgoing, content, signals, metrics })
     }
 
     pub fn set_processing(&self, on: bool) -> Result<()> {
@@ -132,9 +134,22 @@ impl Rig {
         Ok(())
     }
 
-    /// Relations still queued.
+    /// Relations still queued (counts the queue: too slow to poll).
     pub fn queued(&self) -> Result<i64> {
         Ok(bus_core::queue::count(&self.db.connect()?, false, None)?)
+    }
+
+    /// Relations delivered so far (in memory: cheap to poll).
+    pub fn delivered(&self) -> u64 {
+        self.metrics.total("outgoing", TaskResult::Ok)
+    }
+
+    /// Waits until `target` relations were delivered, polling the metrics
+    /// (counting the queue would steal the workers' CPU).
+    pub fn wait_delivered(&self, target: u64) {
+        while self.delivered() < target {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

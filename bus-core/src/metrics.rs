@@ -28,7 +28,8 @@ struct Series {
 /// The metrics of one daemon.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(String, &'static str), Series>>,
+    /// By direction, then connector.
+    series: Mutex<BTreeMap<&'static str, BTreeMap<String, Series>>>,
 }
 
 fn result_name(r: TaskResult) -> &'static str {
@@ -53,7 +54,12 @@ impl Metrics {
     /// Counts one processed task and the time its call took.
     pub fn record(&self, connector: &str, direction: &'static str, result: TaskResult, elapsed: Duration) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let s = series.entry((connector.to_owned(), direction)).or_default();
+        let by_connector = series.entry(direction).or_default();
+        // Looked up by reference: the name is only copied for a new series.
+        if !by_connector.contains_key(connector) {
+            by_connector.insert(connector.to_owned(), Series::default());
+        }
+        let s = by_connector.get_mut(connector).expect("inserted above");
         *s.results.entry(result_name(result)).or_default() += 1;
         let secs = elapsed.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -65,12 +71,19 @@ impl Metrics {
         s.latency.count += 1;
     }
 
+    /// Tasks of one direction processed with `result`, over all connectors.
+    pub fn total(&self, direction: &str, result: TaskResult) -> u64 {
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let name = result_name(result);
+        series.get(direction).map_or(0, |m| m.values().filter_map(|s| s.results.get(name)).sum())
+    }
+
     /// Appends the counters and histograms in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner()).clone();
         out.push_str("# HELP bus_tasks_processed_total Tasks processed, by connector, direction and result.\n");
         out.push_str("# TYPE bus_tasks_processed_total counter\n");
-        for ((connector, direction), s) in &series {
+        for (connector, direction, s) in flatten(&series) {
             for (result, n) in &s.results {
                 let _ = writeln!(
                     out,
@@ -81,7 +94,7 @@ impl Metrics {
         }
         out.push_str("# HELP bus_task_duration_seconds How long connector calls took.\n");
         out.push_str("# TYPE bus_task_duration_seconds histogram\n");
-        for ((connector, direction), s) in &series {
+        for (connector, direction, s) in flatten(&series) {
             let l = format!("connector=\"{}\",direction=\"{direction}\"", label(connector));
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(out, "bus_task_duration_seconds_bucket{{{l},le=\"{bound}\"}} {}", s.latency.counts[i]);
@@ -91,6 +104,12 @@ impl Metrics {
             let _ = writeln!(out, "bus_task_duration_seconds_count{{{l}}} {}", s.latency.count);
         }
     }
+}
+
+fn flatten<'a>(
+    series: &'a BTreeMap<&'static str, BTreeMap<String, Series>>,
+) -> impl Iterator<Item = (&'a str, &'static str, &'a Series)> {
+    series.iter().flat_map(|(direction, m)| m.iter().map(move |(connector, s)| (connector.as_str(), *direction, s)))
 }
 
 #[cfg(test)]
@@ -112,5 +131,7 @@ mod tests {
         assert!(out.contains("le=\"0.05\"} 2"), "{out}");
         assert!(out.contains("le=\"+Inf\"} 2"), "{out}");
         assert!(out.contains("bus_task_duration_seconds_count{connector=\"A\",direction=\"outgoing\"} 2"));
+        assert_eq!(m.total("outgoing", TaskResult::Ok), 1);
+        assert_eq!(m.total("incoming", TaskResult::Ok), 0);
     }
 }
