@@ -1,11 +1,15 @@
 //! The SQLite database: opening connections with the bus's pragmas, and the
 //! schema migrations.
 
+use crate::checkpoint::Checkpointer;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
+
+/// The size (bytes) a checkpointed WAL file is truncated to.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// How long a connection waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +26,8 @@ pub enum DbError {
         "the database {path} has schema version {found}, newer than this daemon knows ({known}); upgrade the daemon"
     )]
     TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("cannot start the WAL checkpoint thread: {0}")]
+    Checkpointer(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -67,6 +73,8 @@ pub struct Database {
     durability: Durability,
     gate: WriteGate,
     max_pages: Option<u64>,
+    /// Checkpoints the WAL while any handle on the database lives.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 struct Migration {
@@ -92,11 +100,21 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let db = Database { path: path.to_owned(), durability, gate: WriteGate::default(), max_pages: None };
+        let mut db = Database {
+            path: path.to_owned(),
+            durability,
+            gate: WriteGate::default(),
+            max_pages: None,
+            _checkpointer: None,
+        };
         let mut conn = db.connect()?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
         let created = db.migrate(&mut conn)?;
+        let opener = Database { _checkpointer: None, ..db.clone() };
+        let checkpointer = Checkpointer::spawn(path.to_owned(), move || opener.connect_raw())
+            .map_err(|e| DbError::Checkpointer(e.to_string()))?;
+        db._checkpointer = Some(Arc::new(checkpointer));
         Ok((db, created))
     }
 
@@ -118,15 +136,22 @@ impl Database {
         &self.path
     }
 
-    /// A new connection with the bus's pragmas (WAL, busy timeout, foreign keys).
+    /// A new connection with the bus's pragmas (WAL, busy timeout, foreign
+    /// keys, no automatic checkpoints: see [`crate::checkpoint`]).
     pub fn connect(&self) -> Result<Connection, DbError> {
-        let open_err = |source| DbError::Open { path: self.path.clone(), source };
-        let conn = Connection::open(&self.path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", self.durability.pragma()).map_err(open_err)?;
+        self.connect_raw().map_err(|source| DbError::Open { path: self.path.clone(), source })
+    }
+
+    fn connect_raw(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", self.durability.pragma())?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL grown by a burst is cut back to this size once checkpointed.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         if let Some(pages) = self.max_pages {
-            conn.pragma_update(None, "max_page_count", pages).map_err(open_err)?;
+            conn.pragma_update(None, "max_page_count", pages)?;
         }
         Ok(conn)
     }

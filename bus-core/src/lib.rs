@@ -11,6 +11,7 @@
 //! - [`eventlog`]: the event log.
 
 pub mod change;
+pub mod checkpoint;
 pub mod connector;
 pub mod content;
 pub mod db;
