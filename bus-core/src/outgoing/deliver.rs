@@ -3,6 +3,7 @@
 //! sync log, stop the queue, retry later; ErrorAndSkip: sync log, mark the
 //! task skipped, go on; SkipNow: leave it for the next run).
 
+use super::group_commit::GroupCommit;
 use super::payload;
 use crate::connector::LiveConnector;
 use crate::db::WriteGate;
@@ -15,7 +16,11 @@ use rusqlite::Connection;
 use std::time::Instant;
 
 /// Drains outgoing queues.
-pub struct OutgoingDrain;
+#[derive(Default)]
+pub struct OutgoingDrain {
+    /// Delivered tasks are removed in commits shared by the workers.
+    completions: GroupCommit,
+}
 
 impl Drain for OutgoingDrain {
     fn direction(&self) -> Direction {
@@ -49,14 +54,14 @@ impl Drain for OutgoingDrain {
             }
             for q in &batch {
                 let started = Instant::now();
+                let call = self.completions.delivering();
                 let response = deliver(connector, q);
                 recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
                 match response.result {
                     IntegrationProcessResult::Ok => {
                         done.push(q.sync_id);
                         if done.len() >= config.delete_batch {
-                            let _turn = gate.enter();
-                            queue::complete(conn, &done)?;
+                            self.completions.complete(conn, gate, &done, Some(call))?;
                             done.clear();
                         }
                     }
@@ -65,9 +70,9 @@ impl Drain for OutgoingDrain {
                         queue::mark_run(conn, q.sync_id)?
                     }
                     IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                        let _turn = gate.enter();
-                        queue::complete(conn, &done)?;
+                        self.completions.complete(conn, gate, &done, None)?;
                         done.clear();
+                        let _turn = gate.enter();
                         let message = response
                             .error_message
                             .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
@@ -80,8 +85,7 @@ impl Drain for OutgoingDrain {
                     }
                 }
             }
-            let _turn = gate.enter();
-            queue::complete(conn, &done)?;
+            self.completions.complete(conn, gate, &done, None)?;
             done.clear();
         }
     }

@@ -2,6 +2,7 @@
 //! the drain that delivers queued tasks, and synchronous processing.
 
 mod deliver;
+mod group_commit;
 pub mod payload;
 pub mod subscribers;
 pub mod sync;
@@ -15,5 +16,5 @@ use std::sync::Arc;
 
 /// The outgoing workers: one per loaded connector.
 pub fn workers(db: Database, config: WorkerConfig, metrics: Arc<Metrics>) -> Arc<Workers> {
-    Workers::new(db, config, Arc::new(OutgoingDrain), metrics)
+    Workers::new(db, config, Arc::new(OutgoingDrain::default()), metrics)
 }

@@ -1,0 +1,239 @@
+//! Group commit of delivered tasks. Each worker removes a delivered task
+//! before it hands the connector the next one (so a crash repeats at most
+//! the task in flight), but the workers of different connectors share the
+//! commit: whoever arrives while no commit runs becomes the leader and
+//! removes everything pending — its own relations and those of every worker
+//! waiting — in one transaction; the others wait until that transaction
+//! committed. A leader first waits (at most [`GATHER`]) for the workers
+//! still in a connector call, so workers delivering the same task to
+//! different connectors tend to share one commit and write its pages to the
+//! WAL once (measured: 1.7 relations per commit with three connectors,
+//! end-to-end 4,500 → 6,300 tasks/s; BENCHMARKS.md).
+
+use crate::db::WriteGate;
+use crate::queue;
+use rusqlite::Connection;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a leader waits for workers in a connector call to join its round.
+const GATHER: Duration = Duration::from_micros(200);
+
+/// How many failed rounds are remembered for their waiters.
+const FAILED_KEPT: usize = 64;
+
+#[derive(Default)]
+struct State {
+    /// Relations waiting for the next round.
+    pending: Vec<i64>,
+    /// A round is being committed.
+    leading: bool,
+    /// The round the pending relations will be committed in.
+    next_round: u64,
+    /// Every round below this one has ended.
+    ended: u64,
+    /// Rounds whose transaction failed (their waiters retry on their own).
+    failed: VecDeque<u64>,
+    /// Workers in the middle of a connector call.
+    delivering: usize,
+    /// A leader waits for them to join its round.
+    gathering: bool,
+}
+
+/// Shared by the outgoing workers of one database.
+#[derive(Default)]
+pub struct GroupCommit {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a connector call in progress until the guard drops: a leader
+    /// waits (briefly) for it to join its round.
+    pub fn delivering(&self) -> Delivering<'_> {
+        self.lock().delivering += 1;
+        Delivering { group: self, active: true }
+    }
+
+    /// Removes the relations `sync_ids` (and tasks left with none) and
+    /// returns once that is committed, possibly together with other
+    /// workers' relations. `conn` is used when this worker leads a round.
+    /// `call`, the call that delivered them, ends as they join the round.
+    pub fn complete(
+        &self,
+        conn: &mut Connection,
+        gate: &WriteGate,
+        sync_ids: &[i64],
+        call: Option<Delivering<'_>>,
+    ) -> rusqlite::Result<()> {
+        let mut st = self.lock();
+        if let Some(mut call) = call {
+            call.active = false;
+            st.delivering -= 1;
+            if st.gathering && st.delivering == 0 {
+                self.cv.notify_all();
+            }
+        }
+        if sync_ids.is_empty() {
+            return Ok(());
+        }
+        st.pending.extend_from_slice(sync_ids);
+        let mine = st.next_round;
+        loop {
+            if st.ended > mine {
+                if st.failed.contains(&mine) {
+                    // The shared transaction failed: try ours alone, so the
+                    // error this worker reports is its own.
+                    drop(st);
+                    let _turn = gate.enter();
+                    return queue::complete(conn, sync_ids);
+                }
+                return Ok(());
+            }
+            if st.leading {
+                st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.leading = true;
+            if st.delivering > 0 {
+                st.gathering = true;
+                let deadline = Instant::now() + GATHER;
+                while st.delivering > 0 {
+                    let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+                    st = self.cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                st.gathering = false;
+            }
+            let round = st.next_round;
+            st.next_round += 1;
+            let batch = std::mem::take(&mut st.pending);
+            drop(st);
+            let result = {
+                let _turn = gate.enter();
+                queue::complete(conn, &batch)
+            };
+            st = self.lock();
+            st.leading = false;
+            st.ended = round + 1;
+            if result.is_err() {
+                st.failed.push_back(round);
+                if st.failed.len() > FAILED_KEPT {
+                    st.failed.pop_front();
+                }
+            }
+            self.cv.notify_all();
+            // A round this worker leads always carries its relations (an
+            // earlier leader would have taken them and ended that round).
+            debug_assert_eq!(round, mine);
+            return result;
+        }
+    }
+}
+
+/// A connector call in progress (see [`GroupCommit::delivering`]).
+pub struct Delivering<'a> {
+    group: &'a GroupCommit,
+    /// Still counted (not handed to [`GroupCommit::complete`]).
+    active: bool,
+}
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        if !self.active {
+            return;
+        }
+        let mut st = self.group.lock();
+        st.delivering -= 1;
+        if st.gathering && st.delivering == 0 {
+            self.group.cv.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+    use std::sync::Arc;
+
+    fn queued(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn concurrent_workers_remove_all_their_relations() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute_batch(
+            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, ConnectorClassName)
+             VALUES ('A', 'A', 'a', 'A'), ('B', 'B', 'b', 'B'), ('C', 'C', 'c', 'C');",
+        )
+        .unwrap();
+        let ids: Vec<i64> = conn
+            .prepare("SELECT ConnectorID FROM Integration_Connector WHERE ConnectorName IN ('A','B','C')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for task in 1..=200 {
+            conn.execute(
+                "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskTitle, TaskData)
+                 VALUES (0, 'CreateObject', 'SimpleSnapshot', 't', '{}')",
+                [],
+            )
+            .unwrap();
+            for c in &ids {
+                conn.execute(
+                    "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationConnectorID,
+                     SynchronizationIsInbound, SynchronizationDataType) VALUES (?1, ?2, 0, 'SimpleSnapshot')",
+                    [task, *c],
+                )
+                .unwrap();
+            }
+        }
+        let group = Arc::new(GroupCommit::default());
+        let threads: Vec<_> = ids
+            .iter()
+            .map(|&connector| {
+                let (db, group) = (db.clone(), group.clone());
+                std::thread::spawn(move || {
+                    let mut conn = db.connect().unwrap();
+                    let mine: Vec<i64> = conn
+                        .prepare("SELECT SynchronizationID FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1 ORDER BY 1")
+                        .unwrap()
+                        .query_map([connector], |r| r.get(0))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    for id in mine {
+                        group.complete(&mut conn, db.gate(), &[id], Some(group.delivering())).unwrap();
+                        // Committed when complete returns: visible to a new reader.
+                        let left: i64 = db
+                            .connect()
+                            .unwrap()
+                            .query_row(
+                                "SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationID = ?1",
+                                [id],
+                                |r| r.get(0),
+                            )
+                            .unwrap();
+                        assert_eq!(left, 0, "relation {id} still queued after complete returned");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(queued(&conn), 0);
+        let tasks: i64 = conn.query_row("SELECT count(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();
+        assert_eq!(tasks, 0, "every task went with its last relation");
+    }
+}
