@@ -8,7 +8,7 @@ use crate::db::{Database, DbError, WriteGate};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
-use crate::outgoing::payload::{self, Payload};
+use crate::outgoing::payload;
 use crate::outgoing::subscribers::{subscribers, Subscriber};
 use crate::outgoing::sync::{self, SyncOutcome};
 use crate::queue::{self, NewTask};
@@ -65,7 +65,8 @@ pub struct ChangeResult {
 }
 
 struct Pending {
-    applied: Applied,
+    task_type: connector_abi::TaskType,
+    site_name: Option<String>,
     title: String,
     sync_subscribers: Vec<Subscriber>,
     sync_object: Option<CmsObject>,
@@ -141,26 +142,20 @@ impl Content {
         let mut woken: Vec<String> = Vec::new();
         for (index, applied) in applied_all.into_iter().enumerate() {
             let title = change::title(&self.types, applied.task_type, &applied.object);
-            let mut result = ChangeResult {
-                object: applied.object.clone(),
-                task_type: applied.task_type,
-                task_id: None,
-                title: title.clone(),
-                queued_for: Vec::new(),
-                sync: Vec::new(),
-            };
+            let mut task_id = None;
+            let mut queued_for = Vec::new();
             let mut sync_subscribers = Vec::new();
             let mut sync_object = None;
             if settings.logs_outgoing() {
                 let (sync_subs, async_subs): (Vec<Subscriber>, Vec<Subscriber>) =
                     subscribers(&set, &applied, origin).into_iter().partition(|s| s.process_type.is_sync());
                 if !async_subs.is_empty() {
-                    let task_id = self
-                        .log_task(&tx, &applied, &title, &async_subs)
-                        .map_err(|source| ChangeError::Change { index, source })?;
-                    result.task_id = Some(task_id);
-                    result.queued_for = async_subs.iter().map(|s| s.connector.name.clone()).collect();
-                    woken.extend(result.queued_for.iter().cloned());
+                    task_id = Some(
+                        self.log_task(&tx, &applied, &title, &async_subs)
+                            .map_err(|source| ChangeError::Change { index, source })?,
+                    );
+                    queued_for = async_subs.into_iter().map(|s| s.connector.name.clone()).collect();
+                    woken.extend(queued_for.iter().cloned());
                 }
                 if !sync_subs.is_empty() && settings.processes_outgoing() {
                     let data_type =
@@ -171,8 +166,21 @@ impl Content {
                     sync_subscribers = sync_subs;
                 }
             }
-            pending.push(Pending { applied, title, sync_subscribers, sync_object });
-            results.push(result);
+            pending.push(Pending {
+                task_type: applied.task_type,
+                site_name: applied.site_name,
+                title: title.clone(),
+                sync_subscribers,
+                sync_object,
+            });
+            results.push(ChangeResult {
+                object: applied.object,
+                task_type: applied.task_type,
+                task_id,
+                title,
+                queued_for,
+                sync: Vec::new(),
+            });
         }
         tx.commit()?;
         drop(turn);
@@ -184,7 +192,7 @@ impl Content {
         }
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
             if let Some(object) = p.sync_object {
-                let task = SyncTask { task_type: p.applied.task_type, site_name: p.applied.site_name.clone(), object };
+                let task = SyncTask { task_type: p.task_type, site_name: p.site_name, object };
                 let subs: Vec<&Subscriber> = p.sync_subscribers.iter().collect();
                 result.sync = sync::process(&self.events, &subs, &task, &p.title);
             }
@@ -204,8 +212,8 @@ impl Content {
         let data_types: Vec<TaskDataType> =
             subs.iter().map(|s| payload::data_type_for(s.process_type, &applied.object)).collect();
         let richest = data_types.iter().copied().fold(TaskDataType::Simple, payload::richer);
-        let Payload { object, translations } = payload::build(tx, &self.types, applied, richest)?;
-        let data = serde_json::to_string(&Payload { object, translations }).expect("a payload serializes");
+        let data =
+            serde_json::to_string(&payload::build(tx, &self.types, applied, richest)?).expect("a payload serializes");
         let task_id = queue::insert_task(
             tx,
             &NewTask {
@@ -219,9 +227,8 @@ impl Content {
                 data: &data,
             },
         )?;
-        for (s, data_type) in subs.iter().zip(data_types) {
-            queue::insert_relation(tx, task_id, s.connector.id, false, data_type)?;
-        }
+        let relations: Vec<(i64, TaskDataType)> = subs.iter().map(|s| s.connector.id).zip(data_types).collect();
+        queue::insert_relations(tx, task_id, false, &relations)?;
         Ok(task_id)
     }
 }

@@ -86,6 +86,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("schema/v1.sql") },
     Migration { version: 2, sql: include_str!("schema/v2.sql") },
     Migration { version: 3, sql: include_str!("schema/v3.sql") },
+    Migration { version: 4, sql: include_str!("schema/v4.sql") },
 ];
 
 impl Database {

@@ -65,9 +65,9 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
     )?
     .execute(params![
         t.inbound,
-        t.task_type.to_string(),
-        t.data_type.to_string(),
-        t.process_type.map(|p| p.to_string()),
+        t.task_type.name(),
+        t.data_type.name(),
+        t.process_type.map(|p| p.name()),
         t.site_name,
         t.title,
         object_type,
@@ -80,6 +80,7 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
     Ok(conn.last_insert_rowid())
 }
 
+/// Queues a task for one connector.
 pub fn insert_relation(
     conn: &Connection,
     task_id: i64,
@@ -87,11 +88,43 @@ pub fn insert_relation(
     inbound: bool,
     data_type: TaskDataType,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationConnectorID, \
-         SynchronizationIsInbound, SynchronizationDataType) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![task_id, connector_id, inbound, data_type.to_string()])?;
+    insert_relations(conn, task_id, inbound, &[(connector_id, data_type)])
+}
+
+/// How many relations one INSERT statement carries at most.
+const RELATIONS_PER_INSERT: usize = 8;
+
+/// Queues a task for several connectors (`(connector ID, data type)`), up
+/// to [`RELATIONS_PER_INSERT`] rows per statement.
+pub fn insert_relations(
+    conn: &Connection,
+    task_id: i64,
+    inbound: bool,
+    relations: &[(i64, TaskDataType)],
+) -> rusqlite::Result<()> {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        (1..=RELATIONS_PER_INSERT)
+            .map(|n| {
+                let rows: Vec<String> = (0..n).map(|i| format!("(?1, ?2, ?{}, ?{})", 3 + 2 * i, 4 + 2 * i)).collect();
+                format!(
+                    "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
+                     SynchronizationConnectorID, SynchronizationDataType) VALUES {}",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    });
+    for chunk in relations.chunks(RELATIONS_PER_INSERT) {
+        let mut stmt = conn.prepare_cached(&sql[chunk.len() - 1])?;
+        stmt.raw_bind_parameter(1, task_id)?;
+        stmt.raw_bind_parameter(2, inbound)?;
+        for (i, (connector_id, data_type)) in chunk.iter().enumerate() {
+            stmt.raw_bind_parameter(3 + 2 * i, connector_id)?;
+            stmt.raw_bind_parameter(4 + 2 * i, data_type.name())?;
+        }
+        stmt.raw_execute()?;
+    }
     Ok(())
 }
 

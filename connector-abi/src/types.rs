@@ -216,10 +216,15 @@ impl std::error::Error for UnknownValue {}
 /// stay the ones the documents use.
 macro_rules! name_conversions {
     ($($ty:ident => [$($variant:ident),+]),+ $(,)?) => {$(
+        impl $ty {
+            /// The variant name, as documents and the database spell it.
+            pub fn name(&self) -> &'static str {
+                match self { $($ty::$variant => stringify!($variant)),+ }
+            }
+        }
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let name = match self { $($ty::$variant => stringify!($variant)),+ };
-                f.write_str(name)
+                f.write_str(self.name())
             }
         }
         impl FromStr for $ty {
