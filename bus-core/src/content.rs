@@ -11,7 +11,7 @@ use crate::object_types::ObjectTypes;
 use crate::outgoing::payload;
 use crate::outgoing::subscribers::{subscribers, Subscriber};
 use crate::outgoing::sync::{self, SyncOutcome};
-use crate::queue::{self, NewTask};
+use crate::queue::{self, NewTask, Queued};
 use crate::settings;
 use crate::store::StoreError;
 use crate::worker::Workers;
@@ -62,6 +62,13 @@ pub struct ChangeResult {
     pub queued_for: Vec<String>,
     /// What the synchronous subscribers did.
     pub sync: Vec<SyncOutcome>,
+}
+
+/// A task logged for asynchronous subscribers.
+struct Logged {
+    task_id: i64,
+    /// The task as the head of the queues it started, by connector name.
+    heads: Vec<(String, Queued)>,
 }
 
 struct Pending {
@@ -140,6 +147,10 @@ impl Content {
         let mut results = Vec::with_capacity(applied_all.len());
         let mut pending = Vec::with_capacity(applied_all.len());
         let mut woken: Vec<String> = Vec::new();
+        // Connectors whose queue is known not to be empty in this transaction.
+        let mut busy: Vec<i64> = Vec::new();
+        let mut handed: Vec<(String, Queued)> = Vec::new();
+        let hand_over = settings.processes_outgoing();
         for (index, applied) in applied_all.into_iter().enumerate() {
             let title = change::title(&self.types, applied.task_type, &applied.object);
             let mut task_id = None;
@@ -150,10 +161,11 @@ impl Content {
                 let (sync_subs, async_subs): (Vec<Subscriber>, Vec<Subscriber>) =
                     subscribers(&set, &applied, origin).into_iter().partition(|s| s.process_type.is_sync());
                 if !async_subs.is_empty() {
-                    task_id = Some(
-                        self.log_task(&tx, &applied, &title, &async_subs)
-                            .map_err(|source| ChangeError::Change { index, source })?,
-                    );
+                    let logged = self
+                        .log_task(&tx, &applied, &title, &async_subs, hand_over.then_some(&mut busy))
+                        .map_err(|source| ChangeError::Change { index, source })?;
+                    task_id = Some(logged.task_id);
+                    handed.extend(logged.heads);
                     queued_for = async_subs.into_iter().map(|s| s.connector.name.clone()).collect();
                     woken.extend(queued_for.iter().cloned());
                 }
@@ -188,6 +200,7 @@ impl Content {
         if settings.processes_outgoing() {
             woken.sort();
             woken.dedup();
+            self.outgoing.hand_over(handed);
             self.outgoing.wake(woken.iter().map(String::as_str));
         }
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
@@ -202,13 +215,18 @@ impl Content {
 
     /// Logs one task for the asynchronous subscribers: the payload once, for
     /// the richest data mode among them, and one relation per connector.
+    /// With `busy` (processing is on), the task is also returned as the head
+    /// of each queue it starts (the queue was empty): the worker gets it with
+    /// its wake-up and calls the connector without reading the queue.
+    /// `busy` lists the connectors whose queues are known not to be empty.
     fn log_task(
         &self,
         tx: &Connection,
         applied: &Applied,
         title: &str,
         subs: &[Subscriber],
-    ) -> Result<i64, StoreError> {
+        busy: Option<&mut Vec<i64>>,
+    ) -> Result<Logged, StoreError> {
         let data_types: Vec<TaskDataType> =
             subs.iter().map(|s| payload::data_type_for(s.process_type, &applied.object)).collect();
         let richest = data_types.iter().copied().fold(TaskDataType::Simple, payload::richer);
@@ -227,8 +245,46 @@ impl Content {
                 data: &data,
             },
         )?;
-        let relations: Vec<(i64, TaskDataType)> = subs.iter().map(|s| s.connector.id).zip(data_types).collect();
+        let relations: Vec<(i64, TaskDataType)> =
+            subs.iter().map(|s| s.connector.id).zip(data_types.iter().copied()).collect();
+        let mut heads = Vec::new();
+        if let Some(busy) = busy {
+            for (s, data_type) in subs.iter().zip(&data_types) {
+                if busy.contains(&s.connector.id) {
+                    continue;
+                }
+                busy.push(s.connector.id);
+                if queue::is_empty(tx, s.connector.id, false)? {
+                    heads.push((s, *data_type));
+                }
+            }
+        }
         queue::insert_relations(tx, task_id, false, &relations)?;
-        Ok(task_id)
+        let heads = if heads.is_empty() {
+            Vec::new()
+        } else {
+            let ids = queue::relation_ids(tx, task_id, false)?;
+            heads
+                .into_iter()
+                .filter_map(|(s, data_type)| {
+                    let sync_id = ids.iter().find(|(c, _)| *c == s.connector.id)?.1;
+                    Some((
+                        s.connector.name.clone(),
+                        Queued {
+                            sync_id,
+                            task_id,
+                            task_type: applied.task_type.name().to_owned(),
+                            task_data_type: richest.name().to_owned(),
+                            data_type: data_type.name().to_owned(),
+                            process_type: None,
+                            site_name: applied.site_name.clone(),
+                            title: title.to_owned(),
+                            data: data.clone(),
+                        },
+                    ))
+                })
+                .collect()
+        };
+        Ok(Logged { task_id, heads })
     }
 }

@@ -181,6 +181,25 @@ pub fn next_batch(
     .collect()
 }
 
+/// True when nothing is queued for the connector in this direction.
+pub fn is_empty(conn: &Connection, connector_id: i64, inbound: bool) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT NOT EXISTS (SELECT 1 FROM Integration_Synchronization \
+         WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2)",
+    )?
+    .query_row(params![connector_id, inbound], |r| r.get(0))
+}
+
+/// The relations of a task: `(connector ID, relation ID)`.
+pub fn relation_ids(conn: &Connection, task_id: i64, inbound: bool) -> rusqlite::Result<Vec<(i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT SynchronizationConnectorID, SynchronizationID FROM Integration_Synchronization \
+         WHERE SynchronizationIsInbound = ?1 AND SynchronizationTaskID = ?2",
+    )?
+    .query_map(params![inbound, task_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
 /// The newest task in a connector's queue (0 when empty).
 pub fn newest(conn: &Connection, connector_id: i64, inbound: bool) -> rusqlite::Result<i64> {
     conn.prepare_cached(

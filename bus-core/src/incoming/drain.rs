@@ -45,11 +45,12 @@ impl Drain for IncomingDrain {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
+        handed: Vec<Queued>,
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
         // Incoming runs always include tasks passed over before (SkipOnError).
-        let mut batches = Batches::new(selection, connector.id, true, true, config.batch_size);
+        let mut batches = Batches::new(selection, connector.id, true, true, config.batch_size).starting_with(handed);
         loop {
             let batch = batches.next(conn)?;
             if batch.is_empty() {

@@ -42,11 +42,12 @@ impl Drain for OutgoingDrain {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
+        handed: Vec<Queued>,
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
         let mut done: Vec<i64> = Vec::new();
-        let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size);
+        let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size).starting_with(handed);
         loop {
             let batch = batches.next(conn)?;
             if batch.is_empty() {

@@ -30,7 +30,9 @@ pub trait Drain: Send + Sync + 'static {
     /// or only when asked (incoming: scheduler, notify, synchronize).
     fn automatic(&self) -> bool;
     /// Processes the selected tasks in creation order. `manual` includes tasks
-    /// passed over by earlier runs.
+    /// passed over by earlier runs. `handed` are the first tasks of the queue
+    /// as the change pipeline handed them over (see [`Workers::hand_over`]);
+    /// the rest is read from the database.
     /// Every write goes through `gate`, one at a time; the gate must not be
     /// held while calling into a connector or into the change pipeline.
     #[allow(clippy::too_many_arguments)]
@@ -41,6 +43,7 @@ pub trait Drain: Send + Sync + 'static {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
+        handed: Vec<Queued>,
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error>;
@@ -53,10 +56,13 @@ pub struct Recorder<'a> {
     pub connector: &'a str,
     pub direction: &'static str,
     pub outcomes: Option<&'a mut Vec<TaskOutcome>>,
+    /// The newest task recorded so far.
+    pub newest: i64,
 }
 
 impl Recorder<'_> {
     pub fn record(&mut self, task_id: i64, result: TaskResult, error: Option<String>, elapsed: Duration) {
+        self.newest = self.newest.max(task_id);
         self.metrics.record(self.connector, self.direction, result, elapsed);
         if let Some(outcomes) = self.outcomes.as_deref_mut() {
             outcomes.push(TaskOutcome { task_id, connector: self.connector.to_owned(), result, error });
@@ -67,6 +73,8 @@ impl Recorder<'_> {
 /// Reads the selected tasks of one connector's queue, oldest first, a batch
 /// at a time: all of them (from a cursor), or the given IDs in creation order.
 pub struct Batches {
+    /// Tasks handed over with the wake-up: the first batch.
+    handed: Vec<Queued>,
     ids: Option<std::vec::IntoIter<i64>>,
     cursor: i64,
     connector_id: i64,
@@ -92,12 +100,19 @@ impl Batches {
             }
             Selection::All => None,
         };
-        Batches { ids, cursor: 0, connector_id, inbound, include_skipped, batch_size }
+        Batches { handed: Vec::new(), ids, cursor: 0, connector_id, inbound, include_skipped, batch_size }
+    }
+
+    /// Starts with `handed`, the head of the queue, before reading on.
+    pub fn starting_with(mut self, handed: Vec<Queued>) -> Self {
+        self.handed = handed;
+        self
     }
 
     /// The next batch; empty when the selection is done.
     pub fn next(&mut self, conn: &Connection) -> rusqlite::Result<Vec<Queued>> {
         let batch = match &mut self.ids {
+            _ if !self.handed.is_empty() => std::mem::take(&mut self.handed),
             None => queue::next_batch(
                 conn,
                 self.connector_id,
@@ -262,6 +277,21 @@ impl Workers {
                         tracing::error!(connector = %name, error = %e, "cannot start the connector's worker thread")
                     }
                 },
+            }
+        }
+    }
+
+    /// Gives workers the tasks that now head their (so far empty) queues,
+    /// read by the change pipeline, and wakes them: they call the connector
+    /// without reading the queue first.
+    pub fn hand_over(&self, handed: Vec<(String, Queued)>) {
+        if handed.is_empty() {
+            return;
+        }
+        let workers = self.workers();
+        for (name, task) in handed {
+            if let Some(w) = workers.get(&name) {
+                w.hand_over(task);
             }
         }
     }

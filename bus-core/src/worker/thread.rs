@@ -6,7 +6,7 @@ use super::{Drain, Recorder, RunEnd, TaskOutcome, WorkerConfig};
 use crate::connector::LiveConnector;
 use crate::db::Database;
 use crate::metrics::Metrics;
-use crate::queue::{self, Selection};
+use crate::queue::{self, Queued, Selection};
 use crate::settings;
 use rusqlite::Connection;
 use std::collections::VecDeque;
@@ -30,7 +30,13 @@ struct State {
     jobs: VecDeque<Job>,
     retry_at: Option<Instant>,
     failures: u32,
+    /// Tasks that head the queue, handed over by the change pipeline.
+    handed: Vec<Queued>,
 }
+
+/// At most this many handed-over tasks wait for a worker; past it they are
+/// dropped and read from the queue instead.
+const HANDED_MAX: usize = 256;
 
 struct Shared {
     name: String,
@@ -76,6 +82,7 @@ impl Worker {
                     last_seen: 0,
                     was_enabled: false,
                     settings: None,
+                    looked_at: 0,
                 }
                 .run()
             },
@@ -87,6 +94,7 @@ impl Worker {
     pub fn replace(&self, connector: Arc<LiveConnector>) {
         let mut st = self.shared.lock();
         st.connector = Some(connector);
+        st.handed.clear();
         st.wake = true;
         self.shared.cv.notify_one();
     }
@@ -94,6 +102,18 @@ impl Worker {
     /// Processes the queue now (a task was logged).
     pub fn wake(&self) {
         let mut st = self.shared.lock();
+        st.wake = true;
+        self.shared.cv.notify_one();
+    }
+
+    /// Processes the queue now, starting with `task`, the head of the queue.
+    pub fn hand_over(&self, task: Queued) {
+        let mut st = self.shared.lock();
+        if st.handed.len() < HANDED_MAX {
+            st.handed.push(task);
+        } else {
+            st.handed.clear();
+        }
         st.wake = true;
         self.shared.cv.notify_one();
     }
@@ -138,6 +158,9 @@ struct Runner {
     /// The settings, re-read at most every [`SETTINGS_TTL`] (or when woken
     /// after a settings change).
     settings: Option<(Instant, crate::settings::Settings)>,
+    /// The newest task any run looked at: a handed-over task not newer was
+    /// already processed (by a run that read it from the queue).
+    looked_at: i64,
 }
 
 /// How long a worker trusts the settings it read (changes made through this
@@ -146,7 +169,7 @@ const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 enum Wakeup {
     Stop,
-    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool },
+    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Vec<Queued> },
     Idle(Arc<LiveConnector>),
 }
 
@@ -157,10 +180,12 @@ impl Runner {
                 Wakeup::Stop => return,
                 Wakeup::Idle(connector) => {
                     if self.drain.automatic() && self.has_news(&connector) {
-                        self.work(&connector, Vec::new(), true, false);
+                        self.work(&connector, Vec::new(), true, false, Vec::new());
                     }
                 }
-                Wakeup::Work { connector, jobs, run_queue, fresh } => self.work(&connector, jobs, run_queue, fresh),
+                Wakeup::Work { connector, jobs, run_queue, fresh, handed } => {
+                    self.work(&connector, jobs, run_queue, fresh, handed)
+                }
             }
         }
     }
@@ -184,7 +209,8 @@ impl Runner {
                 }
                 let run_queue = st.jobs.is_empty() || retry_due;
                 let fresh = std::mem::take(&mut st.settings_changed);
-                return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue, fresh };
+                let handed = std::mem::take(&mut st.handed);
+                return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue, fresh, handed };
             }
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
             let (guard, result) = self.shared.cv.wait_timeout(st, timeout).unwrap_or_else(|p| p.into_inner());
@@ -245,7 +271,13 @@ impl Runner {
         }
     }
 
-    fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool, fresh: bool) {
+    fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Vec<Queued>) {
+        // Handed-over tasks head the queue only if no run got to them first
+        // (and no synchronize request runs before them).
+        let mut handed = handed;
+        if !jobs.is_empty() || handed.first().is_some_and(|t| t.task_id <= self.looked_at) {
+            handed.clear();
+        }
         // A synchronize request always sees the current settings.
         let enabled = self.settings(fresh || !jobs.is_empty()).is_some_and(|s| self.drain.enabled(&s));
         self.was_enabled = enabled;
@@ -258,12 +290,12 @@ impl Runner {
                 continue;
             }
             let mut outcomes = Vec::new();
-            let end = self.process(connector, &job.selection, true, Some(&mut outcomes));
+            let end = self.process(connector, &job.selection, true, Vec::new(), Some(&mut outcomes));
             self.after_run(end);
             let _ = job.reply.send(Ok(outcomes));
         }
         if enabled && run_queue {
-            let end = self.process(connector, &Selection::All, false, None);
+            let end = self.process(connector, &Selection::All, false, handed, None);
             self.after_run(end);
         }
     }
@@ -297,6 +329,7 @@ impl Runner {
         connector: &LiveConnector,
         selection: &Selection,
         manual: bool,
+        handed: Vec<Queued>,
         outcomes: Option<&mut Vec<TaskOutcome>>,
     ) -> Result<RunEnd, rusqlite::Error> {
         let config = self.config;
@@ -304,10 +337,18 @@ impl Runner {
         let metrics = self.metrics.clone();
         let gate = self.db.gate().clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
-        let mut recorder =
-            Recorder { metrics: &metrics, connector: &connector.name, direction: drain.direction().name(), outcomes };
-        let end = drain.process(conn, &gate, connector, selection, manual, &config, &mut recorder)?;
-        let newest = queue::newest(conn, connector.id, drain.direction().inbound())?;
+        let mut recorder = Recorder {
+            metrics: &metrics,
+            connector: &connector.name,
+            direction: drain.direction().name(),
+            outcomes,
+            newest: 0,
+        };
+        let end = drain.process(conn, &gate, connector, selection, manual, handed, &config, &mut recorder);
+        let looked_at = recorder.newest;
+        let newest = end.and_then(|end| Ok((end, queue::newest(conn, connector.id, drain.direction().inbound())?)));
+        self.looked_at = self.looked_at.max(looked_at);
+        let (end, newest) = newest?;
         self.last_seen = self.last_seen.max(newest);
         Ok(end)
     }
