@@ -74,9 +74,6 @@ pub fn latency(rig: &Rig, samples: usize, first: &mut u64) -> Result<Vec<Duratio
     for _ in 0..samples {
         let start = Instant::now();
         let result = rig.content.apply(user(*first), None)?;
-        if std::env::var_os("BENCH_DEBUG").is_some() {
-            eprintln!("apply {:?}", start.elapsed());
-        }
         *first += 1;
         let task = result.task_id.expect("a task was logged");
         let seen = rig.signals.wait(task);

@@ -36,7 +36,9 @@ fn options() -> Result<Options> {
                     args.next().context("--backlog needs a number")?.parse().context("--backlog needs a number")?
             }
             "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
-            "--only" => o.only = Some(args.next().context("--only needs a phase: logging, single, e2e, latency")?),
+            "--only" => {
+                o.only = Some(args.next().context("--only needs a phase: logging, single, full, e2e, latency")?)
+            }
             "--quick" => {
                 o.backlog = 100_000;
                 o.budget = Duration::from_secs(1);
@@ -63,6 +65,14 @@ fn library() -> Result<PathBuf> {
     Ok(lib)
 }
 
+/// Flushes what earlier phases left for the kernel to write back, so it
+/// does not compete with the next phase's commits (the raw batched phase
+/// alone leaves hundreds of megabytes).
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -84,15 +94,15 @@ fn main() -> Result<()> {
         let rig = Rig::new(
             &dir.join("only"),
             &lib,
-            Durability::Normal,
+            if phase == "full" { Durability::Full } else { Durability::Normal },
             if phase == "latency" { 1 } else { 3 },
             if phase == "latency" { "signal" } else { "" },
-            !matches!(phase.as_str(), "logging" | "single"),
+            !matches!(phase.as_str(), "logging" | "single" | "full"),
         )?;
         let start = Instant::now();
         match phase.as_str() {
             "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
-            "single" => eprintln!("{:.0} changes/s", bus::logging(&rig, 1, o.budget, &mut n)?),
+            "single" | "full" => eprintln!("{:.0} changes/s", bus::logging(&rig, 1, o.budget, &mut n)?),
             "e2e" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
             "latency" => {
                 let lat = bus::latency(&rig, 400, &mut n)?;
@@ -104,15 +114,20 @@ fn main() -> Result<()> {
         return Ok(());
     }
     eprintln!("raw SQLite…");
+    settle();
     let raw_full = raw::single_row_commits(dir, "FULL", o.budget)?;
+    settle();
     let raw_normal = raw::single_row_commits(dir, "NORMAL", o.budget)?;
+    settle();
     let raw_batch = raw::batched_rows(dir, o.budget)?;
+    settle();
     let raw_queue = raw::queue_cycle(dir, 60_000)?;
     figures.push(Figure::plain("raw: 1-row transactions, FULL", raw_full, "tx/s"));
     figures.push(Figure::plain("raw: 1-row transactions, NORMAL", raw_normal, "tx/s"));
     figures.push(Figure::plain("raw: rows inserted 1,000 per transaction", raw_batch, "rows/s"));
     figures.push(Figure::plain("raw: bare queue cycle (task + 3 relations, dequeue, delete)", raw_queue, "tasks/s"));
 
+    settle();
     eprintln!("bus: logging…");
     let full = Rig::new(&dir.join("full"), &lib, Durability::Full, 3, "", false)?;
     let log_full = bus::logging(&full, 1, o.budget, &mut n)?;
@@ -124,6 +139,7 @@ fn main() -> Result<()> {
         ("raw 1-row FULL", raw_full),
         0.80,
     ));
+    settle();
     let normal = Rig::new(&dir.join("normal"), &lib, Durability::Normal, 3, "", false)?;
     let log_100 = bus::logging(&normal, 100, o.budget, &mut n)?;
     let log_1000 = bus::logging(&normal, 1000, o.budget, &mut n)?;
@@ -143,6 +159,7 @@ fn main() -> Result<()> {
         0.20,
     ));
 
+    settle();
     eprintln!("bus: end-to-end drain…");
     let e2e_rig = Rig::new(&dir.join("e2e"), &lib, Durability::Normal, 3, "", true)?;
     let e2e = bus::end_to_end(&e2e_rig, 60_000, &mut n)?;
@@ -162,6 +179,7 @@ fn main() -> Result<()> {
         0.75,
     ));
     let batched = WorkerConfig { delete_batch: 256, ..WorkerConfig::default() };
+    settle();
     let batched_rig = Rig::with_workers(&dir.join("e2e-batched"), &lib, Durability::Normal, 3, "", true, batched)?;
     let e2e_batched = bus::end_to_end(&batched_rig, 60_000, &mut n)?;
     drop(batched_rig);
@@ -173,6 +191,7 @@ fn main() -> Result<()> {
         0.75,
     ));
 
+    settle();
     eprintln!("bus: latency…");
     let idle = Rig::new(&dir.join("latency"), &lib, Durability::Normal, 1, "signal", true)?;
     let lat = bus::latency(&idle, 400, &mut n)?;
@@ -195,6 +214,7 @@ fn main() -> Result<()> {
         10.0,
     ));
 
+    settle();
     eprintln!("bus: reinitialization…");
     let (noticed, reinit) = reinitialization(&dir.join("reinit"), &lib)?;
     figures.push(Figure::below("bus: registry edit noticed after commit", noticed, "ms", 1000.0));
@@ -232,6 +252,7 @@ fn main() -> Result<()> {
         "ms",
         100.0,
     ));
+    settle();
     eprintln!("  draining…");
     let drain_relations = (o.backlog as i64 * 3 / 10).min(300_000);
     let backlog_rate = bus::drain(&backlog, drain_relations)?;
