@@ -30,13 +30,11 @@ struct State {
     jobs: VecDeque<Job>,
     retry_at: Option<Instant>,
     failures: u32,
-    /// Tasks that head the queue, handed over by the change pipeline.
-    handed: Vec<Queued>,
+    /// The task heading the queue, handed over by the change pipeline. Only
+    /// the newest is kept: a task heads the queue only once the one handed
+    /// before it is gone.
+    handed: Option<Queued>,
 }
-
-/// At most this many handed-over tasks wait for a worker; past it they are
-/// dropped and read from the queue instead.
-const HANDED_MAX: usize = 256;
 
 struct Shared {
     name: String,
@@ -94,7 +92,7 @@ impl Worker {
     pub fn replace(&self, connector: Arc<LiveConnector>) {
         let mut st = self.shared.lock();
         st.connector = Some(connector);
-        st.handed.clear();
+        st.handed = None;
         st.wake = true;
         self.shared.cv.notify_one();
     }
@@ -109,11 +107,7 @@ impl Worker {
     /// Processes the queue now, starting with `task`, the head of the queue.
     pub fn hand_over(&self, task: Queued) {
         let mut st = self.shared.lock();
-        if st.handed.len() < HANDED_MAX {
-            st.handed.push(task);
-        } else {
-            st.handed.clear();
-        }
+        st.handed = Some(task);
         st.wake = true;
         self.shared.cv.notify_one();
     }
@@ -169,7 +163,7 @@ const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 enum Wakeup {
     Stop,
-    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Vec<Queued> },
+    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Option<Box<Queued>> },
     Idle(Arc<LiveConnector>),
 }
 
@@ -180,11 +174,11 @@ impl Runner {
                 Wakeup::Stop => return,
                 Wakeup::Idle(connector) => {
                     if self.drain.automatic() && self.has_news(&connector) {
-                        self.work(&connector, Vec::new(), true, false, Vec::new());
+                        self.work(&connector, Vec::new(), true, false, None);
                     }
                 }
                 Wakeup::Work { connector, jobs, run_queue, fresh, handed } => {
-                    self.work(&connector, jobs, run_queue, fresh, handed)
+                    self.work(&connector, jobs, run_queue, fresh, handed.map(|t| *t))
                 }
             }
         }
@@ -209,7 +203,7 @@ impl Runner {
                 }
                 let run_queue = st.jobs.is_empty() || retry_due;
                 let fresh = std::mem::take(&mut st.settings_changed);
-                let handed = std::mem::take(&mut st.handed);
+                let handed = st.handed.take().map(Box::new);
                 return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue, fresh, handed };
             }
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
@@ -271,13 +265,18 @@ impl Runner {
         }
     }
 
-    fn work(&mut self, connector: &LiveConnector, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Vec<Queued>) {
-        // Handed-over tasks head the queue only if no run got to them first
-        // (and no synchronize request runs before them).
-        let mut handed = handed;
-        if !jobs.is_empty() || handed.first().is_some_and(|t| t.task_id <= self.looked_at) {
-            handed.clear();
-        }
+    fn work(
+        &mut self,
+        connector: &LiveConnector,
+        jobs: Vec<Job>,
+        run_queue: bool,
+        fresh: bool,
+        handed: Option<Queued>,
+    ) {
+        // A handed-over task heads the queue only if no run got to it first
+        // (and no synchronize request runs before it).
+        let handed: Vec<Queued> =
+            handed.filter(|t| jobs.is_empty() && t.task_id > self.looked_at).into_iter().collect();
         // A synchronize request always sees the current settings.
         let enabled = self.settings(fresh || !jobs.is_empty()).is_some_and(|s| self.drain.enabled(&s));
         self.was_enabled = enabled;
