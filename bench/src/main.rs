@@ -37,7 +37,9 @@ fn options() -> Result<Options> {
             }
             "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
             "--only" => {
-                o.only = Some(args.next().context("--only needs a phase: logging, single, full, e2e, latency")?)
+                o.only = Some(
+                    args.next().context("--only needs a phase: logging, single, full, e2e, e2e-batched, latency")?,
+                )
             }
             "--quick" => {
                 o.backlog = 100_000;
@@ -91,19 +93,21 @@ fn main() -> Result<()> {
     let mut n = 0u64;
     if let Some(phase) = &o.only {
         // Profiling one phase: no raw anchors, no report.
-        let rig = Rig::new(
+        let delete_batch = if phase == "e2e-batched" { 256 } else { 1 };
+        let rig = Rig::with_workers(
             &dir.join("only"),
             &lib,
             if phase == "full" { Durability::Full } else { Durability::Normal },
             if phase == "latency" { 1 } else { 3 },
             if phase == "latency" { "signal" } else { "" },
             !matches!(phase.as_str(), "logging" | "single" | "full"),
+            WorkerConfig { delete_batch, ..WorkerConfig::default() },
         )?;
         let start = Instant::now();
         match phase.as_str() {
             "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
             "single" | "full" => eprintln!("{:.0} changes/s", bus::logging(&rig, 1, o.budget, &mut n)?),
-            "e2e" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
+            "e2e" | "e2e-batched" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
             "latency" => {
                 let lat = bus::latency(&rig, 400, &mut n)?;
                 eprintln!("p50 {:?} p99 {:?}", bus::percentile(&lat, 0.5), bus::percentile(&lat, 0.99))

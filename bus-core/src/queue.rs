@@ -60,8 +60,8 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
     };
     conn.prepare_cached(
         "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, \
-         TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         t.inbound,
@@ -75,7 +75,8 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
         node_id,
         document_id,
         alias_path,
-        t.data
+        t.data,
+        crate::db::now()
     ])?;
     Ok(conn.last_insert_rowid())
 }

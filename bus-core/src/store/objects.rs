@@ -254,7 +254,8 @@ pub fn create(
     let inserted = conn
         .prepare_cached(
             "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
-         ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             t.name,
@@ -265,7 +266,8 @@ pub fn create(
             parent.as_ref().map(|p| &p.0),
             parent.as_ref().map(|p| p.1),
             input.group_id,
-            fields
+            fields,
+            crate::db::now()
         ]);
     match inserted {
         Ok(_) => {}
