@@ -114,7 +114,7 @@ impl Rig {
         let loader = Loader::new(dir.join("connectors"), dir.join("state"));
         let manager = Arc::new(ConnectorManager::new(registry.clone(), loader, signals.clone(), events.clone()));
         let metrics = Arc::new(Metrics::default());
-        let outgoing = bus_core::outgoing::workers(db.clone(), workers, metrics.clone());
+        let outgoing = bus_core::outgoing::workers(db.clone(), workers, metrics.clone())?;
         outgoing.follow(&manager);
         let set = manager.reload_all()?;
         anyhow::ensure!(

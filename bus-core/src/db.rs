@@ -87,6 +87,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, sql: include_str!("schema/v2.sql") },
     Migration { version: 3, sql: include_str!("schema/v3.sql") },
     Migration { version: 4, sql: include_str!("schema/v4.sql") },
+    Migration { version: 5, sql: include_str!("schema/v5.sql") },
 ];
 
 impl Database {

@@ -246,6 +246,38 @@ pub fn complete(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()>
     tx.commit()
 }
 
+/// Records relations as delivered (`Integration_Delivered`): they are no
+/// longer handed to their connector, and [`remove_delivered`] removes them.
+pub fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+    const SQL: &str = "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)";
+    if let [one] = sync_ids {
+        // One row: a single statement is its own transaction.
+        conn.prepare_cached(SQL)?.execute([one])?;
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(SQL)?;
+        for id in sync_ids {
+            stmt.execute([id])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Removes every relation recorded as delivered (and tasks left with none),
+/// in one transaction.
+pub fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "DELETE FROM Integration_Synchronization WHERE SynchronizationID IN \
+         (SELECT DeliveredSynchronizationID FROM Integration_Delivered)",
+    )?
+    .execute([])?;
+    tx.prepare_cached("DELETE FROM Integration_Delivered")?.execute([])?;
+    tx.commit()
+}
+
 /// Records a failed attempt: the relation's last error and a sync-log row;
 /// `skipped` marks an ErrorAndSkip (automatic runs pass over the task).
 pub fn record_failure(conn: &mut Connection, sync_id: i64, message: &str, skipped: bool) -> rusqlite::Result<()> {

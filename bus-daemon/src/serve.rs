@@ -19,7 +19,7 @@ pub fn run(config: Config) -> Result<()> {
     let types = Arc::new(config.object_types()?);
     let (manager, services) = bus.manager(&config);
     let metrics = Arc::new(Metrics::default());
-    let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config(), metrics.clone());
+    let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config(), metrics.clone())?;
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
     manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {

@@ -46,7 +46,9 @@ impl Drain for OutgoingDrain {
         config: &WorkerConfig,
         recorder: &mut Recorder<'_>,
     ) -> Result<RunEnd, rusqlite::Error> {
-        let mut done: Vec<i64> = Vec::new();
+        // Delivered, not yet removed: recorded one by one (delete_batch = 1),
+        // or only kept here until `delete_batch` of them are removed at once.
+        let mut delivered = Delivered { recorded: false, kept: Vec::new() };
         let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size).starting_with(handed);
         loop {
             let batch = batches.next(conn)?;
@@ -59,11 +61,14 @@ impl Drain for OutgoingDrain {
                 let response = deliver(connector, q);
                 recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
                 match response.result {
+                    IntegrationProcessResult::Ok if config.delete_batch == 1 => {
+                        self.completions.record_delivered(conn, gate, &[q.sync_id], Some(call))?;
+                        delivered.recorded = true;
+                    }
                     IntegrationProcessResult::Ok => {
-                        done.push(q.sync_id);
-                        if done.len() >= config.delete_batch {
-                            self.completions.complete(conn, gate, &done, Some(call))?;
-                            done.clear();
+                        delivered.kept.push(q.sync_id);
+                        if delivered.kept.len() >= config.delete_batch {
+                            delivered.remove(conn, gate)?;
                         }
                     }
                     IntegrationProcessResult::SkipNow => {
@@ -71,8 +76,7 @@ impl Drain for OutgoingDrain {
                         queue::mark_run(conn, q.sync_id)?
                     }
                     IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                        self.completions.complete(conn, gate, &done, None)?;
-                        done.clear();
+                        delivered.remove(conn, gate)?;
                         let _turn = gate.enter();
                         let message = response
                             .error_message
@@ -86,9 +90,34 @@ impl Drain for OutgoingDrain {
                     }
                 }
             }
-            self.completions.complete(conn, gate, &done, None)?;
-            done.clear();
+            delivered.remove(conn, gate)?;
         }
+    }
+}
+
+/// What a run delivered and has not removed yet.
+struct Delivered {
+    /// Deliveries were recorded in `Integration_Delivered`.
+    recorded: bool,
+    /// Delivered relations not recorded anywhere yet (`delete_batch` > 1).
+    kept: Vec<i64>,
+}
+
+impl Delivered {
+    /// Removes the delivered relations (and tasks left with none) in one
+    /// transaction.
+    fn remove(&mut self, conn: &mut Connection, gate: &WriteGate) -> rusqlite::Result<()> {
+        if self.recorded {
+            let _turn = gate.enter();
+            queue::remove_delivered(conn)?;
+            self.recorded = false;
+        }
+        if !self.kept.is_empty() {
+            let _turn = gate.enter();
+            queue::complete(conn, &self.kept)?;
+            self.kept.clear();
+        }
+        Ok(())
     }
 }
 

@@ -9,12 +9,14 @@ pub mod sync;
 
 pub use deliver::OutgoingDrain;
 
-use crate::db::Database;
+use crate::db::{Database, DbError};
 use crate::metrics::Metrics;
 use crate::worker::{WorkerConfig, Workers};
 use std::sync::Arc;
 
-/// The outgoing workers: one per loaded connector.
-pub fn workers(db: Database, config: WorkerConfig, metrics: Arc<Metrics>) -> Arc<Workers> {
-    Workers::new(db, config, Arc::new(OutgoingDrain::default()), metrics)
+/// The outgoing workers: one per loaded connector. Deliveries recorded
+/// before a crash are removed first, so they are not delivered again.
+pub fn workers(db: Database, config: WorkerConfig, metrics: Arc<Metrics>) -> Result<Arc<Workers>, DbError> {
+    crate::queue::remove_delivered(&mut db.connect()?)?;
+    Ok(Workers::new(db, config, Arc::new(OutgoingDrain::default()), metrics))
 }
