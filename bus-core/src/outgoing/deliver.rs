@@ -13,7 +13,7 @@ use crate::worker::{Batches, Drain, Recorder, RunEnd, WorkerConfig};
 use connector_abi::protocol::{kind, ProcessResponse};
 use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Drains outgoing queues.
 #[derive(Default)]
@@ -48,7 +48,7 @@ impl Drain for OutgoingDrain {
     ) -> Result<RunEnd, rusqlite::Error> {
         // Delivered, not yet removed: recorded one by one (delete_batch = 1),
         // or only kept here until `delete_batch` of them are removed at once.
-        let mut delivered = Delivered { recorded: false, kept: Vec::new() };
+        let mut delivered = Delivered { recorded: None, kept: Vec::new() };
         let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size).starting_with(handed);
         loop {
             let batch = batches.next(conn)?;
@@ -63,7 +63,10 @@ impl Drain for OutgoingDrain {
                 match response.result {
                     IntegrationProcessResult::Ok if config.delete_batch == 1 => {
                         self.completions.record_delivered(conn, gate, &[q.sync_id], Some(call))?;
-                        delivered.recorded = true;
+                        let since = *delivered.recorded.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= LISTED_AT_MOST {
+                            delivered.remove(conn, gate)?;
+                        }
                     }
                     IntegrationProcessResult::Ok => {
                         delivered.kept.push(q.sync_id);
@@ -95,10 +98,14 @@ impl Drain for OutgoingDrain {
     }
 }
 
+/// How long a recorded delivery may still show in the task lists: removed
+/// at the end of its batch, or once the oldest is this old.
+const LISTED_AT_MOST: Duration = Duration::from_millis(100);
+
 /// What a run delivered and has not removed yet.
 struct Delivered {
-    /// Deliveries were recorded in `Integration_Delivered`.
-    recorded: bool,
+    /// Since when deliveries are recorded in `Integration_Delivered`.
+    recorded: Option<Instant>,
     /// Delivered relations not recorded anywhere yet (`delete_batch` > 1).
     kept: Vec<i64>,
 }
@@ -107,10 +114,10 @@ impl Delivered {
     /// Removes the delivered relations (and tasks left with none) in one
     /// transaction.
     fn remove(&mut self, conn: &mut Connection, gate: &WriteGate) -> rusqlite::Result<()> {
-        if self.recorded {
+        if self.recorded.is_some() {
             let _turn = gate.enter();
             queue::remove_delivered(conn)?;
-            self.recorded = false;
+            self.recorded = None;
         }
         if !self.kept.is_empty() {
             let _turn = gate.enter();
