@@ -145,9 +145,13 @@ pub struct Queued {
     pub data: String,
 }
 
+/// Queued tasks with their payloads; deliveries recorded but not yet
+/// removed are left out (`NOT_DELIVERED`, to add to the conditions).
 const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
     t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData \
     FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
+const NOT_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM Integration_Delivered d \
+    WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
 fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
     Ok(Queued {
@@ -175,7 +179,7 @@ pub fn next_batch(
 ) -> rusqlite::Result<Vec<Queued>> {
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
-         AND s.SynchronizationTaskID > ?3 AND (?5 OR s.SynchronizationIsSkipped = 0) \
+         AND s.SynchronizationTaskID > ?3 AND (?5 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
          ORDER BY s.SynchronizationTaskID LIMIT ?4"
     ))?
     .query_map(params![connector_id, inbound, after_task_id, limit, include_skipped], queued)?
@@ -218,7 +222,8 @@ pub fn queued_task(
     task_id: i64,
 ) -> rusqlite::Result<Option<Queued>> {
     conn.prepare_cached(&format!(
-        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 AND s.SynchronizationTaskID = ?3"
+        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
+         AND s.SynchronizationTaskID = ?3 AND {NOT_DELIVERED}"
     ))?
     .query_row(params![connector_id, inbound, task_id], queued)
     .optional()
@@ -226,43 +231,33 @@ pub fn queued_task(
 
 /// Removes processed relations (and tasks left with none) in one transaction.
 pub fn complete(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
-    match sync_ids {
-        [] => return Ok(()),
-        // One relation: a single statement is its own transaction.
-        [one] => {
-            conn.prepare_cached("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1")?
-                .execute([one])?;
-            return Ok(());
-        }
-        _ => {}
-    }
-    let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1")?;
-        for id in sync_ids {
-            stmt.execute([id])?;
-        }
-    }
-    tx.commit()
+    for_each_id(conn, "DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", sync_ids)
 }
 
-/// Records relations as delivered (`Integration_Delivered`): they are no
-/// longer handed to their connector, and [`remove_delivered`] removes them.
-pub fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
-    const SQL: &str = "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)";
-    if let [one] = sync_ids {
-        // One row: a single statement is its own transaction.
-        conn.prepare_cached(SQL)?.execute([one])?;
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(SQL)?;
-        for id in sync_ids {
-            stmt.execute([id])?;
+/// Runs `sql` once for each ID, all in one transaction.
+fn for_each_id(conn: &mut Connection, sql: &str, ids: &[i64]) -> rusqlite::Result<()> {
+    match ids {
+        [] => Ok(()),
+        // One statement is its own transaction.
+        [one] => conn.prepare_cached(sql)?.execute([one]).map(drop),
+        _ => {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(sql)?;
+                for id in ids {
+                    stmt.execute([id])?;
+                }
+            }
+            tx.commit()
         }
     }
-    tx.commit()
+}
+
+/// Records relations as delivered (`Integration_Delivered`): the queue
+/// reads ([`next_batch`], [`queued_task`]) pass over them, and
+/// [`remove_delivered`] removes them.
+pub fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+    for_each_id(conn, "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)", sync_ids)
 }
 
 /// Removes every relation recorded as delivered (and tasks left with none),
@@ -578,4 +573,53 @@ pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rus
          AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
     )?
     .query_row(params![inbound, connector_id], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+
+    #[test]
+    fn recorded_deliveries_are_passed_over_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        let mut conn = db.connect().unwrap();
+        conn.execute_batch(
+            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, ConnectorClassName)
+             VALUES ('A', 'A', 'a', 'A');",
+        )
+        .unwrap();
+        let connector = conn.last_insert_rowid();
+        let mut sync_ids = Vec::new();
+        for _ in 0..2 {
+            conn.execute(
+                "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskTitle, TaskData)
+                 VALUES (0, 'CreateObject', 'Simple', 't', '{}')",
+                [],
+            )
+            .unwrap();
+            insert_relation(&conn, conn.last_insert_rowid(), connector, false, TaskDataType::Simple).unwrap();
+            sync_ids.push(conn.last_insert_rowid());
+        }
+        record_delivered(&mut conn, &sync_ids[..1]).unwrap();
+        let next: Vec<i64> =
+            next_batch(&conn, connector, false, 0, 10, false).unwrap().iter().map(|q| q.sync_id).collect();
+        assert_eq!(next, sync_ids[1..], "the delivered relation is passed over");
+        let first_task = conn
+            .query_row(
+                "SELECT SynchronizationTaskID FROM Integration_Synchronization WHERE SynchronizationID = ?1",
+                [sync_ids[0]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(queued_task(&conn, connector, false, first_task).unwrap().is_none());
+        assert_eq!(count(&conn, false, None).unwrap(), 2, "recorded, not removed yet");
+        remove_delivered(&mut conn).unwrap();
+        assert_eq!(count(&conn, false, None).unwrap(), 1);
+        let tasks: i64 = conn.query_row("SELECT count(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();
+        assert_eq!(tasks, 1, "the delivered task went with its relation");
+        let left: i64 = conn.query_row("SELECT count(*) FROM Integration_Delivered", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+    }
 }

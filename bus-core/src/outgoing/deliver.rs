@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// Drains outgoing queues.
 #[derive(Default)]
 pub struct OutgoingDrain {
-    /// Delivered tasks are removed in commits shared by the workers.
+    /// Deliveries are recorded in commits shared by the workers.
     completions: GroupCommit,
 }
 
