@@ -3,7 +3,7 @@
 //! sync log, stop the queue, retry later; ErrorAndSkip: sync log, mark the
 //! task skipped, go on; SkipNow: leave it for the next run).
 
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, GATHER};
 use super::payload;
 use crate::connector::LiveConnector;
 use crate::db::WriteGate;
@@ -50,19 +50,25 @@ impl Drain for OutgoingDrain {
         // or only kept here until `delete_batch` of them are removed at once.
         let mut delivered = Delivered { recorded: None, kept: Vec::new() };
         let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size).starting_with(handed);
+        // Whether this worker's calls are short enough for a group commit
+        // leader to wait for.
+        let mut quick = true;
         loop {
             let batch = batches.next(conn)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
+            let mut next_call = None;
             for q in &batch {
                 let started = Instant::now();
-                let call = self.completions.delivering();
+                let call = next_call.take().unwrap_or_else(|| self.completions.delivering(quick));
                 let response = deliver(connector, q);
-                recorder.record(q.task_id, response.result.into(), response.error_message.clone(), started.elapsed());
+                let elapsed = started.elapsed();
+                quick = elapsed < GATHER;
+                recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
                 match response.result {
                     IntegrationProcessResult::Ok if config.delete_batch == 1 => {
-                        self.completions.record_delivered(conn, gate, &[q.sync_id], Some(call))?;
+                        next_call = Some(self.completions.record_delivered(conn, gate, &[q.sync_id], call, quick)?);
                         let since = *delivered.recorded.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LISTED_AT_MOST {
                             delivered.remove(conn, gate)?;
@@ -93,6 +99,7 @@ impl Drain for OutgoingDrain {
                     }
                 }
             }
+            drop(next_call);
             delivered.remove(conn, gate)?;
         }
     }

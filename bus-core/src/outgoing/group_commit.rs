@@ -17,8 +17,9 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How long a leader waits for workers in a connector call to join its round.
-const GATHER: Duration = Duration::from_micros(200);
+/// How long a leader waits for workers in a connector call to join its
+/// round. A worker whose last call took longer is not waited for.
+pub const GATHER: Duration = Duration::from_micros(200);
 
 /// How many failed rounds are remembered for their waiters.
 const FAILED_KEPT: usize = 64;
@@ -35,8 +36,11 @@ struct State {
     ended: u64,
     /// Rounds whose transaction failed (their waiters retry on their own).
     failed: VecDeque<u64>,
-    /// Workers in the middle of a connector call.
+    /// Workers in (or on their way to) a quick connector call.
     delivering: usize,
+    /// Workers in the pending relations that go on to another quick call:
+    /// counted as delivering as soon as their round ends.
+    continuing: usize,
     /// A leader waits for them to join its round.
     gathering: bool,
 }
@@ -54,35 +58,43 @@ impl GroupCommit {
     }
 
     /// Marks a connector call in progress until the guard drops: a leader
-    /// waits (briefly) for it to join its round.
-    pub fn delivering(&self) -> Delivering<'_> {
-        self.lock().delivering += 1;
-        Delivering { group: self, active: true }
+    /// waits (at most [`GATHER`]) for it to join its round — if `quick`, the
+    /// call is expected to be short (the worker's last one was).
+    pub fn delivering(&self, quick: bool) -> Delivering<'_> {
+        if quick {
+            self.lock().delivering += 1;
+        }
+        Delivering { group: self, active: quick }
     }
 
     /// Records the relations `sync_ids` as delivered and returns once that
     /// is committed, possibly together with other workers' deliveries.
-    /// `conn` is used when this worker leads a round.
-    /// `call`, the call that delivered them, ends as they join the round.
-    pub fn record_delivered(
-        &self,
+    /// `conn` is used when this worker leads a round. `call`, the call that
+    /// delivered them, ends as they join the round; the guard returned is
+    /// the worker's next call, counted from the moment the round commits
+    /// when `next_quick` (so the next leader waits for a worker that has not
+    /// been scheduled yet).
+    pub fn record_delivered<'g>(
+        &'g self,
         conn: &mut Connection,
         gate: &WriteGate,
         sync_ids: &[i64],
-        call: Option<Delivering<'_>>,
-    ) -> rusqlite::Result<()> {
+        mut call: Delivering<'g>,
+        next_quick: bool,
+    ) -> rusqlite::Result<Delivering<'g>> {
         let mut st = self.lock();
-        if let Some(mut call) = call {
+        if call.active {
             call.active = false;
             st.delivering -= 1;
             if st.gathering && st.delivering == 0 {
                 self.cv.notify_all();
             }
         }
-        if sync_ids.is_empty() {
-            return Ok(());
-        }
         st.pending.extend_from_slice(sync_ids);
+        if next_quick {
+            st.continuing += 1;
+        }
+        let next = Delivering { group: self, active: next_quick };
         let mine = st.next_round;
         loop {
             if st.ended > mine {
@@ -91,9 +103,9 @@ impl GroupCommit {
                     // error this worker reports is its own.
                     drop(st);
                     let _turn = gate.enter();
-                    return queue::record_delivered(conn, sync_ids);
+                    return queue::record_delivered(conn, sync_ids).map(|()| next);
                 }
-                return Ok(());
+                return Ok(next);
             }
             if st.leading {
                 st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -112,6 +124,7 @@ impl GroupCommit {
             let round = st.next_round;
             st.next_round += 1;
             let batch = std::mem::take(&mut st.pending);
+            let continuing = std::mem::take(&mut st.continuing);
             drop(st);
             let result = {
                 let _turn = gate.enter();
@@ -120,6 +133,7 @@ impl GroupCommit {
             st = self.lock();
             st.leading = false;
             st.ended = round + 1;
+            st.delivering += continuing;
             if result.is_err() {
                 st.failed.push_back(round);
                 if st.failed.len() > FAILED_KEPT {
@@ -130,7 +144,7 @@ impl GroupCommit {
             // A round this worker leads always carries its relations (an
             // earlier leader would have taken them and ended that round).
             debug_assert_eq!(round, mine);
-            return result;
+            return result.map(|()| next);
         }
     }
 }
@@ -213,7 +227,8 @@ mod tests {
                         .collect::<Result<_, _>>()
                         .unwrap();
                     for id in mine {
-                        group.record_delivered(&mut conn, db.gate(), &[id], Some(group.delivering())).unwrap();
+                        let call = group.delivering(true);
+                        drop(group.record_delivered(&mut conn, db.gate(), &[id], call, true).unwrap());
                         // Committed when the call returns: visible to a new reader.
                         let recorded: i64 = db
                             .connect()
