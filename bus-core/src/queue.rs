@@ -145,11 +145,14 @@ pub struct Queued {
     pub data: String,
 }
 
-/// Queued tasks with their payloads; deliveries recorded but not yet
-/// removed are left out (`NOT_DELIVERED`, to add to the conditions).
+/// Queued tasks with their payloads (deliveries recorded but not yet
+/// removed are left out by adding [`NOT_DELIVERED`] to the conditions).
 const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
     t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData \
     FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
+/// A relation (`s`) not recorded as delivered: every read of the queues,
+/// by workers and observers alike, passes over recorded deliveries, so a
+/// delivered task is gone the moment its delivery commits.
 const NOT_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM Integration_Delivered d \
     WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
@@ -355,14 +358,14 @@ pub fn list(
         Some(c) => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
-                 AND s.SynchronizationTaskID > ?3 ORDER BY s.SynchronizationTaskID LIMIT ?4"
+                 AND s.SynchronizationTaskID > ?3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT ?4"
             ))?
             .query_map(params![c, inbound, after.0, limit], row)?
             .collect(),
         None => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationTaskID, s.SynchronizationID) > (?2, ?3) \
-                 ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT ?4"
+                 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT ?4"
             ))?
             .query_map(params![inbound, after.0, after.1, limit], row)?
             .collect(),
@@ -428,12 +431,12 @@ pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDe
         })
         .optional()?;
     let Some(mut task) = task else { return Ok(None) };
-    let mut relations = conn.prepare_cached(
+    let mut relations = conn.prepare_cached(&format!(
         "SELECT s.SynchronizationID, c.ConnectorName, s.SynchronizationDataType, s.SynchronizationErrorMessage, \
          s.SynchronizationAttempts, s.SynchronizationLastRun FROM Integration_Synchronization s \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
-         WHERE s.SynchronizationTaskID = ?1 ORDER BY c.ConnectorName",
-    )?;
+         WHERE s.SynchronizationTaskID = ?1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName"
+    ))?;
     let mut log = conn.prepare_cached(
         "SELECT SyncLogTime, SyncLogErrorMessage FROM Integration_SyncLog WHERE SyncLogSynchronizationID = ?1 ORDER BY SyncLogID",
     )?;
@@ -453,6 +456,10 @@ pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDe
             .query_map([rel.sync_id], |r| Ok(SyncLogEntry { time: r.get(0)?, error: r.get(1)? }))?
             .collect::<Result<_, _>>()?;
         task.relations.push(rel);
+    }
+    // Every relation delivered (the task goes with the last one's removal).
+    if task.relations.is_empty() {
+        return Ok(None);
     }
     Ok(Some(task))
 }
@@ -506,10 +513,10 @@ pub fn connectors_of(
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let mut stmt = conn.prepare_cached(
-        "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
-         WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.SynchronizationConnectorID FROM Integration_Synchronization s \
+         WHERE s.SynchronizationTaskID = ?1 AND s.SynchronizationIsInbound = ?2 AND {NOT_DELIVERED}"
+    ))?;
     for id in sorted {
         for c in stmt.query_map(params![id, inbound], |r| r.get::<_, i64>(0))? {
             out.entry(c?).or_default().push(id);
@@ -552,14 +559,15 @@ pub struct QueueStats {
 
 /// Every non-empty queue with its depth and the age of its oldest task.
 pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "SELECT c.ConnectorName, q.inbound, q.depth, \
          ifnull((julianday('now') - julianday(t.TaskTime)) * 86400.0, 0) \
-         FROM (SELECT SynchronizationConnectorID AS connector, SynchronizationIsInbound AS inbound, COUNT(*) AS depth, \
-               MIN(SynchronizationTaskID) AS oldest FROM Integration_Synchronization GROUP BY 1, 2) q \
+         FROM (SELECT s.SynchronizationConnectorID AS connector, s.SynchronizationIsInbound AS inbound, \
+               COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest FROM Integration_Synchronization s \
+               WHERE {NOT_DELIVERED} GROUP BY 1, 2) q \
          JOIN Integration_Connector c ON c.ConnectorID = q.connector \
-         LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2",
-    )?
+         LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2"
+    ))?
     .query_map([], |r| {
         Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds: r.get(3)? })
     })?
@@ -568,9 +576,14 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
 
 /// How many relations wait in one direction (for one connector, or all).
 pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rusqlite::Result<i64> {
+    // All relations minus the recorded deliveries among them: the first
+    // count stays a scan of the index alone, the second reads a few rows.
     conn.prepare_cached(
-        "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
-         AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
+        "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
+                 AND (?2 IS NULL OR SynchronizationConnectorID = ?2)) \
+              - (SELECT COUNT(*) FROM Integration_Delivered d JOIN Integration_Synchronization s \
+                 ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = ?1 \
+                 AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2))",
     )?
     .query_row(params![inbound, connector_id], |r| r.get(0))
 }
@@ -614,7 +627,12 @@ mod tests {
             )
             .unwrap();
         assert!(queued_task(&conn, connector, false, first_task).unwrap().is_none());
-        assert_eq!(count(&conn, false, None).unwrap(), 2, "recorded, not removed yet");
+        assert_eq!(count(&conn, false, None).unwrap(), 1, "a recorded delivery is not counted");
+        assert_eq!(list(&conn, false, None, (0, 0), 10).unwrap().len(), 1, "nor listed");
+        assert!(detail(&conn, first_task).unwrap().is_none(), "its task is gone for observers");
+        assert_eq!(stats(&conn).unwrap()[0].depth, 1);
+        let left: i64 = conn.query_row("SELECT count(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 2, "recorded, not removed yet");
         remove_delivered(&mut conn).unwrap();
         assert_eq!(count(&conn, false, None).unwrap(), 1);
         let tasks: i64 = conn.query_row("SELECT count(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();

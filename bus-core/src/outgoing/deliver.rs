@@ -105,8 +105,9 @@ impl Drain for OutgoingDrain {
     }
 }
 
-/// How long a recorded delivery may still show in the task lists: removed
-/// at the end of its batch, or once the oldest is this old.
+/// Recorded deliveries are removed at the end of their batch, or once the
+/// oldest is this old (they are invisible already; this keeps the table of
+/// recorded deliveries, which every queue read consults, small).
 const LISTED_AT_MOST: Duration = Duration::from_millis(100);
 
 /// What a run delivered and has not removed yet.
