@@ -8,6 +8,7 @@ mod bus;
 mod raw;
 mod report;
 mod rig;
+mod schema;
 
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
@@ -38,7 +39,8 @@ fn options() -> Result<Options> {
             "--out" => o.out = PathBuf::from(args.next().context("--out needs a folder")?),
             "--only" => {
                 o.only = Some(
-                    args.next().context("--only needs a phase: logging, single, full, e2e, e2e-batched, latency")?,
+                    args.next()
+                        .context("--only needs a phase: hand, logging, single, full, e2e, e2e-batched, latency")?,
                 )
             }
             "--quick" => {
@@ -105,6 +107,12 @@ fn main() -> Result<()> {
         )?;
         let start = Instant::now();
         match phase.as_str() {
+            "hand" => {
+                let full = schema::changes(&dir.join("hand-full"), Durability::Full, 1, o.budget)?;
+                let batch = schema::changes(&dir.join("hand-batch"), Durability::Normal, 100, o.budget)?;
+                let queue = schema::queue_cycle(&dir.join("hand-queue"), 60_000)?;
+                eprintln!("by hand: {full:.0} FULL changes/s, {batch:.0} changes/s 100 per tx, {queue:.0} tasks/s queue cycle")
+            }
             "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
             "single" | "full" => eprintln!("{:.0} changes/s", bus::logging(&rig, 1, o.budget, &mut n)?),
             "e2e" | "e2e-batched" => eprintln!("{:.0} tasks/s", bus::end_to_end(&rig, 20_000, &mut n)?),
@@ -130,6 +138,31 @@ fn main() -> Result<()> {
     figures.push(Figure::plain("raw: 1-row transactions, NORMAL", raw_normal, "tx/s"));
     figures.push(Figure::plain("raw: rows inserted 1,000 per transaction", raw_batch, "rows/s"));
     figures.push(Figure::plain("raw: bare queue cycle (task + 3 relations, dequeue, delete)", raw_queue, "tasks/s"));
+    eprintln!("the bus's tables written by hand…");
+    settle();
+    let hand_full = schema::changes(&dir.join("hand-full"), Durability::Full, 1, o.budget)?;
+    settle();
+    let hand_batch = schema::changes(&dir.join("hand-batch"), Durability::Normal, 100, o.budget)?;
+    settle();
+    let hand_queue = schema::queue_cycle(&dir.join("hand-queue"), 60_000)?;
+    figures.push(Figure::compared(
+        "hand-written on the bus's tables: 1 change per transaction, FULL",
+        hand_full,
+        "changes/s",
+        ("raw 1-row FULL", raw_full),
+    ));
+    figures.push(Figure::compared(
+        "hand-written on the bus's tables: 100 changes per transaction, NORMAL",
+        hand_batch,
+        "changes/s",
+        ("raw batched rows", raw_batch),
+    ));
+    figures.push(Figure::compared(
+        "hand-written on the bus's tables: queue cycle",
+        hand_queue,
+        "tasks/s",
+        ("raw queue cycle", raw_queue),
+    ));
 
     settle();
     eprintln!("bus: logging…");
@@ -143,6 +176,12 @@ fn main() -> Result<()> {
         ("raw 1-row FULL", raw_full),
         0.80,
     ));
+    figures.push(Figure::compared(
+        "bus: 1 change per transaction, FULL, vs the same tables by hand",
+        log_full,
+        "changes/s",
+        ("by hand", hand_full),
+    ));
     settle();
     let normal = Rig::new(&dir.join("normal"), &lib, Durability::Normal, 3, "", false)?;
     let log_100 = bus::logging(&normal, 100, o.budget, &mut n)?;
@@ -154,6 +193,12 @@ fn main() -> Result<()> {
         "changes/s",
         ("raw batched rows", raw_batch),
         0.20,
+    ));
+    figures.push(Figure::compared(
+        "bus: 100 changes per transaction, NORMAL, vs the same tables by hand",
+        log_100,
+        "changes/s",
+        ("by hand", hand_batch),
     ));
     figures.push(Figure::at_least(
         "bus: 1,000 changes per transaction, NORMAL",
@@ -182,6 +227,12 @@ fn main() -> Result<()> {
         ("raw queue cycle", raw_queue),
         0.75,
     ));
+    figures.push(Figure::compared(
+        "bus: end-to-end drain vs the queue cycle on the same tables by hand",
+        e2e,
+        "tasks/s",
+        ("by hand", hand_queue),
+    ));
     let batched = WorkerConfig { delete_batch: 256, ..WorkerConfig::default() };
     settle();
     let batched_rig = Rig::with_workers(&dir.join("e2e-batched"), &lib, Durability::Normal, 3, "", true, batched)?;
@@ -193,6 +244,12 @@ fn main() -> Result<()> {
         "tasks/s",
         ("raw queue cycle", raw_queue),
         0.75,
+    ));
+    figures.push(Figure::compared(
+        "bus: end-to-end drain, delete_batch = 256, vs the queue cycle on the same tables by hand",
+        e2e_batched,
+        "tasks/s",
+        ("by hand", hand_queue),
     ));
 
     settle();
@@ -279,6 +336,7 @@ fn main() -> Result<()> {
             "One change per transaction (FULL)",
             vec![
                 ("raw 1-row FULL".to_string(), raw_full, "tx/s".to_string()),
+                ("by hand on the bus's tables".into(), hand_full, "changes/s".into()),
                 ("bus, fan-out to 3".into(), log_full, "changes/s".into()),
             ],
         ),
@@ -286,6 +344,7 @@ fn main() -> Result<()> {
             "Batched logging (NORMAL)",
             vec![
                 ("raw rows, 1,000 per tx".into(), raw_batch, "rows/s".into()),
+                ("by hand on the bus's tables, 100 per tx".into(), hand_batch, "changes/s".into()),
                 ("bus, 100 per tx".into(), log_100, "changes/s".into()),
                 ("bus, 1,000 per tx".into(), log_1000, "changes/s".into()),
             ],
@@ -294,6 +353,7 @@ fn main() -> Result<()> {
             "Queue throughput",
             vec![
                 ("raw queue cycle".into(), raw_queue, "tasks/s".into()),
+                ("queue cycle by hand on the bus's tables".into(), hand_queue, "tasks/s".into()),
                 ("bus end-to-end".into(), e2e, "tasks/s".into()),
                 ("bus end-to-end, delete_batch 256".into(), e2e_batched, "tasks/s".into()),
                 (format!("bus with {} queued", o.backlog), backlog_rate, "tasks/s".into()),
