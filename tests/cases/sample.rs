@@ -2,7 +2,7 @@
 //! and what the settings do to logging and processing.
 
 use bus_tests::{wait_for, TestEnv};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[test]
@@ -155,6 +155,18 @@ fn task_detail_and_bulk_delete() {
     let next = page["next"].as_str().unwrap();
     let rest = d.get(&format!("/api/tasks/outgoing?limit=10&cursor={next}")).body;
     assert_eq!(rest["items"].as_array().unwrap().len(), 5);
+    let rows = |p: &Value| -> Vec<(i64, String)> {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["task_id"].as_i64().unwrap(), i["connector"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let listed: Vec<(i64, String)> = rows(&page).into_iter().chain(rows(&rest)).collect();
+    assert!(listed.windows(2).all(|w| w[0].0 <= w[1].0), "oldest first across connectors: {listed:?}");
+    let distinct: std::collections::BTreeSet<_> = listed.iter().collect();
+    assert_eq!(distinct.len(), 8, "every relation once: {listed:?}");
     assert_eq!(d.get("/api/tasks/outgoing?cursor=bogus").status, 400);
     assert_eq!(d.get("/api/tasks/outgoing?connector=Nope").status, 404);
     // Delete one connector's relation of one task, then all of B, then everything.
