@@ -83,13 +83,14 @@ impl EventLog {
     /// Reads rows, newest first.
     pub fn list(&self, q: &EventQuery) -> Result<Vec<Event>, DbError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT EventID, EventType, EventTime, Source, EventCode, Description, DocumentName FROM CMS_EventLog \
              WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) AND (?3 IS NULL OR EventCode = ?3) \
-             AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT ?5",
-        )?;
+             AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT {}",
+            q.limit.max(1)
+        ))?;
         let rows = stmt
-            .query_map(params![q.source, q.event_type, q.code, q.before_id, q.limit.max(1)], |r| {
+            .query_map(params![q.source, q.event_type, q.code, q.before_id], |r| {
                 Ok(Event {
                     id: r.get(0)?,
                     event_type: r.get(1)?,

@@ -122,10 +122,9 @@ pub fn list(
 ) -> Result<Vec<DocumentData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE (?1 IS NULL OR n.NodeSiteName = ?1) AND (?2 IS NULL OR substr(n.NodeAliasPath, 1, length(?2)) = ?2) \
-         AND d.DocumentID > ?3 ORDER BY d.DocumentID LIMIT ?4"
+         AND d.DocumentID > ?3 ORDER BY d.DocumentID LIMIT {limit}"
     ))?;
-    let mut rows =
-        stmt.query_map(params![site, path_prefix, after_id, limit], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let mut rows = stmt.query_map(params![site, path_prefix, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
     rows.iter_mut().for_each(|d| describe(types, d));
     Ok(rows)
 }

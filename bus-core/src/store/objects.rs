@@ -105,10 +105,9 @@ pub fn list(
 ) -> Result<Vec<ObjectData>, StoreError> {
     let t = self::object_type(types, object_type)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE ObjectType = ?1 AND (?2 IS NULL OR ObjectSiteName = ?2) AND ObjectID > ?3 ORDER BY ObjectID LIMIT ?4"
+        "{SELECT} WHERE ObjectType = ?1 AND (?2 IS NULL OR ObjectSiteName = ?2) AND ObjectID > ?3 ORDER BY ObjectID LIMIT {limit}"
     ))?;
-    let mut rows =
-        stmt.query_map(params![t.name, site_name, after_id, limit], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let mut rows = stmt.query_map(params![t.name, site_name, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
     rows.iter_mut().for_each(|o| describe(types, o));
     Ok(rows)
 }
