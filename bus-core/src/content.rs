@@ -19,7 +19,7 @@ use connector_abi::protocol::SyncTask;
 use connector_abi::{CmsObject, TaskDataType};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a batch of changes was refused; nothing of it was written.
@@ -81,7 +81,6 @@ struct Pending {
 
 /// Applies changes to the content store.
 pub struct Content {
-    writer: Mutex<Connection>,
     gate: WriteGate,
     types: Arc<ObjectTypes>,
     manager: Arc<ConnectorManager>,
@@ -97,7 +96,7 @@ impl Content {
         outgoing: Arc<Workers>,
         events: Arc<EventLog>,
     ) -> Result<Self, DbError> {
-        Ok(Content { writer: Mutex::new(db.connect()?), gate: db.gate().clone(), types, manager, outgoing, events })
+        Ok(Content { gate: db.gate().clone(), types, manager, outgoing, events })
     }
 
     pub fn types(&self) -> &ObjectTypes {
@@ -139,9 +138,8 @@ impl Content {
         work: impl FnOnce(&Connection, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let set = self.manager.current();
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let turn = self.gate.enter();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut turn = self.gate.enter();
+        let tx = turn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let settings = settings::read(&tx)?;
         let applied_all = work(&tx, &self.types)?;
         let mut results = Vec::with_capacity(applied_all.len());
@@ -196,7 +194,6 @@ impl Content {
         }
         tx.commit()?;
         drop(turn);
-        drop(conn);
         if settings.processes_outgoing() {
             woken.sort();
             woken.dedup();

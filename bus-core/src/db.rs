@@ -52,16 +52,24 @@ impl Durability {
     }
 }
 
-/// One writer at a time inside the process. SQLite lets one transaction
-/// write at a time anyway; queueing here instead of in SQLite's busy handler
-/// (which sleeps and retries) keeps a busy queue drain from starving the
-/// writers of changes. Other processes still meet the busy timeout.
-#[derive(Debug, Clone, Default)]
-pub struct WriteGate(Arc<Mutex<()>>);
+/// One writer at a time inside the process, on one shared connection.
+/// SQLite lets one transaction write at a time anyway; queueing here instead
+/// of in SQLite's busy handler (which sleeps and retries) keeps a busy queue
+/// drain from starving the writers of changes. Writing through one
+/// connection keeps its page cache warm: a connection that finds another
+/// connection's commit in the WAL drops its whole cache and reads every page
+/// again. Other processes still meet the busy timeout.
+#[derive(Debug, Clone)]
+pub struct WriteGate(Arc<Mutex<Connection>>);
+
+/// Statements the shared writing connection keeps prepared: every write
+/// path of the process uses it.
+const WRITER_STATEMENTS: usize = 128;
 
 impl WriteGate {
-    /// Waits for the turn to write; the turn ends when the guard drops.
-    pub fn enter(&self) -> MutexGuard<'_, ()> {
+    /// Waits for the turn to write; the turn, and with it the writing
+    /// connection, ends when the guard drops.
+    pub fn enter(&self) -> MutexGuard<'_, Connection> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -102,33 +110,40 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let mut db = Database {
+        let open_err = |source| DbError::Open { path: path.to_owned(), source };
+        let mut conn = connection(path, durability, None).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        let created = migrate(path, &mut conn)?;
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
+        let checkpointer = Checkpointer::spawn(path.to_owned(), {
+            let path = path.to_owned();
+            move || connection(&path, durability, None)
+        })
+        .map_err(|e| DbError::Checkpointer(e.to_string()))?;
+        let db = Database {
             path: path.to_owned(),
             durability,
-            gate: WriteGate::default(),
+            gate: WriteGate(Arc::new(Mutex::new(conn))),
             max_pages: None,
-            _checkpointer: None,
+            _checkpointer: Some(Arc::new(checkpointer)),
         };
-        let mut conn = db.connect()?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
-        let created = db.migrate(&mut conn)?;
-        let opener = Database { _checkpointer: None, ..db.clone() };
-        let checkpointer = Checkpointer::spawn(path.to_owned(), move || opener.connect_raw())
-            .map_err(|e| DbError::Checkpointer(e.to_string()))?;
-        db._checkpointer = Some(Arc::new(checkpointer));
         Ok((db, created))
     }
 
-    /// Caps the database at `pages` pages for every connection opened from
-    /// now on: past it, writes fail with "database or disk is full" and
-    /// nothing of the failed transaction is kept.
-    pub fn with_max_pages(mut self, pages: Option<u64>) -> Self {
+    /// Caps the database at `pages` pages for the shared writing connection
+    /// and every connection opened from now on: past it, writes fail with
+    /// "database or disk is full" and nothing of the failed transaction is
+    /// kept.
+    pub fn with_max_pages(mut self, pages: Option<u64>) -> Result<Self, DbError> {
+        if let Some(pages) = pages {
+            self.gate.enter().pragma_update(None, "max_page_count", pages)?;
+        }
         self.max_pages = pages;
-        self
+        Ok(self)
     }
 
-    /// The in-process write gate every writer of this database passes.
+    /// The in-process write gate every writer of this database passes, with
+    /// the connection it writes through.
     pub fn gate(&self) -> &WriteGate {
         &self.gate
     }
@@ -145,35 +160,41 @@ impl Database {
     }
 
     fn connect_raw(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open(&self.path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", self.durability.pragma())?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // A WAL grown by a burst is cut back to this size once checkpointed.
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-        if let Some(pages) = self.max_pages {
-            conn.pragma_update(None, "max_page_count", pages)?;
-        }
-        Ok(conn)
+        connection(&self.path, self.durability, self.max_pages)
     }
+}
 
-    /// Applies the migrations the database lacks; true when it was empty.
-    fn migrate(&self, conn: &mut Connection) -> Result<bool, DbError> {
-        let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.version);
-        if current > known {
-            return Err(DbError::TooNew { path: self.path.clone(), found: current, known });
-        }
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-            let err = |source| DbError::Migrate { path: self.path.clone(), version: m.version, source };
-            let tx = conn.transaction().map_err(err)?;
-            tx.execute_batch(m.sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", m.version).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(current == 0)
+/// A new connection to `path` with the bus's pragmas.
+fn connection(path: &Path, durability: Durability, max_pages: Option<u64>) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", durability.pragma())?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A WAL grown by a burst is cut back to this size once checkpointed.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    if let Some(pages) = max_pages {
+        conn.pragma_update(None, "max_page_count", pages)?;
     }
+    Ok(conn)
+}
+
+/// Applies the migrations the database at `path` lacks; true when it was
+/// empty.
+fn migrate(path: &Path, conn: &mut Connection) -> Result<bool, DbError> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(DbError::TooNew { path: path.to_owned(), found: current, known });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let err = |source| DbError::Migrate { path: path.to_owned(), version: m.version, source };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(m.sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", m.version).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(current == 0)
 }
 
 /// The current time as the bus stores it: ISO 8601 UTC with milliseconds,

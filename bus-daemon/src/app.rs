@@ -22,7 +22,7 @@ impl Bus {
     /// Opens the database; a new database is seeded with the configured connectors.
     pub fn open(config: &Config) -> Result<Bus> {
         let (db, created) = Database::open_with(&config.database, config.synchronous)?;
-        let db = db.with_max_pages(config.max_database_pages);
+        let db = db.with_max_pages(config.max_database_pages)?;
         let registry = Registry::new(db.clone());
         if created {
             for seed in &config.seed_connectors {

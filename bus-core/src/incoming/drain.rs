@@ -58,7 +58,7 @@ impl Drain for IncomingDrain {
             }
             for q in &batch {
                 let started = Instant::now();
-                let (result, error) = self.process_one(conn, gate, connector, q, manual)?;
+                let (result, error) = self.process_one(gate, connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
                 recorder.record(q.task_id, result, error, started.elapsed());
                 if stop {
@@ -80,7 +80,6 @@ fn set_process_type(conn: &Connection, task_id: i64, process_type: IntegrationPr
 impl IncomingDrain {
     fn process_one(
         &self,
-        conn: &mut Connection,
         gate: &WriteGate,
         connector: &LiveConnector,
         q: &Queued,
@@ -94,8 +93,7 @@ impl IncomingDrain {
                 return Ok((TaskResult::Blocked, Some("the task is marked Error; synchronize or delete it".into())))
             }
             IntegrationProcessType::SkipOnce if !manual => {
-                let _turn = gate.enter();
-                set_process_type(conn, q.task_id, IntegrationProcessType::Default)?;
+                set_process_type(&gate.enter(), q.task_id, IntegrationProcessType::Default)?;
                 return Ok((TaskResult::SkippedOnce, None));
             }
             _ => {}
@@ -105,14 +103,14 @@ impl IncomingDrain {
             Err(message) => message,
         };
         tracing::warn!(connector = %connector.name, task = q.task_id, process_type = %process_type, error = %error, "incoming task failed");
-        let _turn = gate.enter();
+        let mut writer = gate.enter();
         Ok(match process_type {
             IntegrationProcessType::SkipOnError => {
-                queue::record_failure(conn, q.sync_id, &error, false)?;
+                queue::record_failure(&mut writer, q.sync_id, &error, false)?;
                 (TaskResult::SkippedOnError, Some(error))
             }
             IntegrationProcessType::DeleteOnError => {
-                queue::complete(conn, &[q.sync_id])?;
+                queue::complete(&mut writer, &[q.sync_id])?;
                 self.events.write_or_warn(&NewEvent {
                     event_type: EventType::Warning,
                     source: BUS_SOURCE,
@@ -126,8 +124,8 @@ impl IncomingDrain {
                 (TaskResult::DeletedOnError, Some(error))
             }
             _ => {
-                queue::record_failure(conn, q.sync_id, &error, false)?;
-                set_process_type(conn, q.task_id, IntegrationProcessType::Error)?;
+                queue::record_failure(&mut writer, q.sync_id, &error, false)?;
+                set_process_type(&writer, q.task_id, IntegrationProcessType::Error)?;
                 (TaskResult::Error, Some(error))
             }
         })

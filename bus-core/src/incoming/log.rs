@@ -83,8 +83,8 @@ pub fn log(
     let payload = Payload { object, translations };
     let data = serde_json::to_string(&payload).expect("a payload serializes");
     // The connector was asked everything above; only now take the write turn.
-    let _turn = gate.enter();
-    let tx = conn.transaction()?;
+    let mut turn = gate.enter();
+    let tx = turn.transaction()?;
     let task_id = queue::insert_task(
         &tx,
         &NewTask {

@@ -68,30 +68,26 @@ impl Drain for OutgoingDrain {
                 recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
                 match response.result {
                     IntegrationProcessResult::Ok if config.delete_batch == 1 => {
-                        next_call = Some(self.completions.record_delivered(conn, gate, &[q.sync_id], call, quick)?);
+                        next_call = Some(self.completions.record_delivered(gate, &[q.sync_id], call, quick)?);
                         let since = *delivered.recorded.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LISTED_AT_MOST {
-                            delivered.remove(conn, gate)?;
+                            delivered.remove(gate)?;
                         }
                     }
                     IntegrationProcessResult::Ok => {
                         delivered.kept.push(q.sync_id);
                         if delivered.kept.len() >= config.delete_batch {
-                            delivered.remove(conn, gate)?;
+                            delivered.remove(gate)?;
                         }
                     }
-                    IntegrationProcessResult::SkipNow => {
-                        let _turn = gate.enter();
-                        queue::mark_run(conn, q.sync_id)?
-                    }
+                    IntegrationProcessResult::SkipNow => queue::mark_run(&gate.enter(), q.sync_id)?,
                     IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                        delivered.remove(conn, gate)?;
-                        let _turn = gate.enter();
+                        delivered.remove(gate)?;
                         let message = response
                             .error_message
                             .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
                         let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
-                        queue::record_failure(conn, q.sync_id, &message, skip)?;
+                        queue::record_failure(&mut gate.enter(), q.sync_id, &message, skip)?;
                         tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
                         if !skip {
                             return Ok(RunEnd::Stopped);
@@ -100,7 +96,7 @@ impl Drain for OutgoingDrain {
                 }
             }
             drop(next_call);
-            delivered.remove(conn, gate)?;
+            delivered.remove(gate)?;
         }
     }
 }
@@ -121,15 +117,13 @@ struct Delivered {
 impl Delivered {
     /// Removes the delivered relations (and tasks left with none) in one
     /// transaction.
-    fn remove(&mut self, conn: &mut Connection, gate: &WriteGate) -> rusqlite::Result<()> {
+    fn remove(&mut self, gate: &WriteGate) -> rusqlite::Result<()> {
         if self.recorded.is_some() {
-            let _turn = gate.enter();
-            queue::remove_delivered(conn)?;
+            queue::remove_delivered(&mut gate.enter())?;
             self.recorded = None;
         }
         if !self.kept.is_empty() {
-            let _turn = gate.enter();
-            queue::complete(conn, &self.kept)?;
+            queue::complete(&mut gate.enter(), &self.kept)?;
             self.kept.clear();
         }
         Ok(())

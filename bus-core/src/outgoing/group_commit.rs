@@ -15,7 +15,6 @@
 
 use crate::db::WriteGate;
 use crate::queue;
-use rusqlite::Connection;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -71,15 +70,14 @@ impl GroupCommit {
     }
 
     /// Records the relations `sync_ids` as delivered and returns once that
-    /// is committed, possibly together with other workers' deliveries.
-    /// `conn` is used when this worker leads a round. `call`, the call that
+    /// is committed, possibly together with other workers' deliveries,
+    /// through the `gate`'s connection. `call`, the call that
     /// delivered them, ends as they join the round; the guard returned is
     /// the worker's next call, counted from the moment the round commits
     /// when `next_quick` (so the next leader waits for a worker that has not
     /// been scheduled yet).
     pub fn record_delivered<'g>(
         &'g self,
-        conn: &mut Connection,
         gate: &WriteGate,
         sync_ids: &[i64],
         mut call: Delivering<'g>,
@@ -105,8 +103,7 @@ impl GroupCommit {
                     // The shared transaction failed: try ours alone, so the
                     // error this worker reports is its own.
                     drop(st);
-                    let _turn = gate.enter();
-                    return queue::record_delivered(conn, sync_ids).map(|()| next);
+                    return queue::record_delivered(&mut gate.enter(), sync_ids).map(|()| next);
                 }
                 return Ok(next);
             }
@@ -129,10 +126,7 @@ impl GroupCommit {
             let batch = std::mem::take(&mut st.pending);
             let continuing = std::mem::take(&mut st.continuing);
             drop(st);
-            let result = {
-                let _turn = gate.enter();
-                queue::record_delivered(conn, &batch)
-            };
+            let result = queue::record_delivered(&mut gate.enter(), &batch);
             st = self.lock();
             st.leading = false;
             st.ended = round + 1;
@@ -176,6 +170,7 @@ impl Drop for Delivering<'_> {
 mod tests {
     use super::*;
     use crate::db::Database;
+    use rusqlite::Connection;
     use std::sync::Arc;
 
     fn count(conn: &Connection, table: &str) -> i64 {
@@ -221,7 +216,7 @@ mod tests {
             .map(|&connector| {
                 let (db, group) = (db.clone(), group.clone());
                 std::thread::spawn(move || {
-                    let mut conn = db.connect().unwrap();
+                    let conn = db.connect().unwrap();
                     let mine: Vec<i64> = conn
                         .prepare("SELECT SynchronizationID FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1 ORDER BY 1")
                         .unwrap()
@@ -231,7 +226,7 @@ mod tests {
                         .unwrap();
                     for id in mine {
                         let call = group.delivering(true);
-                        drop(group.record_delivered(&mut conn, db.gate(), &[id], call, true).unwrap());
+                        drop(group.record_delivered(db.gate(), &[id], call, true).unwrap());
                         // Committed when the call returns: visible to a new reader.
                         let recorded: i64 = db
                             .connect()

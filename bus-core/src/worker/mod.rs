@@ -33,8 +33,10 @@ pub trait Drain: Send + Sync + 'static {
     /// passed over by earlier runs. `handed` are the first tasks of the queue
     /// as the change pipeline handed them over (see [`Workers::hand_over`]);
     /// the rest is read from the database.
-    /// Every write goes through `gate`, one at a time; the gate must not be
-    /// held while calling into a connector or into the change pipeline.
+    /// `conn` is the worker's own connection, for reading the queue; every
+    /// write goes through `gate`'s shared connection, one at a time, and the
+    /// gate must not be held while calling into a connector or into the
+    /// change pipeline.
     #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
