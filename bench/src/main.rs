@@ -108,9 +108,7 @@ fn main() -> Result<()> {
         let start = Instant::now();
         match phase.as_str() {
             "hand" => {
-                let full = schema::changes(&dir.join("hand-full"), Durability::Full, 1, o.budget)?;
-                let batch = schema::changes(&dir.join("hand-batch"), Durability::Normal, 100, o.budget)?;
-                let queue = schema::queue_cycle(&dir.join("hand-queue"), 60_000)?;
+                let (full, batch, queue) = hand_written(dir, o.budget)?;
                 eprintln!("by hand: {full:.0} FULL changes/s, {batch:.0} changes/s 100 per tx, {queue:.0} tasks/s queue cycle")
             }
             "logging" => eprintln!("{:.0} changes/s", bus::logging(&rig, 100, o.budget, &mut n)?),
@@ -139,12 +137,7 @@ fn main() -> Result<()> {
     figures.push(Figure::plain("raw: rows inserted 1,000 per transaction", raw_batch, "rows/s"));
     figures.push(Figure::plain("raw: bare queue cycle (task + 3 relations, dequeue, delete)", raw_queue, "tasks/s"));
     eprintln!("the bus's tables written by hand…");
-    settle();
-    let hand_full = schema::changes(&dir.join("hand-full"), Durability::Full, 1, o.budget)?;
-    settle();
-    let hand_batch = schema::changes(&dir.join("hand-batch"), Durability::Normal, 100, o.budget)?;
-    settle();
-    let hand_queue = schema::queue_cycle(&dir.join("hand-queue"), 60_000)?;
+    let (hand_full, hand_batch, hand_queue) = hand_written(dir, o.budget)?;
     figures.push(Figure::compared(
         "hand-written on the bus's tables: 1 change per transaction, FULL",
         hand_full,
@@ -371,6 +364,19 @@ fn main() -> Result<()> {
     std::fs::write(o.out.join("latest.svg"), report::svg(&groups))?;
     eprintln!("wrote {}/latest.json and latest.svg", o.out.display());
     Ok(())
+}
+
+/// The same rows a change writes, by hand on the bus's tables: FULL changes
+/// per second one per transaction, changes per second 100 per transaction,
+/// and tasks per second through the queue cycle.
+fn hand_written(dir: &std::path::Path, budget: Duration) -> Result<(f64, f64, f64)> {
+    settle();
+    let full = schema::changes(&dir.join("hand-full"), Durability::Full, 1, budget)?;
+    settle();
+    let batch = schema::changes(&dir.join("hand-batch"), Durability::Normal, 100, budget)?;
+    settle();
+    let queue = schema::queue_cycle(&dir.join("hand-queue"), 60_000)?;
+    Ok((full, batch, queue))
 }
 
 /// Median over 5 edits: how long until the watcher noticed a registry edit,
