@@ -19,6 +19,8 @@ mod incoming;
 mod loading;
 #[path = "cases/observability.rs"]
 mod observability;
+#[path = "cases/operations.rs"]
+mod operations;
 #[path = "cases/outgoing.rs"]
 mod outgoing;
 #[path = "cases/sample.rs"]

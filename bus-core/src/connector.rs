@@ -1,10 +1,13 @@
 //! A live connector instance on the host side, and typed calls into it.
 
+use crate::host::HostServices;
+use crate::lane::{Lane, LaneError};
 use crate::loader::Library;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RSlice};
 use connector_abi::abi::ConnectorBox;
-use connector_abi::protocol::{self, kind, CallFailure, InitRequest, InitResponse, PROTOCOL_REVISION};
+use connector_abi::protocol::{self, kind, CallFailure, InitRequest, InitResponse, LogEventRequest, PROTOCOL_REVISION};
+use connector_abi::EventType;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +35,27 @@ pub enum CallError {
     /// The call did not return in time; the connector counts as hung.
     #[error("the connector did not answer `{kind}` within {timeout_ms} ms; it counts as hung until the call returns")]
     TimedOut { kind: String, timeout_ms: u64 },
+    /// Not called: an earlier call into the connector has not returned.
+    #[error("the connector was not asked `{kind}`: it is hung in a `{stuck_in}` call that has not returned for {stuck_ms} ms")]
+    Hung { kind: String, stuck_in: String, stuck_ms: u64 },
+}
+
+impl CallError {
+    /// The error of a lane call that gave no answer.
+    fn from_lane(kind: &str, e: LaneError) -> Self {
+        match e {
+            LaneError::TimedOut(d) => CallError::TimedOut { kind: kind.to_owned(), timeout_ms: d.as_millis() as u64 },
+            LaneError::Stuck { kind: stuck_in, running_for } => {
+                CallError::Hung { kind: kind.to_owned(), stuck_in, stuck_ms: running_for.as_millis() as u64 }
+            }
+            LaneError::Unavailable(m) => CallError::Aborted(m),
+        }
+    }
+
+    /// True for a panic inside the connector.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, CallError::Aborted(m) if m.contains("panicked"))
+    }
 }
 
 /// A connector created from a registry row and initialized.
@@ -44,7 +68,13 @@ pub struct LiveConnector {
     pub library: Arc<Library>,
     /// What the connector reported at init.
     pub info: InitResponse,
-    object: ConnectorBox,
+    object: Arc<ConnectorBox>,
+    /// Where calls from outside the connector's workers run (see [`Lane`]).
+    lane: Lane,
+    /// Where panics and timeouts are reported (the event log).
+    services: Arc<dyn HostServices>,
+    /// The last panic or timeout, for the connector's status.
+    last_fault: Mutex<Option<String>>,
     shut_down: AtomicBool,
     /// How long one call may take before the connector counts as hung.
     call_timeout: Duration,
@@ -69,6 +99,8 @@ impl LiveConnector {
         row: &ConnectorRow,
         library: Arc<Library>,
         object: ConnectorBox,
+        lane: Lane,
+        services: Arc<dyn HostServices>,
         call_timeout: Duration,
     ) -> Result<Arc<Self>, CallError> {
         let live = Arc::new(LiveConnector {
@@ -77,7 +109,10 @@ impl LiveConnector {
             class: row.class_name.clone(),
             library,
             info: InitResponse::default(),
-            object,
+            object: Arc::new(object),
+            lane,
+            services,
+            last_fault: Mutex::new(None),
             shut_down: AtomicBool::new(false),
             call_timeout,
             in_flight: Mutex::new(BTreeMap::new()),
@@ -94,31 +129,48 @@ impl LiveConnector {
         Ok(Arc::new(live))
     }
 
-    /// Runs `call` on a thread of its own and waits at most the call
-    /// timeout: for calls made where waiting forever is not acceptable (init,
-    /// synchronous subscriptions, custom subscription checks). A call that
-    /// times out keeps running; the connector counts as hung until it returns.
+    /// Runs `call` on the connector's call lane and waits at most the call
+    /// timeout: every call that does not come from the connector's own
+    /// workers (init, custom subscription checks, synchronous processing,
+    /// incoming preparation, shutdown). A call that times out keeps running;
+    /// the connector counts as hung until it returns, and calls made
+    /// meanwhile fail at once (one stuck thread per connector at most).
     pub fn with_timeout<R: Send + 'static>(
         this: &Arc<Self>,
         kind: &str,
         call: impl FnOnce(&LiveConnector) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
-        let (tx, rx) = std::sync::mpsc::channel();
         let me = this.clone();
-        let spawned = std::thread::Builder::new().name(format!("call-{}", this.name)).spawn(move || {
-            let _ = tx.send(call(&me));
-        });
-        let handle = spawned.map_err(|e| CallError::Aborted(format!("cannot start a thread for the call: {e}")))?;
-        match rx.recv_timeout(this.call_timeout) {
-            Ok(result) => {
-                let _ = handle.join();
-                result
-            }
-            Err(_) => {
-                tracing::warn!(connector = %this.name, request = kind, timeout_ms = this.call_timeout.as_millis() as u64, "a call into the connector timed out");
-                Err(CallError::TimedOut { kind: kind.to_owned(), timeout_ms: this.call_timeout.as_millis() as u64 })
+        let answer = this.lane.run(kind, this.call_timeout, move || call(&me));
+        match answer {
+            Ok(result) => result,
+            Err(e) => {
+                let e = CallError::from_lane(kind, e);
+                if let CallError::TimedOut { .. } = e {
+                    this.report_fault(EventType::Error, "CONNECTORTIMEOUT", &e);
+                } else {
+                    tracing::warn!(connector = %this.name, request = kind, error = %e, "a call into the connector was not made");
+                }
+                Err(e)
             }
         }
+    }
+
+    /// Writes a panic or a timeout to the event log (source: the connector)
+    /// and keeps it for the connector's status.
+    fn report_fault(&self, event_type: EventType, code: &str, e: &CallError) {
+        let description = format!("Connector `{}`: {e}", self.name);
+        tracing::warn!(connector = %self.name, code, error = %e, "connector fault");
+        *self.last_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(description.clone());
+        let event = LogEventRequest { event_type, code: code.to_owned(), description, document_name: None };
+        if let Err(e) = self.services.log_event(&self.name, event) {
+            tracing::warn!(connector = %self.name, error = %e, "cannot write the connector fault to the event log");
+        }
+    }
+
+    /// The last panic or timeout of this instance, if any.
+    pub fn last_fault(&self) -> Option<String> {
+        self.last_fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Sends a typed request with the call timeout (see [`Self::with_timeout`]).
@@ -134,8 +186,9 @@ impl LiveConnector {
     /// How long the oldest running call has run, when longer than the call
     /// timeout (the connector is hung).
     pub fn hung_for(&self) -> Option<Duration> {
-        let oldest = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).values().min().copied()?;
-        Some(oldest.elapsed()).filter(|d| *d > self.call_timeout)
+        let oldest = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).values().min().copied();
+        let worker = oldest.map(|at| at.elapsed()).filter(|d| *d > self.call_timeout);
+        worker.max(self.lane.stuck_for())
     }
 
     /// True when the connector said at init that it answers `kind`.
@@ -173,10 +226,19 @@ impl LiveConnector {
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(call, Instant::now());
         let result = self.object.call(RSlice::from_slice(request));
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&call);
+        let started = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&call);
+        if let Some(took) = started.map(|s| s.elapsed()).filter(|d| *d > self.call_timeout) {
+            tracing::warn!(connector = %self.name, took_ms = took.as_millis() as u64, "a call into the connector returned after the call timeout");
+        }
         match result {
             RResult::ROk(bytes) => Ok(bytes.into_vec()),
-            RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
+            RResult::RErr(e) => {
+                let e = CallError::Aborted(e.into_string());
+                if e.is_panic() {
+                    self.report_fault(EventType::Error, "CONNECTORPANIC", &e);
+                }
+                Err(e)
+            }
         }
     }
 
@@ -188,13 +250,26 @@ impl LiveConnector {
         }
     }
 
-    /// Calls the connector's shutdown, once.
+    /// Calls the connector's shutdown, once, on its lane with the call
+    /// timeout (a hung connector is left as it is).
     pub fn shutdown(&self) {
-        if !self.shut_down.swap(true, Ordering::SeqCst) {
-            self.object.shutdown();
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let object = self.object.clone();
+        let deadline = self.call_timeout.min(SHUTDOWN_TIMEOUT);
+        if let Err(e) = self.lane.run(SHUTDOWN, deadline, move || object.shutdown()) {
+            let e = CallError::from_lane(SHUTDOWN, e);
+            tracing::warn!(connector = %self.name, error = %e, "the connector did not shut down; it is left running");
         }
     }
 }
+
+/// The name of the shutdown call in messages (it is not a request kind).
+const SHUTDOWN: &str = "shutdown";
+
+/// The longest a connector's shutdown is waited for.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Drop for LiveConnector {
     fn drop(&mut self) {

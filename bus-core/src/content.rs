@@ -9,14 +9,15 @@ use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload;
-use crate::outgoing::subscribers::{subscribers, Subscriber};
+use crate::outgoing::subscribers::{self, subscribers, Route, Subscriber};
 use crate::outgoing::sync::{self, SyncOutcome};
-use crate::queue::{self, NewTask, Queued};
+use crate::queue::{self, Matching, NewRelation, NewTask, Queued};
+use crate::registry;
 use crate::settings;
 use crate::store::StoreError;
 use crate::worker::Workers;
 use connector_abi::protocol::SyncTask;
-use connector_abi::{CmsObject, TaskDataType};
+use connector_abi::{CmsObject, TaskDataType, TaskProcessType};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 use std::sync::Arc;
@@ -141,6 +142,15 @@ impl Content {
         let mut turn = self.gate.enter();
         let tx = turn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let settings = settings::read(&tx)?;
+        // A registry edit not yet reinitialized (a connector deleted with
+        // plain SQL, say): only connectors that still exist get tasks.
+        let stale = registry::registry_version(&tx)? != set.registry_version;
+        let mut live = Vec::with_capacity(set.live.len());
+        for c in set.live.values() {
+            if !stale || registry::exists(&tx, c.id)? {
+                live.push(c.clone());
+            }
+        }
         let applied_all = work(&tx, &self.types)?;
         let mut results = Vec::with_capacity(applied_all.len());
         let mut pending = Vec::with_capacity(applied_all.len());
@@ -156,8 +166,8 @@ impl Content {
             let mut sync_subscribers = Vec::new();
             let mut sync_object = None;
             if settings.logs_outgoing() {
-                let (sync_subs, async_subs): (Vec<Subscriber>, Vec<Subscriber>) =
-                    subscribers(&set, &applied, origin).into_iter().partition(|s| s.process_type.is_sync());
+                let (async_subs, sync_subs): (Vec<Subscriber>, Vec<Subscriber>) =
+                    subscribers(&live, &applied, origin).into_iter().partition(Subscriber::is_queued);
                 if !async_subs.is_empty() {
                     let logged = self
                         .log_task(&tx, &applied, &title, &async_subs, hand_over.then_some(&mut busy))
@@ -168,8 +178,7 @@ impl Content {
                     woken.extend(queued_for.iter().cloned());
                 }
                 if !sync_subs.is_empty() && settings.processes_outgoing() {
-                    let data_type =
-                        payload::data_type_for(connector_abi::TaskProcessType::SyncSnapshot, &applied.object);
+                    let data_type = payload::data_type_for(TaskProcessType::SyncSnapshot, &applied.object);
                     let snapshot = payload::build(&tx, &self.types, &applied, data_type)
                         .map_err(|source| ChangeError::Change { index, source })?;
                     sync_object = Some(snapshot.object);
@@ -203,7 +212,7 @@ impl Content {
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
             if let Some(object) = p.sync_object {
                 let task = SyncTask { task_type: p.task_type, site_name: p.site_name, object };
-                let subs: Vec<&Subscriber> = p.sync_subscribers.iter().collect();
+                let subs = synchronous_subscribers(p.sync_subscribers, &task);
                 result.sync = sync::process(&self.events, &subs, &task, &p.title);
             }
         }
@@ -224,8 +233,16 @@ impl Content {
         subs: &[Subscriber],
         busy: Option<&mut Vec<i64>>,
     ) -> Result<Logged, StoreError> {
-        let data_types: Vec<TaskDataType> =
-            subs.iter().map(|s| payload::data_type_for(s.process_type, &applied.object)).collect();
+        let relations: Vec<NewRelation> = subs.iter().map(|s| relation(s, &applied.object)).collect();
+        let data_types: Vec<TaskDataType> = relations
+            .iter()
+            .zip(subs)
+            .map(|(r, s)| match s.route {
+                // The custom subscription may ask for the richest mode.
+                Route::QueueAsk(_) => payload::data_type_for(TaskProcessType::AsyncSnapshot, &applied.object),
+                _ => r.data_type,
+            })
+            .collect();
         let richest = data_types.iter().copied().fold(TaskDataType::Simple, payload::richer);
         let data =
             serde_json::to_string(&payload::build(tx, &self.types, applied, richest)?).expect("a payload serializes");
@@ -242,17 +259,15 @@ impl Content {
                 data: &data,
             },
         )?;
-        let relations: Vec<(i64, TaskDataType)> =
-            subs.iter().map(|s| s.connector.id).zip(data_types.iter().copied()).collect();
         let mut heads = Vec::new();
         if let Some(busy) = busy {
-            for (s, data_type) in subs.iter().zip(&data_types) {
+            for (s, r) in subs.iter().zip(&relations) {
                 if busy.contains(&s.connector.id) {
                     continue;
                 }
                 busy.push(s.connector.id);
                 if queue::is_empty(tx, s.connector.id, false)? {
-                    heads.push((s, *data_type));
+                    heads.push((s, *r));
                 }
             }
         }
@@ -263,7 +278,7 @@ impl Content {
             let ids = queue::relation_ids(tx, task_id, false)?;
             heads
                 .into_iter()
-                .filter_map(|(s, data_type)| {
+                .filter_map(|(s, r)| {
                     let sync_id = ids.iter().find(|(c, _)| *c == s.connector.id)?.1;
                     Some((
                         s.connector.name.clone(),
@@ -272,11 +287,12 @@ impl Content {
                             task_id,
                             task_type: applied.task_type.name().to_owned(),
                             task_data_type: richest.name().to_owned(),
-                            data_type: data_type.name().to_owned(),
+                            data_type: r.data_type.name().to_owned(),
                             process_type: None,
                             site_name: applied.site_name.clone(),
                             title: title.to_owned(),
                             data: data.clone(),
+                            matching: r.matching,
                         },
                     ))
                 })
@@ -284,4 +300,37 @@ impl Content {
         };
         Ok(Logged { task_id, heads })
     }
+}
+
+/// The relation a queued subscriber gets.
+fn relation(s: &Subscriber, object: &CmsObject) -> NewRelation {
+    let (process_type, matching) = match s.route {
+        Route::Queue(p) => (p, Matching::Decided),
+        Route::QueueAsk(Some(p)) => (p, Matching::AskOrKeep),
+        Route::QueueAsk(None) => (TaskProcessType::AsyncSnapshot, Matching::Ask),
+        Route::Sync | Route::SyncAsk => unreachable!("synchronous subscribers are not queued"),
+    };
+    NewRelation { connector_id: s.connector.id, data_type: payload::data_type_for(process_type, object), matching }
+}
+
+/// The synchronous subscribers that take the change: those decided by their
+/// subscriptions, and those whose synchronous custom subscription matches
+/// (asked now, after the commit, on each connector's lane).
+fn synchronous_subscribers(candidates: Vec<Subscriber>, task: &SyncTask) -> Vec<Subscriber> {
+    candidates
+        .into_iter()
+        .filter(|s| match s.route {
+            Route::SyncAsk => subscribers::ask(
+                &s.connector,
+                &task.object,
+                task.task_type,
+                task.site_name.as_deref(),
+                true,
+                None,
+                |request| subscribers::is_match_on_lane(&s.connector, request),
+            )
+            .is_some(),
+            _ => true,
+        })
+        .collect()
 }

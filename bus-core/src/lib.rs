@@ -18,6 +18,7 @@ pub mod db;
 pub mod eventlog;
 pub mod host;
 pub mod incoming;
+mod lane;
 pub mod loader;
 pub mod manager;
 pub mod metrics;

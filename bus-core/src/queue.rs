@@ -89,28 +89,67 @@ pub fn insert_relation(
     inbound: bool,
     data_type: TaskDataType,
 ) -> rusqlite::Result<()> {
-    insert_relations(conn, task_id, inbound, &[(connector_id, data_type)])
+    insert_relations(conn, task_id, inbound, &[NewRelation { connector_id, data_type, matching: Matching::Decided }])
+}
+
+/// Whether a queued relation still has to ask its connector's custom
+/// subscriptions (`SynchronizationMatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matching {
+    /// The relation is decided: deliver it with its data type.
+    Decided,
+    /// Ask `is_match` before delivery; no match removes the relation.
+    Ask,
+    /// Ask `is_match` before delivery; no match delivers it with its data type.
+    AskOrKeep,
+}
+
+impl Matching {
+    fn column(self) -> Option<&'static str> {
+        match self {
+            Matching::Decided => None,
+            Matching::Ask => Some("Ask"),
+            Matching::AskOrKeep => Some("AskOrKeep"),
+        }
+    }
+
+    fn from_column(value: Option<&str>) -> Self {
+        match value {
+            Some("Ask") => Matching::Ask,
+            Some("AskOrKeep") => Matching::AskOrKeep,
+            _ => Matching::Decided,
+        }
+    }
+}
+
+/// One connector's relation to a new task.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRelation {
+    pub connector_id: i64,
+    pub data_type: TaskDataType,
+    pub matching: Matching,
 }
 
 /// How many relations one INSERT statement carries at most.
 const RELATIONS_PER_INSERT: usize = 8;
 
-/// Queues a task for several connectors (`(connector ID, data type)`), up
-/// to [`RELATIONS_PER_INSERT`] rows per statement.
+/// Queues a task for several connectors, up to [`RELATIONS_PER_INSERT`]
+/// rows per statement.
 pub fn insert_relations(
     conn: &Connection,
     task_id: i64,
     inbound: bool,
-    relations: &[(i64, TaskDataType)],
+    relations: &[NewRelation],
 ) -> rusqlite::Result<()> {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         (1..=RELATIONS_PER_INSERT)
             .map(|n| {
-                let rows: Vec<String> = (0..n).map(|i| format!("(?1, ?2, ?{}, ?{})", 3 + 2 * i, 4 + 2 * i)).collect();
+                let rows: Vec<String> =
+                    (0..n).map(|i| format!("(?1, ?2, ?{}, ?{}, ?{})", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i)).collect();
                 format!(
                     "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
-                     SynchronizationConnectorID, SynchronizationDataType) VALUES {}",
+                     SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) VALUES {}",
                     rows.join(", ")
                 )
             })
@@ -120,9 +159,10 @@ pub fn insert_relations(
         let mut stmt = conn.prepare_cached(&sql[chunk.len() - 1])?;
         stmt.raw_bind_parameter(1, task_id)?;
         stmt.raw_bind_parameter(2, inbound)?;
-        for (i, (connector_id, data_type)) in chunk.iter().enumerate() {
-            stmt.raw_bind_parameter(3 + 2 * i, connector_id)?;
-            stmt.raw_bind_parameter(4 + 2 * i, data_type.name())?;
+        for (i, r) in chunk.iter().enumerate() {
+            stmt.raw_bind_parameter(3 + 3 * i, r.connector_id)?;
+            stmt.raw_bind_parameter(4 + 3 * i, r.data_type.name())?;
+            stmt.raw_bind_parameter(5 + 3 * i, r.matching.column())?;
         }
         stmt.raw_execute()?;
     }
@@ -143,12 +183,14 @@ pub struct Queued {
     pub site_name: Option<String>,
     pub title: String,
     pub data: String,
+    /// Whether the connector's custom subscriptions are still to be asked.
+    pub matching: Matching,
 }
 
 /// Queued tasks with their payloads (deliveries recorded but not yet
 /// removed are left out by adding [`NOT_DELIVERED`] to the conditions).
 const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
-    t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData \
+    t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData, s.SynchronizationMatch \
     FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
 /// A relation (`s`) not recorded as delivered: every read of the queues,
 /// by workers and observers alike, passes over recorded deliveries, so a
@@ -167,6 +209,7 @@ fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
         site_name: r.get(6)?,
         title: r.get(7)?,
         data: r.get(8)?,
+        matching: Matching::from_column(r.get::<_, Option<String>>(9)?.as_deref()),
     })
 }
 
@@ -530,22 +573,25 @@ pub fn connectors_of(
 }
 
 /// Removes relations whose connector is no longer registered (a registry row
-/// deleted by a client that does not enforce foreign keys, e.g. `sqlite3`).
-/// Walks the distinct connector IDs of the queue index, so it costs one
-/// index seek per connector, not a scan of the queue.
-pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<usize> {
+/// replaced by `INSERT OR REPLACE` in a client that does not enforce foreign
+/// keys, e.g. `sqlite3`: plain deletes are handled by a trigger). Walks the
+/// distinct connector IDs of the queue index, so it costs one index seek per
+/// connector, not a scan of the queue. Returns `(connector ID, relations
+/// removed)` per vanished connector.
+pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, usize)>> {
     let mut next = conn.prepare_cached(
         "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID > ?1 ORDER BY SynchronizationConnectorID LIMIT 1",
     )?;
     let mut known = conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
-    let mut removed = 0;
+    let mut removed = Vec::new();
     let mut after = i64::MIN;
     while let Some(id) = next.query_row([after], |r| r.get::<_, i64>(0)).optional()? {
         after = id;
         if !known.exists([id])? {
-            removed +=
+            let n =
                 conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1", [id])?;
+            removed.push((id, n));
         }
     }
     Ok(removed)

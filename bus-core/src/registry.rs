@@ -63,6 +63,8 @@ pub enum RegistryError {
     Duplicate(String),
     #[error("no connector with code name `{0}` is registered")]
     NotFound(String),
+    #[error("connector `{name}` still has {queued} queued task relation(s); deleting it discards them: ask for that explicitly (API `?discard_queue=true`, CLI `--discard-queue`), or delete or synchronize the tasks first")]
+    HasQueue { name: String, queued: i64 },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -236,13 +238,26 @@ impl Registry {
         self.get(&next.name)
     }
 
-    /// Unregisters a connector.
-    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let conn = self.conn()?;
-        match conn.execute("DELETE FROM Integration_Connector WHERE ConnectorName = ?1", [name])? {
-            0 => Err(RegistryError::NotFound(name.to_owned())),
-            _ => Ok(()),
+    /// Unregisters a connector. With queued tasks it is refused unless
+    /// `queue` is [`QueuedTasks::Discard`]; the discarded tasks are then
+    /// named in the event log (a trigger, so plain SQL deletes say so too).
+    /// Returns how many task relations were discarded.
+    pub fn delete(&self, name: &str, queue: QueuedTasks) -> Result<i64, RegistryError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let queued = queued_relations(&tx, name)?.ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
+        if queued > 0 && queue == QueuedTasks::Keep {
+            return Err(RegistryError::HasQueue { name: name.to_owned(), queued });
         }
+        tx.execute("DELETE FROM Integration_Connector WHERE ConnectorName = ?1", [name])?;
+        tx.commit()?;
+        Ok(queued)
+    }
+
+    /// How many task relations are queued for a connector (both
+    /// directions); `None` when it is not registered.
+    pub fn queued(&self, name: &str) -> Result<Option<i64>, RegistryError> {
+        Ok(queued_relations(&self.conn()?, name)?)
     }
 
     /// The registry's change counter.
@@ -273,7 +288,31 @@ impl Registry {
 
 /// The registry's change counter (bumped by triggers on every edit).
 pub fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    conn.query_row("SELECT Version FROM Integration_RegistryVersion", [], |r| r.get(0))
+    conn.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))
+}
+
+/// What deleting a connector does with its queued tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuedTasks {
+    /// Refuse to delete a connector that has queued tasks.
+    Keep,
+    /// Delete it anyway; its queued tasks are discarded (and logged).
+    Discard,
+}
+
+fn queued_relations(conn: &Connection, name: &str) -> Result<Option<i64>, rusqlite::Error> {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = c.ConnectorID) \
+         FROM Integration_Connector c WHERE c.ConnectorName = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// True while the registry has a row with this `ConnectorID`.
+pub fn exists(conn: &Connection, connector_id: i64) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?.exists([connector_id])
 }
 
 #[cfg(test)]
@@ -317,8 +356,8 @@ mod tests {
         reg.add(&new("Other")).unwrap();
         let dup = reg.update("Other", &ConnectorPatch { name: Some("Crm".into()), ..Default::default() });
         assert!(matches!(dup, Err(RegistryError::Duplicate(_))));
-        reg.delete("Crm").unwrap();
-        assert!(matches!(reg.delete("Crm"), Err(RegistryError::NotFound(_))));
+        reg.delete("Crm", QueuedTasks::Keep).unwrap();
+        assert!(matches!(reg.delete("Crm", QueuedTasks::Keep), Err(RegistryError::NotFound(_))));
         let err = reg.add(&new("bad name/..")).unwrap_err();
         assert!(err.to_string().contains("contains ` `"), "{err}");
         assert!(registry_version(&db.connect().unwrap()).unwrap() >= v0 + 4);

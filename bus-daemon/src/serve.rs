@@ -5,11 +5,13 @@ use crate::config::Config;
 use crate::http;
 use anyhow::{Context, Result};
 use bus_core::content::Content;
+use bus_core::eventlog::{NewEvent, BUS_SOURCE};
 use bus_core::incoming::Incoming;
 use bus_core::metrics::Metrics;
 use bus_core::queue;
 use bus_core::scheduler::{self, Scheduler};
 use bus_core::watch::Watcher;
+use connector_abi::EventType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +24,23 @@ pub fn run(config: Config) -> Result<()> {
     let outgoing = bus_core::outgoing::workers(bus.db.clone(), config.outgoing.worker_config(), metrics.clone())?;
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
+    let cleanup_events = bus.events.clone();
     manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(removed = n, "removed the queued tasks of connectors that were deleted"),
+        Ok(Ok(removed)) => {
+            for (connector_id, n) in removed {
+                let description = format!(
+                    "The connector with ID {connector_id} left the registry without a delete (a row replaced with plain SQL); its {n} queued task relation(s) were discarded."
+                );
+                tracing::warn!(connector_id, discarded = n, "discarded the queued tasks of a vanished connector");
+                cleanup_events.write_or_warn(&NewEvent {
+                    event_type: EventType::Warning,
+                    source: BUS_SOURCE,
+                    code: "CONNECTORDELETE",
+                    description: &description,
+                    document_name: None,
+                });
+            }
+        }
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
         Err(e) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
     }));
@@ -91,9 +107,28 @@ pub fn run(config: Config) -> Result<()> {
         tracing::info!(%addr, database = %config.database.display(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
         println!("listening on http://{addr}");
-        axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        // Stopping waits for requests in progress, but not longer than the
+        // grace period: a request waiting on a hung connector is cut off.
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown_signal().await;
+                stopping.notify_one();
+            }
+        };
+        let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
+        tokio::select! {
+            served = server => served?,
+            () = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "requests still in progress after the grace period; stopping anyway");
+            }
+        }
         anyhow::Ok(())
     });
+    // A request still waiting on a connector call (at most the call
+    // timeout) is not waited for.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
     drop(watcher);
     drop(scheduler);
     incoming.workers().stop_all();
@@ -102,6 +137,9 @@ pub fn run(config: Config) -> Result<()> {
     tracing::info!("integration bus stopped");
     result
 }
+
+/// How long stopping waits for requests still in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

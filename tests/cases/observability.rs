@@ -60,6 +60,8 @@ fn metrics_follow_the_tasks_and_health_reports_failed_connectors() {
     assert!(m["bus_queue_oldest_task_age_seconds{connector=\"A\",direction=\"outgoing\"}"] >= 0.0);
 
     d.put("/api/settings", &json!({"process_outgoing": true}));
+    // Switching processing on leaves the queue for the next trigger.
+    assert_eq!(d.post("/api/tasks/outgoing/synchronize", &json!({"all": true})).status, 200);
     wait_for("the tasks to flow", Duration::from_secs(10), || {
         metrics(&d)
             .get("bus_tasks_processed_total{connector=\"A\",direction=\"outgoing\",result=\"Ok\"}")

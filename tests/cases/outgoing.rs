@@ -171,7 +171,6 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
                 sub("AsyncSimpleSnapshot", json!({"scope": "objects", "object_code_name": "admin%"})),
             ],
         ),
-        ("Custom", vec![sub("AsyncSimple", json!({"scope": "custom", "name": "vip"}))]),
         ("Named", vec![sub("AsyncSimple", json!({"scope": "objects", "object_code_name": "ADMIN%"}))]),
         ("Nothing", vec![sub("AsyncSimple", json!({"scope": "objects", "object_type": "no.such.type"}))]),
     ]);
@@ -205,7 +204,6 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     assert_eq!(titles("Sites"), ["Create Role 'editors'", "Create Poll 'p1'", "Update Poll 'Poll 1'"]);
     assert_eq!(titles("Global"), ["Create Site 'CorpSite'", "Create User 'administrator'", "Create User 'vip1'"]);
     assert_eq!(titles("Docs"), ["Create document /Home/News"]);
-    assert_eq!(titles("Custom"), ["Create User 'vip1'"]);
     assert_eq!(titles("Named"), ["Create User 'administrator'"], "code-name wildcard, ignoring case");
     assert!(titles("Nothing").is_empty());
     let prio = seen("Prio");
@@ -223,7 +221,7 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
     let relations: i64 =
         env.sql().query_row("SELECT COUNT(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
     assert_eq!(tasks, 7);
-    assert_eq!(relations, 16);
+    assert_eq!(relations, 15);
 }
 
 #[test]

@@ -241,6 +241,17 @@ impl Daemon {
         crate::wait_for("the daemon to exit", Duration::from_secs(20), || self.child.try_wait().ok().flatten())
     }
 
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many threads the daemon runs now (Linux).
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()

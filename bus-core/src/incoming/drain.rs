@@ -11,9 +11,9 @@ use crate::content::{ChangeError, Content};
 use crate::db::WriteGate;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
-use crate::queue::{self, Direction, Queued, Selection};
+use crate::queue::{self, Direction, Queued};
 use crate::settings::Settings;
-use crate::worker::{Batches, Drain, Recorder, RunEnd, TaskResult, WorkerConfig};
+use crate::worker::{Drain, Run, RunEnd, RunKind, TaskResult};
 use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
@@ -38,29 +38,23 @@ impl Drain for IncomingDrain {
         false
     }
 
-    fn process(
-        &self,
-        conn: &mut Connection,
-        gate: &WriteGate,
-        connector: &LiveConnector,
-        selection: &Selection,
-        manual: bool,
-        handed: Vec<Queued>,
-        config: &WorkerConfig,
-        recorder: &mut Recorder<'_>,
-    ) -> Result<RunEnd, rusqlite::Error> {
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error> {
         // Incoming runs always include tasks passed over before (SkipOnError).
-        let mut batches = Batches::new(selection, connector.id, true, true, config.batch_size).starting_with(handed);
+        let mut batches = run.batches(Direction::Incoming, true);
+        let manual = run.kind == RunKind::Manual;
         loop {
-            let batch = batches.next(conn)?;
+            let batch = batches.next(run.conn)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
             for q in &batch {
+                if !run.is_current() {
+                    return Ok(RunEnd::Interrupted);
+                }
                 let started = Instant::now();
-                let (result, error) = self.process_one(gate, connector, q, manual)?;
+                let (result, error) = self.process_one(run.gate, run.connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
-                recorder.record(q.task_id, result, error, started.elapsed());
+                run.recorder.record(q.task_id, result, error, started.elapsed());
                 if stop {
                     return Ok(RunEnd::Stopped);
                 }

@@ -11,7 +11,7 @@ use crate::db::WriteGate;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, NewTask};
-use crate::settings;
+use crate::settings::Settings;
 use connector_abi::protocol::{
     kind, DocumentParamsResponse, GetInternalDocumentParamsRequest, GetInternalObjectParamsRequest,
     LogIncomingTaskRequest, ObjectParamsResponse, PrepareInternalObjectRequest, PrepareInternalObjectResponse,
@@ -20,18 +20,20 @@ use connector_abi::{
     CmsObject, DocumentTranslation, ObjectData, ObjectTranslation, TaskDataType, Translations, DOCUMENT_NODE,
     DOCUMENT_VERSION,
 };
-use rusqlite::Connection;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
-/// Logs one incoming task for `connector`; returns its ID.
+/// Logs one incoming task for `connector`; returns its ID. Every call into
+/// the connector runs on its lane with the call timeout, and no lock is held
+/// meanwhile.
 pub fn log(
-    conn: &mut Connection,
+    settings: &Settings,
     gate: &WriteGate,
     types: &ObjectTypes,
-    connector: &LiveConnector,
+    connector: &Arc<LiveConnector>,
     request: LogIncomingTaskRequest,
 ) -> Result<i64, IncomingError> {
-    if !settings::read(conn)?.logs_incoming() {
+    if !settings.logs_incoming() {
         return Err(IncomingError::Disabled(
             "logging of incoming tasks is disabled in the settings (`enabled` and `log_incoming`); nothing was stored"
                 .into(),
@@ -42,17 +44,17 @@ pub fn log(
             "task type All only makes sense in a subscription; name what must happen".into(),
         ));
     }
-    let prepared: PrepareInternalObjectResponse = connector
-        .request(
-            kind::PREPARE_INTERNAL_OBJECT,
-            &PrepareInternalObjectRequest {
-                external: request.external.clone(),
-                task_type: request.task_type,
-                data_type: request.data_type,
-                site_name: request.site_name.clone(),
-            },
-        )
-        .map_err(|e| IncomingError::Connector(format!("prepare_internal_object failed: {e}")))?;
+    let prepared: PrepareInternalObjectResponse = LiveConnector::request_timeout(
+        connector,
+        kind::PREPARE_INTERNAL_OBJECT,
+        &PrepareInternalObjectRequest {
+            external: request.external.clone(),
+            task_type: request.task_type,
+            data_type: request.data_type,
+            site_name: request.site_name.clone(),
+        },
+    )
+    .map_err(|e| IncomingError::Connector(format!("prepare_internal_object failed: {e}")))?;
     let mut object = prepared.object;
     describe(types, &mut object)?;
     match (&object, request.task_type.is_document()) {
@@ -85,6 +87,10 @@ pub fn log(
     // The connector was asked everything above; only now take the write turn.
     let mut turn = gate.enter();
     let tx = turn.transaction()?;
+    // The connector may have been deleted while it was asked (plain SQL).
+    if !crate::registry::exists(&tx, connector.id)? {
+        return Err(IncomingError::UnknownConnector(connector.name.clone()));
+    }
     let task_id = queue::insert_task(
         &tx,
         &NewTask {
@@ -138,7 +144,7 @@ fn describe(types: &ObjectTypes, object: &mut CmsObject) -> Result<(), IncomingE
 
 /// Asks the connector what each foreign key (an external ID) points to.
 fn collect(
-    connector: &LiveConnector,
+    connector: &Arc<LiveConnector>,
     object: &CmsObject,
     data_type: TaskDataType,
     out: &mut Translations,
@@ -150,7 +156,7 @@ fn collect(
 }
 
 fn collect_object(
-    connector: &LiveConnector,
+    connector: &Arc<LiveConnector>,
     o: &ObjectData,
     data_type: TaskDataType,
     out: &mut Translations,
@@ -165,7 +171,7 @@ fn collect_object(
 }
 
 fn collect_fields(
-    connector: &LiveConnector,
+    connector: &Arc<LiveConnector>,
     fields: &Map<String, Value>,
     foreign_keys: &Map<String, Value>,
     out: &mut Translations,
@@ -176,14 +182,12 @@ fn collect_fields(
             if out.document(id).is_some() {
                 continue;
             }
-            let answer: DocumentParamsResponse = connector
-                .request(
-                    kind::GET_INTERNAL_DOCUMENT_PARAMS,
-                    &GetInternalDocumentParamsRequest { id, class_name: String::new() },
-                )
-                .map_err(|e| {
-                    IncomingError::Connector(format!("get_internal_document_params for `{field}` failed: {e}"))
-                })?;
+            let answer: DocumentParamsResponse = LiveConnector::request_timeout(
+                connector,
+                kind::GET_INTERNAL_DOCUMENT_PARAMS,
+                &GetInternalDocumentParamsRequest { id, class_name: String::new() },
+            )
+            .map_err(|e| IncomingError::Connector(format!("get_internal_document_params for `{field}` failed: {e}")))?;
             if let Some(p) = answer.params {
                 out.documents.push(DocumentTranslation {
                     id,
@@ -197,14 +201,12 @@ fn collect_fields(
             if out.object(target, id).is_some() {
                 continue;
             }
-            let answer: ObjectParamsResponse = connector
-                .request(
-                    kind::GET_INTERNAL_OBJECT_PARAMS,
-                    &GetInternalObjectParamsRequest { id, object_type: target.to_owned() },
-                )
-                .map_err(|e| {
-                    IncomingError::Connector(format!("get_internal_object_params for `{field}` failed: {e}"))
-                })?;
+            let answer: ObjectParamsResponse = LiveConnector::request_timeout(
+                connector,
+                kind::GET_INTERNAL_OBJECT_PARAMS,
+                &GetInternalObjectParamsRequest { id, object_type: target.to_owned() },
+            )
+            .map_err(|e| IncomingError::Connector(format!("get_internal_object_params for `{field}` failed: {e}")))?;
             if let Some(p) = answer.params {
                 out.objects.push(ObjectTranslation {
                     object_type: target.to_owned(),

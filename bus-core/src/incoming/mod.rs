@@ -84,8 +84,9 @@ impl Incoming {
                 IncomingError::UnknownConnector(connector.to_owned())
             }
         })?;
-        let mut conn = self.logger.lock().unwrap_or_else(|p| p.into_inner());
-        log::log(&mut conn, self.db.gate(), &self.types, &live, request)
+        // The lock covers the settings read only, never a connector call.
+        let settings = settings::read(&self.logger.lock().unwrap_or_else(|p| p.into_inner()))?;
+        log::log(&settings, self.db.gate(), &self.types, &live, request)
     }
 
     /// Starts processing the incoming queue of one connector, or of every

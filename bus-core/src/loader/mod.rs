@@ -9,6 +9,7 @@ pub use resolve::resolve_assembly;
 
 use crate::connector::{CallError, LiveConnector};
 use crate::host::{host_object, HostServices};
+use crate::lane::Lane;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RStr};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,9 @@ pub struct Loader {
     call_timeout: Duration,
 }
 
+/// The name of the constructor call in messages.
+const CREATE: &str = "create";
+
 /// The default limit on one call into a connector.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,16 +98,25 @@ impl Loader {
                 available: if classes.is_empty() { "nothing".into() } else { classes.join(", ") },
             });
         }
-        let host = host_object(&row.name, services);
-        let created =
-            (library.root.new_connector())(RStr::from_str(&row.class_name), RStr::from_str(&row.config), host);
+        let host = host_object(&row.name, services.clone());
+        // Creating runs on the connector's lane too, so a constructor that
+        // hangs cannot hold up the reinitialization of the others.
+        let lane = Lane::new(&row.name);
+        let new_connector = library.root.new_connector();
+        let (class, config) = (row.class_name.clone(), row.config.clone());
+        let created = lane
+            .run(CREATE, self.call_timeout, move || {
+                new_connector(RStr::from_str(&class), RStr::from_str(&config), host)
+            })
+            .map_err(|e| LoadError::CreateFailed { class: row.class_name.clone(), cause: e.to_string() })?;
         let object = match created {
             RResult::ROk(object) => object,
             RResult::RErr(cause) => {
                 return Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
             }
         };
-        let live = LiveConnector::initialize(row, library, object, self.call_timeout).map_err(LoadError::InitFailed)?;
+        let live = LiveConnector::initialize(row, library, object, lane, services, self.call_timeout)
+            .map_err(LoadError::InitFailed)?;
         if live.info.connector_name != row.name {
             return Err(LoadError::NameMismatch {
                 registered: row.name.clone(),

@@ -4,15 +4,16 @@
 //! task skipped, go on; SkipNow: leave it for the next run).
 
 use super::group_commit::{GroupCommit, GATHER};
-use super::payload;
+use super::payload::{self, Payload};
+use super::subscribers;
 use crate::connector::LiveConnector;
 use crate::db::WriteGate;
-use crate::queue::{self, Direction, Queued, Selection};
+use crate::queue::{self, Direction, Matching, Queued};
 use crate::settings::Settings;
-use crate::worker::{Batches, Drain, Recorder, RunEnd, WorkerConfig};
+use crate::worker::{Drain, Run, RunEnd, RunKind};
 use connector_abi::protocol::{kind, ProcessResponse};
-use connector_abi::IntegrationProcessResult;
-use rusqlite::Connection;
+use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType, TaskType};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// Drains outgoing queues.
@@ -35,37 +36,49 @@ impl Drain for OutgoingDrain {
         true
     }
 
-    fn process(
-        &self,
-        conn: &mut Connection,
-        gate: &WriteGate,
-        connector: &LiveConnector,
-        selection: &Selection,
-        manual: bool,
-        handed: Vec<Queued>,
-        config: &WorkerConfig,
-        recorder: &mut Recorder<'_>,
-    ) -> Result<RunEnd, rusqlite::Error> {
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error> {
+        let (gate, connector, config) = (run.gate, run.connector, run.config);
         // Delivered, not yet removed: recorded one by one (delete_batch = 1),
         // or only kept here until `delete_batch` of them are removed at once.
         let mut delivered = Delivered { recorded: None, kept: Vec::new() };
-        let mut batches = Batches::new(selection, connector.id, false, manual, config.batch_size).starting_with(handed);
+        let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
         // Whether this worker's calls are short enough for a group commit
         // leader to wait for.
         let mut quick = true;
         loop {
-            let batch = batches.next(conn)?;
+            let batch = batches.next(run.conn)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
             let mut next_call = None;
             for q in &batch {
+                if !run.is_current() {
+                    drop(next_call);
+                    delivered.remove(gate)?;
+                    return Ok(RunEnd::Interrupted);
+                }
+                let q = match decide(connector, q) {
+                    Ok(Some(q)) => q,
+                    // No custom subscription matched: removed without a call
+                    // (with the batch's removals; a crash before asks again).
+                    Ok(None) => {
+                        run.recorder.passed(q.task_id);
+                        delivered.kept.push(q.sync_id);
+                        continue;
+                    }
+                    // Unreadable task data: the delivery itself reports it.
+                    Err(e) => {
+                        tracing::warn!(connector = %connector.name, task = q.task_id, error = %e, "cannot ask the custom subscriptions");
+                        Cow::Borrowed(q)
+                    }
+                };
+                let q = q.as_ref();
                 let started = Instant::now();
                 let call = next_call.take().unwrap_or_else(|| self.completions.delivering(quick));
                 let response = deliver(connector, q);
                 let elapsed = started.elapsed();
                 quick = elapsed < GATHER;
-                recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
+                run.recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
                 match response.result {
                     IntegrationProcessResult::Ok if config.delete_batch == 1 => {
                         next_call = Some(self.completions.record_delivered(gate, &[q.sync_id], call, quick)?);
@@ -139,4 +152,38 @@ fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
     connector
         .request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request)
         .unwrap_or_else(|e| ProcessResponse::error(e.to_string()))
+}
+
+/// A relation that still has to ask the connector's custom subscriptions
+/// (see `outgoing::subscribers`), decided here, on the connector's own
+/// worker, right before delivery: `None` when nothing matches, else the task
+/// with the data type of the winning process type.
+fn decide<'q>(connector: &LiveConnector, q: &'q Queued) -> Result<Option<Cow<'q, Queued>>, String> {
+    let decided = match q.matching {
+        Matching::Decided => return Ok(Some(Cow::Borrowed(q))),
+        Matching::Ask => None,
+        Matching::AskOrKeep => {
+            let dt: TaskDataType =
+                q.data_type.parse().map_err(|e| format!("the task's data type is unreadable: {e}"))?;
+            Some(match dt {
+                TaskDataType::Simple => TaskProcessType::AsyncSimple,
+                TaskDataType::SimpleSnapshot => TaskProcessType::AsyncSimpleSnapshot,
+                TaskDataType::Snapshot => TaskProcessType::AsyncSnapshot,
+            })
+        }
+    };
+    let payload: Payload =
+        serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
+    let task_type: TaskType = q.task_type.parse().map_err(|e| format!("the task type is unreadable: {e}"))?;
+    let site = q.site_name.as_deref();
+    let best = subscribers::ask(connector, &payload.object, task_type, site, false, decided, |request| {
+        subscribers::is_match_here(connector, request)
+    });
+    Ok(best.map(|p| {
+        // The change is committed: a synchronous answer is delivered as the
+        // richest asynchronous mode.
+        let p = if p.is_sync() { TaskProcessType::AsyncSnapshot } else { p };
+        let data_type = payload::data_type_for(p, &payload.object).name().to_owned();
+        Cow::Owned(Queued { data_type, matching: Matching::Decided, ..q.clone() })
+    }))
 }

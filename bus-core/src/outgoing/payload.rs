@@ -152,6 +152,7 @@ mod tests {
             site_name: Some("Corp \"Site\"".into()),
             title: "Create User 'a'".into(),
             data: serde_json::to_string(data).unwrap(),
+            matching: crate::queue::Matching::Decided,
         }
     }
 

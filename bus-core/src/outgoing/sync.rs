@@ -19,7 +19,7 @@ pub struct SyncOutcome {
 
 /// Hands `task` to each synchronous subscriber in turn. `Error` (or a failed
 /// call) stops all connectors: the ones after it do not get the change.
-pub fn process(events: &EventLog, subscribers: &[&Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {
+pub fn process(events: &EventLog, subscribers: &[Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {
     let mut outcomes = Vec::new();
     for s in subscribers {
         let c = &s.connector;

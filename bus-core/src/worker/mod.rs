@@ -29,26 +29,67 @@ pub trait Drain: Send + Sync + 'static {
     /// Whether runs start by themselves (new tasks, retries after an error),
     /// or only when asked (incoming: scheduler, notify, synchronize).
     fn automatic(&self) -> bool;
-    /// Processes the selected tasks in creation order. `manual` includes tasks
-    /// passed over by earlier runs. `handed` are the first tasks of the queue
-    /// as the change pipeline handed them over (see [`Workers::hand_over`]);
-    /// the rest is read from the database.
-    /// `conn` is the worker's own connection, for reading the queue; every
-    /// write goes through `gate`'s shared connection, one at a time, and the
-    /// gate must not be held while calling into a connector or into the
-    /// change pipeline.
-    #[allow(clippy::too_many_arguments)]
-    fn process(
-        &self,
-        conn: &mut Connection,
-        gate: &WriteGate,
-        connector: &LiveConnector,
-        selection: &Selection,
-        manual: bool,
-        handed: Vec<Queued>,
-        config: &WorkerConfig,
-        recorder: &mut Recorder<'_>,
-    ) -> Result<RunEnd, rusqlite::Error>;
+    /// Processes the run's tasks in creation order. Before each call into
+    /// the connector it checks [`Run::is_current`] and ends the run with
+    /// [`RunEnd::Interrupted`] once the instance was replaced or unloaded.
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error>;
+}
+
+/// Which tasks a run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Started by the worker itself (a new task, a retry): passes over tasks
+    /// skipped after ErrorAndSkip.
+    Automatic,
+    /// A synchronize request: includes the tasks passed over before.
+    Manual,
+}
+
+/// Everything one run of a drain works with.
+pub struct Run<'a> {
+    /// The worker's own connection, for reading the queue. Every write goes
+    /// through `gate`'s shared connection, one at a time, and the gate is
+    /// never held while calling into a connector or the change pipeline.
+    pub conn: &'a mut Connection,
+    pub gate: &'a WriteGate,
+    pub connector: &'a LiveConnector,
+    pub selection: &'a Selection,
+    pub kind: RunKind,
+    /// The first tasks of the queue as the change pipeline handed them over
+    /// (see [`Workers::hand_over`]); the rest is read from the database.
+    pub handed: Vec<Queued>,
+    pub config: &'a WorkerConfig,
+    pub recorder: Recorder<'a>,
+    turn: Turn<'a>,
+}
+
+impl Run<'_> {
+    /// True while this run's connector instance is still the worker's: a
+    /// reinitialization or an unload ends the turn, and the run makes no
+    /// further call.
+    pub fn is_current(&self) -> bool {
+        self.turn.is_current()
+    }
+
+    /// Reads the run's tasks, oldest first, a batch at a time.
+    pub fn batches(&mut self, direction: Direction, include_skipped: bool) -> Batches {
+        Batches::new(self.selection, self.connector.id, direction, include_skipped, self.config.batch_size)
+            .starting_with(std::mem::take(&mut self.handed))
+    }
+}
+
+/// A worker's turn with one connector instance: it lasts while the worker's
+/// generation is the one the run started in.
+#[derive(Clone, Copy)]
+pub(crate) struct Turn<'a> {
+    generation: &'a std::sync::atomic::AtomicU64,
+    mine: u64,
+}
+
+impl Turn<'_> {
+    fn is_current(&self) -> bool {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst) == self.mine
+    }
 }
 
 /// Where a drain reports each task it processed: the metrics always, and the
@@ -63,6 +104,11 @@ pub struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
+    /// A task the run passed without a call (no custom subscription matched).
+    pub fn passed(&mut self, task_id: i64) {
+        self.newest = self.newest.max(task_id);
+    }
+
     pub fn record(&mut self, task_id: i64, result: TaskResult, error: Option<String>, elapsed: Duration) {
         self.newest = self.newest.max(task_id);
         self.metrics.record(self.connector, self.direction, result, elapsed);
@@ -86,13 +132,14 @@ pub struct Batches {
 }
 
 impl Batches {
-    pub fn new(
+    fn new(
         selection: &Selection,
         connector_id: i64,
-        inbound: bool,
+        direction: Direction,
         include_skipped: bool,
         batch_size: u32,
     ) -> Self {
+        let inbound = direction.inbound();
         let ids = match selection {
             Selection::Ids(ids) => {
                 let mut ids = ids.clone();
@@ -106,7 +153,7 @@ impl Batches {
     }
 
     /// Starts with `handed`, the head of the queue, before reading on.
-    pub fn starting_with(mut self, handed: Vec<Queued>) -> Self {
+    fn starting_with(mut self, handed: Vec<Queued>) -> Self {
         self.handed = handed;
         self
     }
@@ -136,11 +183,15 @@ impl Batches {
 }
 
 /// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
     /// Every task was looked at.
     Drained,
     /// A task stopped the queue.
     Stopped,
+    /// The connector instance was replaced or unloaded: the run made no
+    /// further call after the one in flight.
+    Interrupted,
 }
 
 /// Timing of the workers (from `bus.toml`).
@@ -229,11 +280,25 @@ pub struct Workers {
     drain: Arc<dyn Drain>,
     metrics: Arc<Metrics>,
     workers: Mutex<BTreeMap<String, Worker>>,
+    /// Threads of stopped workers that may still be finishing a call: a
+    /// new worker for the same connector waits for its predecessor, so a
+    /// queue is never drained by two threads.
+    retiring: Mutex<BTreeMap<String, Retiring>>,
 }
+
+/// A stopped worker's thread.
+type Retiring = std::thread::JoinHandle<()>;
 
 impl Workers {
     pub fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Workers { db, config, drain, metrics, workers: Mutex::new(BTreeMap::new()) })
+        Arc::new(Workers {
+            db,
+            config,
+            drain,
+            metrics,
+            workers: Mutex::new(BTreeMap::new()),
+            retiring: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// Keeps one worker per loaded connector, following every
@@ -252,16 +317,21 @@ impl Workers {
         self.workers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts, switches and stops workers to match a connector set.
+    /// Starts, switches and stops workers to match a connector set. A
+    /// worker that switches to a new instance, or stops, first finishes the
+    /// call in flight and makes no further call with the old instance; a new
+    /// worker for a connector whose previous worker is still finishing a call
+    /// starts draining only once that thread has ended.
     pub fn update(&self, set: &ConnectorSet) {
         let mut workers = self.workers();
-        workers.retain(|name, w| {
-            let keep = set.live.contains_key(name);
-            if !keep {
-                w.stop();
+        let mut retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
+        retiring.retain(|_, t| !t.is_finished());
+        let stopped: Vec<String> = workers.keys().filter(|n| !set.live.contains_key(*n)).cloned().collect();
+        for name in stopped {
+            if let Some(w) = workers.remove(&name) {
+                retiring.insert(name, w.stop());
             }
-            keep
-        });
+        }
         for (name, live) in &set.live {
             match workers.get(name) {
                 Some(w) => w.replace(live.clone()),
@@ -271,6 +341,7 @@ impl Workers {
                     self.config,
                     self.drain.clone(),
                     self.metrics.clone(),
+                    retiring.remove(name),
                 ) {
                     Ok(w) => {
                         workers.insert(name.clone(), w);
@@ -331,12 +402,12 @@ impl Workers {
         }
     }
 
-    /// Stops every worker (daemon shutdown).
+    /// Stops every worker (daemon shutdown); does not wait for calls in
+    /// flight.
     pub fn stop_all(&self) {
         let mut workers = self.workers();
-        for w in workers.values() {
-            w.stop();
+        for (_, w) in std::mem::take(&mut *workers) {
+            drop(w.stop());
         }
-        workers.clear();
     }
 }

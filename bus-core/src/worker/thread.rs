@@ -2,7 +2,7 @@
 //! (a wake-up, a synchronize request, a due retry), reads the settings, and
 //! hands the queue to its [`Drain`].
 
-use super::{Drain, Recorder, RunEnd, TaskOutcome, WorkerConfig};
+use super::{Drain, Recorder, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
 use crate::connector::LiveConnector;
 use crate::db::Database;
 use crate::metrics::Metrics;
@@ -10,6 +10,7 @@ use crate::queue::{self, Queued, Selection};
 use crate::settings;
 use rusqlite::Connection;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -40,6 +41,9 @@ struct Shared {
     name: String,
     state: Mutex<State>,
     cv: Condvar,
+    /// Bumped (under the state lock) whenever the instance is replaced or
+    /// unloaded: a run started in an older generation makes no further call.
+    generation: AtomicU64,
 }
 
 impl Shared {
@@ -51,7 +55,7 @@ impl Shared {
 /// A running worker.
 pub(crate) struct Worker {
     shared: Arc<Shared>,
-    _join: JoinHandle<()>,
+    join: JoinHandle<()>,
 }
 
 impl Worker {
@@ -61,36 +65,48 @@ impl Worker {
         config: WorkerConfig,
         drain: Arc<dyn Drain>,
         metrics: Arc<Metrics>,
+        predecessor: Option<JoinHandle<()>>,
     ) -> std::io::Result<Worker> {
         let shared = Arc::new(Shared {
             name: connector.name.clone(),
             state: Mutex::new(State { connector: Some(connector), wake: true, ..Default::default() }),
             cv: Condvar::new(),
+            generation: AtomicU64::new(0),
         });
         let inner = shared.clone();
-        let join = std::thread::Builder::new().name(format!("{}-{}", drain.direction().name(), shared.name)).spawn(
-            move || {
-                Runner {
-                    shared: inner,
-                    db,
-                    config,
-                    drain,
-                    metrics,
-                    conn: None,
-                    last_seen: 0,
-                    was_enabled: false,
-                    settings: None,
-                    looked_at: 0,
+        // A thread name may not hold a NUL byte.
+        let thread_name = format!("{}-{}", drain.direction().name(), shared.name.replace('\0', "?"));
+        let join = std::thread::Builder::new().name(thread_name).spawn(move || {
+            if let Some(previous) = predecessor {
+                // The previous worker of this connector may still be in a
+                // call: this one starts once it has ended.
+                if !previous.is_finished() {
+                    tracing::info!(connector = %inner.name, "waiting for the previous worker to finish its call");
                 }
-                .run()
-            },
-        )?;
-        Ok(Worker { shared, _join: join })
+                let _ = previous.join();
+            }
+            Runner {
+                shared: inner,
+                db,
+                config,
+                drain,
+                metrics,
+                conn: None,
+                last_seen: 0,
+                was_enabled: false,
+                settings: None,
+                looked_at: 0,
+            }
+            .run()
+        })?;
+        Ok(Worker { shared, join })
     }
 
-    /// Switches to a new instance of the connector (after a reinitialization).
+    /// Switches to a new instance of the connector (after a reinitialization):
+    /// the run in progress ends after its call in flight.
     pub fn replace(&self, connector: Arc<LiveConnector>) {
         let mut st = self.shared.lock();
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
         st.connector = Some(connector);
         st.handed = None;
         st.wake = true;
@@ -112,12 +128,12 @@ impl Worker {
         self.shared.cv.notify_one();
     }
 
-    /// The settings changed: read them again and process the queue.
+    /// The settings changed: read them again at the next run. Switching
+    /// processing on starts no run by itself: the queue goes at the next
+    /// trigger (a new task, a synchronize request, a due retry).
     pub fn settings_changed(&self) {
         let mut st = self.shared.lock();
-        st.wake = true;
         st.settings_changed = true;
-        self.shared.cv.notify_one();
     }
 
     pub fn submit(&self, job: Job) {
@@ -126,15 +142,20 @@ impl Worker {
         self.shared.cv.notify_one();
     }
 
-    /// Asks the thread to end after its current call.
-    pub fn stop(&self) {
-        let mut st = self.shared.lock();
-        st.stop = true;
-        st.connector = None;
-        for job in st.jobs.drain(..) {
-            let _ = job.reply.send(Err("the connector was unloaded".into()));
+    /// Asks the thread to end after its current call; returns the thread,
+    /// which a successor joins before it starts.
+    pub fn stop(self) -> JoinHandle<()> {
+        {
+            let mut st = self.shared.lock();
+            self.shared.generation.fetch_add(1, Ordering::SeqCst);
+            st.stop = true;
+            st.connector = None;
+            for job in st.jobs.drain(..) {
+                let _ = job.reply.send(Err("the connector was unloaded".into()));
+            }
+            self.shared.cv.notify_one();
         }
-        self.shared.cv.notify_one();
+        self.join
     }
 }
 
@@ -163,8 +184,21 @@ const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 enum Wakeup {
     Stop,
-    Work { connector: Arc<LiveConnector>, jobs: Vec<Job>, run_queue: bool, fresh: bool, handed: Option<Box<Queued>> },
-    Idle(Arc<LiveConnector>),
+    Work(Box<Work>),
+    Idle(Arc<LiveConnector>, u64),
+}
+
+/// What a wake-up asks the worker to do.
+struct Work {
+    connector: Arc<LiveConnector>,
+    /// The generation the connector belongs to.
+    generation: u64,
+    jobs: Vec<Job>,
+    /// Whether to run the whole queue (besides the jobs).
+    run_queue: bool,
+    /// Read the settings again first.
+    fresh: bool,
+    handed: Option<Queued>,
 }
 
 impl Runner {
@@ -172,14 +206,19 @@ impl Runner {
         loop {
             match self.wait() {
                 Wakeup::Stop => return,
-                Wakeup::Idle(connector) => {
+                Wakeup::Idle(connector, generation) => {
                     if self.drain.automatic() && self.has_news(&connector) {
-                        self.work(&connector, Vec::new(), true, false, None);
+                        self.work(Work {
+                            connector,
+                            generation,
+                            jobs: Vec::new(),
+                            run_queue: true,
+                            fresh: false,
+                            handed: None,
+                        });
                     }
                 }
-                Wakeup::Work { connector, jobs, run_queue, fresh, handed } => {
-                    self.work(&connector, jobs, run_queue, fresh, handed.map(|t| *t))
-                }
+                Wakeup::Work(work) => self.work(*work),
             }
         }
     }
@@ -201,10 +240,14 @@ impl Runner {
                 if retry_due {
                     st.retry_at = None;
                 }
-                let run_queue = st.jobs.is_empty() || retry_due;
-                let fresh = std::mem::take(&mut st.settings_changed);
-                let handed = st.handed.take().map(Box::new);
-                return Wakeup::Work { connector, jobs: st.jobs.drain(..).collect(), run_queue, fresh, handed };
+                return Wakeup::Work(Box::new(Work {
+                    connector,
+                    generation: self.shared.generation.load(Ordering::SeqCst),
+                    run_queue: st.jobs.is_empty() || retry_due,
+                    jobs: st.jobs.drain(..).collect(),
+                    fresh: std::mem::take(&mut st.settings_changed),
+                    handed: st.handed.take(),
+                }));
             }
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
             let (guard, result) = self.shared.cv.wait_timeout(st, timeout).unwrap_or_else(|p| p.into_inner());
@@ -216,7 +259,7 @@ impl Runner {
                 && !st.wake
                 && !st.stop
             {
-                return Wakeup::Idle(connector);
+                return Wakeup::Idle(connector, self.shared.generation.load(Ordering::SeqCst));
             }
         }
     }
@@ -234,13 +277,17 @@ impl Runner {
     }
 
     /// True when tasks arrived that this worker has not seen (logged by
-    /// another process) or processing was just switched on.
+    /// another process while processing is on). Tasks logged while processing
+    /// is off are not news: switching it on leaves them for the next trigger.
     fn has_news(&mut self, connector: &LiveConnector) -> bool {
         let drain = self.drain.clone();
         let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
         let Some(conn) = self.conn() else { return false };
         let newest = queue::newest(conn, connector.id, drain.direction().inbound()).unwrap_or(0);
-        let news = enabled && (!self.was_enabled || newest > self.last_seen);
+        let news = enabled && self.was_enabled && newest > self.last_seen;
+        if !enabled || !self.was_enabled {
+            self.last_seen = self.last_seen.max(newest);
+        }
         self.was_enabled = enabled;
         news
     }
@@ -265,14 +312,10 @@ impl Runner {
         }
     }
 
-    fn work(
-        &mut self,
-        connector: &LiveConnector,
-        jobs: Vec<Job>,
-        run_queue: bool,
-        fresh: bool,
-        handed: Option<Queued>,
-    ) {
+    fn work(&mut self, work: Work) {
+        let Work { connector, generation, jobs, run_queue, fresh, handed } = work;
+        let connector = &*connector;
+        let shared = self.shared.clone();
         // A handed-over task heads the queue only if no run got to it first
         // (and no synchronize request runs before it).
         let handed: Vec<Queued> =
@@ -289,12 +332,19 @@ impl Runner {
                 continue;
             }
             let mut outcomes = Vec::new();
-            let end = self.process(connector, &job.selection, true, Vec::new(), Some(&mut outcomes));
+            let turn = Turn { generation: &shared.generation, mine: generation };
+            let end = self.process(connector, turn, &job.selection, RunKind::Manual, Vec::new(), Some(&mut outcomes));
+            let interrupted = matches!(end, Ok(RunEnd::Interrupted));
             self.after_run(end);
-            let _ = job.reply.send(Ok(outcomes));
+            let _ = job.reply.send(if interrupted {
+                Err("the connector was reinitialized or unloaded during the run; synchronize again".into())
+            } else {
+                Ok(outcomes)
+            });
         }
         if enabled && run_queue {
-            let end = self.process(connector, &Selection::All, false, handed, None);
+            let turn = Turn { generation: &shared.generation, mine: generation };
+            let end = self.process(connector, turn, &Selection::All, RunKind::Automatic, handed, None);
             self.after_run(end);
         }
     }
@@ -306,6 +356,7 @@ impl Runner {
                 st.failures = 0;
                 st.retry_at = None;
             }
+            Ok(RunEnd::Interrupted) => {}
             Ok(RunEnd::Stopped) if !self.drain.automatic() => {}
             Ok(RunEnd::Stopped) => {
                 st.failures = st.failures.saturating_add(1);
@@ -326,8 +377,9 @@ impl Runner {
     fn process(
         &mut self,
         connector: &LiveConnector,
+        turn: Turn<'_>,
         selection: &Selection,
-        manual: bool,
+        kind: RunKind,
         handed: Vec<Queued>,
         outcomes: Option<&mut Vec<TaskOutcome>>,
     ) -> Result<RunEnd, rusqlite::Error> {
@@ -336,15 +388,17 @@ impl Runner {
         let metrics = self.metrics.clone();
         let gate = self.db.gate().clone();
         let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
-        let mut recorder = Recorder {
+        let recorder = Recorder {
             metrics: &metrics,
             connector: &connector.name,
             direction: drain.direction().name(),
             outcomes,
             newest: 0,
         };
-        let end = drain.process(conn, &gate, connector, selection, manual, handed, &config, &mut recorder);
-        let looked_at = recorder.newest;
+        let mut run = Run { conn, gate: &gate, connector, selection, kind, handed, config: &config, recorder, turn };
+        let end = drain.process(&mut run);
+        let looked_at = run.recorder.newest;
+        let conn = run.conn;
         let newest = end.and_then(|end| Ok((end, queue::newest(conn, connector.id, drain.direction().inbound())?)));
         self.looked_at = self.looked_at.max(looked_at);
         let (end, newest) = newest?;

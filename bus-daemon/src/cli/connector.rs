@@ -3,7 +3,7 @@
 
 use crate::app::Bus;
 use anyhow::Result;
-use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector};
+use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +53,12 @@ pub enum ConnectorCommand {
         config_text: Option<String>,
     },
     /// Unregister a connector.
-    Delete { name: String },
+    Delete {
+        name: String,
+        /// Delete it although tasks are queued for it (they are discarded).
+        #[arg(long)]
+        discard_queue: bool,
+    },
     /// Enable a connector.
     Enable { name: String },
     /// Disable a connector.
@@ -121,9 +126,10 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             let row = registry.update(&name, &patch)?;
             println!("updated connector `{}`", row.name);
         }
-        ConnectorCommand::Delete { name } => {
-            registry.delete(&name)?;
-            println!("deleted connector `{name}`");
+        ConnectorCommand::Delete { name, discard_queue } => {
+            let queue = if discard_queue { QueuedTasks::Discard } else { QueuedTasks::Keep };
+            let discarded = registry.delete(&name, queue)?;
+            println!("deleted connector `{name}` ({discarded} queued task relation(s) discarded)");
         }
         ConnectorCommand::Enable { name } => {
             registry.update(&name, &ConnectorPatch { enabled: Some(true), ..Default::default() })?;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use bus_core::manager::{ConnectorSet, ConnectorStatus};
-use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, Registry};
+use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks, Registry};
 use serde::Deserialize;
 use serde::Serialize;
 use std::sync::Arc;
@@ -23,9 +23,16 @@ pub struct ConnectorView {
     pub library: Option<String>,
     pub sdk_version: Option<String>,
     pub subscriptions: Vec<connector_abi::Subscription>,
+    /// The running instance's last panic or timeout.
+    pub fault: Option<String>,
+    /// How long a call into the connector has run past the call timeout.
+    pub hung_for_seconds: Option<f64>,
 }
 
 fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
+    let live = set.live.get(&row.name);
+    let fault = live.and_then(|c| c.last_fault());
+    let hung_for_seconds = live.and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
     // A row added since the last reinitialization has no status yet.
     let status =
         set.status.get(&row.name).cloned().unwrap_or(ConnectorStatus { enabled: row.enabled, ..Default::default() });
@@ -36,6 +43,8 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         library: status.library,
         sdk_version: status.sdk_version,
         subscriptions: status.subscriptions,
+        fault,
+        hung_for_seconds,
     }
 }
 
@@ -103,7 +112,21 @@ pub async fn update(
     Ok(Json(view(row, &set)))
 }
 
-pub async fn delete(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
-    edit_then_reload(s, move |r| Ok(r.delete(&name)?)).await?;
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteParams {
+    /// Delete the connector although tasks are queued for it (they are
+    /// discarded, and the event log says how many).
+    #[serde(default)]
+    discard_queue: bool,
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(p): ApiQuery<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    let queue = if p.discard_queue { QueuedTasks::Discard } else { QueuedTasks::Keep };
+    edit_then_reload(s, move |r| Ok(r.delete(&name, queue)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

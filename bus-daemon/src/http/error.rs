@@ -50,6 +50,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             RegistryError::Duplicate(_) => StatusCode::CONFLICT,
             RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::HasQueue { .. } => StatusCode::CONFLICT,
             RegistryError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -119,12 +119,33 @@ fn direction_of(detail: &TaskDetail) -> Direction {
     }
 }
 
-pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
+/// `?connector=` scopes a row action to that connector's relation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowParams {
+    connector: Option<String>,
+}
+
+fn not_queued_for(id: i64, connector: &str) -> ApiError {
+    ApiError::not_found(format!("task {id} is not queued for connector `{connector}`"))
+}
+
+/// Deletes one task: with `?connector=`, only that connector's relation
+/// (the task goes with its last relation); without, for every connector.
+pub async fn delete(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<RowParams>,
+) -> Result<StatusCode, ApiError> {
     blocking(move || {
         let mut conn = s.db.connect()?;
         let detail =
             queue::detail(&conn, id)?.ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
-        queue::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), None)?;
+        let only = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+        let deleted = queue::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), only)?;
+        if let (0, Some(name)) = (deleted, p.connector.as_deref()) {
+            return Err(not_queued_for(id, name));
+        }
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -199,14 +220,21 @@ fn synchronize(
     Ok(outcomes)
 }
 
+/// Synchronizes one task: with `?connector=`, for that connector only.
 pub async fn synchronize_one(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<RowParams>,
 ) -> Result<Json<SyncReport>, ApiError> {
     blocking(move || {
         let detail = queue::detail(&s.db.connect()?, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
-        let outcomes = synchronize(&s, direction_of(&detail), Selection::Ids(vec![id]), None)?;
+        if let Some(name) = p.connector.as_deref() {
+            if !detail.relations.iter().any(|r| r.connector == name) {
+                return Err(not_queued_for(id, name));
+            }
+        }
+        let outcomes = synchronize(&s, direction_of(&detail), Selection::Ids(vec![id]), p.connector.as_deref())?;
         Ok(Json(SyncReport { outcomes }))
     })
     .await

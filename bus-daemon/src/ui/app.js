@@ -40,7 +40,11 @@ async function api(method, path, body) {
     showLogin();
     throw new Error("Log in to continue.");
   }
-  if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const e = new Error((data && data.error) || `${res.status} ${res.statusText}`);
+    e.status = res.status;
+    throw e;
+  }
   return data;
 }
 
@@ -132,10 +136,20 @@ for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("c
 
 // ---- connectors ----
 
+// ⚠ for a failed load, a hung call or a fault (panic, timeout) of the
+// running instance; ✔ for a healthy loaded one.
+function connectorState(c) {
+  const why = c.error ? "Load failure: " + c.error
+    : c.hung_for_seconds != null ? `Hung: a call has not returned for ${Math.round(c.hung_for_seconds)} s`
+    : c.fault ? "Fault: " + c.fault : null;
+  if (why) return el("span", { class: "warn", title: why, "aria-label": why }, "⚠");
+  return c.loaded ? "✔" : "";
+}
+
 async function renderConnectors() {
   const list = await api("GET", "/api/connectors");
   const rows = list.map((c) => el("tr", { "data-name": c.name },
-    el("td", {}, c.error ? el("span", { class: "warn", title: c.error, "aria-label": "Load failure: " + c.error }, "⚠") : (c.loaded ? "✔" : "")),
+    el("td", {}, connectorState(c)),
     el("td", { class: "display" }, c.display_name),
     el("td", { class: "code" }, c.name),
     el("td", {}, c.assembly_name),
@@ -159,9 +173,21 @@ async function saveConnector(name, patch) {
   renderConnectors();
 }
 
+// A connector with queued tasks is deleted only after a second confirm that
+// names how many tasks are discarded (the server's refusal says so).
 async function deleteConnector(name) {
-  if (!confirm(`Delete connector ${name}? Its queued tasks are deleted too.`)) return;
-  try { await api("DELETE", "/api/connectors/" + encodeURIComponent(name)); toast("Deleted"); } catch (e) { showError(e); }
+  if (!confirm(`Delete connector ${name}?`)) return;
+  const path = "/api/connectors/" + encodeURIComponent(name);
+  try {
+    await api("DELETE", path);
+    toast("Deleted");
+  } catch (e) {
+    if (e.status === 409 && confirm(`${e.message}\n\nDelete ${name} and discard its queued tasks?`)) {
+      try { await api("DELETE", path + "?discard_queue=true"); toast("Deleted; its queued tasks were discarded"); } catch (e2) { showError(e2); }
+    } else if (e.status !== 409) {
+      showError(e);
+    }
+  }
   renderConnectors();
 }
 
@@ -220,8 +246,8 @@ async function renderTasks(direction) {
     el("td", {}, el("input", { type: "checkbox", class: "pick", value: t.task_id, "aria-label": "Select task " + t.task_id })),
     el("td", { class: "actions" },
       el("button", { class: "view", title: "View the task's data", onclick: () => viewTask(t.task_id) }, "View"),
-      el("button", { class: "sync", title: disabledWhy || "Synchronize this task now", disabled: !processing, onclick: () => syncOne(direction, t.task_id) }, "Sync"),
-      el("button", { class: "remove", title: "Delete without processing", onclick: () => deleteOne(direction, t.task_id) }, "✖")),
+      el("button", { class: "sync", title: disabledWhy || "Synchronize this task now", disabled: !processing, onclick: () => syncOne(direction, t.task_id, t.connector) }, "Sync"),
+      el("button", { class: "remove", title: "Delete without processing", onclick: () => deleteOne(direction, t.task_id, t.connector) }, "✖")),
     el("td", { class: "title" }, t.title),
     el("td", { class: "type" }, t.task_type_code),
     el("td", { class: "time" }, fmtTime(t.time)),
@@ -250,17 +276,18 @@ async function renderTasks(direction) {
     el("div", { class: "toolbar", style: "margin-top:12px" }, scope, action, ok, progress, status));
 }
 
-async function syncOne(direction, id) {
+// Row actions act on the row's connector only.
+async function syncOne(direction, id, connector) {
   try {
-    const r = await api("POST", `/api/tasks/${id}/synchronize`);
+    const r = await api("POST", `/api/tasks/${id}/synchronize?connector=${encodeURIComponent(connector)}`);
     const failed = r.outcomes.filter((o) => o.result !== "Ok");
     toast(failed.length ? `Failed: ${failed[0].error || failed[0].result}` : "Synchronized");
   } catch (e) { showError(e); }
   renderTasks(direction);
 }
 
-async function deleteOne(direction, id) {
-  try { await api("DELETE", `/api/tasks/${id}`); toast("Deleted"); } catch (e) { showError(e); }
+async function deleteOne(direction, id, connector) {
+  try { await api("DELETE", `/api/tasks/${id}?connector=${encodeURIComponent(connector)}`); toast("Deleted"); } catch (e) { showError(e); }
   renderTasks(direction);
 }
 

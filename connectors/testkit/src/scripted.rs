@@ -9,7 +9,10 @@
 //!
 //! Object fields read: `outcome` (async result), `sync_outcome` (sync
 //! result), `fail_times` (answer Error that many times first), `sleep_ms`,
-//! `message` (the error message). `sleep_ms` in the config slows every call.
+//! `message` (the error message), `match_sleep_ms` (sleep in `is_match`),
+//! `match_panic` (panic in `is_match`). `sleep_ms` in the config slows every
+//! call; `sleep_ms` in the external data of an incoming task slows
+//! `prepare_internal_object`.
 
 use connector_abi::prelude::*;
 use serde::Deserialize;
@@ -78,6 +81,13 @@ impl Connector for ScriptedConnector {
     }
 
     fn is_match(&self, _subscription: &str, object: &CmsObject, _task_type: TaskType) -> Option<TaskProcessType> {
+        let f = fields(object);
+        if let Some(ms) = f.get("match_sleep_ms").and_then(Value::as_u64) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if f.get("match_panic").is_some() {
+            panic!("scripted panic in is_match");
+        }
         match object {
             CmsObject::Object(o) if o.code_name.starts_with("vip") => self.script.custom,
             _ => None,
@@ -161,6 +171,9 @@ impl Connector for ScriptedConnector {
         &self,
         request: &connector_abi::PrepareInternalObjectRequest,
     ) -> Result<CmsObject, ConnectorError> {
+        if let Some(ms) = request.external.get("sleep_ms").and_then(Value::as_u64) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         if let Some(why) = request.external.get("refuse").and_then(Value::as_str) {
             return Err(ConnectorError(why.to_owned()));
         }
