@@ -22,6 +22,10 @@ fn the_management_ui_walk_through() {
         "Failing",
         json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.role"}]}),
     );
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
     let d = env.start();
     let b = Browser::start();
     let base = format!("http://{}/", d.addr);
@@ -49,7 +53,10 @@ fn the_management_ui_walk_through() {
 
     // Processing off: changes accumulate, synchronize is disabled and says why.
     d.put("/api/settings", &json!({"process_outgoing": false}));
-    d.create("cms.user", json!({"code_name": "antonio", "display_name": "<script>alert('x')</script>"}));
+    let antonio = d.create("cms.user", json!({"code_name": "antonio", "display_name": "<script>alert('x')</script>"}))
+        ["task_id"]
+        .as_i64()
+        .unwrap();
     let doc = d.post("/api/documents", &json!({"site_name": "CorpSite", "alias_path": "/Apple iPad 2", "class_name": "cms.menuitem", "culture": "en-US", "name": "Apple iPad 2"})).body;
     d.put(&format!("/api/documents/{}", doc["object"]["document_id"]), &json!({"fields": {"price": 499}}));
     b.click_css("[data-tab='outgoing']");
@@ -61,6 +68,18 @@ fn the_management_ui_walk_through() {
         ["Create User '<script>alert('x')</script>'", "Create document Apple iPad 2", "Update document Apple iPad 2"],
         "oldest first, and the name shows as text"
     );
+    // ✖ on one row deletes that connector's relation only.
+    b.click_css(&format!("tr.task[data-connector='Mirror'][data-task-id='{antonio}'] .remove"));
+    b.wait_until("Mirror's row to go", |b| {
+        b.find_all(&format!("tr.task[data-connector='Mirror'][data-task-id='{antonio}']")).is_empty()
+    });
+    assert_eq!(d.queue("outgoing", "&connector=Mirror").len(), 0);
+    let sample: Vec<i64> = d
+        .queue("outgoing", "&connector=SampleIntegrationConnector")
+        .iter()
+        .map(|t| t["task_id"].as_i64().unwrap())
+        .collect();
+    assert!(sample.contains(&antonio), "the same task stays queued for the sample connector: {sample:?}");
     let sync = b.find("tr.task .sync");
     assert!(!b.is_enabled(&sync));
     assert!(b.attribute(&sync, "title").unwrap_or_default().contains("disabled in Settings"));
