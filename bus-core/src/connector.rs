@@ -70,7 +70,7 @@ pub struct LiveConnector {
     pub info: InitResponse,
     object: Arc<ConnectorBox>,
     /// Where calls from outside the connector's workers run (see [`Lane`]).
-    lane: Lane,
+    lane: Arc<Lane>,
     /// Where panics and timeouts are reported (the event log).
     services: Arc<dyn HostServices>,
     /// The last panic or timeout, for the connector's status.
@@ -99,7 +99,7 @@ impl LiveConnector {
         row: &ConnectorRow,
         library: Arc<Library>,
         object: ConnectorBox,
-        lane: Lane,
+        lane: Arc<Lane>,
         services: Arc<dyn HostServices>,
         call_timeout: Duration,
     ) -> Result<Arc<Self>, CallError> {

@@ -128,6 +128,7 @@ impl ConnectorManager {
             }
             next.status.insert(row.name.clone(), status);
         }
+        self.loader.keep_lanes(rows.iter().map(|r| r.name.as_str()));
         next.took = started.elapsed();
         let next = Arc::new(next);
         let replaced = std::mem::replace(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()), next.clone());

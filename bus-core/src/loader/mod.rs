@@ -12,8 +12,9 @@ use crate::host::{host_object, HostServices};
 use crate::lane::Lane;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RStr};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -51,6 +52,10 @@ pub struct Loader {
     connectors_dir: PathBuf,
     copies_dir: PathBuf,
     call_timeout: Duration,
+    /// One call lane per code name, kept across reinitializations: a
+    /// constructor or init stuck in an earlier load makes the next load of
+    /// the same connector fail at once instead of costing another thread.
+    lanes: Arc<Mutex<BTreeMap<String, Arc<Lane>>>>,
 }
 
 /// The name of the constructor call in messages.
@@ -67,7 +72,21 @@ impl Loader {
             connectors_dir: connectors_dir.into(),
             copies_dir: state_dir.as_ref().join("libraries"),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            lanes: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// The call lane of the connector registered as `name`.
+    fn lane(&self, name: &str) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes.entry(name.to_owned()).or_insert_with(|| Arc::new(Lane::new(name))).clone()
+    }
+
+    /// Forgets the lanes of connectors no longer registered (their threads
+    /// end once no instance holds them).
+    pub fn keep_lanes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let names: std::collections::BTreeSet<&str> = names.into_iter().collect();
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).retain(|n, _| names.contains(n.as_str()));
     }
 
     /// How long one call into a connector may take before it counts as hung.
@@ -101,7 +120,7 @@ impl Loader {
         let host = host_object(&row.name, services.clone());
         // Creating runs on the connector's lane too, so a constructor that
         // hangs cannot hold up the reinitialization of the others.
-        let lane = Lane::new(&row.name);
+        let lane = self.lane(&row.name);
         let new_connector = library.root.new_connector();
         let (class, config) = (row.class_name.clone(), row.config.clone());
         let created = lane
