@@ -13,6 +13,8 @@ mod content;
 mod crm;
 #[path = "cases/faults.rs"]
 mod faults;
+#[path = "cases/hardening.rs"]
+mod hardening;
 #[path = "cases/incoming.rs"]
 mod incoming;
 #[path = "cases/loading.rs"]

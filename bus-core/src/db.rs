@@ -28,6 +28,8 @@ pub enum DbError {
     TooNew { path: PathBuf, found: u32, known: u32 },
     #[error("cannot start the WAL checkpoint thread: {0}")]
     Checkpointer(String),
+    #[error("cannot seed the new database: {0}; nothing was created")]
+    Seed(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -108,13 +110,20 @@ impl Database {
 
     /// [`Self::open`] with a durability for every connection.
     pub fn open_with(path: &Path, durability: Durability) -> Result<(Database, bool), DbError> {
+        Self::open_seeded(path, durability, &|_| Ok(()))
+    }
+
+    /// [`Self::open_with`]; a new database is also `seed`ed, in the same
+    /// transaction that creates its schema: a first start that dies half-way
+    /// leaves an empty file, which the next start creates again.
+    pub fn open_seeded(path: &Path, durability: Durability, seed: &Seed<'_>) -> Result<(Database, bool), DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
         let open_err = |source| DbError::Open { path: path.to_owned(), source };
         let mut conn = connection(path, durability, None).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        let created = migrate(path, &mut conn)?;
+        let created = migrate(path, &mut conn, seed)?;
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let checkpointer = Checkpointer::spawn(path.to_owned(), {
             let path = path.to_owned();
@@ -180,21 +189,29 @@ fn connection(path: &Path, durability: Durability, max_pages: Option<u64>) -> ru
     Ok(conn)
 }
 
-/// Applies the migrations the database at `path` lacks; true when it was
+/// What a new database is filled with when it is created (connectors and
+/// settings from the configuration).
+pub type Seed<'a> = dyn Fn(&Connection) -> Result<(), DbError> + 'a;
+
+/// Applies the migrations the database at `path` lacks, all in one
+/// transaction (with `seed` when the database was empty); true when it was
 /// empty.
-fn migrate(path: &Path, conn: &mut Connection) -> Result<bool, DbError> {
-    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+fn migrate(path: &Path, conn: &mut Connection, seed: &Seed<'_>) -> Result<bool, DbError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
         return Err(DbError::TooNew { path: path.to_owned(), found: current, known });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let err = |source| DbError::Migrate { path: path.to_owned(), version: m.version, source };
-        let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(m.sql).map_err(err)?;
         tx.pragma_update(None, "user_version", m.version).map_err(err)?;
-        tx.commit().map_err(err)?;
     }
+    if current == 0 {
+        seed(&tx)?;
+    }
+    tx.commit()?;
     Ok(current == 0)
 }
 

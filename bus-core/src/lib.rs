@@ -29,6 +29,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod services;
 pub mod settings;
+pub mod storage;
 pub mod store;
 pub mod watch;
 pub mod worker;

@@ -153,6 +153,23 @@ impl ConnectorManager {
 
     fn load_row(&self, row: &ConnectorRow, previous: &ConnectorSet, next: &mut ConnectorSet) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
+        if !row.problems.is_empty() {
+            let message = format!(
+                "the registry row (ID {}) cannot be used: {}; correct it through the API, the CLI or SQL",
+                row.id,
+                row.problems.join("; ")
+            );
+            tracing::warn!(connector_id = row.id, error = %message, "unusable registry row");
+            self.events.write_or_warn(&NewEvent {
+                event_type: EventType::Warning,
+                source: BUS_SOURCE,
+                code: "CONNECTORLOAD",
+                description: &format!("Connector `{}` could not be loaded: {message}", row.name.escape_debug()),
+                document_name: None,
+            });
+            status.error = Some(message);
+            return status;
+        }
         if !row.enabled {
             return status;
         }

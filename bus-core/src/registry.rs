@@ -20,6 +20,83 @@ pub struct ConnectorRow {
     pub last_modified: String,
     /// The connector's own settings, handed to it when it is created.
     pub config: String,
+    /// Why the row cannot be used as stored (a value SQL put there that the
+    /// daemon does not accept); such a row is not loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// The longest assembly or class name accepted.
+pub const MAX_NAME: usize = 400;
+/// The longest connector configuration accepted.
+pub const MAX_CONFIG: usize = 1024 * 1024;
+
+/// A registry text column read as it is stored: anything SQLite accepts
+/// can be there, so a value that is not usable text becomes a problem of the
+/// row instead of an error of the whole read.
+fn text(r: &Row<'_>, i: usize, column: &str, problems: &mut Vec<String>) -> rusqlite::Result<String> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => {
+                problems.push(format!("{column} is not valid UTF-8 text"));
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+        },
+        ValueRef::Blob(bytes) => {
+            problems.push(format!("{column} holds binary data (a BLOB of {} bytes), not text", bytes.len()));
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        ValueRef::Null => {
+            problems.push(format!("{column} is NULL"));
+            String::new()
+        }
+        ValueRef::Integer(n) => {
+            problems.push(format!("{column} holds the number {n}, not text"));
+            n.to_string()
+        }
+        ValueRef::Real(f) => {
+            problems.push(format!("{column} holds the number {f}, not text"));
+            f.to_string()
+        }
+    })
+}
+
+/// The rules every row must meet, whoever wrote it (API, CLI, plain SQL):
+/// each broken one is a problem naming its column.
+fn check_row(row: &ConnectorRow, problems: &mut Vec<String>) {
+    let mut check = |r: Result<(), RegistryError>| {
+        if let Err(RegistryError::Invalid { field, reason }) = r {
+            problems.push(format!("{} ({field}): {reason}", column_of(field)));
+        }
+    };
+    check(validate_code_name(&row.name));
+    check(validate_text("display name", &row.display_name));
+    check(validate_assembly(&row.assembly_name));
+    check(validate_text("class name", &row.class_name));
+    check(validate_config(&row.config));
+}
+
+fn column_of(field: &str) -> &'static str {
+    match field {
+        "code name" => "ConnectorName",
+        "display name" => "ConnectorDisplayName",
+        "assembly name" => "ConnectorAssemblyName",
+        "class name" => "ConnectorClassName",
+        _ => "ConnectorConfig",
+    }
+}
+
+fn validate_config(config: &str) -> Result<(), RegistryError> {
+    let invalid = |reason: String| RegistryError::Invalid { field: "config", reason };
+    if config.len() > MAX_CONFIG {
+        return Err(invalid(format!("must be at most {MAX_CONFIG} bytes, not {}", config.len())));
+    }
+    if config.contains('\0') {
+        return Err(invalid("contains a NUL character".into()));
+    }
+    Ok(())
 }
 
 /// A connector to register.
@@ -61,6 +138,10 @@ pub enum RegistryError {
     Invalid { field: &'static str, reason: String },
     #[error("a connector with code name `{0}` is already registered")]
     Duplicate(String),
+    #[error(
+        "code name `{name}` equals the registered `{other}` but for case; code names must be unique ignoring case"
+    )]
+    DuplicateIgnoringCase { name: String, other: String },
     #[error("no connector with code name `{0}` is registered")]
     NotFound(String),
     #[error("connector `{name}` still has {queued} queued task relation(s); deleting it discards them: ask for that explicitly (API `?discard_queue=true`, CLI `--discard-queue`), or delete or synchronize the tasks first")]
@@ -79,16 +160,45 @@ const COLUMNS: &str = "ConnectorID, ConnectorName, ConnectorDisplayName, Connect
     ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
-    Ok(ConnectorRow {
+    use rusqlite::types::ValueRef;
+    let mut problems = Vec::new();
+    let enabled = match r.get_ref(5)? {
+        ValueRef::Integer(n) => n != 0,
+        other => {
+            problems.push(format!("ConnectorEnabled is {:?}, not 0 or 1", other.data_type()));
+            false
+        }
+    };
+    let mut row = ConnectorRow {
         id: r.get(0)?,
-        name: r.get(1)?,
-        display_name: r.get(2)?,
-        assembly_name: r.get(3)?,
-        class_name: r.get(4)?,
-        enabled: r.get::<_, i64>(5)? != 0,
-        last_modified: r.get(6)?,
-        config: r.get(7)?,
-    })
+        name: text(r, 1, "ConnectorName", &mut problems)?,
+        display_name: text(r, 2, "ConnectorDisplayName", &mut problems)?,
+        assembly_name: text(r, 3, "ConnectorAssemblyName", &mut problems)?,
+        class_name: text(r, 4, "ConnectorClassName", &mut problems)?,
+        enabled,
+        last_modified: text(r, 6, "ConnectorLastModified", &mut problems)?,
+        config: text(r, 7, "ConnectorConfig", &mut problems)?,
+        problems: Vec::new(),
+    };
+    check_row(&row, &mut problems);
+    row.problems = problems;
+    Ok(row)
+}
+
+/// Marks rows whose code names equal an earlier row's but for case (code
+/// names must be unique ignoring case: they name the connector everywhere).
+fn mark_case_duplicates(rows: &mut [ConnectorRow]) {
+    let mut by_id: Vec<(i64, String)> = rows.iter().map(|r| (r.id, r.name.to_lowercase())).collect();
+    by_id.sort();
+    for row in rows.iter_mut() {
+        let lower = row.name.to_lowercase();
+        if let Some((first, _)) = by_id.iter().find(|(id, n)| *n == lower && *id < row.id) {
+            row.problems.push(format!(
+                "ConnectorName `{}` equals the name of connector ID {first} but for case; code names must be unique ignoring case",
+                row.name
+            ));
+        }
+    }
 }
 
 /// Checks a code name: letters, digits, `_`, `.`, `-`; 1 to 100 characters.
@@ -121,18 +231,46 @@ pub fn check_assembly_name(name: &str) -> Result<(), &'static str> {
 }
 
 fn validate_assembly(name: &str) -> Result<(), RegistryError> {
+    if name.len() > MAX_NAME {
+        return Err(RegistryError::Invalid {
+            field: "assembly name",
+            reason: format!("must be at most {MAX_NAME} bytes, not {}", name.len()),
+        });
+    }
     check_assembly_name(name).map_err(|reason| RegistryError::Invalid {
         field: "assembly name",
-        reason: format!("`{name}` is refused: {reason}"),
+        reason: format!("`{}` is refused: {reason}", name.escape_debug()),
     })
+}
+
+/// Refuses a code name that equals another connector's but for case.
+fn check_unique_ignoring_case(conn: &Connection, name: &str, except_id: i64) -> Result<(), RegistryError> {
+    let other: Option<String> = conn
+        .query_row(
+            "SELECT ConnectorName FROM Integration_Connector \
+             WHERE ConnectorName = ?1 COLLATE NOCASE AND ConnectorName != ?1 AND ConnectorID != ?2",
+            params![name, except_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match other {
+        Some(other) => Err(RegistryError::DuplicateIgnoringCase { name: name.to_owned(), other }),
+        None => Ok(()),
+    }
 }
 
 fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> {
     if value.trim().is_empty() {
         return Err(RegistryError::Invalid { field, reason: "must not be empty".into() });
     }
-    if value.len() > 400 {
-        return Err(RegistryError::Invalid { field, reason: "must be at most 400 characters".into() });
+    if value.len() > MAX_NAME {
+        return Err(RegistryError::Invalid {
+            field,
+            reason: format!("must be at most {MAX_NAME} bytes, not {}", value.len()),
+        });
+    }
+    if value.contains('\0') {
+        return Err(RegistryError::Invalid { field, reason: "contains a NUL character".into() });
     }
     Ok(())
 }
@@ -156,7 +294,8 @@ impl Registry {
     pub fn list(&self) -> Result<Vec<ConnectorRow>, RegistryError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM Integration_Connector ORDER BY ConnectorName"))?;
-        let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+        mark_case_duplicates(&mut rows);
         Ok(rows)
     }
 
@@ -178,7 +317,9 @@ impl Registry {
         validate_text("class name", &new.class_name)?;
         let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
         validate_text("display name", &display)?;
+        validate_config(&new.config)?;
         let conn = self.conn()?;
+        check_unique_ignoring_case(&conn, &new.name, -1)?;
         let inserted = conn.execute(
             "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
              ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -208,10 +349,14 @@ impl Registry {
         validate_text("display name", &next.display_name)?;
         validate_assembly(&next.assembly_name)?;
         validate_text("class name", &next.class_name)?;
+        validate_config(&next.config)?;
         if next == current {
             return Ok(current);
         }
         let conn = self.conn()?;
+        if next.name != current.name {
+            check_unique_ignoring_case(&conn, &next.name, current.id)?;
+        }
         let result = conn.execute(
             "UPDATE Integration_Connector SET ConnectorName = ?1, ConnectorDisplayName = ?2, \
              ConnectorAssemblyName = ?3, ConnectorClassName = ?4, ConnectorEnabled = ?5, ConnectorConfig = ?6, \
@@ -264,31 +409,31 @@ impl Registry {
     pub fn version(&self) -> Result<i64, RegistryError> {
         Ok(registry_version(&self.conn()?)?)
     }
-
-    /// Adds the connector, or brings an existing one with the same code name
-    /// to these values (used to seed a new database from the configuration).
-    pub fn upsert(&self, new: &NewConnector) -> Result<ConnectorRow, RegistryError> {
-        match self.get(&new.name) {
-            Ok(_) => self.update(
-                &new.name,
-                &ConnectorPatch {
-                    name: None,
-                    display_name: new.display_name.clone(),
-                    assembly_name: Some(new.assembly_name.clone()),
-                    class_name: Some(new.class_name.clone()),
-                    enabled: Some(new.enabled),
-                    config: Some(new.config.clone()),
-                },
-            ),
-            Err(RegistryError::NotFound(_)) => self.add(new),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// The registry's change counter (bumped by triggers on every edit).
 pub fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))
+}
+
+/// Registers `new`, or brings the row with its code name to these values,
+/// in the caller's transaction (seeding a new database).
+pub fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
+    validate_code_name(&new.name)?;
+    validate_assembly(&new.assembly_name)?;
+    validate_text("class name", &new.class_name)?;
+    let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
+    validate_text("display name", &display)?;
+    validate_config(&new.config)?;
+    conn.execute(
+        "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+         ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (ConnectorName) DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
+         ConnectorAssemblyName = excluded.ConnectorAssemblyName, ConnectorClassName = excluded.ConnectorClassName, \
+         ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig",
+        params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config],
+    )?;
+    Ok(())
 }
 
 /// What deleting a connector does with its queued tasks.

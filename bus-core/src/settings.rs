@@ -118,18 +118,24 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Settings> {
 /// Applies a patch in one transaction and returns the new settings.
 pub fn update(conn: &mut Connection, patch: &SettingsPatch) -> rusqlite::Result<Settings> {
     let tx = conn.transaction()?;
+    write(&tx, patch)?;
+    let s = read(&tx)?;
+    tx.commit()?;
+    Ok(s)
+}
+
+/// Writes the settings `patch` names, in the caller's transaction.
+pub fn write(conn: &Connection, patch: &SettingsPatch) -> rusqlite::Result<()> {
     for (name, key) in KEYS {
         if let Some(on) = patch.get(name) {
-            tx.execute(
+            conn.execute(
                 "INSERT INTO CMS_SettingsKey (KeyName, KeyValue) VALUES (?1, ?2) \
                  ON CONFLICT (KeyName) DO UPDATE SET KeyValue = excluded.KeyValue",
                 params![key, if on { "True" } else { "False" }],
             )?;
         }
     }
-    let s = read(&tx)?;
-    tx.commit()?;
-    Ok(s)
+    Ok(())
 }
 
 /// Renders the settings as `name = value` lines.

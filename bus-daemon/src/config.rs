@@ -60,6 +60,82 @@ pub struct Config {
     /// Connectors registered when the database is created.
     #[serde(default, rename = "connector")]
     pub seed_connectors: Vec<NewConnector>,
+    /// The HTTP server's limits and protections.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// A PEM certificate chain and its private key: the daemon serves HTTPS
+    /// (and the session cookie is `Secure`). Both or neither.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Load a connector library reached through a symbolic link that leaves
+    /// the connectors folder (refused by default).
+    #[serde(default)]
+    pub allow_symlinks_outside: bool,
+}
+
+/// `[http]` in bus.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A client must send a request's headers within this long after it
+    /// connected or after its previous response; an idle keep-alive
+    /// connection is closed after the same time.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// At most this many connections are open at once; further clients
+    /// wait in the listen backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The largest request body accepted (413 beyond, naming the limit).
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// At most this many requests with a body larger than 64 KiB are read
+    /// and handled at once; the others wait their turn (bounded memory).
+    #[serde(default = "default_max_large_bodies")]
+    pub max_large_bodies: usize,
+    /// Host names (besides loopback names and addresses) the daemon answers
+    /// to without an access token, e.g. a name in /etc/hosts for 127.0.0.1.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_request_bytes() -> usize {
+    2 * 1024 * 1024
+}
+fn default_max_large_bodies() -> usize {
+    4
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty section is valid")
+    }
+}
+
+impl HttpConfig {
+    fn check(&self) -> Result<()> {
+        if self.header_timeout_ms == 0 {
+            bail!("[http] header_timeout_ms must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("[http] max_connections must be at least 1");
+        }
+        if self.max_request_bytes < 1024 {
+            bail!("[http] max_request_bytes must be at least 1024, not {}", self.max_request_bytes);
+        }
+        if self.max_large_bodies == 0 {
+            bail!("[http] max_large_bodies must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// `[scheduler]` in bus.toml.
@@ -196,6 +272,8 @@ impl Config {
                 for p in [&mut config.database, &mut config.connectors_dir, &mut config.state_dir]
                     .into_iter()
                     .chain(config.object_types.as_mut())
+                    .chain(config.tls_cert.as_mut())
+                    .chain(config.tls_key.as_mut())
                 {
                     if p.is_relative() {
                         *p = base.join(&*p);
@@ -218,6 +296,10 @@ impl Config {
             bail!("watch_interval_ms must be between 1 and 60000, not {}", config.watch_interval_ms);
         }
         config.outgoing.check()?;
+        config.http.check()?;
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together: give both (PEM files) or neither");
+        }
         if let Some(token) = &config.auth_token {
             if token.trim().len() < 16 {
                 bail!("auth_token must be at least 16 characters long");

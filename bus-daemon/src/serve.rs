@@ -10,6 +10,7 @@ use bus_core::incoming::Incoming;
 use bus_core::metrics::Metrics;
 use bus_core::queue;
 use bus_core::scheduler::{self, Scheduler};
+use bus_core::storage::StorageWatch;
 use bus_core::watch::Watcher;
 use connector_abi::EventType;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use std::time::Duration;
 pub fn run(config: Config) -> Result<()> {
     config.check_exposure()?;
     let bus = Bus::open(&config)?;
+    let storage = StorageWatch::new(&config.database)
+        .with_context(|| format!("cannot read the database file {}", config.database.display()))?;
     let types = Arc::new(config.object_types()?);
     let (manager, services) = bus.manager(&config);
     let metrics = Arc::new(Metrics::default());
@@ -98,32 +101,42 @@ pub fn run(config: Config) -> Result<()> {
         scheduler: scheduler.scheduler(),
         metrics,
         auth_token: config.auth_token.as_deref().map(Arc::from),
+        protection: Arc::new(http::guard::Protection {
+            allowed_hosts: config.http.allowed_hosts.clone(),
+            token: config.auth_token.is_some(),
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(config.http.max_large_bodies)),
+            storage: storage.clone(),
+        }),
+        logins: Arc::default(),
+        tls: config.tls_cert.is_some(),
+        max_request_bytes: config.http.max_request_bytes,
     };
+    http::error::MAX_REQUEST_BYTES.store(config.http.max_request_bytes, std::sync::atomic::Ordering::Relaxed);
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(http::server::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let result = runtime.block_on(async {
+        // Notice a lost database file within a second, also while idle.
+        let watch = storage.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if watch.fault().is_some() {
+                    break;
+                }
+            }
+        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, database = %config.database.display(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
-        println!("listening on http://{addr}");
-        // Stopping waits for requests in progress, but not longer than the
-        // grace period: a request waiting on a hung connector is cut off.
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let signal = {
-            let stopping = stopping.clone();
-            async move {
-                shutdown_signal().await;
-                stopping.notify_one();
-            }
-        };
-        let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(signal);
-        tokio::select! {
-            served = server => served?,
-            () = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-                tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "requests still in progress after the grace period; stopping anyway");
-            }
-        }
+        println!("listening on {scheme}://{addr}");
+        http::server::serve(listener, http::router(state), &config.http, tls, shutdown_signal()).await?;
         anyhow::Ok(())
     });
     // A request still waiting on a connector call (at most the call

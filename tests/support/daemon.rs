@@ -148,7 +148,9 @@ impl TestEnv {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on http://") {
+                if let Some(url) =
+                    line.strip_prefix("listening on http://").or(line.strip_prefix("listening on https://"))
+                {
                     let _ = tx.send(url.to_owned());
                 }
             }

@@ -38,9 +38,15 @@ pub fn request_with(
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.unwrap_or_default();
+    // An extra `Host` replaces the default one (the daemon's address).
+    let host = if extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
     let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
+        "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

@@ -26,6 +26,8 @@ pub enum LoadError {
     InvalidAssemblyName { name: String, reason: String },
     #[error("library {path} does not exist")]
     Missing { path: PathBuf },
+    #[error("library {path} is a link to {target}, outside the connectors folder; copy the library into the folder, or set allow_symlinks_outside = true in bus.toml")]
+    OutsideFolder { path: PathBuf, target: PathBuf },
     #[error("cannot read library {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a loadable library: {cause}")]
@@ -56,6 +58,18 @@ pub struct Loader {
     /// constructor or init stuck in an earlier load makes the next load of
     /// the same connector fail at once instead of costing another thread.
     lanes: Arc<Mutex<BTreeMap<String, Arc<Lane>>>>,
+    /// Whether a library may be a link to a file outside the folder.
+    links: Links,
+}
+
+/// Whether a library in the connectors folder may be a symbolic link to a
+/// file outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Refused with a load warning (the default).
+    StayInside,
+    /// Followed wherever they point.
+    MayLeave,
 }
 
 /// The name of the constructor call in messages.
@@ -73,6 +87,28 @@ impl Loader {
             copies_dir: state_dir.as_ref().join("libraries"),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             lanes: Arc::new(Mutex::new(BTreeMap::new())),
+            links: Links::StayInside,
+        }
+    }
+
+    /// Whether libraries may be links that leave the connectors folder.
+    pub fn with_links(mut self, links: Links) -> Self {
+        self.links = links;
+        self
+    }
+
+    /// Refuses a library that resolves (through links) outside the folder.
+    fn confine(&self, path: &Path) -> Result<(), LoadError> {
+        if self.links == Links::MayLeave {
+            return Ok(());
+        }
+        let (Ok(target), Ok(dir)) = (path.canonicalize(), self.connectors_dir.canonicalize()) else {
+            return Ok(()); // a missing file is reported by the load itself
+        };
+        if target.starts_with(&dir) {
+            Ok(())
+        } else {
+            Err(LoadError::OutsideFolder { path: path.to_owned(), target })
         }
     }
 
@@ -108,6 +144,7 @@ impl Loader {
     /// a host handle, calls init and checks the reported name.
     pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<Arc<LiveConnector>, LoadError> {
         let path = self.resolve(&row.assembly_name)?;
+        self.confine(&path)?;
         let library = load_library(&path, &self.copies_dir)?;
         let classes = library.classes();
         if !classes.iter().any(|c| c == &row.class_name) {

@@ -48,7 +48,7 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         let status = match &e {
             RegistryError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            RegistryError::Duplicate(_) => StatusCode::CONFLICT,
+            RegistryError::Duplicate(_) | RegistryError::DuplicateIgnoringCase { .. } => StatusCode::CONFLICT,
             RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
             RegistryError::HasQueue { .. } => StatusCode::CONFLICT,
             RegistryError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,7 +77,12 @@ impl From<ChangeError> for ApiError {
             ChangeError::Single(s) => s.into(),
             ChangeError::Change { index, source } => {
                 let inner: ApiError = source.into();
-                ApiError::new(inner.status, format!("change {index}: {}; nothing was written", inner.message))
+                let message = if inner.message.contains("nothing was written") {
+                    format!("change {index}: {}", inner.message)
+                } else {
+                    format!("change {index}: {}; nothing was written", inner.message)
+                };
+                ApiError::new(inner.status, message)
             }
             ChangeError::Db(DbError::Sql(e)) => sql_error(&e),
             ChangeError::Db(e) => ApiError::internal(format!("{e}; nothing was written")),
@@ -137,6 +142,9 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// The body limit in force, for the 413 message (set once at start-up).
+pub static MAX_REQUEST_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// `Json<T>` whose rejection is an [`ApiError`].
 pub struct ApiJson<T>(pub T);
 
@@ -146,6 +154,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than the limit of {} bytes ([http] max_request_bytes in bus.toml); nothing was written",
+                    MAX_REQUEST_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+            )),
             Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
         }
     }

@@ -1,6 +1,7 @@
 //! `/health`: liveness (always 200 while serving) and readiness (every
-//! enabled connector loaded without error). `?probe=ready` answers 503 when
-//! not ready, for load balancers.
+//! enabled connector loaded without error, none hung, and the database file
+//! still the one the daemon opened). `?probe=ready` answers 503 when not
+//! ready, for load balancers.
 
 use super::error::{ApiError, ApiQuery};
 use super::AppState;
@@ -31,6 +32,8 @@ pub struct Health {
     pub ready: bool,
     pub generation: u64,
     pub reinitializations: u64,
+    /// Set when the database file was deleted, replaced or lost its log.
+    pub storage_fault: Option<String>,
     pub connectors: BTreeMap<String, ConnectorHealth>,
 }
 
@@ -50,8 +53,9 @@ pub async fn health(
             )
         })
         .collect();
-    let ready =
-        connectors.values().all(|c| !c.enabled || (c.loaded && c.error.is_none() && c.hung_for_seconds.is_none()));
+    let storage_fault = s.protection.storage.fault();
+    let ready = storage_fault.is_none()
+        && connectors.values().all(|c| !c.enabled || (c.loaded && c.error.is_none() && c.hung_for_seconds.is_none()));
     let status = match p.probe.as_deref() {
         None | Some("live") => StatusCode::OK,
         Some("ready") if ready => StatusCode::OK,
@@ -63,6 +67,7 @@ pub async fn health(
         ready,
         generation: set.generation,
         reinitializations: s.manager.reinitializations(),
+        storage_fault,
         connectors,
     };
     Ok((status, Json(health)))

@@ -5,11 +5,13 @@ mod connectors;
 mod content;
 pub mod error;
 mod eventlog;
+pub mod guard;
 mod health;
 mod incoming;
 mod metrics;
 mod openapi;
 mod schedule;
+pub mod server;
 mod settings;
 mod tasks;
 mod ui;
@@ -42,6 +44,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// When set, the API needs this token (see `auth.rs`).
     pub auth_token: Option<Arc<str>>,
+    /// Host, origin, body and storage protections (see `guard.rs`).
+    pub protection: Arc<guard::Protection>,
+    /// Failed logins per client (see `auth.rs`).
+    pub logins: Arc<auth::LoginLimiter>,
+    /// Served over TLS: the session cookie is `Secure`.
+    pub tls: bool,
+    /// The largest request body accepted.
+    pub max_request_bytes: usize,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -92,5 +102,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this route does not accept that method")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
 }

@@ -273,7 +273,7 @@ async function renderTasks(direction) {
       "Actions", "Task title", "Task type", "Task time", "Connector name", "Result"],
       rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No tasks."))]),
     pager,
-    el("div", { class: "toolbar", style: "margin-top:12px" }, scope, action, ok, progress, status));
+    el("div", { class: "toolbar bulk" }, scope, action, ok, progress, status));
 }
 
 // Row actions act on the row's connector only.
