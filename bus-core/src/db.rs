@@ -121,7 +121,7 @@ impl Database {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
         let open_err = |source| DbError::Open { path: path.to_owned(), source };
-        let mut conn = connection(path, durability, None).map_err(open_err)?;
+        let mut conn = Connection::open(path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         let created = migrate(path, &mut conn, seed)?;
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
@@ -174,9 +174,17 @@ impl Database {
     }
 }
 
-/// A new connection to `path` with the bus's pragmas.
+/// A new connection to the existing database at `path` with the bus's
+/// pragmas. It never creates the file: a database deleted under the daemon
+/// is an error, not a new empty file.
 fn connection(path: &Path, durability: Durability, max_pages: Option<u64>) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    configure(Connection::open_with_flags(path, flags)?, durability, max_pages)
+}
+
+fn configure(conn: Connection, durability: Durability, max_pages: Option<u64>) -> rusqlite::Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", durability.pragma())?;

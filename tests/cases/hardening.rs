@@ -251,6 +251,11 @@ fn a_database_file_deleted_or_replaced_under_a_running_daemon_stops_acknowledgin
         let r = d.post("/api/objects/cms.user", &json!({"code_name": "after"}));
         assert_eq!(r.status, 503, "{how}: {}", r.text);
         assert!(r.text.contains("restarted on a sound database"), "{}", r.text);
+        let r = d.get("/api/tasks/outgoing");
+        assert_eq!(r.status, 503, "{how}: reads come from a file that is not the bus's: {}", r.text);
+        if how == "delete" {
+            assert!(!db.exists(), "no empty database file was created in its place");
+        }
         assert!(d.log().contains("writes are refused"), "{how}: the log says what happened");
     }
 }

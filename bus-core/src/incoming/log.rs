@@ -86,7 +86,10 @@ pub fn log(
     let data = serde_json::to_string(&payload).expect("a payload serializes");
     // The connector was asked everything above; only now take the write turn.
     let mut turn = gate.enter();
-    let tx = turn.transaction()?;
+    // IMMEDIATE: the existence check reads first, and a read transaction
+    // that turns into a write fails at once if another process committed
+    // in between (SQLite's busy snapshot), instead of waiting its turn.
+    let tx = turn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // The connector may have been deleted while it was asked (plain SQL).
     if !crate::registry::exists(&tx, connector.id)? {
         return Err(IncomingError::UnknownConnector(connector.name.clone()));

@@ -2,8 +2,9 @@
 //! that defeats DNS rebinding when no token guards the API, the refusal of
 //! cross-site "simple" requests (forms, text bodies, foreign origins) on
 //! routes that change something, the bound on large bodies handled at once,
-//! a storage fault (the database file gone or replaced) turning writes into
-//! 503, and the security headers on every response.
+//! a storage fault (the database file gone or replaced) turning the API into
+//! 503 (`/health` and `/metrics` still answer), and the security headers on
+//! every response.
 
 use super::auth::CSRF_HEADER;
 use super::error::ApiError;
@@ -113,6 +114,10 @@ pub async fn guard(State(s): State<AppState>, request: Request, next: Next) -> R
         if let Err(e) = not_cross_site(headers) {
             return with_headers(e.into_response(), &path);
         }
+    }
+    // Reads would come from a file that is not the bus's any more, writes
+    // would go to one no restart reads: the API answers neither.
+    if writes || path.starts_with("/api/") {
         if let Some(fault) = p.storage.fault() {
             return with_headers(storage_refusal(&fault).into_response(), &path);
         }
