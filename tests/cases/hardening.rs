@@ -108,20 +108,21 @@ fn a_foreign_host_and_cross_site_requests_are_refused_without_a_token() {
     // Every state-changing route refuses a form or text body and a foreign origin.
     d.create("cms.site", json!({"code_name": "CorpSite"}));
     let user = d.create("cms.user", json!({"code_name": "u"}))["object"]["id"].as_i64().unwrap();
-    let routes = [
-        ("PUT", "/api/settings".to_owned()),
-        ("POST", "/api/connectors".to_owned()),
-        ("POST", "/api/objects/cms.user".to_owned()),
-        ("POST", format!("/api/objects/cms.user/{user}/sites/CorpSite")),
-        ("DELETE", format!("/api/objects/cms.user/{user}")),
-        ("POST", "/api/documents/1/publish".to_owned()),
-        ("POST", "/api/documents/1/archive".to_owned()),
-        ("POST", "/api/batch".to_owned()),
-        ("POST", "/api/integration/notify".to_owned()),
-        ("POST", "/api/scheduled-tasks/ProcessExternalIntegrationTasks/execute".to_owned()),
-        ("POST", "/api/tasks/outgoing/delete".to_owned()),
-        ("POST", "/api/tasks/outgoing/synchronize".to_owned()),
-    ];
+    // Every state-changing route of the API's own description.
+    let doc = d.get("/api/openapi.json").body;
+    let mut routes = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys().filter(|m| *m != "get") {
+            let path = path
+                .replace("{name}", "Nobody")
+                .replace("{type}", "cms.user")
+                .replace("{id}", &user.to_string())
+                .replace("{site}", "CorpSite");
+            routes.push((method.to_uppercase(), path));
+        }
+    }
+    routes.push(("POST".into(), "/api/login".into()));
+    assert!(routes.len() >= 25, "{routes:?}");
     for (method, path) in &routes {
         for kind in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"] {
             let r = request_raw(&d.addr, method, path, Some(b"all=true"), kind);
