@@ -20,6 +20,24 @@ pub struct Event {
     pub code: String,
     pub description: String,
     pub document_name: Option<String>,
+    /// Who did it (a management action), and from where.
+    pub user_name: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// Who did a management action, and from where: the token's or session's
+/// user name with the client address, or `cli` for the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub address: Option<String>,
+}
+
+impl Actor {
+    /// The command line on this machine.
+    pub fn cli() -> Actor {
+        Actor { user: "cli".into(), address: None }
+    }
 }
 
 /// A row to write.
@@ -30,6 +48,8 @@ pub struct NewEvent<'a> {
     pub code: &'a str,
     pub description: &'a str,
     pub document_name: Option<&'a str>,
+    /// Who did it, for a management action.
+    pub actor: Option<&'a Actor>,
 }
 
 /// Filters for reading the event log; newest first.
@@ -65,10 +85,18 @@ impl EventLog {
     pub fn write(&self, e: &NewEvent<'_>) -> Result<i64, DbError> {
         let conn = self.lock();
         conn.prepare_cached(
-            "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName, UserName, IPAddress) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![e.event_type.code(), e.source, e.code, e.description, e.document_name])?;
+        .execute(params![
+            e.event_type.code(),
+            e.source,
+            e.code,
+            e.description,
+            e.document_name,
+            e.actor.map(|a| a.user.as_str()),
+            e.actor.and_then(|a| a.address.as_deref())
+        ])?;
         Ok(conn.last_insert_rowid())
     }
 
@@ -84,7 +112,8 @@ impl EventLog {
     pub fn list(&self, q: &EventQuery) -> Result<Vec<Event>, DbError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT EventID, EventType, EventTime, Source, EventCode, Description, DocumentName FROM CMS_EventLog \
+            "SELECT EventID, EventType, EventTime, Source, EventCode, Description, DocumentName, UserName, IPAddress \
+             FROM CMS_EventLog \
              WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) AND (?3 IS NULL OR EventCode = ?3) \
              AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT {}",
             q.limit.max(1)
@@ -99,6 +128,8 @@ impl EventLog {
                     code: r.get(4)?,
                     description: r.get(5)?,
                     document_name: r.get(6)?,
+                    user_name: r.get(7)?,
+                    ip_address: r.get(8)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -166,6 +166,7 @@ impl ConnectorManager {
                 code: "CONNECTORLOAD",
                 description: &format!("Connector `{}` could not be loaded: {message}", row.name.escape_debug()),
                 document_name: None,
+                ..Default::default()
             });
             status.error = Some(message);
             return status;
@@ -188,6 +189,7 @@ impl ConnectorManager {
                     code: "CONNECTORLOAD",
                     description: &format!("Connector `{}` could not be loaded: {message}", row.name),
                     document_name: None,
+                    ..Default::default()
                 });
                 (kept, Some(message))
             }

@@ -132,6 +132,37 @@ pub struct ConnectorPatch {
     pub config: Option<String>,
 }
 
+impl ConnectorPatch {
+    /// The fields this patch sets, for the event log (the configuration's
+    /// text is not repeated, it may hold credentials).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = &self.name {
+            parts.push(format!("code name → `{v}`"));
+        }
+        if let Some(v) = &self.display_name {
+            parts.push(format!("display name → `{v}`"));
+        }
+        if let Some(v) = &self.assembly_name {
+            parts.push(format!("assembly name → `{v}`"));
+        }
+        if let Some(v) = &self.class_name {
+            parts.push(format!("class name → `{v}`"));
+        }
+        if let Some(v) = self.enabled {
+            parts.push(format!("enabled → {v}"));
+        }
+        if self.config.is_some() {
+            parts.push("configuration changed".into());
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum RegistryError {
     #[error("invalid {field}: {reason}")]

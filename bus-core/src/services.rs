@@ -43,6 +43,7 @@ impl HostServices for BusServices {
                 code: &event.code,
                 description: &event.description,
                 document_name: event.document_name.as_deref(),
+                ..Default::default()
             })
             .map(|_| ())
             .map_err(|e| e.to_string())

@@ -138,6 +138,15 @@ pub fn write(conn: &Connection, patch: &SettingsPatch) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The settings that differ, as `name: old → new` pairs (empty when none).
+pub fn changes(before: &Settings, after: &Settings) -> String {
+    KEYS.iter()
+        .filter(|(name, _)| before.get(name) != after.get(name))
+        .map(|(name, _)| format!("{name}: {} → {}", before.get(name), after.get(name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Renders the settings as `name = value` lines.
 pub fn describe(s: &Settings) -> String {
     KEYS.iter().map(|(name, _)| format!("{name} = {}\n", s.get(name))).collect()

@@ -35,6 +35,10 @@ pub struct Config {
     /// login). Required to listen beyond loopback.
     #[serde(default)]
     pub auth_token: Option<String>,
+    /// The user name the event log gives management actions made through
+    /// the HTTP API (the person the token, or the loopback machine, stands for).
+    #[serde(default = "default_auth_user")]
+    pub auth_user: String,
     /// How long one call into a connector may take before it counts as hung.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
@@ -238,6 +242,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_watch_interval_ms() -> u64 {
     250
+}
+fn default_auth_user() -> String {
+    "administrator".into()
 }
 fn default_call_timeout_ms() -> u64 {
     30_000

@@ -1,6 +1,7 @@
 //! `bus-daemon`: the integration bus daemon and its management commands.
 
 mod app;
+mod audit;
 mod cli;
 mod config;
 mod http;

@@ -41,7 +41,8 @@ pub fn run(config: Config) -> Result<()> {
                     code: "CONNECTORDELETE",
                     description: &description,
                     document_name: None,
-                });
+                ..Default::default()
+            });
             }
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove the tasks of deleted connectors"),
@@ -101,6 +102,7 @@ pub fn run(config: Config) -> Result<()> {
         scheduler: scheduler.scheduler(),
         metrics,
         auth_token: config.auth_token.as_deref().map(Arc::from),
+        auth_user: Arc::from(config.auth_user.as_str()),
         protection: Arc::new(http::guard::Protection {
             allowed_hosts: config.http.allowed_hosts.clone(),
             token: config.auth_token.is_some(),

@@ -326,3 +326,50 @@ fn row_actions_act_on_the_rows_connector_only() {
     assert_eq!(queued("B"), [first]);
     assert_eq!(deliveries(&d, "A"), Vec::<i64>::new());
 }
+
+#[test]
+fn management_actions_are_in_the_event_log_with_who_and_from_where() {
+    let env = TestEnv::new();
+    env.scripted("A", json!({"subscriptions": [all_users("AsyncSimple")]}));
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    d.create("cms.user", json!({"code_name": "u1"}));
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    assert_eq!(d.post("/api/tasks/outgoing/synchronize", &json!({"all": true})).status, 200);
+    assert_eq!(d.put("/api/connectors/A", &json!({"display_name": "Connector A"})).status, 200);
+    assert_eq!(d.post("/api/scheduled-tasks/ProcessExternalIntegrationTasks/execute", &json!({})).status, 200);
+    let out = env.cli(&["connector", "disable", "A"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let events = d.events("");
+    let find = |source: &str, code: &str| -> Value {
+        events
+            .iter()
+            .find(|e| e["source"] == source && e["code"] == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {source} {code} in {events:#?}"))
+    };
+    let settings = find("Settings key", "UPDATEOBJ");
+    assert_eq!(
+        (settings["user_name"].as_str(), settings["ip_address"].as_str()),
+        (Some("administrator"), Some("127.0.0.1"))
+    );
+    assert!(settings["description"].as_str().unwrap().contains("process_outgoing: false → true"), "{settings}");
+    let sync = find("Integration bus", "SYNCALLTASKSMULTIPLE");
+    assert_eq!(sync["user_name"], "administrator");
+    assert_eq!(sync["ip_address"], "127.0.0.1");
+    assert!(sync["description"].as_str().unwrap().contains("1 Ok"), "{sync}");
+    let edit = events
+        .iter()
+        .find(|e| e["source"] == "Integration connector" && e["user_name"] == "administrator")
+        .unwrap_or_else(|| panic!("no API edit in {events:#?}"));
+    assert!(edit["description"].as_str().unwrap().contains("display name → `Connector A`"), "{edit}");
+    let run = find("Scheduled task", "RUNTASK");
+    assert_eq!(run["user_name"], "administrator");
+    let cli = events
+        .iter()
+        .find(|e| e["code"] == "UPDATEOBJ" && e["user_name"] == "cli")
+        .unwrap_or_else(|| panic!("no CLI row in {events:#?}"));
+    assert!(cli["ip_address"].is_null());
+    assert!(cli["description"].as_str().unwrap().contains("enabled → false"), "{cli}");
+}

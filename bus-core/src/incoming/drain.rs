@@ -114,6 +114,7 @@ impl IncomingDrain {
                         q.task_id, q.title, connector.name
                     ),
                     document_name: None,
+                    ..Default::default()
                 });
                 (TaskResult::DeletedOnError, Some(error))
             }

@@ -43,7 +43,8 @@ pub fn process(events: &EventLog, subscribers: &[Subscriber], task: &SyncTask, t
                     c.name, response.result
                 ),
                 document_name: None,
-            });
+            ..Default::default()
+        });
             tracing::warn!(connector = %c.name, task = %title, error = %message, "synchronous processing failed");
         }
         let stop_all = response.result == IntegrationProcessResult::Error;

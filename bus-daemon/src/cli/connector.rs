@@ -2,7 +2,9 @@
 //! the daemon notices the edit and reinitializes every connector.
 
 use crate::app::Bus;
+use crate::audit::{self, Action};
 use anyhow::Result;
+use bus_core::eventlog::Actor;
 use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks};
 use clap::Subcommand;
 
@@ -109,6 +111,12 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 enabled,
                 config: config_text,
             })?;
+            audit::record(
+                &bus.events,
+                &Actor::cli(),
+                Action::CreateConnector,
+                &format!("Registered connector `{}`", row.name),
+            );
             println!("registered connector `{}`", row.name);
         }
         ConnectorCommand::Edit { name, new_name, display_name, assembly, class, enabled, config_text } => {
@@ -124,19 +132,29 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text");
             }
             let row = registry.update(&name, &patch)?;
+            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("updated connector `{}`", row.name);
         }
         ConnectorCommand::Delete { name, discard_queue } => {
             let queue = if discard_queue { QueuedTasks::Discard } else { QueuedTasks::Keep };
             let discarded = registry.delete(&name, queue)?;
+            let what = format!("Deleted connector `{name}` ({discarded} queued task relation(s) discarded)");
+            audit::record(&bus.events, &Actor::cli(), Action::DeleteConnector, &what);
             println!("deleted connector `{name}` ({discarded} queued task relation(s) discarded)");
         }
         ConnectorCommand::Enable { name } => {
-            registry.update(&name, &ConnectorPatch { enabled: Some(true), ..Default::default() })?;
+            let patch = ConnectorPatch { enabled: Some(true), ..Default::default() };
+            registry.update(&name, &patch)?;
+            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("enabled connector `{name}`");
         }
         ConnectorCommand::Disable { name } => {
-            registry.update(&name, &ConnectorPatch { enabled: Some(false), ..Default::default() })?;
+            let patch = ConnectorPatch { enabled: Some(false), ..Default::default() };
+            registry.update(&name, &patch)?;
+            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("disabled connector `{name}`");
         }
     }

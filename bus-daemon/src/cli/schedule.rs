@@ -2,7 +2,9 @@
 //! due now, so the running daemon executes it within a second.
 
 use crate::app::Bus;
+use crate::audit::{self, Action};
 use anyhow::Result;
+use bus_core::eventlog::Actor;
 use bus_core::scheduler;
 use clap::Subcommand;
 
@@ -52,6 +54,12 @@ pub fn run(bus: &Bus, command: ScheduleCommand) -> Result<()> {
         }
         ScheduleCommand::Run { name } => {
             scheduler::run_soon(&conn, &name)?;
+            audit::record(
+                &bus.events,
+                &Actor::cli(),
+                Action::RunScheduledTask,
+                &format!("Made scheduled task `{name}` due now"),
+            );
             println!("`{name}` is due now; a running daemon executes it within a second");
         }
         ScheduleCommand::Set { name, interval_seconds, enabled } => {
@@ -59,6 +67,12 @@ pub fn run(bus: &Bus, command: ScheduleCommand) -> Result<()> {
                 anyhow::bail!("nothing to change: give --interval-seconds or --enabled");
             }
             let t = scheduler::update(&conn, &name, interval_seconds, enabled)?;
+            let what = format!(
+                "Changed scheduled task `{name}`: every {} s, {}",
+                t.interval_seconds,
+                if t.enabled { "enabled" } else { "disabled" }
+            );
+            audit::record(&bus.events, &Actor::cli(), Action::UpdateScheduledTask, &what);
             println!(
                 "`{}` runs every {}s, next at {}{}",
                 t.name,

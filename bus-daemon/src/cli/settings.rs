@@ -1,7 +1,9 @@
 //! `bus-daemon settings get|set`: the five settings of the bus.
 
 use crate::app::Bus;
+use crate::audit::{self, Action};
 use anyhow::{bail, Result};
+use bus_core::eventlog::Actor;
 use bus_core::settings::{self, SettingsPatch, KEYS};
 use clap::Subcommand;
 
@@ -48,7 +50,17 @@ pub fn run(bus: &Bus, command: SettingsCommand) -> Result<()> {
                     bail!("`{}` is not a setting; settings: {}", name.trim(), names.join(", "));
                 }
             }
+            let before = settings::read(&conn)?;
             let s = settings::update(&mut conn, &patch)?;
+            let changed = settings::changes(&before, &s);
+            if !changed.is_empty() {
+                audit::record(
+                    &bus.events,
+                    &Actor::cli(),
+                    Action::UpdateSettings,
+                    &format!("Changed settings: {changed}"),
+                );
+            }
             print!("{}", settings::describe(&s));
         }
     }

@@ -3,7 +3,9 @@
 //! the connectors) over HTTP, in chunks, oldest first, with a progress bar.
 
 use crate::app::Bus;
+use crate::audit::{self, Action};
 use anyhow::{bail, Context, Result};
+use bus_core::eventlog::Actor;
 use bus_core::queue::{self, Direction, Selection};
 use clap::{Args, Subcommand};
 use connector_abi::http::{self, Url};
@@ -105,7 +107,11 @@ pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Res
         TaskCommand::Delete { which } => {
             let connector = connector_id(bus, which.connector.as_deref())?;
             let selection = if which.all { Selection::All } else { Selection::Ids(which.ids) };
+            let action = if which.all { Action::DeleteAll } else { Action::DeleteSelected };
             let n = queue::delete(&mut conn, which.direction.inbound(), &selection, connector)?;
+            let scope = which.connector.as_deref().map_or(String::new(), |c| format!(" of connector `{c}`"));
+            let what = format!("Deleted {n} {} task relation(s){scope} from the command line", which.direction.name());
+            audit::record(&bus.events, &Actor::cli(), action, &what);
             println!("deleted {n} {} task relation(s)", which.direction.name());
         }
         TaskCommand::Sync { which, url } => {

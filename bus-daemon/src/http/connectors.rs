@@ -1,8 +1,10 @@
 //! `/api/connectors`: the registry, with each connector's load state.
 
+use super::caller::Caller;
 use super::content::{limit, MAX_PAGE};
 use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
 use super::AppState;
+use crate::audit::{self, Action};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -97,18 +99,37 @@ async fn edit_then_reload<T: Send + 'static>(
 
 pub async fn create(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiJson(new): ApiJson<NewConnector>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (row, set) = edit_then_reload(s, move |r| Ok(r.add(&new)?)).await?;
+    let events = s.events.clone();
+    let (row, set) = edit_then_reload(s, move |r| {
+        let row = r.add(&new)?;
+        audit::record(&events, &actor, Action::CreateConnector, &format!("Registered connector `{}`", row.name));
+        Ok(row)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view(row, &set))))
 }
 
 pub async fn update(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorView>, ApiError> {
-    let (row, set) = edit_then_reload(s, move |r| Ok(r.update(&name, &patch)?)).await?;
+    let events = s.events.clone();
+    let (row, set) = edit_then_reload(s, move |r| {
+        let row = r.update(&name, &patch)?;
+        audit::record(
+            &events,
+            &actor,
+            Action::UpdateConnector,
+            &format!("Changed connector `{name}`: {}", patch.describe()),
+        );
+        Ok(row)
+    })
+    .await?;
     Ok(Json(view(row, &set)))
 }
 
@@ -123,10 +144,18 @@ pub struct DeleteParams {
 
 pub async fn delete(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiPath(name): ApiPath<String>,
     ApiQuery(p): ApiQuery<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let queue = if p.discard_queue { QueuedTasks::Discard } else { QueuedTasks::Keep };
-    edit_then_reload(s, move |r| Ok(r.delete(&name, queue)?)).await?;
+    let events = s.events.clone();
+    edit_then_reload(s, move |r| {
+        let discarded = r.delete(&name, queue)?;
+        let what = format!("Deleted connector `{name}` ({discarded} queued task relation(s) discarded)");
+        audit::record(&events, &actor, Action::DeleteConnector, &what);
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! The HTTP API (JSON). Routes and their contract are fixed by DESIGN.md.
 
 mod auth;
+mod caller;
 mod connectors;
 mod content;
 pub mod error;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// When set, the API needs this token (see `auth.rs`).
     pub auth_token: Option<Arc<str>>,
+    /// The user name management actions are logged under.
+    pub auth_user: Arc<str>,
     /// Host, origin, body and storage protections (see `guard.rs`).
     pub protection: Arc<guard::Protection>,
     /// Failed logins per client (see `auth.rs`).

@@ -1,17 +1,18 @@
 //! Task queues: lists (oldest first), one task with its synchronization log,
 //! synchronize and delete, one task or many.
 
+use super::caller::Caller;
 use super::content::limit;
 use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
 use super::AppState;
+use crate::audit::{self, Action};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use bus_core::eventlog::{NewEvent, BUS_SOURCE};
+use bus_core::eventlog::Actor;
 use bus_core::queue::{self, Direction, Selection, TaskDetail, TaskRow};
 use bus_core::settings;
 use bus_core::worker::{SynchronizeError, TaskOutcome};
-use connector_abi::EventType;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +135,7 @@ fn not_queued_for(id: i64, connector: &str) -> ApiError {
 /// (the task goes with its last relation); without, for every connector.
 pub async fn delete(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(p): ApiQuery<RowParams>,
 ) -> Result<StatusCode, ApiError> {
@@ -146,6 +148,13 @@ pub async fn delete(
         if let (0, Some(name)) = (deleted, p.connector.as_deref()) {
             return Err(not_queued_for(id, name));
         }
+        let scope = p.connector.as_deref().map_or("every connector".to_owned(), |c| format!("connector `{c}`"));
+        audit::record(
+            &s.events,
+            &actor,
+            Action::DeleteOne,
+            &format!("Deleted task {id} (`{}`) for {scope}", detail.title),
+        );
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -223,6 +232,7 @@ fn synchronize(
 /// Synchronizes one task: with `?connector=`, for that connector only.
 pub async fn synchronize_one(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(p): ApiQuery<RowParams>,
 ) -> Result<Json<SyncReport>, ApiError> {
@@ -235,6 +245,9 @@ pub async fn synchronize_one(
             }
         }
         let outcomes = synchronize(&s, direction_of(&detail), Selection::Ids(vec![id]), p.connector.as_deref())?;
+        let scope = p.connector.as_deref().map_or("every connector".to_owned(), |c| format!("connector `{c}`"));
+        let what = format!("Synchronized task {id} (`{}`) for {scope}: {}", detail.title, summary(&outcomes));
+        audit::record(&s.events, &actor, Action::SynchronizeOne, &what);
         Ok(Json(SyncReport { outcomes }))
     })
     .await
@@ -271,18 +284,45 @@ impl Bulk {
     }
 }
 
-async fn bulk_synchronize(s: AppState, direction: Direction, bulk: Bulk) -> Result<Json<SyncReport>, ApiError> {
+/// `N task(s): N Ok, N Error, …` for the event log.
+fn summary(outcomes: &[TaskOutcome]) -> String {
+    let mut by_result: std::collections::BTreeMap<String, usize> = Default::default();
+    for o in outcomes {
+        *by_result.entry(format!("{:?}", o.result)).or_default() += 1;
+    }
+    let parts: Vec<String> = by_result.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    if parts.is_empty() {
+        "nothing to do".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn scope_text(direction: Direction, connector: Option<&str>) -> String {
+    match connector {
+        Some(c) => format!("{} task(s) of connector `{c}`", direction.name()),
+        None => format!("{} task(s)", direction.name()),
+    }
+}
+
+async fn bulk_synchronize(
+    s: AppState,
+    actor: Actor,
+    direction: Direction,
+    bulk: Bulk,
+) -> Result<Json<SyncReport>, ApiError> {
     let (selection, connector) = bulk.selection()?;
     blocking(move || {
-        let code = if matches!(selection, Selection::All) { "SYNCALLTASKSMULTIPLE" } else { "SYNCSELECTEDTASKS" };
+        let action =
+            if matches!(selection, Selection::All) { Action::SynchronizeAll } else { Action::SynchronizeSelected };
         let outcomes = synchronize(&s, direction, selection, connector.as_deref())?;
-        s.events.write_or_warn(&NewEvent {
-            event_type: EventType::Information,
-            source: BUS_SOURCE,
-            code,
-            description: &format!("Synchronized {} {} task(s) on request", outcomes.len(), direction.name()),
-            document_name: None,
-        });
+        let what = format!(
+            "Synchronized {} {} on request: {}",
+            outcomes.len(),
+            scope_text(direction, connector.as_deref()),
+            summary(&outcomes)
+        );
+        audit::record(&s.events, &actor, action, &what);
         Ok(Json(SyncReport { outcomes }))
     })
     .await
@@ -290,16 +330,18 @@ async fn bulk_synchronize(s: AppState, direction: Direction, bulk: Bulk) -> Resu
 
 pub async fn synchronize_outgoing(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiJson(b): ApiJson<Bulk>,
 ) -> Result<Json<SyncReport>, ApiError> {
-    bulk_synchronize(s, Direction::Outgoing, b).await
+    bulk_synchronize(s, actor, Direction::Outgoing, b).await
 }
 
 pub async fn synchronize_incoming(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiJson(b): ApiJson<Bulk>,
 ) -> Result<Json<SyncReport>, ApiError> {
-    bulk_synchronize(s, Direction::Incoming, b).await
+    bulk_synchronize(s, actor, Direction::Incoming, b).await
 }
 
 #[derive(Debug, Serialize)]
@@ -308,11 +350,19 @@ pub struct DeleteReport {
     pub deleted: usize,
 }
 
-async fn bulk_delete(s: AppState, direction: Direction, bulk: Bulk) -> Result<Json<DeleteReport>, ApiError> {
+async fn bulk_delete(
+    s: AppState,
+    actor: Actor,
+    direction: Direction,
+    bulk: Bulk,
+) -> Result<Json<DeleteReport>, ApiError> {
     let (selection, connector) = bulk.selection()?;
     blocking(move || {
-        let connector = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector)?;
+        let action = if matches!(selection, Selection::All) { Action::DeleteAll } else { Action::DeleteSelected };
+        let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+        let deleted = queue::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector_id)?;
+        let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, connector.as_deref()));
+        audit::record(&s.events, &actor, action, &what);
         Ok(Json(DeleteReport { deleted }))
     })
     .await
@@ -320,14 +370,16 @@ async fn bulk_delete(s: AppState, direction: Direction, bulk: Bulk) -> Result<Js
 
 pub async fn delete_outgoing(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiJson(b): ApiJson<Bulk>,
 ) -> Result<Json<DeleteReport>, ApiError> {
-    bulk_delete(s, Direction::Outgoing, b).await
+    bulk_delete(s, actor, Direction::Outgoing, b).await
 }
 
 pub async fn delete_incoming(
     State(s): State<AppState>,
+    Caller(actor): Caller,
     ApiJson(b): ApiJson<Bulk>,
 ) -> Result<Json<DeleteReport>, ApiError> {
-    bulk_delete(s, Direction::Incoming, b).await
+    bulk_delete(s, actor, Direction::Incoming, b).await
 }

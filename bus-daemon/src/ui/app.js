@@ -426,10 +426,11 @@ async function renderEventLog() {
   const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; logState.befores = [null]; renderEventLog(); } }, "Filter");
   const rows = page.items.map((e) => el("tr", { class: "event", "data-id": e.id },
     el("td", { class: "etype" }, e.event_type), el("td", {}, fmtTime(e.time)), el("td", { class: "source" }, e.source),
-    el("td", { class: "code" }, e.code), el("td", { class: "description" }, e.description), el("td", { class: "document" }, e.document_name || "")));
+    el("td", { class: "code" }, e.code), el("td", { class: "user" }, e.user_name || ""), el("td", { class: "ip" }, e.ip_address || ""),
+    el("td", { class: "document" }, e.document_name || ""), el("td", { class: "description" }, e.description)));
   paint("eventlog",
     el("div", { class: "toolbar" }, source, type, apply),
-    table(["Type", "Event time", "Source", "Event code", "Description", "Document name"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No events."))]),
+    table(["Type", "Event time", "Source", "Event code", "User name", "IP address", "Document name", "Description"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No events."))]),
     el("div", { class: "pager" },
       el("button", { disabled: logState.befores.length === 1, onclick: () => { logState.befores = [null]; renderEventLog(); } }, "Newest"),
       el("button", { id: "log-older", disabled: !page.next_before, onclick: () => { logState.befores.push(page.next_before); renderEventLog(); } }, "Older")));
