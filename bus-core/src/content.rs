@@ -158,6 +158,8 @@ impl Content {
         // Connectors whose queue is known not to be empty in this transaction.
         let mut busy: Vec<i64> = Vec::new();
         let mut handed: Vec<(String, Queued)> = Vec::new();
+        // Synchronous subscribers passed over because processing is off.
+        let mut skipped_sync: Vec<(usize, String, Vec<Subscriber>)> = Vec::new();
         let hand_over = settings.processes_outgoing();
         for (index, applied) in applied_all.into_iter().enumerate() {
             let title = change::title(&self.types, applied.task_type, &applied.object);
@@ -177,7 +179,9 @@ impl Content {
                     queued_for = async_subs.into_iter().map(|s| s.connector.name.clone()).collect();
                     woken.extend(queued_for.iter().cloned());
                 }
-                if !sync_subs.is_empty() && settings.processes_outgoing() {
+                if !sync_subs.is_empty() && !settings.processes_outgoing() {
+                    skipped_sync.push((index, title.clone(), sync_subs.clone()));
+                } else if !sync_subs.is_empty() {
                     let data_type = payload::data_type_for(TaskProcessType::SyncSnapshot, &applied.object);
                     let snapshot = payload::build(&tx, &self.types, &applied, data_type)
                         .map_err(|source| ChangeError::Change { index, source })?;
@@ -208,6 +212,9 @@ impl Content {
             woken.dedup();
             self.outgoing.hand_over(handed);
             self.outgoing.wake(woken.iter().map(String::as_str));
+        }
+        for (index, title, subs) in skipped_sync {
+            results[index].sync = sync::skipped(&self.events, &subs, &title);
         }
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
             if let Some(object) = p.sync_object {

@@ -1,6 +1,7 @@
 //! The event log (`CMS_EventLog`): what happened, for people to read.
 
 use crate::db::{Database, DbError};
+use crate::grid::{contains_pattern, GridPage, GridQuery};
 use connector_abi::EventType;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -63,6 +64,62 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// The columns the event-log grid sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventSort {
+    /// Time (the event ID: the order rows were written in).
+    #[default]
+    Time,
+    Type,
+    Source,
+    Code,
+    User,
+}
+
+impl EventSort {
+    fn sql(self) -> &'static str {
+        match self {
+            EventSort::Time => "EventID",
+            EventSort::Type => "EventType",
+            EventSort::Source => "Source COLLATE NOCASE",
+            EventSort::Code => "EventCode",
+            EventSort::User => "UserName COLLATE NOCASE",
+        }
+    }
+}
+
+impl std::str::FromStr for EventSort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "time" => Ok(EventSort::Time),
+            "type" => Ok(EventSort::Type),
+            "source" => Ok(EventSort::Source),
+            "code" => Ok(EventSort::Code),
+            "user" => Ok(EventSort::User),
+            other => Err(format!("sort must be one of time, type, source, code, user; not `{other}`")),
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "EventID, EventType, EventTime, Source, EventCode, Description, DocumentName, UserName, IPAddress";
+
+fn event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        event_type: r.get(1)?,
+        time: r.get(2)?,
+        source: r.get(3)?,
+        code: r.get(4)?,
+        description: r.get(5)?,
+        document_name: r.get(6)?,
+        user_name: r.get(7)?,
+        ip_address: r.get(8)?,
+    })
+}
+
 /// Writes and reads the event log through one connection of its own.
 #[derive(Debug)]
 pub struct EventLog {
@@ -112,28 +169,35 @@ impl EventLog {
     pub fn list(&self, q: &EventQuery) -> Result<Vec<Event>, DbError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT EventID, EventType, EventTime, Source, EventCode, Description, DocumentName, UserName, IPAddress \
-             FROM CMS_EventLog \
+            "SELECT {COLUMNS} FROM CMS_EventLog \
              WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) AND (?3 IS NULL OR EventCode = ?3) \
              AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT {}",
             q.limit.max(1)
         ))?;
-        let rows = stmt
-            .query_map(params![q.source, q.event_type, q.code, q.before_id], |r| {
-                Ok(Event {
-                    id: r.get(0)?,
-                    event_type: r.get(1)?,
-                    time: r.get(2)?,
-                    source: r.get(3)?,
-                    code: r.get(4)?,
-                    description: r.get(5)?,
-                    document_name: r.get(6)?,
-                    user_name: r.get(7)?,
-                    ip_address: r.get(8)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let rows = stmt.query_map(params![q.source, q.event_type, q.code, q.before_id], event)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A page for the grid: the filters of `filters` (but its paging), sorted
+    /// and searched (description, source, code, user, document) as `grid` says.
+    pub fn grid(&self, filters: &EventQuery, grid: &GridQuery<EventSort>) -> Result<GridPage<Event>, DbError> {
+        let conn = self.lock();
+        let search = grid.search.as_deref().map(contains_pattern);
+        let filter = "FROM CMS_EventLog WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) \
+            AND (?3 IS NULL OR EventCode = ?3) AND (?4 IS NULL OR Description LIKE ?4 ESCAPE '\\' \
+            OR Source LIKE ?4 ESCAPE '\\' OR EventCode LIKE ?4 ESCAPE '\\' OR UserName LIKE ?4 ESCAPE '\\' \
+            OR DocumentName LIKE ?4 ESCAPE '\\')";
+        let args = params![filters.source, filters.event_type, filters.code, search];
+        let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) {filter}"))?.query_row(args, |r| r.get(0))?;
+        let order = grid.order.sql();
+        let sql = format!(
+            "SELECT {COLUMNS} {filter} ORDER BY {} {order}, EventID {order} LIMIT {} OFFSET {}",
+            grid.sort.sql(),
+            grid.limit.max(1),
+            grid.offset
+        );
+        let items = conn.prepare(&sql)?.query_map(args, event)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(GridPage { items, total, offset: grid.offset, limit: grid.limit })
     }
 }
 

@@ -370,6 +370,31 @@ pub struct TaskRow {
     pub last_run: Option<String>,
 }
 
+/// The columns [`task_row`] reads (`s` a relation, `t` its task, `c` its connector).
+pub(crate) const TASK_ROW_COLUMNS: &str = "t.TaskID, s.SynchronizationID, t.TaskTitle, t.TaskType, t.TaskTime, \
+    c.ConnectorName, c.ConnectorDisplayName, s.SynchronizationDataType, t.TaskProcessType, \
+    s.SynchronizationErrorMessage, s.SynchronizationAttempts, s.SynchronizationLastRun";
+
+/// Reads a [`TaskRow`] selected with [`TASK_ROW_COLUMNS`].
+pub(crate) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    let task_type: String = r.get(3)?;
+    Ok(TaskRow {
+        task_id: r.get(0)?,
+        sync_id: r.get(1)?,
+        title: r.get(2)?,
+        task_type_code: task_type.parse::<TaskType>().map(|t| t.code().to_owned()).unwrap_or_default(),
+        task_type,
+        time: r.get(4)?,
+        connector: r.get(5)?,
+        connector_display_name: r.get(6)?,
+        data_type: r.get(7)?,
+        process_type: r.get(8)?,
+        error: r.get(9)?,
+        attempts: r.get(10)?,
+        last_run: r.get(11)?,
+    })
+}
+
 /// A page of a queue, oldest first: after the `(task_id, sync_id)` cursor.
 pub fn list(
     conn: &Connection,
@@ -378,29 +403,12 @@ pub fn list(
     after: (i64, i64),
     limit: u32,
 ) -> rusqlite::Result<Vec<TaskRow>> {
-    let select = "SELECT t.TaskID, s.SynchronizationID, t.TaskTitle, t.TaskType, t.TaskTime, c.ConnectorName, \
-        c.ConnectorDisplayName, s.SynchronizationDataType, t.TaskProcessType, s.SynchronizationErrorMessage, \
-        s.SynchronizationAttempts, s.SynchronizationLastRun \
-        FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
-        JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID";
-    let row = |r: &Row<'_>| {
-        let task_type: String = r.get(3)?;
-        Ok(TaskRow {
-            task_id: r.get(0)?,
-            sync_id: r.get(1)?,
-            title: r.get(2)?,
-            task_type_code: task_type.parse::<TaskType>().map(|t| t.code().to_owned()).unwrap_or_default(),
-            task_type,
-            time: r.get(4)?,
-            connector: r.get(5)?,
-            connector_display_name: r.get(6)?,
-            data_type: r.get(7)?,
-            process_type: r.get(8)?,
-            error: r.get(9)?,
-            attempts: r.get(10)?,
-            last_run: r.get(11)?,
-        })
-    };
+    let select = format!(
+        "SELECT {TASK_ROW_COLUMNS} FROM Integration_Synchronization s \
+         JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
+         JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID"
+    );
+    let row = task_row;
     match connector_id {
         Some(c) => conn
             .prepare_cached(&format!(

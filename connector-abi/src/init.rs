@@ -34,7 +34,7 @@ impl Init {
     pub fn subscribe_to(&mut self, subscription: Subscription) {
         match subscription.validate() {
             Ok(()) => self.subscriptions.push(subscription),
-            Err(e) => self.errors.push(format!("subscription {subscription:?} refused: {e}")),
+            Err(e) => self.errors.push(format!("{subscription} refused: {e}")),
         }
     }
 

@@ -74,6 +74,41 @@ impl fmt::Display for InvalidSubscription {
 
 impl std::error::Error for InvalidSubscription {}
 
+/// Reads as a sentence: `AsyncSnapshot subscription to documents at
+/// `/Home/%`, task type All`.
+impl fmt::Display for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} subscription to ", self.process_type)?;
+        let mut criteria: Vec<String> = Vec::new();
+        match &self.scope {
+            Scope::Any => f.write_str("every change")?,
+            Scope::Objects { object_type, object_code_name } => {
+                match object_type {
+                    Some(t) => write!(f, "objects of type `{t}`")?,
+                    None => f.write_str("all objects")?,
+                }
+                criteria.extend(object_code_name.iter().map(|c| format!("code name `{c}`")));
+            }
+            Scope::Documents { alias_path, culture, class_name } => {
+                match alias_path {
+                    Some(p) => write!(f, "documents at `{p}`")?,
+                    None => f.write_str("all documents")?,
+                }
+                criteria.extend(culture.iter().map(|c| format!("culture `{c}`")));
+                criteria.extend(class_name.iter().map(|c| format!("class `{c}`")));
+            }
+            Scope::Custom { name } => write!(f, "custom `{name}`")?,
+        }
+        match self.site_name.as_deref() {
+            Some(GLOBAL_OBJECTS) => criteria.push("global objects only".into()),
+            Some(site) => criteria.push(format!("site `{site}`")),
+            None => {}
+        }
+        criteria.push(format!("task type {}", self.task_type));
+        write!(f, ", {}", criteria.join(", "))
+    }
+}
+
 impl Subscription {
     fn new(process_type: TaskProcessType, scope: Scope) -> Self {
         Subscription { process_type, task_type: TaskType::All, site_name: None, scope }
@@ -332,6 +367,17 @@ mod tests {
         assert_eq!(got, Some(SyncSnapshot));
         let none = best_match(&subs[2..], &doc("/x", "en-US"), TaskType::CreateDocument, Some("CorpSite"), |_| None);
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn a_subscription_reads_as_a_sentence() {
+        let s = Subscription::documents(TaskProcessType::AsyncSnapshot, "/Home/%").culture("en-%");
+        assert_eq!(
+            s.to_string(),
+            "AsyncSnapshot subscription to documents at `/Home/%`, culture `en-%`, task type All"
+        );
+        let s = Subscription::all_objects(TaskProcessType::AsyncSimple).global_objects_only();
+        assert_eq!(s.to_string(), "AsyncSimple subscription to all objects, global objects only, task type All");
     }
 
     #[test]

@@ -195,3 +195,83 @@ fn the_connector_list_pages_by_code_name() {
     assert_eq!(names("?limit=2&after=B2"), ["C3", "SampleIntegrationConnector"]);
     assert_eq!(d.get("/api/connectors?limit=0").status, 400);
 }
+
+#[test]
+fn grids_sort_search_and_page_with_a_total() {
+    let env = TestEnv::new();
+    env.scripted(
+        "A",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    for n in ["Zed", "Alpha"] {
+        env.register(n, "missing", "X", true, "");
+    }
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    for name in ["carol", "alice", "bob", "dave", "erin", "alfred", "zoe"] {
+        d.create("cms.user", json!({"code_name": name}));
+    }
+    let titles = |q: &str| -> (Vec<String>, i64) {
+        let r = d.get(&format!("/api/tasks/outgoing?{q}"));
+        assert_eq!(r.status, 200, "{q}: {}", r.text);
+        let items =
+            r.body["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap().to_owned()).collect();
+        (items, r.body["total"].as_i64().unwrap())
+    };
+    let (page, total) = titles("sort=title&order=desc&limit=3");
+    assert_eq!(page, ["Create User 'zoe'", "Create User 'erin'", "Create User 'dave'"]);
+    assert_eq!(total, 7);
+    let (page, _) = titles("sort=title&order=desc&limit=3&offset=6");
+    assert_eq!(page, ["Create User 'alfred'"], "the last page");
+    let (page, total) = titles("search=AL&sort=time");
+    assert_eq!((page, total), (vec!["Create User 'alice'".to_owned(), "Create User 'alfred'".to_owned()], 2));
+    let (page, _) = titles("search=100%25");
+    assert!(page.is_empty(), "% is searched literally");
+    for bad in ["sort=colour", "order=up", "cursor=1.1&sort=title", "limit=0&sort=title"] {
+        let r = d.get(&format!("/api/tasks/outgoing?{bad}"));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+    // The event log: searched, sorted, paged with a total.
+    let r = d.get("/api/eventlog?search=CONNECTORLOAD&limit=1");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["total"].as_i64().unwrap() >= 2, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = d.get("/api/eventlog?sort=source&order=asc");
+    let sources: Vec<String> =
+        r.body["items"].as_array().unwrap().iter().map(|e| e["source"].as_str().unwrap().to_lowercase()).collect();
+    let mut sorted = sources.clone();
+    sorted.sort();
+    assert_eq!(sources, sorted);
+    // The connectors: sorted and searched on the server, the total in a header.
+    let r = d.get("/api/connectors?sort=name&order=desc&search=a&limit=2");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let names: Vec<&str> = r.body.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["SampleIntegrationConnector", "Alpha"]);
+    assert_eq!(r.header("x-total-count"), Some("3"), "A, Alpha and the sample contain an `a`");
+}
+
+#[test]
+fn the_payload_view_shows_what_the_connector_receives() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Plain",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.role"}]}),
+    );
+    env.scripted(
+        "Rich",
+        json!({"subscriptions": [{"process_type": "AsyncSnapshot", "scope": "objects", "object_type": "cms.role"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    d.create("cms.site", json!({"code_name": "CorpSite"}));
+    let task =
+        d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["task_id"].as_i64().unwrap();
+    let plain = d.get(&format!("/api/tasks/{task}/payload?connector=Plain"));
+    assert_eq!(plain.status, 200, "{}", plain.text);
+    assert_eq!(plain.body["task_id"], task);
+    assert_eq!(plain.body["data_type"], "Simple");
+    assert_eq!(plain.body["object"]["code_name"], "editors");
+    let rich = d.get(&format!("/api/tasks/{task}/payload?connector=Rich"));
+    assert_eq!(rich.body["data_type"], "Snapshot", "{}", rich.text);
+    assert_eq!(d.get(&format!("/api/tasks/{task}/payload?connector=Nobody")).status, 404);
+}

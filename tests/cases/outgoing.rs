@@ -394,3 +394,17 @@ fn payloads_carry_what_their_data_mode_promises_and_translation_survives_a_renam
     assert_eq!(docs[0]["culture"], "en-US");
     assert_eq!(doc["title"], "Create document Apple iPad 2");
 }
+
+#[test]
+fn a_synchronous_subscription_with_processing_off_leaves_a_trace() {
+    let (env, d) =
+        start(&[("Sync", vec![sub("SyncSnapshot", json!({"scope": "objects", "object_type": "cms.site"}))])]);
+    env.set_setting("process_outgoing", false);
+    let r = d.create("cms.site", json!({"code_name": "CorpSite"}));
+    assert_eq!(r["sync"][0]["connector"], "Sync", "{r}");
+    assert_eq!(r["sync"][0]["result"], "SkipNow", "{r}");
+    assert!(r["sync"][0]["error"].as_str().unwrap().contains("processing of outgoing tasks is off"), "{r}");
+    let warnings = d.events("&type=W&code=SYNCSKIPPED");
+    assert!(warnings[0]["description"].as_str().unwrap().contains("`Sync` did not get `Create Site 'CorpSite'`"));
+    assert!(d.reports("Sync").is_empty());
+}

@@ -89,6 +89,10 @@ fn the_management_ui_walk_through() {
     let link = b.find("tr.task[data-connector='Failing'] a.failed");
     assert_eq!(b.attribute(&link, "title").as_deref(), Some("ERP says no"));
     b.click(&link);
+    // The popup is filled once the task's detail has arrived.
+    b.wait_until("the synchronization log", |b| {
+        b.find_all("#modal-body .synclog").first().is_some_and(|e| b.text(e).contains("Synchronization log — Failing"))
+    });
     let body = b.text(&b.find("#modal-body"));
     assert!(body.contains("Synchronization log — Failing") && body.contains("ERP says no"), "{body}");
     shot(&b, "failed-task-log");

@@ -17,6 +17,32 @@ pub struct SyncOutcome {
     pub error: Option<String>,
 }
 
+/// With processing of outgoing tasks off, synchronous subscribers do not get
+/// the change and nothing is kept for them: say so in the event log and in
+/// the change's answer. (Custom synchronous subscriptions are not asked.)
+pub fn skipped(events: &EventLog, subscribers: &[Subscriber], title: &str) -> Vec<SyncOutcome> {
+    let reason = "processing of outgoing tasks is off in the settings; a synchronous subscription keeps no data, so the change is lost for it";
+    subscribers
+        .iter()
+        .filter(|s| s.route == super::subscribers::Route::Sync)
+        .map(|s| {
+            events.write_or_warn(&NewEvent {
+                event_type: EventType::Warning,
+                source: BUS_SOURCE,
+                code: "SYNCSKIPPED",
+                description: &format!("Connector `{}` did not get `{title}` synchronously: {reason}", s.connector.name),
+                document_name: None,
+                ..Default::default()
+            });
+            SyncOutcome {
+                connector: s.connector.name.clone(),
+                result: IntegrationProcessResult::SkipNow,
+                error: Some(reason.into()),
+            }
+        })
+        .collect()
+}
+
 /// Hands `task` to each synchronous subscriber in turn. `Error` (or a failed
 /// call) stops all connectors: the ones after it do not get the change.
 pub fn process(events: &EventLog, subscribers: &[Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {

@@ -3,12 +3,14 @@
 use super::caller::Caller;
 use super::content::{limit, MAX_PAGE};
 use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::grid::GridParams;
 use super::AppState;
 use crate::audit::{self, Action};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bus_core::grid::Order;
 use bus_core::manager::{ConnectorSet, ConnectorStatus};
 use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks, Registry};
 use serde::Deserialize;
@@ -56,23 +58,100 @@ pub struct ListParams {
     /// Only connectors whose code name sorts after this one (the next page).
     after: Option<String>,
     limit: Option<u32>,
+    /// Grid paging: `name` (default), `display_name`, `assembly_name`,
+    /// `class_name`, `enabled`, `state`. The total is in `X-Total-Count`.
+    sort: Option<String>,
+    order: Option<String>,
+    /// Only connectors whose names, library or class contain this text.
+    search: Option<String>,
+    offset: Option<u64>,
 }
 
-pub async fn list(
-    State(s): State<AppState>,
-    ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<Vec<ConnectorView>>, ApiError> {
+/// The columns the connectors grid sorts by.
+#[derive(Debug, Clone, Copy, Default)]
+enum ConnectorSort {
+    #[default]
+    Name,
+    DisplayName,
+    AssemblyName,
+    ClassName,
+    Enabled,
+    /// Failed first (descending), then loaded, then not loaded.
+    State,
+}
+
+impl std::str::FromStr for ConnectorSort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "name" => Ok(ConnectorSort::Name),
+            "display_name" => Ok(ConnectorSort::DisplayName),
+            "assembly_name" => Ok(ConnectorSort::AssemblyName),
+            "class_name" => Ok(ConnectorSort::ClassName),
+            "enabled" => Ok(ConnectorSort::Enabled),
+            "state" => Ok(ConnectorSort::State),
+            other => Err(format!(
+                "sort must be one of name, display_name, assembly_name, class_name, enabled, state; not `{other}`"
+            )),
+        }
+    }
+}
+
+fn sort_key(v: &ConnectorView, sort: ConnectorSort) -> (u8, String) {
+    let text = |t: &str| (0, t.to_lowercase());
+    match sort {
+        ConnectorSort::Name => text(&v.row.name),
+        ConnectorSort::DisplayName => text(&v.row.display_name),
+        ConnectorSort::AssemblyName => text(&v.row.assembly_name),
+        ConnectorSort::ClassName => text(&v.row.class_name),
+        ConnectorSort::Enabled => (u8::from(v.row.enabled), String::new()),
+        ConnectorSort::State => (if v.error.is_some() { 2 } else { u8::from(v.loaded) }, String::new()),
+    }
+}
+
+pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Response, ApiError> {
     let limit = limit(p.limit.or(Some(MAX_PAGE)))?;
     let registry = s.registry.clone();
     let rows = blocking(move || Ok(registry.list()?)).await?;
     let set = s.manager.current();
-    Ok(Json(
-        rows.into_iter()
+    let grid = GridParams {
+        sort: p.sort.as_deref(),
+        order: p.order.as_deref(),
+        search: p.search.as_deref(),
+        offset: p.offset,
+    };
+    if !grid.given() {
+        let page: Vec<ConnectorView> = rows
+            .into_iter()
             .filter(|r| p.after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
             .take(limit as usize)
             .map(|r| view(r, &set))
-            .collect(),
-    ))
+            .collect();
+        return Ok(Json(page).into_response());
+    }
+    let q = grid.query::<ConnectorSort>(limit)?;
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let mut views: Vec<ConnectorView> = rows
+        .into_iter()
+        .filter(|r| {
+            needle.as_deref().is_none_or(|n| {
+                [&r.name, &r.display_name, &r.assembly_name, &r.class_name].iter().any(|f| f.to_lowercase().contains(n))
+            })
+        })
+        .map(|r| view(r, &set))
+        .collect();
+    views.sort_by(|a, b| {
+        let by = sort_key(a, q.sort).cmp(&sort_key(b, q.sort)).then_with(|| a.row.name.cmp(&b.row.name));
+        if q.order == Order::Desc {
+            by.reverse()
+        } else {
+            by
+        }
+    });
+    let total = views.len();
+    let page: Vec<ConnectorView> = views.into_iter().skip(q.offset as usize).take(limit as usize).collect();
+    Ok(([("x-total-count", total.to_string())], Json(page)).into_response())
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ConnectorView>, ApiError> {

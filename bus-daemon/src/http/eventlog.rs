@@ -1,10 +1,12 @@
 //! `/api/eventlog`: the event log, newest first, paged by `before`.
 
 use super::error::{blocking, ApiError, ApiQuery};
+use super::grid::GridParams;
 use super::AppState;
 use axum::extract::State;
 use axum::Json;
-use bus_core::eventlog::{Event, EventQuery};
+use bus_core::eventlog::{Event, EventQuery, EventSort};
+use bus_core::grid::Order;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -18,13 +20,28 @@ pub struct Params {
     /// Only events older than this event ID (the `next_before` of a page).
     before: Option<i64>,
     limit: Option<u32>,
+    /// Grid paging: `time` (default), `type`, `source`, `code`, `user`.
+    sort: Option<String>,
+    /// `desc` (default: newest first) or `asc`.
+    order: Option<String>,
+    /// Only events whose description, source, code, user or document contains this.
+    search: Option<String>,
+    /// Grid paging: skip this many rows.
+    offset: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Page {
     pub items: Vec<Event>,
-    /// Pass as `before` to get the next page; absent on the last page.
+    /// Pass as `before` to get the next page; absent on the last page (and
+    /// in grid paging).
     pub next_before: Option<i64>,
+    /// Grid paging (any of `sort`, `order`, `search`, `offset` given): how
+    /// many events match in all, and where this page starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 pub const MAX_LIMIT: u32 = 500;
@@ -39,9 +56,39 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<Params>) -> R
             return Err(ApiError::bad_request(format!("type must be I, W or E, not `{t}`")));
         }
     }
+    let grid = GridParams {
+        sort: p.sort.as_deref(),
+        order: p.order.as_deref(),
+        search: p.search.as_deref(),
+        offset: p.offset,
+    };
+    let grid = if grid.given() {
+        if p.before.is_some() {
+            return Err(ApiError::bad_request(
+                "`before` pages newest first; with sort, order, search or offset use `offset`",
+            ));
+        }
+        let mut q = grid.query::<EventSort>(limit)?;
+        // The event log reads newest first unless asked otherwise.
+        if p.order.is_none() {
+            q.order = Order::Desc;
+        }
+        Some(q)
+    } else {
+        None
+    };
     let q = EventQuery { source: p.source, event_type: p.event_type, code: p.code, before_id: p.before, limit };
     let events = s.events.clone();
+    if let Some(grid) = grid {
+        let page = blocking(move || Ok(events.grid(&q, &grid)?)).await?;
+        return Ok(Json(Page {
+            items: page.items,
+            next_before: None,
+            total: Some(page.total),
+            offset: Some(page.offset),
+        }));
+    }
     let items = blocking(move || Ok(events.list(&q)?)).await?;
     let next_before = if items.len() == limit as usize { items.last().map(|e| e.id) } else { None };
-    Ok(Json(Page { items, next_before }))
+    Ok(Json(Page { items, next_before, total: None, offset: None }))
 }

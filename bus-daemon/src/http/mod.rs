@@ -6,6 +6,7 @@ mod connectors;
 mod content;
 pub mod error;
 mod eventlog;
+mod grid;
 pub mod guard;
 mod health;
 mod incoming;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks/incoming/delete", post(tasks::delete_incoming))
         .route("/api/tasks/{id}", get(tasks::get).delete(tasks::delete))
         .route("/api/tasks/{id}/synchronize", post(tasks::synchronize_one))
+        .route("/api/tasks/{id}/payload", get(tasks::payload))
         .route("/api/eventlog", get(eventlog::list))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/health", get(health::health))

@@ -64,6 +64,7 @@ const ROUTES: &[(&str, &str, &str, Option<&str>, u16)] = &[
     ("post", "/api/tasks/incoming/delete", "Delete selected or all incoming tasks", Some("Bulk"), 200),
     ("get", "/api/tasks/{id}", "One task with its data and synchronization log", None, 200),
     ("delete", "/api/tasks/{id}", "Delete a task (`?connector=`: that connector's relation only)", None, 204),
+    ("get", "/api/tasks/{id}/payload", "The document a connector gets for the task (`?connector=`)", None, 200),
     ("post", "/api/tasks/{id}/synchronize", "Synchronize one task (`?connector=`: for that connector only)", None, 200),
     ("get", "/api/eventlog", "The event log, newest first (`source`, `type`, `code`, `before`, `limit`)", None, 200),
     ("get", "/api/scheduled-tasks", "Scheduled tasks", None, 200),

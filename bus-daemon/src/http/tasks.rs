@@ -4,14 +4,17 @@
 use super::caller::Caller;
 use super::content::limit;
 use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
+use super::grid::GridParams;
 use super::AppState;
 use crate::audit::{self, Action};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bus_core::eventlog::Actor;
+use bus_core::grid::GridQuery;
 use bus_core::queue::{self, Direction, Selection, TaskDetail, TaskRow};
 use bus_core::settings;
+use bus_core::task_grid::{self, TaskSort};
 use bus_core::worker::{SynchronizeError, TaskOutcome};
 use serde::{Deserialize, Serialize};
 
@@ -19,16 +22,31 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     connector: Option<String>,
-    /// The `next` cursor of the previous page.
+    /// The `next` cursor of the previous page (oldest-first paging).
     cursor: Option<String>,
     limit: Option<u32>,
+    /// Grid paging: `time` (default), `title`, `type`, `connector`, `result`.
+    sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+    /// Only tasks whose title, type or connector contains this text.
+    search: Option<String>,
+    /// Grid paging: skip this many rows.
+    offset: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct TaskPage {
     pub items: Vec<TaskRow>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page (and in
+    /// grid paging).
     pub next: Option<String>,
+    /// Grid paging (any of `sort`, `order`, `search`, `offset` given): how
+    /// many tasks match in all, and where this page starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 fn parse_cursor(cursor: Option<&str>) -> Result<(i64, i64), ApiError> {
@@ -43,8 +61,40 @@ fn connector_id(s: &AppState, name: &str) -> Result<i64, ApiError> {
     Ok(s.registry.get(name)?.id)
 }
 
+/// A grid request, when the parameters ask for one.
+fn grid_query(p: &ListParams, limit: u32) -> Result<Option<GridQuery<TaskSort>>, ApiError> {
+    let grid = GridParams {
+        sort: p.sort.as_deref(),
+        order: p.order.as_deref(),
+        search: p.search.as_deref(),
+        offset: p.offset,
+    };
+    if !grid.given() {
+        return Ok(None);
+    }
+    if p.cursor.is_some() {
+        return Err(ApiError::bad_request(
+            "`cursor` pages oldest first; with sort, order, search or offset use `offset`",
+        ));
+    }
+    grid.query(limit).map(Some)
+}
+
 async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<TaskPage>, ApiError> {
     let limit = limit(p.limit)?;
+    if let Some(q) = grid_query(&p, limit)? {
+        let page = blocking(move || {
+            let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+            Ok(task_grid::page(&s.db.connect()?, direction.inbound(), connector, &q)?)
+        })
+        .await?;
+        return Ok(Json(TaskPage {
+            items: page.items,
+            next: None,
+            total: Some(page.total),
+            offset: Some(page.offset),
+        }));
+    }
     let after = parse_cursor(p.cursor.as_deref())?;
     let items = blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
@@ -53,7 +103,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     .await?;
     let next =
         (items.len() == limit as usize).then(|| items.last().map(|t| format!("{}.{}", t.task_id, t.sync_id))).flatten();
-    Ok(Json(TaskPage { items, next }))
+    Ok(Json(TaskPage { items, next, total: None, offset: None }))
 }
 
 pub async fn list_outgoing(
@@ -227,6 +277,43 @@ fn synchronize(
         outcomes.extend(workers.synchronize(&name, selection).map_err(sync_error)?);
     }
     Ok(outcomes)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadParams {
+    connector: String,
+}
+
+/// The document a connector gets for one queued task: for an outgoing task
+/// the body of its `process_internal_task_async` request, exactly as sent
+/// (downgraded to the connector's data type); for an incoming task the data
+/// it was logged with.
+pub async fn payload(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<PayloadParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || {
+        let conn = s.db.connect()?;
+        let detail =
+            queue::detail(&conn, id)?.ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
+        let direction = direction_of(&detail);
+        let queued = queue::queued_task(&conn, connector_id(&s, &p.connector)?, direction.inbound(), id)?
+            .ok_or_else(|| not_queued_for(id, &p.connector))?;
+        let unreadable = |e: String| ApiError::internal(format!("the task's stored data is unreadable: {e}"));
+        let value: serde_json::Value = match direction {
+            Direction::Outgoing => {
+                let request = bus_core::outgoing::payload::async_request(&queued).map_err(unreadable)?;
+                let mut envelope: serde_json::Value =
+                    serde_json::from_slice(&request).map_err(|e| unreadable(e.to_string()))?;
+                envelope["body"].take()
+            }
+            Direction::Incoming => serde_json::from_str(&queued.data).map_err(|e| unreadable(e.to_string()))?,
+        };
+        Ok(Json(value))
+    })
+    .await
 }
 
 /// Synchronizes one task: with `?connector=`, for that connector only.

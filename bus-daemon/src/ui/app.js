@@ -95,6 +95,51 @@ function table(headers, rows) {
 
 function showError(e) { toast(e.message || String(e)); }
 
+// ---- grids: server-side sorting, search and paging ----
+
+// A grid's state while the page lives: sort column, order, search, page.
+function gridState(sort, order) { return { sort, order, search: "", offset: 0, limit: 50 }; }
+
+function gridQuery(g, q) {
+  q.set("sort", g.sort);
+  q.set("order", g.order);
+  if (g.search) q.set("search", g.search);
+  q.set("offset", String(g.offset));
+  q.set("limit", String(g.limit));
+  return q;
+}
+
+// A header that sorts by `key` on click (again: the other order).
+function sortable(g, label, key, rerender) {
+  const active = g.sort === key;
+  const arrow = active ? (g.order === "asc" ? " ▲" : " ▼") : "";
+  return el("button", { class: "sort" + (active ? " active" : ""), "data-sort": key, "aria-sort": active ? (g.order === "asc" ? "ascending" : "descending") : "none",
+    onclick: () => { if (active) g.order = g.order === "asc" ? "desc" : "asc"; else { g.sort = key; g.order = "asc"; } g.offset = 0; rerender(); } }, label + arrow);
+}
+
+function searchBox(g, id, rerender) {
+  const input = el("input", { type: "search", id, placeholder: "Search", value: g.search, "aria-label": "Search" });
+  const go = () => { g.search = input.value.trim(); g.offset = 0; rerender(); };
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+  return [input, el("button", { id: id + "-go", onclick: go }, "Search")];
+}
+
+// First / Previous / Next / Last, the position with the total, the page size.
+function pager(g, total, noun, rerender) {
+  const pages = Math.max(1, Math.ceil(total / g.limit));
+  const page = Math.floor(g.offset / g.limit) + 1;
+  const go = (n) => { g.offset = (Math.min(Math.max(n, 1), pages) - 1) * g.limit; rerender(); };
+  const size = el("select", { class: "page-size", "aria-label": "Rows per page", onchange: (e) => { g.limit = Number(e.target.value); g.offset = 0; rerender(); } },
+    [25, 50, 100, 200].map((n) => el("option", { value: String(n), selected: g.limit === n }, `${n} per page`)));
+  return el("div", { class: "pager" },
+    el("button", { class: "first-page", disabled: page === 1, onclick: () => go(1) }, "First"),
+    el("button", { class: "prev-page", disabled: page === 1, onclick: () => go(page - 1) }, "Previous"),
+    el("span", { class: "position muted" }, `Page ${page} of ${pages} · ${total} ${noun}`),
+    el("button", { class: "next-page", disabled: page >= pages, onclick: () => go(page + 1) }, "Next"),
+    el("button", { class: "last-page", disabled: page >= pages, onclick: () => go(pages) }, "Last"),
+    size);
+}
+
 let settingsCache = null;
 async function settings() {
   settingsCache = await api("GET", "/api/settings");
@@ -124,7 +169,9 @@ async function show(tab) {
   if (!tabs[tab]) tab = "connectors";
   currentTab = tab;
   for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
-  if (location.hash !== "#" + tab) history.replaceState(null, "", "#" + tab);
+  // A tab chosen by a click is a new history entry (Back returns to the
+  // previous tab); one reached through the URL or Back only shows.
+  if (location.hash !== "#" + tab) history.pushState(null, "", "#" + tab);
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
     await tabs[tab]();
@@ -146,8 +193,15 @@ function connectorState(c) {
   return c.loaded ? "✔" : "";
 }
 
+const connectorGrid = gridState("name", "asc");
+
 async function renderConnectors() {
-  const list = await api("GET", "/api/connectors");
+  const g = connectorGrid;
+  const res = await fetch("/api/connectors?" + gridQuery(g, new URLSearchParams()), { credentials: "same-origin", headers: { "X-Bus-Csrf": "1" } });
+  if (res.status === 401) { showLogin(); throw new Error("Log in to continue."); }
+  const list = await res.json();
+  if (!res.ok) throw new Error(list.error || res.statusText);
+  const total = Number(res.headers.get("x-total-count") || list.length);
   const rows = list.map((c) => el("tr", { "data-name": c.name },
     el("td", {}, connectorState(c)),
     el("td", { class: "display" }, c.display_name),
@@ -159,10 +213,14 @@ async function renderConnectors() {
       el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
       el("button", { class: "delete", title: "Delete", onclick: () => deleteConnector(c.name) }, "Delete"))));
+  const r = renderConnectors;
   paint("connectors",
     el("div", { class: "toolbar" }, el("button", { class: "primary", id: "new-connector", onclick: () => editConnector(null) }, "New connector"),
+      ...searchBox(g, "connector-search", r),
       el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
-    table(["", "Display name", "Code name", "Assembly name", "Class name", "Enabled", "Actions"], rows));
+    table([sortable(g, "State", "state", r), sortable(g, "Display name", "display_name", r), sortable(g, "Code name", "name", r),
+      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Actions"], rows),
+    pager(g, total, "connectors", r));
 }
 
 async function saveConnector(name, patch) {
@@ -224,24 +282,36 @@ function editConnector(c) {
 
 // ---- task queues ----
 
-const PAGE = 50;
-const queueState = { outgoing: { connector: "", cursors: [null] }, incoming: { connector: "", cursors: [null] } };
+const queueState = {
+  outgoing: { connector: "", grid: gridState("time", "asc") },
+  incoming: { connector: "", grid: gridState("time", "asc") },
+};
+
+// What the Result column says: a failure (the link opens the synchronization
+// log), and for incoming tasks whether it blocks the queue or was skipped.
+function resultCell(direction, t) {
+  if (!t.error) return direction === "incoming" && t.process_type === "Error" ? "Blocked" : "";
+  const kind = direction === "incoming" && t.process_type === "SkipOnError" ? "Failed (skipped)"
+    : direction === "incoming" && t.process_type === "Error" ? "Failed (blocks the queue)" : "Failed";
+  return el("a", { class: "failed", title: t.error, href: "#", onclick: (e) => { e.preventDefault(); viewTask(t.task_id, true); } }, kind);
+}
 
 async function renderTasks(direction) {
   const state = queueState[direction];
+  const g = state.grid;
+  const rerender = () => renderTasks(direction);
   const [connectors, s] = await Promise.all([api("GET", "/api/connectors"), settings()]);
   const processing = s.enabled && (direction === "outgoing" ? s.process_outgoing : s.process_incoming);
   const disabledWhy = processing ? null : `Processing of ${direction} tasks is disabled in Settings; tasks stay queued.`;
-  const cursor = state.cursors[state.cursors.length - 1];
-  const q = new URLSearchParams({ limit: String(PAGE) });
+  const q = gridQuery(g, new URLSearchParams());
   if (state.connector) q.set("connector", state.connector);
-  if (cursor) q.set("cursor", cursor);
   const page = await api("GET", `/api/tasks/${direction}?${q}`);
 
-  const select = el("select", { id: "connector-filter", onchange: (e) => { state.connector = e.target.value; state.cursors = [null]; renderTasks(direction); } },
+  const select = el("select", { id: "connector-filter", onchange: (e) => { state.connector = e.target.value; g.offset = 0; rerender(); } },
     el("option", { value: "", selected: !state.connector }, "(all)"),
     connectors.map((c) => el("option", { value: c.name, selected: state.connector === c.name }, c.display_name)));
 
+  const incoming = direction === "incoming";
   const rows = page.items.map((t) => el("tr", { class: "task", "data-task-id": t.task_id, "data-connector": t.connector },
     el("td", {}, el("input", { type: "checkbox", class: "pick", value: t.task_id, "aria-label": "Select task " + t.task_id })),
     el("td", { class: "actions" },
@@ -250,9 +320,10 @@ async function renderTasks(direction) {
       el("button", { class: "remove", title: "Delete without processing", onclick: () => deleteOne(direction, t.task_id, t.connector) }, "✖")),
     el("td", { class: "title" }, t.title),
     el("td", { class: "type" }, t.task_type_code),
+    incoming ? el("td", { class: "process-type" }, t.process_type || "") : null,
     el("td", { class: "time" }, fmtTime(t.time)),
     el("td", { class: "connector" }, t.connector_display_name),
-    el("td", { class: "result" }, t.error ? el("a", { class: "failed", title: t.error, href: "#", onclick: (e) => { e.preventDefault(); viewTask(t.task_id, true); } }, "Failed") : "")));
+    el("td", { class: "result" }, resultCell(direction, t))));
 
   const status = el("span", { id: "bulk-status", class: "muted" });
   const progress = el("progress", { id: "bulk-progress", max: "100", value: "0", hidden: true });
@@ -261,18 +332,15 @@ async function renderTasks(direction) {
     el("option", { value: "synchronize", disabled: !processing }, "Synchronize"), el("option", { value: "delete" }, "Delete"));
   const ok = el("button", { id: "bulk-ok", onclick: () => bulk(direction, scope.value, action.value, progress, status) }, "OK");
 
-  const pager = el("div", { class: "pager" },
-    el("button", { id: "first-page", disabled: state.cursors.length === 1, onclick: () => { state.cursors = [null]; renderTasks(direction); } }, "First page"),
-    el("button", { id: "next-page", disabled: !page.next, onclick: () => { state.cursors.push(page.next); renderTasks(direction); } }, "Next page"),
-    el("span", { class: "muted" }, `Page ${state.cursors.length}, oldest first`));
-
+  const headers = [el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => { for (const c of view.querySelectorAll("input.pick")) c.checked = e.target.checked; } }),
+    "Actions", sortable(g, "Task title", "title", rerender), sortable(g, "Task type", "type", rerender),
+    incoming ? "Process type" : null, sortable(g, "Task time", "time", rerender),
+    sortable(g, "Connector name", "connector", rerender), sortable(g, "Result", "result", rerender)].filter((h) => h !== null);
   paint(direction,
-    el("div", { class: "toolbar" }, el("label", { for: "connector-filter" }, "Connector:"), select,
+    el("div", { class: "toolbar" }, el("label", { for: "connector-filter" }, "Connector:"), select, ...searchBox(g, "task-search", rerender),
       disabledWhy ? el("span", { class: "muted", id: "processing-off" }, disabledWhy) : null),
-    table([el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => { for (const c of view.querySelectorAll("input.pick")) c.checked = e.target.checked; } }),
-      "Actions", "Task title", "Task type", "Task time", "Connector name", "Result"],
-      rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No tasks."))]),
-    pager,
+    table(headers, rows.length ? rows : [el("tr", {}, el("td", { colspan: String(headers.length), class: "muted" }, "No tasks."))]),
+    pager(g, page.total, "tasks", rerender),
     el("div", { class: "toolbar bulk" }, scope, action, ok, progress, status));
 }
 
@@ -349,11 +417,29 @@ function objectFacts(o) {
     ["SiteName", o.site_name], ["Parent", o.parent ? `${o.parent.object_type} ${o.parent.id}` : null], ["GroupID", o.group_id]];
 }
 
+// A value cell: long values are cut with a "show all" that reveals the rest.
+const LONG_VALUE = 300;
+function valueCell(v) {
+  const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+  if (text.length <= LONG_VALUE) return el("td", { class: "value" }, text);
+  const cell = el("td", { class: "value" }, text.slice(0, LONG_VALUE) + "… ");
+  cell.append(el("button", { class: "show-all", onclick: () => cell.replaceChildren(text) }, `show all (${text.length} characters)`));
+  return cell;
+}
+
 function fieldTable(o) {
   const rows = [...objectFacts(o), ...Object.entries((o && o.fields) || {})]
     .filter(([, v]) => v !== null && v !== undefined)
-    .map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v))));
+    .map(([k, v]) => el("tr", {}, el("td", {}, k), valueCell(v)));
   return table(["Field name", "Value"], rows);
+}
+
+// The exact document the connector gets for this task (raw JSON).
+async function showPayload(id, connector, target) {
+  try {
+    const p = await api("GET", `/api/tasks/${id}/payload?connector=${encodeURIComponent(connector)}`);
+    target.replaceChildren(el("pre", { class: "raw-json" }, JSON.stringify(p, null, 2)));
+  } catch (e) { target.replaceChildren(el("p", { class: "error" }, e.message)); }
 }
 
 async function viewTask(id, logFirst) {
@@ -371,6 +457,10 @@ async function viewTask(id, logFirst) {
   const bindings = (o && o.bindings) || [];
   const log = t.relations.map((r) => el("div", { class: "synclog" },
     el("h2", {}, `Synchronization log — ${r.connector}`),
+    (() => {
+      const raw = el("div", { class: "raw" });
+      return [el("button", { class: "raw-payload", onclick: () => showPayload(t.task_id, r.connector, raw) }, `Raw JSON as ${r.connector} receives it`), raw];
+    })(),
     r.log.length
       ? table(["Time", "Error"], r.log.map((l) => el("tr", {}, el("td", {}, fmtTime(l.time)), el("td", { class: "log-error" }, l.error))))
       : el("p", { class: "muted" }, "No failed attempts.")));
@@ -398,9 +488,21 @@ async function renderSettings() {
   const names = [["enabled", "Enable system integration bus"], ["log_incoming", "Enable logging of incoming tasks"],
     ["process_incoming", "Enable processing of incoming tasks"], ["log_outgoing", "Enable logging of outgoing tasks"],
     ["process_outgoing", "Enable processing of outgoing tasks"]];
+  // The four sub-settings take effect only with the bus enabled: greyed while it is off.
   const form = el("form", { class: "settings" },
-    names.map(([k, label]) => el("label", {}, el("input", { type: "checkbox", name: k, id: "s-" + k, checked: s[k] }), " " + label)),
+    names.map(([k, label]) => el("label", { class: k === "enabled" ? "" : "depends", "data-setting": k },
+      el("input", { type: "checkbox", name: k, id: "s-" + k, checked: s[k] }), " " + label)),
+    el("p", { class: "muted", id: "settings-note" }, "The four settings below the first take effect only while the integration bus is enabled."),
     el("button", { class: "primary", type: "submit", id: "save-settings" }, "Save"));
+  const follow = () => {
+    const on = form.elements.enabled.checked;
+    for (const label of form.querySelectorAll("label.depends")) {
+      label.classList.toggle("off", !on);
+      label.querySelector("input").disabled = !on;
+    }
+  };
+  form.elements.enabled.addEventListener("change", follow);
+  follow();
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = Object.fromEntries(names.map(([k]) => [k, form.elements[k].checked]));
@@ -411,29 +513,29 @@ async function renderSettings() {
 
 // ---- event log ----
 
-const logState = { source: "", type: "", befores: [null] };
+const logState = { source: "", type: "", grid: gridState("time", "desc") };
 
 async function renderEventLog() {
-  const q = new URLSearchParams({ limit: "50" });
+  const g = logState.grid;
+  const q = gridQuery(g, new URLSearchParams());
   if (logState.source) q.set("source", logState.source);
   if (logState.type) q.set("type", logState.type);
-  const before = logState.befores[logState.befores.length - 1];
-  if (before) q.set("before", before);
   const page = await api("GET", "/api/eventlog?" + q);
   const source = el("input", { type: "text", id: "log-source", placeholder: "Source", value: logState.source });
   const type = el("select", { id: "log-type" }, [["", "(all types)"], ["I", "Information"], ["W", "Warning"], ["E", "Error"]]
     .map(([v, l]) => el("option", { value: v, selected: logState.type === v }, l)));
-  const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; logState.befores = [null]; renderEventLog(); } }, "Filter");
+  const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; g.offset = 0; renderEventLog(); } }, "Filter");
   const rows = page.items.map((e) => el("tr", { class: "event", "data-id": e.id },
     el("td", { class: "etype" }, e.event_type), el("td", {}, fmtTime(e.time)), el("td", { class: "source" }, e.source),
     el("td", { class: "code" }, e.code), el("td", { class: "user" }, e.user_name || ""), el("td", { class: "ip" }, e.ip_address || ""),
     el("td", { class: "document" }, e.document_name || ""), el("td", { class: "description" }, e.description)));
+  const r = renderEventLog;
   paint("eventlog",
-    el("div", { class: "toolbar" }, source, type, apply),
-    table(["Type", "Event time", "Source", "Event code", "User name", "IP address", "Document name", "Description"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No events."))]),
-    el("div", { class: "pager" },
-      el("button", { disabled: logState.befores.length === 1, onclick: () => { logState.befores = [null]; renderEventLog(); } }, "Newest"),
-      el("button", { id: "log-older", disabled: !page.next_before, onclick: () => { logState.befores.push(page.next_before); renderEventLog(); } }, "Older")));
+    el("div", { class: "toolbar" }, source, type, apply, ...searchBox(g, "log-search", r)),
+    table([sortable(g, "Type", "type", r), sortable(g, "Event time", "time", r), sortable(g, "Source", "source", r), sortable(g, "Event code", "code", r),
+      sortable(g, "User name", "user", r), "IP address", "Document name", "Description"],
+      rows.length ? rows : [el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No events."))]),
+    pager(g, page.total, "events", r));
 }
 
 // ---- scheduled tasks ----
@@ -450,4 +552,7 @@ async function renderScheduled() {
   paint("scheduled", table(["Actions", "Task name", "Last run", "Next run", "Last result", "Executions", "Interval"], rows));
 }
 
+// The URL's hash names the tab: a changed hash or Back switches tabs.
+window.addEventListener("popstate", () => show(location.hash.slice(1) || "connectors"));
+window.addEventListener("hashchange", () => { if (location.hash.slice(1) !== currentTab) show(location.hash.slice(1) || "connectors"); });
 show(location.hash.slice(1) || "connectors");

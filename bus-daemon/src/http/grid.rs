@@ -1,0 +1,35 @@
+//! The grid parameters every listing route takes (`sort`, `order`,
+//! `search`, `offset` with `limit`), parsed into a [`GridQuery`].
+
+use super::error::ApiError;
+use bus_core::grid::{GridQuery, Order};
+use std::str::FromStr;
+
+/// The longest search text accepted.
+const MAX_SEARCH: usize = 200;
+
+/// The raw grid parameters of a request.
+pub struct GridParams<'a> {
+    pub sort: Option<&'a str>,
+    pub order: Option<&'a str>,
+    pub search: Option<&'a str>,
+    pub offset: Option<u64>,
+}
+
+impl GridParams<'_> {
+    /// True when the request asks for grid paging at all.
+    pub fn given(&self) -> bool {
+        self.sort.is_some() || self.order.is_some() || self.search.is_some() || self.offset.is_some()
+    }
+
+    /// The query, or a 400 naming the bad parameter.
+    pub fn query<S: FromStr<Err = String> + Default>(&self, limit: u32) -> Result<GridQuery<S>, ApiError> {
+        let sort = self.sort.map(S::from_str).transpose().map_err(ApiError::bad_request)?.unwrap_or_default();
+        let order = self.order.map(Order::from_str).transpose().map_err(ApiError::bad_request)?.unwrap_or_default();
+        let search = self.search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH) {
+            return Err(ApiError::bad_request(format!("search must be at most {MAX_SEARCH} bytes")));
+        }
+        Ok(GridQuery { sort, order, search, offset: self.offset.unwrap_or(0), limit })
+    }
+}
