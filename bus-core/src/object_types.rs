@@ -2,7 +2,7 @@
 //! document class (site binding, parent, foreign keys, children, bindings).
 
 use connector_abi::{DOCUMENT_NODE, DOCUMENT_VERSION};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use thiserror::Error;
@@ -10,7 +10,7 @@ use thiserror::Error;
 /// The registry shipped with the bus.
 pub const DEFAULT_OBJECT_TYPES: &str = include_str!("object-types.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteRule {
     /// Never on a site.
@@ -22,7 +22,7 @@ pub enum SiteRule {
 }
 
 /// The binding an object is added to a site with.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteBinding {
     #[serde(rename = "type")]
@@ -32,7 +32,7 @@ pub struct SiteBinding {
 }
 
 /// One object type.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectType {
     #[serde(rename = "type")]
@@ -60,7 +60,7 @@ impl ObjectType {
 }
 
 /// One document class.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentClass {
     pub class_name: String,
@@ -169,6 +169,16 @@ impl ObjectTypes {
     }
 
     pub fn document_classes(&self) -> impl Iterator<Item = &DocumentClass> {
+        self.documents.values()
+    }
+
+    /// Every object type, by name.
+    pub fn objects(&self) -> impl Iterator<Item = &ObjectType> {
+        self.objects.values()
+    }
+
+    /// Every document class, by name.
+    pub fn documents(&self) -> impl Iterator<Item = &DocumentClass> {
         self.documents.values()
     }
 

@@ -145,3 +145,190 @@ fn the_management_ui_walk_through() {
     b.find("#connector-filter");
     shot(&b, "incoming");
 }
+
+/// Shows one kind of content and waits until the view has changed to it
+/// (its "New …" button says so), so later clicks hit the new view.
+fn choose_kind(b: &Browser, kind: &str, button: &str) {
+    b.click_css(&format!("#content-kind option[value='{kind}']"));
+    let css = if kind == "documents" { "#new-document" } else { "#new-object" };
+    b.wait_until(&format!("the {kind} view"), |b| b.find_all(css).first().is_some_and(|e| b.text(e) == button));
+}
+
+/// Sets a checkbox by clicking it when it is not as wanted.
+fn set_checkbox(b: &Browser, css: &str, on: bool) {
+    let e = b.find(css);
+    if b.is_selected(&e) != on {
+        b.click(&e);
+    }
+}
+
+/// Chapter 2.3 of the specification, steps 3 to 8, with clicks only: enable
+/// the sample connector, adjust the settings, create and modify users and
+/// documents, see the tasks wait while processing is off, synchronize all,
+/// read the event log.
+#[test]
+fn the_specifications_sample_walk_through_with_clicks_only() {
+    let env = TestEnv::new();
+    env.install("sample_connector", "sample_connector");
+    let d = env.start();
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#connectors", d.addr));
+
+    // Steps 3–4: the sample is registered but not enabled; edit it, check Enabled, OK.
+    b.click_css("tr[data-name='SampleIntegrationConnector'] .edit");
+    assert_eq!(b.property(&b.find("#f-name"), "value").as_deref(), Some("SampleIntegrationConnector"));
+    set_checkbox(&b, "#f-enabled", true);
+    b.click_css("#connector-ok");
+    b.wait_until("the sample to load", |b| {
+        b.find_all("tr[data-name='SampleIntegrationConnector'] .enabled").first().is_some_and(|e| b.text(e) == "Yes")
+    });
+    wait_for("the sample to be loaded", Duration::from_secs(10), || {
+        (d.connector("SampleIntegrationConnector").unwrap()["loaded"] == true).then_some(())
+    });
+
+    // Step 5: the settings — the bus on, incoming off, outgoing logged but not processed.
+    b.click_css("[data-tab='settings']");
+    for (name, on) in [
+        ("enabled", true),
+        ("log_incoming", false),
+        ("process_incoming", false),
+        ("log_outgoing", true),
+        ("process_outgoing", false),
+    ] {
+        set_checkbox(&b, &format!("#s-{name}"), on);
+    }
+    b.click_css("#save-settings");
+    wait_for("the settings", Duration::from_secs(10), || {
+        let s = d.get("/api/settings").body;
+        (s["process_outgoing"] == false && s["log_incoming"] == false && s["log_outgoing"] == true).then_some(())
+    });
+
+    // Step 6: create and modify some users and documents — in the Content tab.
+    b.click_css("[data-tab='content']");
+    choose_kind(&b, "cms.site", "New site");
+    b.click_css("#new-object");
+    b.fill("#c-code_name", "CorpSite");
+    b.click_css("#content-save");
+    b.find("tr.content-row[data-code='CorpSite']");
+    choose_kind(&b, "cms.user", "New user");
+    b.click_css("#new-object");
+    b.fill("#c-code_name", "antonio");
+    b.fill("#c-display_name", "Antonio");
+    b.click_css("#content-save");
+    b.click_css("tr.content-row[data-code='antonio'] .edit");
+    b.fill("#c-display_name", "Antonio Banderas");
+    b.fill("#c-fields", "{\"email\": \"antonio@example.com\"}");
+    b.click_css("#content-save");
+    b.wait_until("the edited user", |b| {
+        b.find_all("tr.content-row[data-code='antonio']")
+            .first()
+            .is_some_and(|e| b.text(e).contains("Antonio Banderas"))
+    });
+    choose_kind(&b, "documents", "New document");
+    b.click_css("#new-document");
+    b.fill("#d-alias_path", "/Apple iPad 2");
+    b.fill("#d-name", "Apple iPad 2");
+    b.click_css("#document-save");
+    b.click_css("tr.content-row.document[data-path='/Apple iPad 2'] .edit");
+    b.fill("#d-fields", "{\"price\": 499}");
+    b.click_css("#document-save");
+    b.wait_until("the document's update", |b| {
+        b.find_all("tr.content-row.document[data-path='/Apple iPad 2']").len() == 1
+            && b.find_all("#modal:not([hidden])").is_empty()
+    });
+    shot(&b, "content");
+
+    // The tasks wait in the outgoing queue; Synchronize is greyed out.
+    b.click_css("[data-tab='outgoing']");
+    let expected = [
+        "Create User 'Antonio'",
+        "Update User 'Antonio Banderas'",
+        "Create document Apple iPad 2",
+        "Update document Apple iPad 2",
+    ];
+    b.wait_until("the four tasks", |b| {
+        b.find_all("tr.task[data-connector='SampleIntegrationConnector']").len() == expected.len()
+    });
+    let titles: Vec<String> =
+        b.find_all("tr.task[data-connector='SampleIntegrationConnector'] .title").iter().map(|e| b.text(e)).collect();
+    assert_eq!(titles, expected, "oldest first");
+    assert!(!b.is_enabled(&b.find("tr.task .sync")));
+
+    // Step 7: enable processing of outgoing tasks; All tasks → Synchronize → OK.
+    b.click_css("[data-tab='settings']");
+    set_checkbox(&b, "#s-process_outgoing", true);
+    b.click_css("#save-settings");
+    wait_for("processing on", Duration::from_secs(10), || {
+        (d.get("/api/settings").body["process_outgoing"] == true).then_some(())
+    });
+    b.click_css("[data-tab='outgoing']");
+    b.wait_until("Synchronize to be enabled", |b| b.find_all("tr.task .sync").first().is_some_and(|e| b.is_enabled(e)));
+    assert_eq!(
+        d.queue("outgoing", "").len(),
+        expected.len(),
+        "switching processing on left the queue for the synchronize"
+    );
+    b.click_css("#bulk-scope option[value='all']");
+    b.click_css("#bulk-action option[value='synchronize']");
+    b.click_css("#bulk-ok");
+    b.wait_until("the bulk action to finish", |b| {
+        b.find_all("#bulk-status").first().is_some_and(|e| b.text(e).starts_with("Done"))
+    });
+    assert!(d.queue("outgoing", "").is_empty());
+
+    // Step 8: the event log shows what the sample did, and who synchronized from where.
+    b.click_css("[data-tab='eventlog']");
+    b.wait_until("the synchronize row", |b| {
+        b.find_all("tr.event").iter().any(|e| b.text(e).contains("SYNCALLTASKSMULTIPLE"))
+    });
+    let rows: Vec<String> = b.find_all("tr.event").iter().map(|e| b.text(e)).collect();
+    let sync = rows.iter().find(|r| r.contains("SYNCALLTASKSMULTIPLE")).unwrap();
+    assert!(sync.contains("administrator") && sync.contains("127.0.0.1"), "{sync}");
+    for code in ["CREATEOBJECT", "UPDATEOBJECT", "CREATEDOCUMENT", "UPDATEDOCUMENT"] {
+        assert!(rows.iter().any(|r| r.contains("SampleIntegrationConnector") && r.contains(code)), "{code}: {rows:#?}");
+    }
+    assert!(rows.iter().any(|r| r.contains("Settings key") && r.contains("UPDATEOBJ")), "{rows:#?}");
+    shot(&b, "eventlog-walk-through");
+}
+
+/// A grid of more than one page: page size, Next / Last / Previous, a
+/// column sort and the search box, all answered by the server.
+#[test]
+fn a_grid_sorts_searches_and_pages_in_the_browser() {
+    let env = TestEnv::new();
+    env.scripted(
+        "A",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    for i in 0..30 {
+        d.create("cms.user", json!({"code_name": format!("user{i:02}")}));
+    }
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#outgoing", d.addr));
+    b.find("tr.task");
+    b.click_css(".page-size option[value='25']");
+    let position = |b: &Browser| b.find_all(".pager .position").first().map(|e| b.text(e)).unwrap_or_default();
+    b.wait_until("two pages", |b| position(b) == "Page 1 of 2 · 30 tasks");
+    assert_eq!(b.find_all("tr.task").len(), 25);
+    b.click_css(".pager .next-page");
+    b.wait_until("page 2", |b| position(b).starts_with("Page 2 of 2"));
+    assert_eq!(b.find_all("tr.task").len(), 5);
+    assert!(!b.is_enabled(&b.find(".pager .last-page")));
+    b.click_css(".pager .prev-page");
+    b.wait_until("page 1", |b| position(b).starts_with("Page 1 of 2"));
+    // Newest title first: the title header twice (ascending, then descending).
+    b.click_css("button.sort[data-sort='title']");
+    b.wait_until("sorted by title", |b| b.find_all("button.sort.active[data-sort='title']").len() == 1);
+    b.click_css("button.sort[data-sort='title']");
+    b.wait_until("descending", |b| {
+        b.find_all("tr.task .title").first().is_some_and(|e| b.text(e) == "Create User 'user29'")
+    });
+    b.fill("#task-search", "user1");
+    b.click_css("#task-search-go");
+    b.wait_until("the search", |b| position(b) == "Page 1 of 1 · 10 tasks");
+    let titles: Vec<String> = b.find_all("tr.task .title").iter().map(|e| b.text(e)).collect();
+    assert_eq!(titles.first().map(String::as_str), Some("Create User 'user19'"), "still sorted: {titles:?}");
+    shot(&b, "grid");
+}

@@ -131,6 +131,28 @@ impl Browser {
         self.call("GET", &format!("/element/{}/attribute/{name}", e.0), None).as_str().map(str::to_owned)
     }
 
+    /// A DOM property (e.g. an input's current `value`).
+    pub fn property(&self, e: &Element, name: &str) -> Option<String> {
+        self.call("GET", &format!("/element/{}/property/{name}", e.0), None).as_str().map(str::to_owned)
+    }
+
+    /// Whether a checkbox (or option) is checked.
+    pub fn is_selected(&self, e: &Element) -> bool {
+        self.call("GET", &format!("/element/{}/selected", e.0), None).as_bool().unwrap_or(false)
+    }
+
+    /// Empties an input or text area.
+    pub fn clear(&self, e: &Element) {
+        self.call("POST", &format!("/element/{}/clear", e.0), Some(json!({})));
+    }
+
+    /// Replaces the text of an input or text area.
+    pub fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.clear(&e);
+        self.call_type(&e, text);
+    }
+
     pub fn is_enabled(&self, e: &Element) -> bool {
         self.call("GET", &format!("/element/{}/enabled", e.0), None).as_bool().unwrap_or(false)
     }

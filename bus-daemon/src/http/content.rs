@@ -193,6 +193,18 @@ pub async fn list_documents(
     Ok(Json(Page { items, next_after }))
 }
 
+/// The object types and document classes the content store knows.
+#[derive(Debug, Serialize)]
+pub struct TypesView {
+    pub objects: Vec<bus_core::object_types::ObjectType>,
+    pub documents: Vec<bus_core::object_types::DocumentClass>,
+}
+
+pub async fn object_types(State(s): State<AppState>) -> Json<TypesView> {
+    let types = s.content.types();
+    Json(TypesView { objects: types.objects().cloned().collect(), documents: types.documents().cloned().collect() })
+}
+
 pub async fn get_document(
     State(s): State<AppState>,
     ApiPath(document_id): ApiPath<i64>,

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/scheduled-tasks/{name}", get(schedule::get).put(schedule::update))
         .route("/api/scheduled-tasks/{name}/execute", post(schedule::execute))
         .route("/api/settings", get(settings::get).put(settings::put))
+        .route("/api/object-types", get(content::object_types))
         .route("/api/objects/{type}", get(content::list_objects).post(content::create_object))
         .route(
             "/api/objects/{type}/{id}",

@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str, &str, Option<&str>, u16)] = &[
     ("post", "/api/integration/notify", "Start processing incoming tasks (`?connector=` for one)", None, 202),
     ("get", "/api/settings", "The five settings", None, 200),
     ("put", "/api/settings", "Change settings", Some("SettingsPatch"), 200),
+    ("get", "/api/object-types", "The object types and document classes, with their foreign keys", None, 200),
     ("get", "/api/objects/{type}", "Objects of a type (`site`, `after`, `limit`)", None, 200),
     ("post", "/api/objects/{type}", "Create an object", Some("ObjectInput"), 201),
     ("get", "/api/objects/{type}/{id}", "One object", None, 200),

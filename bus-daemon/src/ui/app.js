@@ -155,6 +155,7 @@ const tabs = {
   settings: renderSettings,
   eventlog: renderEventLog,
   scheduled: renderScheduled,
+  content: renderContent,
 };
 
 let currentTab = null;
@@ -262,9 +263,9 @@ function editConnector(c) {
     field("Assembly name", "assembly_name", c && c.assembly_name),
     field("Class name", "class_name", c && c.class_name),
     field("Configuration", "config", c && c.config, true),
-    el("label", {}, el("input", { type: "checkbox", name: "enabled", checked: c ? c.enabled : true }), " Enabled"),
+    el("label", {}, el("input", { type: "checkbox", id: "f-enabled", name: "enabled", checked: c ? c.enabled : true }), " Enabled"),
     error,
-    el("button", { class: "primary", type: "submit" }, "OK"));
+    el("button", { class: "primary", type: "submit", id: "connector-ok" }, "OK"));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = new FormData(form);
@@ -550,6 +551,159 @@ async function renderScheduled() {
     el("td", {}, t.display_name), el("td", {}, fmtTime(t.last_run)), el("td", {}, t.enabled ? fmtTime(t.next_run) : "(disabled)"),
     el("td", {}, t.last_result || ""), el("td", { class: "executions" }, t.executions), el("td", {}, `${t.interval_seconds} s`)));
   paint("scheduled", table(["Actions", "Task name", "Last run", "Next run", "Last result", "Executions", "Interval"], rows));
+}
+
+// ---- content: the objects and documents the bus keeps in sync ----
+//
+// Every change made here goes through the same API as any client's, so it
+// logs outgoing tasks exactly like one.
+
+const contentState = { kind: "cms.user", site: "" };
+
+// A form field: a label and an input (or a textarea / select / checkbox).
+function formField(prefix, name, label, input) {
+  input.id = `${prefix}-${name}`;
+  input.name = name;
+  return [el("label", { for: input.id }, label), input];
+}
+
+function parseFields(text) {
+  if (!text.trim()) return {};
+  const v = JSON.parse(text);
+  if (typeof v !== "object" || Array.isArray(v) || v === null) throw new Error("Fields must be a JSON object, like {\"email\": \"a@b.c\"}");
+  return v;
+}
+
+function changeToast(r) {
+  const queued = (r.queued_for || []).length ? `; queued for ${r.queued_for.join(", ")}` : "";
+  const sync = (r.sync || []).map((o) => `${o.connector}: ${o.result}`).join(", ");
+  toast(`Saved${queued}${sync ? "; " + sync : ""}`);
+}
+
+async function renderContent() {
+  const types = await api("GET", "/api/object-types");
+  const kind = el("select", { id: "content-kind", "aria-label": "What to show", onchange: (e) => { contentState.kind = e.target.value; renderContent(); } },
+    el("optgroup", { label: "Objects" }, types.objects.map((t) => el("option", { value: t.type, selected: contentState.kind === t.type }, `${t.display_name} (${t.type})`))),
+    el("option", { value: "documents", selected: contentState.kind === "documents" }, "Documents"));
+  if (contentState.kind === "documents") return renderDocuments(types, kind);
+  const type = types.objects.find((t) => t.type === contentState.kind) || types.objects[0];
+  const page = await api("GET", `/api/objects/${encodeURIComponent(type.type)}?limit=200`);
+  const path = (o) => `/api/objects/${encodeURIComponent(type.type)}/${o.id}`;
+  const rows = page.items.map((o) => el("tr", { class: "content-row", "data-id": o.id, "data-code": o.code_name },
+    el("td", {}, o.id), el("td", { class: "code" }, o.code_name), el("td", {}, o.display_name || ""), el("td", {}, o.site_name || ""),
+    valueCell(o.fields || {}),
+    el("td", { class: "actions" },
+      el("button", { class: "edit", onclick: () => editObject(type, o) }, "Edit"),
+      type.site_binding ? el("button", { class: "add-to-site", onclick: () => siteAction(type, o, "POST") }, "Add to site") : null,
+      type.site_binding ? el("button", { class: "remove-from-site", onclick: () => siteAction(type, o, "DELETE") }, "Remove from site") : null,
+      el("button", { class: "delete", onclick: async () => {
+        if (!confirm(`Delete ${type.display_name} ${o.code_name}?`)) return;
+        try { changeToast(await api("DELETE", path(o))); } catch (e) { showError(e); }
+        renderContent();
+      } }, "Delete"))));
+  paint("content",
+    el("div", { class: "toolbar" }, kind, el("button", { class: "primary", id: "new-object", onclick: () => editObject(type, null) }, `New ${type.display_name.toLowerCase()}`),
+      el("span", { class: "muted" }, "Changes here log outgoing tasks like any other client's.")),
+    table(["ID", "Code name", "Display name", "Site", "Fields", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "None yet."))]));
+}
+
+async function siteAction(type, o, method) {
+  const site = prompt(`${method === "POST" ? "Add" : "Remove"} ${o.code_name} ${method === "POST" ? "to" : "from"} which site (code name)?`);
+  if (!site) return;
+  try { changeToast(await api(method, `/api/objects/${encodeURIComponent(type.type)}/${o.id}/sites/${encodeURIComponent(site)}`)); } catch (e) { showError(e); }
+  renderContent();
+}
+
+function editObject(type, o) {
+  const error = el("div", { class: "error" });
+  const fields = el("textarea", {}, o ? JSON.stringify(o.fields || {}, null, 2) : "{}");
+  const form = el("form", { class: "edit", id: "content-form" },
+    el("h2", {}, o ? `Edit ${type.display_name} ${o.code_name}` : `New ${type.display_name}`),
+    formField("c", "code_name", "Code name", el("input", { type: "text", value: o ? o.code_name : "" })),
+    formField("c", "display_name", "Display name", el("input", { type: "text", value: o ? o.display_name || "" : "" })),
+    !o && type.site !== "global" ? formField("c", "site_name", type.site === "site" ? "Site (code name)" : "Site (code name, empty for a global one)", el("input", { type: "text" })) : null,
+    formField("c", "fields", "Fields (JSON)", fields),
+    error,
+    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "content-save" }, "Save")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const f = parseFields(fields.value);
+      const body = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: f };
+      if (!o && form.elements.site_name && form.elements.site_name.value.trim()) body.site_name = form.elements.site_name.value.trim();
+      const r = o ? await api("PUT", `/api/objects/${encodeURIComponent(type.type)}/${o.id}`, body) : await api("POST", `/api/objects/${encodeURIComponent(type.type)}`, body);
+      closeModal();
+      changeToast(r);
+      renderContent();
+    } catch (e) { error.textContent = e.message; }
+  });
+  openModal(form);
+}
+
+async function renderDocuments(types, kind) {
+  const sites = (await api("GET", "/api/objects/cms.site?limit=200")).items;
+  if (!contentState.site && sites.length) contentState.site = sites[0].code_name;
+  const site = el("select", { id: "content-site", "aria-label": "Site", onchange: (e) => { contentState.site = e.target.value; renderContent(); } },
+    sites.map((s) => el("option", { value: s.code_name, selected: contentState.site === s.code_name }, s.display_name || s.code_name)));
+  const docs = contentState.site ? (await api("GET", `/api/documents?site=${encodeURIComponent(contentState.site)}&limit=1000`)).items : [];
+  // The tree: by alias path, each level indented, its cultures together.
+  docs.sort((a, b) => a.node_alias_path.localeCompare(b.node_alias_path) || a.culture.localeCompare(b.culture));
+  const rows = docs.map((d) => {
+    const depth = d.node_alias_path.split("/").length - 2;
+    const state = d.archived ? "Archived" : d.published ? "Published" : "Not published";
+    return el("tr", { class: "content-row document", "data-id": d.document_id, "data-path": d.node_alias_path, "data-culture": d.culture },
+      el("td", { class: "tree" }, el("span", { class: "indent", "data-depth": String(depth) }, "— ".repeat(depth)), d.name),
+      el("td", {}, d.node_alias_path), el("td", {}, d.culture), el("td", {}, d.class_name), el("td", { class: "state" }, state),
+      el("td", { class: "actions" },
+        el("button", { class: "edit", onclick: () => editDocument(types, d) }, "Edit"),
+        el("button", { class: "publish", disabled: d.published && !d.archived, onclick: () => docAction(d, "publish") }, "Publish"),
+        el("button", { class: "archive", disabled: d.archived, onclick: () => docAction(d, "archive") }, "Archive"),
+        el("button", { class: "delete", onclick: async () => {
+          if (!confirm(`Delete document ${d.node_alias_path} (${d.culture})?`)) return;
+          try { changeToast(await api("DELETE", `/api/documents/${d.document_id}`)); } catch (e) { showError(e); }
+          renderContent();
+        } }, "Delete")));
+  });
+  paint("content",
+    el("div", { class: "toolbar" }, kind, el("label", { for: "content-site" }, "Site:"), site,
+      el("button", { class: "primary", id: "new-document", disabled: !sites.length, onclick: () => editDocument(types, null) }, "New document"),
+      sites.length ? null : el("span", { class: "muted" }, "Create a site (object type cms.site) first.")),
+    table(["Document", "Alias path", "Culture", "Class", "State", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No documents on this site."))]));
+}
+
+async function docAction(d, action) {
+  try { changeToast(await api("POST", `/api/documents/${d.document_id}/${action}`)); } catch (e) { showError(e); }
+  renderContent();
+}
+
+function editDocument(types, d) {
+  const error = el("div", { class: "error" });
+  const fields = el("textarea", {}, d ? JSON.stringify(d.fields || {}, null, 2) : "{}");
+  const form = el("form", { class: "edit", id: "document-form" },
+    el("h2", {}, d ? `Edit document ${d.node_alias_path} (${d.culture})` : `New document on ${contentState.site}`),
+    d ? null : formField("d", "alias_path", "Alias path (the parent must exist)", el("input", { type: "text", placeholder: "/Products/Apple iPad 2" })),
+    d ? null : formField("d", "class_name", "Class", el("select", {}, types.documents.map((c) => el("option", { value: c.class_name }, `${c.display_name} (${c.class_name})`)))),
+    d ? null : formField("d", "culture", "Culture", el("input", { type: "text", value: "en-US" })),
+    formField("d", "name", "Name", el("input", { type: "text", value: d ? d.name : "" })),
+    formField("d", "fields", "Fields (JSON)", fields),
+    d ? null : el("label", {}, el("input", { type: "checkbox", id: "d-published", name: "published" }), " Published"),
+    error,
+    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "document-save" }, "Save")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const f = parseFields(fields.value);
+      const e = form.elements;
+      const r = d
+        ? await api("PUT", `/api/documents/${d.document_id}`, { name: e.name.value.trim() || undefined, fields: f })
+        : await api("POST", "/api/documents", { site_name: contentState.site, alias_path: e.alias_path.value.trim(), class_name: e.class_name.value,
+            culture: e.culture.value.trim(), name: e.name.value.trim(), fields: f, published: e.published.checked });
+      closeModal();
+      changeToast(r);
+      renderContent();
+    } catch (err) { error.textContent = err.message; }
+  });
+  openModal(form);
 }
 
 // The URL's hash names the tab: a changed hash or Back switches tabs.
