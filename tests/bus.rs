@@ -11,6 +11,8 @@ mod cli;
 mod content;
 #[path = "cases/crm.rs"]
 mod crm;
+#[path = "cases/docs.rs"]
+mod docs;
 #[path = "cases/faults.rs"]
 mod faults;
 #[path = "cases/hardening.rs"]

@@ -68,6 +68,8 @@ pub struct LiveConnector {
     pub library: Arc<Library>,
     /// What the connector reported at init.
     pub info: InitResponse,
+    /// When this instance was created (UTC, ISO 8601).
+    pub loaded_at: String,
     object: Arc<ConnectorBox>,
     /// Where calls from outside the connector's workers run (see [`Lane`]).
     lane: Arc<Lane>,
@@ -109,6 +111,7 @@ impl LiveConnector {
             class: row.class_name.clone(),
             library,
             info: InitResponse::default(),
+            loaded_at: crate::db::now(),
             object: Arc::new(object),
             lane,
             services,

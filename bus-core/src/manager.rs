@@ -24,6 +24,10 @@ pub struct ConnectorStatus {
     pub error: Option<String>,
     /// The private copy of the library the running instance comes from.
     pub library: Option<String>,
+    /// The content hash of that library (names the private copy).
+    pub library_hash: Option<String>,
+    /// When the running instance was created.
+    pub loaded_at: Option<String>,
     pub sdk_version: Option<String>,
     pub subscriptions: Vec<Subscription>,
     pub capabilities: Vec<String>,
@@ -198,6 +202,8 @@ impl ConnectorManager {
         if let Some(live) = instance {
             status.loaded = true;
             status.library = Some(live.library.copy.display().to_string());
+            status.library_hash = Some(live.library.hash.clone());
+            status.loaded_at = Some(live.loaded_at.clone());
             status.sdk_version = Some(live.info.sdk_version.clone());
             status.subscriptions = live.info.subscriptions.clone();
             status.capabilities = live.info.capabilities.clone();

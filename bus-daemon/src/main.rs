@@ -83,7 +83,7 @@ fn main() -> Result<()> {
             let config = Config::load(config_path.as_deref(), &overrides)?;
             let bus = app::Bus::open(&config)?;
             match command {
-                Command::Task(c) => cli::task::run(&bus, config.listen, c),
+                Command::Task(c) => cli::task::run(&bus, &cli::task::Daemon::of(&config), c),
                 Command::Connector(c) => cli::connector::run(&bus, c),
                 Command::Eventlog(a) => cli::eventlog::run(&bus, a),
                 Command::Settings(c) => cli::settings::run(&bus, c),

@@ -31,7 +31,7 @@ pub const ABI_VERSION: u32 = 1;
 /// response out, plus shutdown.
 #[sabi_trait]
 pub trait ConnectorObject: Send + Sync {
-    /// Handles one request document (see [`crate::protocol::Request`]) and
+    /// Handles one request document (see [`crate::protocol::kind`]) and
     /// returns the response document. `Err` means the call itself failed
     /// (e.g. the connector panicked); the message says why.
     fn call(&self, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString>;
@@ -43,9 +43,12 @@ pub trait ConnectorObject: Send + Sync {
 }
 
 /// The host as a connector sees it: one JSON request in
-/// (see [`crate::protocol::HostRequest`]), one JSON response out.
+/// (see [`crate::protocol::host_kind`]), one JSON response out.
 #[sabi_trait]
 pub trait HostObject: Send + Sync {
+    /// Handles one request document from the connector (see
+    /// [`crate::protocol::host_kind`]) and returns the response document. `Err`
+    /// means the call itself failed; the message says why.
     #[sabi(last_prefix_field)]
     fn call(&self, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString>;
 }

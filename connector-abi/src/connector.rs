@@ -36,6 +36,8 @@ impl ProcessResponse {
 pub struct ConnectorError(pub String);
 
 impl ConnectorError {
+    /// Creates an error carrying `message`, which the bus reports as the reason
+    /// the call failed.
     pub fn new(message: impl Into<String>) -> Self {
         ConnectorError(message.into())
     }
@@ -96,10 +98,18 @@ pub trait Connector: Send + Sync + Sized + 'static {
         }
     }
 
+    /// Processes an outgoing task for an object; `object` is `task.object`
+    /// unwrapped. The default returns `Error`, which stops the connector's
+    /// queue at the task, so override it when you subscribe to objects
+    /// asynchronously.
     fn process_object_async(&self, _object: &ObjectData, _task: &OutgoingTask) -> ProcessOutcome {
         ProcessOutcome::error("this connector does not process objects asynchronously")
     }
 
+    /// Processes an outgoing task for a document; `document` is `task.object`
+    /// unwrapped. The default returns `Error`, which stops the connector's
+    /// queue at the task, so override it when you subscribe to documents
+    /// asynchronously.
     fn process_document_async(&self, _document: &DocumentData, _task: &OutgoingTask) -> ProcessOutcome {
         ProcessOutcome::error("this connector does not process documents asynchronously")
     }
@@ -112,10 +122,16 @@ pub trait Connector: Send + Sync + Sized + 'static {
         }
     }
 
+    /// Processes a change to an object synchronously (`SyncSnapshot`), right
+    /// after it commits. The default returns `Error`, which also keeps the
+    /// connectors after this one from getting the change.
     fn process_object_sync(&self, _object: &ObjectData, _task: &SyncTask) -> ProcessOutcome {
         ProcessOutcome::error("this connector does not process objects synchronously")
     }
 
+    /// Processes a change to a document synchronously (`SyncSnapshot`), right
+    /// after it commits. The default returns `Error`, which also keeps the
+    /// connectors after this one from getting the change.
     fn process_document_sync(&self, _document: &DocumentData, _task: &SyncTask) -> ProcessOutcome {
         ProcessOutcome::error("this connector does not process documents synchronously")
     }

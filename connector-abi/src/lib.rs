@@ -6,13 +6,14 @@
 //! JSON documents over a frozen binary surface ([`abi`]), so a connector built
 //! today keeps loading in tomorrow's host. See `README.md` of this crate.
 
+#![deny(missing_docs)]
+
 pub mod abi;
 mod connector;
 pub mod data;
 #[doc(hidden)]
 pub mod export;
 mod host;
-pub mod http;
 mod init;
 pub mod protocol;
 pub mod subscription;

@@ -14,12 +14,17 @@ pub const GLOBAL_OBJECTS: &str = "##global##";
 /// `TaskType::All` matches every task type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// How matching changes are delivered and with how much data; when several
+    /// of a connector's subscriptions match, the highest process type wins.
     pub process_type: TaskProcessType,
+    /// The task type to match; `All` (the default) matches every task type.
     #[serde(default = "all_task_types")]
     pub task_type: TaskType,
     /// Site code name, or [`GLOBAL_OBJECTS`] for global objects only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_name: Option<String>,
+    /// What kind of change the subscription looks at, with that kind's
+    /// criteria.
     #[serde(flatten)]
     pub scope: Scope,
 }
@@ -34,29 +39,43 @@ fn all_task_types() -> TaskType {
 pub enum Scope {
     /// Objects and documents alike (the spec's base subscription).
     Any,
+    /// Objects only, optionally narrowed by object type and code name.
     Objects {
+        /// The object type, e.g. `cms.user` or `cms.%`; `None` matches every
+        /// type.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         object_type: Option<String>,
+        /// The object's code name; `None` matches every object.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         object_code_name: Option<String>,
     },
+    /// Documents only, optionally narrowed by alias path, culture and document
+    /// type.
     Documents {
+        /// The node alias path, e.g. `/Home/%`; `None` matches every document.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         alias_path: Option<String>,
+        /// The culture code, e.g. `en-%`; `None` matches every culture.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         culture: Option<String>,
+        /// The document type, e.g. `cms.menuitem`; `None` matches every type.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         class_name: Option<String>,
     },
     /// The connector decides in `is_match`; the name tells it which of its
     /// custom subscriptions is asked. Site and task type still apply first.
-    Custom { name: String },
+    Custom {
+        /// The name `is_match` gets as its `subscription` argument.
+        name: String,
+    },
 }
 
 /// The outcome of checking a subscription against a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
+    /// The change does not match.
     No,
+    /// The change matches, and is delivered with this process type.
     Yes(TaskProcessType),
     /// A custom subscription whose criteria passed: ask the connector.
     AskConnector,

@@ -60,11 +60,19 @@ pub fn translate_columns_to_external<C: Connector>(
         }
     }
     if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Untranslated(failures))
+        return Ok(());
     }
+    if translations.objects.is_empty() && translations.documents.is_empty() {
+        failures.push(NO_TRANSLATION_DATA.to_owned());
+    }
+    Err(Untranslated(failures))
 }
+
+/// Said when a task came without any translation data: the usual cause is
+/// the subscription's process type.
+pub const NO_TRANSLATION_DATA: &str = "the task carries no translation data at all: a subscription with process type \
+    AsyncSimple (data type Simple) gets the object only; subscribe with AsyncSimpleSnapshot or AsyncSnapshot \
+    to get the translation data foreign keys need (see \"What each process type carries\" in connector-abi's README)";
 
 fn translate_fields<C: Connector>(
     connector: &C,

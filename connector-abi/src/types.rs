@@ -8,20 +8,35 @@ use std::str::FromStr;
 /// it (incoming). `All` only makes sense in a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskType {
+    /// An object is created.
     CreateObject,
+    /// An existing object is changed.
     UpdateObject,
+    /// An object is deleted; the task carries the object as it was before.
     DeleteObject,
+    /// An object is assigned to a site; the task's `site_name` is that site.
     AddToSite,
+    /// An object is removed from a site; the task's `site_name` is that site.
     RemoveFromSite,
+    /// A document is created: a new node, or a new culture version of an
+    /// existing node.
     CreateDocument,
+    /// A document's name or fields are changed.
     UpdateDocument,
+    /// A culture version of a document is deleted (with its node, when it was
+    /// the last version); the task carries it as it was before.
     DeleteDocument,
+    /// A document is published (`published` set, `archived` cleared).
     PublishDocument,
+    /// A document is archived (`archived` set, `published` cleared).
     ArchiveDocument,
+    /// Every task type; valid only in a subscription (an incoming task with it
+    /// is refused).
     All,
 }
 
 impl TaskType {
+    /// Every variant, `All` included, in declaration order.
     pub const ALL_VALUES: [TaskType; 11] = [
         TaskType::CreateObject,
         TaskType::UpdateObject,
@@ -93,9 +108,17 @@ impl TaskType {
 /// Declared from the lowest to the highest priority (see [`Self::priority`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskProcessType {
+    /// Queued and delivered later on the connector's own thread, with the
+    /// item's own data only (Simple).
     AsyncSimple,
+    /// Queued, with translation data for the foreign keys (SimpleSnapshot).
     AsyncSimpleSnapshot,
+    /// Queued, with translation data plus children and bindings (Snapshot); for
+    /// objects only.
     AsyncSnapshot,
+    /// Delivered at once, inside the request that made the change, right after
+    /// it commits; objects come with their children and bindings, but there is
+    /// no translation data.
     SyncSnapshot,
 }
 
@@ -112,6 +135,7 @@ impl TaskProcessType {
         }
     }
 
+    /// True for `SyncSnapshot`, the only process type delivered synchronously.
     pub fn is_sync(self) -> bool {
         self == TaskProcessType::SyncSnapshot
     }
@@ -138,9 +162,12 @@ pub enum TaskDataType {
 }
 
 impl TaskDataType {
+    /// True when tasks of this data type carry translation data (SimpleSnapshot
+    /// and Snapshot).
     pub fn has_translations(self) -> bool {
         self != TaskDataType::Simple
     }
+    /// True when objects come with their children and bindings (Snapshot only).
     pub fn has_children(self) -> bool {
         self == TaskDataType::Snapshot
     }
@@ -178,9 +205,12 @@ pub enum IntegrationProcessType {
 /// The severity of an event-log row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum EventType {
+    /// Information (`I`).
     #[default]
     Information,
+    /// A warning (`W`).
     Warning,
+    /// An error (`E`).
     Error,
 }
 
@@ -198,8 +228,11 @@ impl EventType {
 /// A value that is not one of an enumeration's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownValue {
+    /// The enumeration's type name, e.g. `TaskType`.
     pub enumeration: &'static str,
+    /// The text that was parsed.
     pub value: String,
+    /// The accepted names, comma-separated.
     pub expected: String,
 }
 

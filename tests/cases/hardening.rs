@@ -317,18 +317,8 @@ fn a_first_start_killed_at_any_moment_is_completed_by_the_next() {
 fn tls_serves_https_and_the_session_cookie_is_secure() {
     let env = TestEnv::new();
     let keys = tempfile::tempdir().unwrap();
-    let cert = keys.path().join("cert.pem");
-    let key = keys.path().join("key.pem");
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let certs = bus_tests::tls::issue(keys.path());
+    let (cert, key) = (certs.chain.clone(), certs.key.clone());
     env.configure(&format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"\nauth_token = \"a-long-enough-test-token\"",
         cert.display(),
@@ -338,7 +328,7 @@ fn tls_serves_https_and_the_session_cookie_is_secure() {
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
             .args(["-s", "-i", "--max-time", "10", "--cacert"])
-            .arg(&cert)
+            .arg(&certs.ca)
             .args(args)
             .output()
             .expect("curl runs");

@@ -271,7 +271,7 @@ fn scheduled_notified_and_manual_processing_and_nothing_while_processing_is_off(
     d.put("/api/scheduled-tasks/ProcessExternalIntegrationTasks", &json!({"interval_seconds": 86400}));
     // Notify for one connector, through the SDK's helper.
     incoming(&d, "Crm", task(user("a3"), "CreateObject", "Default"));
-    let status = connector_abi::http::request_tasks_processing(&format!("http://{}", d.addr), Some("Crm")).unwrap();
+    let status = connector_http::request_tasks_processing(&format!("http://{}", d.addr), Some("Crm")).unwrap();
     assert_eq!(status, 202);
     wait_for("a3 to arrive", WAIT, || users(&d).contains(&"a3".to_owned()).then_some(()));
     assert_eq!(d.post("/api/integration/notify?connector=Nope", &json!({})).status, 404);

@@ -43,7 +43,7 @@ fn tasks_are_posted_with_headers_and_foreign_keys_translated_by_lookup() {
     wait_for("both tasks to be posted", WAIT, || (server.posts().len() == 2).then_some(()));
     let posts = server.posts();
     assert_eq!(posts[0].body["title"], "Create User 'Antonio'");
-    assert!(posts[0].headers.iter().any(|(k, v)| k == "Authorization" && v == "Bearer s3cret"));
+    assert!(posts[0].headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v == "Bearer s3cret"));
     let binding = &posts[1].body;
     assert_eq!(binding["object"]["fields"]["RoleID"], 501, "{binding}");
     assert_eq!(binding["object"]["fields"]["UserID"], 601);
@@ -94,4 +94,30 @@ fn an_unreachable_endpoint_keeps_the_task_queued_with_the_reason() {
     let error = detail["relations"][0]["error"].as_str().unwrap();
     assert!(error.contains("cannot connect"), "{error} ({gone})");
     assert_eq!(d.queue("outgoing", "").len(), 1, "the task is kept");
+}
+
+#[test]
+fn tasks_are_posted_over_https_to_an_endpoint_whose_certificate_is_trusted() {
+    let keys = tempfile::tempdir().unwrap();
+    let certs = bus_tests::tls::issue(keys.path());
+    let server = HookServer::start_tls(&certs.chain, &certs.key);
+    assert!(server.url("/hook").starts_with("https://"));
+    let (_env, d) = start(&server, json!({"subscriptions": users_only(), "ca_cert": certs.ca}));
+    d.create("cms.user", json!({"code_name": "secure"}));
+    wait_for("the HTTPS post", WAIT, || {
+        server.posts().iter().any(|p| p.body["object"]["code_name"] == "secure").then_some(())
+    });
+    wait_for("the task to be gone", WAIT, || d.queue("outgoing", "").is_empty().then_some(()));
+
+    // Without the CA to trust, the endpoint's certificate is refused
+    // and the task stays queued with the reason.
+    let (_env, d) = start(&server, json!({"subscriptions": users_only(), "timeout_ms": 2000}));
+    let task = d.create("cms.user", json!({"code_name": "untrusted"}))["task_id"].as_i64().unwrap();
+    let detail = wait_for("the failure", WAIT, || {
+        let t = d.get(&format!("/api/tasks/{task}")).body;
+        t["relations"][0]["error"].is_string().then_some(t)
+    });
+    let error = detail["relations"][0]["error"].as_str().unwrap().to_lowercase();
+    assert!(error.contains("certificate") || error.contains("issuer"), "{error}");
+    assert!(!server.posts().iter().any(|p| p.body["object"]["code_name"] == "untrusted"));
 }

@@ -25,6 +25,7 @@ const PACKAGES: &[&str] = &[
     "sample-connector",
     "crm-connector",
     "webhook-connector",
+    "acme-crm-connector",
     "testkit-connector",
     "testkit-v2-connector",
     "legacy-connector",

@@ -1,5 +1,6 @@
-//! A local HTTP server standing in for an external system: records what it
-//! is sent, answers with programmed statuses, and serves ID lookups.
+//! A local HTTP (or HTTPS) server standing in for an external system:
+//! records what it is sent, answers with programmed statuses, and serves ID
+//! lookups.
 
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -28,32 +29,63 @@ struct State {
 /// The server; it stops when dropped.
 pub struct HookServer {
     pub addr: String,
+    scheme: &'static str,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
 }
 
 impl HookServer {
+    /// A plain HTTP server.
     pub fn start() -> HookServer {
+        Self::spawn(None)
+    }
+
+    /// An HTTPS server with this PEM certificate chain and key.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> HookServer {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Self::spawn(Some(Arc::new(config)))
+    }
+
+    fn spawn(tls: Option<Arc<rustls::ServerConfig>>) -> HookServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Ok(stream) = stream {
-                    serve(stream, &s);
+                let Ok(stream) = stream else { continue };
+                stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                match &tls {
+                    None => serve(stream, &s),
+                    Some(config) => {
+                        // A client that refuses the certificate ends the handshake: no request.
+                        let Ok(connection) = rustls::ServerConnection::new(config.clone()) else { continue };
+                        serve(rustls::StreamOwned::new(connection, stream), &s);
+                    }
                 }
             }
         });
-        HookServer { addr, state, stop }
+        HookServer { addr, scheme, state, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// The statuses the next POSTs get, in order (then 200).
@@ -82,8 +114,7 @@ fn query_value<'a>(path: &'a str, key: &str) -> Option<&'a str> {
     path.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+fn serve<S: Read + Write>(stream: S, state: &Mutex<State>) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -132,4 +163,5 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         "HTTP/1.1 {status} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
+    let _ = stream.flush();
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use bus_core::eventlog::Actor;
 use bus_core::queue::{self, Direction, Selection};
 use clap::{Args, Subcommand};
-use connector_abi::http::{self, Url};
+use connector_http as http;
 use std::io::Write;
 use std::time::Duration;
 
@@ -74,7 +74,26 @@ fn progress(done: usize, total: usize) {
     let _ = std::io::stderr().flush();
 }
 
-pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Result<()> {
+/// How to reach the running daemon: its URL (https when it serves TLS, its
+/// certificate then trusted), and its access token.
+pub struct Daemon {
+    pub url: String,
+    pub token: Option<String>,
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+impl Daemon {
+    pub fn of(config: &crate::config::Config) -> Daemon {
+        let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+        Daemon {
+            url: format!("{scheme}://{}", config.listen),
+            token: config.auth_token.clone(),
+            ca_cert: config.tls_cert.clone(),
+        }
+    }
+}
+
+pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
     let mut conn = bus.db.connect()?;
     match command {
         TaskCommand::List { direction, connector, limit, json } => {
@@ -115,19 +134,18 @@ pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Res
             println!("deleted {n} {} task relation(s)", which.direction.name());
         }
         TaskCommand::Sync { which, url } => {
-            let base = url.unwrap_or_else(|| format!("http://{listen}"));
-            let base = Url::parse(&base).map_err(|e| anyhow::anyhow!(e))?;
-            let unreachable =
-                |e: http::Unreachable| anyhow::anyhow!("cannot reach the daemon at {}:{}: {e}", base.host, base.port);
-            http::send(
-                "GET",
-                &base,
-                &format!("{}/health", base.path.trim_end_matches('/')),
-                &[],
-                b"",
-                Duration::from_secs(10),
-            )
-            .map_err(unreachable)?;
+            let base = url.unwrap_or_else(|| daemon.url.clone());
+            let base = base.trim_end_matches('/').to_owned();
+            http::check_url(&base).map_err(|e| anyhow::anyhow!(e))?;
+            let client = http::Client::new(&http::Options {
+                timeout: Duration::from_secs(600),
+                ca_cert: daemon.ca_cert.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let headers: Vec<(String, String)> =
+                daemon.token.iter().map(|t| ("Authorization".to_owned(), format!("Bearer {t}"))).collect();
+            let unreachable = |e: http::Unreachable| anyhow::anyhow!("cannot reach the daemon at {base}: {e}");
+            client.send("GET", &format!("{base}/health"), &headers, b"").map_err(unreachable)?;
             let connector = connector_id(bus, which.connector.as_deref())?;
             let ids: Vec<i64> = if which.all {
                 let mut ids = Vec::new();
@@ -146,7 +164,7 @@ pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Res
                 ids.dedup();
                 ids
             };
-            let path = format!("{}/api/tasks/{}/synchronize", base.path.trim_end_matches('/'), which.direction.name());
+            let path = format!("{base}/api/tasks/{}/synchronize", which.direction.name());
             let (mut done, mut failed) = (0, 0);
             progress(0, ids.len());
             for chunk in ids.chunks(100) {
@@ -155,7 +173,7 @@ pub fn run(bus: &Bus, listen: std::net::SocketAddr, command: TaskCommand) -> Res
                     body["connector"] = serde_json::json!(c);
                 }
                 let bytes = serde_json::to_vec(&body)?;
-                let r = http::send("POST", &base, &path, &[], &bytes, Duration::from_secs(600)).map_err(unreachable)?;
+                let r = client.send("POST", &path, &headers, &bytes).map_err(unreachable)?;
                 let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
                 if r.status != 200 {
                     eprintln!();

@@ -25,6 +25,10 @@ pub struct ConnectorView {
     pub loaded: bool,
     pub error: Option<String>,
     pub library: Option<String>,
+    /// The content hash of the loaded build.
+    pub library_hash: Option<String>,
+    /// When the running instance was loaded.
+    pub loaded_at: Option<String>,
     pub sdk_version: Option<String>,
     pub subscriptions: Vec<connector_abi::Subscription>,
     /// The running instance's last panic or timeout.
@@ -45,6 +49,8 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         loaded: status.loaded,
         error: status.error,
         library: status.library,
+        library_hash: status.library_hash,
+        loaded_at: status.loaded_at,
         sdk_version: status.sdk_version,
         subscriptions: status.subscriptions,
         fault,

@@ -5,8 +5,9 @@
 //!
 //! ConnectorConfig (JSON):
 //! ```json
-//! {"url": "http://127.0.0.1:9000/hook", "timeout_ms": 5000,
+//! {"url": "https://hooks.example.com/bus", "timeout_ms": 5000,
 //!  "headers": {"Authorization": "Bearer s3cret"},
+//!  "ca_cert": "/etc/bus/hooks-ca.pem",
 //!  "lookup_url": "http://127.0.0.1:9000/lookup",
 //!  "subscriptions": [{"process_type": "AsyncSimpleSnapshot", "scope": "objects", "object_type": "cms.user"}]}
 //! ```
@@ -16,9 +17,11 @@
 //! (documents: `?node_guid=..&culture=..&site_name=..&document_id=true|false`)
 //! answers `{"id": 17}` (404: unknown). The posted task always carries the
 //! translation data (`translations`) so a receiver can resolve keys itself.
+//! `https://` endpoints are verified against the public roots, or against
+//! `ca_cert` (a PEM file) when given — for a self-signed endpoint.
 
-use connector_abi::http::{self, Unreachable, Url};
 use connector_abi::prelude::*;
+use connector_http::{query_escape, Client, Options, Unreachable};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -38,6 +41,9 @@ struct Config {
     lookup_url: Option<String>,
     #[serde(default)]
     subscriptions: Option<Vec<Subscription>>,
+    /// A PEM file of CA certificates to trust for https:// instead of the public roots.
+    #[serde(default)]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -46,29 +52,19 @@ fn default_timeout_ms() -> u64 {
 
 pub struct WebhookConnector {
     name: Option<String>,
-    url: Url,
-    lookup: Option<Url>,
-    timeout: Duration,
+    url: String,
+    lookup: Option<String>,
+    client: Client,
     headers: Vec<(String, String)>,
     subscriptions: Vec<Subscription>,
-}
-
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl WebhookConnector {
     fn lookup(&self, query: &[(&str, String)]) -> Option<i64> {
         let url = self.lookup.as_ref()?;
         let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", query_escape(v))).collect();
-        let separator = if url.path.contains('?') { '&' } else { '?' };
-        let path = format!("{}{separator}{}", url.path, q.join("&"));
-        let response = http::send("GET", url, &path, &self.headers, b"", self.timeout).ok()?;
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let response = self.client.send("GET", &format!("{url}{separator}{}", q.join("&")), &self.headers, b"").ok()?;
         if !(200..300).contains(&response.status) {
             return None;
         }
@@ -90,11 +86,17 @@ impl Connector for WebhookConnector {
                 Subscription::all_documents(TaskProcessType::AsyncSimpleSnapshot),
             ]
         });
+        connector_http::check_url(&config.url)?;
+        if let Some(lookup) = &config.lookup_url {
+            connector_http::check_url(lookup)?;
+        }
+        let client =
+            Client::new(&Options { timeout: Duration::from_millis(config.timeout_ms), ca_cert: config.ca_cert })?;
         Ok(WebhookConnector {
             name: config.name,
-            url: Url::parse(&config.url)?,
-            lookup: config.lookup_url.as_deref().map(Url::parse).transpose()?,
-            timeout: Duration::from_millis(config.timeout_ms),
+            url: config.url,
+            lookup: config.lookup_url,
+            client,
             headers: config.headers.into_iter().collect(),
             subscriptions,
         })
@@ -128,11 +130,11 @@ impl Connector for WebhookConnector {
             "untranslated": untranslated.unwrap_or_default(),
         });
         let bytes = serde_json::to_vec(&body).expect("a task serializes");
-        match http::send("POST", &self.url, &self.url.path, &self.headers, &bytes, self.timeout) {
+        match self.client.send("POST", &self.url, &self.headers, &bytes) {
             Ok(r) if (200..300).contains(&r.status) => ProcessOutcome::ok(),
             Ok(r) => {
                 let snippet: String = r.body.chars().take(200).collect();
-                let message = format!("{} answered HTTP {} {}: {snippet}", self.url.path, r.status, r.reason.trim());
+                let message = format!("{} answered HTTP {}: {snippet}", self.url, r.status);
                 if (400..500).contains(&r.status) {
                     ProcessOutcome::error_and_skip(message)
                 } else {
