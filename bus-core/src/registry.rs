@@ -26,6 +26,10 @@ pub struct ConnectorRow {
     pub problems: Vec<String>,
 }
 
+/// The code name of the specification's sample connector, which the schema
+/// registers (disabled) in every new database.
+pub const SAMPLE_CONNECTOR: &str = "SampleIntegrationConnector";
+
 /// The longest assembly or class name accepted.
 pub const MAX_NAME: usize = 400;
 /// The longest connector configuration accepted.

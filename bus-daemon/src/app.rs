@@ -23,6 +23,15 @@ impl Bus {
     pub fn open(config: &Config) -> Result<Bus> {
         // The schema, the configured connectors and settings commit together.
         let seed = |conn: &rusqlite::Connection| -> Result<(), DbError> {
+            // The schema registers the specification's sample connector; a
+            // configuration that does not name it does not get it.
+            if !config.seed_connectors.iter().any(|c| c.name == registry::SAMPLE_CONNECTOR) {
+                conn.execute(
+                    "DELETE FROM Integration_Connector WHERE ConnectorName = ?1",
+                    [registry::SAMPLE_CONNECTOR],
+                )
+                .map_err(|e| DbError::Seed(format!("removing the unconfigured sample connector: {e}")))?;
+            }
             for c in &config.seed_connectors {
                 registry::seed(conn, c)
                     .map_err(|e| DbError::Seed(format!("the configured connector `{}`: {e}", c.name)))?;

@@ -310,6 +310,10 @@ fn a_first_start_killed_at_any_moment_is_completed_by_the_next() {
     }
     let d = env.start();
     assert!(d.connector("FromConfig").is_some());
+    assert!(
+        d.connector("SampleIntegrationConnector").is_none(),
+        "a configuration that does not name the sample does not get it"
+    );
     assert_eq!(d.get("/api/settings").body["log_incoming"], false);
 }
 
