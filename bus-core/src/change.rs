@@ -12,6 +12,7 @@ use serde::Deserialize;
 /// One change (also the element of a batch: `{"op": "create_object", ...}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[derive(schemars::JsonSchema)]
 pub enum Change {
     CreateObject { object_type: String, object: ObjectInput },
     UpdateObject { object_type: String, id: i64, patch: ObjectPatch },

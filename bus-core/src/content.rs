@@ -51,7 +51,7 @@ impl From<rusqlite::Error> for ChangeError {
 }
 
 /// What became of one change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ChangeResult {
     /// The object or document after the change (before it, for a delete).
     pub object: CmsObject,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 pub const BUS_SOURCE: &str = "Integration bus";
 
 /// One event-log row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: i64,
     /// `I`, `W` or `E`.

@@ -12,6 +12,7 @@ pub const DEFAULT_OBJECT_TYPES: &str = include_str!("object-types.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(schemars::JsonSchema)]
 pub enum SiteRule {
     /// Never on a site.
     Global,
@@ -24,6 +25,7 @@ pub enum SiteRule {
 /// The binding an object is added to a site with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct SiteBinding {
     #[serde(rename = "type")]
     pub object_type: String,
@@ -34,6 +36,7 @@ pub struct SiteBinding {
 /// One object type.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ObjectType {
     #[serde(rename = "type")]
     pub name: String,
@@ -62,6 +65,7 @@ impl ObjectType {
 /// One document class.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct DocumentClass {
     pub class_name: String,
     pub display_name: String,

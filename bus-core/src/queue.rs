@@ -351,7 +351,7 @@ pub fn mark_run(conn: &Connection, sync_id: i64) -> rusqlite::Result<()> {
 }
 
 /// One line of a queue listing: a task for one connector.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TaskRow {
     pub task_id: i64,
     pub sync_id: i64,
@@ -428,14 +428,14 @@ pub fn list(
 }
 
 /// One attempt that failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SyncLogEntry {
     pub time: String,
     pub error: String,
 }
 
 /// A task's state for one connector, with its synchronization log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Relation {
     pub sync_id: i64,
     pub connector: String,
@@ -447,7 +447,7 @@ pub struct Relation {
 }
 
 /// Everything about one task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TaskDetail {
     pub task_id: i64,
     /// `outgoing` or `incoming`.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One registered connector, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnectorRow {
     pub id: i64,
     /// The code name; must equal the name the connector reports at init.
@@ -106,6 +106,7 @@ fn validate_config(config: &str) -> Result<(), RegistryError> {
 /// A connector to register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct NewConnector {
     pub name: String,
     #[serde(default)]
@@ -121,6 +122,7 @@ pub struct NewConnector {
 /// Changes to a registered connector; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ConnectorPatch {
     #[serde(default)]
     pub name: Option<String>,

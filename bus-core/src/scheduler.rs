@@ -16,7 +16,7 @@ use thiserror::Error;
 pub const PROCESS_EXTERNAL: &str = "ProcessExternalIntegrationTasks";
 
 /// One scheduled task.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ScheduledTask {
     pub name: String,
     pub display_name: String,

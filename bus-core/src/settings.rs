@@ -4,7 +4,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 /// The settings, as the API shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Settings {
     /// The whole bus: logging and processing in both directions.
     pub enabled: bool,
@@ -21,6 +21,7 @@ pub struct Settings {
 /// Changes to the settings; absent ones stay as they are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct SettingsPatch {
     pub enabled: Option<bool>,
     pub log_incoming: Option<bool>,

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 /// A reference from an object to its parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ObjectRef {
     /// The parent's object type, e.g. `poll.poll`.
     pub object_type: String,
@@ -15,6 +16,7 @@ pub struct ObjectRef {
 
 /// A data object of the content store (a user, a role, a poll, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ObjectData {
     /// The object type, e.g. `cms.user`.
     pub object_type: String,
@@ -66,6 +68,7 @@ impl ObjectData {
 
 /// A document (one culture version of a node in the content tree).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DocumentData {
     /// Culture-independent node identity.
     #[serde(default)]
@@ -117,6 +120,7 @@ pub struct DocumentData {
 
 /// An object or a document (the spec's `ICMSObject`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CmsObject {
     /// A data object, for the object task types.
@@ -147,6 +151,7 @@ impl CmsObject {
 /// of a foreign key to an object (also the parameters of
 /// `get_external_object_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ObjectTranslation {
     /// The referenced object's type, e.g. `cms.role`.
     pub object_type: String,
@@ -177,6 +182,7 @@ pub struct ObjectTranslation {
 /// What identifies a referenced document in any system (also the parameters of
 /// `get_external_document_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DocumentTranslation {
     /// The ID the foreign key holds (a NodeID or a DocumentID): internal in
     /// an outgoing task's translation data, external in an incoming one's.
@@ -199,6 +205,7 @@ pub struct DocumentTranslation {
 /// The translation data captured when a task is logged, so the task can be
 /// translated even after the referenced objects changed or vanished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Translations {
     /// One record per object referenced by a foreign key of the object, its
     /// children or its bindings.

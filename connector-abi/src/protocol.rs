@@ -494,6 +494,7 @@ pub struct LogEventRequest {
 
 /// An incoming task a connector logs itself (the spec's `ProcessExternalTask`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LogIncomingTaskRequest {
     /// The external data; the bus hands it unchanged to the connector's
     /// `prepare_internal_object`.

@@ -13,6 +13,7 @@ pub const GLOBAL_OBJECTS: &str = "##global##";
 /// (any run of characters); an absent or empty criterion matches everything;
 /// `TaskType::All` matches every task type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Subscription {
     /// How matching changes are delivered and with how much data; when several
     /// of a connector's subscriptions match, the highest process type wins.
@@ -35,6 +36,7 @@ fn all_task_types() -> TaskType {
 
 /// What kind of change a subscription looks at, with the criteria that kind has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum Scope {
     /// Objects and documents alike (the spec's base subscription).

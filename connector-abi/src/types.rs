@@ -7,6 +7,7 @@ use std::str::FromStr;
 /// What happened to an object or document (outgoing), or what must happen to
 /// it (incoming). `All` only makes sense in a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TaskType {
     /// An object is created.
     CreateObject,
@@ -107,6 +108,7 @@ impl TaskType {
 /// When and with how much data an outgoing change reaches a connector.
 /// Declared from the lowest to the highest priority (see [`Self::priority`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TaskProcessType {
     /// Queued and delivered later on the connector's own thread, with the
     /// item's own data only (Simple).
@@ -152,6 +154,7 @@ impl TaskProcessType {
 
 /// How much data travels with a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TaskDataType {
     /// The object's or document's own fields.
     Simple,
@@ -175,6 +178,7 @@ impl TaskDataType {
 
 /// What a connector reports after processing an outgoing task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum IntegrationProcessResult {
     /// Processed; go on.
     Ok,
@@ -188,6 +192,7 @@ pub enum IntegrationProcessResult {
 
 /// How an incoming task is to be processed and what happens on error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum IntegrationProcessType {
     /// Process now; on error stop and mark the task `Error`.
     #[default]
@@ -204,6 +209,7 @@ pub enum IntegrationProcessType {
 
 /// The severity of an event-log row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum EventType {
     /// Information (`I`).
     #[default]

@@ -151,7 +151,7 @@ fn every_route_of_the_openapi_document_answers() {
     let d = env.start();
     let doc = d.get("/api/openapi.json");
     assert_eq!(doc.status, 200);
-    assert_eq!(doc.body["openapi"], "3.0.3");
+    assert_eq!(doc.body["openapi"], "3.1.0");
     let paths = doc.body["paths"].as_object().unwrap();
     assert!(paths.len() >= 25, "{}", paths.len());
     for (path, ops) in paths {
@@ -274,4 +274,90 @@ fn the_payload_view_shows_what_the_connector_receives() {
     let rich = d.get(&format!("/api/tasks/{task}/payload?connector=Rich"));
     assert_eq!(rich.body["data_type"], "Snapshot", "{}", rich.text);
     assert_eq!(d.get(&format!("/api/tasks/{task}/payload?connector=Nobody")).status, 404);
+}
+
+#[test]
+fn live_answers_match_the_schemas_of_the_openapi_document() {
+    let env = TestEnv::new();
+    env.scripted(
+        "A",
+        json!({"subscriptions": [{"process_type": "AsyncSnapshot", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.register("Broken", "missing", "X", true, "");
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let doc = d.get("/api/openapi.json").body;
+    d.create("cms.site", json!({"code_name": "CorpSite"}));
+    let user = d.create("cms.user", json!({"code_name": "antonio", "fields": {"email": "a@b.c"}}));
+    let user_id = user["object"]["id"].as_i64().unwrap();
+    let task = user["task_id"].as_i64().unwrap();
+    let doc_created = d.post(
+        "/api/documents",
+        &json!({"site_name": "CorpSite", "alias_path": "/Home", "class_name": "cms.menuitem", "culture": "en-US", "name": "Home"}),
+    );
+    let document_id = doc_created.body["object"]["document_id"].as_i64().unwrap();
+    // Each answer, checked against the schema the document gives its route.
+    let checks: Vec<(&str, &str, String, Option<Value>)> = vec![
+        ("get", "/api/connectors", "/api/connectors".into(), None),
+        ("get", "/api/connectors/{name}", "/api/connectors/A".into(), None),
+        ("get", "/api/settings", "/api/settings".into(), None),
+        ("get", "/api/object-types", "/api/object-types".into(), None),
+        ("get", "/api/objects/{type}", "/api/objects/cms.user".into(), None),
+        ("get", "/api/objects/{type}/{id}", format!("/api/objects/cms.user/{user_id}"), None),
+        ("get", "/api/documents", "/api/documents?site=CorpSite".into(), None),
+        ("get", "/api/documents/{id}", format!("/api/documents/{document_id}"), None),
+        ("get", "/api/tasks/outgoing", "/api/tasks/outgoing".into(), None),
+        ("get", "/api/tasks/outgoing", "/api/tasks/outgoing?sort=title".into(), None),
+        ("get", "/api/tasks/outgoing/count", "/api/tasks/outgoing/count".into(), None),
+        ("get", "/api/tasks/{id}", format!("/api/tasks/{task}"), None),
+        ("get", "/api/eventlog", "/api/eventlog".into(), None),
+        ("get", "/api/eventlog", "/api/eventlog?search=load".into(), None),
+        ("get", "/api/scheduled-tasks", "/api/scheduled-tasks".into(), None),
+        ("get", "/health", "/health".into(), None),
+        (
+            "put",
+            "/api/objects/{type}/{id}",
+            format!("/api/objects/cms.user/{user_id}"),
+            Some(json!({"display_name": "Antonio"})),
+        ),
+        (
+            "post",
+            "/api/batch",
+            "/api/batch".into(),
+            Some(
+                json!({"changes": [{"op": "create_object", "object_type": "cms.role", "object": {"code_name": "editors", "site_name": "CorpSite"}}]}),
+            ),
+        ),
+    ];
+    for (method, route, path, body) in checks {
+        let r = bus_tests::http::request(&d.addr, &method.to_uppercase(), &path, body.as_ref());
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.text);
+        let op = &doc["paths"][route][method];
+        let schema = &op["responses"][r.status.to_string()]["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "{method} {route} documents no schema for {}", r.status);
+        if let Err(e) = bus_tests::schema::check(&doc, schema, &r.body, "$") {
+            panic!("{method} {path} does not match its documented schema: {e}\n{}", r.text);
+        }
+    }
+    // The checker does refuse what does not match.
+    let task_row = json!({"$ref": "#/components/schemas/TaskRow"});
+    assert!(bus_tests::schema::check(&doc, &task_row, &json!({"task_id": "seven"}), "$").is_err());
+    // An error answer matches the Error schema.
+    let r = d.get("/api/objects/no.such.type");
+    assert!(r.status >= 400);
+    bus_tests::schema::check(&doc, &json!({"$ref": "#/components/schemas/Error"}), &r.body, "$").unwrap();
+    // Query parameters come from the handlers' own types.
+    let params: Vec<&str> = doc["paths"]["/api/tasks/outgoing"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in ["connector", "cursor", "limit", "sort", "order", "search", "offset"] {
+        assert!(params.contains(&p), "{p} missing from {params:?}");
+    }
+    assert!(doc["components"]["schemas"]["NewConnector"]["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("assembly_name")));
 }

@@ -331,4 +331,15 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let titles: Vec<String> = b.find_all("tr.task .title").iter().map(|e| b.text(e)).collect();
     assert_eq!(titles.first().map(String::as_str), Some("Create User 'user19'"), "still sorted: {titles:?}");
     shot(&b, "grid");
+
+    // Tabs follow the URL: a click is a history entry, Back returns, a
+    // changed hash switches.
+    b.click_css("[data-tab='eventlog']");
+    b.find("#log-source");
+    b.back();
+    b.wait_until("Back to the outgoing tab", |b| {
+        b.find_all("[data-tab='outgoing'][aria-selected='true']").len() == 1 && !b.find_all("tr.task").is_empty()
+    });
+    b.goto(&format!("http://{}/#settings", d.addr));
+    b.find("#save-settings");
 }

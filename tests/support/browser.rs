@@ -136,6 +136,11 @@ impl Browser {
         self.call("GET", &format!("/element/{}/property/{name}", e.0), None).as_str().map(str::to_owned)
     }
 
+    /// The browser's Back button.
+    pub fn back(&self) {
+        self.call("POST", "/back", Some(json!({})));
+    }
+
     /// Whether a checkbox (or option) is checked.
     pub fn is_selected(&self, e: &Element) -> bool {
         self.call("GET", &format!("/element/{}/selected", e.0), None).as_bool().unwrap_or(false)

@@ -10,7 +10,7 @@ use connector_abi::{EventType, IntegrationProcessResult};
 use serde::Serialize;
 
 /// What one connector did with a synchronous change.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SyncOutcome {
     pub connector: String,
     pub result: IntegrationProcessResult,

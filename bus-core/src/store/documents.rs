@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 /// at the same alias path).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct DocumentInput {
     pub site_name: String,
     /// `/Products/Apple iPad 2`; the parent path must exist (except `/`).
@@ -32,6 +33,7 @@ pub struct DocumentInput {
 /// Changes to a document; `fields` are merged into the stored ones.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct DocumentPatch {
     #[serde(default)]
     pub name: Option<String>,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 /// A new object, as a request describes it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ObjectInput {
     /// Required, except for bindings (derived from their keys).
     #[serde(default)]
@@ -30,6 +31,7 @@ pub struct ObjectInput {
 /// Changes to an object; `fields` are merged into the stored ones.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ObjectPatch {
     #[serde(default)]
     pub code_name: Option<String>,

@@ -225,7 +225,7 @@ impl Default for WorkerConfig {
 }
 
 /// What became of one task in a run.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum TaskResult {
     /// Processed; the task is gone for this connector.
     Ok,
@@ -257,7 +257,7 @@ impl From<IntegrationProcessResult> for TaskResult {
 }
 
 /// What happened to one task for one connector in a synchronize action.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct TaskOutcome {
     pub task_id: i64,
     pub connector: String,

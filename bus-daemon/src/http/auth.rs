@@ -102,6 +102,7 @@ pub async fn guard(State(s): State<AppState>, request: Request, next: Next) -> R
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct Login {
     token: String,
 }

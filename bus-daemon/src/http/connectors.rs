@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// A registry row and how the connector stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ConnectorView {
     #[serde(flatten)]
     pub row: ConnectorRow,
@@ -60,6 +60,7 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ListParams {
     /// Only connectors whose code name sorts after this one (the next page).
     after: Option<String>,
@@ -220,6 +221,7 @@ pub async fn update(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct DeleteParams {
     /// Delete the connector although tasks are queued for it (they are
     /// discarded, and the event log says how many).

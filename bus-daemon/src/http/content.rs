@@ -98,11 +98,12 @@ pub async fn archive_document(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct Batch {
     pub changes: Vec<Change>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BatchResult {
     pub results: Vec<ChangeResult>,
 }
@@ -124,6 +125,7 @@ pub async fn batch(State(s): State<AppState>, ApiJson(batch): ApiJson<Batch>) ->
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ListParams {
     site: Option<String>,
     path: Option<String>,
@@ -132,7 +134,8 @@ pub struct ListParams {
 }
 
 /// A page of items and the cursor of the next one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Page_of_{T}")]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -194,7 +197,7 @@ pub async fn list_documents(
 }
 
 /// The object types and document classes the content store knows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TypesView {
     pub objects: Vec<bus_core::object_types::ObjectType>,
     pub documents: Vec<bus_core::object_types::DocumentClass>,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct Params {
     source: Option<String>,
     /// `I`, `W` or `E`.
@@ -30,7 +31,8 @@ pub struct Params {
     offset: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "EventPage")]
 pub struct Page {
     pub items: Vec<Event>,
     /// Pass as `before` to get the next page; absent on the last page (and

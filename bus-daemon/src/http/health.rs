@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct Params {
     probe: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ConnectorHealth {
     pub enabled: bool,
     pub loaded: bool,
@@ -26,7 +27,7 @@ pub struct ConnectorHealth {
     pub hung_for_seconds: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Health {
     pub live: bool,
     pub ready: bool,

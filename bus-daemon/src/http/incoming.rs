@@ -14,6 +14,7 @@ use serde_json::Value;
 /// An external change, in the external system's shape.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct IncomingBody {
     /// The external object or document; the connector turns it into an
     /// internal one.
@@ -31,7 +32,7 @@ fn simple() -> TaskDataType {
     TaskDataType::Simple
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Logged {
     pub task_id: i64,
 }
@@ -54,11 +55,12 @@ pub async fn log(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct NotifyParams {
     connector: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Started {
     /// The connectors whose incoming queues are being processed, each on its own thread.
     pub processing: Vec<String>,

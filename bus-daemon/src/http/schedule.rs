@@ -20,6 +20,8 @@ pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> R
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "ScheduleUpdate")]
 pub struct Update {
     interval_seconds: Option<i64>,
     enabled: Option<bool>,

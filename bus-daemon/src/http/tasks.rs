@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct ListParams {
     connector: Option<String>,
     /// The `next` cursor of the previous page (oldest-first paging).
@@ -35,7 +36,7 @@ pub struct ListParams {
     offset: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TaskPage {
     pub items: Vec<TaskRow>,
     /// Pass as `cursor` for the next page; absent on the last page (and in
@@ -122,11 +123,12 @@ pub async fn list_incoming(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct CountParams {
     connector: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Count {
     pub count: i64,
 }
@@ -173,6 +175,7 @@ fn direction_of(detail: &TaskDetail) -> Direction {
 /// `?connector=` scopes a row action to that connector's relation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct RowParams {
     connector: Option<String>,
 }
@@ -210,7 +213,7 @@ pub async fn delete(
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SyncReport {
     pub outcomes: Vec<TaskOutcome>,
 }
@@ -281,6 +284,7 @@ fn synchronize(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct PayloadParams {
     connector: String,
 }
@@ -343,6 +347,7 @@ pub async fn synchronize_one(
 /// `{"ids": [..]}` or `{"all": true}`, optionally for one connector.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
 pub struct Bulk {
     #[serde(default)]
     ids: Option<Vec<i64>>,
@@ -431,7 +436,7 @@ pub async fn synchronize_incoming(
     bulk_synchronize(s, actor, Direction::Incoming, b).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DeleteReport {
     /// How many task-connector relations were removed.
     pub deleted: usize,
