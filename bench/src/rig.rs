@@ -128,9 +128,16 @@ impl Rig {
         Ok(Rig { db, manager, outgoing, content, signals, metrics })
     }
 
+    /// Switches outgoing processing. Switching it on starts no run by itself
+    /// (the specification leaves the queue for the next trigger), so with
+    /// `on` every worker is woken as a new task would wake it.
     pub fn set_processing(&self, on: bool) -> Result<()> {
         settings::update(&mut self.db.connect()?, &SettingsPatch { process_outgoing: Some(on), ..Default::default() })?;
         self.outgoing.wake_all();
+        if on {
+            let set = self.manager.current();
+            self.outgoing.wake(set.live.keys().map(String::as_str));
+        }
         Ok(())
     }
 
