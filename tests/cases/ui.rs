@@ -59,13 +59,19 @@ fn the_management_ui_walk_through() {
         .unwrap();
     let doc = d.post("/api/documents", &json!({"site_name": "CorpSite", "alias_path": "/Apple iPad 2", "class_name": "cms.menuitem", "culture": "en-US", "name": "Apple iPad 2"})).body;
     d.put(&format!("/api/documents/{}", doc["object"]["document_id"]), &json!({"fields": {"price": 499}}));
+    let maria = d.create("cms.user", json!({"code_name": "maria"}))["task_id"].as_i64().unwrap();
     b.click_css("[data-tab='outgoing']");
     b.find("tr.task");
     let titles: Vec<String> =
         b.find_all("tr.task[data-connector='SampleIntegrationConnector'] .title").iter().map(|e| b.text(e)).collect();
     assert_eq!(
         titles,
-        ["Create User '<script>alert('x')</script>'", "Create document Apple iPad 2", "Update document Apple iPad 2"],
+        [
+            "Create User '<script>alert('x')</script>'",
+            "Create document Apple iPad 2",
+            "Update document Apple iPad 2",
+            "Create User 'maria'"
+        ],
         "oldest first, and the name shows as text"
     );
     // ✖ on one row deletes that connector's relation only.
@@ -73,7 +79,9 @@ fn the_management_ui_walk_through() {
     b.wait_until("Mirror's row to go", |b| {
         b.find_all(&format!("tr.task[data-connector='Mirror'][data-task-id='{antonio}']")).is_empty()
     });
-    assert_eq!(d.queue("outgoing", "&connector=Mirror").len(), 0);
+    let mirror: Vec<i64> =
+        d.queue("outgoing", "&connector=Mirror").iter().map(|t| t["task_id"].as_i64().unwrap()).collect();
+    assert_eq!(mirror, [maria], "only that row's relation was deleted");
     let sample: Vec<i64> = d
         .queue("outgoing", "&connector=SampleIntegrationConnector")
         .iter()
@@ -107,8 +115,23 @@ fn the_management_ui_walk_through() {
     });
     shot(&b, "settings");
 
-    // Outgoing: synchronize all from the bulk action, with progress.
+    // Sync on one row synchronizes that connector's relation only.
     b.click_css("[data-tab='outgoing']");
+    let mirror_row = format!("tr.task[data-connector='Mirror'][data-task-id='{maria}']");
+    b.wait_until("Sync to be enabled", |b| {
+        b.find_all(&format!("{mirror_row} .sync")).first().is_some_and(|e| b.is_enabled(e))
+    });
+    b.click_css(&format!("{mirror_row} .sync"));
+    b.wait_until("Mirror's row to go", |b| b.find_all(&mirror_row).is_empty());
+    assert!(d.reports("Mirror").iter().any(|r| r["name"] == "maria"), "Mirror got the task");
+    let sample: Vec<i64> = d
+        .queue("outgoing", "&connector=SampleIntegrationConnector")
+        .iter()
+        .map(|t| t["task_id"].as_i64().unwrap())
+        .collect();
+    assert!(sample.contains(&maria), "the sample's relation of the same task is still queued: {sample:?}");
+
+    // Outgoing: synchronize all from the bulk action, with progress.
     b.find("#bulk-scope");
     b.click_css("#bulk-scope option[value='all']");
     b.click_css("#bulk-action option[value='synchronize']");
@@ -125,11 +148,11 @@ fn the_management_ui_walk_through() {
     let source = b.find("#log-source");
     b.call_type(&source, "SampleIntegrationConnector");
     b.click_css("#log-filter");
-    b.wait_until("the connector's rows", |b| b.find_all("tr.event .source").len() == 3);
+    b.wait_until("the connector's rows", |b| b.find_all("tr.event .source").len() == 4);
     let codes: Vec<String> = b.find_all("tr.event .code").iter().map(|e| b.text(e)).collect();
-    assert_eq!(codes, ["UPDATEDOCUMENT", "CREATEDOCUMENT", "CREATEOBJECT"]);
+    assert_eq!(codes, ["CREATEOBJECT", "UPDATEDOCUMENT", "CREATEDOCUMENT", "CREATEOBJECT"], "newest first");
     let docs: Vec<String> = b.find_all("tr.event .document").iter().map(|e| b.text(e)).collect();
-    assert_eq!(docs[..2], ["Apple iPad 2", "Apple iPad 2"]);
+    assert_eq!(docs[1..3], ["Apple iPad 2", "Apple iPad 2"]);
     shot(&b, "eventlog");
 
     // Scheduled tasks and incoming tasks render too.
