@@ -349,12 +349,7 @@ impl Registry {
 
     /// Registers a connector.
     pub fn add(&self, new: &NewConnector) -> Result<ConnectorRow, RegistryError> {
-        validate_code_name(&new.name)?;
-        validate_assembly(&new.assembly_name)?;
-        validate_text("class name", &new.class_name)?;
-        let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
-        validate_text("display name", &display)?;
-        validate_config(&new.config)?;
+        let display = checked(new)?;
         let conn = self.conn()?;
         check_unique_ignoring_case(&conn, &new.name, -1)?;
         let inserted = conn.execute(
@@ -453,15 +448,22 @@ pub fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))
 }
 
-/// Registers `new`, or brings the row with its code name to these values,
-/// in the caller's transaction (seeding a new database).
-pub fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
+/// Checks a connector to register; returns its display name (the code name
+/// when none is given).
+fn checked(new: &NewConnector) -> Result<String, RegistryError> {
     validate_code_name(&new.name)?;
     validate_assembly(&new.assembly_name)?;
     validate_text("class name", &new.class_name)?;
     let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
     validate_text("display name", &display)?;
     validate_config(&new.config)?;
+    Ok(display)
+}
+
+/// Registers `new`, or brings the row with its code name to these values,
+/// in the caller's transaction (seeding a new database).
+pub fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
+    let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
          ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \

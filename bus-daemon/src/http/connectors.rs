@@ -122,12 +122,7 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) 
     let registry = s.registry.clone();
     let rows = blocking(move || Ok(registry.list()?)).await?;
     let set = s.manager.current();
-    let grid = GridParams {
-        sort: p.sort.as_deref(),
-        order: p.order.as_deref(),
-        search: p.search.as_deref(),
-        offset: p.offset,
-    };
+    let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
     if !grid.given() {
         let page: Vec<ConnectorView> = rows
             .into_iter()

@@ -58,12 +58,7 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<Params>) -> R
             return Err(ApiError::bad_request(format!("type must be I, W or E, not `{t}`")));
         }
     }
-    let grid = GridParams {
-        sort: p.sort.as_deref(),
-        order: p.order.as_deref(),
-        search: p.search.as_deref(),
-        offset: p.offset,
-    };
+    let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
     let grid = if grid.given() {
         if p.before.is_some() {
             return Err(ApiError::bad_request(

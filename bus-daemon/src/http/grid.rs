@@ -16,7 +16,17 @@ pub struct GridParams<'a> {
     pub offset: Option<u64>,
 }
 
-impl GridParams<'_> {
+impl<'a> GridParams<'a> {
+    /// The grid parameters of a request's query struct.
+    pub fn new(
+        sort: &'a Option<String>,
+        order: &'a Option<String>,
+        search: &'a Option<String>,
+        offset: Option<u64>,
+    ) -> Self {
+        GridParams { sort: sort.as_deref(), order: order.as_deref(), search: search.as_deref(), offset }
+    }
+
     /// True when the request asks for grid paging at all.
     pub fn given(&self) -> bool {
         self.sort.is_some() || self.order.is_some() || self.search.is_some() || self.offset.is_some()

@@ -64,12 +64,7 @@ fn connector_id(s: &AppState, name: &str) -> Result<i64, ApiError> {
 
 /// A grid request, when the parameters ask for one.
 fn grid_query(p: &ListParams, limit: u32) -> Result<Option<GridQuery<TaskSort>>, ApiError> {
-    let grid = GridParams {
-        sort: p.sort.as_deref(),
-        order: p.order.as_deref(),
-        search: p.search.as_deref(),
-        offset: p.offset,
-    };
+    let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
     if !grid.given() {
         return Ok(None);
     }
