@@ -31,6 +31,8 @@ mod outgoing;
 mod sample;
 #[path = "cases/security.rs"]
 mod security;
+#[path = "cases/tidy.rs"]
+mod tidy;
 #[path = "cases/ui.rs"]
 mod ui;
 #[path = "cases/watch.rs"]

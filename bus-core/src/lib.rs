@@ -10,6 +10,8 @@
 //!   or library change;
 //! - [`eventlog`]: the event log.
 
+#![deny(unsafe_code)]
+
 pub mod change;
 pub mod checkpoint;
 pub mod connector;

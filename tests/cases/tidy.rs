@@ -1,0 +1,137 @@
+//! The invariants of ARCHITECTURE.md that a text check can enforce: the
+//! engine does not depend on the HTTP stack or `anyhow`; `unsafe` appears
+//! only in the loader, each block with a `// SAFETY:` line; every source
+//! file opens with a module doc; the code map names every source file. Each
+//! checker is shown failing on a fixture too, so a green run means something.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The workspace's Rust files (not `target/`), relative to the root.
+fn rust_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && name != ".git" && name != "node_modules" && name != "bench-results" {
+                    walk(&path, root, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path.strip_prefix(root).unwrap().to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root(), &root(), &mut out);
+    out.sort();
+    out
+}
+
+/// Dependencies the engine must not have.
+fn forbidden_dependencies(manifest: &str) -> Vec<&'static str> {
+    let deps: String = manifest
+        .split("\n[")
+        .filter(|section| section.starts_with("dependencies") || section.starts_with("[dependencies"))
+        .collect();
+    ["axum", "tokio", "hyper", "anyhow", "tower"]
+        .into_iter()
+        .filter(|d| {
+            deps.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{d} ")) || l.trim_start().starts_with(&format!("{d}=")))
+        })
+        .collect()
+}
+
+/// Lines that use `unsafe` as code (not in a comment), and whether each
+/// `unsafe` block has a `// SAFETY:` line right above it.
+fn unsafe_uses(source: &str) -> Vec<(usize, bool)> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let words = code.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+        if words.into_iter().any(|w| w == "unsafe") {
+            let justified = i > 0 && lines[..i].iter().rev().take(3).any(|l| l.trim_start().starts_with("// SAFETY:"));
+            out.push((i + 1, justified));
+        }
+    }
+    out
+}
+
+fn has_module_doc(source: &str) -> bool {
+    source.lines().next().is_some_and(|l| l.starts_with("//!"))
+}
+
+/// Whether the code map names a source file: by its path below `src/`
+/// (`http/guard.rs`) or by its name in backticks (`` `lane.rs` ``).
+fn named_in_code_map(map: &str, file: &Path) -> bool {
+    let text = file.to_string_lossy();
+    let below_src = text.split_once("/src/").map_or(text.as_ref(), |(_, rest)| rest);
+    let name = file.file_name().unwrap().to_string_lossy();
+    map.contains(below_src) || map.contains(&format!("`{name}`"))
+}
+
+#[test]
+fn the_checkers_fail_on_fixtures() {
+    assert_eq!(
+        forbidden_dependencies("[package]\nname = \"x\"\n\n[dependencies]\ntokio = \"1\"\nserde = \"1\"\n"),
+        ["tokio"]
+    );
+    assert!(forbidden_dependencies("[dependencies]\nserde = \"1\"\n\n[dev-dependencies]\ntokio = \"1\"\n").is_empty());
+    assert_eq!(unsafe_uses("fn f() {\n    unsafe { g() }\n}\n"), [(2, false)]);
+    assert_eq!(unsafe_uses("// SAFETY: g has no preconditions\nunsafe { g() }\n"), [(2, true)]);
+    assert!(unsafe_uses("// no unsafe here\nlet unsafe_name = 1;\n").is_empty());
+    assert!(!has_module_doc("use std::fs;\n"));
+    assert!(named_in_code_map("| `http/` | `guard.rs` (…) |", Path::new("bus-daemon/src/http/guard.rs")));
+    assert!(!named_in_code_map("| `http/` | routes |", Path::new("bus-daemon/src/http/secret.rs")));
+}
+
+#[test]
+fn the_engine_does_not_depend_on_the_http_stack_or_anyhow() {
+    let manifest = std::fs::read_to_string(root().join("bus-core/Cargo.toml")).unwrap();
+    assert_eq!(forbidden_dependencies(&manifest), Vec::<&str>::new(), "bus-core/Cargo.toml");
+}
+
+#[test]
+fn unsafe_code_appears_only_in_the_loader_each_block_justified() {
+    // This file names the word in its fixtures.
+    for file in rust_files().into_iter().filter(|f| !f.ends_with("tests/cases/tidy.rs")) {
+        let source = std::fs::read_to_string(root().join(&file)).unwrap();
+        for (line, justified) in unsafe_uses(&source) {
+            let in_loader = file.starts_with("bus-core/src/loader");
+            assert!(in_loader, "{}:{line}: `unsafe` outside bus-core/src/loader/", file.display());
+            assert!(justified, "{}:{line}: an `unsafe` block without a `// SAFETY:` line above it", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_source_file_opens_with_a_module_doc() {
+    let missing: Vec<String> = rust_files()
+        .into_iter()
+        .filter(|f| !has_module_doc(&std::fs::read_to_string(root().join(f)).unwrap()))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "files without a `//!` paragraph: {missing:?}");
+}
+
+#[test]
+fn the_code_map_names_every_source_file_of_the_engine_the_daemon_and_the_sdk() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let missing: Vec<String> = rust_files()
+        .into_iter()
+        .filter(|f| {
+            ["bus-core/src/", "bus-daemon/src/", "connector-abi/src/", "connector-http/src/"]
+                .iter()
+                .any(|prefix| f.starts_with(prefix))
+        })
+        .filter(|f| !f.ends_with("lib.rs") && !f.ends_with("main.rs") && !f.ends_with("mod.rs"))
+        .filter(|f| !named_in_code_map(&map, f))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "ARCHITECTURE.md's code map does not name: {missing:?}");
+}
