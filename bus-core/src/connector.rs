@@ -2,7 +2,7 @@
 
 use crate::host::HostServices;
 use crate::lane::{Lane, LaneError};
-use crate::loader::Library;
+use crate::library::Library;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RSlice};
 use connector_abi::abi::ConnectorBox;

@@ -2,7 +2,7 @@
 //! direction and result, and a latency histogram of connector calls. Queue
 //! depths are read from the database when scraped.
 
-use crate::worker::TaskResult;
+use crate::task_result::TaskResult;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;

@@ -8,6 +8,7 @@
 //! unloaded (abi_stable leaks them by design).
 
 use super::LoadError;
+pub use crate::library::Library;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use connector_abi::abi::{ConnectorLibRef, ABI_VERSION};
 use std::collections::HashMap;
@@ -15,23 +16,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-
-/// A connector library loaded from its content-addressed copy.
-pub struct Library {
-    /// The user's file.
-    pub source: PathBuf,
-    /// The private copy that is actually loaded.
-    pub copy: PathBuf,
-    /// The content hash (hex) that names the copy.
-    pub hash: String,
-    pub(crate) root: ConnectorLibRef,
-}
-
-impl std::fmt::Debug for Library {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Library").field("source", &self.source).field("copy", &self.copy).finish()
-    }
-}
 
 impl Library {
     /// The connector classes the library exports.

@@ -11,7 +11,6 @@ use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
 use crate::queue::{self, Direction, Queued, Selection};
 use crate::settings::Settings;
-use connector_abi::IntegrationProcessResult;
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -19,6 +18,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 use thread::{Job, Worker};
+
+pub use crate::task_result::TaskResult;
 
 /// What a run does with one connector's queue of one direction.
 pub trait Drain: Send + Sync + 'static {
@@ -220,38 +221,6 @@ impl Default for WorkerConfig {
             batch_size: 256,
             delete_batch: 1,
             idle_poll: Duration::from_secs(2),
-        }
-    }
-}
-
-/// What became of one task in a run.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, schemars::JsonSchema)]
-pub enum TaskResult {
-    /// Processed; the task is gone for this connector.
-    Ok,
-    /// Failed critically; processing of this connector stopped there.
-    Error,
-    /// Failed; recorded and passed over.
-    ErrorAndSkip,
-    /// Left for the next run.
-    SkipNow,
-    /// An incoming task marked SkipOnce: passed over this time, processed next time.
-    SkippedOnce,
-    /// An incoming SkipOnError task that failed: recorded and passed over.
-    SkippedOnError,
-    /// An incoming DeleteOnError task that failed: deleted.
-    DeletedOnError,
-    /// An incoming task marked Error: processing stops at it.
-    Blocked,
-}
-
-impl From<IntegrationProcessResult> for TaskResult {
-    fn from(r: IntegrationProcessResult) -> Self {
-        match r {
-            IntegrationProcessResult::Ok => TaskResult::Ok,
-            IntegrationProcessResult::Error => TaskResult::Error,
-            IntegrationProcessResult::ErrorAndSkip => TaskResult::ErrorAndSkip,
-            IntegrationProcessResult::SkipNow => TaskResult::SkipNow,
         }
     }
 }

@@ -1,0 +1,24 @@
+//! A connector library as it is loaded: the user's file, the private,
+//! content-addressed copy actually opened, its hash and its root module.
+//! The loader makes it (`loader/library.rs`); a live connector keeps it (the
+//! code stays mapped while an instance runs) and shows which build it is.
+
+use connector_abi::abi::ConnectorLibRef;
+use std::path::PathBuf;
+
+/// A connector library loaded from its content-addressed copy.
+pub struct Library {
+    /// The user's file.
+    pub source: PathBuf,
+    /// The private copy that is actually loaded.
+    pub copy: PathBuf,
+    /// The content hash (hex) that names the copy.
+    pub hash: String,
+    pub(crate) root: ConnectorLibRef,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library").field("source", &self.source).field("copy", &self.copy).finish()
+    }
+}
