@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod object_types;
 pub mod outgoing;
 pub mod queue;
+pub mod queue_admin;
 pub mod registry;
 pub mod scheduler;
 pub mod services;

@@ -3,7 +3,7 @@
 //! queues through `queue.rs`; this is for people.)
 
 use crate::grid::{contains_pattern, GridPage, GridQuery};
-use crate::queue::{task_row, TaskRow, TASK_ROW_COLUMNS};
+use crate::queue_admin::{task_row, TaskRow, TASK_ROW_COLUMNS};
 use rusqlite::{params, Connection};
 
 /// The columns a task grid sorts by.

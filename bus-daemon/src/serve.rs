@@ -8,7 +8,7 @@ use bus_core::content::Content;
 use bus_core::eventlog::{NewEvent, BUS_SOURCE};
 use bus_core::incoming::Incoming;
 use bus_core::metrics::Metrics;
-use bus_core::queue;
+use bus_core::queue_admin;
 use bus_core::scheduler::{self, Scheduler};
 use bus_core::storage::StorageWatch;
 use bus_core::watch::Watcher;
@@ -28,7 +28,7 @@ pub fn run(config: Config) -> Result<()> {
     outgoing.follow(&manager);
     let cleanup_db = bus.db.clone();
     let cleanup_events = bus.events.clone();
-    manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue::remove_orphans(&c)) {
+    manager.on_reload(Box::new(move |_| match cleanup_db.connect().map(|c| queue_admin::remove_orphans(&c)) {
         Ok(Ok(removed)) => {
             for (connector_id, n) in removed {
                 let description = format!(

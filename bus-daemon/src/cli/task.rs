@@ -6,7 +6,8 @@ use crate::app::Bus;
 use crate::audit::{self, Action};
 use anyhow::{bail, Context, Result};
 use bus_core::eventlog::Actor;
-use bus_core::queue::{self, Direction, Selection};
+use bus_core::queue::{Direction, Selection};
+use bus_core::queue_admin;
 use clap::{Args, Subcommand};
 use connector_http as http;
 use std::io::Write;
@@ -101,7 +102,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
                 bail!("--limit must be at least 1");
             }
             let rows =
-                queue::list(&conn, direction.inbound(), connector_id(bus, connector.as_deref())?, (0, 0), limit)?;
+                queue_admin::list(&conn, direction.inbound(), connector_id(bus, connector.as_deref())?, (0, 0), limit)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
@@ -120,14 +121,14 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
             }
         }
         TaskCommand::Show { id } => {
-            let detail = queue::detail(&conn, id)?.with_context(|| format!("there is no task with ID {id}"))?;
+            let detail = queue_admin::detail(&conn, id)?.with_context(|| format!("there is no task with ID {id}"))?;
             println!("{}", serde_json::to_string_pretty(&detail)?);
         }
         TaskCommand::Delete { which } => {
             let connector = connector_id(bus, which.connector.as_deref())?;
             let selection = if which.all { Selection::All } else { Selection::Ids(which.ids) };
             let action = if which.all { Action::DeleteAll } else { Action::DeleteSelected };
-            let n = queue::delete(&mut conn, which.direction.inbound(), &selection, connector)?;
+            let n = queue_admin::delete(&mut conn, which.direction.inbound(), &selection, connector)?;
             let scope = which.connector.as_deref().map_or(String::new(), |c| format!(" of connector `{c}`"));
             let what = format!("Deleted {n} {} task relation(s){scope} from the command line", which.direction.name());
             audit::record(&bus.events, &Actor::cli(), action, &what);
@@ -151,7 +152,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
                 let mut ids = Vec::new();
                 let mut after = (0, 0);
                 loop {
-                    let page = queue::list(&conn, which.direction.inbound(), connector, after, 1000)?;
+                    let page = queue_admin::list(&conn, which.direction.inbound(), connector, after, 1000)?;
                     let Some(last) = page.last() else { break };
                     after = (last.task_id, last.sync_id);
                     ids.extend(page.iter().map(|t| t.task_id));

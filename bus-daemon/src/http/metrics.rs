@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use bus_core::metrics::label;
-use bus_core::queue;
+use bus_core::queue_admin;
 use std::fmt::Write;
 
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let stats = {
         let db = s.db.clone();
-        blocking(move || Ok(queue::stats(&db.connect()?)?)).await?
+        blocking(move || Ok(queue_admin::stats(&db.connect()?)?)).await?
     };
     let set = s.manager.current();
     let mut out = String::with_capacity(4096);

@@ -8,7 +8,7 @@
 use super::{connectors, content, eventlog, health, incoming, schedule, tasks};
 use axum::Json;
 use bus_core::content::ChangeResult;
-use bus_core::queue::TaskDetail;
+use bus_core::queue_admin::TaskDetail;
 use bus_core::registry::{ConnectorPatch, NewConnector};
 use bus_core::scheduler::ScheduledTask;
 use bus_core::settings::{Settings, SettingsPatch};

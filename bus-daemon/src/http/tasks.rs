@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use bus_core::eventlog::Actor;
 use bus_core::grid::GridQuery;
-use bus_core::queue::{self, Direction, Selection, TaskDetail, TaskRow};
+use bus_core::queue::{self, Direction, Selection};
+use bus_core::queue_admin::{self, TaskDetail, TaskRow};
 use bus_core::settings;
 use bus_core::task_grid::{self, TaskSort};
 use bus_core::worker::{SynchronizeError, TaskOutcome};
@@ -94,7 +95,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     let after = parse_cursor(p.cursor.as_deref())?;
     let items = blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(queue::list(&s.db.connect()?, direction.inbound(), connector, after, limit)?)
+        Ok(queue_admin::list(&s.db.connect()?, direction.inbound(), connector, after, limit)?)
     })
     .await?;
     let next =
@@ -131,7 +132,7 @@ pub struct Count {
 async fn count(s: AppState, direction: Direction, p: CountParams) -> Result<Json<Count>, ApiError> {
     blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(Json(Count { count: queue::count(&s.db.connect()?, direction.inbound(), connector)? }))
+        Ok(Json(Count { count: queue_admin::count(&s.db.connect()?, direction.inbound(), connector)? }))
     })
     .await
 }
@@ -152,7 +153,7 @@ pub async fn count_incoming(
 
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>, ApiError> {
     blocking(move || {
-        queue::detail(&s.db.connect()?, id)?
+        queue_admin::detail(&s.db.connect()?, id)?
             .map(Json)
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))
     })
@@ -189,10 +190,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     blocking(move || {
         let mut conn = s.db.connect()?;
-        let detail =
-            queue::detail(&conn, id)?.ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
+        let detail = queue_admin::detail(&conn, id)?
+            .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         let only = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), only)?;
+        let deleted = queue_admin::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), only)?;
         if let (0, Some(name)) = (deleted, p.connector.as_deref()) {
             return Err(not_queued_for(id, name));
         }
@@ -258,7 +259,7 @@ fn synchronize(
             None => s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect(),
         },
         Selection::Ids(ids) => {
-            let by_connector = queue::connectors_of(&s.db.connect()?, direction.inbound(), ids)?;
+            let by_connector = queue_admin::connectors_of(&s.db.connect()?, direction.inbound(), ids)?;
             let only = connector.map(|c| connector_id(s, c)).transpose()?;
             let rows = s.registry.list()?;
             by_connector
@@ -295,8 +296,8 @@ pub async fn payload(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     blocking(move || {
         let conn = s.db.connect()?;
-        let detail =
-            queue::detail(&conn, id)?.ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
+        let detail = queue_admin::detail(&conn, id)?
+            .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         let direction = direction_of(&detail);
         let queued = queue::queued_task(&conn, connector_id(&s, &p.connector)?, direction.inbound(), id)?
             .ok_or_else(|| not_queued_for(id, &p.connector))?;
@@ -323,7 +324,7 @@ pub async fn synchronize_one(
     ApiQuery(p): ApiQuery<RowParams>,
 ) -> Result<Json<SyncReport>, ApiError> {
     blocking(move || {
-        let detail = queue::detail(&s.db.connect()?, id)?
+        let detail = queue_admin::detail(&s.db.connect()?, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         if let Some(name) = p.connector.as_deref() {
             if !detail.relations.iter().any(|r| r.connector == name) {
@@ -447,7 +448,7 @@ async fn bulk_delete(
     blocking(move || {
         let action = if matches!(selection, Selection::All) { Action::DeleteAll } else { Action::DeleteSelected };
         let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector_id)?;
+        let deleted = queue_admin::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector_id)?;
         let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, connector.as_deref()));
         audit::record(&s.events, &actor, action, &what);
         Ok(Json(DeleteReport { deleted }))

@@ -1,0 +1,300 @@
+//! The queues as people and scripts see them: listings oldest first, one
+//! task's detail with its synchronization log, bulk and row deletes, the
+//! counts and ages the metrics show, and the sweep of relations whose
+//! connector vanished. The workers' hot path (insert, read, complete) is in
+//! `queue.rs`; the grids' sorting and search in `task_grid.rs`.
+
+use crate::queue::{Selection, NOT_DELIVERED};
+use connector_abi::TaskType;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One line of a queue listing: a task for one connector.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TaskRow {
+    pub task_id: i64,
+    pub sync_id: i64,
+    pub title: String,
+    pub task_type: String,
+    /// The short code (`CREATEOBJ`, `UPDATEDOC`).
+    pub task_type_code: String,
+    pub time: String,
+    pub connector: String,
+    pub connector_display_name: String,
+    pub data_type: String,
+    pub process_type: Option<String>,
+    /// The last error, when the last attempt failed (the "Failed" link).
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub last_run: Option<String>,
+}
+
+/// The columns [`task_row`] reads (`s` a relation, `t` its task, `c` its connector).
+pub(crate) const TASK_ROW_COLUMNS: &str = "t.TaskID, s.SynchronizationID, t.TaskTitle, t.TaskType, t.TaskTime, \
+    c.ConnectorName, c.ConnectorDisplayName, s.SynchronizationDataType, t.TaskProcessType, \
+    s.SynchronizationErrorMessage, s.SynchronizationAttempts, s.SynchronizationLastRun";
+
+/// Reads a [`TaskRow`] selected with [`TASK_ROW_COLUMNS`].
+pub(crate) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    let task_type: String = r.get(3)?;
+    Ok(TaskRow {
+        task_id: r.get(0)?,
+        sync_id: r.get(1)?,
+        title: r.get(2)?,
+        task_type_code: task_type.parse::<TaskType>().map(|t| t.code().to_owned()).unwrap_or_default(),
+        task_type,
+        time: r.get(4)?,
+        connector: r.get(5)?,
+        connector_display_name: r.get(6)?,
+        data_type: r.get(7)?,
+        process_type: r.get(8)?,
+        error: r.get(9)?,
+        attempts: r.get(10)?,
+        last_run: r.get(11)?,
+    })
+}
+
+/// A page of a queue, oldest first: after the `(task_id, sync_id)` cursor.
+pub fn list(
+    conn: &Connection,
+    inbound: bool,
+    connector_id: Option<i64>,
+    after: (i64, i64),
+    limit: u32,
+) -> rusqlite::Result<Vec<TaskRow>> {
+    let select = format!(
+        "SELECT {TASK_ROW_COLUMNS} FROM Integration_Synchronization s \
+         JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
+         JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID"
+    );
+    let row = task_row;
+    match connector_id {
+        Some(c) => conn
+            .prepare_cached(&format!(
+                "{select} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
+                 AND s.SynchronizationTaskID > ?3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
+            ))?
+            .query_map(params![c, inbound, after.0], row)?
+            .collect(),
+        None => conn
+            .prepare_cached(&format!(
+                "{select} WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationTaskID, s.SynchronizationID) > (?2, ?3) \
+                 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
+            ))?
+            .query_map(params![inbound, after.0, after.1], row)?
+            .collect(),
+    }
+}
+
+/// One attempt that failed.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SyncLogEntry {
+    pub time: String,
+    pub error: String,
+}
+
+/// A task's state for one connector, with its synchronization log.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Relation {
+    pub sync_id: i64,
+    pub connector: String,
+    pub data_type: String,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub last_run: Option<String>,
+    pub log: Vec<SyncLogEntry>,
+}
+
+/// Everything about one task.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TaskDetail {
+    pub task_id: i64,
+    /// `outgoing` or `incoming`.
+    pub direction: &'static str,
+    pub task_type: String,
+    pub data_type: String,
+    pub process_type: Option<String>,
+    pub site_name: Option<String>,
+    pub title: String,
+    pub time: String,
+    /// The payload: the object or document, its translation data, children
+    /// and bindings.
+    pub data: Value,
+    pub relations: Vec<Relation>,
+}
+
+pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDetail>> {
+    let task = conn
+        .prepare_cached(
+            "SELECT TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, TaskTime, TaskData \
+             FROM Integration_Task WHERE TaskID = ?1",
+        )?
+        .query_row([task_id], |r| {
+            Ok(TaskDetail {
+                task_id,
+                direction: if r.get::<_, bool>(0)? { "incoming" } else { "outgoing" },
+                task_type: r.get(1)?,
+                data_type: r.get(2)?,
+                process_type: r.get(3)?,
+                site_name: r.get(4)?,
+                title: r.get(5)?,
+                time: r.get(6)?,
+                data: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+                relations: Vec::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut task) = task else { return Ok(None) };
+    let mut relations = conn.prepare_cached(&format!(
+        "SELECT s.SynchronizationID, c.ConnectorName, s.SynchronizationDataType, s.SynchronizationErrorMessage, \
+         s.SynchronizationAttempts, s.SynchronizationLastRun FROM Integration_Synchronization s \
+         JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
+         WHERE s.SynchronizationTaskID = ?1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName"
+    ))?;
+    let mut log = conn.prepare_cached(
+        "SELECT SyncLogTime, SyncLogErrorMessage FROM Integration_SyncLog WHERE SyncLogSynchronizationID = ?1 ORDER BY SyncLogID",
+    )?;
+    for rel in relations.query_map([task_id], |r| {
+        Ok(Relation {
+            sync_id: r.get(0)?,
+            connector: r.get(1)?,
+            data_type: r.get(2)?,
+            error: r.get(3)?,
+            attempts: r.get(4)?,
+            last_run: r.get(5)?,
+            log: Vec::new(),
+        })
+    })? {
+        let mut rel = rel?;
+        rel.log = log
+            .query_map([rel.sync_id], |r| Ok(SyncLogEntry { time: r.get(0)?, error: r.get(1)? }))?
+            .collect::<Result<_, _>>()?;
+        task.relations.push(rel);
+    }
+    // Every relation delivered (the task goes with the last one's removal).
+    if task.relations.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(task))
+}
+
+/// Deletes tasks of one direction: all or selected, for one connector (its
+/// relations only) or for every connector. Returns how many relations went.
+pub fn delete(
+    conn: &mut Connection,
+    inbound: bool,
+    selection: &Selection,
+    connector_id: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let tx = conn.transaction()?;
+    let removed = match selection {
+        Selection::All => tx.execute(
+            "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
+             AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
+            params![inbound, connector_id],
+        )?,
+        Selection::Ids(ids) => {
+            let mut n = 0;
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2 \
+                 AND (?3 IS NULL OR SynchronizationConnectorID = ?3)",
+            )?;
+            for id in ids {
+                n += stmt.execute(params![id, inbound, connector_id])?;
+            }
+            n
+        }
+    };
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// The connectors a selection of tasks is queued for, with their task IDs in
+/// creation order (for bulk synchronization).
+pub fn connectors_of(
+    conn: &Connection,
+    inbound: bool,
+    ids: &[i64],
+) -> rusqlite::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
+    let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.SynchronizationConnectorID FROM Integration_Synchronization s \
+         WHERE s.SynchronizationTaskID = ?1 AND s.SynchronizationIsInbound = ?2 AND {NOT_DELIVERED}"
+    ))?;
+    for id in sorted {
+        for c in stmt.query_map(params![id, inbound], |r| r.get::<_, i64>(0))? {
+            out.entry(c?).or_default().push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes relations whose connector is no longer registered (a registry row
+/// replaced by `INSERT OR REPLACE` in a client that does not enforce foreign
+/// keys, e.g. `sqlite3`: plain deletes are handled by a trigger). Walks the
+/// distinct connector IDs of the queue index, so it costs one index seek per
+/// connector, not a scan of the queue. Returns `(connector ID, relations
+/// removed)` per vanished connector.
+pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, usize)>> {
+    let mut next = conn.prepare_cached(
+        "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
+         WHERE SynchronizationConnectorID > ?1 ORDER BY SynchronizationConnectorID LIMIT 1",
+    )?;
+    let mut known = conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
+    let mut removed = Vec::new();
+    let mut after = i64::MIN;
+    while let Some(id) = next.query_row([after], |r| r.get::<_, i64>(0)).optional()? {
+        after = id;
+        if !known.exists([id])? {
+            let n =
+                conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1", [id])?;
+            removed.push((id, n));
+        }
+    }
+    Ok(removed)
+}
+
+/// The state of one queue, for metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStats {
+    pub connector: String,
+    pub inbound: bool,
+    pub depth: i64,
+    /// How long the oldest task has waited, in seconds.
+    pub oldest_age_seconds: f64,
+}
+
+/// Every non-empty queue with its depth and the age of its oldest task.
+pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
+    conn.prepare_cached(&format!(
+        "SELECT c.ConnectorName, q.inbound, q.depth, \
+         ifnull((julianday('now') - julianday(t.TaskTime)) * 86400.0, 0) \
+         FROM (SELECT s.SynchronizationConnectorID AS connector, s.SynchronizationIsInbound AS inbound, \
+               COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest FROM Integration_Synchronization s \
+               WHERE {NOT_DELIVERED} GROUP BY 1, 2) q \
+         JOIN Integration_Connector c ON c.ConnectorID = q.connector \
+         LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2"
+    ))?
+    .query_map([], |r| {
+        Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds: r.get(3)? })
+    })?
+    .collect()
+}
+
+/// How many relations wait in one direction (for one connector, or all).
+pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rusqlite::Result<i64> {
+    // All relations minus the recorded deliveries among them: the first
+    // count stays a scan of the index alone, the second reads a few rows.
+    conn.prepare_cached(
+        "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
+                 AND (?2 IS NULL OR SynchronizationConnectorID = ?2)) \
+              - (SELECT COUNT(*) FROM Integration_Delivered d JOIN Integration_Synchronization s \
+                 ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = ?1 \
+                 AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2))",
+    )?
+    .query_row(params![inbound, connector_id], |r| r.get(0))
+}
