@@ -294,10 +294,17 @@ fn main() -> Result<()> {
         Ok(start.elapsed().as_secs_f64() * 1000.0)
     };
     eprintln!("  paging…");
-    let first_page = time(&|| Ok(bus_core::queue_admin::list(&conn, false, None, (0, 0), 50)?.len()))?;
+    let first_page =
+        time(
+            &|| Ok(bus_core::queue_admin::list(&conn, bus_core::queue::Direction::Outgoing, None, (0, 0), 50)?.len()),
+        )?;
     let deep = (o.backlog as i64) / 2;
-    let deep_page = time(&|| Ok(bus_core::queue_admin::list(&conn, false, None, (deep, 0), 50)?.len()))?;
-    let connector_page = time(&|| Ok(bus_core::queue_admin::list(&conn, false, Some(2), (deep, 0), 50)?.len()))?;
+    let deep_page = time(&|| {
+        Ok(bus_core::queue_admin::list(&conn, bus_core::queue::Direction::Outgoing, None, (deep, 0), 50)?.len())
+    })?;
+    let connector_page = time(&|| {
+        Ok(bus_core::queue_admin::list(&conn, bus_core::queue::Direction::Outgoing, Some(2), (deep, 0), 50)?.len())
+    })?;
     figures.push(Figure::below(&format!("bus: list page, {} queued, first page", o.backlog), first_page, "ms", 100.0));
     figures.push(Figure::below(&format!("bus: list page, {} queued, middle page", o.backlog), deep_page, "ms", 100.0));
     figures.push(Figure::below(

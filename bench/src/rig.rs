@@ -143,7 +143,7 @@ impl Rig {
 
     /// Relations still queued (counts the queue: too slow to poll).
     pub fn queued(&self) -> Result<i64> {
-        Ok(bus_core::queue_admin::count(&self.db.connect()?, false, None)?)
+        Ok(bus_core::queue_admin::count(&self.db.connect()?, bus_core::queue::Direction::Outgoing, None)?)
     }
 
     /// Relations delivered so far (in memory: cheap to poll).

@@ -11,7 +11,7 @@ use crate::object_types::ObjectTypes;
 use crate::outgoing::payload;
 use crate::outgoing::subscribers::{self, subscribers, Route, Subscriber};
 use crate::outgoing::sync::{self, SyncOutcome};
-use crate::queue::{self, Matching, NewRelation, NewTask, Queued};
+use crate::queue::{self, Direction, Matching, NewRelation, NewTask, Queued};
 use crate::registry;
 use crate::settings;
 use crate::store::StoreError;
@@ -256,7 +256,7 @@ impl Content {
         let task_id = queue::insert_task(
             tx,
             &NewTask {
-                inbound: false,
+                direction: Direction::Outgoing,
                 task_type: applied.task_type,
                 data_type: richest,
                 process_type: None,
@@ -273,16 +273,16 @@ impl Content {
                     continue;
                 }
                 busy.push(s.connector.id);
-                if queue::is_empty(tx, s.connector.id, false)? {
+                if queue::is_empty(tx, s.connector.id, Direction::Outgoing)? {
                     heads.push((s, *r));
                 }
             }
         }
-        queue::insert_relations(tx, task_id, false, &relations)?;
+        queue::insert_relations(tx, task_id, Direction::Outgoing, &relations)?;
         let heads = if heads.is_empty() {
             Vec::new()
         } else {
-            let ids = queue::relation_ids(tx, task_id, false)?;
+            let ids = queue::relation_ids(tx, task_id, Direction::Outgoing)?;
             heads
                 .into_iter()
                 .filter_map(|(s, r)| {

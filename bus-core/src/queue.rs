@@ -26,6 +26,13 @@ impl Direction {
     }
 }
 
+/// Bound as the `...IsInbound` columns store it: 1 for incoming, 0 for outgoing.
+impl rusqlite::ToSql for Direction {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(i64::from(self.inbound())))
+    }
+}
+
 impl std::str::FromStr for Direction {
     type Err = String;
 
@@ -40,7 +47,7 @@ impl std::str::FromStr for Direction {
 
 /// A task to insert.
 pub struct NewTask<'a> {
-    pub inbound: bool,
+    pub direction: Direction,
     pub task_type: TaskType,
     pub data_type: TaskDataType,
     pub process_type: Option<IntegrationProcessType>,
@@ -62,7 +69,7 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
-        t.inbound,
+        t.direction,
         t.task_type.name(),
         t.data_type.name(),
         t.process_type.map(|p| p.name()),
@@ -84,10 +91,10 @@ pub fn insert_relation(
     conn: &Connection,
     task_id: i64,
     connector_id: i64,
-    inbound: bool,
+    direction: Direction,
     data_type: TaskDataType,
 ) -> rusqlite::Result<()> {
-    insert_relations(conn, task_id, inbound, &[NewRelation { connector_id, data_type, matching: Matching::Decided }])
+    insert_relations(conn, task_id, direction, &[NewRelation { connector_id, data_type, matching: Matching::Decided }])
 }
 
 /// Whether a queued relation still has to ask its connector's custom
@@ -136,7 +143,7 @@ const RELATIONS_PER_INSERT: usize = 8;
 pub fn insert_relations(
     conn: &Connection,
     task_id: i64,
-    inbound: bool,
+    direction: Direction,
     relations: &[NewRelation],
 ) -> rusqlite::Result<()> {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -156,7 +163,7 @@ pub fn insert_relations(
     for chunk in relations.chunks(RELATIONS_PER_INSERT) {
         let mut stmt = conn.prepare_cached(&sql[chunk.len() - 1])?;
         stmt.raw_bind_parameter(1, task_id)?;
-        stmt.raw_bind_parameter(2, inbound)?;
+        stmt.raw_bind_parameter(2, direction)?;
         for (i, r) in chunk.iter().enumerate() {
             stmt.raw_bind_parameter(3 + 3 * i, r.connector_id)?;
             stmt.raw_bind_parameter(4 + 3 * i, r.data_type.name())?;
@@ -220,7 +227,7 @@ fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
 pub fn next_batch(
     conn: &Connection,
     connector_id: i64,
-    inbound: bool,
+    direction: Direction,
     after_task_id: i64,
     limit: u32,
     include_skipped: bool,
@@ -230,50 +237,50 @@ pub fn next_batch(
          AND s.SynchronizationTaskID > ?3 AND (?4 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
          ORDER BY s.SynchronizationTaskID LIMIT {limit}"
     ))?
-    .query_map(params![connector_id, inbound, after_task_id, include_skipped], queued)?
+    .query_map(params![connector_id, direction, after_task_id, include_skipped], queued)?
     .collect()
 }
 
 /// True when nothing is queued for the connector in this direction.
-pub fn is_empty(conn: &Connection, connector_id: i64, inbound: bool) -> rusqlite::Result<bool> {
+pub fn is_empty(conn: &Connection, connector_id: i64, direction: Direction) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT NOT EXISTS (SELECT 1 FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2)",
     )?
-    .query_row(params![connector_id, inbound], |r| r.get(0))
+    .query_row(params![connector_id, direction], |r| r.get(0))
 }
 
 /// The relations of a task: `(connector ID, relation ID)`.
-pub fn relation_ids(conn: &Connection, task_id: i64, inbound: bool) -> rusqlite::Result<Vec<(i64, i64)>> {
+pub fn relation_ids(conn: &Connection, task_id: i64, direction: Direction) -> rusqlite::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
         "SELECT SynchronizationConnectorID, SynchronizationID FROM Integration_Synchronization \
          WHERE SynchronizationIsInbound = ?1 AND SynchronizationTaskID = ?2",
     )?
-    .query_map(params![inbound, task_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .query_map(params![direction, task_id], |r| Ok((r.get(0)?, r.get(1)?)))?
     .collect()
 }
 
 /// The newest task in a connector's queue (0 when empty).
-pub fn newest(conn: &Connection, connector_id: i64, inbound: bool) -> rusqlite::Result<i64> {
+pub fn newest(conn: &Connection, connector_id: i64, direction: Direction) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "SELECT ifnull(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
     )?
-    .query_row(params![connector_id, inbound], |r| r.get(0))
+    .query_row(params![connector_id, direction], |r| r.get(0))
 }
 
 /// One task of a connector's queue, if it is queued for it.
 pub fn queued_task(
     conn: &Connection,
     connector_id: i64,
-    inbound: bool,
+    direction: Direction,
     task_id: i64,
 ) -> rusqlite::Result<Option<Queued>> {
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
          AND s.SynchronizationTaskID = ?3 AND {NOT_DELIVERED}"
     ))?
-    .query_row(params![connector_id, inbound, task_id], queued)
+    .query_row(params![connector_id, direction, task_id], queued)
     .optional()
 }
 
@@ -380,12 +387,16 @@ mod tests {
                 [],
             )
             .unwrap();
-            insert_relation(&conn, conn.last_insert_rowid(), connector, false, TaskDataType::Simple).unwrap();
+            insert_relation(&conn, conn.last_insert_rowid(), connector, Direction::Outgoing, TaskDataType::Simple)
+                .unwrap();
             sync_ids.push(conn.last_insert_rowid());
         }
         record_delivered(&mut conn, &sync_ids[..1]).unwrap();
-        let next: Vec<i64> =
-            next_batch(&conn, connector, false, 0, 10, false).unwrap().iter().map(|q| q.sync_id).collect();
+        let next: Vec<i64> = next_batch(&conn, connector, Direction::Outgoing, 0, 10, false)
+            .unwrap()
+            .iter()
+            .map(|q| q.sync_id)
+            .collect();
         assert_eq!(next, sync_ids[1..], "the delivered relation is passed over");
         let first_task = conn
             .query_row(
@@ -394,15 +405,15 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert!(queued_task(&conn, connector, false, first_task).unwrap().is_none());
-        assert_eq!(count(&conn, false, None).unwrap(), 1, "a recorded delivery is not counted");
-        assert_eq!(list(&conn, false, None, (0, 0), 10).unwrap().len(), 1, "nor listed");
+        assert!(queued_task(&conn, connector, Direction::Outgoing, first_task).unwrap().is_none());
+        assert_eq!(count(&conn, Direction::Outgoing, None).unwrap(), 1, "a recorded delivery is not counted");
+        assert_eq!(list(&conn, Direction::Outgoing, None, (0, 0), 10).unwrap().len(), 1, "nor listed");
         assert!(detail(&conn, first_task).unwrap().is_none(), "its task is gone for observers");
         assert_eq!(stats(&conn).unwrap()[0].depth, 1);
         let left: i64 = conn.query_row("SELECT count(*) FROM Integration_Synchronization", [], |r| r.get(0)).unwrap();
         assert_eq!(left, 2, "recorded, not removed yet");
         remove_delivered(&mut conn).unwrap();
-        assert_eq!(count(&conn, false, None).unwrap(), 1);
+        assert_eq!(count(&conn, Direction::Outgoing, None).unwrap(), 1);
         let tasks: i64 = conn.query_row("SELECT count(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();
         assert_eq!(tasks, 1, "the delivered task went with its relation");
         let left: i64 = conn.query_row("SELECT count(*) FROM Integration_Delivered", [], |r| r.get(0)).unwrap();

@@ -4,7 +4,7 @@
 //! connector vanished. The workers' hot path (insert, read, complete) is in
 //! `queue.rs`; the grids' sorting and search in `task_grid.rs`.
 
-use crate::queue::{Selection, NOT_DELIVERED};
+use crate::queue::{Direction, Selection, NOT_DELIVERED};
 use connector_abi::TaskType;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -58,7 +58,7 @@ pub(crate) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
 /// A page of a queue, oldest first: after the `(task_id, sync_id)` cursor.
 pub fn list(
     conn: &Connection,
-    inbound: bool,
+    direction: Direction,
     connector_id: Option<i64>,
     after: (i64, i64),
     limit: u32,
@@ -75,14 +75,14 @@ pub fn list(
                 "{select} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
                  AND s.SynchronizationTaskID > ?3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
             ))?
-            .query_map(params![c, inbound, after.0], row)?
+            .query_map(params![c, direction, after.0], row)?
             .collect(),
         None => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationTaskID, s.SynchronizationID) > (?2, ?3) \
                  AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
             ))?
-            .query_map(params![inbound, after.0, after.1], row)?
+            .query_map(params![direction, after.0, after.1], row)?
             .collect(),
     }
 }
@@ -183,7 +183,7 @@ pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDe
 /// relations only) or for every connector. Returns how many relations went.
 pub fn delete(
     conn: &mut Connection,
-    inbound: bool,
+    direction: Direction,
     selection: &Selection,
     connector_id: Option<i64>,
 ) -> rusqlite::Result<usize> {
@@ -192,7 +192,7 @@ pub fn delete(
         Selection::All => tx.execute(
             "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
              AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
-            params![inbound, connector_id],
+            params![direction, connector_id],
         )?,
         Selection::Ids(ids) => {
             let mut n = 0;
@@ -201,7 +201,7 @@ pub fn delete(
                  AND (?3 IS NULL OR SynchronizationConnectorID = ?3)",
             )?;
             for id in ids {
-                n += stmt.execute(params![id, inbound, connector_id])?;
+                n += stmt.execute(params![id, direction, connector_id])?;
             }
             n
         }
@@ -214,7 +214,7 @@ pub fn delete(
 /// creation order (for bulk synchronization).
 pub fn connectors_of(
     conn: &Connection,
-    inbound: bool,
+    direction: Direction,
     ids: &[i64],
 ) -> rusqlite::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
     let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
@@ -226,7 +226,7 @@ pub fn connectors_of(
          WHERE s.SynchronizationTaskID = ?1 AND s.SynchronizationIsInbound = ?2 AND {NOT_DELIVERED}"
     ))?;
     for id in sorted {
-        for c in stmt.query_map(params![id, inbound], |r| r.get::<_, i64>(0))? {
+        for c in stmt.query_map(params![id, direction], |r| r.get::<_, i64>(0))? {
             out.entry(c?).or_default().push(id);
         }
     }
@@ -286,7 +286,7 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
 }
 
 /// How many relations wait in one direction (for one connector, or all).
-pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rusqlite::Result<i64> {
+pub fn count(conn: &Connection, direction: Direction, connector_id: Option<i64>) -> rusqlite::Result<i64> {
     // All relations minus the recorded deliveries among them: the first
     // count stays a scan of the index alone, the second reads a few rows.
     conn.prepare_cached(
@@ -296,5 +296,5 @@ pub fn count(conn: &Connection, inbound: bool, connector_id: Option<i64>) -> rus
                  ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = ?1 \
                  AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2))",
     )?
-    .query_row(params![inbound, connector_id], |r| r.get(0))
+    .query_row(params![direction, connector_id], |r| r.get(0))
 }

@@ -3,6 +3,7 @@
 //! queues through `queue.rs`; this is for people.)
 
 use crate::grid::{contains_pattern, GridPage, GridQuery};
+use crate::queue::Direction;
 use crate::queue_admin::{task_row, TaskRow, TASK_ROW_COLUMNS};
 use rusqlite::{params, Connection};
 
@@ -56,14 +57,14 @@ const FROM: &str = "FROM Integration_Synchronization s JOIN Integration_Task t O
 /// One page of a queue for a grid.
 pub fn page(
     conn: &Connection,
-    inbound: bool,
+    direction: Direction,
     connector_id: Option<i64>,
     q: &GridQuery<TaskSort>,
 ) -> rusqlite::Result<GridPage<TaskRow>> {
     let search = q.search.as_deref().filter(|s| !s.is_empty()).map(contains_pattern);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {FROM}"))?
-        .query_row(params![inbound, connector_id, search], |r| r.get(0))?;
+        .query_row(params![direction, connector_id, search], |r| r.get(0))?;
     // Ties (and the default) go by creation order, then connector.
     let order = q.order.sql();
     let sql = format!(
@@ -75,7 +76,7 @@ pub fn page(
     );
     let items = conn
         .prepare(&sql)?
-        .query_map(params![inbound, connector_id, search], task_row)?
+        .query_map(params![direction, connector_id, search], task_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(GridPage { items, total, offset: q.offset, limit: q.limit })
 }

@@ -10,7 +10,7 @@ use crate::connector::LiveConnector;
 use crate::db::WriteGate;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::Payload;
-use crate::queue::{self, NewTask};
+use crate::queue::{self, Direction, NewTask};
 use crate::settings::Settings;
 use connector_abi::protocol::{
     kind, DocumentParamsResponse, GetInternalDocumentParamsRequest, GetInternalObjectParamsRequest,
@@ -97,7 +97,7 @@ pub fn log(
     let task_id = queue::insert_task(
         &tx,
         &NewTask {
-            inbound: true,
+            direction: Direction::Incoming,
             task_type: request.task_type,
             data_type: request.data_type,
             process_type: Some(request.process_type),
@@ -107,7 +107,7 @@ pub fn log(
             data: &data,
         },
     )?;
-    queue::insert_relation(&tx, task_id, connector.id, true, request.data_type)?;
+    queue::insert_relation(&tx, task_id, connector.id, Direction::Incoming, request.data_type)?;
     tx.commit()?;
     Ok(task_id)
 }

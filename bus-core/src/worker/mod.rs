@@ -127,7 +127,7 @@ pub struct Batches {
     ids: Option<std::vec::IntoIter<i64>>,
     cursor: i64,
     connector_id: i64,
-    inbound: bool,
+    direction: Direction,
     include_skipped: bool,
     batch_size: u32,
 }
@@ -140,7 +140,6 @@ impl Batches {
         include_skipped: bool,
         batch_size: u32,
     ) -> Self {
-        let inbound = direction.inbound();
         let ids = match selection {
             Selection::Ids(ids) => {
                 let mut ids = ids.clone();
@@ -150,7 +149,7 @@ impl Batches {
             }
             Selection::All => None,
         };
-        Batches { handed: Vec::new(), ids, cursor: 0, connector_id, inbound, include_skipped, batch_size }
+        Batches { handed: Vec::new(), ids, cursor: 0, connector_id, direction, include_skipped, batch_size }
     }
 
     /// Starts with `handed`, the head of the queue, before reading on.
@@ -166,13 +165,13 @@ impl Batches {
             None => queue::next_batch(
                 conn,
                 self.connector_id,
-                self.inbound,
+                self.direction,
                 self.cursor,
                 self.batch_size,
                 self.include_skipped,
             )?,
             Some(ids) => match ids.next() {
-                Some(id) => queue::queued_task(conn, self.connector_id, self.inbound, id)?.into_iter().collect(),
+                Some(id) => queue::queued_task(conn, self.connector_id, self.direction, id)?.into_iter().collect(),
                 None => Vec::new(),
             },
         };

@@ -283,7 +283,7 @@ impl Runner {
         let drain = self.drain.clone();
         let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
         let Some(conn) = self.conn() else { return false };
-        let newest = queue::newest(conn, connector.id, drain.direction().inbound()).unwrap_or(0);
+        let newest = queue::newest(conn, connector.id, drain.direction()).unwrap_or(0);
         let news = enabled && self.was_enabled && newest > self.last_seen;
         if !enabled || !self.was_enabled {
             self.last_seen = self.last_seen.max(newest);
@@ -399,7 +399,7 @@ impl Runner {
         let end = drain.process(&mut run);
         let looked_at = run.recorder.newest;
         let conn = run.conn;
-        let newest = end.and_then(|end| Ok((end, queue::newest(conn, connector.id, drain.direction().inbound())?)));
+        let newest = end.and_then(|end| Ok((end, queue::newest(conn, connector.id, drain.direction())?)));
         self.looked_at = self.looked_at.max(looked_at);
         let (end, newest) = newest?;
         self.last_seen = self.last_seen.max(newest);

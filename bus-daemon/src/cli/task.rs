@@ -101,8 +101,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
             if limit == 0 {
                 bail!("--limit must be at least 1");
             }
-            let rows =
-                queue_admin::list(&conn, direction.inbound(), connector_id(bus, connector.as_deref())?, (0, 0), limit)?;
+            let rows = queue_admin::list(&conn, direction, connector_id(bus, connector.as_deref())?, (0, 0), limit)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
@@ -128,7 +127,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
             let connector = connector_id(bus, which.connector.as_deref())?;
             let selection = if which.all { Selection::All } else { Selection::Ids(which.ids) };
             let action = if which.all { Action::DeleteAll } else { Action::DeleteSelected };
-            let n = queue_admin::delete(&mut conn, which.direction.inbound(), &selection, connector)?;
+            let n = queue_admin::delete(&mut conn, which.direction, &selection, connector)?;
             let scope = which.connector.as_deref().map_or(String::new(), |c| format!(" of connector `{c}`"));
             let what = format!("Deleted {n} {} task relation(s){scope} from the command line", which.direction.name());
             audit::record(&bus.events, &Actor::cli(), action, &what);
@@ -152,7 +151,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
                 let mut ids = Vec::new();
                 let mut after = (0, 0);
                 loop {
-                    let page = queue_admin::list(&conn, which.direction.inbound(), connector, after, 1000)?;
+                    let page = queue_admin::list(&conn, which.direction, connector, after, 1000)?;
                     let Some(last) = page.last() else { break };
                     after = (last.task_id, last.sync_id);
                     ids.extend(page.iter().map(|t| t.task_id));

@@ -82,7 +82,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     if let Some(q) = grid_query(&p, limit)? {
         let page = blocking(move || {
             let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-            Ok(task_grid::page(&s.db.connect()?, direction.inbound(), connector, &q)?)
+            Ok(task_grid::page(&s.db.connect()?, direction, connector, &q)?)
         })
         .await?;
         return Ok(Json(TaskPage {
@@ -95,7 +95,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     let after = parse_cursor(p.cursor.as_deref())?;
     let items = blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(queue_admin::list(&s.db.connect()?, direction.inbound(), connector, after, limit)?)
+        Ok(queue_admin::list(&s.db.connect()?, direction, connector, after, limit)?)
     })
     .await?;
     let next =
@@ -132,7 +132,7 @@ pub struct Count {
 async fn count(s: AppState, direction: Direction, p: CountParams) -> Result<Json<Count>, ApiError> {
     blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(Json(Count { count: queue_admin::count(&s.db.connect()?, direction.inbound(), connector)? }))
+        Ok(Json(Count { count: queue_admin::count(&s.db.connect()?, direction, connector)? }))
     })
     .await
 }
@@ -193,7 +193,7 @@ pub async fn delete(
         let detail = queue_admin::detail(&conn, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         let only = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue_admin::delete(&mut conn, direction_of(&detail).inbound(), &Selection::Ids(vec![id]), only)?;
+        let deleted = queue_admin::delete(&mut conn, direction_of(&detail), &Selection::Ids(vec![id]), only)?;
         if let (0, Some(name)) = (deleted, p.connector.as_deref()) {
             return Err(not_queued_for(id, name));
         }
@@ -259,7 +259,7 @@ fn synchronize(
             None => s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect(),
         },
         Selection::Ids(ids) => {
-            let by_connector = queue_admin::connectors_of(&s.db.connect()?, direction.inbound(), ids)?;
+            let by_connector = queue_admin::connectors_of(&s.db.connect()?, direction, ids)?;
             let only = connector.map(|c| connector_id(s, c)).transpose()?;
             let rows = s.registry.list()?;
             by_connector
@@ -299,7 +299,7 @@ pub async fn payload(
         let detail = queue_admin::detail(&conn, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         let direction = direction_of(&detail);
-        let queued = queue::queued_task(&conn, connector_id(&s, &p.connector)?, direction.inbound(), id)?
+        let queued = queue::queued_task(&conn, connector_id(&s, &p.connector)?, direction, id)?
             .ok_or_else(|| not_queued_for(id, &p.connector))?;
         let unreadable = |e: String| ApiError::internal(format!("the task's stored data is unreadable: {e}"));
         let value: serde_json::Value = match direction {
@@ -448,7 +448,7 @@ async fn bulk_delete(
     blocking(move || {
         let action = if matches!(selection, Selection::All) { Action::DeleteAll } else { Action::DeleteSelected };
         let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue_admin::delete(&mut s.db.connect()?, direction.inbound(), &selection, connector_id)?;
+        let deleted = queue_admin::delete(&mut s.db.connect()?, direction, &selection, connector_id)?;
         let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, connector.as_deref()));
         audit::record(&s.events, &actor, action, &what);
         Ok(Json(DeleteReport { deleted }))
