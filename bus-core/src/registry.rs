@@ -431,12 +431,6 @@ impl Registry {
         Ok(queued)
     }
 
-    /// How many task relations are queued for a connector (both
-    /// directions); `None` when it is not registered.
-    pub fn queued(&self, name: &str) -> Result<Option<i64>, RegistryError> {
-        Ok(queued_relations(&self.conn()?, name)?)
-    }
-
     /// The registry's change counter.
     pub fn version(&self) -> Result<i64, RegistryError> {
         Ok(registry_version(&self.conn()?)?)

@@ -143,7 +143,7 @@ pub fn run(config: Config) -> Result<()> {
     });
     // A request still waiting on a connector call (at most the call
     // timeout) is not waited for.
-    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    runtime.shutdown_timeout(http::server::GRACE);
     drop(watcher);
     drop(scheduler);
     incoming.workers().stop_all();
@@ -152,9 +152,6 @@ pub fn run(config: Config) -> Result<()> {
     tracing::info!("integration bus stopped");
     result
 }
-
-/// How long stopping waits for requests still in progress.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

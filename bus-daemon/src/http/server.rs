@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 /// How long stopping waits for requests in progress.
-const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = Duration::from_secs(2);
 /// A pause after a failed accept (e.g. out of file descriptors), so the
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
