@@ -30,7 +30,7 @@ pub fn logging(rig: &Rig, batch: usize, budget: Duration, first: &mut u64) -> Re
     while start.elapsed() < budget {
         let changes: Vec<Change> = (0..batch).map(|i| user(*first + i as u64)).collect();
         *first += batch as u64;
-        let results = rig.content.apply_all(changes, None)?;
+        let results = rig.pipeline.apply_all(changes, None)?;
         debug_assert!(results.iter().all(|r| r.queued_for.len() == 3));
         n += batch as u64;
     }
@@ -46,7 +46,7 @@ pub fn end_to_end(rig: &Rig, count: u64, first: &mut u64) -> Result<f64> {
     while logged < count {
         let changes: Vec<Change> = (0..100).map(|i| user(*first + i)).collect();
         *first += 100;
-        rig.content.apply_all(changes, None)?;
+        rig.pipeline.apply_all(changes, None)?;
         logged += 100;
     }
     rig.wait_delivered(target);
@@ -73,7 +73,7 @@ pub fn latency(rig: &Rig, samples: usize, first: &mut u64) -> Result<Vec<Duratio
     let mut out = Vec::with_capacity(samples);
     for _ in 0..samples {
         let start = Instant::now();
-        let result = rig.content.apply(user(*first), None)?;
+        let result = rig.pipeline.apply(user(*first), None)?;
         *first += 1;
         let task = result.task_id.expect("a task was logged");
         let seen = rig.signals.wait(task);

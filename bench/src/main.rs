@@ -12,10 +12,9 @@ mod schema;
 
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
-use bus_core::watch::Watcher;
 use bus_core::worker::WorkerConfig;
 use report::Figure;
-use rig::Rig;
+use rig::{Rig, RigConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -96,14 +95,18 @@ fn main() -> Result<()> {
     if let Some(phase) = &o.only {
         // Profiling one phase: no raw anchors, no report.
         let delete_batch = if phase == "e2e-batched" { 256 } else { 1 };
-        let rig = Rig::with_workers(
+        let rig = Rig::build(
             &dir.join("only"),
             &lib,
-            if phase == "full" { Durability::Full } else { Durability::Normal },
-            if phase == "latency" { 1 } else { 3 },
-            if phase == "latency" { "signal" } else { "" },
-            !matches!(phase.as_str(), "logging" | "single" | "full"),
-            WorkerConfig { delete_batch, ..WorkerConfig::default() },
+            RigConfig {
+                workers: WorkerConfig { delete_batch, ..WorkerConfig::default() },
+                ..RigConfig::new(
+                    if phase == "full" { Durability::Full } else { Durability::Normal },
+                    if phase == "latency" { 1 } else { 3 },
+                    if phase == "latency" { "signal" } else { "" },
+                    !matches!(phase.as_str(), "logging" | "single" | "full"),
+                )
+            },
         )?;
         let start = Instant::now();
         match phase.as_str() {
@@ -228,7 +231,11 @@ fn main() -> Result<()> {
     ));
     let batched = WorkerConfig { delete_batch: 256, ..WorkerConfig::default() };
     settle();
-    let batched_rig = Rig::with_workers(&dir.join("e2e-batched"), &lib, Durability::Normal, 3, "", true, batched)?;
+    let batched_rig = Rig::build(
+        &dir.join("e2e-batched"),
+        &lib,
+        RigConfig { workers: batched, ..RigConfig::new(Durability::Normal, 3, "", true) },
+    )?;
     let e2e_batched = bus::end_to_end(&batched_rig, 60_000, &mut n)?;
     drop(batched_rig);
     figures.push(Figure::at_least(
@@ -282,7 +289,7 @@ fn main() -> Result<()> {
         let batch = 1000.min(o.backlog - filled) as usize;
         let changes = (0..batch).map(|i| bus::user(n + i as u64)).collect();
         n += batch as u64;
-        backlog.content.apply_all(changes, None)?;
+        backlog.pipeline.apply_all(changes, None)?;
         filled += batch as u64;
     }
     eprintln!("  queued in {:.1} s", fill_start.elapsed().as_secs_f64());
@@ -389,8 +396,11 @@ fn hand_written(dir: &std::path::Path, budget: Duration) -> Result<(f64, f64, f6
 /// Median over 5 edits: how long until the watcher noticed a registry edit,
 /// and how long reinitializing 20 connectors took.
 fn reinitialization(dir: &std::path::Path, lib: &std::path::Path) -> Result<(f64, f64)> {
-    let rig = Rig::new(dir, lib, Durability::Normal, 20, "", false)?;
-    let watcher = Watcher::spawn(rig.manager.clone(), rig.db.clone(), Duration::from_millis(250))?;
+    let rig = Rig::build(
+        dir,
+        lib,
+        RigConfig { watch: Some(Duration::from_millis(250)), ..RigConfig::new(Durability::Normal, 20, "", false) },
+    )?;
     let mut noticed = Vec::new();
     let mut took = Vec::new();
     let sql = rig.db.connect()?;
@@ -413,7 +423,7 @@ fn reinitialization(dir: &std::path::Path, lib: &std::path::Path) -> Result<(f64
         took.push(set.took.as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(watcher);
+    drop(rig);
     noticed.sort_by(f64::total_cmp);
     took.sort_by(f64::total_cmp);
     Ok((noticed[2], took[2]))

@@ -1,17 +1,17 @@
-//! A bus assembled in this process from its real parts (database, registry,
-//! loader, connector manager, workers, change pipeline), with no-op
-//! connectors loaded as cdylibs through the real loader.
+//! A bus started in this process through the engine facade (database,
+//! registry, loader, connector manager, workers, change pipeline), with
+//! no-op connectors loaded as cdylibs through the real loader.
 
 use anyhow::{Context, Result};
-use bus_core::content::Content;
 use bus_core::db::{Database, Durability};
-use bus_core::eventlog::EventLog;
-use bus_core::host::HostServices;
-use bus_core::loader::Loader;
+use bus_core::engine::{Engine, EngineConfig, Host, StoreConfig, Watch};
+use bus_core::host::{HostError, HostServices};
+use bus_core::loader::Links;
 use bus_core::manager::ConnectorManager;
 use bus_core::metrics::Metrics;
 use bus_core::object_types::ObjectTypes;
-use bus_core::registry::{NewConnector, Registry};
+use bus_core::pipeline::Pipeline;
+use bus_core::registry::NewConnector;
 use bus_core::settings::{self, SettingsPatch};
 use bus_core::worker::{TaskResult, WorkerConfig, Workers};
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
@@ -41,7 +41,7 @@ impl Signals {
 }
 
 impl HostServices for Signals {
-    fn log_event(&self, _connector: &str, event: LogEventRequest) -> Result<(), String> {
+    fn log_event(&self, _connector: &str, event: LogEventRequest) -> Result<(), HostError> {
         let at = Instant::now();
         if let Ok(id) = event.description.parse::<i64>() {
             self.seen.lock().unwrap().insert(id, at);
@@ -49,26 +49,53 @@ impl HostServices for Signals {
         }
         Ok(())
     }
-    fn log_incoming_task(&self, _c: &str, _t: LogIncomingTaskRequest) -> Result<i64, String> {
-        Err("not in the benchmark".into())
+    fn log_incoming_task(&self, _c: &str, _t: LogIncomingTaskRequest) -> Result<i64, HostError> {
+        Err(HostError::Invalid("not in the benchmark".into()))
     }
-    fn request_processing(&self, _c: &str, _r: RequestProcessingRequest) -> Result<(), String> {
+    fn request_processing(&self, _c: &str, _r: RequestProcessingRequest) -> Result<(), HostError> {
         Ok(())
     }
 }
 
+/// How a rig is built: `connectors` no-op connectors with `config` as their
+/// ConnectorConfig.
+#[derive(Clone)]
+pub struct RigConfig {
+    pub durability: Durability,
+    pub connectors: usize,
+    pub config: String,
+    /// `process_outgoing` at the start.
+    pub processing: bool,
+    pub workers: WorkerConfig,
+    /// The registry watcher's interval (none: no watcher).
+    pub watch: Option<Duration>,
+}
+
+impl RigConfig {
+    pub fn new(durability: Durability, connectors: usize, config: &str, processing: bool) -> Self {
+        RigConfig {
+            durability,
+            connectors,
+            config: config.into(),
+            processing,
+            workers: WorkerConfig::default(),
+            watch: None,
+        }
+    }
+}
+
 pub struct Rig {
+    engine: Option<Engine>,
     pub db: Database,
     pub manager: Arc<ConnectorManager>,
     pub outgoing: Arc<Workers>,
-    pub content: Arc<Content>,
+    pub pipeline: Arc<Pipeline>,
     pub signals: Arc<Signals>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Rig {
-    /// A new bus in `dir` with `connectors` no-op connectors (`config` is
-    /// their ConnectorConfig), processing on or off.
+    /// A new bus in `dir` (see [`RigConfig`]).
     pub fn new(
         dir: &Path,
         library: &Path,
@@ -77,55 +104,60 @@ impl Rig {
         config: &str,
         processing: bool,
     ) -> Result<Rig> {
-        Self::with_workers(dir, library, durability, connectors, config, processing, WorkerConfig::default())
+        Self::build(dir, library, RigConfig::new(durability, connectors, config, processing))
     }
 
-    /// [`Self::new`] with a worker configuration of its own.
-    pub fn with_workers(
-        dir: &Path,
-        library: &Path,
-        durability: Durability,
-        connectors: usize,
-        config: &str,
-        processing: bool,
-        workers: WorkerConfig,
-    ) -> Result<Rig> {
+    /// A new bus in `dir`, started through the engine facade as the daemon
+    /// starts it, with the benchmark's own host services.
+    pub fn build(dir: &Path, library: &Path, rig: RigConfig) -> Result<Rig> {
         std::fs::create_dir_all(dir.join("connectors"))?;
         std::fs::copy(library, dir.join("connectors").join(library.file_name().unwrap()))
             .context("copy the testkit library")?;
-        let (db, _) = Database::open_with(&dir.join("bus.db"), durability)?;
-        settings::update(
-            &mut db.connect()?,
-            &SettingsPatch { process_outgoing: Some(processing), ..Default::default() },
-        )?;
-        let registry = Registry::new(db.clone());
-        for i in 1..=connectors {
-            registry.add(&NewConnector {
+        let signals = Arc::new(Signals::default());
+        let seed_connectors = (1..=rig.connectors)
+            .map(|i| NewConnector {
                 name: format!("Noop{i}"),
                 display_name: None,
                 assembly_name: "testkit_connector".into(),
                 class_name: "NoopConnector".into(),
                 enabled: true,
-                config: config.into(),
-            })?;
-        }
-        let events = Arc::new(EventLog::new(&db)?);
-        let signals = Arc::new(Signals::default());
-        let loader = Loader::new(dir.join("connectors"), dir.join("state"));
-        let manager = Arc::new(ConnectorManager::new(registry.clone(), loader, signals.clone(), events.clone()));
-        let metrics = Arc::new(Metrics::default());
-        let outgoing = bus_core::outgoing::workers(db.clone(), workers, metrics.clone())?;
-        outgoing.follow(&manager);
-        let set = manager.reload_all()?;
+                config: rig.config.clone(),
+            })
+            .collect();
+        let engine = Engine::start(EngineConfig {
+            store: StoreConfig {
+                database: dir.join("bus.db"),
+                durability: rig.durability,
+                max_database_pages: None,
+                seed_connectors,
+                seed_settings: SettingsPatch { process_outgoing: Some(rig.processing), ..Default::default() },
+            },
+            connectors_dir: dir.join("connectors"),
+            state_dir: dir.join("state"),
+            links: Links::StayInside,
+            call_timeout: Duration::from_secs(30),
+            object_types: ObjectTypes::defaults(),
+            workers: rig.workers,
+            watch: rig.watch.map_or(Watch::Off, Watch::Every),
+            process_external_interval_seconds: None,
+            host: Host::Custom(signals.clone()),
+        })?;
+        let loaded = engine.loaded().live.len();
         anyhow::ensure!(
-            set.live.len() == connectors,
-            "only {} of {connectors} connectors loaded: {:?}",
-            set.live.len(),
-            set.status
+            loaded == rig.connectors,
+            "only {loaded} of {} connectors loaded: {:?}",
+            rig.connectors,
+            engine.loaded().status
         );
-        let content =
-            Arc::new(Content::new(&db, Arc::new(ObjectTypes::defaults()), manager.clone(), outgoing.clone(), events)?);
-        Ok(Rig { db, manager, outgoing, content, signals, metrics })
+        Ok(Rig {
+            db: engine.db().clone(),
+            manager: engine.manager().clone(),
+            outgoing: engine.outgoing().clone(),
+            pipeline: engine.pipeline().clone(),
+            metrics: engine.metrics().clone(),
+            signals,
+            engine: Some(engine),
+        })
     }
 
     /// Switches outgoing processing. Switching it on starts no run by itself
@@ -162,7 +194,8 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        self.outgoing.stop_all();
-        self.manager.shutdown_all();
+        if let Some(engine) = self.engine.take() {
+            engine.stop();
+        }
     }
 }

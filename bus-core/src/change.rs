@@ -28,7 +28,7 @@ pub enum Change {
 
 /// A change as applied: what happened, to what, on which site.
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub task_type: TaskType,
     /// The object or document after the change (before it, for a delete).
     pub object: CmsObject,
@@ -41,7 +41,7 @@ pub struct Applied {
 }
 
 /// Applies a change on `conn` (the caller's transaction).
-pub fn apply(conn: &Connection, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
+pub(crate) fn apply(conn: &Connection, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
     let object = |task_type, o: connector_abi::ObjectData, site: Option<String>| {
         let site_name = site.or_else(|| o.site_name.clone());
         Applied { task_type, object: CmsObject::Object(o), site_name, snapshot_loaded: false }

@@ -24,14 +24,14 @@ struct Stop {
 
 /// The checkpoint thread of one database; stops when dropped.
 #[derive(Debug)]
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     stop: Arc<Stop>,
     join: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
     /// Starts checkpointing `path` with connections from `open`.
-    pub fn spawn(
+    pub(crate) fn spawn(
         path: PathBuf,
         open: impl Fn() -> rusqlite::Result<Connection> + Send + 'static,
     ) -> std::io::Result<Checkpointer> {

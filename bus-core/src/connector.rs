@@ -53,7 +53,7 @@ impl CallError {
     }
 
     /// True for a panic inside the connector.
-    pub fn is_panic(&self) -> bool {
+    pub(crate) fn is_panic(&self) -> bool {
         matches!(self, CallError::Aborted(m) if m.contains("panicked"))
     }
 }
@@ -65,7 +65,7 @@ pub struct LiveConnector {
     /// The code name (equal to the name the connector reported).
     pub name: String,
     pub class: String,
-    pub library: Arc<Library>,
+    pub(crate) library: Arc<Library>,
     /// What the connector reported at init.
     pub info: InitResponse,
     /// When this instance was created (UTC, ISO 8601).
@@ -138,7 +138,7 @@ impl LiveConnector {
     /// incoming preparation, shutdown). A call that times out keeps running;
     /// the connector counts as hung until it returns, and calls made
     /// meanwhile fail at once (one stuck thread per connector at most).
-    pub fn with_timeout<R: Send + 'static>(
+    pub(crate) fn with_timeout<R: Send + 'static>(
         this: &Arc<Self>,
         kind: &str,
         call: impl FnOnce(&LiveConnector) -> Result<R, CallError> + Send + 'static,
@@ -177,7 +177,7 @@ impl LiveConnector {
     }
 
     /// Sends a typed request with the call timeout (see [`Self::with_timeout`]).
-    pub fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
+    pub(crate) fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
         this: &Arc<Self>,
         kind: &'static str,
         body: &B,
@@ -195,7 +195,7 @@ impl LiveConnector {
     }
 
     /// True when the connector said at init that it answers `kind`.
-    pub fn supports(&self, kind: &str) -> bool {
+    pub(crate) fn supports(&self, kind: &str) -> bool {
         self.info.capabilities.iter().any(|c| c == kind)
     }
 

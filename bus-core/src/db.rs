@@ -12,7 +12,7 @@ use thiserror::Error;
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// How long a connection waits for another writer before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -62,7 +62,7 @@ impl Durability {
 /// connection's commit in the WAL drops its whole cache and reads every page
 /// again. Other processes still meet the busy timeout.
 #[derive(Debug, Clone)]
-pub struct WriteGate(Arc<Mutex<Connection>>);
+pub(crate) struct WriteGate(Arc<Mutex<Connection>>);
 
 /// Statements the shared writing connection keeps prepared: every write
 /// path of the process uses it.
@@ -71,7 +71,7 @@ const WRITER_STATEMENTS: usize = 128;
 impl WriteGate {
     /// Waits for the turn to write; the turn, and with it the writing
     /// connection, ends when the guard drops.
-    pub fn enter(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn enter(&self) -> MutexGuard<'_, Connection> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -116,7 +116,11 @@ impl Database {
     /// [`Self::open_with`]; a new database is also `seed`ed, in the same
     /// transaction that creates its schema: a first start that dies half-way
     /// leaves an empty file, which the next start creates again.
-    pub fn open_seeded(path: &Path, durability: Durability, seed: &Seed<'_>) -> Result<(Database, bool), DbError> {
+    pub(crate) fn open_seeded(
+        path: &Path,
+        durability: Durability,
+        seed: &Seed<'_>,
+    ) -> Result<(Database, bool), DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
@@ -144,7 +148,7 @@ impl Database {
     /// and every connection opened from now on: past it, writes fail with
     /// "database or disk is full" and nothing of the failed transaction is
     /// kept.
-    pub fn with_max_pages(mut self, pages: Option<u64>) -> Result<Self, DbError> {
+    pub(crate) fn with_max_pages(mut self, pages: Option<u64>) -> Result<Self, DbError> {
         if let Some(pages) = pages {
             self.gate.enter().pragma_update(None, "max_page_count", pages)?;
         }
@@ -154,7 +158,7 @@ impl Database {
 
     /// The in-process write gate every writer of this database passes, with
     /// the connection it writes through.
-    pub fn gate(&self) -> &WriteGate {
+    pub(crate) fn gate(&self) -> &WriteGate {
         &self.gate
     }
 
@@ -199,7 +203,7 @@ fn configure(conn: Connection, durability: Durability, max_pages: Option<u64>) -
 
 /// What a new database is filled with when it is created (connectors and
 /// settings from the configuration).
-pub type Seed<'a> = dyn Fn(&Connection) -> Result<(), DbError> + 'a;
+pub(crate) type Seed<'a> = dyn Fn(&Connection) -> Result<(), DbError> + 'a;
 
 /// Applies the migrations the database at `path` lacks, all in one
 /// transaction (with `seed` when the database was empty); true when it was

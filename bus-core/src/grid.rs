@@ -55,7 +55,7 @@ pub struct GridPage<T> {
 
 /// A `LIKE` pattern matching `text` anywhere, with `%`, `_` and `\` taken
 /// literally (use with `ESCAPE '\'`).
-pub fn contains_pattern(text: &str) -> String {
+pub(crate) fn contains_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
     p.push('%');
     for c in text.chars() {

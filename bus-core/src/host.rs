@@ -9,13 +9,28 @@ use connector_abi::protocol::{
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use thiserror::Error;
 
 /// What the bus offers connectors. Each method gets the name of the calling
 /// connector, so a connector can only act in its own name.
 pub trait HostServices: Send + Sync + 'static {
-    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), String>;
-    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, String>;
-    fn request_processing(&self, connector: &str, request: RequestProcessingRequest) -> Result<(), String>;
+    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), HostError>;
+    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, HostError>;
+    fn request_processing(&self, connector: &str, request: RequestProcessingRequest) -> Result<(), HostError>;
+}
+
+/// Why the bus refused a connector's request; the connector gets the text.
+#[derive(Debug, Error)]
+pub enum HostError {
+    /// The request itself is wrong (says what to fix).
+    #[error("{0}")]
+    Invalid(String),
+    /// The bus cannot serve it right now (starting or stopping).
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// Serving it failed.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
 struct HostAdapter {
@@ -24,7 +39,7 @@ struct HostAdapter {
 }
 
 /// Builds the host handle for the connector registered as `connector`.
-pub fn host_object(connector: &str, services: Arc<dyn HostServices>) -> HostBox {
+pub(crate) fn host_object(connector: &str, services: Arc<dyn HostServices>) -> HostBox {
     HostObject_TO::from_value(HostAdapter { connector: connector.to_owned(), services }, TD_Opaque)
 }
 
@@ -36,14 +51,17 @@ impl HostAdapter {
         };
         let c = self.connector.as_str();
         match env.kind.as_ref() {
-            host_kind::LOG_EVENT => {
-                protocol::answer(env.body, |e: LogEventRequest| self.services.log_event(c, e).map(|()| Empty {}))
-            }
+            host_kind::LOG_EVENT => protocol::answer(env.body, |e: LogEventRequest| {
+                self.services.log_event(c, e).map(|()| Empty {}).map_err(|e| e.to_string())
+            }),
             host_kind::LOG_INCOMING_TASK => protocol::answer(env.body, |t: LogIncomingTaskRequest| {
-                self.services.log_incoming_task(c, t).map(|task_id| LogIncomingTaskResponse { task_id })
+                self.services
+                    .log_incoming_task(c, t)
+                    .map(|task_id| LogIncomingTaskResponse { task_id })
+                    .map_err(|e| e.to_string())
             }),
             host_kind::REQUEST_PROCESSING => protocol::answer(env.body, |r: RequestProcessingRequest| {
-                self.services.request_processing(c, r).map(|()| Empty {})
+                self.services.request_processing(c, r).map(|()| Empty {}).map_err(|e| e.to_string())
             }),
             other => protocol::encode_unsupported(other),
         }

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 /// Why a call on a lane did not give an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum LaneError {
+pub(crate) enum LaneError {
     /// The call did not return within its deadline (it may still be running).
     #[error("no answer within {} ms", .0.as_millis())]
     TimedOut(Duration),
@@ -63,7 +63,7 @@ thread_local! {
 
 /// One connector's call lane; its thread starts with the first call and
 /// ends once the lane is dropped and the call in flight returned.
-pub struct Lane {
+pub(crate) struct Lane {
     inner: Arc<Inner>,
 }
 
@@ -79,7 +79,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Lane {
     /// A lane for the connector registered as `name`.
-    pub fn new(name: &str) -> Lane {
+    pub(crate) fn new(name: &str) -> Lane {
         Lane { inner: Arc::new(Inner { name: name.to_owned(), sender: Mutex::new(None), running: Mutex::new(None) }) }
     }
 
@@ -88,12 +88,12 @@ impl Lane {
     }
 
     /// How long the call running now has run, when past its deadline.
-    pub fn stuck_for(&self) -> Option<Duration> {
+    pub(crate) fn stuck_for(&self) -> Option<Duration> {
         lock(&self.inner.running).as_ref().and_then(Running::stuck_for)
     }
 
     /// Runs `call` on the lane and waits at most `deadline` for its answer.
-    pub fn run<R: Send + 'static>(
+    pub(crate) fn run<R: Send + 'static>(
         &self,
         kind: &str,
         deadline: Duration,

@@ -11,32 +11,34 @@
 //! - [`eventlog`]: the event log.
 
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod change;
-pub mod checkpoint;
+mod checkpoint;
 pub mod connector;
-pub mod content;
 pub mod db;
+pub mod engine;
 pub mod eventlog;
 pub mod grid;
 pub mod host;
 pub mod incoming;
 mod lane;
-pub mod library;
+mod library;
 pub mod loader;
 pub mod manager;
 pub mod metrics;
 pub mod object_types;
-pub mod outgoing;
+mod outgoing;
+pub mod pipeline;
 pub mod queue;
 pub mod queue_admin;
 pub mod registry;
 pub mod scheduler;
-pub mod services;
+mod services;
 pub mod settings;
 pub mod storage;
 pub mod store;
 pub mod task_grid;
-pub mod task_result;
-pub mod watch;
+mod task_result;
+mod watch;
 pub mod worker;

@@ -7,7 +7,7 @@ use connector_abi::abi::ConnectorLibRef;
 use std::path::PathBuf;
 
 /// A connector library loaded from its content-addressed copy.
-pub struct Library {
+pub(crate) struct Library {
     /// The user's file.
     pub source: PathBuf,
     /// The private copy that is actually loaded.

@@ -50,7 +50,7 @@ pub struct ConnectorSet {
 }
 
 /// Called after every reinitialization with the new set.
-pub type ReloadListener = Box<dyn Fn(&Arc<ConnectorSet>) + Send + Sync>;
+pub(crate) type ReloadListener = Box<dyn Fn(&Arc<ConnectorSet>) + Send + Sync>;
 
 /// Owns the live connectors.
 pub struct ConnectorManager {
@@ -83,7 +83,7 @@ impl ConnectorManager {
     }
 
     /// Registers a listener called after every reinitialization.
-    pub fn on_reload(&self, listener: ReloadListener) {
+    pub(crate) fn on_reload(&self, listener: ReloadListener) {
         self.listeners.write().unwrap_or_else(|p| p.into_inner()).push(listener);
     }
 
@@ -213,7 +213,7 @@ impl ConnectorManager {
     }
 
     /// Shuts every connector down (daemon shutdown).
-    pub fn shutdown_all(&self) {
+    pub(crate) fn shutdown_all(&self) {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let set = std::mem::take(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()));
         for (name, live) in &set.live {

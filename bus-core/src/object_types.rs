@@ -8,7 +8,7 @@ use std::path::Path;
 use thiserror::Error;
 
 /// The registry shipped with the bus.
-pub const DEFAULT_OBJECT_TYPES: &str = include_str!("object-types.toml");
+pub(crate) const DEFAULT_OBJECT_TYPES: &str = include_str!("object-types.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,7 +57,7 @@ pub struct ObjectType {
 
 impl ObjectType {
     /// The parent's object type, if this type has a parent.
-    pub fn parent_type(&self) -> Option<&str> {
+    pub(crate) fn parent_type(&self) -> Option<&str> {
         self.parent_field.as_ref().and_then(|f| self.foreign_keys.get(f)).map(String::as_str)
     }
 }
@@ -172,7 +172,7 @@ impl ObjectTypes {
         self.documents.get(&class_name.to_ascii_lowercase())
     }
 
-    pub fn document_classes(&self) -> impl Iterator<Item = &DocumentClass> {
+    pub(crate) fn document_classes(&self) -> impl Iterator<Item = &DocumentClass> {
         self.documents.values()
     }
 
@@ -195,7 +195,7 @@ impl ObjectTypes {
     }
 
     /// The non-binding types whose parent is `object_type` (Snapshot children).
-    pub fn children_of(&self, object_type: &str) -> Vec<&ObjectType> {
+    pub(crate) fn children_of(&self, object_type: &str) -> Vec<&ObjectType> {
         self.objects
             .values()
             .filter(|t| !t.binding && t.parent_type().is_some_and(|p| p.eq_ignore_ascii_case(object_type)))
@@ -203,7 +203,7 @@ impl ObjectTypes {
     }
 
     /// The binding types with a foreign key to `object_type`, and that field.
-    pub fn bindings_of(&self, object_type: &str) -> Vec<(&ObjectType, &str)> {
+    pub(crate) fn bindings_of(&self, object_type: &str) -> Vec<(&ObjectType, &str)> {
         self.objects
             .values()
             .filter(|t| t.binding)
@@ -217,7 +217,7 @@ impl ObjectTypes {
     }
 
     /// Every (type, field) whose foreign key refers to `target` (objects only).
-    pub fn references_to(&self, target: &str) -> Vec<(&ObjectType, &str)> {
+    pub(crate) fn references_to(&self, target: &str) -> Vec<(&ObjectType, &str)> {
         self.objects
             .values()
             .flat_map(|t| {

@@ -4,6 +4,7 @@
 //! the management API.
 
 use connector_abi::{CmsObject, IntegrationProcessType, TaskDataType, TaskType};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Which queue: changes going out to connectors, or coming in from them.
@@ -46,7 +47,7 @@ impl std::str::FromStr for Direction {
 }
 
 /// A task to insert.
-pub struct NewTask<'a> {
+pub(crate) struct NewTask<'a> {
     pub direction: Direction,
     pub task_type: TaskType,
     pub data_type: TaskDataType,
@@ -58,7 +59,7 @@ pub struct NewTask<'a> {
     pub data: &'a str,
 }
 
-pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> {
+pub(crate) fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> {
     let (object_type, object_id, node_id, document_id, alias_path) = match t.object {
         CmsObject::Object(o) => (Some(o.object_type.as_str()), Some(o.id), None, None, None),
         CmsObject::Document(d) => (None, None, Some(d.node_id), Some(d.document_id), Some(d.node_alias_path.as_str())),
@@ -87,7 +88,7 @@ pub fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> 
 }
 
 /// Queues a task for one connector.
-pub fn insert_relation(
+pub(crate) fn insert_relation(
     conn: &Connection,
     task_id: i64,
     connector_id: i64,
@@ -100,7 +101,7 @@ pub fn insert_relation(
 /// Whether a queued relation still has to ask its connector's custom
 /// subscriptions (`SynchronizationMatch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Matching {
+pub(crate) enum Matching {
     /// The relation is decided: deliver it with its data type.
     Decided,
     /// Ask `is_match` before delivery; no match removes the relation.
@@ -129,7 +130,7 @@ impl Matching {
 
 /// One connector's relation to a new task.
 #[derive(Debug, Clone, Copy)]
-pub struct NewRelation {
+pub(crate) struct NewRelation {
     pub connector_id: i64,
     pub data_type: TaskDataType,
     pub matching: Matching,
@@ -140,7 +141,7 @@ const RELATIONS_PER_INSERT: usize = 8;
 
 /// Queues a task for several connectors, up to [`RELATIONS_PER_INSERT`]
 /// rows per statement.
-pub fn insert_relations(
+pub(crate) fn insert_relations(
     conn: &Connection,
     task_id: i64,
     direction: Direction,
@@ -174,22 +175,47 @@ pub fn insert_relations(
     Ok(())
 }
 
-/// One task waiting for one connector.
+/// One task waiting for one connector, its columns read as the types they
+/// store.
 #[derive(Debug, Clone)]
-pub struct Queued {
+pub(crate) struct Queued {
     pub sync_id: i64,
     pub task_id: i64,
-    pub task_type: String,
+    pub task_type: TaskType,
     /// The data type of the stored payload.
-    pub task_data_type: String,
+    pub task_data_type: TaskDataType,
     /// The data type this connector subscribed with.
-    pub data_type: String,
-    pub process_type: Option<String>,
+    pub data_type: TaskDataType,
+    /// Incoming tasks only: how a failure is handled.
+    pub process_type: Option<IntegrationProcessType>,
     pub site_name: Option<String>,
     pub title: String,
     pub data: String,
     /// Whether the connector's custom subscriptions are still to be asked.
     pub matching: Matching,
+    /// A column that does not read as its type (a row edited with plain
+    /// SQL): the task fails with this message and no connector is called.
+    pub unreadable: Option<String>,
+}
+
+impl Queued {
+    /// The task as the head of a queue it just started, built from what the
+    /// outbox wrote (the row [`next_batch`] would read back).
+    pub(crate) fn head(task: &NewTask<'_>, task_id: i64, sync_id: i64, relation: &NewRelation) -> Queued {
+        Queued {
+            sync_id,
+            task_id,
+            task_type: task.task_type,
+            task_data_type: task.data_type,
+            data_type: relation.data_type,
+            process_type: task.process_type,
+            site_name: task.site_name.map(str::to_owned),
+            title: task.title.to_owned(),
+            data: task.data.to_owned(),
+            matching: relation.matching,
+            unreadable: None,
+        }
+    }
 }
 
 /// Queued tasks with their payloads (deliveries recorded but not yet
@@ -204,17 +230,46 @@ pub(crate) const NOT_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM Integration_De
     WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
 fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
+    let mut unreadable = None;
+    let task_type = parsed(r.get_ref(2)?, "TaskType", TaskType::UpdateObject, &mut unreadable);
+    let task_data_type = parsed(r.get_ref(3)?, "TaskDataType", TaskDataType::Simple, &mut unreadable);
+    let data_type = parsed(r.get_ref(4)?, "SynchronizationDataType", TaskDataType::Simple, &mut unreadable);
+    let process_type = match r.get_ref(5)? {
+        ValueRef::Null => None,
+        value => Some(parsed(value, "TaskProcessType", IntegrationProcessType::Error, &mut unreadable)),
+    };
     Ok(Queued {
         sync_id: r.get(0)?,
         task_id: r.get(1)?,
-        task_type: r.get(2)?,
-        task_data_type: r.get(3)?,
-        data_type: r.get(4)?,
-        process_type: r.get(5)?,
+        task_type,
+        task_data_type,
+        data_type,
+        process_type,
         site_name: r.get(6)?,
         title: r.get(7)?,
         data: r.get(8)?,
         matching: Matching::from_column(r.get::<_, Option<String>>(9)?.as_deref()),
+        unreadable,
+    })
+}
+
+/// One enum column; a value that does not read as the enum gives `fallback`
+/// and leaves the first such problem in `unreadable`.
+fn parsed<T>(value: ValueRef<'_>, column: &str, fallback: T, unreadable: &mut Option<String>) -> T
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let result = match value {
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => text.parse::<T>().map_err(|e| e.to_string()),
+            Err(_) => Err("it is not UTF-8 text".to_owned()),
+        },
+        other => Err(format!("it is {:?}, not text", other.data_type())),
+    };
+    result.unwrap_or_else(|e| {
+        unreadable.get_or_insert_with(|| format!("the stored {column} is unreadable: {e}"));
+        fallback
     })
 }
 
@@ -224,7 +279,7 @@ fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
 /// The limit is written into the SQL, not bound: SQLite (3.49) plans with a
 /// bound LIMIT's value, so binding it again makes the statement re-prepare
 /// at its next step — a whole prepare per batch (9 % of a worker's time).
-pub fn next_batch(
+pub(crate) fn next_batch(
     conn: &Connection,
     connector_id: i64,
     direction: Direction,
@@ -251,7 +306,7 @@ pub fn is_empty(conn: &Connection, connector_id: i64, direction: Direction) -> r
 }
 
 /// The relations of a task: `(connector ID, relation ID)`.
-pub fn relation_ids(conn: &Connection, task_id: i64, direction: Direction) -> rusqlite::Result<Vec<(i64, i64)>> {
+pub(crate) fn relation_ids(conn: &Connection, task_id: i64, direction: Direction) -> rusqlite::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
         "SELECT SynchronizationConnectorID, SynchronizationID FROM Integration_Synchronization \
          WHERE SynchronizationIsInbound = ?1 AND SynchronizationTaskID = ?2",
@@ -270,7 +325,7 @@ pub fn newest(conn: &Connection, connector_id: i64, direction: Direction) -> rus
 }
 
 /// One task of a connector's queue, if it is queued for it.
-pub fn queued_task(
+pub(crate) fn queued_task(
     conn: &Connection,
     connector_id: i64,
     direction: Direction,
@@ -311,13 +366,13 @@ fn for_each_id(conn: &mut Connection, sql: &str, ids: &[i64]) -> rusqlite::Resul
 /// Records relations as delivered (`Integration_Delivered`): the queue
 /// reads ([`next_batch`], [`queued_task`]) pass over them, and
 /// [`remove_delivered`] removes them.
-pub fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+pub(crate) fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
     for_each_id(conn, "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)", sync_ids)
 }
 
 /// Removes every relation recorded as delivered (and tasks left with none),
 /// in one transaction.
-pub fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
         "DELETE FROM Integration_Synchronization WHERE SynchronizationID IN \
@@ -330,7 +385,12 @@ pub fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// Records a failed attempt: the relation's last error and a sync-log row;
 /// `skipped` marks an ErrorAndSkip (automatic runs pass over the task).
-pub fn record_failure(conn: &mut Connection, sync_id: i64, message: &str, skipped: bool) -> rusqlite::Result<()> {
+pub(crate) fn record_failure(
+    conn: &mut Connection,
+    sync_id: i64,
+    message: &str,
+    skipped: bool,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
@@ -346,7 +406,7 @@ pub fn record_failure(conn: &mut Connection, sync_id: i64, message: &str, skippe
 }
 
 /// Notes that a relation was looked at (SkipNow).
-pub fn mark_run(conn: &Connection, sync_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn mark_run(conn: &Connection, sync_id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
          WHERE SynchronizationID = ?1",
@@ -418,5 +478,41 @@ mod tests {
         assert_eq!(tasks, 1, "the delivered task went with its relation");
         let left: i64 = conn.query_row("SELECT count(*) FROM Integration_Delivered", [], |r| r.get(0)).unwrap();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_row_edited_into_nonsense_reads_as_a_task_that_names_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute_batch(
+            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, ConnectorClassName)
+             VALUES ('A', 'A', 'a', 'A');",
+        )
+        .unwrap();
+        let connector = conn.last_insert_rowid();
+        for (task_type, process_type) in
+            [("CreateObject", Some("SkipOnError")), ("Explode", None), ("CreateObject", Some("7"))]
+        {
+            conn.execute(
+                "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskTitle, TaskData)
+                 VALUES (1, ?1, 'SimpleSnapshot', ?2, 't', '{}')",
+                params![task_type, process_type],
+            )
+            .unwrap();
+            insert_relation(&conn, conn.last_insert_rowid(), connector, Direction::Incoming, TaskDataType::Simple)
+                .unwrap();
+        }
+        let batch = next_batch(&conn, connector, Direction::Incoming, 0, 10, false).unwrap();
+        assert_eq!(batch.len(), 3, "a bad row never fails the read of the queue");
+        assert_eq!(batch[0].unreadable, None);
+        assert_eq!(batch[0].task_type, TaskType::CreateObject);
+        assert_eq!(batch[0].task_data_type, TaskDataType::SimpleSnapshot);
+        assert_eq!(batch[0].data_type, TaskDataType::Simple);
+        assert_eq!(batch[0].process_type, Some(IntegrationProcessType::SkipOnError));
+        let bad_type = batch[1].unreadable.as_deref().unwrap();
+        assert!(bad_type.contains("TaskType") && bad_type.contains("Explode"), "{bad_type}");
+        let bad_process = batch[2].unreadable.as_deref().unwrap();
+        assert!(bad_process.contains("TaskProcessType"), "{bad_process}");
     }
 }

@@ -239,7 +239,7 @@ pub fn connectors_of(
 /// distinct connector IDs of the queue index, so it costs one index seek per
 /// connector, not a scan of the queue. Returns `(connector ID, relations
 /// removed)` per vanished connector.
-pub fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, usize)>> {
+pub(crate) fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, usize)>> {
     let mut next = conn.prepare_cached(
         "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID > ?1 ORDER BY SynchronizationConnectorID LIMIT 1",
@@ -297,4 +297,28 @@ pub fn count(conn: &Connection, direction: Direction, connector_id: Option<i64>)
                  AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2))",
     )?
     .query_row(params![direction, connector_id], |r| r.get(0))
+}
+
+/// The document a connector gets for one task queued for it: for an
+/// outgoing task the body of its `process_internal_task_async` request as
+/// sent (downgraded to the connector's data type), for an incoming task the
+/// data it was logged with. `None` when the task is not queued for it;
+/// `Err` names what is unreadable in the stored row.
+pub fn document(
+    conn: &Connection,
+    connector_id: i64,
+    direction: Direction,
+    task_id: i64,
+) -> rusqlite::Result<Option<Result<serde_json::Value, String>>> {
+    let Some(queued) = crate::queue::queued_task(conn, connector_id, direction, task_id)? else {
+        return Ok(None);
+    };
+    let document = match direction {
+        Direction::Outgoing => crate::outgoing::payload::async_request(&queued).and_then(|request| {
+            let mut envelope: serde_json::Value = serde_json::from_slice(&request).map_err(|e| e.to_string())?;
+            Ok(envelope["body"].take())
+        }),
+        Direction::Incoming => serde_json::from_str(&queued.data).map_err(|e| e.to_string()),
+    };
+    Ok(Some(document))
 }

@@ -28,12 +28,12 @@ pub struct ConnectorRow {
 
 /// The code name of the specification's sample connector, which the schema
 /// registers (disabled) in every new database.
-pub const SAMPLE_CONNECTOR: &str = "SampleIntegrationConnector";
+pub(crate) const SAMPLE_CONNECTOR: &str = "SampleIntegrationConnector";
 
 /// The longest assembly or class name accepted.
-pub const MAX_NAME: usize = 400;
+pub(crate) const MAX_NAME: usize = 400;
 /// The longest connector configuration accepted.
-pub const MAX_CONFIG: usize = 1024 * 1024;
+pub(crate) const MAX_CONFIG: usize = 1024 * 1024;
 
 /// A registry text column read as it is stored: anything SQLite accepts
 /// can be there, so a value that is not usable text becomes a problem of the
@@ -239,7 +239,7 @@ fn mark_case_duplicates(rows: &mut [ConnectorRow]) {
 }
 
 /// Checks a code name: letters, digits, `_`, `.`, `-`; 1 to 100 characters.
-pub fn validate_code_name(name: &str) -> Result<(), RegistryError> {
+pub(crate) fn validate_code_name(name: &str) -> Result<(), RegistryError> {
     let invalid = |reason: String| RegistryError::Invalid { field: "code name", reason };
     if name.is_empty() || name.len() > 100 {
         return Err(invalid(format!("`{name}` must be 1 to 100 characters long")));
@@ -252,7 +252,7 @@ pub fn validate_code_name(name: &str) -> Result<(), RegistryError> {
 
 /// Checks that an assembly name names a library inside the connectors
 /// folder; the reason says what is wrong otherwise.
-pub fn check_assembly_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_assembly_name(name: &str) -> Result<(), &'static str> {
     let name = name.trim();
     if name.is_empty() {
         Err("it is empty")
@@ -438,7 +438,7 @@ impl Registry {
 }
 
 /// The registry's change counter (bumped by triggers on every edit).
-pub fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+pub(crate) fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))
 }
 
@@ -456,7 +456,7 @@ fn checked(new: &NewConnector) -> Result<String, RegistryError> {
 
 /// Registers `new`, or brings the row with its code name to these values,
 /// in the caller's transaction (seeding a new database).
-pub fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
+pub(crate) fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
     let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \

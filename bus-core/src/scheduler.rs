@@ -13,7 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The scheduled task that processes incoming tasks.
-pub const PROCESS_EXTERNAL: &str = "ProcessExternalIntegrationTasks";
+pub(crate) const PROCESS_EXTERNAL: &str = "ProcessExternalIntegrationTasks";
 
 /// One scheduled task.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -126,7 +126,17 @@ fn due(conn: &Connection) -> Result<Vec<String>, SchedulerError> {
 }
 
 /// What a scheduled task does; returns its result text.
-pub type Action = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+pub type Action = Arc<dyn Fn() -> Result<String, ActionError> + Send + Sync>;
+
+/// Why a scheduled task's action did not run; the run is recorded as failed
+/// with this text.
+#[derive(Debug, Error)]
+pub enum ActionError {
+    #[error("the daemon is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// Runs the actions of scheduled tasks when they are due.
 pub struct Scheduler {
@@ -135,11 +145,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(db: Database) -> Self {
+    pub(crate) fn new(db: Database) -> Self {
         Scheduler { db, actions: BTreeMap::new() }
     }
 
-    pub fn register(&mut self, name: &str, action: Action) {
+    pub(crate) fn register(&mut self, name: &str, action: Action) {
         self.actions.insert(name.to_owned(), action);
     }
 
@@ -161,7 +171,7 @@ impl Scheduler {
     }
 
     /// Checks every `tick` for due tasks and runs them, until dropped.
-    pub fn spawn(self, tick: Duration) -> std::io::Result<SchedulerHandle> {
+    pub(crate) fn spawn(self, tick: Duration) -> std::io::Result<SchedulerHandle> {
         let (stop, stopped) = mpsc::channel::<()>();
         let me = Arc::new(self);
         let handle = me.clone();
@@ -188,14 +198,14 @@ impl Scheduler {
 }
 
 /// A running scheduler; stops when dropped.
-pub struct SchedulerHandle {
+pub(crate) struct SchedulerHandle {
     scheduler: Arc<Scheduler>,
     stop: Sender<()>,
     join: Option<JoinHandle<()>>,
 }
 
 impl SchedulerHandle {
-    pub fn scheduler(&self) -> Arc<Scheduler> {
+    pub(crate) fn scheduler(&self) -> Arc<Scheduler> {
         self.scheduler.clone()
     }
 }

@@ -1,40 +1,40 @@
 //! The bus's answers to connector requests (the host object's backend).
 
 use crate::eventlog::{EventLog, NewEvent};
-use crate::host::HostServices;
+use crate::host::{HostError, HostServices};
 use crate::incoming::Incoming;
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
 use std::sync::{Arc, OnceLock, Weak};
 
 /// Host services backed by the bus. The incoming engine is attached once it
 /// exists (it needs the connectors, which need these services).
-pub struct BusServices {
+pub(crate) struct BusServices {
     events: Arc<EventLog>,
     incoming: OnceLock<Weak<Incoming>>,
 }
 
 impl BusServices {
-    pub fn new(events: Arc<EventLog>) -> Self {
+    pub(crate) fn new(events: Arc<EventLog>) -> Self {
         BusServices { events, incoming: OnceLock::new() }
     }
 
     /// Connects the incoming engine.
-    pub fn attach_incoming(&self, incoming: &Arc<Incoming>) {
+    pub(crate) fn attach_incoming(&self, incoming: &Arc<Incoming>) {
         let _ = self.incoming.set(Arc::downgrade(incoming));
     }
 
-    fn incoming(&self) -> Result<Arc<Incoming>, String> {
+    fn incoming(&self) -> Result<Arc<Incoming>, HostError> {
         self.incoming
             .get()
             .and_then(Weak::upgrade)
-            .ok_or_else(|| "the incoming engine is not running (the daemon is starting or stopping)".to_owned())
+            .ok_or(HostError::Unavailable("the incoming engine is not running (the daemon is starting or stopping)"))
     }
 }
 
 impl HostServices for BusServices {
-    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), String> {
+    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), HostError> {
         if event.code.trim().is_empty() {
-            return Err("an event needs a code".into());
+            return Err(HostError::Invalid("an event needs a code".into()));
         }
         self.events
             .write(&NewEvent {
@@ -46,14 +46,17 @@ impl HostServices for BusServices {
                 ..Default::default()
             })
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| HostError::Failed(Box::new(e)))
     }
 
-    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, String> {
-        self.incoming()?.log(connector, task).map_err(|e| e.to_string())
+    fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, HostError> {
+        self.incoming()?.log(connector, task).map_err(|e| HostError::Failed(Box::new(e)))
     }
 
-    fn request_processing(&self, _connector: &str, request: RequestProcessingRequest) -> Result<(), String> {
-        self.incoming()?.request_processing(request.connector.as_deref()).map(|_| ()).map_err(|e| e.to_string())
+    fn request_processing(&self, _connector: &str, request: RequestProcessingRequest) -> Result<(), HostError> {
+        self.incoming()?
+            .request_processing(request.connector.as_deref())
+            .map(|_| ())
+            .map_err(|e| HostError::Failed(Box::new(e)))
     }
 }

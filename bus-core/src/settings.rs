@@ -40,13 +40,13 @@ pub const KEYS: [(&str, &str); 5] = [
 ];
 
 impl Settings {
-    pub fn logs_outgoing(&self) -> bool {
+    pub(crate) fn logs_outgoing(&self) -> bool {
         self.enabled && self.log_outgoing
     }
     pub fn processes_outgoing(&self) -> bool {
         self.enabled && self.process_outgoing
     }
-    pub fn logs_incoming(&self) -> bool {
+    pub(crate) fn logs_incoming(&self) -> bool {
         self.enabled && self.log_incoming
     }
     pub fn processes_incoming(&self) -> bool {

@@ -33,7 +33,7 @@ fn snapshot(paths: &[PathBuf]) -> BTreeMap<PathBuf, FileState> {
 }
 
 /// The watcher thread; stopped when dropped.
-pub struct Watcher {
+pub(crate) struct Watcher {
     stop: Sender<()>,
     join: Option<JoinHandle<()>>,
 }
@@ -41,7 +41,7 @@ pub struct Watcher {
 impl Watcher {
     /// Starts watching, checking every `interval`. Call it after the first
     /// `reload_all`: the watcher compares against what is loaded.
-    pub fn spawn(manager: Arc<ConnectorManager>, db: Database, interval: Duration) -> std::io::Result<Watcher> {
+    pub(crate) fn spawn(manager: Arc<ConnectorManager>, db: Database, interval: Duration) -> std::io::Result<Watcher> {
         let (stop, stopped) = mpsc::channel::<()>();
         let join = std::thread::Builder::new().name("registry-watcher".into()).spawn(move || {
             let mut conn = None;

@@ -81,7 +81,7 @@ fn main() -> Result<()> {
         command => {
             init_tracing("warn");
             let config = Config::load(config_path.as_deref(), &overrides)?;
-            let bus = app::Bus::open(&config)?;
+            let bus = app::open_store(&config)?;
             match command {
                 Command::Task(c) => cli::task::run(&bus, &cli::task::Daemon::of(&config), c),
                 Command::Connector(c) => cli::connector::run(&bus, c),

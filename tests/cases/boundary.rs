@@ -3,7 +3,7 @@
 //! These tests load the real cdylibs through the real loader, in this process.
 
 use bus_core::connector::{CallError, LiveConnector};
-use bus_core::host::HostServices;
+use bus_core::host::{HostError, HostServices};
 use bus_core::loader::Loader;
 use bus_core::registry::ConnectorRow;
 use bus_tests::TestEnv;
@@ -24,14 +24,14 @@ struct Recorder {
 }
 
 impl HostServices for Recorder {
-    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), String> {
+    fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), HostError> {
         self.events.lock().unwrap().push((connector.to_owned(), event));
         Ok(())
     }
-    fn log_incoming_task(&self, _c: &str, _t: LogIncomingTaskRequest) -> Result<i64, String> {
-        Err("not in this test".into())
+    fn log_incoming_task(&self, _c: &str, _t: LogIncomingTaskRequest) -> Result<i64, HostError> {
+        Err(HostError::Invalid("not in this test".into()))
     }
-    fn request_processing(&self, _c: &str, _r: RequestProcessingRequest) -> Result<(), String> {
+    fn request_processing(&self, _c: &str, _r: RequestProcessingRequest) -> Result<(), HostError> {
         Ok(())
     }
 }

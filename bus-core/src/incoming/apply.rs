@@ -17,7 +17,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 /// Applies one incoming task; returns what changed (for outgoing logging).
-pub fn apply(
+pub(super) fn apply(
     conn: &Connection,
     types: &ObjectTypes,
     payload: Payload,

@@ -7,21 +7,21 @@
 
 use super::apply;
 use crate::connector::LiveConnector;
-use crate::content::{ChangeError, Content};
 use crate::db::WriteGate;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
+use crate::pipeline::{ChangeError, Pipeline};
 use crate::queue::{self, Direction, Queued};
 use crate::settings::Settings;
 use crate::worker::{Drain, Run, RunEnd, RunKind, TaskResult};
-use connector_abi::{EventType, IntegrationProcessType, TaskDataType, TaskType};
+use connector_abi::{EventType, IntegrationProcessType};
 use rusqlite::{params, Connection};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Drains incoming queues into the content store.
-pub struct IncomingDrain {
-    pub content: Arc<Content>,
+pub(crate) struct IncomingDrain {
+    pub pipeline: Arc<Pipeline>,
     pub events: Arc<EventLog>,
 }
 
@@ -79,8 +79,7 @@ impl IncomingDrain {
         q: &Queued,
         manual: bool,
     ) -> rusqlite::Result<(TaskResult, Option<String>)> {
-        let process_type: IntegrationProcessType =
-            q.process_type.as_deref().and_then(|p| p.parse().ok()).unwrap_or_default();
+        let process_type = q.process_type.unwrap_or_default();
         match process_type {
             // A manual synchronize is someone deciding to try again.
             IntegrationProcessType::Error if !manual => {
@@ -128,15 +127,15 @@ impl IncomingDrain {
 
     /// Applies the task and removes it, in one transaction.
     fn apply(&self, connector: &LiveConnector, q: &Queued) -> Result<(), String> {
+        if let Some(problem) = &q.unreadable {
+            return Err(problem.clone());
+        }
         let payload: Payload =
             serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
-        let task_type: TaskType =
-            q.task_type.parse().map_err(|e| format!("the stored task type is unreadable: {e}"))?;
-        let data_type: TaskDataType =
-            q.task_data_type.parse().map_err(|e| format!("the stored data type is unreadable: {e}"))?;
+        let (task_type, data_type) = (q.task_type, q.task_data_type);
         let sync_id = q.sync_id;
         let site = q.site_name.clone();
-        self.content
+        self.pipeline
             .transact(Some(&connector.name), move |tx, types| {
                 let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
                     .map_err(ChangeError::Single)?;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// Logs one incoming task for `connector`; returns its ID. Every call into
 /// the connector runs on its lane with the call timeout, and no lock is held
 /// meanwhile.
-pub fn log(
+pub(super) fn log(
     settings: &Settings,
     gate: &WriteGate,
     types: &ObjectTypes,

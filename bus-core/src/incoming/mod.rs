@@ -6,14 +6,14 @@ mod apply;
 mod drain;
 mod log;
 
-pub use drain::IncomingDrain;
+pub(crate) use drain::IncomingDrain;
 
-use crate::content::Content;
 use crate::db::{Database, DbError};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::metrics::Metrics;
 use crate::object_types::ObjectTypes;
+use crate::pipeline::Pipeline;
 use crate::settings;
 use crate::worker::{WorkerConfig, Workers};
 use connector_abi::protocol::LogIncomingTaskRequest;
@@ -60,12 +60,12 @@ impl Incoming {
         db: Database,
         types: Arc<ObjectTypes>,
         manager: Arc<ConnectorManager>,
-        content: Arc<Content>,
+        pipeline: Arc<Pipeline>,
         events: Arc<EventLog>,
         config: WorkerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, DbError> {
-        let workers = Workers::new(db.clone(), config, Arc::new(IncomingDrain { content, events }), metrics);
+        let workers = Workers::new(db.clone(), config, Arc::new(IncomingDrain { pipeline, events }), metrics);
         workers.follow(&manager);
         Ok(Arc::new(Incoming { logger: Mutex::new(db.connect()?), db, types, manager, workers }))
     }

@@ -8,7 +8,7 @@
 //! unloaded (abi_stable leaks them by design).
 
 use super::LoadError;
-pub use crate::library::Library;
+pub(crate) use crate::library::Library;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use connector_abi::abi::{ConnectorLibRef, ABI_VERSION};
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 impl Library {
     /// The connector classes the library exports.
-    pub fn classes(&self) -> Vec<String> {
+    pub(crate) fn classes(&self) -> Vec<String> {
         (self.root.classes())().into_iter().map(|s| s.into_string()).collect()
     }
 }
@@ -69,7 +69,7 @@ fn loaded() -> &'static Mutex<HashMap<LoadedKey, Arc<Library>>> {
 }
 
 /// Loads the library at `source` through a copy in `copies_dir`.
-pub fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+pub(crate) fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
     let key = fingerprint(source).map(|f| (source.to_owned(), copies_dir.to_owned(), f));
     if let Some(key) = &key {
         if let Some(lib) = loaded().lock().unwrap_or_else(|p| p.into_inner()).get(key) {
@@ -158,7 +158,7 @@ fn classify(source: &Path, e: LibraryError) -> LoadError {
 }
 
 /// The last few meaningful lines of a long message, each at most 300 characters.
-pub fn short_cause(message: &str) -> String {
+pub(crate) fn short_cause(message: &str) -> String {
     const LINES: usize = 3;
     const WIDTH: usize = 300;
     let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();

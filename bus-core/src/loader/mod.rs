@@ -4,8 +4,8 @@ mod library;
 mod preflight;
 mod resolve;
 
-pub use library::{load_library, short_cause, Library};
-pub use resolve::resolve_assembly;
+pub(crate) use library::load_library;
+pub(crate) use resolve::resolve_assembly;
 
 use crate::connector::{CallError, LiveConnector};
 use crate::host::{host_object, HostServices};
@@ -76,7 +76,7 @@ pub enum Links {
 const CREATE: &str = "create";
 
 /// The default limit on one call into a connector.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Loader {
     /// `connectors_dir` holds the users' libraries; `state_dir` receives the
@@ -92,7 +92,7 @@ impl Loader {
     }
 
     /// Whether libraries may be links that leave the connectors folder.
-    pub fn with_links(mut self, links: Links) -> Self {
+    pub(crate) fn with_links(mut self, links: Links) -> Self {
         self.links = links;
         self
     }
@@ -120,13 +120,13 @@ impl Loader {
 
     /// Forgets the lanes of connectors no longer registered (their threads
     /// end once no instance holds them).
-    pub fn keep_lanes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn keep_lanes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let names: std::collections::BTreeSet<&str> = names.into_iter().collect();
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).retain(|n, _| names.contains(n.as_str()));
     }
 
     /// How long one call into a connector may take before it counts as hung.
-    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
     }
@@ -136,7 +136,7 @@ impl Loader {
     }
 
     /// The library file a registry row names.
-    pub fn resolve(&self, assembly: &str) -> Result<PathBuf, LoadError> {
+    pub(crate) fn resolve(&self, assembly: &str) -> Result<PathBuf, LoadError> {
         resolve_assembly(&self.connectors_dir, assembly)
     }
 

@@ -7,7 +7,7 @@
 //! table must lie inside the file.
 
 /// Why a file cannot be a loadable library, or `Ok` when it may be one.
-pub fn check_library(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
     if cfg!(target_os = "linux") || cfg!(target_os = "freebsd") {
         check_elf(bytes)
     } else {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// `sample_connector` → `<dir>/libsample_connector.so` (the platform's prefix
 /// and suffix); a name that already ends with the platform suffix is taken as
 /// a file name. Anything that could leave the folder is refused.
-pub fn resolve_assembly(connectors_dir: &Path, assembly: &str) -> Result<PathBuf, LoadError> {
+pub(crate) fn resolve_assembly(connectors_dir: &Path, assembly: &str) -> Result<PathBuf, LoadError> {
     let refuse =
         |reason: &'static str| LoadError::InvalidAssemblyName { name: assembly.to_owned(), reason: reason.to_owned() };
     crate::registry::check_assembly_name(assembly).map_err(refuse)?;

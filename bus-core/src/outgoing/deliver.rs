@@ -12,13 +12,13 @@ use crate::queue::{self, Direction, Matching, Queued};
 use crate::settings::Settings;
 use crate::worker::{Drain, Run, RunEnd, RunKind};
 use connector_abi::protocol::{kind, ProcessResponse};
-use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType, TaskType};
+use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// Drains outgoing queues.
 #[derive(Default)]
-pub struct OutgoingDrain {
+pub(crate) struct OutgoingDrain {
     /// Deliveries are recorded in commits shared by the workers.
     completions: GroupCommit,
 }
@@ -145,6 +145,9 @@ impl Delivered {
 
 /// Hands one task to the connector; a call that fails counts as `Error`.
 fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
+    if let Some(problem) = &q.unreadable {
+        return ProcessResponse::error(problem.clone());
+    }
     let request = match payload::async_request(q) {
         Ok(r) => r,
         Err(e) => return ProcessResponse::error(e),
@@ -159,31 +162,29 @@ fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
 /// worker, right before delivery: `None` when nothing matches, else the task
 /// with the data type of the winning process type.
 fn decide<'q>(connector: &LiveConnector, q: &'q Queued) -> Result<Option<Cow<'q, Queued>>, String> {
+    if let Some(problem) = &q.unreadable {
+        return Err(problem.clone());
+    }
     let decided = match q.matching {
         Matching::Decided => return Ok(Some(Cow::Borrowed(q))),
         Matching::Ask => None,
-        Matching::AskOrKeep => {
-            let dt: TaskDataType =
-                q.data_type.parse().map_err(|e| format!("the task's data type is unreadable: {e}"))?;
-            Some(match dt {
-                TaskDataType::Simple => TaskProcessType::AsyncSimple,
-                TaskDataType::SimpleSnapshot => TaskProcessType::AsyncSimpleSnapshot,
-                TaskDataType::Snapshot => TaskProcessType::AsyncSnapshot,
-            })
-        }
+        Matching::AskOrKeep => Some(match q.data_type {
+            TaskDataType::Simple => TaskProcessType::AsyncSimple,
+            TaskDataType::SimpleSnapshot => TaskProcessType::AsyncSimpleSnapshot,
+            TaskDataType::Snapshot => TaskProcessType::AsyncSnapshot,
+        }),
     };
     let payload: Payload =
         serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
-    let task_type: TaskType = q.task_type.parse().map_err(|e| format!("the task type is unreadable: {e}"))?;
     let site = q.site_name.as_deref();
-    let best = subscribers::ask(connector, &payload.object, task_type, site, false, decided, |request| {
+    let best = subscribers::ask(connector, &payload.object, q.task_type, site, false, decided, |request| {
         subscribers::is_match_here(connector, request)
     });
     Ok(best.map(|p| {
         // The change is committed: a synchronous answer is delivered as the
         // richest asynchronous mode.
         let p = if p.is_sync() { TaskProcessType::AsyncSnapshot } else { p };
-        let data_type = payload::data_type_for(p, &payload.object).name().to_owned();
+        let data_type = payload::data_type_for(p, &payload.object);
         Cow::Owned(Queued { data_type, matching: Matching::Decided, ..q.clone() })
     }))
 }

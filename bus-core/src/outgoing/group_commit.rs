@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// How long a leader waits for workers in a connector call to join its
 /// round. A worker whose last call took longer is not waited for.
-pub const GATHER: Duration = Duration::from_micros(200);
+pub(crate) const GATHER: Duration = Duration::from_micros(200);
 
 /// How many failed rounds are remembered for their waiters.
 const FAILED_KEPT: usize = 64;
@@ -49,7 +49,7 @@ struct State {
 
 /// Shared by the outgoing workers of one database.
 #[derive(Default)]
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     state: Mutex<State>,
     cv: Condvar,
 }
@@ -62,7 +62,7 @@ impl GroupCommit {
     /// Marks a connector call in progress until the guard drops: a leader
     /// waits (at most [`GATHER`]) for it to join its round — if `quick`, the
     /// call is expected to be short (the worker's last one was).
-    pub fn delivering(&self, quick: bool) -> Delivering<'_> {
+    pub(crate) fn delivering(&self, quick: bool) -> Delivering<'_> {
         if quick {
             self.lock().delivering += 1;
         }
@@ -76,7 +76,7 @@ impl GroupCommit {
     /// the worker's next call, counted from the moment the round commits
     /// when `next_quick` (so the next leader waits for a worker that has not
     /// been scheduled yet).
-    pub fn record_delivered<'g>(
+    pub(crate) fn record_delivered<'g>(
         &'g self,
         gate: &WriteGate,
         sync_ids: &[i64],
@@ -147,7 +147,7 @@ impl GroupCommit {
 }
 
 /// A connector call in progress (see [`GroupCommit::delivering`]).
-pub struct Delivering<'a> {
+pub(crate) struct Delivering<'a> {
     group: &'a GroupCommit,
     /// Still counted (not handed to [`GroupCommit::record_delivered`]).
     active: bool,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a task stores: the object or document, and its translation data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Payload {
+pub(crate) struct Payload {
     pub object: CmsObject,
     #[serde(default)]
     pub translations: Translations,
@@ -21,7 +21,7 @@ pub struct Payload {
 
 /// The data mode a subscription gets for this object: Snapshot is for
 /// objects only, documents get SimpleSnapshot instead.
-pub fn data_type_for(process_type: TaskProcessType, object: &CmsObject) -> TaskDataType {
+pub(crate) fn data_type_for(process_type: TaskProcessType, object: &CmsObject) -> TaskDataType {
     match (process_type.data_type(), object) {
         (TaskDataType::Snapshot, CmsObject::Document(_)) => TaskDataType::SimpleSnapshot,
         (dt, _) => dt,
@@ -37,7 +37,7 @@ fn rank(dt: TaskDataType) -> u8 {
 }
 
 /// The richer of two data modes.
-pub fn richer(a: TaskDataType, b: TaskDataType) -> TaskDataType {
+pub(crate) fn richer(a: TaskDataType, b: TaskDataType) -> TaskDataType {
     if rank(b) > rank(a) {
         b
     } else {
@@ -59,7 +59,7 @@ fn collect_object(
 }
 
 /// Builds the payload of an applied change for `data_type`.
-pub fn build(
+pub(crate) fn build(
     conn: &Connection,
     types: &ObjectTypes,
     applied: &Applied,
@@ -91,7 +91,7 @@ pub fn build(
 }
 
 /// Strips a payload down to a poorer data mode.
-pub fn downgrade(payload: &mut Payload, to: TaskDataType) {
+pub(crate) fn downgrade(payload: &mut Payload, to: TaskDataType) {
     if !to.has_translations() {
         payload.translations = Translations::default();
     }
@@ -109,14 +109,13 @@ pub fn downgrade(payload: &mut Payload, to: TaskDataType) {
 /// The `process_internal_task_async` request for one queued task: the task
 /// fields, then the stored payload's fields as they are (re-serialized only
 /// when the connector subscribed with a poorer data mode than stored).
-pub fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
+pub(crate) fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
     let data = if q.data_type == q.task_data_type {
         std::borrow::Cow::Borrowed(q.data.as_str())
     } else {
-        let to: TaskDataType = q.data_type.parse().map_err(|e| format!("the task's data type is unreadable: {e}"))?;
         let mut payload: Payload =
             serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
-        downgrade(&mut payload, to);
+        downgrade(&mut payload, q.data_type);
         std::borrow::Cow::Owned(serde_json::to_string(&payload).expect("a payload serializes"))
     };
     let rest = data.strip_prefix('{').filter(|r| r.len() > 1).ok_or("the stored task data is not a JSON object")?;
@@ -124,9 +123,9 @@ pub fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
     body.push_str("{\"task_id\":");
     body.push_str(&q.task_id.to_string());
     body.push_str(",\"task_type\":");
-    body.push_str(&serde_json::to_string(&q.task_type).expect("a string serializes"));
+    body.push_str(&serde_json::to_string(&q.task_type).expect("an enum serializes"));
     body.push_str(",\"data_type\":");
-    body.push_str(&serde_json::to_string(&q.data_type).expect("a string serializes"));
+    body.push_str(&serde_json::to_string(&q.data_type).expect("an enum serializes"));
     body.push_str(",\"site_name\":");
     body.push_str(&serde_json::to_string(&q.site_name).expect("a string serializes"));
     body.push_str(",\"title\":");
@@ -145,14 +144,15 @@ mod tests {
         Queued {
             sync_id: 1,
             task_id: 9,
-            task_type: "CreateObject".into(),
-            task_data_type: stored.into(),
-            data_type: wanted.into(),
+            task_type: connector_abi::TaskType::CreateObject,
+            task_data_type: stored.parse().unwrap(),
+            data_type: wanted.parse().unwrap(),
             process_type: None,
             site_name: Some("Corp \"Site\"".into()),
             title: "Create User 'a'".into(),
             data: serde_json::to_string(data).unwrap(),
             matching: crate::queue::Matching::Decided,
+            unreadable: None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// How a connector gets a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Processed synchronously in the change's request (SyncSnapshot won).
     Sync,
     /// Queued with this process type.
@@ -30,13 +30,13 @@ pub enum Route {
 
 /// A connector that gets (or may get) a change.
 #[derive(Debug, Clone)]
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     pub connector: Arc<LiveConnector>,
     pub route: Route,
 }
 
 impl Subscriber {
-    pub fn is_queued(&self) -> bool {
+    pub(crate) fn is_queued(&self) -> bool {
         matches!(self.route, Route::Queue(_) | Route::QueueAsk(_))
     }
 }
@@ -79,7 +79,7 @@ fn higher(a: Option<TaskProcessType>, b: TaskProcessType) -> TaskProcessType {
 /// code-name order (a connector appears twice when it is queued and a
 /// synchronous custom subscription may match too). `origin` (the connector
 /// an incoming change came from) never gets its own change back.
-pub fn subscribers<'a>(
+pub(crate) fn subscribers<'a>(
     live: impl IntoIterator<Item = &'a Arc<LiveConnector>>,
     applied: &Applied,
     origin: Option<&str>,
@@ -109,7 +109,7 @@ pub fn subscribers<'a>(
 /// their answers and `decided`. `call` makes the `is_match` call (on the
 /// worker's thread, or on the connector's lane with the call timeout); a
 /// failing call counts as no match and says why in the log.
-pub fn ask(
+pub(crate) fn ask(
     connector: &LiveConnector,
     object: &CmsObject,
     task_type: TaskType,
@@ -142,7 +142,7 @@ pub fn ask(
 }
 
 /// `is_match` on the connector's lane, with the call timeout.
-pub fn is_match_on_lane(
+pub(crate) fn is_match_on_lane(
     connector: &Arc<LiveConnector>,
     request: &IsMatchRequest,
 ) -> Result<IsMatchResponse, CallError> {
@@ -150,6 +150,6 @@ pub fn is_match_on_lane(
 }
 
 /// `is_match` on the calling thread (the connector's own worker).
-pub fn is_match_here(connector: &LiveConnector, request: &IsMatchRequest) -> Result<IsMatchResponse, CallError> {
+pub(crate) fn is_match_here(connector: &LiveConnector, request: &IsMatchRequest) -> Result<IsMatchResponse, CallError> {
     connector.request(kind::IS_MATCH, request)
 }

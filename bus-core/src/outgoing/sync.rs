@@ -20,7 +20,7 @@ pub struct SyncOutcome {
 /// With processing of outgoing tasks off, synchronous subscribers do not get
 /// the change and nothing is kept for them: say so in the event log and in
 /// the change's answer. (Custom synchronous subscriptions are not asked.)
-pub fn skipped(events: &EventLog, subscribers: &[Subscriber], title: &str) -> Vec<SyncOutcome> {
+pub(crate) fn skipped(events: &EventLog, subscribers: &[Subscriber], title: &str) -> Vec<SyncOutcome> {
     let reason = "processing of outgoing tasks is off in the settings; a synchronous subscription keeps no data, so the change is lost for it";
     subscribers
         .iter()
@@ -45,7 +45,7 @@ pub fn skipped(events: &EventLog, subscribers: &[Subscriber], title: &str) -> Ve
 
 /// Hands `task` to each synchronous subscriber in turn. `Error` (or a failed
 /// call) stops all connectors: the ones after it do not get the change.
-pub fn process(events: &EventLog, subscribers: &[Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {
+pub(crate) fn process(events: &EventLog, subscribers: &[Subscriber], task: &SyncTask, title: &str) -> Vec<SyncOutcome> {
     let mut outcomes = Vec::new();
     for s in subscribers {
         let c = &s.connector;

@@ -98,7 +98,7 @@ pub fn get(conn: &Connection, types: &ObjectTypes, document_id: i64) -> Result<D
 }
 
 /// The culture version of the node with `node_guid` on `site`.
-pub fn find_by_guid(
+pub(crate) fn find_by_guid(
     conn: &Connection,
     types: &ObjectTypes,
     node_guid: &str,
@@ -276,7 +276,7 @@ pub fn update(
 }
 
 /// Publishes (`true`) or archives (`false`) a document.
-pub fn set_state(
+pub(crate) fn set_state(
     conn: &Connection,
     types: &ObjectTypes,
     document_id: i64,

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A new GUID, e.g. `019ac8f2-1c3e-7a41-9d0e-5b7f3c2a9e11`: later ones sort
 /// after earlier ones (within a process), the last 62 bits are random.
-pub fn new_guid() -> String {
+pub(crate) fn new_guid() -> String {
     // The 48-bit millisecond timestamp and 12 bits of sequence, as one
     // counter that only grows: two GUIDs of the same millisecond still sort
     // in creation order (RFC 9562, method 3).
@@ -37,7 +37,7 @@ pub fn new_guid() -> String {
 }
 
 /// True for a GUID in the 8-4-4-4-12 hexadecimal form.
-pub fn is_guid(s: &str) -> bool {
+pub(crate) fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))

@@ -5,10 +5,8 @@
 pub mod documents;
 mod guid;
 pub mod objects;
-pub mod snapshot;
-pub mod translation;
-
-pub use guid::new_guid;
+pub(crate) mod snapshot;
+pub(crate) mod translation;
 
 use thiserror::Error;
 

@@ -116,7 +116,7 @@ pub fn list(
 
 /// The object of a type with a code name, site and parent (how objects are
 /// identified across systems).
-pub fn find_by_code_name(
+pub(crate) fn find_by_code_name(
     conn: &Connection,
     types: &ObjectTypes,
     object_type: &str,

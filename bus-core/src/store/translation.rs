@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// Adds to `out` a record for every foreign key of `fields` (described by
 /// `foreign_keys`: field → target). References to missing items are skipped
 /// (the store refuses dangling keys, so only a deleted target is missing).
-pub fn collect(
+pub(crate) fn collect(
     conn: &Connection,
     types: &ObjectTypes,
     fields: &Map<String, Value>,

@@ -22,7 +22,7 @@ use thread::{Job, Worker};
 pub use crate::task_result::TaskResult;
 
 /// What a run does with one connector's queue of one direction.
-pub trait Drain: Send + Sync + 'static {
+pub(crate) trait Drain: Send + Sync + 'static {
     /// Which queue the drain works on.
     fn direction(&self) -> Direction;
     /// Whether the settings allow processing.
@@ -38,7 +38,7 @@ pub trait Drain: Send + Sync + 'static {
 
 /// Which tasks a run takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
+pub(crate) enum RunKind {
     /// Started by the worker itself (a new task, a retry): passes over tasks
     /// skipped after ErrorAndSkip.
     Automatic,
@@ -47,7 +47,7 @@ pub enum RunKind {
 }
 
 /// Everything one run of a drain works with.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     /// The worker's own connection, for reading the queue. Every write goes
     /// through `gate`'s shared connection, one at a time, and the gate is
     /// never held while calling into a connector or the change pipeline.
@@ -68,12 +68,12 @@ impl Run<'_> {
     /// True while this run's connector instance is still the worker's: a
     /// reinitialization or an unload ends the turn, and the run makes no
     /// further call.
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.turn.is_current()
     }
 
     /// Reads the run's tasks, oldest first, a batch at a time.
-    pub fn batches(&mut self, direction: Direction, include_skipped: bool) -> Batches {
+    pub(crate) fn batches(&mut self, direction: Direction, include_skipped: bool) -> Batches {
         Batches::new(self.selection, self.connector.id, direction, include_skipped, self.config.batch_size)
             .starting_with(std::mem::take(&mut self.handed))
     }
@@ -121,7 +121,7 @@ impl Recorder<'_> {
 
 /// Reads the selected tasks of one connector's queue, oldest first, a batch
 /// at a time: all of them (from a cursor), or the given IDs in creation order.
-pub struct Batches {
+pub(crate) struct Batches {
     /// Tasks handed over with the wake-up: the first batch.
     handed: Vec<Queued>,
     ids: Option<std::vec::IntoIter<i64>>,
@@ -159,7 +159,7 @@ impl Batches {
     }
 
     /// The next batch; empty when the selection is done.
-    pub fn next(&mut self, conn: &Connection) -> rusqlite::Result<Vec<Queued>> {
+    pub(crate) fn next(&mut self, conn: &Connection) -> rusqlite::Result<Vec<Queued>> {
         let batch = match &mut self.ids {
             _ if !self.handed.is_empty() => std::mem::take(&mut self.handed),
             None => queue::next_batch(
@@ -184,7 +184,7 @@ impl Batches {
 
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunEnd {
+pub(crate) enum RunEnd {
     /// Every task was looked at.
     Drained,
     /// A task stopped the queue.
@@ -258,7 +258,7 @@ pub struct Workers {
 type Retiring = std::thread::JoinHandle<()>;
 
 impl Workers {
-    pub fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Workers {
             db,
             config,
@@ -325,7 +325,7 @@ impl Workers {
     /// Gives workers the tasks that now head their (so far empty) queues,
     /// read by the change pipeline, and wakes them: they call the connector
     /// without reading the queue first.
-    pub fn hand_over(&self, handed: Vec<(String, Queued)>) {
+    pub(crate) fn hand_over(&self, handed: Vec<(String, Queued)>) {
         if handed.is_empty() {
             return;
         }
@@ -372,7 +372,7 @@ impl Workers {
 
     /// Stops every worker (daemon shutdown); does not wait for calls in
     /// flight.
-    pub fn stop_all(&self) {
+    pub(crate) fn stop_all(&self) {
         let mut workers = self.workers();
         for (_, w) in std::mem::take(&mut *workers) {
             drop(w.stop());

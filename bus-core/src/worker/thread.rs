@@ -59,7 +59,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(
+    pub(super) fn spawn(
         connector: Arc<LiveConnector>,
         db: Database,
         config: WorkerConfig,
@@ -104,7 +104,7 @@ impl Worker {
 
     /// Switches to a new instance of the connector (after a reinitialization):
     /// the run in progress ends after its call in flight.
-    pub fn replace(&self, connector: Arc<LiveConnector>) {
+    pub(super) fn replace(&self, connector: Arc<LiveConnector>) {
         let mut st = self.shared.lock();
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         st.connector = Some(connector);
@@ -114,14 +114,14 @@ impl Worker {
     }
 
     /// Processes the queue now (a task was logged).
-    pub fn wake(&self) {
+    pub(super) fn wake(&self) {
         let mut st = self.shared.lock();
         st.wake = true;
         self.shared.cv.notify_one();
     }
 
     /// Processes the queue now, starting with `task`, the head of the queue.
-    pub fn hand_over(&self, task: Queued) {
+    pub(crate) fn hand_over(&self, task: Queued) {
         let mut st = self.shared.lock();
         st.handed = Some(task);
         st.wake = true;
@@ -131,12 +131,12 @@ impl Worker {
     /// The settings changed: read them again at the next run. Switching
     /// processing on starts no run by itself: the queue goes at the next
     /// trigger (a new task, a synchronize request, a due retry).
-    pub fn settings_changed(&self) {
+    pub(crate) fn settings_changed(&self) {
         let mut st = self.shared.lock();
         st.settings_changed = true;
     }
 
-    pub fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         let mut st = self.shared.lock();
         st.jobs.push_back(job);
         self.shared.cv.notify_one();
@@ -144,7 +144,7 @@ impl Worker {
 
     /// Asks the thread to end after its current call; returns the thread,
     /// which a successor joins before it starts.
-    pub fn stop(self) -> JoinHandle<()> {
+    pub(super) fn stop(self) -> JoinHandle<()> {
         {
             let mut st = self.shared.lock();
             self.shared.generation.fetch_add(1, Ordering::SeqCst);

@@ -1,9 +1,9 @@
 //! `bus-daemon connector …`: edit the registry. Works while a daemon runs:
 //! the daemon notices the edit and reinitializes every connector.
 
-use crate::app::Bus;
 use crate::audit::{self, Action};
 use anyhow::Result;
+use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
 use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks};
 use clap::Subcommand;

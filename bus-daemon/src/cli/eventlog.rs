@@ -1,7 +1,7 @@
 //! `bus-daemon eventlog`: read the event log, newest first.
 
-use crate::app::Bus;
 use anyhow::{bail, Result};
+use bus_core::engine::Store as Bus;
 use bus_core::eventlog::EventQuery;
 use clap::Args;
 

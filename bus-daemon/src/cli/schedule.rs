@@ -1,9 +1,9 @@
 //! `bus-daemon schedule list|run|set`: scheduled tasks. `run` makes the task
 //! due now, so the running daemon executes it within a second.
 
-use crate::app::Bus;
 use crate::audit::{self, Action};
 use anyhow::Result;
+use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
 use bus_core::scheduler;
 use clap::Subcommand;

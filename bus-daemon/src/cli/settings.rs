@@ -1,8 +1,8 @@
 //! `bus-daemon settings get|set`: the five settings of the bus.
 
-use crate::app::Bus;
 use crate::audit::{self, Action};
 use anyhow::{bail, Result};
+use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
 use bus_core::settings::{self, SettingsPatch, KEYS};
 use clap::Subcommand;

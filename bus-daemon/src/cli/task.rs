@@ -2,9 +2,9 @@
 //! `delete` work on the database; `sync` asks the running daemon (which runs
 //! the connectors) over HTTP, in chunks, oldest first, with a progress bar.
 
-use crate::app::Bus;
 use crate::audit::{self, Action};
 use anyhow::{bail, Context, Result};
+use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
 use bus_core::queue::{Direction, Selection};
 use bus_core::queue_admin;

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bus_core::change::Change;
-use bus_core::content::ChangeResult;
+use bus_core::pipeline::ChangeResult;
 use bus_core::store::documents::{self, DocumentInput, DocumentPatch};
 use bus_core::store::objects::{self, ObjectInput, ObjectPatch};
 use connector_abi::{DocumentData, ObjectData};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PAGE: u32 = 1000;
 
 async fn apply(s: AppState, change: Change) -> Result<Json<ChangeResult>, ApiError> {
-    Ok(Json(blocking(move || Ok(s.content.apply(change, None)?)).await?))
+    Ok(Json(blocking(move || Ok(s.pipeline.apply(change, None)?)).await?))
 }
 
 async fn created(s: AppState, change: Change) -> Result<(StatusCode, Json<ChangeResult>), ApiError> {
@@ -119,7 +119,7 @@ pub async fn batch(State(s): State<AppState>, ApiJson(batch): ApiJson<Batch>) ->
             format!("a batch holds at most 10000 changes, not {}", batch.changes.len()),
         ));
     }
-    let results = blocking(move || Ok(s.content.apply_all(batch.changes, None)?)).await?;
+    let results = blocking(move || Ok(s.pipeline.apply_all(batch.changes, None)?)).await?;
     Ok(Json(BatchResult { results }))
 }
 
@@ -161,7 +161,7 @@ pub async fn list_objects(
     let limit = limit(p.limit)?;
     let items = blocking(move || {
         let conn = s.db.connect()?;
-        Ok(objects::list(&conn, s.content.types(), &object_type, p.site.as_deref(), p.after.unwrap_or(0), limit)?)
+        Ok(objects::list(&conn, s.pipeline.types(), &object_type, p.site.as_deref(), p.after.unwrap_or(0), limit)?)
     })
     .await?;
     let next_after = (items.len() == limit as usize).then(|| items.last().map(|o| o.id)).flatten();
@@ -172,7 +172,7 @@ pub async fn get_object(
     State(s): State<AppState>,
     ApiPath((object_type, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<ObjectData>, ApiError> {
-    Ok(Json(blocking(move || Ok(objects::get_typed(&s.db.connect()?, s.content.types(), &object_type, id)?)).await?))
+    Ok(Json(blocking(move || Ok(objects::get_typed(&s.db.connect()?, s.pipeline.types(), &object_type, id)?)).await?))
 }
 
 pub async fn list_documents(
@@ -184,7 +184,7 @@ pub async fn list_documents(
         let conn = s.db.connect()?;
         Ok(documents::list(
             &conn,
-            s.content.types(),
+            s.pipeline.types(),
             p.site.as_deref(),
             p.path.as_deref(),
             p.after.unwrap_or(0),
@@ -204,7 +204,7 @@ pub struct TypesView {
 }
 
 pub async fn object_types(State(s): State<AppState>) -> Json<TypesView> {
-    let types = s.content.types();
+    let types = s.pipeline.types();
     Json(TypesView { objects: types.objects().cloned().collect(), documents: types.documents().cloned().collect() })
 }
 
@@ -212,5 +212,5 @@ pub async fn get_document(
     State(s): State<AppState>,
     ApiPath(document_id): ApiPath<i64>,
 ) -> Result<Json<DocumentData>, ApiError> {
-    Ok(Json(blocking(move || Ok(documents::get(&s.db.connect()?, s.content.types(), document_id)?)).await?))
+    Ok(Json(blocking(move || Ok(documents::get(&s.db.connect()?, s.pipeline.types(), document_id)?)).await?))
 }

@@ -20,12 +20,12 @@ mod ui;
 
 use axum::routing::{get, post};
 use axum::Router;
-use bus_core::content::Content;
 use bus_core::db::Database;
 use bus_core::eventlog::EventLog;
 use bus_core::incoming::Incoming;
 use bus_core::manager::ConnectorManager;
 use bus_core::metrics::Metrics;
+use bus_core::pipeline::Pipeline;
 use bus_core::registry::Registry;
 use bus_core::scheduler::Scheduler;
 use bus_core::worker::Workers;
@@ -40,7 +40,7 @@ pub struct AppState {
     pub events: Arc<EventLog>,
     pub manager: Arc<ConnectorManager>,
     pub outgoing: Arc<Workers>,
-    pub content: Arc<Content>,
+    pub pipeline: Arc<Pipeline>,
     pub incoming: Arc<Incoming>,
     pub scheduler: Arc<Scheduler>,
     pub metrics: Arc<Metrics>,

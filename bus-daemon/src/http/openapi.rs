@@ -7,7 +7,7 @@
 
 use super::{connectors, content, eventlog, health, incoming, schedule, tasks};
 use axum::Json;
-use bus_core::content::ChangeResult;
+use bus_core::pipeline::ChangeResult;
 use bus_core::queue_admin::TaskDetail;
 use bus_core::registry::{ConnectorPatch, NewConnector};
 use bus_core::scheduler::ScheduledTask;

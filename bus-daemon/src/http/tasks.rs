@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use bus_core::eventlog::Actor;
 use bus_core::grid::GridQuery;
-use bus_core::queue::{self, Direction, Selection};
+use bus_core::queue::{Direction, Selection};
 use bus_core::queue_admin::{self, TaskDetail, TaskRow};
 use bus_core::settings;
 use bus_core::task_grid::{self, TaskSort};
@@ -299,18 +299,9 @@ pub async fn payload(
         let detail = queue_admin::detail(&conn, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         let direction = direction_of(&detail);
-        let queued = queue::queued_task(&conn, connector_id(&s, &p.connector)?, direction, id)?
+        let document = queue_admin::document(&conn, connector_id(&s, &p.connector)?, direction, id)?
             .ok_or_else(|| not_queued_for(id, &p.connector))?;
-        let unreadable = |e: String| ApiError::internal(format!("the task's stored data is unreadable: {e}"));
-        let value: serde_json::Value = match direction {
-            Direction::Outgoing => {
-                let request = bus_core::outgoing::payload::async_request(&queued).map_err(unreadable)?;
-                let mut envelope: serde_json::Value =
-                    serde_json::from_slice(&request).map_err(|e| unreadable(e.to_string()))?;
-                envelope["body"].take()
-            }
-            Direction::Incoming => serde_json::from_str(&queued.data).map_err(|e| unreadable(e.to_string()))?,
-        };
+        let value = document.map_err(|e| ApiError::internal(format!("the task's stored data is unreadable: {e}")))?;
         Ok(Json(value))
     })
     .await

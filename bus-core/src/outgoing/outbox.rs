@@ -1,0 +1,209 @@
+//! The outbox: inside the change's transaction, decide which connectors get
+//! a change, store its payload once (the richest data mode they need) with
+//! one relation per connector, and collect what is handed over after the
+//! commit — the head rows of queues the change started, the workers to wake
+//! and the synchronous subscribers with their snapshot.
+
+use super::payload;
+use super::subscribers::{self, subscribers, Route, Subscriber};
+use crate::change::Applied;
+use crate::connector::LiveConnector;
+use crate::object_types::ObjectTypes;
+use crate::queue::{self, Direction, Matching, NewRelation, NewTask, Queued};
+use crate::store::StoreError;
+use connector_abi::protocol::SyncTask;
+use connector_abi::{CmsObject, TaskDataType, TaskProcessType};
+use std::sync::Arc;
+
+/// Whether queued tasks go to the workers right after the commit (the
+/// `process_outgoing` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandOver {
+    /// Processing is on: wake the workers, hand over new queue heads, run
+    /// the synchronous subscribers.
+    Now,
+    /// Processing is off: the tasks wait; synchronous subscribers are
+    /// passed over (their data is not kept).
+    Later,
+}
+
+/// One transaction's outbox.
+pub(crate) struct Outbox<'a> {
+    tx: &'a rusqlite::Connection,
+    types: &'a ObjectTypes,
+    live: &'a [Arc<LiveConnector>],
+    origin: Option<&'a str>,
+    hand_over: HandOver,
+    /// Connectors whose queue is known not to be empty in this transaction.
+    busy: Vec<i64>,
+    after_commit: AfterCommit,
+}
+
+/// What one change put in the outbox.
+pub(crate) struct Entry {
+    /// The task logged for the asynchronous subscribers, if any.
+    pub task_id: Option<i64>,
+    /// Connectors whose queues got the task.
+    pub queued_for: Vec<String>,
+    /// What the synchronous subscribers get after the commit.
+    pub sync: SyncPlan,
+}
+
+/// The synchronous subscribers of one change.
+pub(crate) enum SyncPlan {
+    None,
+    /// Passed over because processing is off.
+    Skipped(Vec<Subscriber>),
+    /// Called after the commit with this task (custom subscriptions are
+    /// asked first).
+    Deliver(Vec<Subscriber>, Box<SyncTask>),
+}
+
+/// What the workers get once the transaction commits.
+#[derive(Default)]
+pub(crate) struct AfterCommit {
+    /// New queue heads, by connector name.
+    pub heads: Vec<(String, Queued)>,
+    /// Connectors that got tasks (sorted, once each).
+    pub woken: Vec<String>,
+}
+
+impl<'a> Outbox<'a> {
+    /// An outbox writing through `tx` for the connectors in `live`; the
+    /// connector named `origin` (an incoming change's source) gets nothing.
+    pub(crate) fn new(
+        tx: &'a rusqlite::Connection,
+        types: &'a ObjectTypes,
+        live: &'a [Arc<LiveConnector>],
+        origin: Option<&'a str>,
+        hand_over: HandOver,
+    ) -> Self {
+        Outbox { tx, types, live, origin, hand_over, busy: Vec::new(), after_commit: AfterCommit::default() }
+    }
+
+    /// Puts one applied change in the outbox.
+    pub(crate) fn log(&mut self, applied: &Applied, title: &str) -> Result<Entry, StoreError> {
+        let (queued, sync): (Vec<Subscriber>, Vec<Subscriber>) =
+            subscribers(self.live, applied, self.origin).into_iter().partition(Subscriber::is_queued);
+        let mut entry = Entry { task_id: None, queued_for: Vec::new(), sync: SyncPlan::None };
+        if !queued.is_empty() {
+            entry.task_id = Some(self.log_task(applied, title, &queued)?);
+            entry.queued_for = queued.into_iter().map(|s| s.connector.name.clone()).collect();
+            self.after_commit.woken.extend(entry.queued_for.iter().cloned());
+        }
+        if !sync.is_empty() {
+            entry.sync = match self.hand_over {
+                HandOver::Later => SyncPlan::Skipped(sync),
+                HandOver::Now => {
+                    let data_type = payload::data_type_for(TaskProcessType::SyncSnapshot, &applied.object);
+                    let snapshot = payload::build(self.tx, self.types, applied, data_type)?;
+                    let task = SyncTask {
+                        task_type: applied.task_type,
+                        site_name: applied.site_name.clone(),
+                        object: snapshot.object,
+                    };
+                    SyncPlan::Deliver(sync, Box::new(task))
+                }
+            };
+        }
+        Ok(entry)
+    }
+
+    /// What to hand the workers after the commit (nothing when processing
+    /// is off).
+    pub(crate) fn finish(self) -> AfterCommit {
+        let mut after = self.after_commit;
+        if self.hand_over == HandOver::Later {
+            return AfterCommit::default();
+        }
+        after.woken.sort();
+        after.woken.dedup();
+        after
+    }
+
+    /// Logs one task for the queued subscribers: the payload once, for the
+    /// richest data mode among them, and one relation per connector. When
+    /// the task starts a connector's queue (and processing is on) it is
+    /// kept as that queue's head: the worker gets it with its wake-up and
+    /// calls the connector without reading the queue.
+    fn log_task(&mut self, applied: &Applied, title: &str, subs: &[Subscriber]) -> Result<i64, StoreError> {
+        let relations: Vec<NewRelation> = subs.iter().map(|s| relation(s, &applied.object)).collect();
+        let richest = subs
+            .iter()
+            .zip(&relations)
+            .map(|(s, r)| match s.route {
+                // The custom subscription may ask for the richest mode.
+                Route::QueueAsk(_) => payload::data_type_for(TaskProcessType::AsyncSnapshot, &applied.object),
+                _ => r.data_type,
+            })
+            .fold(TaskDataType::Simple, payload::richer);
+        let data = serde_json::to_string(&payload::build(self.tx, self.types, applied, richest)?)
+            .expect("a payload serializes");
+        let task = NewTask {
+            direction: Direction::Outgoing,
+            task_type: applied.task_type,
+            data_type: richest,
+            process_type: None,
+            site_name: applied.site_name.as_deref(),
+            title,
+            object: &applied.object,
+            data: &data,
+        };
+        let task_id = queue::insert_task(self.tx, &task)?;
+        let mut starts = Vec::new();
+        if self.hand_over == HandOver::Now {
+            for (s, r) in subs.iter().zip(&relations) {
+                if self.busy.contains(&s.connector.id) {
+                    continue;
+                }
+                self.busy.push(s.connector.id);
+                if queue::is_empty(self.tx, s.connector.id, Direction::Outgoing)? {
+                    starts.push((s, r));
+                }
+            }
+        }
+        queue::insert_relations(self.tx, task_id, Direction::Outgoing, &relations)?;
+        if !starts.is_empty() {
+            let ids = queue::relation_ids(self.tx, task_id, Direction::Outgoing)?;
+            for (s, r) in starts {
+                if let Some(&(_, sync_id)) = ids.iter().find(|(c, _)| *c == s.connector.id) {
+                    self.after_commit.heads.push((s.connector.name.clone(), Queued::head(&task, task_id, sync_id, r)));
+                }
+            }
+        }
+        Ok(task_id)
+    }
+}
+
+/// The relation a queued subscriber gets.
+fn relation(s: &Subscriber, object: &CmsObject) -> NewRelation {
+    let (process_type, matching) = match s.route {
+        Route::Queue(p) => (p, Matching::Decided),
+        Route::QueueAsk(Some(p)) => (p, Matching::AskOrKeep),
+        Route::QueueAsk(None) => (TaskProcessType::AsyncSnapshot, Matching::Ask),
+        Route::Sync | Route::SyncAsk => unreachable!("synchronous subscribers are not queued"),
+    };
+    NewRelation { connector_id: s.connector.id, data_type: payload::data_type_for(process_type, object), matching }
+}
+
+/// The synchronous subscribers that take the change: those decided by their
+/// subscriptions, and those whose synchronous custom subscription matches
+/// (asked now, after the commit, on each connector's lane).
+pub(crate) fn synchronous_subscribers(candidates: Vec<Subscriber>, task: &SyncTask) -> Vec<Subscriber> {
+    candidates
+        .into_iter()
+        .filter(|s| match s.route {
+            Route::SyncAsk => subscribers::ask(
+                &s.connector,
+                &task.object,
+                task.task_type,
+                task.site_name.as_deref(),
+                true,
+                None,
+                |request| subscribers::is_match_on_lane(&s.connector, request),
+            )
+            .is_some(),
+            _ => true,
+        })
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! The change pipeline: apply the changes to the content store, put them in
+//! the outbox (`outgoing/outbox.rs`) in the same transaction, commit, then
+//! hand over to the workers and the synchronous subscribers.
+
+use crate::change::{self, Applied, Change};
+use crate::db::{Database, DbError, WriteGate};
+use crate::eventlog::EventLog;
+use crate::manager::ConnectorManager;
+use crate::object_types::ObjectTypes;
+use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Outbox, SyncPlan};
+use crate::outgoing::sync::{self, SyncOutcome};
+use crate::registry;
+use crate::settings;
+use crate::store::StoreError;
+use crate::worker::Workers;
+use connector_abi::CmsObject;
+use rusqlite::{Connection, TransactionBehavior};
+use serde::Serialize;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why a batch of changes was refused; nothing of it was written.
+#[derive(Debug, Error)]
+pub enum ChangeError {
+    #[error("change {index}: {source}")]
+    Change { index: usize, source: StoreError },
+    #[error("{0}")]
+    Single(StoreError),
+    #[error("the change could not be saved: {0}")]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for ChangeError {
+    fn from(e: rusqlite::Error) -> Self {
+        ChangeError::Db(DbError::Sql(e))
+    }
+}
+
+/// What became of one change.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ChangeResult {
+    /// The object or document after the change (before it, for a delete).
+    pub object: CmsObject,
+    pub task_type: connector_abi::TaskType,
+    /// The outgoing task logged for the asynchronous subscribers, if any.
+    pub task_id: Option<i64>,
+    pub title: String,
+    /// Connectors whose queues got the task.
+    pub queued_for: Vec<String>,
+    /// What the synchronous subscribers did.
+    pub sync: Vec<SyncOutcome>,
+}
+
+/// A change's synchronous subscribers, called after the commit.
+struct Pending {
+    title: String,
+    sync: SyncPlan,
+}
+
+/// Applies changes to the content store.
+pub struct Pipeline {
+    gate: WriteGate,
+    types: Arc<ObjectTypes>,
+    manager: Arc<ConnectorManager>,
+    outgoing: Arc<Workers>,
+    events: Arc<EventLog>,
+}
+
+impl Pipeline {
+    pub fn new(
+        db: &Database,
+        types: Arc<ObjectTypes>,
+        manager: Arc<ConnectorManager>,
+        outgoing: Arc<Workers>,
+        events: Arc<EventLog>,
+    ) -> Result<Self, DbError> {
+        Ok(Pipeline { gate: db.gate().clone(), types, manager, outgoing, events })
+    }
+
+    pub fn types(&self) -> &ObjectTypes {
+        &self.types
+    }
+
+    /// Applies one change (see [`Self::apply_all`]).
+    pub fn apply(&self, change: Change, origin: Option<&str>) -> Result<ChangeResult, ChangeError> {
+        let mut results = self.apply_all(vec![change], origin).map_err(|e| match e {
+            ChangeError::Change { source, .. } => ChangeError::Single(source),
+            other => other,
+        })?;
+        Ok(results.remove(0))
+    }
+
+    /// Applies changes in one transaction with the outgoing tasks they cause:
+    /// all of it commits, or nothing. Then wakes the workers of the
+    /// connectors that got tasks and hands the changes to the synchronous
+    /// subscribers. `origin` names the connector an incoming change came
+    /// from: it never gets a task for its own change.
+    pub fn apply_all(&self, changes: Vec<Change>, origin: Option<&str>) -> Result<Vec<ChangeResult>, ChangeError> {
+        self.transact(origin, |tx, types| {
+            changes
+                .into_iter()
+                .enumerate()
+                .map(|(index, change)| {
+                    change::apply(tx, types, change).map_err(|source| ChangeError::Change { index, source })
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `work` in one transaction — it changes the content store and
+    /// says what it changed — and logs the outgoing tasks of those changes in
+    /// the same transaction (see [`Self::apply_all`]).
+    pub(crate) fn transact(
+        &self,
+        origin: Option<&str>,
+        work: impl FnOnce(&Connection, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+    ) -> Result<Vec<ChangeResult>, ChangeError> {
+        let set = self.manager.current();
+        let mut turn = self.gate.enter();
+        let tx = turn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let settings = settings::read(&tx)?;
+        // A registry edit not yet reinitialized (a connector deleted with
+        // plain SQL, say): only connectors that still exist get tasks.
+        let stale = registry::registry_version(&tx)? != set.registry_version;
+        let mut live = Vec::with_capacity(set.live.len());
+        for c in set.live.values() {
+            if !stale || registry::exists(&tx, c.id)? {
+                live.push(c.clone());
+            }
+        }
+        let applied_all = work(&tx, &self.types)?;
+        let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
+        let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);
+        let mut results = Vec::with_capacity(applied_all.len());
+        let mut pending = Vec::with_capacity(applied_all.len());
+        for (index, applied) in applied_all.into_iter().enumerate() {
+            let title = change::title(&self.types, applied.task_type, &applied.object);
+            let entry = if settings.logs_outgoing() {
+                outbox.log(&applied, &title).map_err(|source| ChangeError::Change { index, source })?
+            } else {
+                Entry { task_id: None, queued_for: Vec::new(), sync: SyncPlan::None }
+            };
+            pending.push(Pending { title: title.clone(), sync: entry.sync });
+            results.push(ChangeResult {
+                object: applied.object,
+                task_type: applied.task_type,
+                task_id: entry.task_id,
+                title,
+                queued_for: entry.queued_for,
+                sync: Vec::new(),
+            });
+        }
+        let after_commit = outbox.finish();
+        tx.commit()?;
+        drop(turn);
+        self.outgoing.hand_over(after_commit.heads);
+        self.outgoing.wake(after_commit.woken.iter().map(String::as_str));
+        for (p, result) in pending.into_iter().zip(results.iter_mut()) {
+            result.sync = match p.sync {
+                SyncPlan::None => Vec::new(),
+                SyncPlan::Skipped(subs) => sync::skipped(&self.events, &subs, &p.title),
+                SyncPlan::Deliver(subs, task) => {
+                    let subs = synchronous_subscribers(subs, &task);
+                    sync::process(&self.events, &subs, &task, &p.title)
+                }
+            };
+        }
+        Ok(results)
+    }
+}
