@@ -237,8 +237,19 @@ pub struct TaskOutcome {
 pub enum SynchronizeError {
     #[error("connector `{0}` is not loaded, so its tasks cannot be processed")]
     NotLoaded(String),
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Why a worker did not run a synchronize request (its reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error("the connector was unloaded")]
+    Unloaded,
+    #[error("processing of {} tasks is disabled in the settings", .0.name())]
+    Disabled(Direction),
+    #[error("the connector was reinitialized or unloaded during the run; synchronize again")]
+    Interrupted,
 }
 
 /// One worker per loaded connector for one direction.
@@ -365,7 +376,7 @@ impl Workers {
         }
         match outcome.recv() {
             Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(reason)) => Err(SynchronizeError::Refused(reason)),
+            Ok(Err(refusal)) => Err(SynchronizeError::Refused(refusal)),
             Err(_) => Err(SynchronizeError::NotLoaded(connector.to_owned())),
         }
     }

@@ -2,7 +2,7 @@
 //! (a wake-up, a synchronize request, a due retry), reads the settings, and
 //! hands the queue to its [`Drain`].
 
-use super::{Drain, Recorder, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
+use super::{Drain, Recorder, Refusal, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
 use crate::connector::LiveConnector;
 use crate::db::Database;
 use crate::metrics::Metrics;
@@ -18,7 +18,7 @@ use std::time::Instant;
 /// A synchronize request handed to a worker.
 pub(crate) struct Job {
     pub selection: Selection,
-    pub reply: mpsc::Sender<Result<Vec<TaskOutcome>, String>>,
+    pub reply: mpsc::Sender<Result<Vec<TaskOutcome>, Refusal>>,
 }
 
 #[derive(Default)]
@@ -151,7 +151,7 @@ impl Worker {
             st.stop = true;
             st.connector = None;
             for job in st.jobs.drain(..) {
-                let _ = job.reply.send(Err("the connector was unloaded".into()));
+                let _ = job.reply.send(Err(Refusal::Unloaded));
             }
             self.shared.cv.notify_one();
         }
@@ -325,10 +325,7 @@ impl Runner {
         self.was_enabled = enabled;
         for job in jobs {
             if !enabled {
-                let _ = job.reply.send(Err(format!(
-                    "processing of {} tasks is disabled in the settings",
-                    self.drain.direction().name()
-                )));
+                let _ = job.reply.send(Err(Refusal::Disabled(self.drain.direction())));
                 continue;
             }
             let mut outcomes = Vec::new();
@@ -336,11 +333,7 @@ impl Runner {
             let end = self.process(connector, turn, &job.selection, RunKind::Manual, Vec::new(), Some(&mut outcomes));
             let interrupted = matches!(end, Ok(RunEnd::Interrupted));
             self.after_run(end);
-            let _ = job.reply.send(if interrupted {
-                Err("the connector was reinitialized or unloaded during the run; synchronize again".into())
-            } else {
-                Ok(outcomes)
-            });
+            let _ = job.reply.send(if interrupted { Err(Refusal::Interrupted) } else { Ok(outcomes) });
         }
         if enabled && run_queue {
             let turn = Turn { generation: &shared.generation, mine: generation };

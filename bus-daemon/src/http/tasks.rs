@@ -237,7 +237,7 @@ fn check_processing(s: &AppState, direction: Direction) -> Result<(), ApiError> 
 fn sync_error(e: SynchronizeError) -> ApiError {
     match e {
         SynchronizeError::NotLoaded(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-        SynchronizeError::Refused(m) => ApiError::new(StatusCode::CONFLICT, m),
+        SynchronizeError::Refused(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
     }
 }
 

@@ -1,0 +1,162 @@
+//! The route table: every route once, with its handler and what the OpenAPI
+//! document says about it — its query parameters, its body and its answer,
+//! named by the handler's own types (their JSON Schemas are generated with
+//! schemars). `router()` and `GET /api/openapi.json` are both built from it,
+//! so a route cannot be served without being described, or described without
+//! being served.
+
+use super::AppState;
+use super::{auth, connectors, content, eventlog, health, incoming, metrics, openapi, schedule, settings, tasks, ui};
+use axum::handler::Handler;
+use axum::routing::MethodRouter;
+use axum::Json;
+use bus_core::pipeline::ChangeResult;
+use bus_core::queue_admin::TaskDetail;
+use bus_core::registry::{ConnectorPatch, NewConnector};
+use bus_core::scheduler::ScheduledTask;
+use bus_core::settings::{Settings, SettingsPatch};
+use bus_core::store::documents::{DocumentInput, DocumentPatch};
+use bus_core::store::objects::{ObjectInput, ObjectPatch};
+use connector_abi::{DocumentData, ObjectData};
+use schemars::generate::SchemaGenerator;
+use schemars::{JsonSchema, Schema};
+use serde_json::Value;
+
+/// Makes the schema of one type (a `$ref` into the components, or inline).
+pub(super) type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+fn of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// One route: method, path, handler, and its description.
+pub(super) struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+    pub summary: &'static str,
+    /// The query parameters (a struct whose fields are the parameters).
+    pub query: Option<SchemaOf>,
+    pub body: Option<SchemaOf>,
+    /// The success status and its body (none for 204, text for /metrics).
+    pub status: u16,
+    pub answer: Answer,
+    pub listed: Listed,
+}
+
+/// What a route answers on success.
+pub(super) enum Answer {
+    Json(SchemaOf),
+    Text,
+    Nothing,
+}
+
+/// Whether the OpenAPI document lists the route.
+#[derive(PartialEq, Eq)]
+pub(super) enum Listed {
+    Api,
+    /// The management UI's page and assets: served, not part of the API.
+    Ui,
+}
+
+macro_rules! method {
+    ($($name:ident),+) => {$(
+        fn $name<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H, summary: &'static str) -> Route {
+            Route {
+                method: stringify!($name),
+                path,
+                handler: axum::routing::$name(handler),
+                summary,
+                query: None,
+                body: None,
+                status: 200,
+                answer: Answer::Nothing,
+                listed: Listed::Api,
+            }
+        }
+    )+};
+}
+method!(get, post, put, delete);
+
+impl Route {
+    fn answers(mut self, status: u16, answer: Answer) -> Route {
+        self.status = status;
+        self.answer = answer;
+        self
+    }
+    fn query(mut self, q: SchemaOf) -> Route {
+        self.query = Some(q);
+        self
+    }
+    fn body(mut self, b: SchemaOf) -> Route {
+        self.body = Some(b);
+        self
+    }
+    fn ui(mut self) -> Route {
+        self.listed = Listed::Ui;
+        self
+    }
+}
+
+use Answer::{Json as J, Nothing, Text};
+
+/// Every route the daemon serves.
+#[rustfmt::skip]
+pub(super) fn table() -> Vec<Route> {
+    vec![
+        get("/", ui::index, "The management UI").ui(),
+        get("/ui/app.js", ui::script, "The management UI's script").ui(),
+        get("/ui/app.css", ui::style, "The management UI's style sheet").ui(),
+        get("/api/connectors", connectors::list, "The registered connectors with their load state (grid: `sort`, `order`, `search`, `offset`; total in `X-Total-Count`)").answers(200, J(of::<Vec<connectors::ConnectorView>>)).query(of::<connectors::ListParams>),
+        post("/api/connectors", connectors::create, "Register a connector (all connectors are reinitialized)").answers(201, J(of::<connectors::ConnectorView>)).body(of::<NewConnector>),
+        get("/api/connectors/{name}", connectors::get, "One connector").answers(200, J(of::<connectors::ConnectorView>)),
+        put("/api/connectors/{name}", connectors::update, "Change a connector (all connectors are reinitialized)").answers(200, J(of::<connectors::ConnectorView>)).body(of::<ConnectorPatch>),
+        delete("/api/connectors/{name}", connectors::delete, "Unregister a connector; with queued tasks only with `discard_queue=true` (409 otherwise)").answers(204, Nothing).query(of::<connectors::DeleteParams>),
+        post("/api/connectors/{name}/incoming", incoming::log, "Log an incoming task for a connector").answers(201, J(of::<incoming::Logged>)).body(of::<incoming::IncomingBody>),
+        post("/api/integration/notify", incoming::notify, "Start processing incoming tasks, of one connector or all").answers(202, J(of::<incoming::Started>)).query(of::<incoming::NotifyParams>),
+        get("/api/settings", settings::get, "The five settings").answers(200, J(of::<Settings>)),
+        put("/api/settings", settings::put, "Change settings").answers(200, J(of::<Settings>)).body(of::<SettingsPatch>),
+        get("/api/object-types", content::object_types, "The object types and document classes, with their foreign keys").answers(200, J(of::<content::TypesView>)),
+        get("/api/objects/{type}", content::list_objects, "Objects of a type").answers(200, J(of::<content::Page<ObjectData>>)).query(of::<content::ListParams>),
+        post("/api/objects/{type}", content::create_object, "Create an object").answers(201, J(of::<ChangeResult>)).body(of::<ObjectInput>),
+        get("/api/objects/{type}/{id}", content::get_object, "One object").answers(200, J(of::<ObjectData>)),
+        put("/api/objects/{type}/{id}", content::update_object, "Update an object (fields are merged)").answers(200, J(of::<ChangeResult>)).body(of::<ObjectPatch>),
+        delete("/api/objects/{type}/{id}", content::delete_object, "Delete an object with its children and bindings").answers(200, J(of::<ChangeResult>)),
+        post("/api/objects/{type}/{id}/sites/{site}", content::add_to_site, "Add an object to a site").answers(200, J(of::<ChangeResult>)),
+        delete("/api/objects/{type}/{id}/sites/{site}", content::remove_from_site, "Remove an object from a site").answers(200, J(of::<ChangeResult>)),
+        get("/api/documents", content::list_documents, "Documents").answers(200, J(of::<content::Page<DocumentData>>)).query(of::<content::ListParams>),
+        post("/api/documents", content::create_document, "Create a document or a new culture version").answers(201, J(of::<ChangeResult>)).body(of::<DocumentInput>),
+        get("/api/documents/{id}", content::get_document, "One document").answers(200, J(of::<DocumentData>)),
+        put("/api/documents/{id}", content::update_document, "Update a document").answers(200, J(of::<ChangeResult>)).body(of::<DocumentPatch>),
+        delete("/api/documents/{id}", content::delete_document, "Delete a document").answers(200, J(of::<ChangeResult>)),
+        post("/api/documents/{id}/publish", content::publish_document, "Publish a document").answers(200, J(of::<ChangeResult>)),
+        post("/api/documents/{id}/archive", content::archive_document, "Archive a document").answers(200, J(of::<ChangeResult>)),
+        post("/api/batch", content::batch, "Apply many changes in one transaction").answers(200, J(of::<content::BatchResult>)).body(of::<content::Batch>),
+        get("/api/tasks/outgoing", tasks::list_outgoing, "The outgoing queue, oldest first (or a grid page)").answers(200, J(of::<tasks::TaskPage>)).query(of::<tasks::ListParams>),
+        get("/api/tasks/incoming", tasks::list_incoming, "The incoming queue, oldest first (or a grid page)").answers(200, J(of::<tasks::TaskPage>)).query(of::<tasks::ListParams>),
+        get("/api/tasks/outgoing/count", tasks::count_outgoing, "How many outgoing tasks wait").answers(200, J(of::<tasks::Count>)).query(of::<tasks::CountParams>),
+        get("/api/tasks/incoming/count", tasks::count_incoming, "How many incoming tasks wait").answers(200, J(of::<tasks::Count>)).query(of::<tasks::CountParams>),
+        post("/api/tasks/outgoing/synchronize", tasks::synchronize_outgoing, "Synchronize selected or all outgoing tasks, in creation order").answers(200, J(of::<tasks::SyncReport>)).body(of::<tasks::Bulk>),
+        post("/api/tasks/incoming/synchronize", tasks::synchronize_incoming, "Synchronize selected or all incoming tasks, in creation order").answers(200, J(of::<tasks::SyncReport>)).body(of::<tasks::Bulk>),
+        post("/api/tasks/outgoing/delete", tasks::delete_outgoing, "Delete selected or all outgoing tasks").answers(200, J(of::<tasks::DeleteReport>)).body(of::<tasks::Bulk>),
+        post("/api/tasks/incoming/delete", tasks::delete_incoming, "Delete selected or all incoming tasks").answers(200, J(of::<tasks::DeleteReport>)).body(of::<tasks::Bulk>),
+        get("/api/tasks/{id}", tasks::get, "One task with its data and synchronization log").answers(200, J(of::<TaskDetail>)),
+        delete("/api/tasks/{id}", tasks::delete, "Delete a task (with `connector`: that connector's relation only)").answers(204, Nothing).query(of::<tasks::RowParams>),
+        get("/api/tasks/{id}/payload", tasks::payload, "The document a connector gets for the task").answers(200, J(of::<Value>)).query(of::<tasks::PayloadParams>),
+        post("/api/tasks/{id}/synchronize", tasks::synchronize_one, "Synchronize one task (with `connector`: for that connector only)").answers(200, J(of::<tasks::SyncReport>)).query(of::<tasks::RowParams>),
+        get("/api/eventlog", eventlog::list, "The event log, newest first (or a grid page)").answers(200, J(of::<eventlog::Page>)).query(of::<eventlog::Params>),
+        get("/api/scheduled-tasks", schedule::list, "Scheduled tasks").answers(200, J(of::<Vec<ScheduledTask>>)),
+        get("/api/scheduled-tasks/{name}", schedule::get, "One scheduled task").answers(200, J(of::<ScheduledTask>)),
+        put("/api/scheduled-tasks/{name}", schedule::update, "Change a scheduled task's interval or enabled flag").answers(200, J(of::<ScheduledTask>)).body(of::<schedule::Update>),
+        post("/api/scheduled-tasks/{name}/execute", schedule::execute, "Execute a scheduled task now").answers(200, J(of::<ScheduledTask>)),
+        post("/api/login", auth::login, "Log in with the access token (sets the session cookie)").answers(204, Nothing).body(of::<super::auth::Login>),
+        post("/api/logout", auth::logout, "End the session").answers(204, Nothing),
+        get("/api/openapi.json", openapi_json, "This document").answers(200, J(of::<Value>)),
+        get("/health", health::health, "Liveness and readiness (`probe=ready` answers 503 when not ready)").answers(200, J(of::<health::Health>)).query(of::<health::Params>),
+        get("/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text),
+    ]
+}
+
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document(&table()))
+}
