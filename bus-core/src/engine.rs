@@ -4,10 +4,13 @@
 //! change pipeline, scheduler, registry watcher — in the one order that
 //! works, and [`Engine::stop`] takes it down in reverse.
 
+pub use crate::backend::QueueError;
+
+use crate::backend::{Queues, SqliteQueues};
 use crate::db::{Database, DbError, Durability};
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::host::HostServices;
-use crate::incoming::Incoming;
+use crate::incoming::{Incoming, IncomingParts};
 use crate::loader::{Links, Loader};
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
@@ -32,6 +35,8 @@ use thiserror::Error;
 pub enum EngineError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("cannot read the connector registry: {0}")]
     Registry(#[from] RegistryError),
     #[error("cannot read the database file {path}: {source}")]
@@ -171,22 +176,25 @@ impl Engine {
             .with_call_timeout(config.call_timeout)
             .with_links(config.links);
         let manager = Arc::new(ConnectorManager::new(store.registry.clone(), loader, services, store.events.clone()));
-        let outgoing = crate::outgoing::workers(store.db.clone(), config.workers, metrics.clone())?;
+        // The storage seam of the workers (see `backend/`).
+        let queues: Arc<dyn Queues> = Arc::new(SqliteQueues::new(store.db.clone()));
+        let outgoing = crate::outgoing::workers(queues.clone(), config.workers, metrics.clone())?;
         outgoing.follow(&manager);
         let sweep = store.clone();
         manager.on_reload(Box::new(move |_| discard_orphans(&sweep)));
         let loaded = manager.reload_all()?;
         let pipeline =
             Arc::new(Pipeline::new(&store.db, types.clone(), manager.clone(), outgoing.clone(), store.events.clone())?);
-        let incoming = Incoming::new(
-            store.db.clone(),
+        let incoming = Incoming::new(IncomingParts {
+            db: store.db.clone(),
+            queues,
             types,
-            manager.clone(),
-            pipeline.clone(),
-            store.events.clone(),
-            config.workers,
-            metrics.clone(),
-        )?;
+            manager: manager.clone(),
+            pipeline: pipeline.clone(),
+            events: store.events.clone(),
+            config: config.workers,
+            metrics: metrics.clone(),
+        })?;
         bus_services.attach_incoming(&incoming);
         let scheduler = start_scheduler(&store.db, &incoming, config.process_external_interval_seconds)?;
         let watcher = match config.watch {

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod backend;
 pub mod change;
 mod checkpoint;
 pub mod connector;

@@ -1,7 +1,8 @@
 //! The invariants of ARCHITECTURE.md that a text check can enforce: the
 //! engine does not depend on the HTTP stack or `anyhow`; `unsafe` appears
 //! only in the loader, each block with a `// SAFETY:` line; every source
-//! file opens with a module doc; the code map names every source file. Each
+//! file opens with a module doc; the code map names every source file; the
+//! workers reach the database only through the storage seam. Each
 //! checker is shown failing on a fixture too, so a green run means something.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,19 @@ fn unsafe_uses(source: &str) -> Vec<(usize, bool)> {
     out
 }
 
+/// Lines of code (not comments) that name SQLite's crate or the write gate.
+fn sqlite_uses(source: &str) -> Vec<usize> {
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split("//").next().unwrap_or("");
+            code.contains("rusqlite") || code.contains("WriteGate") || code.contains(".gate()")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
 fn has_module_doc(source: &str) -> bool {
     source.lines().next().is_some_and(|l| l.starts_with("//!"))
 }
@@ -86,6 +100,7 @@ fn the_checkers_fail_on_fixtures() {
     assert_eq!(unsafe_uses("// SAFETY: g has no preconditions\nunsafe { g() }\n"), [(2, true)]);
     assert!(unsafe_uses("// no unsafe here\nlet unsafe_name = 1;\n").is_empty());
     assert!(!has_module_doc("use std::fs;\n"));
+    assert_eq!(sqlite_uses("use rusqlite::Connection;\n// rusqlite in a comment\nlet g = db.gate();\n"), [1, 3]);
     assert!(named_in_code_map("| `http/` | `guard.rs` (…) |", Path::new("bus-daemon/src/http/guard.rs")));
     assert!(!named_in_code_map("| `http/` | routes |", Path::new("bus-daemon/src/http/secret.rs")));
 }
@@ -106,6 +121,20 @@ fn unsafe_code_appears_only_in_the_loader_each_block_justified() {
             assert!(in_loader, "{}:{line}: `unsafe` outside bus-core/src/loader/", file.display());
             assert!(justified, "{}:{line}: an `unsafe` block without a `// SAFETY:` line above it", file.display());
         }
+    }
+}
+
+#[test]
+fn the_workers_reach_the_database_only_through_the_storage_seam() {
+    let drains = ["bus-core/src/worker/", "bus-core/src/outgoing/deliver.rs", "bus-core/src/incoming/drain.rs"];
+    for file in rust_files().into_iter().filter(|f| drains.iter().any(|d| f.starts_with(d))) {
+        let source = std::fs::read_to_string(root().join(&file)).unwrap();
+        let lines = sqlite_uses(&source);
+        assert!(
+            lines.is_empty(),
+            "{}: lines {lines:?} use SQLite directly; go through backend::QueueSession",
+            file.display()
+        );
     }
 }
 

@@ -6,16 +6,15 @@
 //! at it).
 
 use super::apply;
+use crate::backend::{QueueError, QueueKey, QueueSession};
 use crate::connector::LiveConnector;
-use crate::db::WriteGate;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::outgoing::payload::Payload;
 use crate::pipeline::{ChangeError, Pipeline};
-use crate::queue::{self, Direction, Queued};
+use crate::queue::{Direction, Queued};
 use crate::settings::Settings;
 use crate::worker::{Drain, Run, RunEnd, RunKind, TaskResult};
 use connector_abi::{EventType, IntegrationProcessType};
-use rusqlite::{params, Connection};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,12 +37,12 @@ impl Drain for IncomingDrain {
         false
     }
 
-    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error> {
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError> {
         // Incoming runs always include tasks passed over before (SkipOnError).
         let mut batches = run.batches(Direction::Incoming, true);
         let manual = run.kind == RunKind::Manual;
         loop {
-            let batch = batches.next(run.conn)?;
+            let batch = batches.next(run.queue)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
@@ -52,7 +51,8 @@ impl Drain for IncomingDrain {
                     return Ok(RunEnd::Interrupted);
                 }
                 let started = Instant::now();
-                let (result, error) = self.process_one(run.gate, run.connector, q, manual)?;
+                let key = run.key(Direction::Incoming);
+                let (result, error) = self.process_one(run.queue, key, run.connector, q, manual)?;
                 let stop = matches!(result, TaskResult::Error | TaskResult::Blocked);
                 run.recorder.record(q.task_id, result, error, started.elapsed());
                 if stop {
@@ -63,22 +63,15 @@ impl Drain for IncomingDrain {
     }
 }
 
-fn set_process_type(conn: &Connection, task_id: i64, process_type: IntegrationProcessType) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE Integration_Task SET TaskProcessType = ?1 WHERE TaskID = ?2",
-        params![process_type.to_string(), task_id],
-    )?;
-    Ok(())
-}
-
 impl IncomingDrain {
     fn process_one(
         &self,
-        gate: &WriteGate,
+        queue: &mut dyn QueueSession,
+        key: QueueKey,
         connector: &LiveConnector,
         q: &Queued,
         manual: bool,
-    ) -> rusqlite::Result<(TaskResult, Option<String>)> {
+    ) -> Result<(TaskResult, Option<String>), QueueError> {
         let process_type = q.process_type.unwrap_or_default();
         match process_type {
             // A manual synchronize is someone deciding to try again.
@@ -86,7 +79,7 @@ impl IncomingDrain {
                 return Ok((TaskResult::Blocked, Some("the task is marked Error; synchronize or delete it".into())))
             }
             IntegrationProcessType::SkipOnce if !manual => {
-                set_process_type(&gate.enter(), q.task_id, IntegrationProcessType::Default)?;
+                queue.set_process_type(key, q.task_id, IntegrationProcessType::Default)?;
                 return Ok((TaskResult::SkippedOnce, None));
             }
             _ => {}
@@ -96,14 +89,13 @@ impl IncomingDrain {
             Err(message) => message,
         };
         tracing::warn!(connector = %connector.name, task = q.task_id, process_type = %process_type, error = %error, "incoming task failed");
-        let mut writer = gate.enter();
         Ok(match process_type {
             IntegrationProcessType::SkipOnError => {
-                queue::record_failure(&mut writer, q.sync_id, &error, false)?;
+                queue.record_failure(key, q.sync_id, &error, false)?;
                 (TaskResult::SkippedOnError, Some(error))
             }
             IntegrationProcessType::DeleteOnError => {
-                queue::complete(&mut writer, &[q.sync_id])?;
+                queue.complete(key, &[q.sync_id])?;
                 self.events.write_or_warn(&NewEvent {
                     event_type: EventType::Warning,
                     source: BUS_SOURCE,
@@ -118,8 +110,8 @@ impl IncomingDrain {
                 (TaskResult::DeletedOnError, Some(error))
             }
             _ => {
-                queue::record_failure(&mut writer, q.sync_id, &error, false)?;
-                set_process_type(&writer, q.task_id, IntegrationProcessType::Error)?;
+                queue.record_failure(key, q.sync_id, &error, false)?;
+                queue.set_process_type(key, q.task_id, IntegrationProcessType::Error)?;
                 (TaskResult::Error, Some(error))
             }
         })

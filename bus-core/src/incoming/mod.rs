@@ -8,6 +8,7 @@ mod log;
 
 pub(crate) use drain::IncomingDrain;
 
+use crate::backend::Queues;
 use crate::db::{Database, DbError};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
@@ -55,17 +56,22 @@ pub struct Incoming {
     workers: Arc<Workers>,
 }
 
+/// What the incoming engine is built from (see `engine.rs`).
+pub(crate) struct IncomingParts {
+    pub db: Database,
+    pub queues: Arc<dyn Queues>,
+    pub types: Arc<ObjectTypes>,
+    pub manager: Arc<ConnectorManager>,
+    pub pipeline: Arc<Pipeline>,
+    pub events: Arc<EventLog>,
+    pub config: WorkerConfig,
+    pub metrics: Arc<Metrics>,
+}
+
 impl Incoming {
-    pub fn new(
-        db: Database,
-        types: Arc<ObjectTypes>,
-        manager: Arc<ConnectorManager>,
-        pipeline: Arc<Pipeline>,
-        events: Arc<EventLog>,
-        config: WorkerConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Self>, DbError> {
-        let workers = Workers::new(db.clone(), config, Arc::new(IncomingDrain { pipeline, events }), metrics);
+    pub(crate) fn new(parts: IncomingParts) -> Result<Arc<Self>, DbError> {
+        let IncomingParts { db, queues, types, manager, pipeline, events, config, metrics } = parts;
+        let workers = Workers::new(queues, config, Arc::new(IncomingDrain { pipeline, events }), metrics);
         workers.follow(&manager);
         Ok(Arc::new(Incoming { logger: Mutex::new(db.connect()?), db, types, manager, workers }))
     }

@@ -3,12 +3,11 @@
 //! sync log, stop the queue, retry later; ErrorAndSkip: sync log, mark the
 //! task skipped, go on; SkipNow: leave it for the next run).
 
-use super::group_commit::{GroupCommit, GATHER};
 use super::payload::{self, Payload};
 use super::subscribers;
+use crate::backend::{QueueError, QueueKey, QueueSession, GATHER};
 use crate::connector::LiveConnector;
-use crate::db::WriteGate;
-use crate::queue::{self, Direction, Matching, Queued};
+use crate::queue::{Direction, Matching, Queued};
 use crate::settings::Settings;
 use crate::worker::{Drain, Run, RunEnd, RunKind};
 use connector_abi::protocol::{kind, ProcessResponse};
@@ -18,10 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Drains outgoing queues.
 #[derive(Default)]
-pub(crate) struct OutgoingDrain {
-    /// Deliveries are recorded in commits shared by the workers.
-    completions: GroupCommit,
-}
+pub(crate) struct OutgoingDrain;
 
 impl Drain for OutgoingDrain {
     fn direction(&self) -> Direction {
@@ -36,25 +32,26 @@ impl Drain for OutgoingDrain {
         true
     }
 
-    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error> {
-        let (gate, connector, config) = (run.gate, run.connector, run.config);
-        // Delivered, not yet removed: recorded one by one (delete_batch = 1),
-        // or only kept here until `delete_batch` of them are removed at once.
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError> {
+        let (connector, config) = (run.connector, run.config);
+        let key = run.key(Direction::Outgoing);
+        // Delivered, not yet removed: made durable one by one (delete_batch
+        // = 1), or only kept here until `delete_batch` of them are removed
+        // at once.
         let mut delivered = Delivered { recorded: None, kept: Vec::new() };
         let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
-        // Whether this worker's calls are short enough for a group commit
-        // leader to wait for.
+        // Whether this worker's calls are short enough for a shared commit
+        // to wait for.
         let mut quick = true;
         loop {
-            let batch = batches.next(run.conn)?;
+            let batch = batches.next(run.queue)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
-            let mut next_call = None;
             for q in &batch {
                 if !run.is_current() {
-                    drop(next_call);
-                    delivered.remove(gate)?;
+                    run.queue.call_ended();
+                    delivered.remove(run.queue, key)?;
                     return Ok(RunEnd::Interrupted);
                 }
                 let q = match decide(connector, q) {
@@ -74,33 +71,38 @@ impl Drain for OutgoingDrain {
                 };
                 let q = q.as_ref();
                 let started = Instant::now();
-                let call = next_call.take().unwrap_or_else(|| self.completions.delivering(quick));
+                run.queue.call_begins(quick);
                 let response = deliver(connector, q);
                 let elapsed = started.elapsed();
                 quick = elapsed < GATHER;
                 run.recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
                 match response.result {
                     IntegrationProcessResult::Ok if config.delete_batch == 1 => {
-                        next_call = Some(self.completions.record_delivered(gate, &[q.sync_id], call, quick)?);
+                        run.queue.delivered(key, &[q.sync_id], quick)?;
                         let since = *delivered.recorded.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LISTED_AT_MOST {
-                            delivered.remove(gate)?;
+                            delivered.remove(run.queue, key)?;
                         }
                     }
                     IntegrationProcessResult::Ok => {
+                        run.queue.call_ended();
                         delivered.kept.push(q.sync_id);
                         if delivered.kept.len() >= config.delete_batch {
-                            delivered.remove(gate)?;
+                            delivered.remove(run.queue, key)?;
                         }
                     }
-                    IntegrationProcessResult::SkipNow => queue::mark_run(&gate.enter(), q.sync_id)?,
+                    IntegrationProcessResult::SkipNow => {
+                        run.queue.call_ended();
+                        run.queue.mark_run(key, q.sync_id)?;
+                    }
                     IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                        delivered.remove(gate)?;
+                        run.queue.call_ended();
+                        delivered.remove(run.queue, key)?;
                         let message = response
                             .error_message
                             .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
                         let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
-                        queue::record_failure(&mut gate.enter(), q.sync_id, &message, skip)?;
+                        run.queue.record_failure(key, q.sync_id, &message, skip)?;
                         tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
                         if !skip {
                             return Ok(RunEnd::Stopped);
@@ -108,35 +110,33 @@ impl Drain for OutgoingDrain {
                     }
                 }
             }
-            drop(next_call);
-            delivered.remove(gate)?;
+            run.queue.call_ended();
+            delivered.remove(run.queue, key)?;
         }
     }
 }
 
-/// Recorded deliveries are removed at the end of their batch, or once the
-/// oldest is this old (they are invisible already; this keeps the table of
-/// recorded deliveries, which every queue read consults, small).
+/// Deliveries made durable are removed at the end of their batch, or once
+/// the oldest is this old (they are invisible already; this keeps the
+/// record of deliveries, which every queue read consults, small).
 const LISTED_AT_MOST: Duration = Duration::from_millis(100);
 
 /// What a run delivered and has not removed yet.
 struct Delivered {
-    /// Since when deliveries are recorded in `Integration_Delivered`.
+    /// Since when deliveries are recorded apart (not removed yet).
     recorded: Option<Instant>,
     /// Delivered relations not recorded anywhere yet (`delete_batch` > 1).
     kept: Vec<i64>,
 }
 
 impl Delivered {
-    /// Removes the delivered relations (and tasks left with none) in one
-    /// transaction.
-    fn remove(&mut self, gate: &WriteGate) -> rusqlite::Result<()> {
-        if self.recorded.is_some() {
-            queue::remove_delivered(&mut gate.enter())?;
-            self.recorded = None;
+    /// Removes the delivered relations (and tasks left with none).
+    fn remove(&mut self, queue: &mut dyn QueueSession, key: QueueKey) -> Result<(), QueueError> {
+        if self.recorded.take().is_some() {
+            queue.remove_recorded()?;
         }
         if !self.kept.is_empty() {
-            queue::complete(&mut gate.enter(), &self.kept)?;
+            queue.complete(key, &self.kept)?;
             self.kept.clear();
         }
         Ok(())

@@ -3,7 +3,6 @@
 //! tasks, and synchronous processing.
 
 mod deliver;
-mod group_commit;
 pub(crate) mod outbox;
 pub(crate) mod payload;
 pub(crate) mod subscribers;
@@ -11,14 +10,18 @@ pub(crate) mod sync;
 
 pub(crate) use deliver::OutgoingDrain;
 
-use crate::db::{Database, DbError};
+use crate::backend::{QueueError, Queues};
 use crate::metrics::Metrics;
 use crate::worker::{WorkerConfig, Workers};
 use std::sync::Arc;
 
 /// The outgoing workers: one per loaded connector. Deliveries recorded
 /// before a crash are removed first, so they are not delivered again.
-pub(crate) fn workers(db: Database, config: WorkerConfig, metrics: Arc<Metrics>) -> Result<Arc<Workers>, DbError> {
-    crate::queue::remove_delivered(&mut db.connect()?)?;
-    Ok(Workers::new(db, config, Arc::new(OutgoingDrain::default()), metrics))
+pub(crate) fn workers(
+    queues: Arc<dyn Queues>,
+    config: WorkerConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Workers>, QueueError> {
+    queues.recover()?;
+    Ok(Workers::new(queues, config, Arc::new(OutgoingDrain), metrics))
 }

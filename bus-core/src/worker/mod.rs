@@ -5,13 +5,12 @@
 
 mod thread;
 
+use crate::backend::{QueueError, QueueKey, QueueSession, Queues};
 use crate::connector::LiveConnector;
-use crate::db::{Database, WriteGate};
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
-use crate::queue::{self, Direction, Queued, Selection};
+use crate::queue::{Direction, Queued, Selection};
 use crate::settings::Settings;
-use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex};
@@ -33,7 +32,7 @@ pub(crate) trait Drain: Send + Sync + 'static {
     /// Processes the run's tasks in creation order. Before each call into
     /// the connector it checks [`Run::is_current`] and ends the run with
     /// [`RunEnd::Interrupted`] once the instance was replaced or unloaded.
-    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, rusqlite::Error>;
+    fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError>;
 }
 
 /// Which tasks a run takes.
@@ -48,11 +47,10 @@ pub(crate) enum RunKind {
 
 /// Everything one run of a drain works with.
 pub(crate) struct Run<'a> {
-    /// The worker's own connection, for reading the queue. Every write goes
-    /// through `gate`'s shared connection, one at a time, and the gate is
-    /// never held while calling into a connector or the change pipeline.
-    pub conn: &'a mut Connection,
-    pub gate: &'a WriteGate,
+    /// The worker's session with the database (the storage seam): reads
+    /// the queue, records deliveries and failures. No write it makes is
+    /// held open across a call into a connector or the change pipeline.
+    pub queue: &'a mut dyn QueueSession,
     pub connector: &'a LiveConnector,
     pub selection: &'a Selection,
     pub kind: RunKind,
@@ -74,8 +72,13 @@ impl Run<'_> {
 
     /// Reads the run's tasks, oldest first, a batch at a time.
     pub(crate) fn batches(&mut self, direction: Direction, include_skipped: bool) -> Batches {
-        Batches::new(self.selection, self.connector.id, direction, include_skipped, self.config.batch_size)
+        Batches::new(self.selection, self.key(direction), include_skipped, self.config.batch_size)
             .starting_with(std::mem::take(&mut self.handed))
+    }
+
+    /// This run's queue in `direction`.
+    pub(crate) fn key(&self, direction: Direction) -> QueueKey {
+        QueueKey { connector_id: self.connector.id, direction }
     }
 }
 
@@ -126,20 +129,13 @@ pub(crate) struct Batches {
     handed: Vec<Queued>,
     ids: Option<std::vec::IntoIter<i64>>,
     cursor: i64,
-    connector_id: i64,
-    direction: Direction,
+    key: QueueKey,
     include_skipped: bool,
     batch_size: u32,
 }
 
 impl Batches {
-    fn new(
-        selection: &Selection,
-        connector_id: i64,
-        direction: Direction,
-        include_skipped: bool,
-        batch_size: u32,
-    ) -> Self {
+    fn new(selection: &Selection, key: QueueKey, include_skipped: bool, batch_size: u32) -> Self {
         let ids = match selection {
             Selection::Ids(ids) => {
                 let mut ids = ids.clone();
@@ -149,7 +145,7 @@ impl Batches {
             }
             Selection::All => None,
         };
-        Batches { handed: Vec::new(), ids, cursor: 0, connector_id, direction, include_skipped, batch_size }
+        Batches { handed: Vec::new(), ids, cursor: 0, key, include_skipped, batch_size }
     }
 
     /// Starts with `handed`, the head of the queue, before reading on.
@@ -159,19 +155,12 @@ impl Batches {
     }
 
     /// The next batch; empty when the selection is done.
-    pub(crate) fn next(&mut self, conn: &Connection) -> rusqlite::Result<Vec<Queued>> {
+    pub(crate) fn next(&mut self, queue: &mut dyn QueueSession) -> Result<Vec<Queued>, QueueError> {
         let batch = match &mut self.ids {
             _ if !self.handed.is_empty() => std::mem::take(&mut self.handed),
-            None => queue::next_batch(
-                conn,
-                self.connector_id,
-                self.direction,
-                self.cursor,
-                self.batch_size,
-                self.include_skipped,
-            )?,
+            None => queue.next_batch(self.key, self.cursor, self.batch_size, self.include_skipped)?,
             Some(ids) => match ids.next() {
-                Some(id) => queue::queued_task(conn, self.connector_id, self.direction, id)?.into_iter().collect(),
+                Some(id) => queue.queued_task(self.key, id)?.into_iter().collect(),
                 None => Vec::new(),
             },
         };
@@ -254,7 +243,7 @@ pub enum Refusal {
 
 /// One worker per loaded connector for one direction.
 pub struct Workers {
-    db: Database,
+    queues: Arc<dyn Queues>,
     config: WorkerConfig,
     drain: Arc<dyn Drain>,
     metrics: Arc<Metrics>,
@@ -269,9 +258,14 @@ pub struct Workers {
 type Retiring = std::thread::JoinHandle<()>;
 
 impl Workers {
-    pub(crate) fn new(db: Database, config: WorkerConfig, drain: Arc<dyn Drain>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(
+        queues: Arc<dyn Queues>,
+        config: WorkerConfig,
+        drain: Arc<dyn Drain>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Workers {
-            db,
+            queues,
             config,
             drain,
             metrics,
@@ -316,7 +310,7 @@ impl Workers {
                 Some(w) => w.replace(live.clone()),
                 None => match Worker::spawn(
                     live.clone(),
-                    self.db.clone(),
+                    self.queues.clone(),
                     self.config,
                     self.drain.clone(),
                     self.metrics.clone(),

@@ -3,12 +3,10 @@
 //! hands the queue to its [`Drain`].
 
 use super::{Drain, Recorder, Refusal, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
+use crate::backend::{QueueError, QueueKey, QueueSession, Queues};
 use crate::connector::LiveConnector;
-use crate::db::Database;
 use crate::metrics::Metrics;
-use crate::queue::{self, Queued, Selection};
-use crate::settings;
-use rusqlite::Connection;
+use crate::queue::{Queued, Selection};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
@@ -61,7 +59,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub(super) fn spawn(
         connector: Arc<LiveConnector>,
-        db: Database,
+        queues: Arc<dyn Queues>,
         config: WorkerConfig,
         drain: Arc<dyn Drain>,
         metrics: Arc<Metrics>,
@@ -87,11 +85,11 @@ impl Worker {
             }
             Runner {
                 shared: inner,
-                db,
+                queues,
                 config,
                 drain,
                 metrics,
-                conn: None,
+                session: None,
                 last_seen: 0,
                 was_enabled: false,
                 settings: None,
@@ -161,11 +159,12 @@ impl Worker {
 
 struct Runner {
     shared: Arc<Shared>,
-    db: Database,
+    queues: Arc<dyn Queues>,
     config: WorkerConfig,
     drain: Arc<dyn Drain>,
     metrics: Arc<Metrics>,
-    conn: Option<Connection>,
+    /// Opened on first use, reopened after an error.
+    session: Option<Box<dyn QueueSession>>,
     /// The newest task this worker has seen in its queue.
     last_seen: i64,
     /// Whether outgoing processing was enabled at the last check.
@@ -264,16 +263,16 @@ impl Runner {
         }
     }
 
-    fn conn(&mut self) -> Option<&mut Connection> {
-        if self.conn.is_none() {
-            match self.db.connect() {
-                Ok(c) => self.conn = Some(c),
+    fn session(&mut self) -> Option<&mut (dyn QueueSession + 'static)> {
+        if self.session.is_none() {
+            match self.queues.session() {
+                Ok(s) => self.session = Some(s),
                 Err(e) => {
                     tracing::warn!(connector = %self.shared.name, error = %e, "the worker cannot open the database")
                 }
             }
         }
-        self.conn.as_mut()
+        self.session.as_deref_mut()
     }
 
     /// True when tasks arrived that this worker has not seen (logged by
@@ -282,8 +281,9 @@ impl Runner {
     fn has_news(&mut self, connector: &LiveConnector) -> bool {
         let drain = self.drain.clone();
         let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
-        let Some(conn) = self.conn() else { return false };
-        let newest = queue::newest(conn, connector.id, drain.direction()).unwrap_or(0);
+        let key = QueueKey { connector_id: connector.id, direction: drain.direction() };
+        let Some(session) = self.session() else { return false };
+        let newest = session.newest(key).unwrap_or(0);
         let news = enabled && self.was_enabled && newest > self.last_seen;
         if !enabled || !self.was_enabled {
             self.last_seen = self.last_seen.max(newest);
@@ -299,7 +299,7 @@ impl Runner {
                 return Some(s);
             }
         }
-        match self.conn().map(|c| settings::read(c)) {
+        match self.session().map(|s| s.settings()) {
             Some(Ok(s)) => {
                 self.settings = Some((Instant::now(), s));
                 Some(s)
@@ -342,7 +342,7 @@ impl Runner {
         }
     }
 
-    fn after_run(&mut self, end: Result<RunEnd, rusqlite::Error>) {
+    fn after_run(&mut self, end: Result<RunEnd, QueueError>) {
         let mut st = self.shared.lock();
         match end {
             Ok(RunEnd::Drained) => {
@@ -360,7 +360,7 @@ impl Runner {
             }
             Err(e) => {
                 tracing::warn!(connector = %self.shared.name, direction = self.drain.direction().name(), error = %e, "the queue could not be processed");
-                self.conn = None;
+                self.session = None;
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
             }
         }
@@ -375,12 +375,12 @@ impl Runner {
         kind: RunKind,
         handed: Vec<Queued>,
         outcomes: Option<&mut Vec<TaskOutcome>>,
-    ) -> Result<RunEnd, rusqlite::Error> {
+    ) -> Result<RunEnd, QueueError> {
         let config = self.config;
         let drain = self.drain.clone();
         let metrics = self.metrics.clone();
-        let gate = self.db.gate().clone();
-        let Some(conn) = self.conn() else { return Ok(RunEnd::Stopped) };
+        let key = QueueKey { connector_id: connector.id, direction: drain.direction() };
+        let Some(queue) = self.session() else { return Ok(RunEnd::Stopped) };
         let recorder = Recorder {
             metrics: &metrics,
             connector: &connector.name,
@@ -388,11 +388,11 @@ impl Runner {
             outcomes,
             newest: 0,
         };
-        let mut run = Run { conn, gate: &gate, connector, selection, kind, handed, config: &config, recorder, turn };
+        let mut run = Run { queue, connector, selection, kind, handed, config: &config, recorder, turn };
         let end = drain.process(&mut run);
         let looked_at = run.recorder.newest;
-        let conn = run.conn;
-        let newest = end.and_then(|end| Ok((end, queue::newest(conn, connector.id, drain.direction())?)));
+        let queue = run.queue;
+        let newest = end.and_then(|end| Ok((end, queue.newest(key)?)));
         self.looked_at = self.looked_at.max(looked_at);
         let (end, newest) = newest?;
         self.last_seen = self.last_seen.max(newest);

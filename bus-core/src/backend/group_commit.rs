@@ -1,4 +1,4 @@
-//! Group commit of deliveries. Each worker records a delivered task
+//! Group commit of deliveries (SQLite backend only). Each worker records a delivered task
 //! (`queue::record_delivered`) before it hands the connector the next one
 //! (so a crash repeats at most the task in flight), but the workers of
 //! different connectors share the commit: whoever arrives while no commit
@@ -16,7 +16,7 @@
 use crate::db::WriteGate;
 use crate::queue;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a leader waits for workers in a connector call to join its
@@ -62,11 +62,11 @@ impl GroupCommit {
     /// Marks a connector call in progress until the guard drops: a leader
     /// waits (at most [`GATHER`]) for it to join its round — if `quick`, the
     /// call is expected to be short (the worker's last one was).
-    pub(crate) fn delivering(&self, quick: bool) -> Delivering<'_> {
+    pub(crate) fn delivering(self: &Arc<Self>, quick: bool) -> Delivering {
         if quick {
             self.lock().delivering += 1;
         }
-        Delivering { group: self, active: quick }
+        Delivering { group: self.clone(), active: quick }
     }
 
     /// Records the relations `sync_ids` as delivered and returns once that
@@ -76,13 +76,13 @@ impl GroupCommit {
     /// the worker's next call, counted from the moment the round commits
     /// when `next_quick` (so the next leader waits for a worker that has not
     /// been scheduled yet).
-    pub(crate) fn record_delivered<'g>(
-        &'g self,
+    pub(crate) fn record_delivered(
+        self: &Arc<Self>,
         gate: &WriteGate,
         sync_ids: &[i64],
-        mut call: Delivering<'g>,
+        mut call: Delivering,
         next_quick: bool,
-    ) -> rusqlite::Result<Delivering<'g>> {
+    ) -> rusqlite::Result<Delivering> {
         let mut st = self.lock();
         if call.active {
             call.active = false;
@@ -95,7 +95,7 @@ impl GroupCommit {
         if next_quick {
             st.continuing += 1;
         }
-        let next = Delivering { group: self, active: next_quick };
+        let next = Delivering { group: self.clone(), active: next_quick };
         let mine = st.next_round;
         loop {
             if st.ended > mine {
@@ -147,13 +147,13 @@ impl GroupCommit {
 }
 
 /// A connector call in progress (see [`GroupCommit::delivering`]).
-pub(crate) struct Delivering<'a> {
-    group: &'a GroupCommit,
+pub(crate) struct Delivering {
+    group: Arc<GroupCommit>,
     /// Still counted (not handed to [`GroupCommit::record_delivered`]).
     active: bool,
 }
 
-impl Drop for Delivering<'_> {
+impl Drop for Delivering {
     fn drop(&mut self) {
         if !self.active {
             return;
