@@ -19,6 +19,8 @@ mod faults;
 mod hardening;
 #[path = "cases/incoming.rs"]
 mod incoming;
+#[path = "cases/isolation.rs"]
+mod isolation;
 #[path = "cases/loading.rs"]
 mod loading;
 #[path = "cases/observability.rs"]

@@ -6,12 +6,13 @@ use anyhow::{Context, Result};
 use bus_core::db::{Database, Durability};
 use bus_core::engine::{Engine, EngineConfig, Host, StoreConfig, Watch};
 use bus_core::host::{HostError, HostServices};
+use bus_core::isolation::{Isolation, IsolationConfig};
 use bus_core::loader::Links;
 use bus_core::manager::ConnectorManager;
 use bus_core::metrics::Metrics;
 use bus_core::object_types::ObjectTypes;
 use bus_core::pipeline::Pipeline;
-use bus_core::registry::NewConnector;
+use bus_core::registry::{IsolationSetting, NewConnector};
 use bus_core::settings::{self, SettingsPatch};
 use bus_core::worker::{TaskResult, WorkerConfig, Workers};
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
@@ -69,6 +70,8 @@ pub struct RigConfig {
     pub workers: WorkerConfig,
     /// The registry watcher's interval (none: no watcher).
     pub watch: Option<Duration>,
+    /// Where the connectors run (a connector process runs this binary).
+    pub isolation: Isolation,
 }
 
 impl RigConfig {
@@ -80,6 +83,7 @@ impl RigConfig {
             processing,
             workers: WorkerConfig::default(),
             watch: None,
+            isolation: Isolation::InProcess,
         }
     }
 }
@@ -122,6 +126,7 @@ impl Rig {
                 class_name: "NoopConnector".into(),
                 enabled: true,
                 config: rig.config.clone(),
+                isolation: IsolationSetting::Default,
             })
             .collect();
         let engine = Engine::start(EngineConfig {
@@ -141,13 +146,18 @@ impl Rig {
             watch: rig.watch.map_or(Watch::Off, Watch::Every),
             process_external_interval_seconds: None,
             host: Host::Custom(signals.clone()),
+            isolation: IsolationConfig {
+                default: rig.isolation,
+                program: Some(std::env::current_exe()?),
+                ..IsolationConfig::default()
+            },
         })?;
-        let loaded = engine.loaded().live.len();
+        let loaded = engine.first_load().values().filter(|s| s.loaded).count();
         anyhow::ensure!(
             loaded == rig.connectors,
             "only {loaded} of {} connectors loaded: {:?}",
             rig.connectors,
-            engine.loaded().status
+            engine.first_load()
         );
         Ok(Rig {
             db: engine.db().clone(),

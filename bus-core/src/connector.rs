@@ -1,6 +1,7 @@
 //! A live connector instance on the host side, and typed calls into it.
 
 use crate::host::HostServices;
+use crate::isolation::{ChildConnector, ChildError, Isolation};
 use crate::lane::{Lane, LaneError};
 use crate::library::Library;
 use crate::registry::ConnectorRow;
@@ -38,6 +39,18 @@ pub enum CallError {
     /// Not called: an earlier call into the connector has not returned.
     #[error("the connector was not asked `{kind}`: it is hung in a `{stuck_in}` call that has not returned for {stuck_ms} ms")]
     Hung { kind: String, stuck_in: String, stuck_ms: u64 },
+    /// The connector's process died during the call, or is down after a
+    /// crash (`process` isolation); the message names the cause.
+    #[error("{0}")]
+    Crashed(String),
+    /// No answer within the call timeout: the connector's process was
+    /// killed (`process` isolation) and starts again.
+    #[error("the connector did not answer `{kind}` within {timeout_ms} ms; its process was killed and starts again")]
+    Killed { kind: String, timeout_ms: u64 },
+    /// Not called: the connector's process is down after a crash and
+    /// starts again after a pause.
+    #[error("{0}")]
+    Restarting(String),
 }
 
 impl CallError {
@@ -70,7 +83,7 @@ pub struct LiveConnector {
     pub info: InitResponse,
     /// When this instance was created (UTC, ISO 8601).
     pub loaded_at: String,
-    object: Arc<ConnectorBox>,
+    object: Arc<Instance>,
     /// Where calls from outside the connector's workers run (see [`Lane`]).
     lane: Arc<Lane>,
     /// Where panics and timeouts are reported (the event log).
@@ -100,7 +113,7 @@ impl LiveConnector {
     pub(crate) fn initialize(
         row: &ConnectorRow,
         library: Arc<Library>,
-        object: ConnectorBox,
+        object: Instance,
         lane: Arc<Lane>,
         services: Arc<dyn HostServices>,
         call_timeout: Duration,
@@ -144,7 +157,13 @@ impl LiveConnector {
         call: impl FnOnce(&LiveConnector) -> Result<R, CallError> + Send + 'static,
     ) -> Result<R, CallError> {
         let me = this.clone();
-        let answer = this.lane.run(kind, this.call_timeout, move || call(&me));
+        // A connector process is killed at the call timeout itself: the
+        // lane waits a little longer, so it hears that answer.
+        let deadline = match *this.object {
+            Instance::InProcess(_) => this.call_timeout,
+            Instance::Child(_) => this.call_timeout + CHILD_GRACE,
+        };
+        let answer = this.lane.run(kind, deadline, move || call(&me));
         match answer {
             Ok(result) => result,
             Err(e) => {
@@ -184,6 +203,31 @@ impl LiveConnector {
     ) -> Result<R, CallError> {
         let bytes = protocol::encode_request(kind, body);
         Self::with_timeout(this, kind, move |c| c.request_raw(kind, &bytes))
+    }
+
+    /// Where this instance runs.
+    pub fn isolation(&self) -> Isolation {
+        match *self.object {
+            Instance::InProcess(_) => Isolation::InProcess,
+            Instance::Child(_) => Isolation::Process,
+        }
+    }
+
+    /// How often the connector's process was started again after a crash
+    /// or a kill (always 0 in-process).
+    pub fn restarts(&self) -> u64 {
+        match &*self.object {
+            Instance::InProcess(_) => 0,
+            Instance::Child(child) => child.restarts(),
+        }
+    }
+
+    /// The connector process's ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        match &*self.object {
+            Instance::InProcess(_) => None,
+            Instance::Child(child) => child.pid(),
+        }
     }
 
     /// How long the oldest running call has run, when longer than the call
@@ -228,21 +272,17 @@ impl LiveConnector {
     pub fn call_bytes(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(call, Instant::now());
-        let result = self.object.call(RSlice::from_slice(request));
+        let result = self.object.call(request);
         let started = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&call);
         if let Some(took) = started.map(|s| s.elapsed()).filter(|d| *d > self.call_timeout) {
             tracing::warn!(connector = %self.name, took_ms = took.as_millis() as u64, "a call into the connector returned after the call timeout");
         }
-        match result {
-            RResult::ROk(bytes) => Ok(bytes.into_vec()),
-            RResult::RErr(e) => {
-                let e = CallError::Aborted(e.into_string());
-                if e.is_panic() {
-                    self.report_fault(EventType::Error, "CONNECTORPANIC", &e);
-                }
-                Err(e)
-            }
-        }
+        result.inspect_err(|e| match e {
+            CallError::Aborted(_) if e.is_panic() => self.report_fault(EventType::Error, "CONNECTORPANIC", e),
+            CallError::Crashed(_) => self.report_fault(EventType::Error, "CONNECTORCRASH", e),
+            CallError::Killed { .. } => self.report_fault(EventType::Error, "CONNECTORTIMEOUT", e),
+            _ => {}
+        })
     }
 
     fn sdk_version(&self) -> &str {
@@ -259,8 +299,13 @@ impl LiveConnector {
         if self.shut_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        tracing::debug!(connector = %self.name, loaded_at = %self.loaded_at, "shutting a connector instance down");
         let object = self.object.clone();
-        let deadline = self.call_timeout.min(SHUTDOWN_TIMEOUT);
+        let deadline = match *object {
+            Instance::InProcess(_) => self.call_timeout.min(SHUTDOWN_TIMEOUT),
+            // The supervisor kills a process that does not end in time.
+            Instance::Child(_) => SHUTDOWN_TIMEOUT + CHILD_GRACE,
+        };
         if let Err(e) = self.lane.run(SHUTDOWN, deadline, move || object.shutdown()) {
             let e = CallError::from_lane(SHUTDOWN, e);
             tracing::warn!(connector = %self.name, error = %e, "the connector did not shut down; it is left running");
@@ -273,6 +318,49 @@ const SHUTDOWN: &str = "shutdown";
 
 /// The longest a connector's shutdown is waited for.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How much longer than a connector process's own deadline the lane waits.
+const CHILD_GRACE: Duration = Duration::from_millis(500);
+
+/// Where a connector instance runs (see `isolation/`).
+pub(crate) enum Instance {
+    /// Created in the daemon from the library's root module.
+    InProcess(ConnectorBox),
+    /// In a connector host process of its own.
+    Child(Box<ChildConnector>),
+}
+
+impl Instance {
+    /// One request document in, one response document out.
+    fn call(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        match self {
+            Instance::InProcess(object) => match object.call(RSlice::from_slice(request)) {
+                RResult::ROk(bytes) => Ok(bytes.into_vec()),
+                RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
+            },
+            Instance::Child(child) => child.call(request).map_err(|e| match e {
+                ChildError::Failed(m) => CallError::Aborted(m),
+                ChildError::TimedOut(d) => {
+                    CallError::Killed { kind: request_kind(request), timeout_ms: d.as_millis() as u64 }
+                }
+                restarting @ ChildError::Restarting { .. } => CallError::Restarting(restarting.to_string()),
+                other => CallError::Crashed(other.to_string()),
+            }),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            Instance::InProcess(object) => object.shutdown(),
+            Instance::Child(child) => child.shutdown(),
+        }
+    }
+}
+
+/// The request kind of an encoded request (for messages).
+fn request_kind(request: &[u8]) -> String {
+    protocol::parse_request(request).map_or_else(|_| "a request".to_owned(), |env| env.kind.into_owned())
+}
 
 impl Drop for LiveConnector {
     fn drop(&mut self) {

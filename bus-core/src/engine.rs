@@ -11,8 +11,9 @@ use crate::db::{Database, DbError, Durability};
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::host::HostServices;
 use crate::incoming::{Incoming, IncomingParts};
+use crate::isolation::IsolationConfig;
 use crate::loader::{Links, Loader};
-use crate::manager::{ConnectorManager, ConnectorSet};
+use crate::manager::{ConnectorManager, ConnectorStatus};
 use crate::metrics::Metrics;
 use crate::object_types::ObjectTypes;
 use crate::pipeline::Pipeline;
@@ -25,6 +26,7 @@ use crate::storage::StorageWatch;
 use crate::watch::Watcher;
 use crate::worker::{WorkerConfig, Workers};
 use connector_abi::EventType;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +140,9 @@ pub struct EngineConfig {
     /// Overrides the interval of "Process external integration tasks".
     pub process_external_interval_seconds: Option<i64>,
     pub host: Host,
+    /// Where connectors run: the default mode, the program that hosts a
+    /// connector process, limits.
+    pub isolation: IsolationConfig,
 }
 
 /// How often the scheduler looks for due tasks.
@@ -154,7 +159,9 @@ pub struct Engine {
     incoming: Arc<Incoming>,
     scheduler: SchedulerHandle,
     watcher: Option<Watcher>,
-    loaded: Arc<ConnectorSet>,
+    /// How the first load went (the statuses only: holding that set would
+    /// keep its instances alive after they are replaced).
+    first_load: BTreeMap<String, ConnectorStatus>,
 }
 
 impl Engine {
@@ -174,7 +181,8 @@ impl Engine {
         };
         let loader = Loader::new(&config.connectors_dir, &config.state_dir)
             .with_call_timeout(config.call_timeout)
-            .with_links(config.links);
+            .with_links(config.links)
+            .with_isolation(config.isolation.clone());
         let manager = Arc::new(ConnectorManager::new(store.registry.clone(), loader, services, store.events.clone()));
         // The storage seam of the workers (see `backend/`).
         let queues: Arc<dyn Queues> = Arc::new(SqliteQueues::new(store.db.clone()));
@@ -182,7 +190,7 @@ impl Engine {
         outgoing.follow(&manager);
         let sweep = store.clone();
         manager.on_reload(Box::new(move |_| discard_orphans(&sweep)));
-        let loaded = manager.reload_all()?;
+        let first_load = manager.reload_all()?.status.clone();
         let pipeline =
             Arc::new(Pipeline::new(&store.db, types.clone(), manager.clone(), outgoing.clone(), store.events.clone())?);
         let incoming = Incoming::new(IncomingParts {
@@ -204,7 +212,7 @@ impl Engine {
             ),
             Watch::Off => None,
         };
-        Ok(Engine { store, storage, metrics, manager, outgoing, pipeline, incoming, scheduler, watcher, loaded })
+        Ok(Engine { store, storage, metrics, manager, outgoing, pipeline, incoming, scheduler, watcher, first_load })
     }
 
     pub fn store(&self) -> &Store {
@@ -246,9 +254,9 @@ impl Engine {
         self.scheduler.scheduler()
     }
 
-    /// The connectors as the first load left them.
-    pub fn loaded(&self) -> &ConnectorSet {
-        &self.loaded
+    /// How each registered connector came out of the first load.
+    pub fn first_load(&self) -> &BTreeMap<String, ConnectorStatus> {
+        &self.first_load
     }
 
     /// Stops the watcher and the scheduler, lets every worker finish its

@@ -45,26 +45,33 @@ pub(crate) fn host_object(connector: &str, services: Arc<dyn HostServices>) -> H
 
 impl HostAdapter {
     fn dispatch(&self, request: &[u8]) -> Vec<u8> {
-        let env = match protocol::parse_request(request) {
-            Ok(env) => env,
-            Err(response) => return response,
-        };
-        let c = self.connector.as_str();
-        match env.kind.as_ref() {
-            host_kind::LOG_EVENT => protocol::answer(env.body, |e: LogEventRequest| {
-                self.services.log_event(c, e).map(|()| Empty {}).map_err(|e| e.to_string())
-            }),
-            host_kind::LOG_INCOMING_TASK => protocol::answer(env.body, |t: LogIncomingTaskRequest| {
-                self.services
-                    .log_incoming_task(c, t)
-                    .map(|task_id| LogIncomingTaskResponse { task_id })
-                    .map_err(|e| e.to_string())
-            }),
-            host_kind::REQUEST_PROCESSING => protocol::answer(env.body, |r: RequestProcessingRequest| {
-                self.services.request_processing(c, r).map(|()| Empty {}).map_err(|e| e.to_string())
-            }),
-            other => protocol::encode_unsupported(other),
-        }
+        dispatch(&self.connector, &self.services, request)
+    }
+}
+
+/// Answers one host request document of the connector registered as
+/// `connector` (in-process through its host object, or relayed from its
+/// process).
+pub(crate) fn dispatch(connector: &str, services: &Arc<dyn HostServices>, request: &[u8]) -> Vec<u8> {
+    let env = match protocol::parse_request(request) {
+        Ok(env) => env,
+        Err(response) => return response,
+    };
+    let c = connector;
+    match env.kind.as_ref() {
+        host_kind::LOG_EVENT => protocol::answer(env.body, |e: LogEventRequest| {
+            services.log_event(c, e).map(|()| Empty {}).map_err(|e| e.to_string())
+        }),
+        host_kind::LOG_INCOMING_TASK => protocol::answer(env.body, |t: LogIncomingTaskRequest| {
+            services
+                .log_incoming_task(c, t)
+                .map(|task_id| LogIncomingTaskResponse { task_id })
+                .map_err(|e| e.to_string())
+        }),
+        host_kind::REQUEST_PROCESSING => protocol::answer(env.body, |r: RequestProcessingRequest| {
+            services.request_processing(c, r).map(|()| Empty {}).map_err(|e| e.to_string())
+        }),
+        other => protocol::encode_unsupported(other),
     }
 }
 

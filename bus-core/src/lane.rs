@@ -61,6 +61,23 @@ thread_local! {
     static ON_LANE: Cell<usize> = const { Cell::new(0) };
 }
 
+/// The lane whose thread runs this code (0: none), to carry into work done
+/// on its behalf on another thread.
+pub(crate) fn current_lane() -> usize {
+    ON_LANE.with(Cell::get)
+}
+
+/// Runs `f` as part of the call running on lane `lane` (from
+/// [`current_lane`]): a host request that a connector process made during
+/// a lane call is served on another thread, and a call it makes into the
+/// same connector must run at once, as it would on the lane itself.
+pub(crate) fn as_lane<R>(lane: usize, f: impl FnOnce() -> R) -> R {
+    let previous = ON_LANE.with(|l| l.replace(lane));
+    let result = f();
+    ON_LANE.with(|l| l.set(previous));
+    result
+}
+
 /// One connector's call lane; its thread starts with the first call and
 /// ends once the lane is dropped and the call in flight returned.
 pub(crate) struct Lane {

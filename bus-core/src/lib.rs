@@ -23,6 +23,7 @@ pub mod eventlog;
 pub mod grid;
 pub mod host;
 pub mod incoming;
+pub mod isolation;
 mod lane;
 mod library;
 pub mod loader;

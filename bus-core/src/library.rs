@@ -1,9 +1,9 @@
-//! A connector library as it is loaded: the user's file, the private,
-//! content-addressed copy actually opened, its hash and its root module.
+//! A connector library as the loader prepared it: the user's file and the
+//! private, content-addressed copy that is opened (in the daemon or in the
+//! connector's process), with its hash.
 //! The loader makes it (`loader/library.rs`); a live connector keeps it (the
 //! code stays mapped while an instance runs) and shows which build it is.
 
-use connector_abi::abi::ConnectorLibRef;
 use std::path::PathBuf;
 
 /// A connector library loaded from its content-addressed copy.
@@ -14,7 +14,6 @@ pub(crate) struct Library {
     pub copy: PathBuf,
     /// The content hash (hex) that names the copy.
     pub hash: String,
-    pub(crate) root: ConnectorLibRef,
 }
 
 impl std::fmt::Debug for Library {

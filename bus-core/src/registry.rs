@@ -1,6 +1,7 @@
 //! The connector registry: the `Integration_Connector` table.
 
 use crate::db::{Database, DbError};
+use crate::isolation::Isolation;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -20,10 +21,81 @@ pub struct ConnectorRow {
     pub last_modified: String,
     /// The connector's own settings, handed to it when it is created.
     pub config: String,
+    /// Where the connector runs (`ConnectorIsolation`).
+    #[serde(default)]
+    pub isolation: IsolationSetting,
     /// Why the row cannot be used as stored (a value SQL put there that the
     /// daemon does not accept); such a row is not loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+/// A row's `ConnectorIsolation`: a mode, or the default of `bus.toml`
+/// (NULL or empty in the table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationSetting {
+    /// Whatever `isolation` in `bus.toml` says.
+    #[default]
+    Default,
+    /// In a child process of its own.
+    Process,
+    /// Inside the daemon.
+    InProcess,
+}
+
+impl IsolationSetting {
+    /// The mode, with `default` for [`IsolationSetting::Default`].
+    pub fn or(self, default: Isolation) -> Isolation {
+        match self {
+            IsolationSetting::Default => default,
+            IsolationSetting::Process => Isolation::Process,
+            IsolationSetting::InProcess => Isolation::InProcess,
+        }
+    }
+
+    /// The column's value.
+    fn column(self) -> Option<&'static str> {
+        match self {
+            IsolationSetting::Default => None,
+            IsolationSetting::Process => Some("process"),
+            IsolationSetting::InProcess => Some("in-process"),
+        }
+    }
+
+    fn from_column(value: &str, problems: &mut Vec<String>) -> IsolationSetting {
+        match value.trim() {
+            "" => IsolationSetting::Default,
+            "process" => IsolationSetting::Process,
+            "in-process" => IsolationSetting::InProcess,
+            other => {
+                problems.push(format!(
+                    "ConnectorIsolation is `{}`; use process, in-process, or leave it empty for the default",
+                    other.escape_debug()
+                ));
+                IsolationSetting::Default
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for IsolationSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "default" | "" => Ok(IsolationSetting::Default),
+            "process" => Ok(IsolationSetting::Process),
+            "in-process" => Ok(IsolationSetting::InProcess),
+            other => Err(format!("`{other}` is not an isolation: use process, in-process or default")),
+        }
+    }
+}
+
+impl std::fmt::Display for IsolationSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.column().unwrap_or("default"))
+    }
 }
 
 /// The code name of the specification's sample connector, which the schema
@@ -117,6 +189,9 @@ pub struct NewConnector {
     pub enabled: bool,
     #[serde(default)]
     pub config: String,
+    /// Where it runs; absent: the default of `bus.toml`.
+    #[serde(default)]
+    pub isolation: IsolationSetting,
 }
 
 /// Changes to a registered connector; absent fields stay as they are.
@@ -136,6 +211,9 @@ pub struct ConnectorPatch {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub config: Option<String>,
+    /// `default` goes back to the default of `bus.toml`.
+    #[serde(default)]
+    pub isolation: Option<IsolationSetting>,
 }
 
 impl ConnectorPatch {
@@ -160,6 +238,9 @@ impl ConnectorPatch {
         }
         if self.config.is_some() {
             parts.push("configuration changed".into());
+        }
+        if let Some(v) = self.isolation {
+            parts.push(format!("isolation → {}", v.column().unwrap_or("default")));
         }
         if parts.is_empty() {
             "nothing".into()
@@ -194,7 +275,7 @@ impl From<rusqlite::Error> for RegistryError {
 }
 
 const COLUMNS: &str = "ConnectorID, ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-    ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig";
+    ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig, ConnectorIsolation";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
     use rusqlite::types::ValueRef;
@@ -215,8 +296,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
         enabled,
         last_modified: text(r, 6, "ConnectorLastModified", &mut problems)?,
         config: text(r, 7, "ConnectorConfig", &mut problems)?,
+        isolation: IsolationSetting::Default,
         problems: Vec::new(),
     };
+    if !matches!(r.get_ref(8)?, rusqlite::types::ValueRef::Null) {
+        let value = text(r, 8, "ConnectorIsolation", &mut problems)?;
+        row.isolation = IsolationSetting::from_column(&value, &mut problems);
+    }
     check_row(&row, &mut problems);
     row.problems = problems;
     Ok(row)
@@ -354,9 +440,17 @@ impl Registry {
         check_unique_ignoring_case(&conn, &new.name, -1)?;
         let inserted = conn.execute(
             "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-             ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (ConnectorName) DO NOTHING",
-            params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config],
+             ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ConnectorName) DO NOTHING",
+            params![
+                new.name,
+                display,
+                new.assembly_name,
+                new.class_name,
+                new.enabled,
+                new.config,
+                new.isolation.column()
+            ],
         )?;
         if inserted == 0 {
             return Err(RegistryError::Duplicate(new.name.clone()));
@@ -375,6 +469,7 @@ impl Registry {
             class_name: patch.class_name.clone().unwrap_or(current.class_name.clone()),
             enabled: patch.enabled.unwrap_or(current.enabled),
             config: patch.config.clone().unwrap_or(current.config.clone()),
+            isolation: patch.isolation.unwrap_or(current.isolation),
             ..current.clone()
         };
         validate_code_name(&next.name)?;
@@ -392,7 +487,8 @@ impl Registry {
         let result = conn.execute(
             "UPDATE Integration_Connector SET ConnectorName = ?1, ConnectorDisplayName = ?2, \
              ConnectorAssemblyName = ?3, ConnectorClassName = ?4, ConnectorEnabled = ?5, ConnectorConfig = ?6, \
-             ConnectorLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE ConnectorID = ?7",
+             ConnectorIsolation = ?8, ConnectorLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
+             WHERE ConnectorID = ?7",
             params![
                 next.name,
                 next.display_name,
@@ -400,7 +496,8 @@ impl Registry {
                 next.class_name,
                 next.enabled,
                 next.config,
-                current.id
+                current.id,
+                next.isolation.column()
             ],
         );
         match result {
@@ -460,11 +557,12 @@ pub(crate) fn seed(conn: &Connection, new: &NewConnector) -> Result<(), Registry
     let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-         ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT (ConnectorName) DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
          ConnectorAssemblyName = excluded.ConnectorAssemblyName, ConnectorClassName = excluded.ConnectorClassName, \
-         ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig",
-        params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config],
+         ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig, \
+         ConnectorIsolation = excluded.ConnectorIsolation",
+        params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config, new.isolation.column()],
     )?;
     Ok(())
 }
@@ -511,6 +609,7 @@ mod tests {
             class_name: "X".into(),
             enabled: true,
             config: String::new(),
+            isolation: IsolationSetting::Default,
         }
     }
 

@@ -35,5 +35,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig> {
         watch: Watch::Every(config.watch_interval()),
         process_external_interval_seconds: config.scheduler.process_external_interval_seconds,
         host: Host::Bus,
+        // Connector processes run this very binary, so the ABI matches.
+        isolation: config.isolation.config(std::env::current_exe().ok()),
     })
 }

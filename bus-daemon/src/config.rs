@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
+use bus_core::isolation::{Isolation, IsolationConfig, Limits};
 use bus_core::object_types::ObjectTypes;
 use bus_core::registry::NewConnector;
 use bus_core::settings::SettingsPatch;
@@ -77,6 +78,74 @@ pub struct Config {
     /// the connectors folder (refused by default).
     #[serde(default)]
     pub allow_symlinks_outside: bool,
+    /// Where connectors whose `ConnectorIsolation` is empty run: a mode
+    /// (`isolation = "process"`), or a table with the mode and the limits
+    /// of connector processes (`[isolation]`).
+    #[serde(default)]
+    pub isolation: IsolationEntry,
+}
+
+/// `isolation` in bus.toml: `isolation = "in-process"`, or `[isolation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IsolationEntry {
+    Mode(Isolation),
+    Table(IsolationTable),
+}
+
+impl Default for IsolationEntry {
+    fn default() -> Self {
+        IsolationEntry::Mode(Isolation::Process)
+    }
+}
+
+/// `[isolation]` in bus.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationTable {
+    /// The default mode (`process` unless set).
+    #[serde(default)]
+    pub mode: Isolation,
+    /// The most memory one connector process may allocate, in MiB.
+    #[serde(default)]
+    pub memory_limit_mb: Option<u64>,
+    /// The most CPU time one connector process may use over its life, in seconds.
+    #[serde(default)]
+    pub cpu_limit_seconds: Option<u64>,
+    /// The longest pause before a crashed connector process is started again.
+    #[serde(default = "default_restart_backoff_max_ms")]
+    pub restart_backoff_max_ms: u64,
+}
+
+fn default_restart_backoff_max_ms() -> u64 {
+    10_000
+}
+
+impl IsolationEntry {
+    /// The engine's isolation settings; `program` runs `connector-host`.
+    pub fn config(&self, program: Option<PathBuf>) -> IsolationConfig {
+        match self {
+            IsolationEntry::Mode(mode) => IsolationConfig { default: *mode, program, ..IsolationConfig::default() },
+            IsolationEntry::Table(t) => IsolationConfig {
+                default: t.mode,
+                program,
+                limits: Limits { memory_mb: t.memory_limit_mb, cpu_seconds: t.cpu_limit_seconds },
+                restart_max: Duration::from_millis(t.restart_backoff_max_ms),
+            },
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if let IsolationEntry::Table(t) = self {
+            if t.memory_limit_mb == Some(0) || t.cpu_limit_seconds == Some(0) {
+                bail!("[isolation] memory_limit_mb and cpu_limit_seconds must be at least 1 when set");
+            }
+            if t.memory_limit_mb.is_some_and(|mb| mb < 16) {
+                bail!("[isolation] memory_limit_mb must be at least 16: a connector process needs that much to start");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[http]` in bus.toml.
@@ -303,6 +372,7 @@ impl Config {
             bail!("watch_interval_ms must be between 1 and 60000, not {}", config.watch_interval_ms);
         }
         config.outgoing.check()?;
+        config.isolation.check()?;
         config.http.check()?;
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: give both (PEM files) or neither");

@@ -55,6 +55,10 @@ enum Command {
     /// List, show, synchronize or delete queued tasks.
     #[command(subcommand)]
     Task(cli::task::TaskCommand),
+    /// Run one connector in this process for a daemon that started it
+    /// (`process` isolation); speaks frames on stdin and stdout.
+    #[command(name = "connector-host", hide = true)]
+    ConnectorHost,
 }
 
 fn init_tracing(default: &str) {
@@ -65,6 +69,9 @@ fn init_tracing(default: &str) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::ConnectorHost = cli.command {
+        return Ok(bus_core::isolation::run_host()?);
+    }
     let config_path = cli.config.clone().or_else(|| {
         let default = PathBuf::from("bus.toml");
         default.exists().then_some(default)
@@ -88,7 +95,7 @@ fn main() -> Result<()> {
                 Command::Eventlog(a) => cli::eventlog::run(&bus, a),
                 Command::Settings(c) => cli::settings::run(&bus, c),
                 Command::Schedule(c) => cli::schedule::run(&bus, c),
-                Command::Serve { .. } => unreachable!("serve is handled above"),
+                Command::Serve { .. } | Command::ConnectorHost => unreachable!("handled above"),
             }
         }
     }

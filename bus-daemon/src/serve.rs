@@ -11,7 +11,7 @@ use std::time::Duration;
 pub fn run(config: Config) -> Result<()> {
     config.check_exposure()?;
     let engine = Engine::start(app::engine_config(&config)?)?;
-    for (name, status) in &engine.loaded().status {
+    for (name, status) in engine.first_load() {
         match (&status.error, status.loaded) {
             (None, true) => tracing::info!(connector = %name, "connector loaded"),
             (None, false) => tracing::info!(connector = %name, "connector disabled"),

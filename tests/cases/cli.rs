@@ -41,6 +41,14 @@ fn connector_commands_edit_the_registry_of_a_running_daemon() {
     assert!(json.as_array().unwrap().iter().any(|c| c["name"] == "Cli"));
     let show = ok(env.cli(&["connector", "show", "Cli"]));
     assert!(show.contains("EchoConnector"), "{show}");
+    ok(env.cli(&["connector", "edit", "Cli", "--isolation", "in-process"]));
+    wait_for("the in-process instance", WAIT, || {
+        d.connector("Cli").filter(|c| c["running_isolation"] == "in-process" && c["loaded"] == true)
+    });
+    let show = ok(env.cli(&["connector", "show", "Cli"]));
+    assert!(show.contains("isolation:     in-process"), "{show}");
+    let err = fails(env.cli(&["connector", "edit", "Cli", "--isolation", "sandbox"]));
+    assert!(err.contains("`sandbox` is not an isolation"), "{err}");
 
     ok(env.cli(&["connector", "disable", "Cli"]));
     wait_for("the connector to unload", WAIT, || d.connector("Cli").filter(|c| c["loaded"] == false));

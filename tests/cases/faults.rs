@@ -11,6 +11,10 @@ const WAIT: Duration = Duration::from_secs(20);
 fn a_hung_connector_is_cut_off_and_the_others_keep_flowing() {
     let env = TestEnv::new();
     env.configure("call_timeout_ms = 400");
+    // In the daemon a hung call cannot be interrupted: this is that mode's
+    // behaviour (`isolation::a_spinning_call_is_killed_at_the_deadline` is
+    // the other mode's).
+    env.isolate("isolation = \"in-process\"");
     env.scripted("Slow", json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}], "sleep_ms": 2500}));
     env.scripted(
         "Fast",

@@ -165,3 +165,27 @@ fn shutdown_calls_every_connectors_shutdown() {
         .unwrap();
     assert_eq!(count, 2);
 }
+
+#[test]
+fn a_reinitialization_shuts_the_replaced_instances_down() {
+    let env = TestEnv::new();
+    env.install("testkit_connector", "testkit");
+    env.register("EchoA", "testkit", "EchoConnector", true, "log_on_shutdown");
+    let d = env.start();
+    let shutdowns = || {
+        env.sql()
+            .query_row("SELECT COUNT(*) FROM CMS_EventLog WHERE EventCode = 'SHUTDOWN'", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(shutdowns(), 0);
+    // Edits through the API and through SQL each replace the instance; the
+    // replaced one is shut down while the daemon runs (the instance of the
+    // first load too, which nothing may keep).
+    let r = d.put("/api/connectors/EchoA", &serde_json::json!({"display_name": "Echo A"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    bus_tests::wait_for("the first instance's shutdown", Duration::from_secs(20), || (shutdowns() == 1).then_some(()));
+    env.sql()
+        .execute("UPDATE Integration_Connector SET ConnectorDisplayName = 'Echo' WHERE ConnectorName = 'EchoA'", [])
+        .unwrap();
+    bus_tests::wait_for("the second instance's shutdown", Duration::from_secs(20), || (shutdowns() == 2).then_some(()));
+}

@@ -98,6 +98,9 @@ fn a_disable_enable_storm_on_a_backlog_keeps_commit_order_and_makes_no_call_afte
 fn hung_is_match_prepare_and_sync_calls_delay_only_their_own_connector() {
     let env = TestEnv::new();
     env.configure("call_timeout_ms = 500");
+    // The daemon's own threads cannot be interrupted: in-process behaviour
+    // (in a connector process the hung call is killed instead).
+    env.isolate("isolation = \"in-process\"");
     // Hang: a custom subscription (asked on its worker), an incoming queue
     // (prepare) and a synchronous subscription for roles.
     env.scripted(

@@ -117,8 +117,9 @@ fn unsafe_code_appears_only_in_the_loader_each_block_justified() {
     for file in rust_files().into_iter().filter(|f| !f.ends_with("tests/cases/tidy.rs")) {
         let source = std::fs::read_to_string(root().join(&file)).unwrap();
         for (line, justified) in unsafe_uses(&source) {
-            let in_loader = file.starts_with("bus-core/src/loader");
-            assert!(in_loader, "{}:{line}: `unsafe` outside bus-core/src/loader/", file.display());
+            // The one other place: a test connector that segfaults on purpose.
+            let allowed = file.starts_with("bus-core/src/loader") || file.ends_with("connectors/testkit/src/crash.rs");
+            assert!(allowed, "{}:{line}: `unsafe` outside bus-core/src/loader/", file.display());
             assert!(justified, "{}:{line}: an `unsafe` block without a `// SAFETY:` line above it", file.display());
         }
     }

@@ -208,6 +208,24 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     wait_for("the sample to be loaded", Duration::from_secs(10), || {
         (d.connector("SampleIntegrationConnector").unwrap()["loaded"] == true).then_some(())
     });
+    // Its own process by default; moved into the daemon from the edit form.
+    b.wait_until("the isolation column", |b| {
+        b.find_all("tr[data-name='SampleIntegrationConnector'] .isolation")
+            .first()
+            .is_some_and(|e| b.text(e) == "process")
+    });
+    b.click_css("tr[data-name='SampleIntegrationConnector'] .edit");
+    b.click_css("#f-isolation option[value='in-process']");
+    b.click_css("#connector-ok");
+    wait_for("the sample to run in-process", Duration::from_secs(10), || {
+        let c = d.connector("SampleIntegrationConnector").unwrap();
+        (c["isolation"] == "in-process" && c["running_isolation"] == "in-process").then_some(())
+    });
+    b.wait_until("the isolation column to follow", |b| {
+        b.find_all("tr[data-name='SampleIntegrationConnector'] .isolation")
+            .first()
+            .is_some_and(|e| b.text(e) == "in-process")
+    });
 
     // Step 5: the settings — the bus on, incoming off, outgoing logged but not processed.
     b.click_css("[data-tab='settings']");

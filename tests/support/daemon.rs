@@ -45,7 +45,39 @@ impl TestEnv {
              [outgoing]\nretry_base_ms = 100\nretry_max_ms = 400\nidle_poll_ms = 200\n",
         )
         .unwrap();
-        TestEnv { dir, connectors_dir, db_path, config_path }
+        let env = TestEnv { dir, connectors_dir, db_path, config_path };
+        // Unset: the shipped default (`process`). The suite's second pass
+        // sets `in-process` (scripts/test).
+        if let Ok(mode) = std::env::var("BUS_TEST_ISOLATION") {
+            env.isolate(&format!("isolation = \"{mode}\""));
+        }
+        env
+    }
+
+    /// Replaces the `isolation` entry of `bus.toml`: `isolation = "…"`, or an
+    /// `[isolation]` section (its lines given after the header).
+    pub fn isolate(&self, entry: &str) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let mut kept = Vec::new();
+        let mut in_section = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                in_section = line.trim() == "[isolation]";
+            }
+            if in_section || line.starts_with("isolation =") {
+                continue;
+            }
+            kept.push(line);
+        }
+        std::fs::write(&self.config_path, kept.join("\n") + "\n").unwrap();
+        match entry.strip_prefix("[isolation]") {
+            Some(section) => {
+                let mut text = std::fs::read_to_string(&self.config_path).unwrap();
+                text.push_str(&format!("\n[isolation]\n{}\n", section.trim()));
+                std::fs::write(&self.config_path, text).unwrap();
+            }
+            None => self.configure(entry),
+        }
     }
 
     /// Copies a built library into the connectors folder under `file_stem`
@@ -138,7 +170,7 @@ impl TestEnv {
             .arg("--config")
             .arg(&self.config_path)
             .arg("serve")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("BUS_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

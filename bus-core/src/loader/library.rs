@@ -1,5 +1,7 @@
-//! Loading a connector library: copy it to a content-addressed path, open the
-//! copy, and check its interface.
+//! Loading a connector library: copy it to a content-addressed path, then
+//! open the copy and check its interface — in the daemon (`in-process`) or
+//! in the connector's own process (`process` isolation), which opens the
+//! copy the daemon checked.
 //!
 //! Why a copy: `dlopen` of a path that is already loaded returns the old code,
 //! and overwriting a mapped library in place crashes the process. Loading a
@@ -17,11 +19,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-impl Library {
-    /// The connector classes the library exports.
-    pub(crate) fn classes(&self) -> Vec<String> {
-        (self.root.classes())().into_iter().map(|s| s.into_string()).collect()
-    }
+/// The connector classes a library exports.
+pub(crate) fn classes(root: ConnectorLibRef) -> Vec<String> {
+    (root.classes())().into_iter().map(|s| s.into_string()).collect()
 }
 
 /// Libraries already loaded by this process, by the path of their copy: the
@@ -68,22 +68,23 @@ fn loaded() -> &'static Mutex<HashMap<LoadedKey, Arc<Library>>> {
     LOADED.get_or_init(Default::default)
 }
 
-/// Loads the library at `source` through a copy in `copies_dir`.
-pub(crate) fn load_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+/// Prepares the library at `source`: checks it and writes its private copy
+/// in `copies_dir` (nothing is loaded: see [`open_library_copy`]).
+pub(crate) fn prepare_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
     let key = fingerprint(source).map(|f| (source.to_owned(), copies_dir.to_owned(), f));
     if let Some(key) = &key {
         if let Some(lib) = loaded().lock().unwrap_or_else(|p| p.into_inner()).get(key) {
             return Ok(lib.clone());
         }
     }
-    let lib = read_and_load(source, copies_dir)?;
+    let lib = read_and_copy(source, copies_dir)?;
     if let Some(key) = key {
         loaded().lock().unwrap_or_else(|p| p.into_inner()).insert(key, lib.clone());
     }
     Ok(lib)
 }
 
-fn read_and_load(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+fn read_and_copy(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
     let bytes = fs::read(source).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing { path: source.to_owned() },
         _ => LoadError::Io { path: source.to_owned(), source: e },
@@ -95,13 +96,18 @@ fn read_and_load(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadE
     let ext = source.extension().and_then(|s| s.to_str()).unwrap_or("so");
     let copy = copies_dir.join(format!("{stem}-{hash}.{ext}"));
     write_copy(&copy, &bytes)?;
+    Ok(Arc::new(Library { source: source.to_owned(), copy, hash }))
+}
 
+/// Opens a prepared copy in this process (once per copy) and checks its
+/// interface; `source` names the user's file in errors.
+pub(crate) fn open_library_copy(source: &Path, copy: &Path) -> Result<ConnectorLibRef, LoadError> {
     let mut opened = opened().lock().unwrap_or_else(|p| p.into_inner());
-    let root = match opened.get(&copy) {
+    let root = match opened.get(copy) {
         Some(root) => *root,
         None => {
-            let root = open_root_module(source, &copy)?;
-            opened.insert(copy.clone(), root);
+            let root = open_root_module(source, copy)?;
+            opened.insert(copy.to_owned(), root);
             root
         }
     };
@@ -112,7 +118,7 @@ fn read_and_load(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadE
             cause: format!("the library speaks connector ABI {}, this host speaks {ABI_VERSION}", root.abi_version()),
         });
     }
-    Ok(Arc::new(Library { source: source.to_owned(), copy, hash, root }))
+    Ok(root)
 }
 
 /// Writes the copy once (atomically: a temporary file renamed into place).

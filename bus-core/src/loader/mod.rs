@@ -4,11 +4,13 @@ mod library;
 mod preflight;
 mod resolve;
 
-pub(crate) use library::load_library;
+pub(crate) use library::open_library_copy;
+use library::{classes, prepare_library};
 pub(crate) use resolve::resolve_assembly;
 
-use crate::connector::{CallError, LiveConnector};
+use crate::connector::{CallError, Instance, LiveConnector};
 use crate::host::{host_object, HostServices};
+use crate::isolation::{ChildConnector, ChildError, Isolation, IsolationConfig, OpenRequest, ProcessConfig};
 use crate::lane::Lane;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RStr};
@@ -46,6 +48,12 @@ pub enum LoadError {
     NameMismatch { registered: String, reported: String },
     #[error("subscriptions refused: {0}")]
     InvalidSubscriptions(String),
+    /// The connector's process could not be started or set up (the text is
+    /// the loader's own words, from that process when it got that far).
+    #[error("{0}")]
+    InProcess(String),
+    #[error("the connector is set to `process` isolation, but this program cannot start a connector host; set ConnectorIsolation to in-process, or run the connector through bus-daemon")]
+    NoHost,
 }
 
 /// Loads connectors from one connectors folder.
@@ -60,6 +68,7 @@ pub struct Loader {
     lanes: Arc<Mutex<BTreeMap<String, Arc<Lane>>>>,
     /// Whether a library may be a link to a file outside the folder.
     links: Links,
+    isolation: IsolationConfig,
 }
 
 /// Whether a library in the connectors folder may be a symbolic link to a
@@ -88,7 +97,20 @@ impl Loader {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             lanes: Arc::new(Mutex::new(BTreeMap::new())),
             links: Links::StayInside,
+            isolation: IsolationConfig::default(),
         }
+    }
+
+    /// Where connectors run (the default mode, the connector host program,
+    /// limits).
+    pub(crate) fn with_isolation(mut self, isolation: IsolationConfig) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// The mode a row's connector runs in.
+    pub fn isolation_of(&self, row: &ConnectorRow) -> Isolation {
+        row.isolation.or(self.isolation.default)
     }
 
     /// Whether libraries may be links that leave the connectors folder.
@@ -145,31 +167,13 @@ impl Loader {
     pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<Arc<LiveConnector>, LoadError> {
         let path = self.resolve(&row.assembly_name)?;
         self.confine(&path)?;
-        let library = load_library(&path, &self.copies_dir)?;
-        let classes = library.classes();
-        if !classes.iter().any(|c| c == &row.class_name) {
-            return Err(LoadError::ClassNotExported {
-                class: row.class_name.clone(),
-                path,
-                available: if classes.is_empty() { "nothing".into() } else { classes.join(", ") },
-            });
-        }
-        let host = host_object(&row.name, services.clone());
+        let library = prepare_library(&path, &self.copies_dir)?;
         // Creating runs on the connector's lane too, so a constructor that
         // hangs cannot hold up the reinitialization of the others.
         let lane = self.lane(&row.name);
-        let new_connector = library.root.new_connector();
-        let (class, config) = (row.class_name.clone(), row.config.clone());
-        let created = lane
-            .run(CREATE, self.call_timeout, move || {
-                new_connector(RStr::from_str(&class), RStr::from_str(&config), host)
-            })
-            .map_err(|e| LoadError::CreateFailed { class: row.class_name.clone(), cause: e.to_string() })?;
-        let object = match created {
-            RResult::ROk(object) => object,
-            RResult::RErr(cause) => {
-                return Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
-            }
+        let object = match self.isolation_of(row) {
+            Isolation::InProcess => self.create_here(row, &path, &library.copy, &services, &lane)?,
+            Isolation::Process => self.create_in_child(row, &path, &library.copy, &services)?,
         };
         let live = LiveConnector::initialize(row, library, object, lane, services, self.call_timeout)
             .map_err(LoadError::InitFailed)?;
@@ -186,5 +190,64 @@ impl Loader {
             return Err(LoadError::InvalidSubscriptions(bad.to_string()));
         }
         Ok(live)
+    }
+
+    /// Opens the library in the daemon and creates the class.
+    fn create_here(
+        &self,
+        row: &ConnectorRow,
+        path: &Path,
+        copy: &Path,
+        services: &Arc<dyn HostServices>,
+        lane: &Lane,
+    ) -> Result<Instance, LoadError> {
+        let root = open_library_copy(path, copy)?;
+        let classes = classes(root);
+        if !classes.iter().any(|c| c == &row.class_name) {
+            return Err(LoadError::ClassNotExported {
+                class: row.class_name.clone(),
+                path: path.to_owned(),
+                available: if classes.is_empty() { "nothing".into() } else { classes.join(", ") },
+            });
+        }
+        let host = host_object(&row.name, services.clone());
+        let new_connector = root.new_connector();
+        let (class, config) = (row.class_name.clone(), row.config.clone());
+        let created = lane
+            .run(CREATE, self.call_timeout, move || {
+                new_connector(RStr::from_str(&class), RStr::from_str(&config), host)
+            })
+            .map_err(|e| LoadError::CreateFailed { class: row.class_name.clone(), cause: e.to_string() })?;
+        match created {
+            RResult::ROk(object) => Ok(Instance::InProcess(object)),
+            RResult::RErr(cause) => {
+                Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
+            }
+        }
+    }
+
+    /// Starts a connector host that opens the library and creates the class.
+    fn create_in_child(
+        &self,
+        row: &ConnectorRow,
+        path: &Path,
+        copy: &Path,
+        services: &Arc<dyn HostServices>,
+    ) -> Result<Instance, LoadError> {
+        let program = self.isolation.program.clone().ok_or(LoadError::NoHost)?;
+        let open = OpenRequest {
+            source: path.to_owned(),
+            copy: copy.to_owned(),
+            class: row.class_name.clone(),
+            config: row.config.clone(),
+            name: row.name.clone(),
+            limits: self.isolation.limits,
+        };
+        let config = ProcessConfig { program, restart_max: self.isolation.restart_max };
+        match ChildConnector::start(&row.name, open, config, self.call_timeout, services.clone()) {
+            Ok(child) => Ok(Instance::Child(Box::new(child))),
+            Err(ChildError::Start(text)) => Err(LoadError::InProcess(text)),
+            Err(e) => Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: e.to_string() }),
+        }
     }
 }

@@ -5,7 +5,7 @@ use crate::audit::{self, Action};
 use anyhow::Result;
 use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
-use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks};
+use bus_core::registry::{ConnectorPatch, ConnectorRow, IsolationSetting, NewConnector, QueuedTasks};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +37,9 @@ pub enum ConnectorCommand {
         /// The connector's own settings text.
         #[arg(long, default_value = "")]
         config_text: String,
+        /// Where it runs: process, in-process, or default (bus.toml's `isolation`).
+        #[arg(long, default_value = "default")]
+        isolation: IsolationSetting,
     },
     /// Change a connector; options not given stay as they are.
     Edit {
@@ -53,6 +56,9 @@ pub enum ConnectorCommand {
         enabled: Option<bool>,
         #[arg(long)]
         config_text: Option<String>,
+        /// Where it runs: process, in-process, or default (bus.toml's `isolation`).
+        #[arg(long)]
+        isolation: Option<IsolationSetting>,
     },
     /// Unregister a connector.
     Delete {
@@ -73,6 +79,7 @@ fn print_row(row: &ConnectorRow) {
     println!("assembly:      {}", row.assembly_name);
     println!("class:         {}", row.class_name);
     println!("enabled:       {}", row.enabled);
+    println!("isolation:     {}", row.isolation);
     println!("last modified: {}", row.last_modified);
     if !row.config.is_empty() {
         println!("config:        {}", row.config);
@@ -102,7 +109,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             }
         }
         ConnectorCommand::Show { name } => print_row(&registry.get(&name)?),
-        ConnectorCommand::Add { name, display_name, assembly, class, enabled, config_text } => {
+        ConnectorCommand::Add { name, display_name, assembly, class, enabled, config_text, isolation } => {
             let row = registry.add(&NewConnector {
                 name,
                 display_name,
@@ -110,6 +117,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 class_name: class,
                 enabled,
                 config: config_text,
+                isolation,
             })?;
             audit::record(
                 &bus.events,
@@ -119,7 +127,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             );
             println!("registered connector `{}`", row.name);
         }
-        ConnectorCommand::Edit { name, new_name, display_name, assembly, class, enabled, config_text } => {
+        ConnectorCommand::Edit { name, new_name, display_name, assembly, class, enabled, config_text, isolation } => {
             let patch = ConnectorPatch {
                 name: new_name,
                 display_name,
@@ -127,9 +135,10 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 class_name: class,
                 enabled,
                 config: config_text,
+                isolation,
             };
             if patch == ConnectorPatch::default() {
-                anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text");
+                anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text, --isolation");
             }
             let row = registry.update(&name, &patch)?;
             let what = format!("Changed connector `{name}`: {}", patch.describe());

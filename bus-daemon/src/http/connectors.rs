@@ -35,6 +35,12 @@ pub struct ConnectorView {
     pub fault: Option<String>,
     /// How long a call into the connector has run past the call timeout.
     pub hung_for_seconds: Option<f64>,
+    /// Where the running instance runs (`process` or `in-process`).
+    pub running_isolation: Option<bus_core::isolation::Isolation>,
+    /// How often its process was started again after a crash or a kill.
+    pub restarts: u64,
+    /// Its process's ID, while it runs in one.
+    pub pid: Option<u32>,
 }
 
 fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
@@ -55,6 +61,9 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         subscriptions: status.subscriptions,
         fault,
         hung_for_seconds,
+        running_isolation: live.map(|c| c.isolation()),
+        restarts: live.map_or(0, |c| c.restarts()),
+        pid: live.and_then(|c| c.pid()),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ConnectorHealth {
     pub error: Option<String>,
     /// Set while a call into the connector has run past the call timeout.
     pub hung_for_seconds: Option<f64>,
+    /// How often the connector's process was started again after a crash.
+    pub restarts: u64,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -47,11 +49,17 @@ pub async fn health(
         .status
         .iter()
         .map(|(name, st)| {
-            let hung_for_seconds = set.live.get(name).and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
-            (
-                name.clone(),
-                ConnectorHealth { enabled: st.enabled, loaded: st.loaded, error: st.error.clone(), hung_for_seconds },
-            )
+            let live = set.live.get(name);
+            let hung_for_seconds = live.and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
+            let restarts = live.map_or(0, |c| c.restarts());
+            let health = ConnectorHealth {
+                enabled: st.enabled,
+                loaded: st.loaded,
+                error: st.error.clone(),
+                hung_for_seconds,
+                restarts,
+            };
+            (name.clone(), health)
         })
         .collect();
     let storage_fault = s.protection.storage.fault();

@@ -39,6 +39,11 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
             u8::from(live.hung_for().is_some())
         );
     }
+    out.push_str("# HELP bus_connector_restarts_total How often the connector's process was started again after a crash or a kill (process isolation; per instance).\n");
+    out.push_str("# TYPE bus_connector_restarts_total counter\n");
+    for (name, live) in &set.live {
+        let _ = writeln!(out, "bus_connector_restarts_total{{connector=\"{}\"}} {}", label(name), live.restarts());
+    }
     out.push_str("# HELP bus_connector_reinitializations_total How many times all connectors were reinitialized.\n");
     out.push_str("# TYPE bus_connector_reinitializations_total counter\n");
     let _ = writeln!(out, "bus_connector_reinitializations_total {}", s.manager.reinitializations());

@@ -210,6 +210,7 @@ async function renderConnectors() {
     el("td", {}, c.assembly_name),
     el("td", {}, c.class_name),
     el("td", { class: "enabled" }, c.enabled ? "Yes" : "No"),
+    el("td", { class: "isolation", title: isolationTitle(c) }, isolationText(c)),
     el("td", { class: "actions" },
       el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
@@ -220,8 +221,20 @@ async function renderConnectors() {
       ...searchBox(g, "connector-search", r),
       el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
     table([sortable(g, "State", "state", r), sortable(g, "Display name", "display_name", r), sortable(g, "Code name", "name", r),
-      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Actions"], rows),
+      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Actions"], rows),
     pager(g, total, "connectors", r));
+}
+
+// Where the running instance runs, what the row asks for, and how often its
+// process was restarted after a crash.
+function isolationText(c) {
+  const running = c.running_isolation || (c.isolation === "default" ? "default" : c.isolation);
+  return c.restarts ? `${running} (${c.restarts} restart${c.restarts === 1 ? "" : "s"})` : running;
+}
+
+function isolationTitle(c) {
+  const asked = c.isolation === "default" ? "the bus.toml default" : c.isolation;
+  return `Registry: ${asked}` + (c.pid ? `; process ${c.pid}` : "");
 }
 
 async function saveConnector(name, patch) {
@@ -263,6 +276,10 @@ function editConnector(c) {
     field("Assembly name", "assembly_name", c && c.assembly_name),
     field("Class name", "class_name", c && c.class_name),
     field("Configuration", "config", c && c.config, true),
+    el("label", { for: "f-isolation" }, "Isolation"),
+    el("select", { id: "f-isolation", name: "isolation" },
+      [["default", "Default (bus.toml)"], ["process", "Own process"], ["in-process", "Inside the daemon"]].map(([v, label]) =>
+        el("option", { value: v, selected: (c ? c.isolation : "default") === v }, label))),
     el("label", {}, el("input", { type: "checkbox", id: "f-enabled", name: "enabled", checked: c ? c.enabled : true }), " Enabled"),
     error,
     el("button", { class: "primary", type: "submit", id: "connector-ok" }, "OK"));
@@ -270,7 +287,8 @@ function editConnector(c) {
     ev.preventDefault();
     const f = new FormData(form);
     const body = { display_name: f.get("display_name"), name: f.get("name"), assembly_name: f.get("assembly_name"),
-      class_name: f.get("class_name"), config: f.get("config"), enabled: form.elements.enabled.checked };
+      class_name: f.get("class_name"), config: f.get("config"), enabled: form.elements.enabled.checked,
+      isolation: f.get("isolation") };
     try {
       const saved = c ? await api("PUT", "/api/connectors/" + encodeURIComponent(c.name), body) : await api("POST", "/api/connectors", body);
       closeModal();

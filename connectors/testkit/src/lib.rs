@@ -2,6 +2,7 @@
 
 const BUILD: u32 = 1;
 
+mod crash;
 mod echo;
 mod scripted;
 

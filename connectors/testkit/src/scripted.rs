@@ -10,7 +10,8 @@
 //! Object fields read: `outcome` (async result), `sync_outcome` (sync
 //! result), `fail_times` (answer Error that many times first), `sleep_ms`,
 //! `message` (the error message), `match_sleep_ms` (sleep in `is_match`),
-//! `match_panic` (panic in `is_match`). `sleep_ms` in the config slows every
+//! `match_panic` (panic in `is_match`), `print` (print this to stdout),
+//! `crash` (die, when the script says `"crashes": true`: see `crash.rs`). `sleep_ms` in the config slows every
 //! call; `sleep_ms` in the external data of an incoming task slows
 //! `prepare_internal_object`.
 
@@ -28,6 +29,8 @@ struct Script {
     custom: Option<TaskProcessType>,
     /// Sleep this long in every asynchronous call (a slow external system).
     sleep_ms: Option<u64>,
+    /// Obey the `crash` field of a task (see `crash.rs`).
+    crashes: bool,
     /// What `get_internal_object_params` answers, by `"<object type>:<external id>"`.
     external_objects: HashMap<String, ObjectParams>,
     /// What `get_internal_document_params` answers, by external ID.
@@ -96,6 +99,14 @@ impl Connector for ScriptedConnector {
 
     fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
         let f = fields(&task.object);
+        if let Some(text) = f.get("print").and_then(Value::as_str) {
+            // To stdout on purpose: under process isolation it must reach
+            // the daemon's log, not the protocol.
+            println!("{text}");
+        }
+        if let Some(how) = f.get("crash").and_then(Value::as_str).filter(|_| self.script.crashes) {
+            crate::crash::crash(how);
+        }
         if let Some(ms) = f.get("sleep_ms").and_then(Value::as_u64).or(self.script.sleep_ms) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }

@@ -1,0 +1,252 @@
+//! The connector host: the child process a connector runs in under
+//! `process` isolation (`bus-daemon connector-host`, or any embedder that
+//! calls [`run_host`]). It opens the private library copy the daemon
+//! prepared, creates the class, and answers call frames on stdin with reply
+//! frames on stdout; host requests the connector makes (from any of its
+//! threads) go to the daemon as frames and wait for the answer.
+//!
+//! The protocol keeps a duplicate of stdout; fd 1 is pointed at stderr, so
+//! a connector's `println!` ends up in the daemon's log instead of
+//! corrupting frames. The child dies with the daemon: stdin at EOF ends it,
+//! and the kernel sends it SIGKILL when its parent dies.
+
+use super::frame::{self, Frame, Outcome, Tag};
+use super::Limits;
+use crate::loader::open_library_copy;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use connector_abi::abi::{ConnectorBox, HostObject, HostObject_TO};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+/// What the daemon asks the host to load (the body of an `Open` frame).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OpenRequest {
+    /// The user's file (for messages).
+    pub source: PathBuf,
+    /// The content-addressed private copy the daemon checked.
+    pub copy: PathBuf,
+    pub class: String,
+    pub config: String,
+    /// The connector's registry name (for messages).
+    pub name: String,
+    pub limits: Limits,
+}
+
+/// The answer to `Open`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OpenAnswer {
+    /// Why the class could not be created, in the loader's words.
+    pub error: Option<String>,
+}
+
+/// Why the host stopped with an error (it is printed on stderr, which the
+/// daemon logs).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot set up the protocol streams: {0}")]
+    Streams(std::io::Error),
+    #[error("the daemon sent {0}")]
+    Protocol(String),
+    #[error("reading from the daemon failed: {0}")]
+    Read(std::io::Error),
+}
+
+type Writer = Arc<Mutex<BufWriter<File>>>;
+
+fn send(out: &Writer, tag: Tag, number: u64, parts: &[&[u8]]) {
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    if frame::write(&mut *out, tag, number, parts).is_err() {
+        // The daemon is gone: nothing is left to answer to.
+        std::process::exit(0);
+    }
+}
+
+thread_local! {
+    /// The call this thread is answering (0: none), sent with host
+    /// requests so the daemon knows which call they belong to.
+    static CURRENT_CALL: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs the connector host on this process's stdin and stdout; returns when
+/// the daemon asks it to shut down or goes away.
+pub fn run_host() -> Result<(), HostError> {
+    let protocol_out = rustix::io::dup(std::io::stdout()).map_err(|e| HostError::Streams(e.into()))?;
+    rustix::stdio::dup2_stdout(std::io::stderr()).map_err(|e| HostError::Streams(e.into()))?;
+    // Die with the daemon, also when it is killed.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
+        return Ok(()); // the daemon died before the signal was armed
+    }
+    let out: Writer = Arc::new(Mutex::new(BufWriter::new(File::from(protocol_out))));
+    let mut input = BufReader::new(std::io::stdin().lock());
+
+    let open = match frame::read(&mut input).map_err(HostError::Read)? {
+        Some(Frame { tag: Tag::Open, body, .. }) => serde_json::from_slice::<OpenRequest>(&body)
+            .map_err(|e| HostError::Protocol(format!("an unreadable open request: {e}")))?,
+        Some(other) => return Err(HostError::Protocol(format!("{:?} before Open", other.tag))),
+        None => return Ok(()),
+    };
+    open.limits.apply();
+    let waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>> = Arc::default();
+    let host = ProxyHost { out: out.clone(), waiting: waiting.clone(), next: AtomicU64::new(1) };
+    let object = match create(&open, host) {
+        Ok(object) => {
+            answer_open(&out, None);
+            Arc::new(object)
+        }
+        Err(e) => {
+            answer_open(&out, Some(e));
+            return Ok(());
+        }
+    };
+    let pool = Pool::default();
+    loop {
+        let Some(f) = frame::read(&mut input).map_err(HostError::Read)? else { return Ok(()) };
+        match f.tag {
+            Tag::Call => {
+                let (object, out) = (object.clone(), out.clone());
+                pool.run(Box::new(move || {
+                    CURRENT_CALL.with(|c| c.set(f.number));
+                    let result = object.call(RSlice::from_slice(&f.body));
+                    CURRENT_CALL.with(|c| c.set(0));
+                    match result {
+                        RResult::ROk(bytes) => send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
+                        RResult::RErr(e) => {
+                            send(&out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()])
+                        }
+                    }
+                }));
+            }
+            Tag::HostReply => {
+                if let Some(waiter) = waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
+                    let _ = waiter.send(f.body);
+                }
+            }
+            Tag::Shutdown => {
+                object.shutdown();
+                send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8]]);
+                return Ok(());
+            }
+            other => return Err(HostError::Protocol(format!("an unexpected {other:?} frame"))),
+        }
+    }
+}
+
+fn answer_open(out: &Writer, error: Option<String>) {
+    let body = serde_json::to_vec(&OpenAnswer { error }).expect("an answer serializes");
+    send(out, Tag::Opened, 0, &[&body]);
+}
+
+/// Opens the library copy and creates the class, as the in-process loader
+/// does.
+fn create(open: &OpenRequest, host: ProxyHost) -> Result<ConnectorBox, String> {
+    let root = open_library_copy(&open.source, &open.copy).map_err(|e| e.to_string())?;
+    let classes: Vec<String> = (root.classes())().into_iter().map(|s| s.into_string()).collect();
+    if !classes.iter().any(|c| c == &open.class) {
+        let available = if classes.is_empty() { "nothing".into() } else { classes.join(", ") };
+        return Err(crate::loader::LoadError::ClassNotExported {
+            class: open.class.clone(),
+            path: open.source.clone(),
+            available,
+        }
+        .to_string());
+    }
+    let host = HostObject_TO::from_value(host, TD_Opaque);
+    match (root.new_connector())(RStr::from_str(&open.class), RStr::from_str(&open.config), host) {
+        RResult::ROk(object) => Ok(object),
+        RResult::RErr(cause) => {
+            Err(crate::loader::LoadError::CreateFailed { class: open.class.clone(), cause: cause.into_string() }
+                .to_string())
+        }
+    }
+}
+
+/// The host object a connector in this process gets: each request becomes
+/// a `HostCall` frame, answered by the daemon.
+struct ProxyHost {
+    out: Writer,
+    waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>>,
+    next: AtomicU64,
+}
+
+impl HostObject for ProxyHost {
+    fn call(&self, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString> {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(number, tx);
+        let during = CURRENT_CALL.with(Cell::get);
+        send(&self.out, Tag::HostCall, number, &[&during.to_le_bytes(), request.as_slice()]);
+        match rx.recv() {
+            Ok(bytes) => RResult::ROk(RVec::from(bytes)),
+            Err(_) => RResult::RErr(RString::from("the daemon did not answer the host request")),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads for calls: calls arrive from the daemon's worker and lane
+/// threads at once (a slow delivery must not hold up a subscription check),
+/// so each runs on a thread of its own; threads are kept for later calls,
+/// and a new one starts whenever every thread has a call. Only the reading
+/// thread submits.
+struct Pool {
+    tx: mpsc::Sender<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    threads: AtomicUsize,
+    /// Calls submitted and not finished.
+    outstanding: Arc<AtomicUsize>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel();
+        Pool { tx, rx: Arc::new(Mutex::new(rx)), threads: AtomicUsize::new(0), outstanding: Arc::default() }
+    }
+}
+
+impl Pool {
+    fn run(&self, job: Job) {
+        let outstanding = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+        if outstanding > self.threads.load(Ordering::SeqCst) {
+            let (rx, done) = (self.rx.clone(), self.outstanding.clone());
+            let spawned = std::thread::Builder::new().name("connector-call".into()).spawn(move || loop {
+                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+                done.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_ok() {
+                self.threads.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let _ = self.tx.send(job);
+    }
+}
+
+impl Limits {
+    /// Applies the limits to this process (the connector host).
+    fn apply(&self) {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        if let Some(mb) = self.memory_mb {
+            let bytes = mb.saturating_mul(1024 * 1024);
+            if let Err(e) = setrlimit(Resource::Data, Rlimit { current: Some(bytes), maximum: Some(bytes) }) {
+                let _ = writeln!(std::io::stderr(), "cannot apply the memory limit of {mb} MB: {e}");
+            }
+        }
+        if let Some(seconds) = self.cpu_seconds {
+            if let Err(e) = setrlimit(Resource::Cpu, Rlimit { current: Some(seconds), maximum: Some(seconds + 1) }) {
+                let _ = writeln!(std::io::stderr(), "cannot apply the CPU limit of {seconds} s: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The frames the daemon and a connector host exchange over the child's
+//! stdin and stdout: a little-endian `u32` length (of what follows), a tag
+//! byte, a little-endian `u64` number, and the body. Bodies are the same
+//! request and response documents the in-process path passes (JSON), so
+//! the child adds framing, not a second protocol.
+
+use std::io::{self, Read, Write};
+
+/// The largest frame accepted (a task payload is far smaller).
+const MAX_FRAME: u32 = 256 * 1024 * 1024;
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Tag {
+    /// Daemon → host: open the library and create the class (JSON [`super::child::OpenRequest`]).
+    Open = 1,
+    /// Host → daemon: the answer to `Open` (JSON [`super::child::OpenAnswer`]).
+    Opened = 2,
+    /// Daemon → host: a request document for the connector; the number
+    /// names the call.
+    Call = 3,
+    /// Host → daemon: the answer to a call ([`Outcome`] byte, then the
+    /// response document or the error text).
+    Reply = 4,
+    /// Host → daemon: a host request the connector made (8 bytes: the
+    /// call it was made during, 0 for none; then the request document).
+    HostCall = 5,
+    /// Daemon → host: the answer to a host request (the response document).
+    HostReply = 6,
+    /// Daemon → host: call the connector's shutdown, then exit.
+    Shutdown = 7,
+}
+
+impl Tag {
+    fn from_byte(b: u8) -> Option<Tag> {
+        Some(match b {
+            1 => Tag::Open,
+            2 => Tag::Opened,
+            3 => Tag::Call,
+            4 => Tag::Reply,
+            5 => Tag::HostCall,
+            6 => Tag::HostReply,
+            7 => Tag::Shutdown,
+            _ => return None,
+        })
+    }
+}
+
+/// The first byte of a `Reply` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Outcome {
+    /// The connector answered; the response document follows.
+    Answered = 0,
+    /// The call failed before an answer (a panic caught by the SDK); the
+    /// error text follows.
+    Failed = 1,
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub tag: Tag,
+    pub number: u64,
+    pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+impl Frame {
+    fn new(tag: Tag, number: u64, body: Vec<u8>) -> Frame {
+        Frame { tag, number, body }
+    }
+}
+
+/// Writes one frame in one `write_all` (header and body together), so
+/// frames written from several threads under one lock never interleave.
+pub(crate) fn write(out: &mut impl Write, tag: Tag, number: u64, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = 1 + 8 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let len = u32::try_from(len).ok().filter(|l| *l <= MAX_FRAME).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("a frame of {len} bytes is over the limit"))
+    })?;
+    let mut buf = Vec::with_capacity(4 + len as usize);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.push(tag as u8);
+    buf.extend_from_slice(&number.to_le_bytes());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    out.write_all(&buf)?;
+    out.flush()
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream.
+pub(crate) fn read(input: &mut impl Read) -> io::Result<Option<Frame>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if !(9..=MAX_FRAME).contains(&len) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame length of {len} bytes")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    input.read_exact(&mut buf)?;
+    let tag = Tag::from_byte(buf[0])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an unknown frame tag {}", buf[0])))?;
+    let number = u64::from_le_bytes(buf[1..9].try_into().expect("eight bytes"));
+    buf.drain(..9);
+    Ok(Some(Frame { tag, number, body: buf }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_a_torn_stream_is_an_error() {
+        let mut wire = Vec::new();
+        write(&mut wire, Tag::Call, 7, &[b"{\"kind\":", b"\"init\"}"]).unwrap();
+        write(&mut wire, Tag::Shutdown, 0, &[]).unwrap();
+        let mut input = wire.as_slice();
+        assert_eq!(read(&mut input).unwrap(), Some(Frame::new(Tag::Call, 7, b"{\"kind\":\"init\"}".to_vec())));
+        assert_eq!(read(&mut input).unwrap(), Some(Frame::new(Tag::Shutdown, 0, Vec::new())));
+        assert_eq!(read(&mut input).unwrap(), None);
+        let torn = &wire[..wire.len() - 3];
+        let mut input = torn;
+        read(&mut input).unwrap();
+        assert!(read(&mut input).is_err(), "a frame cut short is not a clean end");
+        let mut bad = &[5u8, 0, 0, 0, 99, 0, 0, 0, 0][..];
+        assert!(read(&mut bad).is_err());
+    }
+}

@@ -1,0 +1,504 @@
+//! The daemon's side of a connector in its own process: starts the
+//! connector host, sends it calls and waits for each answer at most the
+//! call timeout, serves the host requests the connector makes, and notices
+//! when the process dies. A call past its deadline kills the process (here
+//! a hung call *is* interrupted); a dead process fails its calls in flight
+//! with the cause (`killed by signal 11 (SIGSEGV)`, `aborted`, `exited with
+//! code 3`) and is started again on a later call, after a pause that
+//! doubles with each crash in a row (capped).
+
+use super::child::{OpenAnswer, OpenRequest};
+use super::frame::{self, Frame, Outcome, Tag};
+use super::ProcessConfig;
+use crate::host::{self, HostServices};
+use crate::lane;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, BufWriter};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Why a call into a connector process gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub(crate) enum ChildError {
+    /// The process died during the call (or before it could be sent).
+    #[error("the connector's process {0}")]
+    Crashed(String),
+    /// No answer within the deadline: the process was killed.
+    #[error("no answer within {} ms; the connector's process was killed and will be restarted", .0.as_millis())]
+    TimedOut(Duration),
+    /// The process is down after a crash and not started again yet.
+    #[error("the connector's process is restarting (in {} ms) after it {cause}", .wait.as_millis())]
+    Restarting { cause: String, wait: Duration },
+    /// The call failed inside the connector (a panic its SDK caught).
+    #[error("{0}")]
+    Failed(String),
+    /// The process could not be started or set up.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// How long a process is given to shut down before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The first pause before a crashed process is started again.
+const RESTART_FIRST: Duration = Duration::from_millis(100);
+/// How many lines of the process's stderr are kept for crash causes.
+const STDERR_KEPT: usize = 8;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A connector instance that runs in a child process.
+pub(crate) struct ChildConnector {
+    name: String,
+    open: OpenRequest,
+    config: ProcessConfig,
+    call_timeout: Duration,
+    services: Arc<dyn HostServices>,
+    /// Sent to every new process after `Open` (the instance's init).
+    init: OnceLock<Vec<u8>>,
+    state: Mutex<State>,
+    restarts: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    process: Option<Arc<Process>>,
+    /// Crashes since the last call that was answered.
+    crashes_in_a_row: u32,
+    /// A crashed process is not started again before this.
+    not_before: Option<Instant>,
+    last_cause: Option<String>,
+}
+
+impl ChildConnector {
+    /// Starts the process and creates the connector in it; `Err` carries
+    /// the loader's words (class not exported, constructor failed, …).
+    pub(crate) fn start(
+        name: &str,
+        open: OpenRequest,
+        config: ProcessConfig,
+        call_timeout: Duration,
+        services: Arc<dyn HostServices>,
+    ) -> Result<ChildConnector, ChildError> {
+        let me = ChildConnector {
+            name: name.to_owned(),
+            open,
+            config,
+            call_timeout,
+            services,
+            init: OnceLock::new(),
+            state: Mutex::new(State::default()),
+            restarts: AtomicU64::new(0),
+        };
+        let process = me.spawn()?;
+        lock(&me.state).process = Some(process);
+        Ok(me)
+    }
+
+    /// How often the process was started again after a crash or a kill.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The operating system's process ID of the running process.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        lock(&self.state).process.as_ref().filter(|p| !p.is_dead()).map(|p| p.pid)
+    }
+
+    fn spawn(&self) -> Result<Arc<Process>, ChildError> {
+        let mut child = spawn_host(&self.config.program).map_err(|e| {
+            ChildError::Start(format!("cannot start the connector host {}: {e}", self.config.program.display()))
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            return Err(ChildError::Start("the connector host's pipes are missing".into()));
+        };
+        let process = Arc::new(Process {
+            pid: child.id(),
+            child: Mutex::new(child),
+            writer: Mutex::new(BufWriter::new(stdin)),
+            waiting: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            dead: OnceLock::new(),
+            stderr: Arc::new(Mutex::new(VecDeque::new())),
+            killed_for: Mutex::new(None),
+        });
+        let (opened_tx, opened_rx) = mpsc::sync_channel::<Vec<u8>>(1);
+        spawn_stderr_reader(&self.name, stderr, process.stderr.clone());
+        spawn_reader(&self.name, process.clone(), stdout, self.services.clone(), opened_tx);
+        let body = serde_json::to_vec(&self.open).expect("an open request serializes");
+        process.send(Tag::Open, 0, &[&body]).map_err(ChildError::Crashed)?;
+        let answer = match opened_rx.recv_timeout(self.call_timeout) {
+            Ok(answer) => answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                process.kill("was killed: it did not open the library in time");
+                return Err(ChildError::TimedOut(self.call_timeout));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(ChildError::Crashed(process.wait_cause()));
+            }
+        };
+        let answer: OpenAnswer = serde_json::from_slice(&answer).map_err(|e| {
+            ChildError::Start(format!("the connector host answered the open request with nonsense: {e}"))
+        })?;
+        if let Some(error) = answer.error {
+            process.kill("was stopped");
+            return Err(ChildError::Start(error));
+        }
+        if let Some(init) = self.init.get() {
+            // A restarted process: the instance is initialized again.
+            let reply = process.call(init, self.call_timeout)?;
+            if let Err(e) = connector_abi::protocol::decode_response::<connector_abi::protocol::InitResponse>(&reply) {
+                process.kill("was stopped");
+                return Err(ChildError::Start(format!("the restarted connector's init failed: {e:?}")));
+            }
+        }
+        tracing::info!(connector = %self.name, pid = process.pid, "connector process started");
+        Ok(process)
+    }
+
+    /// Sends one request document and returns the response document.
+    pub(crate) fn call(&self, request: &[u8]) -> Result<Vec<u8>, ChildError> {
+        if self.init.get().is_none() && is_init(request) {
+            let _ = self.init.set(request.to_vec());
+        }
+        let process = self.running()?;
+        match process.call(request, self.call_timeout) {
+            Ok(bytes) => {
+                lock(&self.state).crashes_in_a_row = 0;
+                Ok(bytes)
+            }
+            Err(ChildError::Failed(m)) => {
+                lock(&self.state).crashes_in_a_row = 0;
+                Err(ChildError::Failed(m))
+            }
+            Err(e) => {
+                self.crashed(&process, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// The running process, started again if it died and its pause is over.
+    fn running(&self) -> Result<Arc<Process>, ChildError> {
+        let mut st = lock(&self.state);
+        if let Some(p) = st.process.as_ref().filter(|p| !p.is_dead()) {
+            return Ok(p.clone());
+        }
+        if let Some(at) = st.not_before {
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                let cause = st.last_cause.clone().unwrap_or_else(|| "stopped".into());
+                return Err(ChildError::Restarting { cause, wait });
+            }
+        }
+        // Started under the lock: calls arriving meanwhile wait for it.
+        let process = match self.spawn() {
+            Ok(p) => p,
+            Err(e) => {
+                st.crashes_in_a_row = st.crashes_in_a_row.saturating_add(1);
+                st.not_before = Some(Instant::now() + self.pause(st.crashes_in_a_row));
+                st.last_cause = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(connector = %self.name, restarts = self.restarts(), "connector process restarted");
+        st.process = Some(process.clone());
+        Ok(process)
+    }
+
+    fn crashed(&self, process: &Arc<Process>, e: &ChildError) {
+        let mut st = lock(&self.state);
+        if !st.process.as_ref().is_some_and(|p| Arc::ptr_eq(p, process)) {
+            return; // already handled by another call
+        }
+        st.crashes_in_a_row = st.crashes_in_a_row.saturating_add(1);
+        let pause = self.pause(st.crashes_in_a_row);
+        st.not_before = Some(Instant::now() + pause);
+        st.last_cause = Some(match e {
+            ChildError::Crashed(cause) => cause.clone(),
+            other => format!("was killed ({other})"),
+        });
+        tracing::error!(connector = %self.name, error = %e, restart_in_ms = pause.as_millis() as u64, "connector process lost");
+    }
+
+    /// The pause before the next start after `crashes` crashes in a row.
+    fn pause(&self, crashes: u32) -> Duration {
+        let factor = 1u32.checked_shl(crashes.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+        RESTART_FIRST.saturating_mul(factor).min(self.config.restart_max)
+    }
+
+    /// Asks the connector to shut down and waits a little for the process
+    /// to end; kills it otherwise.
+    pub(crate) fn shutdown(&self) {
+        let Some(process) = lock(&self.state).process.take() else { return };
+        if process.is_dead() {
+            return;
+        }
+        let _ = process.call_tagged(Tag::Shutdown, &[], SHUTDOWN_GRACE);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while Instant::now() < deadline {
+            if lock(&process.child).try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        process.kill("was killed: it did not exit after shutdown");
+    }
+}
+
+impl Drop for ChildConnector {
+    fn drop(&mut self) {
+        if let Some(process) = lock(&self.state).process.take() {
+            process.kill("was stopped");
+        }
+    }
+}
+
+/// Starts a connector host. Every host is started from one thread that
+/// lives as long as the daemon: the kernel's parent-death signal, which the
+/// host arms, fires when the *thread* that started it ends, and the threads
+/// that reload connectors (HTTP blocking threads, workers) come and go.
+fn spawn_host(program: &std::path::Path) -> std::io::Result<Child> {
+    type Request = (std::path::PathBuf, mpsc::SyncSender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let started = std::thread::Builder::new().name("connector-spawner".into()).spawn(move || {
+            for (program, reply) in rx {
+                let child = Command::new(&program)
+                    .arg(super::HOST_COMMAND)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn();
+                let _ = reply.send(child);
+            }
+        });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the thread that starts connector processes");
+        }
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::sync_channel(1);
+    lock(spawner)
+        .send((program.to_owned(), reply))
+        .map_err(|_| std::io::Error::other("the thread that starts connector processes is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the thread that starts connector processes is gone"))?
+}
+
+fn is_init(request: &[u8]) -> bool {
+    connector_abi::protocol::parse_request(request).is_ok_and(|env| env.kind == connector_abi::protocol::kind::INIT)
+}
+
+/// Where a call's answer goes.
+type Waiter = mpsc::SyncSender<Result<Vec<u8>, ChildError>>;
+
+/// One running connector host.
+struct Process {
+    pid: u32,
+    child: Mutex<Child>,
+    writer: Mutex<BufWriter<ChildStdin>>,
+    /// Calls waiting for their reply, by number.
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    /// The lane each waiting call was made from, so host requests made
+    /// during it count as nested in that lane.
+    lanes: Mutex<HashMap<u64, usize>>,
+    next: AtomicU64,
+    /// Why the process is gone, once it is.
+    dead: OnceLock<String>,
+    /// The last lines it wrote to stderr.
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Set before the daemon kills it, to name the reason.
+    killed_for: Mutex<Option<String>>,
+}
+
+impl Process {
+    fn is_dead(&self) -> bool {
+        self.dead.get().is_some()
+    }
+
+    fn send(&self, tag: Tag, number: u64, parts: &[&[u8]]) -> Result<(), String> {
+        let mut w = lock(&self.writer);
+        frame::write(&mut *w, tag, number, parts).map_err(|_| self.wait_cause())
+    }
+
+    fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
+        self.call_tagged(Tag::Call, request, timeout)
+    }
+
+    fn call_tagged(&self, tag: Tag, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
+        if let Some(cause) = self.dead.get() {
+            return Err(ChildError::Crashed(cause.clone()));
+        }
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.waiting).insert(number, tx);
+        lock(&self.lanes).insert(number, lane::current_lane());
+        let sent = self.send(tag, number, &[request]);
+        let answer = match sent {
+            Err(cause) => Err(ChildError::Crashed(cause)),
+            Ok(()) => match rx.recv_timeout(timeout) {
+                Ok(answer) => answer,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.kill(&format!("was killed: a call did not return within {} ms", timeout.as_millis()));
+                    Err(ChildError::TimedOut(timeout))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(ChildError::Crashed(self.wait_cause())),
+            },
+        };
+        lock(&self.waiting).remove(&number);
+        lock(&self.lanes).remove(&number);
+        answer
+    }
+
+    fn kill(&self, why: &str) {
+        lock(&self.killed_for).get_or_insert_with(|| why.to_owned());
+        let mut child = lock(&self.child);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Waits for the process to end and says how it ended.
+    fn wait_cause(&self) -> String {
+        if let Some(cause) = self.dead.get() {
+            return cause.clone();
+        }
+        let status = lock(&self.child).wait();
+        let cause = match (lock(&self.killed_for).clone(), status) {
+            (Some(why), _) => why,
+            (None, Ok(status)) => describe(status, &lock(&self.stderr)),
+            (None, Err(e)) => format!("ended, and its status cannot be read: {e}"),
+        };
+        self.dead.get_or_init(|| cause).clone()
+    }
+
+    /// The process is gone: every waiting call fails with the cause.
+    fn died(&self) {
+        let cause = self.wait_cause();
+        for (_, waiter) in lock(&self.waiting).drain() {
+            let _ = waiter.try_send(Err(ChildError::Crashed(cause.clone())));
+        }
+    }
+}
+
+/// How a process ended, in words, with the last thing it said when that
+/// explains it (a panic message, "memory allocation of … failed").
+fn describe(status: std::process::ExitStatus, stderr: &VecDeque<String>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let base = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(6)) => "aborted (signal 6, SIGABRT)".to_owned(),
+        (None, Some(sig)) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+        (None, None) => "ended".to_owned(),
+    };
+    // The last lines say why (a panic message, "memory allocation of …
+    // failed", "has overflowed its stack"), however the runtime ended it.
+    let last: Vec<String> = stderr
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(3)
+        .map(|l| l.trim().chars().take(200).collect())
+        .collect();
+    if last.is_empty() {
+        return base;
+    }
+    let words: Vec<String> = last.into_iter().rev().collect();
+    format!("{base}; its last words: {}", words.join(" / "))
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => "a signal",
+    }
+}
+
+/// Logs what the process writes to stderr (a connector's `println!` too),
+/// line by line with the connector's name, keeping the last lines.
+fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<Mutex<VecDeque<String>>>) {
+    let name = name.to_owned();
+    let _ = std::thread::Builder::new().name(format!("stderr-{}", name.replace('\0', "?"))).spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            tracing::info!(connector = %name, output = %line, "connector output");
+            let mut kept = lock(&kept);
+            if kept.len() == STDERR_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    });
+}
+
+/// Reads the process's frames: replies go to their waiting calls, host
+/// requests are served on threads of their own (a host request may call
+/// back into the connector), the end of the stream marks the process dead.
+fn spawn_reader(
+    name: &str,
+    process: Arc<Process>,
+    stdout: std::process::ChildStdout,
+    services: Arc<dyn HostServices>,
+    opened: mpsc::SyncSender<Vec<u8>>,
+) {
+    let name = name.to_owned();
+    let thread_name = format!("child-{}", name.replace('\0', "?"));
+    let _ = std::thread::Builder::new().name(thread_name).spawn(move || {
+        let mut input = BufReader::new(stdout);
+        while let Ok(Some(frame)) = frame::read(&mut input) {
+            match frame.tag {
+                Tag::Opened => {
+                    let _ = opened.try_send(frame.body);
+                }
+                Tag::Reply => reply(&process, frame),
+                Tag::HostCall => serve_host_call(&name, &process, &services, frame),
+                other => {
+                    tracing::warn!(connector = %name, tag = ?other, "the connector process sent an unexpected frame");
+                    break;
+                }
+            }
+        }
+        drop(opened);
+        process.died();
+    });
+}
+
+fn reply(process: &Process, frame: Frame) {
+    let Some(waiter) = lock(&process.waiting).remove(&frame.number) else { return };
+    let answer = match frame.body.split_first() {
+        Some((&b, rest)) if b == Outcome::Answered as u8 => Ok(rest.to_vec()),
+        Some((_, rest)) => Err(ChildError::Failed(String::from_utf8_lossy(rest).into_owned())),
+        None => Err(ChildError::Failed("the connector process sent an empty reply".into())),
+    };
+    let _ = waiter.try_send(answer);
+}
+
+fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostServices>, frame: Frame) {
+    if frame.body.len() < 8 {
+        return;
+    }
+    let during = u64::from_le_bytes(frame.body[..8].try_into().expect("eight bytes"));
+    let lane = lock(&process.lanes).get(&during).copied().unwrap_or(0);
+    let (name, process, services) = (name.to_owned(), process.clone(), services.clone());
+    let _ = std::thread::Builder::new().name(format!("host-{}", name.replace('\0', "?"))).spawn(move || {
+        let request = &frame.body[8..];
+        let response = lane::as_lane(lane, || host::dispatch(&name, &services, request));
+        let _ = process.send(Tag::HostReply, frame.number, &[&response]);
+    });
+}

@@ -1,0 +1,250 @@
+//! Connector isolation: under `process` (the shipped default) a connector
+//! that segfaults, aborts, overflows its stack, exits, spins or leaks harms
+//! only itself — the daemon's PID stays, `/health` stays live, the other
+//! connectors keep delivering, the failing task is reported with its cause
+//! and retried in order, and the connector resumes once the cause is gone.
+//! Under `in-process` a crash ends the daemon (RELIABILITY.md says so).
+
+use bus_tests::{wait_for, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn users() -> Value {
+    json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]})
+}
+
+fn names(d: &Daemon, connector: &str) -> Vec<String> {
+    d.reports(connector).iter().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect()
+}
+
+/// The relation of `connector` to a task, once it recorded an error.
+fn failure(d: &Daemon, task: i64, connector: &str) -> Value {
+    wait_for("the task to fail", WAIT, || {
+        let detail = d.get(&format!("/api/tasks/{task}")).body;
+        detail["relations"].as_array()?.iter().find(|r| r["connector"] == connector && r["error"].is_string()).cloned()
+    })
+}
+
+/// Two connectors on the same users; `Crashy` obeys `crash` fields.
+fn two_connectors(env: &TestEnv) -> Daemon {
+    let mut crashy = users();
+    crashy["crashes"] = json!(true);
+    env.scripted("Crashy", crashy);
+    env.scripted("Steady", users());
+    env.start()
+}
+
+#[test]
+fn a_crash_in_a_connector_process_harms_only_that_connector() {
+    let env = TestEnv::new();
+    let d = two_connectors(&env);
+    let daemon_pid = d.pid();
+    let crashy = d.connector("Crashy").unwrap();
+    assert_eq!(crashy["running_isolation"], "process", "{crashy}");
+    let first_child = crashy["pid"].as_u64().expect("a connector process");
+    assert_ne!(first_child, u64::from(daemon_pid));
+
+    d.create("cms.user", json!({"code_name": "before"}));
+    wait_for("both to get the first user", WAIT, || {
+        (names(&d, "Crashy") == ["before"] && names(&d, "Steady") == ["before"]).then_some(())
+    });
+    let mut expected_steady = vec!["before".to_owned()];
+    for (how, cause) in [
+        ("segfault", "signal 11 (SIGSEGV)"),
+        ("abort", "aborted (signal 6, SIGABRT)"),
+        ("overflow", "overflowed its stack"),
+        ("exit", "exited with code 3"),
+    ] {
+        let victim = d.create("cms.user", json!({"code_name": format!("die-{how}"), "fields": {"crash": how}}));
+        let victim = victim["task_id"].as_i64().unwrap();
+        let after = format!("after-{how}");
+        d.create("cms.user", json!({"code_name": after}));
+        expected_steady.extend([format!("die-{how}"), after.clone()]);
+        // The other connector gets everything, in order.
+        wait_for("Steady to keep delivering", WAIT, || (names(&d, "Steady") == expected_steady).then_some(()));
+        // The failing task names the cause and is retried: the queue stops at it.
+        let relation = failure(&d, victim, "Crashy");
+        let error = relation["error"].as_str().unwrap();
+        assert!(error.contains(cause), "{how}: {error}");
+        wait_for("a retry", WAIT, || {
+            let detail = d.get(&format!("/api/tasks/{victim}")).body;
+            let attempts =
+                detail["relations"].as_array()?.iter().find(|r| r["connector"] == "Crashy")?["attempts"].as_i64()?;
+            (attempts >= 2).then_some(())
+        });
+        assert!(!names(&d, "Crashy").contains(&after), "{how}: the task after the failing one waits");
+        // The daemon never went down.
+        assert_eq!(d.pid(), daemon_pid);
+        let health = d.get("/health");
+        assert_eq!(health.status, 200);
+        assert_eq!(health.body["live"], true);
+        // The cause removed (the task deleted for Crashy), the queue resumes in order.
+        assert_eq!(d.delete(&format!("/api/tasks/{victim}?connector=Crashy")).status, 204);
+        wait_for("Crashy to resume", WAIT, || names(&d, "Crashy").last().is_some_and(|n| *n == after).then_some(()));
+    }
+    let crashy = d.connector("Crashy").unwrap();
+    assert!(crashy["restarts"].as_u64().unwrap() >= 4, "{crashy}");
+    assert_ne!(crashy["pid"].as_u64(), Some(first_child), "a new process runs");
+    let health = d.get("/health").body;
+    assert!(health["connectors"]["Crashy"]["restarts"].as_u64().unwrap() >= 4, "{health}");
+    assert!(d.get("/metrics").text.contains("bus_connector_restarts_total{connector=\"Crashy\"}"));
+    let crashes = d.events("&source=Crashy&type=E");
+    assert!(
+        crashes.iter().any(|e| e["code"] == "CONNECTORCRASH"
+            && e["description"].as_str().unwrap().contains("Crashy")
+            && e["description"].as_str().unwrap().contains("SIGSEGV")),
+        "{crashes:?}"
+    );
+    assert_eq!(names(&d, "Steady").len(), 9, "nothing repeated for the steady connector");
+}
+
+#[test]
+fn a_spinning_call_is_killed_at_the_deadline() {
+    let env = TestEnv::new();
+    env.configure("call_timeout_ms = 700");
+    let d = two_connectors(&env);
+    let spin = d.create("cms.user", json!({"code_name": "spin", "fields": {"crash": "spin"}}));
+    let spin = spin["task_id"].as_i64().unwrap();
+    d.create("cms.user", json!({"code_name": "next"}));
+    wait_for("Steady to deliver both", WAIT, || (names(&d, "Steady") == ["spin", "next"]).then_some(()));
+    let relation = failure(&d, spin, "Crashy");
+    let error = relation["error"].as_str().unwrap();
+    assert!(error.contains("within 700 ms") && error.contains("killed"), "{error}");
+    // A hung call does not leave the connector hung: its process is gone.
+    let health = d.get("/health").body;
+    assert!(health["connectors"]["Crashy"]["hung_for_seconds"].is_null(), "{health}");
+    let timeouts = d.events("&source=Crashy&type=E");
+    assert!(timeouts.iter().any(|e| e["code"] == "CONNECTORTIMEOUT"), "{timeouts:?}");
+    assert_eq!(d.delete(&format!("/api/tasks/{spin}?connector=Crashy")).status, 204);
+    wait_for("Crashy to resume", WAIT, || (names(&d, "Crashy") == ["next"]).then_some(()));
+}
+
+#[test]
+fn a_leak_past_the_memory_limit_stops_only_that_connector() {
+    let env = TestEnv::new();
+    env.isolate("[isolation]\nmode = \"process\"\nmemory_limit_mb = 256");
+    let d = two_connectors(&env);
+    let leak = d.create("cms.user", json!({"code_name": "leak", "fields": {"crash": "leak"}}));
+    let leak = leak["task_id"].as_i64().unwrap();
+    d.create("cms.user", json!({"code_name": "next"}));
+    wait_for("Steady to deliver both", WAIT, || (names(&d, "Steady") == ["leak", "next"]).then_some(()));
+    let relation = failure(&d, leak, "Crashy");
+    let error = relation["error"].as_str().unwrap();
+    assert!(error.contains("memory allocation") && error.contains("failed"), "{error}");
+    assert_eq!(d.delete(&format!("/api/tasks/{leak}?connector=Crashy")).status, 204);
+    wait_for("Crashy to resume", WAIT, || (names(&d, "Crashy") == ["next"]).then_some(()));
+    // The daemon itself stayed small.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rss_kb < 200 * 1024, "the daemon's RSS is {rss_kb} kB");
+}
+
+#[test]
+fn a_connector_that_prints_does_not_corrupt_the_protocol() {
+    let env = TestEnv::new();
+    env.scripted("Chatty", users());
+    let d = env.start();
+    for i in 0..20 {
+        let noise = format!("{{\"status\":\"ok\"}} line {i} with \u{0}binary-ish\u{7f} text");
+        d.create("cms.user", json!({"code_name": format!("u{i}"), "fields": {"print": noise}}));
+    }
+    wait_for("all 20 delivered", WAIT, || (names(&d, "Chatty").len() == 20).then_some(()));
+    wait_for("the output in the daemon's log", WAIT, || {
+        let log = d.log();
+        (log.contains("Chatty") && log.contains("line 19 with")).then_some(())
+    });
+    assert_eq!(d.connector("Chatty").unwrap()["restarts"], 0);
+}
+
+#[test]
+fn connector_processes_follow_reloads_and_die_with_the_daemon() {
+    let env = TestEnv::new();
+    env.scripted("Worker", users());
+    let d = env.start();
+    let first = d.connector("Worker").unwrap()["pid"].as_u64().unwrap() as u32;
+    assert!(alive(first));
+    // A config change is a new instance: a new process, the old one shut down.
+    let r = d.put("/api/connectors/Worker", &json!({"config": users().to_string() + " "}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let second = wait_for("a new process", WAIT, || {
+        d.connector("Worker").unwrap()["pid"].as_u64().map(|p| p as u32).filter(|p| *p != first)
+    });
+    wait_for("the old process to end", WAIT, || (!alive(first)).then_some(()));
+    d.create("cms.user", json!({"code_name": "still-works"}));
+    wait_for("the new process to deliver", WAIT, || (names(&d, "Worker") == ["still-works"]).then_some(()));
+    // Switched to in-process by plain SQL: no process any more.
+    env.sql()
+        .execute(
+            "UPDATE Integration_Connector SET ConnectorIsolation = 'in-process' WHERE ConnectorName = 'Worker'",
+            [],
+        )
+        .unwrap();
+    wait_for("the in-process instance", WAIT, || {
+        let c = d.connector("Worker").unwrap();
+        (c["running_isolation"] == "in-process" && c["pid"].is_null() && c["isolation"] == "in-process").then_some(())
+    });
+    wait_for("its process to end", WAIT, || (!alive(second)).then_some(()));
+    env.sql()
+        .execute("UPDATE Integration_Connector SET ConnectorIsolation = NULL WHERE ConnectorName = 'Worker'", [])
+        .unwrap();
+    let third = wait_for("a process again", WAIT, || d.connector("Worker").unwrap()["pid"].as_u64().map(|p| p as u32));
+    // A daemon killed with SIGKILL takes its connector processes with it.
+    d.kill();
+    wait_for("the connector process to die with the daemon", WAIT, || (!alive(third)).then_some(()));
+}
+
+#[test]
+fn an_unusable_isolation_value_is_a_row_problem_that_names_the_column() {
+    let env = TestEnv::new();
+    env.scripted("Odd", users());
+    env.sql()
+        .execute("UPDATE Integration_Connector SET ConnectorIsolation = 'sandbox' WHERE ConnectorName = 'Odd'", [])
+        .unwrap();
+    let d = env.start();
+    let odd = d.connector("Odd").unwrap();
+    let error = odd["error"].as_str().unwrap();
+    assert!(
+        error.contains("ConnectorIsolation") && error.contains("sandbox") && error.contains("in-process"),
+        "{error}"
+    );
+    let r = d.put("/api/connectors/Odd", &json!({"isolation": "sandbox"}));
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("sandbox") && r.text.contains("in-process"), "{}", r.text);
+    let r = d.put("/api/connectors/Odd", &json!({"isolation": "in-process"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_for("Odd to load in-process", WAIT, || {
+        let c = d.connector("Odd").unwrap();
+        (c["loaded"] == true && c["running_isolation"] == "in-process").then_some(())
+    });
+}
+
+#[test]
+fn in_process_a_crash_ends_the_daemon() {
+    let env = TestEnv::new();
+    env.isolate("isolation = \"in-process\"");
+    env.scripted("Crashy", json!({"subscriptions": users()["subscriptions"], "crashes": true}));
+    let mut d = env.start();
+    assert_eq!(d.connector("Crashy").unwrap()["running_isolation"], "in-process");
+    // The answer may not make it out: the daemon dies with the delivery.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        d.post("/api/objects/cms.user", &json!({"code_name": "die", "fields": {"crash": "abort"}}))
+    }));
+    wait_for("the daemon to die", WAIT, || (!d.is_running()).then_some(()));
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (exited, not reaped yet) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(false)
+}
