@@ -12,6 +12,7 @@ mod schema;
 
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
+use bus_core::isolation::Isolation;
 use bus_core::worker::WorkerConfig;
 use report::Figure;
 use rig::{Rig, RigConfig};
@@ -39,7 +40,7 @@ fn options() -> Result<Options> {
             "--only" => {
                 o.only = Some(
                     args.next()
-                        .context("--only needs a phase: hand, logging, single, full, e2e, e2e-batched, latency")?,
+                        .context("--only needs a phase: hand, logging, single, full, e2e, e2e-batched, latency (e2e and latency also as e2e-process, latency-process)")?,
                 )
             }
             "--quick" => {
@@ -99,21 +100,26 @@ fn main() -> Result<()> {
     if let Some(phase) = &o.only {
         // Profiling one phase: no raw anchors, no report.
         let delete_batch = if phase == "e2e-batched" { 256 } else { 1 };
+        let isolation = if phase.contains("-process") { Isolation::Process } else { Isolation::InProcess };
+        let batch_size = if phase.ends_with("-process-batched") { 16 } else { 1 };
+        let phase = phase.trim_end_matches("-batched").trim_end_matches("-process");
         let rig = Rig::build(
             &dir.join("only"),
             &lib,
             RigConfig {
                 workers: WorkerConfig { delete_batch, ..WorkerConfig::default() },
+                isolation,
+                batch_size,
                 ..RigConfig::new(
                     if phase == "full" { Durability::Full } else { Durability::Normal },
                     if phase == "latency" { 1 } else { 3 },
                     if phase == "latency" { "signal" } else { "" },
-                    !matches!(phase.as_str(), "logging" | "single" | "full"),
+                    !matches!(phase, "logging" | "single" | "full"),
                 )
             },
         )?;
         let start = Instant::now();
-        match phase.as_str() {
+        match phase {
             "hand" => {
                 let (full, batch, queue) = hand_written(dir, o.budget)?;
                 eprintln!("by hand: {full:.0} FULL changes/s, {batch:.0} changes/s 100 per tx, {queue:.0} tasks/s queue cycle")
@@ -257,10 +263,49 @@ fn main() -> Result<()> {
     ));
 
     settle();
+    eprintln!("bus: end-to-end drain, connectors in their own processes…");
+    let process_rig = Rig::build(
+        &dir.join("e2e-process"),
+        &lib,
+        RigConfig { isolation: Isolation::Process, ..RigConfig::new(Durability::Normal, 3, "", true) },
+    )?;
+    let e2e_process = bus::end_to_end(&process_rig, 60_000, &mut n)?;
+    drop(process_rig);
+    figures.push(Figure::at_least(
+        "bus: end-to-end drain, process isolation, vs in-process",
+        e2e_process,
+        "tasks/s",
+        ("in-process end-to-end", e2e),
+        0.90,
+    ));
+    settle();
+    let batched_process_rig = Rig::build(
+        &dir.join("e2e-process-batched"),
+        &lib,
+        RigConfig { isolation: Isolation::Process, batch_size: 16, ..RigConfig::new(Durability::Normal, 3, "", true) },
+    )?;
+    let e2e_process_batched = bus::end_to_end(&batched_process_rig, 60_000, &mut n)?;
+    drop(batched_process_rig);
+    figures.push(Figure::at_least(
+        "bus: end-to-end drain, process isolation, 16 tasks per request (≤ 16 repeats after a crash), vs in-process",
+        e2e_process_batched,
+        "tasks/s",
+        ("in-process end-to-end", e2e),
+        0.90,
+    ));
+
+    settle();
     eprintln!("bus: latency…");
     let idle = Rig::new(&dir.join("latency"), &lib, Durability::Normal, 1, "signal", true)?;
     let lat = bus::latency(&idle, 400, &mut n)?;
     drop(idle);
+    let idle_process = Rig::build(
+        &dir.join("latency-process"),
+        &lib,
+        RigConfig { isolation: Isolation::Process, ..RigConfig::new(Durability::Normal, 1, "signal", true) },
+    )?;
+    let lat_process = bus::latency(&idle_process, 400, &mut n)?;
+    drop(idle_process);
     let raw_commit_ms = 1000.0 / raw_full;
     let p50 = bus::percentile(&lat, 0.50).as_secs_f64() * 1000.0;
     let p99 = bus::percentile(&lat, 0.99).as_secs_f64() * 1000.0;
@@ -277,6 +322,20 @@ fn main() -> Result<()> {
         "ms",
         ("raw FULL commit", raw_commit_ms),
         10.0,
+    ));
+    let p50_process = bus::percentile(&lat_process, 0.50).as_secs_f64() * 1000.0;
+    let p99_process = bus::percentile(&lat_process, 0.99).as_secs_f64() * 1000.0;
+    figures.push(Figure::compared(
+        "bus: change → connector call, p50, process isolation",
+        p50_process,
+        "ms",
+        ("in-process p50", p50),
+    ));
+    figures.push(Figure::compared(
+        "bus: change → connector call, p99, process isolation",
+        p99_process,
+        "ms",
+        ("in-process p99", p99),
     ));
 
     settle();

@@ -72,6 +72,8 @@ pub struct RigConfig {
     pub watch: Option<Duration>,
     /// Where the connectors run (a connector process runs this binary).
     pub isolation: Isolation,
+    /// Tasks per request to a connector process.
+    pub batch_size: usize,
 }
 
 impl RigConfig {
@@ -84,6 +86,7 @@ impl RigConfig {
             workers: WorkerConfig::default(),
             watch: None,
             isolation: Isolation::InProcess,
+            batch_size: 1,
         }
     }
 }
@@ -149,6 +152,7 @@ impl Rig {
             isolation: IsolationConfig {
                 default: rig.isolation,
                 program: Some(std::env::current_exe()?),
+                batch_size: rig.batch_size,
                 ..IsolationConfig::default()
             },
         })?;

@@ -222,6 +222,15 @@ impl LiveConnector {
         }
     }
 
+    /// How many queued tasks one delivery request carries: more than one
+    /// only for a connector process whose SDK knows the batch request.
+    pub(crate) fn delivery_batch(&self) -> usize {
+        match &*self.object {
+            Instance::Child(child) if self.supports(kind::PROCESS_ASYNC_BATCH) => child.batch_size(),
+            _ => 1,
+        }
+    }
+
     /// The connector process's ID while it runs.
     pub fn pid(&self) -> Option<u32> {
         match &*self.object {

@@ -115,6 +115,14 @@ pub struct IsolationTable {
     /// The longest pause before a crashed connector process is started again.
     #[serde(default = "default_restart_backoff_max_ms")]
     pub restart_backoff_max_ms: u64,
+    /// Queued tasks sent to a connector process in one request (1: a crash
+    /// repeats at most one task; N: up to N, for fewer round trips).
+    #[serde(default = "default_process_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_process_batch_size() -> usize {
+    1
 }
 
 fn default_restart_backoff_max_ms() -> u64 {
@@ -131,6 +139,7 @@ impl IsolationEntry {
                 program,
                 limits: Limits { memory_mb: t.memory_limit_mb, cpu_seconds: t.cpu_limit_seconds },
                 restart_max: Duration::from_millis(t.restart_backoff_max_ms),
+                batch_size: t.batch_size,
             },
         }
     }
@@ -139,6 +148,9 @@ impl IsolationEntry {
         if let IsolationEntry::Table(t) = self {
             if t.memory_limit_mb == Some(0) || t.cpu_limit_seconds == Some(0) {
                 bail!("[isolation] memory_limit_mb and cpu_limit_seconds must be at least 1 when set");
+            }
+            if !(1..=1000).contains(&t.batch_size) {
+                bail!("[isolation] batch_size must be between 1 and 1000, not {}", t.batch_size);
             }
             if t.memory_limit_mb.is_some_and(|mb| mb < 16) {
                 bail!("[isolation] memory_limit_mb must be at least 16: a connector process needs that much to start");

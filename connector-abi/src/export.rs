@@ -10,11 +10,12 @@ use crate::connector::{Connector, ConnectorError};
 use crate::host::Host;
 use crate::init::Init;
 use crate::protocol::{
-    self, kind, DocumentParamsResponse, GetExternalDocumentIdRequest, GetInternalDocumentParamsRequest,
+    self, kind, BatchResponse, DocumentParamsResponse, GetExternalDocumentIdRequest, GetInternalDocumentParamsRequest,
     GetInternalObjectParamsRequest, IdResponse, InitRequest, InitResponse, IsMatchRequest, IsMatchResponse,
-    ObjectParamsResponse, OutgoingTask, PrepareInternalObjectRequest, PrepareInternalObjectResponse, SyncTask,
-    PROTOCOL_REVISION,
+    ObjectParamsResponse, OutgoingTask, PrepareInternalObjectRequest, PrepareInternalObjectResponse, ProcessResponse,
+    SyncTask, TaskBatch, PROTOCOL_REVISION,
 };
+use crate::types::IntegrationProcessResult;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
@@ -121,6 +122,7 @@ fn dispatch<T: Connector>(c: &T, request: &[u8]) -> Vec<u8> {
         }),
         kind::PROCESS_ASYNC => protocol::answer(body, |task: OutgoingTask| Ok(c.process_internal_task_async(&task))),
         kind::PROCESS_SYNC => protocol::answer(body, |task: SyncTask| Ok(c.process_internal_task_sync(&task))),
+        kind::PROCESS_ASYNC_BATCH => protocol::answer(body, |batch: TaskBatch| Ok(process_batch(c, &batch))),
         kind::GET_EXTERNAL_OBJECT_ID => protocol::answer(body, |req: protocol::GetExternalObjectIdRequest| {
             Ok(IdResponse { id: c.get_external_object_id(&req) })
         }),
@@ -138,6 +140,23 @@ fn dispatch<T: Connector>(c: &T, request: &[u8]) -> Vec<u8> {
         }),
         other => protocol::encode_unsupported(other),
     }
+}
+
+/// Each task in order; a panic is that task's `Error` (and the end of the
+/// batch, as any `Error` is): the tasks before it keep their results.
+fn process_batch<T: Connector>(c: &T, batch: &TaskBatch) -> BatchResponse {
+    let mut results = Vec::with_capacity(batch.tasks.len());
+    for task in &batch.tasks {
+        let result = catch_unwind(AssertUnwindSafe(|| c.process_internal_task_async(task))).unwrap_or_else(|panic| {
+            ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))
+        });
+        let stop = result.result == IntegrationProcessResult::Error;
+        results.push(result);
+        if stop {
+            break;
+        }
+    }
+    BatchResponse { results }
 }
 
 fn init_response<T: Connector>(c: &T, req: InitRequest) -> InitResponse {

@@ -23,7 +23,7 @@ use std::fmt;
 
 /// The revision of the documents this SDK speaks. Raised when a request kind
 /// or field is added; never breaks older connectors.
-pub const PROTOCOL_REVISION: u32 = 1;
+pub const PROTOCOL_REVISION: u32 = 2;
 
 /// The request kinds this SDK knows, in the order they were introduced.
 pub mod kind {
@@ -64,9 +64,15 @@ pub mod kind {
     /// ([`GetInternalDocumentParamsRequest`](super::GetInternalDocumentParamsRequest)
     /// → [`DocumentParamsResponse`](super::DocumentParamsResponse)).
     pub const GET_INTERNAL_DOCUMENT_PARAMS: &str = "get_internal_document_params";
+    /// Delivers several queued outgoing tasks of one queue in one request,
+    /// oldest first ([`TaskBatch`](super::TaskBatch) →
+    /// [`BatchResponse`](super::BatchResponse)); protocol revision 2. The SDK
+    /// answers it by calling `process_internal_task_async` for each task in
+    /// order, stopping after the first `Error`.
+    pub const PROCESS_ASYNC_BATCH: &str = "process_internal_tasks_async";
 
     /// Every kind above: what a connector built with this SDK supports.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         INIT,
         IS_MATCH,
         PROCESS_ASYNC,
@@ -76,6 +82,7 @@ pub mod kind {
         PREPARE_INTERNAL_OBJECT,
         GET_INTERNAL_OBJECT_PARAMS,
         GET_INTERNAL_DOCUMENT_PARAMS,
+        PROCESS_ASYNC_BATCH,
     ];
 }
 
@@ -354,6 +361,23 @@ pub struct ProcessResponse {
     /// task (asynchronous) or in the event log (synchronous).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+}
+
+/// The body of a [`kind::PROCESS_ASYNC_BATCH`] request: tasks of one queue,
+/// oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskBatch {
+    /// The tasks, each as a [`kind::PROCESS_ASYNC`] request would carry it.
+    pub tasks: Vec<OutgoingTask>,
+}
+
+/// The answer to a [`kind::PROCESS_ASYNC_BATCH`] request: one result per
+/// task processed, in order. Fewer results than tasks means the connector
+/// stopped after an `Error`; the rest were not attempted and stay queued.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct BatchResponse {
+    /// The results of the first tasks, in order.
+    pub results: Vec<ProcessResponse>,
 }
 
 /// The body of a [`kind::GET_EXTERNAL_DOCUMENT_ID`] request.

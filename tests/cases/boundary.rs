@@ -156,13 +156,24 @@ fn a_panic_in_any_connector_method_becomes_that_calls_error() {
     let recorder = Arc::new(Recorder::default());
     let live = load(&env, &recorder, &row("Panicky", "testkit", "PanickingConnector", ""));
     let requests = every_request();
-    assert_eq!(requests.len() + 1, kind::ALL.len(), "every request kind is exercised");
+    // Init is exercised by loading; the batch request answers per task (below).
+    assert_eq!(requests.len() + 2, kind::ALL.len(), "every request kind is exercised");
     for (kind, request) in requests {
         let err = live.request_raw::<Value>(kind, &request).unwrap_err();
         let CallError::Aborted(message) = err else { panic!("{kind}: expected an aborted call, got {err:?}") };
         assert!(message.contains("the connector panicked"), "{kind}: {message}");
         assert!(message.contains(&format!("panicking in {kind} on purpose")), "{kind}: {message}");
     }
+    // In a batch a panic is that task's Error, which ends the batch.
+    let batch = protocol::encode_request(
+        kind::PROCESS_ASYNC_BATCH,
+        &protocol::TaskBatch { tasks: vec![outgoing_task(), outgoing_task()] },
+    );
+    let answer: protocol::BatchResponse = live.request_raw(kind::PROCESS_ASYNC_BATCH, &batch).unwrap();
+    assert_eq!(answer.results.len(), 1, "{answer:?}");
+    assert_eq!(answer.results[0].result, IntegrationProcessResult::Error);
+    let message = answer.results[0].error_message.as_deref().unwrap();
+    assert!(message.contains("the connector panicked") && message.contains("on purpose"), "{message}");
     // Shutdown panics too; it is swallowed inside the library.
     live.shutdown();
     drop(live);

@@ -100,25 +100,32 @@ fn a_crash_in_a_connector_process_harms_only_that_connector() {
     assert_eq!(names(&d, "Steady").len(), 9, "nothing repeated for the steady connector");
 }
 
+/// A task that makes Crashy die `how`, then one more: Steady gets both,
+/// Crashy's relation to the first records an error (returned), and once it
+/// is deleted Crashy goes on with the next one.
+fn dies_then_resumes(d: &Daemon, how: &str) -> String {
+    let victim = d.create("cms.user", json!({"code_name": how, "fields": {"crash": how}}));
+    let victim = victim["task_id"].as_i64().unwrap();
+    d.create("cms.user", json!({"code_name": "next"}));
+    wait_for("Steady to deliver both", WAIT, || (names(d, "Steady") == [how, "next"]).then_some(()));
+    let error = failure(d, victim, "Crashy")["error"].as_str().unwrap().to_owned();
+    assert_eq!(d.delete(&format!("/api/tasks/{victim}?connector=Crashy")).status, 204);
+    wait_for("Crashy to resume", WAIT, || (names(d, "Crashy") == ["next"]).then_some(()));
+    error
+}
+
 #[test]
 fn a_spinning_call_is_killed_at_the_deadline() {
     let env = TestEnv::new();
     env.configure("call_timeout_ms = 700");
     let d = two_connectors(&env);
-    let spin = d.create("cms.user", json!({"code_name": "spin", "fields": {"crash": "spin"}}));
-    let spin = spin["task_id"].as_i64().unwrap();
-    d.create("cms.user", json!({"code_name": "next"}));
-    wait_for("Steady to deliver both", WAIT, || (names(&d, "Steady") == ["spin", "next"]).then_some(()));
-    let relation = failure(&d, spin, "Crashy");
-    let error = relation["error"].as_str().unwrap();
+    let error = dies_then_resumes(&d, "spin");
     assert!(error.contains("within 700 ms") && error.contains("killed"), "{error}");
     // A hung call does not leave the connector hung: its process is gone.
     let health = d.get("/health").body;
     assert!(health["connectors"]["Crashy"]["hung_for_seconds"].is_null(), "{health}");
     let timeouts = d.events("&source=Crashy&type=E");
     assert!(timeouts.iter().any(|e| e["code"] == "CONNECTORTIMEOUT"), "{timeouts:?}");
-    assert_eq!(d.delete(&format!("/api/tasks/{spin}?connector=Crashy")).status, 204);
-    wait_for("Crashy to resume", WAIT, || (names(&d, "Crashy") == ["next"]).then_some(()));
 }
 
 #[test]
@@ -126,15 +133,8 @@ fn a_leak_past_the_memory_limit_stops_only_that_connector() {
     let env = TestEnv::new();
     env.isolate("[isolation]\nmode = \"process\"\nmemory_limit_mb = 256");
     let d = two_connectors(&env);
-    let leak = d.create("cms.user", json!({"code_name": "leak", "fields": {"crash": "leak"}}));
-    let leak = leak["task_id"].as_i64().unwrap();
-    d.create("cms.user", json!({"code_name": "next"}));
-    wait_for("Steady to deliver both", WAIT, || (names(&d, "Steady") == ["leak", "next"]).then_some(()));
-    let relation = failure(&d, leak, "Crashy");
-    let error = relation["error"].as_str().unwrap();
+    let error = dies_then_resumes(&d, "leak");
     assert!(error.contains("memory allocation") && error.contains("failed"), "{error}");
-    assert_eq!(d.delete(&format!("/api/tasks/{leak}?connector=Crashy")).status, 204);
-    wait_for("Crashy to resume", WAIT, || (names(&d, "Crashy") == ["next"]).then_some(()));
     // The daemon itself stayed small.
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let rss_kb: u64 = status

@@ -46,10 +46,12 @@ impl TestEnv {
         )
         .unwrap();
         let env = TestEnv { dir, connectors_dir, db_path, config_path };
-        // Unset: the shipped default (`process`). The suite's second pass
-        // sets `in-process` (scripts/test).
-        if let Ok(mode) = std::env::var("BUS_TEST_ISOLATION") {
-            env.isolate(&format!("isolation = \"{mode}\""));
+        // Unset: the shipped default (`process`). The suite's later passes
+        // set `in-process`, and `process-batched` (8 tasks per request).
+        match std::env::var("BUS_TEST_ISOLATION").as_deref() {
+            Ok("process-batched") => env.isolate("[isolation]\nmode = \"process\"\nbatch_size = 8"),
+            Ok(mode) => env.isolate(&format!("isolation = \"{mode}\"")),
+            Err(_) => {}
         }
         env
     }

@@ -11,6 +11,7 @@
 //! and the kernel sends it SIGKILL when its parent dies.
 
 use super::frame::{self, Frame, Outcome, Tag};
+use super::pool::Pool;
 use super::Limits;
 use crate::loader::open_library_copy;
 use abi_stable::sabi_trait::TD_Opaque;
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// What the daemon asks the host to load (the body of an `Open` frame).
@@ -106,7 +107,7 @@ pub fn run_host() -> Result<(), HostError> {
             return Ok(());
         }
     };
-    let pool = Pool::default();
+    let pool = Pool::new("connector-call");
     loop {
         let Some(f) = frame::read(&mut input).map_err(HostError::Read)? else { return Ok(()) };
         match f.tag {
@@ -187,49 +188,6 @@ impl HostObject for ProxyHost {
             Ok(bytes) => RResult::ROk(RVec::from(bytes)),
             Err(_) => RResult::RErr(RString::from("the daemon did not answer the host request")),
         }
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Threads for calls: calls arrive from the daemon's worker and lane
-/// threads at once (a slow delivery must not hold up a subscription check),
-/// so each runs on a thread of its own; threads are kept for later calls,
-/// and a new one starts whenever every thread has a call. Only the reading
-/// thread submits.
-struct Pool {
-    tx: mpsc::Sender<Job>,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    threads: AtomicUsize,
-    /// Calls submitted and not finished.
-    outstanding: Arc<AtomicUsize>,
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel();
-        Pool { tx, rx: Arc::new(Mutex::new(rx)), threads: AtomicUsize::new(0), outstanding: Arc::default() }
-    }
-}
-
-impl Pool {
-    fn run(&self, job: Job) {
-        let outstanding = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
-        if outstanding > self.threads.load(Ordering::SeqCst) {
-            let (rx, done) = (self.rx.clone(), self.outstanding.clone());
-            let spawned = std::thread::Builder::new().name("connector-call".into()).spawn(move || loop {
-                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                match job {
-                    Ok(job) => job(),
-                    Err(_) => return,
-                }
-                done.fetch_sub(1, Ordering::SeqCst);
-            });
-            if spawned.is_ok() {
-                self.threads.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let _ = self.tx.send(job);
     }
 }
 

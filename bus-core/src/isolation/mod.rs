@@ -10,6 +10,7 @@
 
 mod child;
 mod frame;
+mod pool;
 mod supervisor;
 
 pub(crate) use child::OpenRequest;
@@ -88,6 +89,10 @@ pub struct IsolationConfig {
     /// The longest pause before a crashed connector process is started
     /// again (the pause doubles from 100 ms with each crash in a row).
     pub restart_max: Duration,
+    /// Queued tasks sent to a connector process in one request (when its SDK
+    /// knows the batch request). 1: each delivery is recorded before the
+    /// next call, so a crash repeats at most one task; N: up to N.
+    pub batch_size: usize,
 }
 
 impl Default for IsolationConfig {
@@ -97,6 +102,7 @@ impl Default for IsolationConfig {
             program: None,
             limits: Limits::default(),
             restart_max: Duration::from_secs(10),
+            batch_size: 1,
         }
     }
 }
@@ -106,4 +112,5 @@ impl Default for IsolationConfig {
 pub(crate) struct ProcessConfig {
     pub program: PathBuf,
     pub restart_max: Duration,
+    pub batch_size: usize,
 }

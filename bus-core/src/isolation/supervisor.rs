@@ -9,11 +9,13 @@
 
 use super::child::{OpenAnswer, OpenRequest};
 use super::frame::{self, Frame, Outcome, Tag};
+use super::pool::Pool;
 use super::ProcessConfig;
 use crate::host::{self, HostServices};
 use crate::lane;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
@@ -104,6 +106,11 @@ impl ChildConnector {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    /// How many queued tasks go to the process in one request.
+    pub(crate) fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+
     /// The operating system's process ID of the running process.
     pub(crate) fn pid(&self) -> Option<u32> {
         lock(&self.state).process.as_ref().filter(|p| !p.is_dead()).map(|p| p.pid)
@@ -128,6 +135,7 @@ impl ChildConnector {
             dead: OnceLock::new(),
             stderr: Arc::new(Mutex::new(VecDeque::new())),
             killed_for: Mutex::new(None),
+            host_calls: Pool::new("connector-host-request"),
         });
         let (opened_tx, opened_rx) = mpsc::sync_channel::<Vec<u8>>(1);
         spawn_stderr_reader(&self.name, stderr, process.stderr.clone());
@@ -317,6 +325,9 @@ struct Process {
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// Set before the daemon kills it, to name the reason.
     killed_for: Mutex<Option<String>>,
+    /// Threads serving the host requests of the connector (a request may
+    /// call back into the connector, so none waits for another).
+    host_calls: Pool,
 }
 
 impl Process {
@@ -495,10 +506,17 @@ fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostSe
     }
     let during = u64::from_le_bytes(frame.body[..8].try_into().expect("eight bytes"));
     let lane = lock(&process.lanes).get(&during).copied().unwrap_or(0);
-    let (name, process, services) = (name.to_owned(), process.clone(), services.clone());
-    let _ = std::thread::Builder::new().name(format!("host-{}", name.replace('\0', "?"))).spawn(move || {
+    let (name, served, services) = (name.to_owned(), process.clone(), services.clone());
+    process.host_calls.run(Box::new(move || {
         let request = &frame.body[8..];
-        let response = lane::as_lane(lane, || host::dispatch(&name, &services, request));
-        let _ = process.send(Tag::HostReply, frame.number, &[&response]);
-    });
+        let response = catch_unwind(AssertUnwindSafe(|| {
+            lane::as_lane(lane, || host::dispatch(&name, &services, request))
+        }))
+        .unwrap_or_else(|panic| {
+            let message = connector_abi::panic_message(&*panic);
+            tracing::error!(connector = %name, error = %message, "the host panicked while serving a connector request");
+            connector_abi::protocol::encode_error(&format!("the host failed to serve the request: {message}"))
+        });
+        let _ = served.send(Tag::HostReply, frame.number, &[&response]);
+    }));
 }

@@ -243,7 +243,11 @@ impl Loader {
             name: row.name.clone(),
             limits: self.isolation.limits,
         };
-        let config = ProcessConfig { program, restart_max: self.isolation.restart_max };
+        let config = ProcessConfig {
+            program,
+            restart_max: self.isolation.restart_max,
+            batch_size: self.isolation.batch_size.max(1),
+        };
         match ChildConnector::start(&row.name, open, config, self.call_timeout, services.clone()) {
             Ok(child) => Ok(Instance::Child(Box::new(child))),
             Err(ChildError::Start(text)) => Err(LoadError::InProcess(text)),

@@ -10,7 +10,7 @@ use crate::connector::LiveConnector;
 use crate::queue::{Direction, Matching, Queued};
 use crate::settings::Settings;
 use crate::worker::{Drain, Run, RunEnd, RunKind};
-use connector_abi::protocol::{kind, ProcessResponse};
+use connector_abi::protocol::{kind, BatchResponse, ProcessResponse};
 use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -33,86 +33,122 @@ impl Drain for OutgoingDrain {
     }
 
     fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError> {
-        let (connector, config) = (run.connector, run.config);
         let key = run.key(Direction::Outgoing);
-        // Delivered, not yet removed: made durable one by one (delete_batch
-        // = 1), or only kept here until `delete_batch` of them are removed
-        // at once.
-        let mut delivered = Delivered { recorded: None, kept: Vec::new() };
+        let group_size = run.connector.delivery_batch();
+        let mut state = Delivering {
+            delivered: Delivered { recorded: None, kept: Vec::new() },
+            // Whether this worker's calls are short enough for a shared
+            // commit to wait for.
+            quick: true,
+            key,
+        };
         let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
-        // Whether this worker's calls are short enough for a shared commit
-        // to wait for.
-        let mut quick = true;
         loop {
             let batch = batches.next(run.queue)?;
             if batch.is_empty() {
                 return Ok(RunEnd::Drained);
             }
+            // Tasks decided and waiting to go out together (one request to a
+            // connector process that takes batches; one task otherwise).
+            let mut group: Vec<Cow<'_, Queued>> = Vec::with_capacity(group_size);
             for q in &batch {
                 if !run.is_current() {
                     run.queue.call_ended();
-                    delivered.remove(run.queue, key)?;
+                    state.delivered.remove(run.queue, key)?;
                     return Ok(RunEnd::Interrupted);
                 }
-                let q = match decide(connector, q) {
-                    Ok(Some(q)) => q,
+                match decide(run.connector, q) {
+                    Ok(Some(q)) => group.push(q),
                     // No custom subscription matched: removed without a call
                     // (with the batch's removals; a crash before asks again).
                     Ok(None) => {
                         run.recorder.passed(q.task_id);
-                        delivered.kept.push(q.sync_id);
-                        continue;
+                        state.delivered.kept.push(q.sync_id);
                     }
                     // Unreadable task data: the delivery itself reports it.
                     Err(e) => {
-                        tracing::warn!(connector = %connector.name, task = q.task_id, error = %e, "cannot ask the custom subscriptions");
-                        Cow::Borrowed(q)
+                        tracing::warn!(connector = %run.connector.name, task = q.task_id, error = %e, "cannot ask the custom subscriptions");
+                        group.push(Cow::Borrowed(q));
                     }
-                };
-                let q = q.as_ref();
-                let started = Instant::now();
-                run.queue.call_begins(quick);
-                let response = deliver(connector, q);
-                let elapsed = started.elapsed();
-                quick = elapsed < GATHER;
-                run.recorder.record(q.task_id, response.result.into(), response.error_message.clone(), elapsed);
-                match response.result {
-                    IntegrationProcessResult::Ok if config.delete_batch == 1 => {
-                        run.queue.delivered(key, &[q.sync_id], quick)?;
-                        let since = *delivered.recorded.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= LISTED_AT_MOST {
-                            delivered.remove(run.queue, key)?;
-                        }
-                    }
-                    IntegrationProcessResult::Ok => {
-                        run.queue.call_ended();
-                        delivered.kept.push(q.sync_id);
-                        if delivered.kept.len() >= config.delete_batch {
-                            delivered.remove(run.queue, key)?;
-                        }
-                    }
-                    IntegrationProcessResult::SkipNow => {
-                        run.queue.call_ended();
-                        run.queue.mark_run(key, q.sync_id)?;
-                    }
-                    IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
-                        run.queue.call_ended();
-                        delivered.remove(run.queue, key)?;
-                        let message = response
-                            .error_message
-                            .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
-                        let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
-                        run.queue.record_failure(key, q.sync_id, &message, skip)?;
-                        tracing::warn!(connector = %connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
-                        if !skip {
-                            return Ok(RunEnd::Stopped);
-                        }
+                }
+                if group.len() >= group_size && state.send(run, &std::mem::take(&mut group))? == Step::Stop {
+                    return Ok(RunEnd::Stopped);
+                }
+            }
+            if !group.is_empty() && state.send(run, &group)? == Step::Stop {
+                return Ok(RunEnd::Stopped);
+            }
+            run.queue.call_ended();
+            state.delivered.remove(run.queue, key)?;
+        }
+    }
+}
+
+/// Whether the queue goes on after a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Next,
+    /// An `Error` stopped the queue.
+    Stop,
+}
+
+/// One run's deliveries in progress.
+struct Delivering {
+    delivered: Delivered,
+    quick: bool,
+    key: QueueKey,
+}
+
+impl Delivering {
+    /// Delivers `group` (one request) and records each result in order.
+    fn send(&mut self, run: &mut Run<'_>, group: &[Cow<'_, Queued>]) -> Result<Step, QueueError> {
+        let tasks: Vec<&Queued> = group.iter().map(AsRef::as_ref).collect();
+        let started = Instant::now();
+        run.queue.call_begins(self.quick);
+        let responses = deliver_all(run.connector, &tasks);
+        let elapsed = started.elapsed();
+        self.quick = elapsed < GATHER;
+        let each = elapsed / tasks.len().max(1) as u32;
+        let mut ok = Vec::new();
+        let mut step = Step::Next;
+        for (q, response) in tasks.iter().zip(responses) {
+            run.recorder.record(q.task_id, response.result.into(), response.error_message.clone(), each);
+            match response.result {
+                IntegrationProcessResult::Ok => ok.push(q.sync_id),
+                IntegrationProcessResult::SkipNow => run.queue.mark_run(self.key, q.sync_id)?,
+                IntegrationProcessResult::ErrorAndSkip | IntegrationProcessResult::Error => {
+                    let message = response
+                        .error_message
+                        .unwrap_or_else(|| format!("the connector returned {} without a message", response.result));
+                    let skip = response.result == IntegrationProcessResult::ErrorAndSkip;
+                    run.queue.record_failure(self.key, q.sync_id, &message, skip)?;
+                    tracing::warn!(connector = %run.connector.name, task = q.task_id, result = %response.result, error = %message, "outgoing task failed");
+                    if !skip {
+                        step = Step::Stop;
+                        break;
                     }
                 }
             }
-            run.queue.call_ended();
-            delivered.remove(run.queue, key)?;
         }
+        if ok.is_empty() {
+            run.queue.call_ended();
+        } else if run.config.delete_batch == 1 {
+            run.queue.delivered(self.key, &ok, self.quick)?;
+            let since = *self.delivered.recorded.get_or_insert_with(Instant::now);
+            if since.elapsed() >= LISTED_AT_MOST {
+                self.delivered.remove(run.queue, self.key)?;
+            }
+        } else {
+            run.queue.call_ended();
+            self.delivered.kept.extend(ok);
+            if self.delivered.kept.len() >= run.config.delete_batch {
+                self.delivered.remove(run.queue, self.key)?;
+            }
+        }
+        if step == Step::Stop {
+            self.delivered.remove(run.queue, self.key)?;
+        }
+        Ok(step)
     }
 }
 
@@ -141,6 +177,57 @@ impl Delivered {
         }
         Ok(())
     }
+}
+
+/// Hands tasks to the connector — one request each, or one request for all
+/// of them when it takes batches — and returns a result per task, in order:
+/// a call that fails counts as `Error` for the task it was about; the tasks
+/// after an `Error` are not attempted and get no result.
+fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessResponse> {
+    if let [one] = tasks {
+        return vec![deliver(connector, one)];
+    }
+    if tasks.iter().any(|q| q.unreadable.is_some()) {
+        return deliver_one_by_one(connector, tasks);
+    }
+    let request = match payload::batch_request(tasks) {
+        Ok(r) => r,
+        // One task cannot be spliced: each goes on its own, so the error is its own.
+        Err(_) => return deliver_one_by_one(connector, tasks),
+    };
+    match connector.request_raw::<BatchResponse>(kind::PROCESS_ASYNC_BATCH, &request) {
+        Ok(batch) => {
+            let mut results = batch.results;
+            let answered_all = results.len() >= tasks.len();
+            let stopped = results.last().is_some_and(|r| r.result == IntegrationProcessResult::Error);
+            results.truncate(tasks.len());
+            if !answered_all && !stopped {
+                let message = format!(
+                    "the connector answered {} of {} tasks of a batch without an Error before the rest",
+                    results.len(),
+                    tasks.len()
+                );
+                results.push(ProcessResponse::error(message));
+            }
+            results
+        }
+        // The call failed as a whole (a crash, a timeout): the first task
+        // carries the error; the others were not confirmed and stay queued.
+        Err(e) => vec![ProcessResponse::error(e.to_string())],
+    }
+}
+
+fn deliver_one_by_one(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessResponse> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for q in tasks {
+        let response = deliver(connector, q);
+        let stop = response.result == IntegrationProcessResult::Error;
+        out.push(response);
+        if stop {
+            break;
+        }
+    }
+    out
 }
 
 /// Hands one task to the connector; a call that fails counts as `Error`.

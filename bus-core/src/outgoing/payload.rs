@@ -106,10 +106,30 @@ pub(crate) fn downgrade(payload: &mut Payload, to: TaskDataType) {
     }
 }
 
-/// The `process_internal_task_async` request for one queued task: the task
-/// fields, then the stored payload's fields as they are (re-serialized only
-/// when the connector subscribed with a poorer data mode than stored).
+/// The `process_internal_task_async` request for one queued task (see
+/// [`async_body`]).
 pub(crate) fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
+    Ok(encode_request_raw(kind::PROCESS_ASYNC, async_body(q)?.as_bytes()))
+}
+
+/// The `process_internal_tasks_async` request for tasks of one queue:
+/// `{"tasks": [<body>, …]}`, each body as [`async_body`] splices it.
+pub(crate) fn batch_request(tasks: &[&Queued]) -> Result<Vec<u8>, String> {
+    let mut body = String::from("{\"tasks\":[");
+    for (i, q) in tasks.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&async_body(q)?);
+    }
+    body.push_str("]}");
+    Ok(encode_request_raw(kind::PROCESS_ASYNC_BATCH, body.as_bytes()))
+}
+
+/// The body of a delivery: the task fields, then the stored payload's
+/// fields as they are (re-serialized only when the connector subscribed
+/// with a poorer data mode than stored).
+fn async_body(q: &Queued) -> Result<String, String> {
     let data = if q.data_type == q.task_data_type {
         std::borrow::Cow::Borrowed(q.data.as_str())
     } else {
@@ -132,7 +152,7 @@ pub(crate) fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
     body.push_str(&serde_json::to_string(&q.title).expect("a string serializes"));
     body.push(',');
     body.push_str(rest);
-    Ok(encode_request_raw(kind::PROCESS_ASYNC, body.as_bytes()))
+    Ok(body)
 }
 
 #[cfg(test)]
