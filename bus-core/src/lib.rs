@@ -42,5 +42,7 @@ pub mod storage;
 pub mod store;
 pub mod task_grid;
 mod task_result;
+#[cfg(test)]
+mod testing;
 mod watch;
 pub mod worker;

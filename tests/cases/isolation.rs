@@ -150,6 +150,15 @@ fn a_leak_past_the_memory_limit_stops_only_that_connector() {
 }
 
 #[test]
+fn a_call_past_the_cpu_limit_is_stopped_by_the_kernel() {
+    let env = TestEnv::new();
+    env.isolate("[isolation]\nmode = \"process\"\ncpu_limit_seconds = 1");
+    let d = two_connectors(&env);
+    let error = dies_then_resumes(&d, "spin");
+    assert!(error.contains("SIGXCPU"), "{error}");
+}
+
+#[test]
 fn a_connector_that_prints_does_not_corrupt_the_protocol() {
     let env = TestEnv::new();
     env.scripted("Chatty", users());

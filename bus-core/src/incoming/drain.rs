@@ -138,3 +138,107 @@ impl IncomingDrain {
             .map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SqliteQueues;
+    use crate::loader::Loader;
+    use crate::manager::{ConnectorManager, ConnectorSet};
+    use crate::metrics::Metrics;
+    use crate::object_types::ObjectTypes;
+    use crate::outgoing::OutgoingDrain;
+    use crate::queue::Selection;
+    use crate::registry::Registry;
+    use crate::testing;
+    use crate::worker::{TaskOutcome, WorkerConfig, Workers};
+    use connector_abi::prelude::*;
+
+    struct Quiet;
+
+    impl Connector for Quiet {
+        fn create(_config: &str, _host: Host) -> Result<Self, ConnectorError> {
+            Ok(Quiet)
+        }
+        fn init(&self, init: &mut Init) {
+            init.set_connector_name(init.registry_name().to_owned());
+        }
+    }
+
+    #[test]
+    fn each_process_type_decides_what_a_failure_does() {
+        let (dir, db, ids) = testing::database(&["In"]);
+        let events = Arc::new(EventLog::new(&db).unwrap());
+        let services = Arc::new(testing::Events::default());
+        let loader = Loader::new(dir.path().join("connectors"), dir.path().join("state"));
+        let manager = Arc::new(ConnectorManager::new(Registry::new(db.clone()), loader, services, events.clone()));
+        let queues: Arc<dyn crate::backend::Queues> = Arc::new(SqliteQueues::new(db.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let config = WorkerConfig::default();
+        let outgoing = Workers::new(queues.clone(), config, Arc::new(OutgoingDrain), metrics.clone());
+        let types = Arc::new(ObjectTypes::defaults());
+        let pipeline = Arc::new(Pipeline::new(&db, types, manager, outgoing, events.clone()).unwrap());
+        let incoming = Workers::new(queues, config, Arc::new(IncomingDrain { pipeline, events }), metrics.clone());
+
+        use IntegrationProcessType as P;
+        let conn = db.connect().unwrap();
+        let tasks = [
+            testing::enqueue_incoming(&db, ids[0], "one", "cms.user", P::Default),
+            testing::enqueue_incoming(&db, ids[0], "skip", "cms.nope", P::SkipOnError),
+            testing::enqueue_incoming(&db, ids[0], "three", "cms.user", P::Default),
+            testing::enqueue_incoming(&db, ids[0], "delete", "cms.nope", P::DeleteOnError),
+            testing::enqueue_incoming(&db, ids[0], "five", "cms.user", P::Default),
+            testing::enqueue_incoming(&db, ids[0], "stop", "cms.nope", P::Default),
+            testing::enqueue_incoming(&db, ids[0], "seven", "cms.user", P::Default),
+        ];
+        // A new worker runs its queue once: every process type in turn.
+        let live = testing::live::<Quiet>(ids[0], "In", "");
+        incoming.update(&ConnectorSet { live: [("In".to_owned(), live)].into_iter().collect(), ..Default::default() });
+        use TaskResult as R;
+        let total = |r| metrics.total("incoming", r);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while total(R::Error) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the first run did not reach the failing Default task");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let counts = [R::Ok, R::SkippedOnError, R::DeletedOnError, R::Error].map(total);
+        assert_eq!(counts, [3, 1, 1, 1], "three applied, one skipped, one deleted, then the queue stopped");
+        let left: Vec<(i64, Option<String>)> = conn
+            .prepare(
+                "SELECT t.TaskID, t.TaskProcessType FROM Integration_Task t JOIN Integration_Synchronization s \
+                 ON s.SynchronizationTaskID = t.TaskID ORDER BY t.TaskID",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            left,
+            [
+                (tasks[1], Some("SkipOnError".to_owned())),
+                (tasks[5], Some("Error".to_owned())),
+                (tasks[6], Some("Default".to_owned())),
+            ],
+            "applied tasks are gone, the deleted one too; the failed Default task is marked Error"
+        );
+        let users: Vec<String> = conn
+            .prepare("SELECT ObjectCodeName FROM CMS_Object WHERE ObjectType = 'cms.user' ORDER BY ObjectID")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(users, ["one", "three", "five"], "each applied task made its user, in order");
+        // A synchronize retries what was passed over and the task marked
+        // Error, in order, and stops at it again.
+        let outcomes: Vec<(i64, TaskResult)> = incoming
+            .synchronize("In", Selection::All)
+            .unwrap()
+            .into_iter()
+            .map(|TaskOutcome { task_id, result, .. }| (task_id, result))
+            .collect();
+        assert_eq!(outcomes, [(tasks[1], R::SkippedOnError), (tasks[5], R::Error)]);
+        incoming.stop_all();
+    }
+}

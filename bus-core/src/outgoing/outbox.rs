@@ -207,3 +207,115 @@ pub(crate) fn synchronous_subscribers(candidates: Vec<Subscriber>, task: &SyncTa
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::{self, Change};
+    use crate::store::objects::ObjectInput;
+    use crate::testing;
+    use connector_abi::prelude::*;
+    use serde_json::json;
+
+    /// Subscribes to what its config lists (JSON subscriptions).
+    struct Subscribes(Vec<Subscription>);
+
+    impl Connector for Subscribes {
+        fn create(config: &str, _host: Host) -> Result<Self, ConnectorError> {
+            Ok(Subscribes(serde_json::from_str(config).unwrap()))
+        }
+        fn init(&self, init: &mut Init) {
+            init.set_connector_name(init.registry_name().to_owned());
+            for s in &self.0 {
+                init.subscribe_to(s.clone());
+            }
+        }
+    }
+
+    fn users(process_type: &str) -> serde_json::Value {
+        json!({"process_type": process_type, "scope": "objects", "object_type": "cms.user"})
+    }
+
+    fn user(code_name: &str) -> Change {
+        Change::CreateObject {
+            object_type: "cms.user".into(),
+            object: ObjectInput { code_name: Some(code_name.into()), ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn the_outbox_stores_one_payload_for_the_richest_mode_and_a_relation_per_connector() {
+        let (_dir, db, ids) = testing::database(&["A", "B", "C"]);
+        let live = vec![
+            testing::live::<Subscribes>(ids[0], "A", &json!([users("AsyncSimple")]).to_string()),
+            testing::live::<Subscribes>(
+                ids[1],
+                "B",
+                &json!([users("AsyncSimple"), {"process_type": "AsyncSnapshot", "scope": "custom", "name": "vip"}])
+                    .to_string(),
+            ),
+            testing::live::<Subscribes>(ids[2], "C", &json!([users("SyncSnapshot")]).to_string()),
+        ];
+        let types = ObjectTypes::defaults();
+        let mut conn = db.connect().unwrap();
+        let tx = conn.transaction().unwrap();
+        let first = change::apply(&tx, &types, user("ann")).unwrap();
+        let second = change::apply(&tx, &types, user("bob")).unwrap();
+        let mut outbox = Outbox::new(&tx, &types, &live, None, HandOver::Now);
+        let entry = outbox.log(&first, "Create User 'ann'").unwrap();
+        assert_eq!(entry.queued_for, ["A", "B"], "the synchronous subscriber is not queued");
+        let SyncPlan::Deliver(sync, task) = &entry.sync else { panic!("C gets the change synchronously") };
+        assert_eq!(sync.iter().map(|s| s.connector.name.as_str()).collect::<Vec<_>>(), ["C"]);
+        let CmsObject::Object(o) = &task.object else { panic!() };
+        assert_eq!(o.code_name, "ann");
+        // The second change in the same transaction: the queues are known
+        // not to be empty any more, so it is no queue head.
+        outbox.log(&second, "Create User 'bob'").unwrap();
+        let after = outbox.finish();
+        assert_eq!(after.woken, ["A", "B"], "each connector woken once");
+        let heads: Vec<(&str, i64, TaskDataType, crate::queue::Matching)> =
+            after.heads.iter().map(|(n, q)| (n.as_str(), q.task_id, q.data_type, q.matching)).collect();
+        let task_id = entry.task_id.unwrap();
+        assert_eq!(
+            heads,
+            [
+                ("A", task_id, TaskDataType::Simple, crate::queue::Matching::Decided),
+                // B's custom subscription may ask for more: the payload is
+                // the richest mode; B asks is_match before delivery.
+                ("B", task_id, TaskDataType::Simple, crate::queue::Matching::AskOrKeep),
+            ]
+        );
+        assert!(after.heads.iter().all(|(_, q)| q.task_data_type == TaskDataType::Snapshot));
+        let stored: String = tx
+            .query_row("SELECT TaskDataType FROM Integration_Task WHERE TaskID = ?1", [task_id], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, "Snapshot", "one payload, for the richest mode any subscriber may need");
+        let relations: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1",
+                [task_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(relations, 2);
+    }
+
+    #[test]
+    fn the_origin_gets_nothing_and_with_processing_off_nothing_is_handed_over() {
+        let (_dir, db, ids) = testing::database(&["A", "C"]);
+        let live = vec![
+            testing::live::<Subscribes>(ids[0], "A", &json!([users("AsyncSimple")]).to_string()),
+            testing::live::<Subscribes>(ids[1], "C", &json!([users("SyncSnapshot")]).to_string()),
+        ];
+        let types = ObjectTypes::defaults();
+        let mut conn = db.connect().unwrap();
+        let tx = conn.transaction().unwrap();
+        let applied = change::apply(&tx, &types, user("ann")).unwrap();
+        let mut outbox = Outbox::new(&tx, &types, &live, Some("A"), HandOver::Later);
+        let entry = outbox.log(&applied, "t").unwrap();
+        assert_eq!(entry.task_id, None, "the connector a change came from gets no task for it");
+        assert!(matches!(&entry.sync, SyncPlan::Skipped(s) if s.len() == 1), "processing off: C is passed over");
+        let after = outbox.finish();
+        assert!(after.heads.is_empty() && after.woken.is_empty());
+    }
+}

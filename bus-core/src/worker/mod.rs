@@ -384,3 +384,128 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SqliteQueues;
+    use crate::testing;
+    use connector_abi::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Quiet;
+
+    impl Connector for Quiet {
+        fn create(_config: &str, _host: Host) -> Result<Self, ConnectorError> {
+            Ok(Quiet)
+        }
+        fn init(&self, init: &mut Init) {
+            init.set_connector_name(init.registry_name().to_owned());
+        }
+    }
+
+    /// Records each run that may call the connector: the instance it runs
+    /// with and the phase of the test it started in; counts runs in
+    /// progress at once.
+    #[derive(Default)]
+    struct Recording {
+        phase: AtomicUsize,
+        running: AtomicUsize,
+        most_at_once: AtomicUsize,
+        runs: Mutex<Vec<(usize, String)>>,
+    }
+
+    impl Drain for Recording {
+        fn direction(&self) -> Direction {
+            Direction::Outgoing
+        }
+        fn enabled(&self, _settings: &Settings) -> bool {
+            true
+        }
+        fn automatic(&self) -> bool {
+            true
+        }
+        fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError> {
+            // Read before the turn: the test moves to the next phase only
+            // after the replacement, so a later phase implies a turn check
+            // that sees it.
+            let phase = self.phase.load(Ordering::SeqCst);
+            // As the real drains do before every call into the connector.
+            if !run.is_current() {
+                return Ok(RunEnd::Interrupted);
+            }
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            self.runs
+                .lock()
+                .unwrap()
+                .push((phase, run.connector.info.connector_name.clone() + &run.connector.loaded_at));
+            std::thread::sleep(Duration::from_millis(20));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(RunEnd::Drained)
+        }
+    }
+
+    fn set(live: &[Arc<LiveConnector>]) -> ConnectorSet {
+        ConnectorSet { live: live.iter().map(|c| (c.name.clone(), c.clone())).collect(), ..Default::default() }
+    }
+
+    fn instance(id: i64) -> (Arc<LiveConnector>, String) {
+        let live = testing::live::<Quiet>(id, "A", "");
+        let key = live.info.connector_name.clone() + &live.loaded_at;
+        // loaded_at has millisecond resolution: keep instances apart.
+        std::thread::sleep(Duration::from_millis(3));
+        (live, key)
+    }
+
+    fn wait_for_run(drain: &Recording, phase: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((_, key)) = drain.runs.lock().unwrap().iter().find(|(p, _)| *p == phase) {
+                return key.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no run in phase {phase}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn one_worker_per_queue_follows_replacements_and_restarts_without_overlap() {
+        let (_dir, db, ids) = testing::database(&["A"]);
+        let drain = Arc::new(Recording::default());
+        let queues = Arc::new(SqliteQueues::new(db));
+        let workers = Workers::new(queues, WorkerConfig::default(), drain.clone(), Arc::new(Metrics::default()));
+        let (first, first_key) = instance(ids[0]);
+        workers.update(&set(std::slice::from_ref(&first)));
+        assert_eq!(wait_for_run(&drain, 0), first_key);
+
+        // A reinitialization: the same worker goes on with the new instance.
+        let (second, second_key) = instance(ids[0]);
+        workers.update(&set(std::slice::from_ref(&second)));
+        drain.phase.store(1, Ordering::SeqCst);
+        for _ in 0..5 {
+            workers.wake(["A"]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(wait_for_run(&drain, 1), second_key);
+
+        // Unloaded, then loaded again while the old thread may still run:
+        // the new worker waits for it.
+        workers.update(&set(&[]));
+        let (third, third_key) = instance(ids[0]);
+        workers.update(&set(&[third]));
+        drain.phase.store(2, Ordering::SeqCst);
+        workers.wake(["A"]);
+        assert_eq!(wait_for_run(&drain, 2), third_key);
+        workers.stop_all();
+
+        let runs = drain.runs.lock().unwrap().clone();
+        assert!(
+            runs.iter().all(|(phase, key)| *phase == 0 || *key != first_key),
+            "no run with the replaced instance after the replacement: {runs:?}"
+        );
+        assert!(runs.iter().all(|(phase, key)| *phase < 2 || *key == third_key), "{runs:?}");
+        assert_eq!(drain.most_at_once.load(Ordering::SeqCst), 1, "one run at a time, ever");
+        drop((first, second));
+    }
+}
