@@ -96,6 +96,10 @@ pub struct LiveConnector {
     /// The calls running now, by number, with their start.
     in_flight: Mutex<BTreeMap<u64, Instant>>,
     next_call: AtomicU64,
+    /// A batch request failed as a whole (a crash, a timeout): tasks go one
+    /// by one until the queue drains, so the task at fault is found and
+    /// the ones before it are not repeated again and again.
+    batch_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for LiveConnector {
@@ -133,6 +137,7 @@ impl LiveConnector {
             call_timeout,
             in_flight: Mutex::new(BTreeMap::new()),
             next_call: AtomicU64::new(0),
+            batch_failed: AtomicBool::new(false),
         });
         let request = InitRequest { registry_name: row.name.clone(), host_protocol: PROTOCOL_REVISION };
         // Init is the one request every connector answers, so it is sent
@@ -226,9 +231,27 @@ impl LiveConnector {
     /// only for a connector process whose SDK knows the batch request.
     pub(crate) fn delivery_batch(&self) -> usize {
         match &*self.object {
+            _ if self.batch_failed.load(Ordering::Relaxed) => 1,
             Instance::Child(child) if self.supports(kind::PROCESS_ASYNC_BATCH) => child.batch_size(),
             _ => 1,
         }
+    }
+
+    /// Notes whether the last batch request failed as a whole (see
+    /// [`Self::delivery_batch`]).
+    pub(crate) fn set_batch_failed(&self, failed: bool) {
+        self.batch_failed.store(failed, Ordering::Relaxed);
+    }
+
+    /// Sends a batch delivery request carrying `tasks` tasks: its deadline
+    /// is the call timeout for each.
+    pub(crate) fn request_batch<R: DeserializeOwned>(&self, request: &[u8], tasks: u32) -> Result<R, CallError> {
+        let kind = kind::PROCESS_ASYNC_BATCH;
+        if !self.supports(kind) {
+            return Err(CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() });
+        }
+        let bytes = self.call_bytes_scaled(request, tasks)?;
+        self.decode(kind, &bytes)
     }
 
     /// The connector process's ID while it runs.
@@ -268,7 +291,11 @@ impl LiveConnector {
 
     fn send<R: DeserializeOwned>(&self, kind: &str, request: &[u8]) -> Result<R, CallError> {
         let bytes = self.call_bytes(request)?;
-        protocol::decode_response(&bytes).map_err(|f| match f {
+        self.decode(kind, &bytes)
+    }
+
+    fn decode<R: DeserializeOwned>(&self, kind: &str, bytes: &[u8]) -> Result<R, CallError> {
+        protocol::decode_response(bytes).map_err(|f| match f {
             CallFailure::Failed(m) => CallError::Failed(m),
             CallFailure::Unsupported(_) => {
                 CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() }
@@ -279,9 +306,14 @@ impl LiveConnector {
 
     /// Sends raw request bytes and returns the raw response bytes.
     pub fn call_bytes(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_bytes_scaled(request, 1)
+    }
+
+    /// [`Self::call_bytes`] for a request that carries `tasks` tasks.
+    fn call_bytes_scaled(&self, request: &[u8], tasks: u32) -> Result<Vec<u8>, CallError> {
         let call = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(call, Instant::now());
-        let result = self.object.call(request);
+        let result = self.object.call(request, tasks);
         let started = self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&call);
         if let Some(took) = started.map(|s| s.elapsed()).filter(|d| *d > self.call_timeout) {
             tracing::warn!(connector = %self.name, took_ms = took.as_millis() as u64, "a call into the connector returned after the call timeout");
@@ -340,14 +372,15 @@ pub(crate) enum Instance {
 }
 
 impl Instance {
-    /// One request document in, one response document out.
-    fn call(&self, request: &[u8]) -> Result<Vec<u8>, CallError> {
+    /// One request document in, one response document out; a connector
+    /// process gets the call timeout once for each of the `tasks` it carries.
+    fn call(&self, request: &[u8], tasks: u32) -> Result<Vec<u8>, CallError> {
         match self {
             Instance::InProcess(object) => match object.call(RSlice::from_slice(request)) {
                 RResult::ROk(bytes) => Ok(bytes.into_vec()),
                 RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
             },
-            Instance::Child(child) => child.call(request).map_err(|e| match e {
+            Instance::Child(child) => child.call_scaled(request, tasks).map_err(|e| match e {
                 ChildError::Failed(m) => CallError::Aborted(m),
                 ChildError::TimedOut(d) => {
                     CallError::Killed { kind: request_kind(request), timeout_ms: d.as_millis() as u64 }

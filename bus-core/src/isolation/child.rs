@@ -86,7 +86,7 @@ pub fn run_host() -> Result<(), HostError> {
         return Ok(()); // the daemon died before the signal was armed
     }
     let out: Writer = Arc::new(Mutex::new(BufWriter::new(File::from(protocol_out))));
-    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut input = BufReader::new(std::io::stdin());
 
     let open = match frame::read(&mut input).map_err(HostError::Read)? {
         Some(Frame { tag: Tag::Open, body, .. }) => serde_json::from_slice::<OpenRequest>(&body)
@@ -96,7 +96,35 @@ pub fn run_host() -> Result<(), HostError> {
     };
     open.limits.apply();
     let waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>> = Arc::default();
-    let host = ProxyHost { out: out.clone(), waiting: waiting.clone(), next: AtomicU64::new(1) };
+    // One thread reads the daemon's frames and answers host requests at
+    // once, so a connector may use its host anywhere — also while it is
+    // being created or shut down on this thread.
+    let (frames, incoming) = mpsc::channel::<Result<Frame, std::io::Error>>();
+    let routing = waiting.clone();
+    std::thread::Builder::new()
+        .name("daemon-reader".into())
+        .spawn(move || loop {
+            match frame::read(&mut input) {
+                Ok(Some(f)) if f.tag == Tag::HostReply => {
+                    if let Some(waiter) = routing.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
+                        let _ = waiter.send(f.body);
+                    }
+                }
+                Ok(Some(f)) => {
+                    if frames.send(Ok(f)).is_err() {
+                        return;
+                    }
+                }
+                // The daemon is gone (or sent nonsense): the host ends.
+                Ok(None) => std::process::exit(0),
+                Err(e) => {
+                    let _ = frames.send(Err(e));
+                    return;
+                }
+            }
+        })
+        .map_err(HostError::Streams)?;
+    let host = ProxyHost { out: out.clone(), waiting, next: AtomicU64::new(1) };
     let object = match create(&open, host) {
         Ok(object) => {
             answer_open(&out, None);
@@ -109,7 +137,8 @@ pub fn run_host() -> Result<(), HostError> {
     };
     let pool = Pool::new("connector-call");
     loop {
-        let Some(f) = frame::read(&mut input).map_err(HostError::Read)? else { return Ok(()) };
+        let Ok(f) = incoming.recv() else { return Ok(()) };
+        let f = f.map_err(HostError::Read)?;
         match f.tag {
             Tag::Call => {
                 let (object, out) = (object.clone(), out.clone());
@@ -124,11 +153,6 @@ pub fn run_host() -> Result<(), HostError> {
                         }
                     }
                 }));
-            }
-            Tag::HostReply => {
-                if let Some(waiter) = waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
-                    let _ = waiter.send(f.body);
-                }
             }
             Tag::Shutdown => {
                 object.shutdown();
@@ -202,7 +226,9 @@ impl Limits {
             }
         }
         if let Some(seconds) = self.cpu_seconds {
-            if let Err(e) = setrlimit(Resource::Cpu, Rlimit { current: Some(seconds), maximum: Some(seconds + 1) }) {
+            if let Err(e) =
+                setrlimit(Resource::Cpu, Rlimit { current: Some(seconds), maximum: Some(seconds.saturating_add(1)) })
+            {
                 let _ = writeln!(std::io::stderr(), "cannot apply the CPU limit of {seconds} s: {e}");
             }
         }

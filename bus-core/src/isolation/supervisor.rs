@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -46,6 +46,8 @@ pub(crate) enum ChildError {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The first pause before a crashed process is started again.
 const RESTART_FIRST: Duration = Duration::from_millis(100);
+/// How long a process whose pipes closed is given to report its exit.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How many lines of the process's stderr are kept for crash causes.
 const STDERR_KEPT: usize = 8;
 
@@ -64,13 +66,17 @@ pub(crate) struct ChildConnector {
     init: OnceLock<Vec<u8>>,
     state: Mutex<State>,
     restarts: AtomicU64,
+    /// Crashes since the last call that was answered.
+    crashes_in_a_row: AtomicU32,
+    /// The running process's ID (0: none).
+    pid: AtomicU32,
 }
 
 #[derive(Default)]
 struct State {
     process: Option<Arc<Process>>,
-    /// Crashes since the last call that was answered.
-    crashes_in_a_row: u32,
+    /// Shut down: no process is started any more.
+    stopped: bool,
     /// A crashed process is not started again before this.
     not_before: Option<Instant>,
     last_cause: Option<String>,
@@ -95,6 +101,8 @@ impl ChildConnector {
             init: OnceLock::new(),
             state: Mutex::new(State::default()),
             restarts: AtomicU64::new(0),
+            crashes_in_a_row: AtomicU32::new(0),
+            pid: AtomicU32::new(0),
         };
         let process = me.spawn()?;
         lock(&me.state).process = Some(process);
@@ -113,7 +121,7 @@ impl ChildConnector {
 
     /// The operating system's process ID of the running process.
     pub(crate) fn pid(&self) -> Option<u32> {
-        lock(&self.state).process.as_ref().filter(|p| !p.is_dead()).map(|p| p.pid)
+        Some(self.pid.load(Ordering::Relaxed)).filter(|p| *p != 0)
     }
 
     fn spawn(&self) -> Result<Arc<Process>, ChildError> {
@@ -123,6 +131,7 @@ impl ChildConnector {
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(ChildError::Start("the connector host's pipes are missing".into()));
         };
         let process = Arc::new(Process {
@@ -136,10 +145,13 @@ impl ChildConnector {
             stderr: Arc::new(Mutex::new(VecDeque::new())),
             killed_for: Mutex::new(None),
             host_calls: Pool::new("connector-host-request"),
+            counted: AtomicBool::new(false),
         });
         let (opened_tx, opened_rx) = mpsc::sync_channel::<Vec<u8>>(1);
         spawn_stderr_reader(&self.name, stderr, process.stderr.clone());
         spawn_reader(&self.name, process.clone(), stdout, self.services.clone(), opened_tx);
+        // Until the process is set up, any way out stops it (and reaps it).
+        let guard = StopOnError(Some(process.clone()));
         let body = serde_json::to_vec(&self.open).expect("an open request serializes");
         process.send(Tag::Open, 0, &[&body]).map_err(ChildError::Crashed)?;
         let answer = match opened_rx.recv_timeout(self.call_timeout) {
@@ -149,41 +161,42 @@ impl ChildConnector {
                 return Err(ChildError::TimedOut(self.call_timeout));
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(ChildError::Crashed(process.wait_cause()));
+                return Err(ChildError::Crashed(process.end_within(EXIT_GRACE, "was stopped")));
             }
         };
         let answer: OpenAnswer = serde_json::from_slice(&answer).map_err(|e| {
             ChildError::Start(format!("the connector host answered the open request with nonsense: {e}"))
         })?;
         if let Some(error) = answer.error {
-            process.kill("was stopped");
             return Err(ChildError::Start(error));
         }
         if let Some(init) = self.init.get() {
             // A restarted process: the instance is initialized again.
             let reply = process.call(init, self.call_timeout)?;
             if let Err(e) = connector_abi::protocol::decode_response::<connector_abi::protocol::InitResponse>(&reply) {
-                process.kill("was stopped");
                 return Err(ChildError::Start(format!("the restarted connector's init failed: {e:?}")));
             }
         }
+        guard.disarm();
+        self.pid.store(process.pid, Ordering::Relaxed);
         tracing::info!(connector = %self.name, pid = process.pid, "connector process started");
         Ok(process)
     }
 
-    /// Sends one request document and returns the response document.
-    pub(crate) fn call(&self, request: &[u8]) -> Result<Vec<u8>, ChildError> {
+    /// Sends one request document and returns the response document; a
+    /// request that carries `tasks` tasks gets the call timeout for each.
+    pub(crate) fn call_scaled(&self, request: &[u8], tasks: u32) -> Result<Vec<u8>, ChildError> {
         if self.init.get().is_none() && is_init(request) {
             let _ = self.init.set(request.to_vec());
         }
         let process = self.running()?;
-        match process.call(request, self.call_timeout) {
+        match process.call(request, self.call_timeout.saturating_mul(tasks.max(1))) {
             Ok(bytes) => {
-                lock(&self.state).crashes_in_a_row = 0;
+                self.crashes_in_a_row.store(0, Ordering::Relaxed);
                 Ok(bytes)
             }
             Err(ChildError::Failed(m)) => {
-                lock(&self.state).crashes_in_a_row = 0;
+                self.crashes_in_a_row.store(0, Ordering::Relaxed);
                 Err(ChildError::Failed(m))
             }
             Err(e) => {
@@ -196,6 +209,9 @@ impl ChildConnector {
     /// The running process, started again if it died and its pause is over.
     fn running(&self) -> Result<Arc<Process>, ChildError> {
         let mut st = lock(&self.state);
+        if st.stopped {
+            return Err(ChildError::Crashed("was shut down".into()));
+        }
         if let Some(p) = st.process.as_ref().filter(|p| !p.is_dead()) {
             return Ok(p.clone());
         }
@@ -209,8 +225,8 @@ impl ChildConnector {
         let process = match self.spawn() {
             Ok(p) => p,
             Err(e) => {
-                st.crashes_in_a_row = st.crashes_in_a_row.saturating_add(1);
-                st.not_before = Some(Instant::now() + self.pause(st.crashes_in_a_row));
+                let crashes = self.crashes_in_a_row.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                st.not_before = Some(Instant::now() + self.pause(crashes));
                 st.last_cause = Some(e.to_string());
                 return Err(e);
             }
@@ -222,12 +238,14 @@ impl ChildConnector {
     }
 
     fn crashed(&self, process: &Arc<Process>, e: &ChildError) {
-        let mut st = lock(&self.state);
-        if !st.process.as_ref().is_some_and(|p| Arc::ptr_eq(p, process)) {
-            return; // already handled by another call
+        // Counted once per process, however many calls it failed.
+        if process.counted.swap(true, Ordering::SeqCst) {
+            return;
         }
-        st.crashes_in_a_row = st.crashes_in_a_row.saturating_add(1);
-        let pause = self.pause(st.crashes_in_a_row);
+        self.pid.store(0, Ordering::Relaxed);
+        let mut st = lock(&self.state);
+        let crashes = self.crashes_in_a_row.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let pause = self.pause(crashes);
         st.not_before = Some(Instant::now() + pause);
         st.last_cause = Some(match e {
             ChildError::Crashed(cause) => cause.clone(),
@@ -245,7 +263,13 @@ impl ChildConnector {
     /// Asks the connector to shut down and waits a little for the process
     /// to end; kills it otherwise.
     pub(crate) fn shutdown(&self) {
-        let Some(process) = lock(&self.state).process.take() else { return };
+        let process = {
+            let mut st = lock(&self.state);
+            st.stopped = true;
+            st.process.take()
+        };
+        self.pid.store(0, Ordering::Relaxed);
+        let Some(process) = process else { return };
         if process.is_dead() {
             return;
         }
@@ -305,6 +329,14 @@ fn is_init(request: &[u8]) -> bool {
     connector_abi::protocol::parse_request(request).is_ok_and(|env| env.kind == connector_abi::protocol::kind::INIT)
 }
 
+/// How a process's output ended.
+enum Ending {
+    /// The stream closed (the process is exiting, or closed its stdout).
+    Closed,
+    /// It sent something that is not a frame of the protocol.
+    Garbled,
+}
+
 /// Where a call's answer goes.
 type Waiter = mpsc::SyncSender<Result<Vec<u8>, ChildError>>;
 
@@ -328,6 +360,25 @@ struct Process {
     /// Threads serving the host requests of the connector (a request may
     /// call back into the connector, so none waits for another).
     host_calls: Pool,
+    /// Its loss was counted as a crash.
+    counted: AtomicBool,
+}
+
+/// Stops a process that is not set up yet when dropped armed.
+struct StopOnError(Option<Arc<Process>>);
+
+impl StopOnError {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnError {
+    fn drop(&mut self) {
+        if let Some(process) = self.0.take() {
+            process.kill("was stopped: it could not be set up");
+        }
+    }
 }
 
 impl Process {
@@ -336,8 +387,15 @@ impl Process {
     }
 
     fn send(&self, tag: Tag, number: u64, parts: &[&[u8]]) -> Result<(), String> {
-        let mut w = lock(&self.writer);
-        frame::write(&mut *w, tag, number, parts).map_err(|_| self.wait_cause())
+        let written = frame::write(&mut *lock(&self.writer), tag, number, parts);
+        match written {
+            Ok(()) => Ok(()),
+            // The request itself is too large: the process is fine.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                Err(format!("could not be sent the request: {e}"))
+            }
+            Err(_) => Err(self.end_within(EXIT_GRACE, "stopped reading its requests; it was stopped")),
+        }
     }
 
     fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
@@ -357,11 +415,17 @@ impl Process {
             Err(cause) => Err(ChildError::Crashed(cause)),
             Ok(()) => match rx.recv_timeout(timeout) {
                 Ok(answer) => answer,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.kill(&format!("was killed: a call did not return within {} ms", timeout.as_millis()));
-                    Err(ChildError::TimedOut(timeout))
+                Err(mpsc::RecvTimeoutError::Timeout) => match rx.try_recv() {
+                    // The answer came in just as the deadline passed.
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.kill(&format!("was killed: a call did not return within {} ms", timeout.as_millis()));
+                        Err(ChildError::TimedOut(timeout))
+                    }
+                },
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    Err(ChildError::Crashed(self.end_within(EXIT_GRACE, "was stopped")))
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => Err(ChildError::Crashed(self.wait_cause())),
             },
         };
         lock(&self.waiting).remove(&number);
@@ -376,12 +440,26 @@ impl Process {
         let _ = child.wait();
     }
 
-    /// Waits for the process to end and says how it ended.
-    fn wait_cause(&self) -> String {
+    /// Makes sure the process has ended — stopping it with `why_if_alive`
+    /// as the reason when it still runs after `grace` — and says how it
+    /// ended. (A process whose output just ended is usually exiting: the
+    /// kernel closes its files before it reports its status.)
+    fn end_within(&self, grace: Duration, why_if_alive: &str) -> String {
         if let Some(cause) = self.dead.get() {
             return cause.clone();
         }
-        let status = lock(&self.child).wait();
+        let status = {
+            let mut child = lock(&self.child);
+            let deadline = Instant::now() + grace;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                lock(&self.killed_for).get_or_insert_with(|| why_if_alive.to_owned());
+                let _ = child.kill();
+            }
+            child.wait()
+        };
         let cause = match (lock(&self.killed_for).clone(), status) {
             (Some(why), _) => why,
             (None, Ok(status)) => describe(status, &lock(&self.stderr)),
@@ -390,9 +468,13 @@ impl Process {
         self.dead.get_or_init(|| cause).clone()
     }
 
-    /// The process is gone: every waiting call fails with the cause.
-    fn died(&self) {
-        let cause = self.wait_cause();
+    /// Its output ended (or became unreadable): the process is gone, or
+    /// is stopped now; every waiting call fails with the cause.
+    fn died(&self, ending: Ending) {
+        let cause = match ending {
+            Ending::Closed => self.end_within(EXIT_GRACE, "closed its output without exiting; it was stopped"),
+            Ending::Garbled => self.end_within(Duration::ZERO, "sent output that is not the protocol; it was stopped"),
+        };
         for (_, waiter) in lock(&self.waiting).drain() {
             let _ = waiter.try_send(Err(ChildError::Crashed(cause.clone())));
         }
@@ -446,8 +528,15 @@ fn signal_name(sig: i32) -> &'static str {
 fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<Mutex<VecDeque<String>>>) {
     let name = name.to_owned();
     let _ = std::thread::Builder::new().name(format!("stderr-{}", name.replace('\0', "?"))).spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
+        let mut reader = BufReader::new(stderr);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&bytes).trim_end_matches(['\r', '\n']).to_owned();
             tracing::info!(connector = %name, output = %line, "connector output");
             let mut kept = lock(&kept);
             if kept.len() == STDERR_KEPT {
@@ -472,7 +561,17 @@ fn spawn_reader(
     let thread_name = format!("child-{}", name.replace('\0', "?"));
     let _ = std::thread::Builder::new().name(thread_name).spawn(move || {
         let mut input = BufReader::new(stdout);
-        while let Ok(Some(frame)) = frame::read(&mut input) {
+        let ending = loop {
+            let frame = match frame::read(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break Ending::Closed,
+                // Cut short: it ended while writing.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ending::Closed,
+                Err(e) => {
+                    tracing::warn!(connector = %name, error = %e, "the connector process sent an unreadable frame");
+                    break Ending::Garbled;
+                }
+            };
             match frame.tag {
                 Tag::Opened => {
                     let _ = opened.try_send(frame.body);
@@ -481,12 +580,12 @@ fn spawn_reader(
                 Tag::HostCall => serve_host_call(&name, &process, &services, frame),
                 other => {
                     tracing::warn!(connector = %name, tag = ?other, "the connector process sent an unexpected frame");
-                    break;
+                    break Ending::Garbled;
                 }
             }
-        }
+        };
         drop(opened);
-        process.died();
+        process.died(ending);
     });
 }
 

@@ -46,6 +46,7 @@ impl Drain for OutgoingDrain {
         loop {
             let batch = batches.next(run.queue)?;
             if batch.is_empty() {
+                run.connector.set_batch_failed(false);
                 return Ok(RunEnd::Drained);
             }
             // Tasks decided and waiting to go out together (one request to a
@@ -72,10 +73,12 @@ impl Drain for OutgoingDrain {
                     }
                 }
                 if group.len() >= group_size && state.send(run, &std::mem::take(&mut group))? == Step::Stop {
+                    run.queue.call_ended();
                     return Ok(RunEnd::Stopped);
                 }
             }
             if !group.is_empty() && state.send(run, &group)? == Step::Stop {
+                run.queue.call_ended();
                 return Ok(RunEnd::Stopped);
             }
             run.queue.call_ended();
@@ -195,7 +198,8 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessRespo
         // One task cannot be spliced: each goes on its own, so the error is its own.
         Err(_) => return deliver_one_by_one(connector, tasks),
     };
-    match connector.request_raw::<BatchResponse>(kind::PROCESS_ASYNC_BATCH, &request) {
+    let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+    match connector.request_batch::<BatchResponse>(&request, count) {
         Ok(batch) => {
             let mut results = batch.results;
             let answered_all = results.len() >= tasks.len();
@@ -212,8 +216,12 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessRespo
             results
         }
         // The call failed as a whole (a crash, a timeout): the first task
-        // carries the error; the others were not confirmed and stay queued.
-        Err(e) => vec![ProcessResponse::error(e.to_string())],
+        // carries the error; the others were not confirmed and stay queued,
+        // and go one by one from now on until the queue drains.
+        Err(e) => {
+            connector.set_batch_failed(true);
+            vec![ProcessResponse::error(e.to_string())]
+        }
     }
 }
 
