@@ -34,6 +34,18 @@ impl HostServices for Events {
     }
 }
 
+/// A connector that subscribes to nothing and answers with the SDK's defaults.
+pub(crate) struct Quiet;
+
+impl Connector for Quiet {
+    fn create(_config: &str, _host: connector_abi::Host) -> Result<Self, connector_abi::ConnectorError> {
+        Ok(Quiet)
+    }
+    fn init(&self, init: &mut connector_abi::Init) {
+        init.set_connector_name(init.registry_name().to_owned());
+    }
+}
+
 /// A live instance of the SDK connector `T` registered as `name` with
 /// connector ID `id` and `config`.
 pub(crate) fn live<T: Connector>(id: i64, name: &str, config: &str) -> Arc<LiveConnector> {

@@ -152,18 +152,6 @@ mod tests {
     use crate::registry::Registry;
     use crate::testing;
     use crate::worker::{TaskOutcome, WorkerConfig, Workers};
-    use connector_abi::prelude::*;
-
-    struct Quiet;
-
-    impl Connector for Quiet {
-        fn create(_config: &str, _host: Host) -> Result<Self, ConnectorError> {
-            Ok(Quiet)
-        }
-        fn init(&self, init: &mut Init) {
-            init.set_connector_name(init.registry_name().to_owned());
-        }
-    }
 
     #[test]
     fn each_process_type_decides_what_a_failure_does() {
@@ -192,7 +180,7 @@ mod tests {
             testing::enqueue_incoming(&db, ids[0], "seven", "cms.user", P::Default),
         ];
         // A new worker runs its queue once: every process type in turn.
-        let live = testing::live::<Quiet>(ids[0], "In", "");
+        let live = testing::live::<testing::Quiet>(ids[0], "In", "");
         incoming.update(&ConnectorSet { live: [("In".to_owned(), live)].into_iter().collect(), ..Default::default() });
         use TaskResult as R;
         let total = |r| metrics.total("incoming", r);

@@ -390,19 +390,7 @@ mod tests {
     use super::*;
     use crate::backend::SqliteQueues;
     use crate::testing;
-    use connector_abi::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Quiet;
-
-    impl Connector for Quiet {
-        fn create(_config: &str, _host: Host) -> Result<Self, ConnectorError> {
-            Ok(Quiet)
-        }
-        fn init(&self, init: &mut Init) {
-            init.set_connector_name(init.registry_name().to_owned());
-        }
-    }
 
     /// Records each run that may call the connector: the instance it runs
     /// with and the phase of the test it started in; counts runs in
@@ -451,7 +439,7 @@ mod tests {
     }
 
     fn instance(id: i64) -> (Arc<LiveConnector>, String) {
-        let live = testing::live::<Quiet>(id, "A", "");
+        let live = testing::live::<testing::Quiet>(id, "A", "");
         let key = live.info.connector_name.clone() + &live.loaded_at;
         // loaded_at has millisecond resolution: keep instances apart.
         std::thread::sleep(Duration::from_millis(3));
