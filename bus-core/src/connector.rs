@@ -143,7 +143,7 @@ impl LiveConnector {
         // Init is the one request every connector answers, so it is sent
         // without a capability check; a connector that hangs in it is given up.
         let bytes = protocol::encode_request(kind::INIT, &request);
-        let info: InitResponse = Self::with_timeout(&live, kind::INIT, move |c| c.send(kind::INIT, &bytes))?;
+        let info: InitResponse = Self::with_timeout(&live, kind::INIT, move |c| c.send(kind::INIT, &bytes, 1))?;
         let mut live = Arc::try_unwrap(live)
             .map_err(|_| CallError::Aborted("init finished but its thread still holds the connector".into()))?;
         live.info = info;
@@ -246,12 +246,7 @@ impl LiveConnector {
     /// Sends a batch delivery request carrying `tasks` tasks: its deadline
     /// is the call timeout for each.
     pub(crate) fn request_batch<R: DeserializeOwned>(&self, request: &[u8], tasks: u32) -> Result<R, CallError> {
-        let kind = kind::PROCESS_ASYNC_BATCH;
-        if !self.supports(kind) {
-            return Err(CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() });
-        }
-        let bytes = self.call_bytes_scaled(request, tasks)?;
-        self.decode(kind, &bytes)
+        self.request_scaled(kind::PROCESS_ASYNC_BATCH, request, tasks)
     }
 
     /// The connector process's ID while it runs.
@@ -283,19 +278,20 @@ impl LiveConnector {
     /// Sends an already encoded request (e.g. built around a task payload
     /// serialized once) and reads the typed answer.
     pub fn request_raw<R: DeserializeOwned>(&self, kind: &str, request: &[u8]) -> Result<R, CallError> {
+        self.request_scaled(kind, request, 1)
+    }
+
+    /// A request the connector announced, carrying `tasks` tasks.
+    fn request_scaled<R: DeserializeOwned>(&self, kind: &str, request: &[u8], tasks: u32) -> Result<R, CallError> {
         if !self.supports(kind) {
             return Err(CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() });
         }
-        self.send(kind, request)
+        self.send(kind, request, tasks)
     }
 
-    fn send<R: DeserializeOwned>(&self, kind: &str, request: &[u8]) -> Result<R, CallError> {
-        let bytes = self.call_bytes(request)?;
-        self.decode(kind, &bytes)
-    }
-
-    fn decode<R: DeserializeOwned>(&self, kind: &str, bytes: &[u8]) -> Result<R, CallError> {
-        protocol::decode_response(bytes).map_err(|f| match f {
+    fn send<R: DeserializeOwned>(&self, kind: &str, request: &[u8], tasks: u32) -> Result<R, CallError> {
+        let bytes = self.call_bytes_scaled(request, tasks)?;
+        protocol::decode_response(&bytes).map_err(|f| match f {
             CallFailure::Failed(m) => CallError::Failed(m),
             CallFailure::Unsupported(_) => {
                 CallError::Unsupported { kind: kind.to_owned(), sdk_version: self.sdk_version().to_owned() }

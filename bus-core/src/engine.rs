@@ -191,51 +191,31 @@ impl Engine {
         let sweep = store.clone();
         manager.on_reload(Box::new(move |_| discard_orphans(&sweep)));
         // From here on connectors run: a failure stops them again.
-        let rest = (|| {
-            let first_load = manager.reload_all()?.status.clone();
-            let pipeline = Arc::new(Pipeline::new(
-                &store.db,
-                types.clone(),
-                manager.clone(),
-                outgoing.clone(),
-                store.events.clone(),
-            )?);
-            let incoming = Incoming::new(IncomingParts {
-                db: store.db.clone(),
-                queues,
-                types,
-                manager: manager.clone(),
-                pipeline: pipeline.clone(),
-                events: store.events.clone(),
-                config: config.workers,
-                metrics: metrics.clone(),
-            })?;
-            bus_services.attach_incoming(&incoming);
-            let started = (|| {
-                let scheduler = start_scheduler(&store.db, &incoming, config.process_external_interval_seconds)?;
-                let watcher = match config.watch {
-                    Watch::Every(interval) => Some(
-                        Watcher::spawn(manager.clone(), store.db.clone(), interval)
-                            .map_err(|source| EngineError::Thread { what: "registry watcher", source })?,
-                    ),
-                    Watch::Off => None,
-                };
-                Ok::<_, EngineError>((scheduler, watcher))
-            })();
-            if started.is_err() {
-                incoming.workers().stop_all();
-            }
-            let (scheduler, watcher) = started?;
-            Ok::<_, EngineError>((first_load, pipeline, incoming, scheduler, watcher))
-        })();
-        let (first_load, pipeline, incoming, scheduler, watcher) = match rest {
-            Ok(parts) => parts,
-            Err(e) => {
-                outgoing.stop_all();
-                manager.shutdown_all();
-                return Err(e);
-            }
+        let mut running = StopOnFailure { outgoing: Some(outgoing.clone()), manager: manager.clone(), incoming: None };
+        let first_load = manager.reload_all()?.status.clone();
+        let pipeline =
+            Arc::new(Pipeline::new(&store.db, types.clone(), manager.clone(), outgoing.clone(), store.events.clone())?);
+        let incoming = Incoming::new(IncomingParts {
+            db: store.db.clone(),
+            queues,
+            types,
+            manager: manager.clone(),
+            pipeline: pipeline.clone(),
+            events: store.events.clone(),
+            config: config.workers,
+            metrics: metrics.clone(),
+        })?;
+        running.incoming = Some(incoming.clone());
+        bus_services.attach_incoming(&incoming);
+        let scheduler = start_scheduler(&store.db, &incoming, config.process_external_interval_seconds)?;
+        let watcher = match config.watch {
+            Watch::Every(interval) => Some(
+                Watcher::spawn(manager.clone(), store.db.clone(), interval)
+                    .map_err(|source| EngineError::Thread { what: "registry watcher", source })?,
+            ),
+            Watch::Off => None,
         };
+        running.outgoing = None;
         Ok(Engine { store, storage, metrics, manager, outgoing, pipeline, incoming, scheduler, watcher, first_load })
     }
 
@@ -292,6 +272,25 @@ impl Engine {
         incoming.workers().stop_all();
         outgoing.stop_all();
         manager.shutdown_all();
+    }
+}
+
+/// Stops the workers and connectors `Engine::start` started when it
+/// returns early; disarmed (`outgoing` taken) once the engine stands.
+struct StopOnFailure {
+    outgoing: Option<Arc<Workers>>,
+    manager: Arc<ConnectorManager>,
+    incoming: Option<Arc<Incoming>>,
+}
+
+impl Drop for StopOnFailure {
+    fn drop(&mut self) {
+        let Some(outgoing) = self.outgoing.take() else { return };
+        if let Some(incoming) = &self.incoming {
+            incoming.workers().stop_all();
+        }
+        outgoing.stop_all();
+        self.manager.shutdown_all();
     }
 }
 

@@ -153,8 +153,10 @@ impl Pipeline {
         let after_commit = outbox.finish();
         tx.commit()?;
         drop(turn);
-        self.outgoing.hand_over(after_commit.heads);
-        self.outgoing.wake(after_commit.woken.iter().map(String::as_str));
+        if !after_commit.woken.is_empty() {
+            self.outgoing.hand_over(after_commit.heads);
+            self.outgoing.wake(after_commit.woken.iter().map(String::as_str));
+        }
         for (p, result) in pending.into_iter().zip(results.iter_mut()) {
             result.sync = match p.sync {
                 SyncPlan::None => Vec::new(),

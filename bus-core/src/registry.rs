@@ -64,18 +64,10 @@ impl IsolationSetting {
     }
 
     fn from_column(value: &str, problems: &mut Vec<String>) -> IsolationSetting {
-        match value.trim() {
-            "" => IsolationSetting::Default,
-            "process" => IsolationSetting::Process,
-            "in-process" => IsolationSetting::InProcess,
-            other => {
-                problems.push(format!(
-                    "ConnectorIsolation is `{}`; use process, in-process, or leave it empty for the default",
-                    other.escape_debug()
-                ));
-                IsolationSetting::Default
-            }
-        }
+        value.trim().parse().unwrap_or_else(|e| {
+            problems.push(format!("ConnectorIsolation: {e} (empty means the default)"));
+            IsolationSetting::Default
+        })
     }
 }
 
@@ -87,7 +79,7 @@ impl std::str::FromStr for IsolationSetting {
             "default" | "" => Ok(IsolationSetting::Default),
             "process" => Ok(IsolationSetting::Process),
             "in-process" => Ok(IsolationSetting::InProcess),
-            other => Err(format!("`{other}` is not an isolation: use process, in-process or default")),
+            other => Err(format!("`{}` is not an isolation: use process, in-process or default", other.escape_debug())),
         }
     }
 }

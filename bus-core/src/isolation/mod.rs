@@ -51,20 +51,6 @@ impl std::fmt::Display for Isolation {
     }
 }
 
-impl std::str::FromStr for Isolation {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "process" => Ok(Isolation::Process),
-            "in-process" => Ok(Isolation::InProcess),
-            other => Err(format!(
-                "`{other}` is not an isolation mode: use process or in-process (or leave it empty for the default)"
-            )),
-        }
-    }
-}
-
 /// Limits applied to each connector process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

@@ -139,7 +139,6 @@ impl ChildConnector {
             child: Mutex::new(child),
             writer: Mutex::new(BufWriter::new(stdin)),
             waiting: Mutex::new(HashMap::new()),
-            lanes: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             dead: OnceLock::new(),
             stderr: Arc::new(Mutex::new(VecDeque::new())),
@@ -337,8 +336,14 @@ enum Ending {
     Garbled,
 }
 
-/// Where a call's answer goes.
-type Waiter = mpsc::SyncSender<Result<Vec<u8>, ChildError>>;
+/// A call waiting for its reply.
+struct Waiting {
+    /// Where the answer goes.
+    answer: mpsc::SyncSender<Result<Vec<u8>, ChildError>>,
+    /// The lane the call was made from, so host requests made during it
+    /// count as nested in that lane.
+    lane: usize,
+}
 
 /// One running connector host.
 struct Process {
@@ -346,10 +351,7 @@ struct Process {
     child: Mutex<Child>,
     writer: Mutex<BufWriter<ChildStdin>>,
     /// Calls waiting for their reply, by number.
-    waiting: Mutex<HashMap<u64, Waiter>>,
-    /// The lane each waiting call was made from, so host requests made
-    /// during it count as nested in that lane.
-    lanes: Mutex<HashMap<u64, usize>>,
+    waiting: Mutex<HashMap<u64, Waiting>>,
     next: AtomicU64,
     /// Why the process is gone, once it is.
     dead: OnceLock<String>,
@@ -408,8 +410,7 @@ impl Process {
         }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.waiting).insert(number, tx);
-        lock(&self.lanes).insert(number, lane::current_lane());
+        lock(&self.waiting).insert(number, Waiting { answer: tx, lane: lane::current_lane() });
         let sent = self.send(tag, number, &[request]);
         let answer = match sent {
             Err(cause) => Err(ChildError::Crashed(cause)),
@@ -429,7 +430,6 @@ impl Process {
             },
         };
         lock(&self.waiting).remove(&number);
-        lock(&self.lanes).remove(&number);
         answer
     }
 
@@ -475,8 +475,8 @@ impl Process {
             Ending::Closed => self.end_within(EXIT_GRACE, "closed its output without exiting; it was stopped"),
             Ending::Garbled => self.end_within(Duration::ZERO, "sent output that is not the protocol; it was stopped"),
         };
-        for (_, waiter) in lock(&self.waiting).drain() {
-            let _ = waiter.try_send(Err(ChildError::Crashed(cause.clone())));
+        for (_, waiting) in lock(&self.waiting).drain() {
+            let _ = waiting.answer.try_send(Err(ChildError::Crashed(cause.clone())));
         }
     }
 }
@@ -596,7 +596,7 @@ fn reply(process: &Process, frame: Frame) {
         Some((_, rest)) => Err(ChildError::Failed(String::from_utf8_lossy(rest).into_owned())),
         None => Err(ChildError::Failed("the connector process sent an empty reply".into())),
     };
-    let _ = waiter.try_send(answer);
+    let _ = waiter.answer.try_send(answer);
 }
 
 fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostServices>, frame: Frame) {
@@ -604,7 +604,7 @@ fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostSe
         return;
     }
     let during = u64::from_le_bytes(frame.body[..8].try_into().expect("eight bytes"));
-    let lane = lock(&process.lanes).get(&during).copied().unwrap_or(0);
+    let lane = lock(&process.waiting).get(&during).map_or(0, |w| w.lane);
     let (name, served, services) = (name.to_owned(), process.clone(), services.clone());
     process.host_calls.run(Box::new(move || {
         let request = &frame.body[8..];
