@@ -86,11 +86,32 @@ pub struct Config {
 }
 
 /// `isolation` in bus.toml: `isolation = "in-process"`, or `[isolation]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum IsolationEntry {
     Mode(Isolation),
     Table(IsolationTable),
+}
+
+/// Read by hand so a wrong value gets a message that names the choices
+/// (serde's untagged enums only say that nothing matched).
+impl<'de> Deserialize<'de> for IsolationEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(mode) => match mode.as_str() {
+                "process" => Ok(IsolationEntry::Mode(Isolation::Process)),
+                "in-process" => Ok(IsolationEntry::Mode(Isolation::InProcess)),
+                other => Err(D::Error::custom(format!(
+                    "isolation = \"{other}\" is not a mode: use \"process\" or \"in-process\", or an [isolation] table"
+                ))),
+            },
+            table @ toml::Value::Table(_) => table.try_into().map(IsolationEntry::Table).map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "isolation must be \"process\", \"in-process\" or an [isolation] table, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 impl Default for IsolationEntry {

@@ -257,3 +257,19 @@ fn alive(pid: u32) -> bool {
         .map(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
         .unwrap_or(false)
 }
+
+#[test]
+fn bad_isolation_settings_stop_the_start_with_a_clear_error() {
+    for (entry, says) in [
+        ("isolation = \"sandbox\"", "isolation = \"sandbox\" is not a mode: use \"process\" or \"in-process\""),
+        ("[isolation]\nmode = \"sandbox\"", "unknown variant `sandbox`"),
+        ("[isolation]\nbatch_size = 0", "batch_size must be between 1 and 1000, not 0"),
+        ("[isolation]\nmemory_limit_mb = 4", "memory_limit_mb must be at least 16"),
+        ("[isolation]\ncpu_limit_seconds = 0", "must be at least 1 when set"),
+    ] {
+        let env = TestEnv::new();
+        env.isolate(entry);
+        let err = env.start_fails();
+        assert!(err.contains(says), "{entry}: {err}");
+    }
+}
