@@ -17,7 +17,7 @@ const CONNECTORS: i64 = 3;
 fn open(dir: &Path, durability: Durability) -> Result<(Database, Connection)> {
     std::fs::create_dir_all(dir)?;
     let (db, _) = Database::open_with(&dir.join("bus.db"), durability)?;
-    let conn = db.connect()?;
+    let conn = db.connect_sqlite()?;
     for i in 1..=CONNECTORS {
         conn.execute(
             "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \

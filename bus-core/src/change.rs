@@ -2,11 +2,11 @@
 //! inside a transaction.
 
 use crate::object_types::ObjectTypes;
+use crate::sql::Conn;
 use crate::store::documents::{self, DocumentInput, DocumentPatch};
 use crate::store::objects::{self, ObjectInput, ObjectPatch};
 use crate::store::{snapshot, StoreError};
 use connector_abi::{CmsObject, TaskType};
-use rusqlite::Connection;
 use serde::Deserialize;
 
 /// One change (also the element of a batch: `{"op": "create_object", ...}`).
@@ -41,7 +41,7 @@ pub(crate) struct Applied {
 }
 
 /// Applies a change on `conn` (the caller's transaction).
-pub(crate) fn apply(conn: &Connection, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
+pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
     let object = |task_type, o: connector_abi::ObjectData, site: Option<String>| {
         let site_name = site.or_else(|| o.site_name.clone());
         Applied { task_type, object: CmsObject::Object(o), site_name, snapshot_loaded: false }

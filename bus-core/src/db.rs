@@ -2,6 +2,7 @@
 //! schema migrations.
 
 use crate::checkpoint::Checkpointer;
+use crate::sql::{Begin, Conn, SqlError};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +22,7 @@ pub enum DbError {
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error("cannot migrate the database {path} to schema version {version}: {source}")]
-    Migrate { path: PathBuf, version: u32, source: rusqlite::Error },
+    Migrate { path: PathBuf, version: u32, source: SqlError },
     #[error(
         "the database {path} has schema version {found}, newer than this daemon knows ({known}); upgrade the daemon"
     )]
@@ -31,7 +32,7 @@ pub enum DbError {
     #[error("cannot seed the new database: {0}; nothing was created")]
     Seed(String),
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] SqlError),
 }
 
 /// How hard a commit waits for the disk (SQLite's `synchronous`). In WAL
@@ -62,7 +63,7 @@ impl Durability {
 /// connection's commit in the WAL drops its whole cache and reads every page
 /// again. Other processes still meet the busy timeout.
 #[derive(Debug, Clone)]
-pub(crate) struct WriteGate(Arc<Mutex<Connection>>);
+pub(crate) struct WriteGate(Arc<Mutex<Conn>>);
 
 /// Statements the shared writing connection keeps prepared: every write
 /// path of the process uses it.
@@ -71,7 +72,7 @@ const WRITER_STATEMENTS: usize = 128;
 impl WriteGate {
     /// Waits for the turn to write; the turn, and with it the writing
     /// connection, ends when the guard drops.
-    pub(crate) fn enter(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn enter(&self) -> MutexGuard<'_, Conn> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -126,10 +127,11 @@ impl Database {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
         let open_err = |source| DbError::Open { path: path.to_owned(), source };
-        let mut conn = Connection::open(path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
+        let conn = Connection::open(path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        let created = migrate(path, &mut conn, seed)?;
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
+        let mut conn = Conn::from(conn);
+        let created = migrate(path, &mut conn, seed)?;
         let checkpointer = Checkpointer::spawn(path.to_owned(), {
             let path = path.to_owned();
             move || connection(&path, durability, None)
@@ -151,7 +153,9 @@ impl Database {
     /// kept.
     pub(crate) fn with_max_pages(mut self, pages: Option<u64>) -> Result<Self, DbError> {
         if let Some(pages) = pages {
-            self.gate.enter().pragma_update(None, "max_page_count", pages)?;
+            if let Some(c) = self.gate.enter().as_sqlite() {
+                c.pragma_update(None, "max_page_count", pages).map_err(SqlError::from)?;
+            }
         }
         self.max_pages = pages;
         Ok(self)
@@ -170,7 +174,13 @@ impl Database {
 
     /// A new connection with the bus's pragmas (WAL, busy timeout, foreign
     /// keys, no automatic checkpoints: see [`crate::checkpoint`]).
-    pub fn connect(&self) -> Result<Connection, DbError> {
+    pub fn connect(&self) -> Result<Conn, DbError> {
+        self.connect_raw().map(Conn::from).map_err(|source| DbError::Open { path: self.path.clone(), source })
+    }
+
+    /// A plain rusqlite connection with the bus's pragmas, for tools that
+    /// measure SQLite itself (the benchmark's anchors).
+    pub fn connect_sqlite(&self) -> Result<Connection, DbError> {
         self.connect_raw().map_err(|source| DbError::Open { path: self.path.clone(), source })
     }
 
@@ -204,14 +214,14 @@ fn configure(conn: Connection, durability: Durability, max_pages: Option<u64>) -
 
 /// What a new database is filled with when it is created (connectors and
 /// settings from the configuration).
-pub(crate) type Seed<'a> = dyn Fn(&Connection) -> Result<(), DbError> + 'a;
+pub(crate) type Seed<'a> = dyn Fn(&Conn) -> Result<(), DbError> + 'a;
 
 /// Applies the migrations the database at `path` lacks, all in one
 /// transaction (with `seed` when the database was empty); true when it was
 /// empty.
-fn migrate(path: &Path, conn: &mut Connection, seed: &Seed<'_>) -> Result<bool, DbError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+fn migrate(path: &Path, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
+    let tx = conn.transaction_with(Begin::Immediate)?;
+    let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
         return Err(DbError::TooNew { path: path.to_owned(), found: current, known });
@@ -219,7 +229,7 @@ fn migrate(path: &Path, conn: &mut Connection, seed: &Seed<'_>) -> Result<bool, 
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let err = |source| DbError::Migrate { path: path.to_owned(), version: m.version, source };
         tx.execute_batch(m.sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", m.version).map_err(err)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", m.version)).map_err(err)?;
     }
     if current == 0 {
         seed(&tx)?;
@@ -249,7 +259,7 @@ mod tests {
         let (_, created_again) = Database::open(&path).unwrap();
         assert!(!created_again);
         let conn = db.connect().unwrap();
-        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }
 

@@ -76,7 +76,7 @@ impl Store {
     /// Opens the database; a new one gets the schema, the seed connectors
     /// and the seed settings in one transaction.
     pub fn open(config: &StoreConfig) -> Result<Store, DbError> {
-        let seed = |conn: &rusqlite::Connection| -> Result<(), DbError> {
+        let seed = |conn: &crate::sql::Conn| -> Result<(), DbError> {
             // The schema registers the specification's sample connector; a
             // configuration that does not name it does not get it.
             if !config.seed_connectors.iter().any(|c| c.name == registry::SAMPLE_CONNECTOR) {

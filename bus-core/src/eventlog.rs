@@ -2,8 +2,8 @@
 
 use crate::db::{Database, DbError};
 use crate::grid::{contains_pattern, GridPage, GridQuery};
+use crate::sql::{params, Conn};
 use connector_abi::EventType;
-use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::sync::Mutex;
 
@@ -106,7 +106,7 @@ impl std::str::FromStr for EventSort {
 const COLUMNS: &str =
     "EventID, EventType, EventTime, Source, EventCode, Description, DocumentName, UserName, IPAddress";
 
-fn event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+fn event(r: &crate::sql::Row<'_>) -> crate::sql::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
         event_type: r.get(1)?,
@@ -123,7 +123,7 @@ fn event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 /// Writes and reads the event log through one connection of its own.
 #[derive(Debug)]
 pub struct EventLog {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
 }
 
 impl EventLog {
@@ -131,7 +131,7 @@ impl EventLog {
         Ok(EventLog { conn: Mutex::new(db.connect()?) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
         // A panic while holding the lock cannot leave the connection in a
         // half-written state (every write is one statement), so a poisoned
         // lock is still usable.
@@ -141,11 +141,12 @@ impl EventLog {
     /// Writes one row.
     pub fn write(&self, e: &NewEvent<'_>) -> Result<i64, DbError> {
         let conn = self.lock();
-        conn.prepare_cached(
+        let id = conn.prepare_cached(
             "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName, UserName, IPAddress) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING EventID",
         )?
-        .execute(params![
+        .query_row(
+            params![
             e.event_type.code(),
             e.source,
             e.code,
@@ -153,8 +154,10 @@ impl EventLog {
             e.document_name,
             e.actor.map(|a| a.user.as_str()),
             e.actor.and_then(|a| a.address.as_deref())
-        ])?;
-        Ok(conn.last_insert_rowid())
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(id)
     }
 
     /// Writes one row, and only logs a warning when that fails: for callers

@@ -38,6 +38,7 @@ pub mod registry;
 pub mod scheduler;
 mod services;
 pub mod settings;
+pub mod sql;
 pub mod storage;
 pub mod store;
 pub mod task_grid;

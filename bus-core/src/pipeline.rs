@@ -11,10 +11,10 @@ use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Outbox, 
 use crate::outgoing::sync::{self, SyncOutcome};
 use crate::registry;
 use crate::settings;
+use crate::sql::Conn;
 use crate::store::StoreError;
 use crate::worker::Workers;
 use connector_abi::CmsObject;
-use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 use std::sync::Arc;
 use thiserror::Error;
@@ -30,8 +30,8 @@ pub enum ChangeError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for ChangeError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::SqlError> for ChangeError {
+    fn from(e: crate::sql::SqlError) -> Self {
         ChangeError::Db(DbError::Sql(e))
     }
 }
@@ -113,11 +113,11 @@ impl Pipeline {
     pub(crate) fn transact(
         &self,
         origin: Option<&str>,
-        work: impl FnOnce(&Connection, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+        work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let set = self.manager.current();
         let mut turn = self.gate.enter();
-        let tx = turn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = turn.transaction_with(crate::sql::Begin::Immediate)?;
         let settings = settings::read(&tx)?;
         // A registry edit not yet reinitialized (a connector deleted with
         // plain SQL, say): only connectors that still exist get tasks.

@@ -3,9 +3,9 @@
 //! `Integration_SyncLog` (every failed attempt). Shared by the engines and
 //! the management API.
 
+use crate::sql::ValueRef;
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::{CmsObject, IntegrationProcessType, TaskDataType, TaskType};
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Which queue: changes going out to connectors, or coming in from them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +28,9 @@ impl Direction {
 }
 
 /// Bound as the `...IsInbound` columns store it: 1 for incoming, 0 for outgoing.
-impl rusqlite::ToSql for Direction {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(i64::from(self.inbound())))
+impl crate::sql::ToValue for Direction {
+    fn to_value(&self) -> ValueRef<'_> {
+        ValueRef::Integer(i64::from(self.inbound()))
     }
 }
 
@@ -59,7 +59,7 @@ pub(crate) struct NewTask<'a> {
     pub data: &'a str,
 }
 
-pub(crate) fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Result<i64> {
+pub(crate) fn insert_task(conn: &Conn, t: &NewTask<'_>) -> crate::sql::Result<i64> {
     let (object_type, object_id, node_id, document_id, alias_path) = match t.object {
         CmsObject::Object(o) => (Some(o.object_type.as_str()), Some(o.id), None, None, None),
         CmsObject::Document(d) => (None, None, Some(d.node_id), Some(d.document_id), Some(d.node_alias_path.as_str())),
@@ -67,9 +67,10 @@ pub(crate) fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Resul
     conn.prepare_cached(
         "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, \
          TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING TaskID",
     )?
-    .execute(params![
+    .query_row(
+        params![
         t.direction,
         t.task_type.name(),
         t.data_type.name(),
@@ -83,18 +84,19 @@ pub(crate) fn insert_task(conn: &Connection, t: &NewTask<'_>) -> rusqlite::Resul
         alias_path,
         t.data,
         crate::db::now()
-    ])?;
-    Ok(conn.last_insert_rowid())
+        ],
+        |r| r.get(0),
+    )
 }
 
 /// Queues a task for one connector.
 pub(crate) fn insert_relation(
-    conn: &Connection,
+    conn: &Conn,
     task_id: i64,
     connector_id: i64,
     direction: Direction,
     data_type: TaskDataType,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     insert_relations(conn, task_id, direction, &[NewRelation { connector_id, data_type, matching: Matching::Decided }])
 }
 
@@ -142,11 +144,11 @@ const RELATIONS_PER_INSERT: usize = 8;
 /// Queues a task for several connectors, up to [`RELATIONS_PER_INSERT`]
 /// rows per statement.
 pub(crate) fn insert_relations(
-    conn: &Connection,
+    conn: &Conn,
     task_id: i64,
     direction: Direction,
     relations: &[NewRelation],
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         (1..=RELATIONS_PER_INSERT)
@@ -162,15 +164,17 @@ pub(crate) fn insert_relations(
             .collect()
     });
     for chunk in relations.chunks(RELATIONS_PER_INSERT) {
-        let mut stmt = conn.prepare_cached(&sql[chunk.len() - 1])?;
-        stmt.raw_bind_parameter(1, task_id)?;
-        stmt.raw_bind_parameter(2, direction)?;
-        for (i, r) in chunk.iter().enumerate() {
-            stmt.raw_bind_parameter(3 + 3 * i, r.connector_id)?;
-            stmt.raw_bind_parameter(4 + 3 * i, r.data_type.name())?;
-            stmt.raw_bind_parameter(5 + 3 * i, r.matching.column())?;
+        let columns: Vec<(&str, Option<&str>)> =
+            chunk.iter().map(|r| (r.data_type.name(), r.matching.column())).collect();
+        let mut values: Vec<&dyn crate::sql::ToValue> = Vec::with_capacity(2 + 3 * chunk.len());
+        values.push(&task_id);
+        values.push(&direction);
+        for (r, (data_type, matching)) in chunk.iter().zip(&columns) {
+            values.push(&r.connector_id);
+            values.push(data_type);
+            values.push(matching);
         }
-        stmt.raw_execute()?;
+        conn.prepare_cached(&sql[chunk.len() - 1])?.execute(values)?;
     }
     Ok(())
 }
@@ -229,7 +233,7 @@ const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDa
 pub(crate) const NOT_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM Integration_Delivered d \
     WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
-fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
+fn queued(r: &Row<'_>) -> crate::sql::Result<Queued> {
     let mut unreadable = None;
     let task_type = parsed(r.get_ref(2)?, "TaskType", TaskType::UpdateObject, &mut unreadable);
     let task_data_type = parsed(r.get_ref(3)?, "TaskDataType", TaskDataType::Simple, &mut unreadable);
@@ -248,7 +252,7 @@ fn queued(r: &Row<'_>) -> rusqlite::Result<Queued> {
         site_name: r.get(6)?,
         title: r.get(7)?,
         data: r.get(8)?,
-        matching: Matching::from_column(r.get::<_, Option<String>>(9)?.as_deref()),
+        matching: Matching::from_column(r.get::<Option<String>>(9)?.as_deref()),
         unreadable,
     })
 }
@@ -265,7 +269,7 @@ where
             Ok(text) => text.parse::<T>().map_err(|e| e.to_string()),
             Err(_) => Err("it is not UTF-8 text".to_owned()),
         },
-        other => Err(format!("it is {:?}, not text", other.data_type())),
+        other => Err(format!("it is {}, not text", other.kind())),
     };
     result.unwrap_or_else(|e| {
         unreadable.get_or_insert_with(|| format!("the stored {column} is unreadable: {e}"));
@@ -280,13 +284,13 @@ where
 /// bound LIMIT's value, so binding it again makes the statement re-prepare
 /// at its next step — a whole prepare per batch (9 % of a worker's time).
 pub(crate) fn next_batch(
-    conn: &Connection,
+    conn: &Conn,
     connector_id: i64,
     direction: Direction,
     after_task_id: i64,
     limit: u32,
     include_skipped: bool,
-) -> rusqlite::Result<Vec<Queued>> {
+) -> crate::sql::Result<Vec<Queued>> {
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
          AND s.SynchronizationTaskID > ?3 AND (?4 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
@@ -297,7 +301,7 @@ pub(crate) fn next_batch(
 }
 
 /// True when nothing is queued for the connector in this direction.
-pub fn is_empty(conn: &Connection, connector_id: i64, direction: Direction) -> rusqlite::Result<bool> {
+pub fn is_empty(conn: &Conn, connector_id: i64, direction: Direction) -> crate::sql::Result<bool> {
     conn.prepare_cached(
         "SELECT NOT EXISTS (SELECT 1 FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2)",
@@ -306,7 +310,7 @@ pub fn is_empty(conn: &Connection, connector_id: i64, direction: Direction) -> r
 }
 
 /// The relations of a task: `(connector ID, relation ID)`.
-pub(crate) fn relation_ids(conn: &Connection, task_id: i64, direction: Direction) -> rusqlite::Result<Vec<(i64, i64)>> {
+pub(crate) fn relation_ids(conn: &Conn, task_id: i64, direction: Direction) -> crate::sql::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
         "SELECT SynchronizationConnectorID, SynchronizationID FROM Integration_Synchronization \
          WHERE SynchronizationIsInbound = ?1 AND SynchronizationTaskID = ?2",
@@ -316,7 +320,7 @@ pub(crate) fn relation_ids(conn: &Connection, task_id: i64, direction: Direction
 }
 
 /// The newest task in a connector's queue (0 when empty).
-pub fn newest(conn: &Connection, connector_id: i64, direction: Direction) -> rusqlite::Result<i64> {
+pub fn newest(conn: &Conn, connector_id: i64, direction: Direction) -> crate::sql::Result<i64> {
     conn.prepare_cached(
         "SELECT ifnull(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
@@ -326,11 +330,11 @@ pub fn newest(conn: &Connection, connector_id: i64, direction: Direction) -> rus
 
 /// One task of a connector's queue, if it is queued for it.
 pub(crate) fn queued_task(
-    conn: &Connection,
+    conn: &Conn,
     connector_id: i64,
     direction: Direction,
     task_id: i64,
-) -> rusqlite::Result<Option<Queued>> {
+) -> crate::sql::Result<Option<Queued>> {
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
          AND s.SynchronizationTaskID = ?3 AND {NOT_DELIVERED}"
@@ -340,12 +344,12 @@ pub(crate) fn queued_task(
 }
 
 /// Removes processed relations (and tasks left with none) in one transaction.
-pub fn complete(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+pub fn complete(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
     for_each_id(conn, "DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", sync_ids)
 }
 
 /// Runs `sql` once for each ID, all in one transaction.
-fn for_each_id(conn: &mut Connection, sql: &str, ids: &[i64]) -> rusqlite::Result<()> {
+fn for_each_id(conn: &mut Conn, sql: &str, ids: &[i64]) -> crate::sql::Result<()> {
     match ids {
         [] => Ok(()),
         // One statement is its own transaction.
@@ -366,13 +370,13 @@ fn for_each_id(conn: &mut Connection, sql: &str, ids: &[i64]) -> rusqlite::Resul
 /// Records relations as delivered (`Integration_Delivered`): the queue
 /// reads ([`next_batch`], [`queued_task`]) pass over them, and
 /// [`remove_delivered`] removes them.
-pub(crate) fn record_delivered(conn: &mut Connection, sync_ids: &[i64]) -> rusqlite::Result<()> {
+pub(crate) fn record_delivered(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
     for_each_id(conn, "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)", sync_ids)
 }
 
 /// Removes every relation recorded as delivered (and tasks left with none),
 /// in one transaction.
-pub(crate) fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn remove_delivered(conn: &mut Conn) -> crate::sql::Result<()> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
         "DELETE FROM Integration_Synchronization WHERE SynchronizationID IN \
@@ -385,12 +389,7 @@ pub(crate) fn remove_delivered(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// Records a failed attempt: the relation's last error and a sync-log row;
 /// `skipped` marks an ErrorAndSkip (automatic runs pass over the task).
-pub(crate) fn record_failure(
-    conn: &mut Connection,
-    sync_id: i64,
-    message: &str,
-    skipped: bool,
-) -> rusqlite::Result<()> {
+pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipped: bool) -> crate::sql::Result<()> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
@@ -406,7 +405,7 @@ pub(crate) fn record_failure(
 }
 
 /// Notes that a relation was looked at (SkipNow).
-pub(crate) fn mark_run(conn: &Connection, sync_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn mark_run(conn: &Conn, sync_id: i64) -> crate::sql::Result<()> {
     conn.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
          WHERE SynchronizationID = ?1",
@@ -438,7 +437,7 @@ mod tests {
              VALUES ('A', 'A', 'a', 'A');",
         )
         .unwrap();
-        let connector = conn.last_insert_rowid();
+        let connector = conn.as_sqlite().unwrap().last_insert_rowid();
         let mut sync_ids = Vec::new();
         for _ in 0..2 {
             conn.execute(
@@ -447,9 +446,15 @@ mod tests {
                 [],
             )
             .unwrap();
-            insert_relation(&conn, conn.last_insert_rowid(), connector, Direction::Outgoing, TaskDataType::Simple)
-                .unwrap();
-            sync_ids.push(conn.last_insert_rowid());
+            insert_relation(
+                &conn,
+                conn.as_sqlite().unwrap().last_insert_rowid(),
+                connector,
+                Direction::Outgoing,
+                TaskDataType::Simple,
+            )
+            .unwrap();
+            sync_ids.push(conn.as_sqlite().unwrap().last_insert_rowid());
         }
         record_delivered(&mut conn, &sync_ids[..1]).unwrap();
         let next: Vec<i64> = next_batch(&conn, connector, Direction::Outgoing, 0, 10, false)
@@ -490,7 +495,7 @@ mod tests {
              VALUES ('A', 'A', 'a', 'A');",
         )
         .unwrap();
-        let connector = conn.last_insert_rowid();
+        let connector = conn.as_sqlite().unwrap().last_insert_rowid();
         for (task_type, process_type) in
             [("CreateObject", Some("SkipOnError")), ("Explode", None), ("CreateObject", Some("7"))]
         {
@@ -500,8 +505,14 @@ mod tests {
                 params![task_type, process_type],
             )
             .unwrap();
-            insert_relation(&conn, conn.last_insert_rowid(), connector, Direction::Incoming, TaskDataType::Simple)
-                .unwrap();
+            insert_relation(
+                &conn,
+                conn.as_sqlite().unwrap().last_insert_rowid(),
+                connector,
+                Direction::Incoming,
+                TaskDataType::Simple,
+            )
+            .unwrap();
         }
         let batch = next_batch(&conn, connector, Direction::Incoming, 0, 10, false).unwrap();
         assert_eq!(batch.len(), 3, "a bad row never fails the read of the queue");

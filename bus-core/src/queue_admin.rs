@@ -5,8 +5,8 @@
 //! `queue.rs`; the grids' sorting and search in `task_grid.rs`.
 
 use crate::queue::{Direction, Selection, NOT_DELIVERED};
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::TaskType;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ pub(crate) const TASK_ROW_COLUMNS: &str = "t.TaskID, s.SynchronizationID, t.Task
     s.SynchronizationErrorMessage, s.SynchronizationAttempts, s.SynchronizationLastRun";
 
 /// Reads a [`TaskRow`] selected with [`TASK_ROW_COLUMNS`].
-pub(crate) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+pub(crate) fn task_row(r: &Row<'_>) -> crate::sql::Result<TaskRow> {
     let task_type: String = r.get(3)?;
     Ok(TaskRow {
         task_id: r.get(0)?,
@@ -57,12 +57,12 @@ pub(crate) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
 
 /// A page of a queue, oldest first: after the `(task_id, sync_id)` cursor.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     direction: Direction,
     connector_id: Option<i64>,
     after: (i64, i64),
     limit: u32,
-) -> rusqlite::Result<Vec<TaskRow>> {
+) -> crate::sql::Result<Vec<TaskRow>> {
     let select = format!(
         "SELECT {TASK_ROW_COLUMNS} FROM Integration_Synchronization s \
          JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
@@ -124,7 +124,7 @@ pub struct TaskDetail {
     pub relations: Vec<Relation>,
 }
 
-pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDetail>> {
+pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail>> {
     let task = conn
         .prepare_cached(
             "SELECT TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, TaskTime, TaskData \
@@ -133,14 +133,14 @@ pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDe
         .query_row([task_id], |r| {
             Ok(TaskDetail {
                 task_id,
-                direction: if r.get::<_, bool>(0)? { "incoming" } else { "outgoing" },
+                direction: if r.get::<bool>(0)? { "incoming" } else { "outgoing" },
                 task_type: r.get(1)?,
                 data_type: r.get(2)?,
                 process_type: r.get(3)?,
                 site_name: r.get(4)?,
                 title: r.get(5)?,
                 time: r.get(6)?,
-                data: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+                data: serde_json::from_str(&r.get::<String>(7)?).unwrap_or(Value::Null),
                 relations: Vec::new(),
             })
         })
@@ -182,11 +182,11 @@ pub fn detail(conn: &Connection, task_id: i64) -> rusqlite::Result<Option<TaskDe
 /// Deletes tasks of one direction: all or selected, for one connector (its
 /// relations only) or for every connector. Returns how many relations went.
 pub fn delete(
-    conn: &mut Connection,
+    conn: &mut Conn,
     direction: Direction,
     selection: &Selection,
     connector_id: Option<i64>,
-) -> rusqlite::Result<usize> {
+) -> crate::sql::Result<usize> {
     let tx = conn.transaction()?;
     let removed = match selection {
         Selection::All => tx.execute(
@@ -213,10 +213,10 @@ pub fn delete(
 /// The connectors a selection of tasks is queued for, with their task IDs in
 /// creation order (for bulk synchronization).
 pub fn connectors_of(
-    conn: &Connection,
+    conn: &Conn,
     direction: Direction,
     ids: &[i64],
-) -> rusqlite::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
+) -> crate::sql::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
     let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
@@ -226,7 +226,7 @@ pub fn connectors_of(
          WHERE s.SynchronizationTaskID = ?1 AND s.SynchronizationIsInbound = ?2 AND {NOT_DELIVERED}"
     ))?;
     for id in sorted {
-        for c in stmt.query_map(params![id, direction], |r| r.get::<_, i64>(0))? {
+        for c in stmt.query_map(params![id, direction], |r| r.get::<i64>(0))? {
             out.entry(c?).or_default().push(id);
         }
     }
@@ -239,7 +239,7 @@ pub fn connectors_of(
 /// distinct connector IDs of the queue index, so it costs one index seek per
 /// connector, not a scan of the queue. Returns `(connector ID, relations
 /// removed)` per vanished connector.
-pub(crate) fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, usize)>> {
+pub(crate) fn remove_orphans(conn: &Conn) -> crate::sql::Result<Vec<(i64, usize)>> {
     let mut next = conn.prepare_cached(
         "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID > ?1 ORDER BY SynchronizationConnectorID LIMIT 1",
@@ -247,7 +247,7 @@ pub(crate) fn remove_orphans(conn: &Connection) -> rusqlite::Result<Vec<(i64, us
     let mut known = conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
     let mut removed = Vec::new();
     let mut after = i64::MIN;
-    while let Some(id) = next.query_row([after], |r| r.get::<_, i64>(0)).optional()? {
+    while let Some(id) = next.query_row([after], |r| r.get::<i64>(0)).optional()? {
         after = id;
         if !known.exists([id])? {
             let n =
@@ -269,7 +269,7 @@ pub struct QueueStats {
 }
 
 /// Every non-empty queue with its depth and the age of its oldest task.
-pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
+pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
     conn.prepare_cached(&format!(
         "SELECT c.ConnectorName, q.inbound, q.depth, \
          ifnull((julianday('now') - julianday(t.TaskTime)) * 86400.0, 0) \
@@ -286,7 +286,7 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Vec<QueueStats>> {
 }
 
 /// How many relations wait in one direction (for one connector, or all).
-pub fn count(conn: &Connection, direction: Direction, connector_id: Option<i64>) -> rusqlite::Result<i64> {
+pub fn count(conn: &Conn, direction: Direction, connector_id: Option<i64>) -> crate::sql::Result<i64> {
     // All relations minus the recorded deliveries among them: the first
     // count stays a scan of the index alone, the second reads a few rows.
     conn.prepare_cached(
@@ -305,11 +305,11 @@ pub fn count(conn: &Connection, direction: Direction, connector_id: Option<i64>)
 /// data it was logged with. `None` when the task is not queued for it;
 /// `Err` names what is unreadable in the stored row.
 pub fn document(
-    conn: &Connection,
+    conn: &Conn,
     connector_id: i64,
     direction: Direction,
     task_id: i64,
-) -> rusqlite::Result<Option<Result<serde_json::Value, String>>> {
+) -> crate::sql::Result<Option<Result<serde_json::Value, String>>> {
     let Some(queued) = crate::queue::queued_task(conn, connector_id, direction, task_id)? else {
         return Ok(None);
     };

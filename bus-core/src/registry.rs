@@ -2,7 +2,7 @@
 
 use crate::db::{Database, DbError};
 use crate::isolation::Isolation;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -102,8 +102,8 @@ pub(crate) const MAX_CONFIG: usize = 1024 * 1024;
 /// A registry text column read as it is stored: anything SQLite accepts
 /// can be there, so a value that is not usable text becomes a problem of the
 /// row instead of an error of the whole read.
-fn text(r: &Row<'_>, i: usize, column: &str, problems: &mut Vec<String>) -> rusqlite::Result<String> {
-    use rusqlite::types::ValueRef;
+fn text(r: &Row<'_>, i: usize, column: &str, problems: &mut Vec<String>) -> crate::sql::Result<String> {
+    use crate::sql::ValueRef;
     Ok(match r.get_ref(i)? {
         ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
             Ok(s) => s.to_owned(),
@@ -260,8 +260,8 @@ pub enum RegistryError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for RegistryError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::SqlError> for RegistryError {
+    fn from(e: crate::sql::SqlError) -> Self {
         RegistryError::Db(DbError::Sql(e))
     }
 }
@@ -269,13 +269,13 @@ impl From<rusqlite::Error> for RegistryError {
 const COLUMNS: &str = "ConnectorID, ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
     ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig, ConnectorIsolation";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
-    use rusqlite::types::ValueRef;
+fn from_row(r: &Row<'_>) -> crate::sql::Result<ConnectorRow> {
+    use crate::sql::ValueRef;
     let mut problems = Vec::new();
     let enabled = match r.get_ref(5)? {
         ValueRef::Integer(n) => n != 0,
         other => {
-            problems.push(format!("ConnectorEnabled is {:?}, not 0 or 1", other.data_type()));
+            problems.push(format!("ConnectorEnabled is {}, not 0 or 1", other.kind()));
             false
         }
     };
@@ -291,7 +291,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
         isolation: IsolationSetting::Default,
         problems: Vec::new(),
     };
-    if !matches!(r.get_ref(8)?, rusqlite::types::ValueRef::Null) {
+    if !matches!(r.get_ref(8)?, crate::sql::ValueRef::Null) {
         let value = text(r, 8, "ConnectorIsolation", &mut problems)?;
         row.isolation = IsolationSetting::from_column(&value, &mut problems);
     }
@@ -359,7 +359,7 @@ fn validate_assembly(name: &str) -> Result<(), RegistryError> {
 }
 
 /// Refuses a code name that equals another connector's but for case.
-fn check_unique_ignoring_case(conn: &Connection, name: &str, except_id: i64) -> Result<(), RegistryError> {
+fn check_unique_ignoring_case(conn: &Conn, name: &str, except_id: i64) -> Result<(), RegistryError> {
     let other: Option<String> = conn
         .query_row(
             "SELECT ConnectorName FROM Integration_Connector \
@@ -401,7 +401,7 @@ impl Registry {
         Registry { db }
     }
 
-    fn conn(&self) -> Result<Connection, RegistryError> {
+    fn conn(&self) -> Result<Conn, RegistryError> {
         Ok(self.db.connect()?)
     }
 
@@ -495,7 +495,7 @@ impl Registry {
         match result {
             Ok(0) => return Err(RegistryError::NotFound(name.to_owned())),
             Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(e) if e.kind() == crate::sql::ErrorKind::Constraint => {
                 return Err(RegistryError::Duplicate(next.name));
             }
             Err(e) => return Err(e.into()),
@@ -510,7 +510,7 @@ impl Registry {
     /// Returns how many task relations were discarded.
     pub fn delete(&self, name: &str, queue: QueuedTasks) -> Result<i64, RegistryError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with(crate::sql::Begin::Immediate)?;
         let queued = queued_relations(&tx, name)?.ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         if queued > 0 && queue == QueuedTasks::Keep {
             return Err(RegistryError::HasQueue { name: name.to_owned(), queued });
@@ -527,7 +527,7 @@ impl Registry {
 }
 
 /// The registry's change counter (bumped by triggers on every edit).
-pub(crate) fn registry_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+pub(crate) fn registry_version(conn: &Conn) -> Result<i64, crate::sql::SqlError> {
     conn.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))
 }
 
@@ -545,7 +545,7 @@ fn checked(new: &NewConnector) -> Result<String, RegistryError> {
 
 /// Registers `new`, or brings the row with its code name to these values,
 /// in the caller's transaction (seeding a new database).
-pub(crate) fn seed(conn: &Connection, new: &NewConnector) -> Result<(), RegistryError> {
+pub(crate) fn seed(conn: &Conn, new: &NewConnector) -> Result<(), RegistryError> {
     let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
@@ -568,7 +568,7 @@ pub enum QueuedTasks {
     Discard,
 }
 
-fn queued_relations(conn: &Connection, name: &str) -> Result<Option<i64>, rusqlite::Error> {
+fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::SqlError> {
     conn.query_row(
         "SELECT (SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = c.ConnectorID) \
          FROM Integration_Connector c WHERE c.ConnectorName = ?1",
@@ -579,7 +579,7 @@ fn queued_relations(conn: &Connection, name: &str) -> Result<Option<i64>, rusqli
 }
 
 /// True while the registry has a row with this `ConnectorID`.
-pub fn exists(conn: &Connection, connector_id: i64) -> Result<bool, rusqlite::Error> {
+pub fn exists(conn: &Conn, connector_id: i64) -> Result<bool, crate::sql::SqlError> {
     conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?.exists([connector_id])
 }
 

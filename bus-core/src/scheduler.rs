@@ -3,7 +3,7 @@
 //! run time, and every run is counted with its result.
 
 use crate::db::{Database, DbError};
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::sql::{params, Conn, OptionalExtension};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -38,8 +38,8 @@ pub enum SchedulerError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for SchedulerError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::SqlError> for SchedulerError {
+    fn from(e: crate::sql::SqlError) -> Self {
         SchedulerError::Db(DbError::Sql(e))
     }
 }
@@ -47,12 +47,12 @@ impl From<rusqlite::Error> for SchedulerError {
 const SELECT: &str = "SELECT TaskName, TaskDisplayName, TaskIntervalSeconds, TaskEnabled, TaskLastRun, TaskNextRun, \
     TaskLastResult, TaskExecutions FROM CMS_ScheduledTask";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledTask> {
+fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<ScheduledTask> {
     Ok(ScheduledTask {
         name: r.get(0)?,
         display_name: r.get(1)?,
         interval_seconds: r.get(2)?,
-        enabled: r.get::<_, i64>(3)? != 0,
+        enabled: r.get::<i64>(3)? != 0,
         last_run: r.get(4)?,
         next_run: r.get(5)?,
         last_result: r.get(6)?,
@@ -60,11 +60,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledTask> {
     })
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<ScheduledTask>, SchedulerError> {
+pub fn list(conn: &Conn) -> Result<Vec<ScheduledTask>, SchedulerError> {
     Ok(conn.prepare(&format!("{SELECT} ORDER BY TaskDisplayName"))?.query_map([], row)?.collect::<Result<_, _>>()?)
 }
 
-pub fn get(conn: &Connection, name: &str) -> Result<ScheduledTask, SchedulerError> {
+pub fn get(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError> {
     conn.query_row(&format!("{SELECT} WHERE TaskName = ?1"), [name], row)
         .optional()?
         .ok_or_else(|| SchedulerError::NotFound(name.to_owned()))
@@ -73,7 +73,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<ScheduledTask, SchedulerErro
 /// Changes a task's interval and/or enabled flag; the next run moves to one
 /// interval from now when the interval changes.
 pub fn update(
-    conn: &Connection,
+    conn: &Conn,
     name: &str,
     interval_seconds: Option<i64>,
     enabled: Option<bool>,
@@ -97,7 +97,7 @@ pub fn update(
 
 /// Makes a task due now: a running daemon runs it within a tick (how the
 /// command line asks a daemon in another process to run a task).
-pub fn run_soon(conn: &Connection, name: &str) -> Result<ScheduledTask, SchedulerError> {
+pub fn run_soon(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError> {
     get(conn, name)?;
     conn.execute(
         "UPDATE CMS_ScheduledTask SET TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE TaskName = ?1",
@@ -107,7 +107,7 @@ pub fn run_soon(conn: &Connection, name: &str) -> Result<ScheduledTask, Schedule
 }
 
 /// Records a run: last run now, next run one interval later, one more execution.
-fn record_run(conn: &Connection, name: &str, result: &str) -> Result<(), SchedulerError> {
+fn record_run(conn: &Conn, name: &str, result: &str) -> Result<(), SchedulerError> {
     conn.execute(
         "UPDATE CMS_ScheduledTask SET TaskLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now'), \
          TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || TaskIntervalSeconds || ' seconds'), \
@@ -118,7 +118,7 @@ fn record_run(conn: &Connection, name: &str, result: &str) -> Result<(), Schedul
 }
 
 /// The names of the enabled tasks that are due.
-fn due(conn: &Connection) -> Result<Vec<String>, SchedulerError> {
+fn due(conn: &Conn) -> Result<Vec<String>, SchedulerError> {
     Ok(conn
         .prepare("SELECT TaskName FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")?
         .query_map([], |r| r.get(0))?

@@ -1,6 +1,6 @@
 //! The five settings of the integration bus, stored in `CMS_SettingsKey`.
 
-use rusqlite::{params, Connection};
+use crate::sql::{params, Conn};
 use serde::{Deserialize, Serialize};
 
 /// The settings, as the API shows them.
@@ -91,7 +91,7 @@ impl SettingsPatch {
 }
 
 /// Reads the settings (a missing key reads as enabled).
-pub fn read(conn: &Connection) -> rusqlite::Result<Settings> {
+pub fn read(conn: &Conn) -> crate::sql::Result<Settings> {
     let mut stmt = conn.prepare_cached("SELECT KeyName, KeyValue FROM CMS_SettingsKey")?;
     let mut s = Settings {
         enabled: true,
@@ -100,7 +100,7 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Settings> {
         log_outgoing: true,
         process_outgoing: true,
     };
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)))?;
     for row in rows {
         let (key, value) = row?;
         let on = value == "True";
@@ -117,7 +117,7 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Settings> {
 }
 
 /// Applies a patch in one transaction and returns the new settings.
-pub fn update(conn: &mut Connection, patch: &SettingsPatch) -> rusqlite::Result<Settings> {
+pub fn update(conn: &mut Conn, patch: &SettingsPatch) -> crate::sql::Result<Settings> {
     let tx = conn.transaction()?;
     write(&tx, patch)?;
     let s = read(&tx)?;
@@ -126,7 +126,7 @@ pub fn update(conn: &mut Connection, patch: &SettingsPatch) -> rusqlite::Result<
 }
 
 /// Writes the settings `patch` names, in the caller's transaction.
-pub fn write(conn: &Connection, patch: &SettingsPatch) -> rusqlite::Result<()> {
+pub fn write(conn: &Conn, patch: &SettingsPatch) -> crate::sql::Result<()> {
     for (name, key) in KEYS {
         if let Some(on) = patch.get(name) {
             conn.execute(

@@ -5,7 +5,7 @@
 use crate::grid::{contains_pattern, GridPage, GridQuery};
 use crate::queue::Direction;
 use crate::queue_admin::{task_row, TaskRow, TASK_ROW_COLUMNS};
-use rusqlite::{params, Connection};
+use crate::sql::{params, Conn};
 
 /// The columns a task grid sorts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,11 +56,11 @@ const FROM: &str = "FROM Integration_Synchronization s JOIN Integration_Task t O
 
 /// One page of a queue for a grid.
 pub fn page(
-    conn: &Connection,
+    conn: &Conn,
     direction: Direction,
     connector_id: Option<i64>,
     q: &GridQuery<TaskSort>,
-) -> rusqlite::Result<GridPage<TaskRow>> {
+) -> crate::sql::Result<GridPage<TaskRow>> {
     let search = q.search.as_deref().filter(|s| !s.is_empty()).map(contains_pattern);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {FROM}"))?

@@ -85,7 +85,7 @@ pub(crate) fn database(names: &[&str]) -> (tempfile::TempDir, Database, Vec<i64>
                 [n],
             )
             .unwrap();
-            conn.last_insert_rowid()
+            conn.as_sqlite().unwrap().last_insert_rowid()
         })
         .collect();
     (dir, db, ids)

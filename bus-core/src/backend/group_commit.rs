@@ -82,7 +82,7 @@ impl GroupCommit {
         sync_ids: &[i64],
         mut call: Delivering,
         next_quick: bool,
-    ) -> rusqlite::Result<Delivering> {
+    ) -> crate::sql::Result<Delivering> {
         let mut st = self.lock();
         if call.active {
             call.active = false;
@@ -170,10 +170,10 @@ impl Drop for Delivering {
 mod tests {
     use super::*;
     use crate::db::Database;
-    use rusqlite::Connection;
+    use crate::sql::Conn;
     use std::sync::Arc;
 
-    fn count(conn: &Connection, table: &str) -> i64 {
+    fn count(conn: &Conn, table: &str) -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
     }
 

@@ -49,8 +49,8 @@ pub enum QueueError {
     Fenced { connector_id: i64, direction: Direction },
 }
 
-impl From<rusqlite::Error> for QueueError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::SqlError> for QueueError {
+    fn from(e: crate::sql::SqlError) -> Self {
         QueueError::Db(DbError::Sql(e))
     }
 }

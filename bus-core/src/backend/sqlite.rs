@@ -9,8 +9,8 @@ use super::{QueueError, QueueKey, QueueSession, Queues};
 use crate::db::Database;
 use crate::queue::{self, Queued};
 use crate::settings::{self, Settings};
+use crate::sql::{params, Conn};
 use connector_abi::IntegrationProcessType;
-use rusqlite::{params, Connection};
 use std::sync::Arc;
 
 /// The queues of one SQLite database.
@@ -43,7 +43,7 @@ impl Queues for SqliteQueues {
 
 struct SqliteSession {
     /// Reads only.
-    conn: Connection,
+    conn: Conn,
     db: Database,
     group: Arc<GroupCommit>,
     /// The connector call in progress, counted for the group commit.

@@ -7,18 +7,18 @@
 use crate::change::Applied;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::Payload;
+use crate::sql::Conn;
 use crate::store::documents::{self, DocumentInput, DocumentPatch};
 use crate::store::objects::{self, ObjectInput, ObjectPatch};
 use crate::store::{snapshot, StoreError};
 use connector_abi::{
     CmsObject, DocumentData, ObjectData, TaskDataType, TaskType, Translations, DOCUMENT_NODE, DOCUMENT_VERSION,
 };
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 /// Applies one incoming task; returns what changed (for outgoing logging).
 pub(super) fn apply(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     payload: Payload,
     task_type: TaskType,
@@ -41,7 +41,7 @@ pub(super) fn apply(
 
 /// Turns external foreign-key values into internal IDs.
 fn resolve(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     owner: &str,
     fields: &Map<String, Value>,
@@ -105,7 +105,7 @@ fn object_type<'t>(types: &'t ObjectTypes, o: &ObjectData) -> Result<&'t crate::
 /// The stored object an incoming object stands for: by code name (derived
 /// from the resolved keys for a binding) and site.
 fn existing(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     o: &ObjectData,
     fields: &Map<String, Value>,
@@ -127,7 +127,7 @@ fn existing(
 
 #[allow(clippy::too_many_arguments)]
 fn apply_object(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     o: &ObjectData,
     t: &Translations,
@@ -223,7 +223,7 @@ fn verb(task_type: TaskType) -> &'static str {
 /// Snapshot: creates or updates the children and bindings of the object
 /// stored as `main`, pointing their parent keys at it.
 fn apply_children(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     o: &ObjectData,
     main: i64,
@@ -281,7 +281,7 @@ fn apply_children(
 }
 
 fn apply_document(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     d: DocumentData,
     t: &Translations,

@@ -89,7 +89,7 @@ pub(super) fn log(
     // IMMEDIATE: the existence check reads first, and a read transaction
     // that turns into a write fails at once if another process committed
     // in between (SQLite's busy snapshot), instead of waiting its turn.
-    let tx = turn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = turn.transaction_with(crate::sql::Begin::Immediate)?;
     // The connector may have been deleted while it was asked (plain SQL).
     if !crate::registry::exists(&tx, connector.id)? {
         return Err(IncomingError::UnknownConnector(connector.name.clone()));

@@ -41,8 +41,8 @@ pub enum IncomingError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for IncomingError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::SqlError> for IncomingError {
+    fn from(e: crate::sql::SqlError) -> Self {
         IncomingError::Db(DbError::Sql(e))
     }
 }
@@ -50,7 +50,7 @@ impl From<rusqlite::Error> for IncomingError {
 /// Logs and processes incoming tasks.
 pub struct Incoming {
     db: Database,
-    logger: Mutex<rusqlite::Connection>,
+    logger: Mutex<crate::sql::Conn>,
     types: Arc<ObjectTypes>,
     manager: Arc<ConnectorManager>,
     workers: Arc<Workers>,

@@ -29,7 +29,7 @@ pub(crate) enum HandOver {
 
 /// One transaction's outbox.
 pub(crate) struct Outbox<'a> {
-    tx: &'a rusqlite::Connection,
+    tx: &'a crate::sql::Conn,
     types: &'a ObjectTypes,
     live: &'a [Arc<LiveConnector>],
     origin: Option<&'a str>,
@@ -72,7 +72,7 @@ impl<'a> Outbox<'a> {
     /// An outbox writing through `tx` for the connectors in `live`; the
     /// connector named `origin` (an incoming change's source) gets nothing.
     pub(crate) fn new(
-        tx: &'a rusqlite::Connection,
+        tx: &'a crate::sql::Conn,
         types: &'a ObjectTypes,
         live: &'a [Arc<LiveConnector>],
         origin: Option<&'a str>,

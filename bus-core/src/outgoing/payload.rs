@@ -5,10 +5,10 @@
 use crate::change::Applied;
 use crate::object_types::ObjectTypes;
 use crate::queue::Queued;
+use crate::sql::Conn;
 use crate::store::{snapshot, translation, StoreError};
 use connector_abi::protocol::{encode_request_raw, kind};
 use connector_abi::{CmsObject, ObjectData, TaskDataType, TaskProcessType, Translations};
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 /// What a task stores: the object or document, and its translation data.
@@ -45,12 +45,7 @@ pub(crate) fn richer(a: TaskDataType, b: TaskDataType) -> TaskDataType {
     }
 }
 
-fn collect_object(
-    conn: &Connection,
-    types: &ObjectTypes,
-    o: &ObjectData,
-    out: &mut Translations,
-) -> Result<(), StoreError> {
+fn collect_object(conn: &Conn, types: &ObjectTypes, o: &ObjectData, out: &mut Translations) -> Result<(), StoreError> {
     translation::collect(conn, types, &o.fields, &o.foreign_keys, out)?;
     for child in o.children.iter().chain(&o.bindings) {
         collect_object(conn, types, child, out)?;
@@ -60,7 +55,7 @@ fn collect_object(
 
 /// Builds the payload of an applied change for `data_type`.
 pub(crate) fn build(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     applied: &Applied,
     data_type: TaskDataType,

@@ -4,8 +4,8 @@ use super::guid::{is_guid, new_guid};
 use super::objects::check_foreign_keys;
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{DocumentClass, ObjectTypes};
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::DocumentData;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -45,7 +45,7 @@ const SELECT: &str = "SELECT n.NodeID, n.NodeGUID, n.NodeAliasPath, n.NodeParent
     d.DocumentID, d.DocumentCulture, d.DocumentName, d.DocumentPublished, d.DocumentArchived, d.DocumentFields \
     FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<DocumentData> {
+fn from_row(r: &Row<'_>) -> crate::sql::Result<DocumentData> {
     Ok(DocumentData {
         node_id: r.get(0)?,
         node_guid: r.get(1)?,
@@ -56,9 +56,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DocumentData> {
         document_id: r.get(6)?,
         culture: r.get(7)?,
         name: r.get(8)?,
-        published: r.get::<_, i64>(9)? != 0,
-        archived: r.get::<_, i64>(10)? != 0,
-        fields: parse_fields(&r.get::<_, String>(11)?),
+        published: r.get::<i64>(9)? != 0,
+        archived: r.get::<i64>(10)? != 0,
+        fields: parse_fields(&r.get::<String>(11)?),
         ..Default::default()
     })
 }
@@ -78,10 +78,10 @@ pub fn describe(types: &ObjectTypes, document: &mut DocumentData) {
 }
 
 fn one(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     filter: &str,
-    p: impl rusqlite::Params,
+    p: impl crate::sql::Params,
 ) -> Result<Option<DocumentData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE {filter}"))?;
     let mut doc = stmt.query_row(p, from_row).optional()?;
@@ -92,14 +92,14 @@ fn one(
 }
 
 /// A document (culture version) by DocumentID.
-pub fn get(conn: &Connection, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
+pub fn get(conn: &Conn, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
     one(conn, types, "d.DocumentID = ?1", [document_id])?
         .ok_or_else(|| StoreError::NotFound(format!("there is no document with ID {document_id}")))
 }
 
 /// The culture version of the node with `node_guid` on `site`.
 pub(crate) fn find_by_guid(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     node_guid: &str,
     culture: &str,
@@ -115,7 +115,7 @@ pub(crate) fn find_by_guid(
 
 /// Documents, oldest first, optionally of one site and under a path prefix.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     site: Option<&str>,
     path_prefix: Option<&str>,
@@ -159,7 +159,7 @@ fn check_culture(culture: &str) -> Result<(), StoreError> {
     }
 }
 
-fn site_exists(conn: &Connection, site: &str) -> Result<bool, StoreError> {
+fn site_exists(conn: &Conn, site: &str) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
@@ -168,7 +168,7 @@ fn site_exists(conn: &Connection, site: &str) -> Result<bool, StoreError> {
 }
 
 /// Creates a document; returns it as stored.
-pub fn create(conn: &Connection, types: &ObjectTypes, input: DocumentInput) -> Result<DocumentData, StoreError> {
+pub fn create(conn: &Conn, types: &ObjectTypes, input: DocumentInput) -> Result<DocumentData, StoreError> {
     let class = class(types, &input.class_name)?;
     check_alias_path(&input.alias_path)?;
     check_culture(&input.culture)?;
@@ -222,25 +222,24 @@ pub fn create(conn: &Connection, types: &ObjectTypes, input: DocumentInput) -> R
                 None => new_guid(),
             };
             conn.prepare_cached(
-                "INSERT INTO CMS_Tree (NodeGUID, NodeAliasPath, NodeParentID, NodeClassName, NodeSiteName) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO CMS_Tree (NodeGUID, NodeAliasPath, NodeParentID, NodeClassName, NodeSiteName) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING NodeID",
             )?
-            .execute(params![guid, input.alias_path, parent_id, class.class_name, input.site_name])
+            .query_row(params![guid, input.alias_path, parent_id, class.class_name, input.site_name], |r| r.get(0))
             .map_err(|e| {
                 if StoreError::unique_violation(&e) {
                     StoreError::Duplicate(format!("a node with GUID {guid} already exists"))
                 } else {
                     e.into()
                 }
-            })?;
-            conn.last_insert_rowid()
+            })?
         }
     };
     let fields = serde_json::to_string(&input.fields).expect("a JSON map serializes");
-    conn.prepare_cached(
+    let document_id = conn.prepare_cached(
         "INSERT INTO CMS_Document (DocumentNodeID, DocumentCulture, DocumentName, DocumentFields, DocumentPublished) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING DocumentID",
     )?
-    .execute(params![node_id, input.culture, input.name, fields, input.published])
+    .query_row(params![node_id, input.culture, input.name, fields, input.published], |r| r.get::<i64>(0))
     .map_err(|e| {
         if StoreError::unique_violation(&e) {
             StoreError::Duplicate(format!("{} already has a {} version", input.alias_path, input.culture))
@@ -248,12 +247,12 @@ pub fn create(conn: &Connection, types: &ObjectTypes, input: DocumentInput) -> R
             e.into()
         }
     })?;
-    get(conn, types, conn.last_insert_rowid())
+    get(conn, types, document_id)
 }
 
 /// Updates a document; returns it as stored after the change.
 pub fn update(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     document_id: i64,
     patch: DocumentPatch,
@@ -277,7 +276,7 @@ pub fn update(
 
 /// Publishes (`true`) or archives (`false`) a document.
 pub(crate) fn set_state(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     document_id: i64,
     publish: bool,
@@ -293,7 +292,7 @@ pub(crate) fn set_state(
 
 /// Deletes a culture version (and its node with the last one); refuses while
 /// the node has child nodes. Returns the document as it was.
-pub fn delete(conn: &Connection, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
+pub fn delete(conn: &Conn, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
     let current = get(conn, types, document_id)?;
     let versions: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM CMS_Document WHERE DocumentNodeID = ?1")?

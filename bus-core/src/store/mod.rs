@@ -31,12 +31,12 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] crate::sql::SqlError),
 }
 
 impl StoreError {
-    pub(crate) fn unique_violation(e: &rusqlite::Error) -> bool {
-        matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+    pub(crate) fn unique_violation(e: &crate::sql::SqlError) -> bool {
+        e.kind() == crate::sql::ErrorKind::Constraint
     }
 }
 

@@ -3,8 +3,8 @@
 use super::guid::{is_guid, new_guid};
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{ObjectType, ObjectTypes, SiteRule};
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::{ObjectData, ObjectRef, DOCUMENT_NODE, DOCUMENT_VERSION};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -46,7 +46,7 @@ pub struct ObjectPatch {
 const SELECT: &str = "SELECT ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
     ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields FROM CMS_Object";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ObjectData> {
+fn from_row(r: &Row<'_>) -> crate::sql::Result<ObjectData> {
     let parent_type: Option<String> = r.get(6)?;
     let parent_id: Option<i64> = r.get(7)?;
     Ok(ObjectData {
@@ -58,7 +58,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ObjectData> {
         site_name: r.get(5)?,
         parent: parent_type.zip(parent_id).map(|(object_type, id)| ObjectRef { object_type, id }),
         group_id: r.get(8)?,
-        fields: parse_fields(&r.get::<_, String>(9)?),
+        fields: parse_fields(&r.get::<String>(9)?),
         ..Default::default()
     })
 }
@@ -78,7 +78,7 @@ pub fn describe(types: &ObjectTypes, object: &mut ObjectData) {
 }
 
 /// Any object by ID.
-pub fn get(conn: &Connection, types: &ObjectTypes, id: i64) -> Result<Option<ObjectData>, StoreError> {
+pub fn get(conn: &Conn, types: &ObjectTypes, id: i64) -> Result<Option<ObjectData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE ObjectID = ?1"))?;
     let mut object = stmt.query_row([id], from_row).optional()?;
     if let Some(o) = &mut object {
@@ -88,7 +88,7 @@ pub fn get(conn: &Connection, types: &ObjectTypes, id: i64) -> Result<Option<Obj
 }
 
 /// The object of `object_type` with `id`, or a clear not-found error.
-pub fn get_typed(conn: &Connection, types: &ObjectTypes, object_type: &str, id: i64) -> Result<ObjectData, StoreError> {
+pub fn get_typed(conn: &Conn, types: &ObjectTypes, object_type: &str, id: i64) -> Result<ObjectData, StoreError> {
     let t = self::object_type(types, object_type)?;
     match get(conn, types, id)? {
         Some(o) if o.object_type.eq_ignore_ascii_case(&t.name) => Ok(o),
@@ -98,7 +98,7 @@ pub fn get_typed(conn: &Connection, types: &ObjectTypes, object_type: &str, id: 
 
 /// Objects of one type, oldest first, after `after_id`, optionally on one site.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     site_name: Option<&str>,
@@ -117,7 +117,7 @@ pub fn list(
 /// The object of a type with a code name, site and parent (how objects are
 /// identified across systems).
 pub(crate) fn find_by_code_name(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     code_name: &str,
@@ -135,7 +135,7 @@ pub(crate) fn find_by_code_name(
     Ok(object)
 }
 
-fn site_exists(conn: &Connection, site: &str) -> Result<bool, StoreError> {
+fn site_exists(conn: &Conn, site: &str) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
     )?;
@@ -143,7 +143,7 @@ fn site_exists(conn: &Connection, site: &str) -> Result<bool, StoreError> {
 }
 
 /// Checks the site of an object of type `t`.
-fn check_site(conn: &Connection, t: &ObjectType, site: Option<&str>) -> Result<(), StoreError> {
+fn check_site(conn: &Conn, t: &ObjectType, site: Option<&str>) -> Result<(), StoreError> {
     match (t.site, site) {
         (SiteRule::Global, Some(s)) => {
             Err(StoreError::Invalid(format!("{} objects are global: remove site_name `{s}`", t.name)))
@@ -160,7 +160,7 @@ fn check_site(conn: &Connection, t: &ObjectType, site: Option<&str>) -> Result<(
 
 /// Checks every foreign-key field of `fields` against the store.
 pub(crate) fn check_foreign_keys(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     owner: &str,
     foreign_keys: &std::collections::BTreeMap<String, String>,
@@ -228,7 +228,7 @@ fn duplicate(t: &ObjectType, code_name: &str, site: Option<&str>) -> StoreError 
 
 /// Creates an object; returns it as stored.
 pub fn create(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     input: ObjectInput,
@@ -256,24 +256,34 @@ pub fn create(
         .prepare_cached(
             "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
          ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING ObjectID",
         )?
-        .execute(params![
-            t.name,
-            guid,
-            code_name,
-            input.display_name,
-            site,
-            parent.as_ref().map(|p| &p.0),
-            parent.as_ref().map(|p| p.1),
-            input.group_id,
-            fields,
-            crate::db::now()
-        ]);
-    match inserted {
-        Ok(_) => {}
+        .query_row(
+            params![
+                t.name,
+                guid,
+                code_name,
+                input.display_name,
+                site,
+                parent.as_ref().map(|p| &p.0),
+                parent.as_ref().map(|p| p.1),
+                input.group_id,
+                fields,
+                crate::db::now()
+            ],
+            |r| r.get::<i64>(0),
+        );
+    let id = match inserted {
+        Ok(id) => id,
         Err(e) if StoreError::unique_violation(&e) => {
-            let guid_taken = conn.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = ?1")?.exists([&guid])?;
+            // PostgreSQL refuses every statement after an error until the
+            // transaction ends; its error names the constraint instead.
+            let guid_taken = match conn.dialect() {
+                crate::sql::Dialect::Sqlite => {
+                    conn.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = ?1")?.exists([&guid])?
+                }
+                crate::sql::Dialect::Postgres => e.to_string().to_ascii_lowercase().contains("objectguid"),
+            };
             return Err(if guid_taken {
                 StoreError::Duplicate(format!("an object with GUID {guid} already exists"))
             } else {
@@ -281,10 +291,10 @@ pub fn create(
             });
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     let mut object = ObjectData {
         object_type: t.name.clone(),
-        id: conn.last_insert_rowid(),
+        id,
         guid: Some(guid),
         code_name,
         display_name: input.display_name,
@@ -300,7 +310,7 @@ pub fn create(
 
 /// Updates an object; returns it as stored after the change.
 pub fn update(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     id: i64,
@@ -346,7 +356,7 @@ pub fn update(
 }
 
 /// IDs of objects of `binding_type` whose `field` holds `id`.
-pub(crate) fn referencing(conn: &Connection, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn referencing(conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>, StoreError> {
     let path = format!("$.\"{}\"", field.replace('"', ""));
     let mut stmt = conn.prepare_cached(
         "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 ORDER BY ObjectID",
@@ -358,7 +368,7 @@ pub(crate) fn referencing(conn: &Connection, object_type: &str, field: &str, id:
 /// Deletes an object with its children and the bindings that refer to it;
 /// refuses when another object still refers to it. Returns the object as it
 /// was.
-pub fn delete(conn: &Connection, types: &ObjectTypes, object_type: &str, id: i64) -> Result<ObjectData, StoreError> {
+pub fn delete(conn: &Conn, types: &ObjectTypes, object_type: &str, id: i64) -> Result<ObjectData, StoreError> {
     let t = self::object_type(types, object_type)?;
     let current = get_typed(conn, types, object_type, id)?;
     let children: Vec<&str> = types.children_of(&t.name).iter().map(|c| c.name.as_str()).collect();
@@ -412,7 +422,7 @@ pub fn delete(conn: &Connection, types: &ObjectTypes, object_type: &str, id: i64
     Ok(current)
 }
 
-fn delete_tree(conn: &Connection, types: &ObjectTypes, t: &ObjectType, id: i64) -> Result<(), StoreError> {
+fn delete_tree(conn: &Conn, types: &ObjectTypes, t: &ObjectType, id: i64) -> Result<(), StoreError> {
     for child_type in types.children_of(&t.name) {
         let field = child_type.parent_field.as_deref().expect("a child type has a parent field");
         for child in referencing(conn, &child_type.name, field, id)? {
@@ -428,7 +438,7 @@ fn delete_tree(conn: &Connection, types: &ObjectTypes, t: &ObjectType, id: i64) 
     Ok(())
 }
 
-fn site_id(conn: &Connection, site: &str) -> Result<i64, StoreError> {
+fn site_id(conn: &Conn, site: &str) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "SELECT ObjectID FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
     )?
@@ -451,7 +461,7 @@ fn site_binding<'t>(
 
 /// Adds an object to a site (creates its site binding); returns the object.
 pub fn add_to_site(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     id: i64,
@@ -474,7 +484,7 @@ pub fn add_to_site(
 
 /// Removes an object from a site (deletes its site binding); returns the object.
 pub fn remove_from_site(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     id: i64,

@@ -3,11 +3,11 @@
 use super::objects::{self, referencing};
 use super::StoreError;
 use crate::object_types::ObjectTypes;
+use crate::sql::Conn;
 use connector_abi::ObjectData;
-use rusqlite::Connection;
 
 /// Loads the children and bindings of `object` (and of its children).
-pub(crate) fn load(conn: &Connection, types: &ObjectTypes, object: &mut ObjectData) -> Result<(), StoreError> {
+pub(crate) fn load(conn: &Conn, types: &ObjectTypes, object: &mut ObjectData) -> Result<(), StoreError> {
     for child_type in types.children_of(&object.object_type) {
         let field = child_type.parent_field.as_deref().expect("a child type has a parent field");
         for id in referencing(conn, &child_type.name, field, object.id)? {

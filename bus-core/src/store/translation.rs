@@ -4,15 +4,15 @@
 use super::objects;
 use super::StoreError;
 use crate::object_types::ObjectTypes;
+use crate::sql::{params, Conn, OptionalExtension};
 use connector_abi::{DocumentTranslation, ObjectTranslation, Translations, DOCUMENT_NODE, DOCUMENT_VERSION};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 /// Adds to `out` a record for every foreign key of `fields` (described by
 /// `foreign_keys`: field → target). References to missing items are skipped
 /// (the store refuses dangling keys, so only a deleted target is missing).
 pub(crate) fn collect(
-    conn: &Connection,
+    conn: &Conn,
     types: &ObjectTypes,
     fields: &Map<String, Value>,
     foreign_keys: &Map<String, Value>,
@@ -52,7 +52,7 @@ pub(crate) fn collect(
 
 /// The translation record of a document: by DocumentID (`by_document_id`) or
 /// by NodeID (then the culture is that of the node's first version).
-fn document(conn: &Connection, id: i64, by_document_id: bool) -> Result<Option<DocumentTranslation>, StoreError> {
+fn document(conn: &Conn, id: i64, by_document_id: bool) -> Result<Option<DocumentTranslation>, StoreError> {
     let sql = if by_document_id {
         "SELECT n.NodeClassName, n.NodeGUID, d.DocumentCulture, n.NodeSiteName FROM CMS_Document d \
          JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID WHERE d.DocumentID = ?1"

@@ -90,23 +90,30 @@ impl From<ChangeError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<bus_core::sql::SqlError> for ApiError {
+    fn from(e: bus_core::sql::SqlError) -> Self {
         sql_error(&e)
     }
 }
 
 /// A database failure: busy (another writer holds the lock past the busy
 /// timeout) is a 503 the client may retry; anything else a 500.
-fn sql_error(e: &rusqlite::Error) -> ApiError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => ApiError::new(
+fn sql_error(e: &bus_core::sql::SqlError) -> ApiError {
+    use bus_core::sql::ErrorKind;
+    match e.kind() {
+        ErrorKind::Busy => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the database is locked by another writer; nothing was written, retry later",
         ),
-        Some(rusqlite::ErrorCode::DiskFull) => {
-            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "the database is full; nothing was written")
-        }
+        ErrorKind::Disconnected => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database server cannot be reached ({e}); nothing was written, retry later"),
+        ),
+        ErrorKind::Conflict => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the change conflicted with a concurrent one; nothing was written, retry",
+        ),
+        ErrorKind::Full => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "the database is full; nothing was written"),
         _ => ApiError::internal(format!("database error: {e}; nothing was written")),
     }
 }

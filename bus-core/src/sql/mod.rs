@@ -1,0 +1,431 @@
+//! One connection type over the two engines the bus stores in: SQLite (the
+//! embedded default) and PostgreSQL (several daemons on one database).
+//!
+//! The API follows rusqlite's shape (`prepare_cached` → `execute` /
+//! `query_row` / `query_map`, `transaction` → `commit`), so a statement is
+//! written once: placeholders are `?` or `?N` (rewritten to `$N` for
+//! PostgreSQL, once per statement text), and the few constructs the two
+//! dialects spell differently are chosen with [`Conn::dialect`].
+
+mod postgres;
+mod sqlite;
+mod value;
+
+pub use value::{FromValue, ToValue, Value, ValueRef};
+
+use self::postgres::PgConn;
+use thiserror::Error;
+
+/// The SQL dialect of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// An error from either engine, or a column that did not read as asked.
+#[derive(Debug, Error)]
+pub enum SqlError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{}", postgres::describe(.0))]
+    Postgres(#[from] ::postgres::Error),
+    #[error("column {index}: {message}")]
+    Column { index: usize, message: String },
+    #[error("the query returned no rows")]
+    NoRows,
+}
+
+/// What went wrong, in the terms callers act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A UNIQUE, CHECK, NOT NULL or foreign key constraint refused the write.
+    Constraint,
+    /// The database (or its disk, or its size limit) is full.
+    Full,
+    /// Another writer held the database past the busy timeout.
+    Busy,
+    /// The connection to the server is gone.
+    Disconnected,
+    /// A serialization failure or deadlock: the transaction may be retried.
+    Conflict,
+    Other,
+}
+
+impl SqlError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SqlError::Sqlite(e) => sqlite::kind(e),
+            SqlError::Postgres(e) => postgres::kind(e),
+            SqlError::Column { .. } | SqlError::NoRows => ErrorKind::Other,
+        }
+    }
+}
+
+pub type Result<T, E = SqlError> = std::result::Result<T, E>;
+
+/// `query_row` that may find nothing: [`SqlError::NoRows`] becomes `None`.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> OptionalExtension<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(SqlError::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Statement parameters: `params![a, b]`, `[a, b]` (one type) or `[]`.
+pub trait Params {
+    fn with<R>(&self, f: impl FnOnce(&[&dyn ToValue]) -> R) -> R;
+}
+
+impl Params for &[&dyn ToValue] {
+    fn with<R>(&self, f: impl FnOnce(&[&dyn ToValue]) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Params for [&dyn ToValue; 0] {
+    fn with<R>(&self, f: impl FnOnce(&[&dyn ToValue]) -> R) -> R {
+        f(&[])
+    }
+}
+
+impl Params for Vec<&dyn ToValue> {
+    fn with<R>(&self, f: impl FnOnce(&[&dyn ToValue]) -> R) -> R {
+        f(self)
+    }
+}
+
+macro_rules! array_params {
+    ($($n:literal)*) => {$(
+        impl<T: ToValue> Params for [T; $n] {
+            fn with<R>(&self, f: impl FnOnce(&[&dyn ToValue]) -> R) -> R {
+                let refs: [&dyn ToValue; $n] = std::array::from_fn(|i| &self[i] as &dyn ToValue);
+                f(&refs)
+            }
+        }
+    )*};
+}
+array_params!(1 2 3 4 5 6 7 8);
+
+/// Parameters of different types: `params![id, name, None::<i64>]`.
+#[macro_export]
+macro_rules! params {
+    () => { &[] as &[&dyn $crate::sql::ToValue] };
+    ($($p:expr),+ $(,)?) => { &[$(&$p as &dyn $crate::sql::ToValue),+] as &[&dyn $crate::sql::ToValue] };
+}
+pub use crate::params;
+
+/// How a transaction begins. On SQLite `Immediate` takes the write lock at
+/// once (a transaction that reads before it writes cannot then fail to
+/// upgrade); PostgreSQL takes row locks as it goes either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    Deferred,
+    Immediate,
+}
+
+enum Inner {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<PgConn>),
+}
+
+/// A connection to the bus database.
+pub struct Conn(Inner);
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Conn").field(&self.dialect()).finish()
+    }
+}
+
+impl From<rusqlite::Connection> for Conn {
+    fn from(c: rusqlite::Connection) -> Self {
+        Conn(Inner::Sqlite(c))
+    }
+}
+
+impl Conn {
+    /// Connects to the PostgreSQL server at `url` (`postgres://…`).
+    pub fn postgres(url: &str) -> Result<Conn> {
+        Ok(Conn(Inner::Postgres(Box::new(PgConn::connect(url)?))))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.0 {
+            Inner::Sqlite(_) => Dialect::Sqlite,
+            Inner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas,
+    /// checkpoints, page limits).
+    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.0 {
+            Inner::Sqlite(c) => Some(c),
+            Inner::Postgres(_) => None,
+        }
+    }
+
+    pub(crate) fn as_postgres(&self) -> Option<&PgConn> {
+        match &self.0 {
+            Inner::Sqlite(_) => None,
+            Inner::Postgres(c) => Some(c),
+        }
+    }
+
+    /// A statement kept prepared on this connection, for statements run
+    /// again and again.
+    pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>> {
+        Ok(Stmt(match &self.0 {
+            Inner::Sqlite(c) => StmtInner::SqliteCached(c.prepare_cached(sql)?),
+            Inner::Postgres(c) => StmtInner::Postgres(c, c.statement(sql)?),
+        }))
+    }
+
+    /// A statement prepared for this use only (SQL built at run time).
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
+        Ok(Stmt(match &self.0 {
+            Inner::Sqlite(c) => StmtInner::Sqlite(c.prepare(sql)?),
+            Inner::Postgres(c) => StmtInner::Postgres(c, c.statement(sql)?),
+        }))
+    }
+
+    pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    pub fn query_row<T>(&self, sql: &str, params: impl Params, f: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    /// Runs statements separated by semicolons, without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        match &self.0 {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(c) => c.batch(sql),
+        }
+    }
+
+    /// Begins a deferred transaction; it rolls back unless committed.
+    pub fn transaction(&mut self) -> Result<Tx<'_>> {
+        self.transaction_with(Begin::Deferred)
+    }
+
+    pub fn transaction_with(&mut self, begin: Begin) -> Result<Tx<'_>> {
+        let sql = match (self.dialect(), begin) {
+            (Dialect::Sqlite, Begin::Immediate) => "BEGIN IMMEDIATE",
+            (Dialect::Sqlite, Begin::Deferred) => "BEGIN DEFERRED",
+            (Dialect::Postgres, _) => "BEGIN",
+        };
+        self.execute_batch(sql)?;
+        Ok(Tx { conn: self, open: true })
+    }
+
+    /// Whether a transaction is open (SQLite only knows; PostgreSQL
+    /// connections are asked by the caller that began one).
+    pub fn is_autocommit(&self) -> bool {
+        match &self.0 {
+            Inner::Sqlite(c) => c.is_autocommit(),
+            Inner::Postgres(c) => !c.in_transaction(),
+        }
+    }
+}
+
+/// An open transaction; derefs to its connection. Dropped without
+/// [`Tx::commit`], it rolls back.
+pub struct Tx<'c> {
+    conn: &'c Conn,
+    open: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<()> {
+        self.open = false;
+        let result = self.conn.execute_batch("COMMIT");
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    pub fn rollback(mut self) -> Result<()> {
+        self.open = false;
+        self.conn.execute_batch("ROLLBACK")
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+enum StmtInner<'c> {
+    SqliteCached(rusqlite::CachedStatement<'c>),
+    Sqlite(rusqlite::Statement<'c>),
+    Postgres(&'c PgConn, ::postgres::Statement),
+}
+
+/// A prepared statement.
+pub struct Stmt<'c>(StmtInner<'c>);
+
+impl Stmt<'_> {
+    /// Runs the statement; the number of rows it changed.
+    pub fn execute(&mut self, params: impl Params) -> Result<usize> {
+        params.with(|p| match &mut self.0 {
+            StmtInner::SqliteCached(s) => Ok(s.execute(sqlite::bind(p))?),
+            StmtInner::Sqlite(s) => Ok(s.execute(sqlite::bind(p))?),
+            StmtInner::Postgres(c, s) => c.execute(s, p),
+        })
+    }
+
+    /// The rows, one at a time.
+    pub fn query(&mut self, params: impl Params) -> Result<Rows<'_>> {
+        params.with(|p| {
+            Ok(Rows(match &mut self.0 {
+                StmtInner::SqliteCached(s) => RowsInner::Sqlite(s.query(sqlite::bind(p))?),
+                StmtInner::Sqlite(s) => RowsInner::Sqlite(s.query(sqlite::bind(p))?),
+                StmtInner::Postgres(c, s) => RowsInner::Postgres(c.query(s, p)?.into_iter(), None),
+            }))
+        })
+    }
+
+    /// The first row, through `f`; [`SqlError::NoRows`] when there is none.
+    pub fn query_row<T>(&mut self, params: impl Params, f: impl FnOnce(&Row<'_>) -> Result<T>) -> Result<T> {
+        let mut rows = self.query(params)?;
+        match rows.next()? {
+            Some(row) => f(&row),
+            None => Err(SqlError::NoRows),
+        }
+    }
+
+    /// Every row through `f`, read before the first is handed back.
+    pub fn query_map<T>(
+        &mut self,
+        params: impl Params,
+        mut f: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<std::vec::IntoIter<Result<T>>> {
+        let mut rows = self.query(params)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(f(&row));
+        }
+        Ok(out.into_iter())
+    }
+
+    /// Whether the statement returns at least one row.
+    pub fn exists(&mut self, params: impl Params) -> Result<bool> {
+        Ok(self.query(params)?.next()?.is_some())
+    }
+}
+
+enum RowsInner<'s> {
+    Sqlite(rusqlite::Rows<'s>),
+    Postgres(std::vec::IntoIter<Vec<Value>>, Option<Vec<Value>>),
+}
+
+/// The rows of a query, read with [`Rows::next`].
+pub struct Rows<'s>(RowsInner<'s>);
+
+impl Rows<'_> {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Row<'_>>> {
+        match &mut self.0 {
+            RowsInner::Sqlite(rows) => Ok(rows.next()?.map(|r| Row(RowInner::Sqlite(r)))),
+            RowsInner::Postgres(rows, current) => {
+                *current = rows.next();
+                Ok(current.as_deref().map(|r| Row(RowInner::Postgres(r))))
+            }
+        }
+    }
+}
+
+enum RowInner<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r [Value]),
+}
+
+/// One row of a result.
+pub struct Row<'r>(RowInner<'r>);
+
+impl Row<'_> {
+    /// Column `index` as stored.
+    pub fn get_ref(&self, index: usize) -> Result<ValueRef<'_>> {
+        match &self.0 {
+            RowInner::Sqlite(r) => Ok(sqlite::value(r.get_ref(index)?)),
+            RowInner::Postgres(r) => r
+                .get(index)
+                .map(Value::as_ref)
+                .ok_or(SqlError::Column { index, message: format!("the row has {} columns", r.len()) }),
+        }
+    }
+
+    /// Column `index` read as `T`.
+    pub fn get<T: FromValue>(&self, index: usize) -> Result<T> {
+        value::read(index, self.get_ref(index)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Conn {
+        Conn::from(rusqlite::Connection::open_in_memory().unwrap())
+    }
+
+    #[test]
+    fn statements_bind_read_and_roll_back_on_drop() {
+        let mut c = memory();
+        c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)").unwrap();
+        c.execute("INSERT INTO t VALUES (?1, ?2)", params![1, "one"]).unwrap();
+        c.execute("INSERT INTO t VALUES (?, ?)", params![2, None::<String>]).unwrap();
+        let rows: Vec<(i64, Option<String>)> = c
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![(1, Some("one".into())), (2, None)]);
+        {
+            let tx = c.transaction().unwrap();
+            tx.execute("DELETE FROM t", []).unwrap();
+        }
+        let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2, "a dropped transaction rolls back");
+        let missing = c.query_row("SELECT a FROM t WHERE a = ?1", [9], |r| r.get::<i64>(0)).optional().unwrap();
+        assert_eq!(missing, None);
+        let err = c.query_row("SELECT b FROM t WHERE a = 1", [], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(err.to_string().contains("column 0: expected an integer, found text"), "{err}");
+        let err = c.execute("INSERT INTO t (a) VALUES ('x'); ", []).map(|_| ()).and_then(|()| {
+            c.execute_batch("CREATE UNIQUE INDEX u ON t (a)")?;
+            c.execute("INSERT INTO t (a) VALUES (1)", [])
+        });
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::Constraint);
+    }
+
+    #[test]
+    fn placeholders_become_numbered_outside_literals() {
+        assert_eq!(
+            postgres::placeholders("SELECT ?, '?', ?3, \"a?\" -- ?\n, ?"),
+            "SELECT $1, '?', $3, \"a?\" -- ?\n, $4"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The PostgreSQL side of [`super::Conn`]: one synchronous client, its
+//! statements prepared once per SQL text (placeholders rewritten), values
+//! converted to and from the shared [`Value`] by the column's type.
+
+use super::{ErrorKind, Result, SqlError, ToValue, Value, ValueRef};
+use bytes::BytesMut;
+use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// More distinct statement texts than this (SQL built at run time) clears
+/// the cache instead of growing it without end.
+const MAX_STATEMENTS: usize = 512;
+
+pub(crate) struct PgConn {
+    client: RefCell<postgres::Client>,
+    statements: RefCell<HashMap<String, postgres::Statement>>,
+    in_transaction: Cell<bool>,
+}
+
+impl PgConn {
+    pub(super) fn connect(url: &str) -> Result<PgConn> {
+        let client = postgres::Client::connect(url, postgres::NoTls)?;
+        Ok(PgConn {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            in_transaction: Cell::new(false),
+        })
+    }
+
+    /// The client, for what only PostgreSQL has (notifications).
+    pub(crate) fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        self.client.borrow_mut()
+    }
+
+    pub(super) fn in_transaction(&self) -> bool {
+        self.in_transaction.get()
+    }
+
+    pub(super) fn statement(&self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.borrow_mut().prepare(&placeholders(sql))?;
+        let mut cache = self.statements.borrow_mut();
+        if cache.len() >= MAX_STATEMENTS {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(super) fn batch(&self, sql: &str) -> Result<()> {
+        let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let result = self.client.borrow_mut().batch_execute(sql);
+        match word.as_str() {
+            "BEGIN" if result.is_ok() => self.in_transaction.set(true),
+            "COMMIT" | "ROLLBACK" | "END" => self.in_transaction.set(false),
+            _ => {}
+        }
+        Ok(result?)
+    }
+
+    pub(super) fn execute(&self, s: &postgres::Statement, params: &[&dyn ToValue]) -> Result<usize> {
+        let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let n = self.client.borrow_mut().execute(s, &refs)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn query(&self, s: &postgres::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
+        let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let rows = self.client.borrow_mut().query(s, &refs)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| row.try_get::<_, Any>(i).map(|a| a.0).map_err(SqlError::from)).collect())
+            .collect()
+    }
+}
+
+/// `?` and `?N` outside literals, quoted names and comments become `$N`;
+/// a bare `?` takes the number after the highest so far, as in SQLite.
+pub(super) fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut highest = 0u32;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = digits.parse().unwrap_or(highest + 1);
+                highest = highest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter converted to the type the server inferred for it.
+struct Bind<'a>(ValueRef<'a>);
+
+impl std::fmt::Debug for Bind<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+        match (self.0, ty) {
+            (ValueRef::Null, _) => Ok(IsNull::Yes),
+            (ValueRef::Integer(n), &Type::INT8) => n.to_sql(ty, out),
+            (ValueRef::Integer(n), &Type::INT4) => i32::try_from(n)?.to_sql(ty, out),
+            (ValueRef::Integer(n), &Type::INT2) => i16::try_from(n)?.to_sql(ty, out),
+            (ValueRef::Integer(n), &Type::BOOL) => (n != 0).to_sql(ty, out),
+            #[allow(clippy::cast_precision_loss)]
+            (ValueRef::Integer(n), &Type::FLOAT8) => (n as f64).to_sql(ty, out),
+            (ValueRef::Integer(n), t) if is_text(t) => n.to_string().as_str().to_sql(ty, out),
+            (ValueRef::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            #[allow(clippy::cast_possible_truncation)]
+            (ValueRef::Real(f), &Type::FLOAT4) => (f as f32).to_sql(ty, out),
+            (ValueRef::Real(f), t) if is_text(t) => f.to_string().as_str().to_sql(ty, out),
+            (ValueRef::Text(b), t) if is_text(t) => text(b)?.to_sql(ty, out),
+            (ValueRef::Text(b), &Type::JSONB) => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(text(b)?.as_bytes());
+                Ok(IsNull::No)
+            }
+            (ValueRef::Text(b), &Type::INT8 | &Type::INT4 | &Type::INT2) => {
+                let n: i64 =
+                    text(b)?.trim().parse().map_err(|_| format!("`{}` is not an integer", text(b).unwrap_or("?")))?;
+                Bind(ValueRef::Integer(n)).to_sql(ty, out)
+            }
+            (ValueRef::Text(b) | ValueRef::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
+            (v, t) => Err(format!("cannot bind {} to a parameter of type {t}", v.kind()).into()),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn text(b: &[u8]) -> std::result::Result<&str, BoxError> {
+    std::str::from_utf8(b).map_err(|_| BoxError::from("text parameter is not UTF-8"))
+}
+
+fn is_text(t: &Type) -> bool {
+    matches!(*t, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON)
+}
+
+/// A column of any type the bus's schema uses, as a [`Value`].
+struct Any(Value);
+
+impl<'a> FromSql<'a> for Any {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxError> {
+        Ok(Any(match *ty {
+            Type::BOOL => Value::Integer(i64::from(bool::from_sql(ty, raw)?)),
+            Type::INT2 => Value::Integer(i64::from(i16::from_sql(ty, raw)?)),
+            Type::INT4 => Value::Integer(i64::from(i32::from_sql(ty, raw)?)),
+            Type::INT8 => Value::Integer(i64::from_sql(ty, raw)?),
+            Type::OID => Value::Integer(i64::from(u32::from_sql(ty, raw)?)),
+            Type::FLOAT4 => Value::Real(f64::from(f32::from_sql(ty, raw)?)),
+            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Blob(raw.to_vec()),
+            Type::JSONB => Value::Text(String::from_utf8_lossy(raw.get(1..).unwrap_or_default()).into_owned()),
+            ref t if is_text(t) => Value::Text(<&str>::from_sql(ty, raw)?.to_owned()),
+            ref t => return Err(format!("a column of type {t} is not read by the bus (cast it in the query)").into()),
+        }))
+    }
+
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, BoxError> {
+        Ok(Any(Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The server's message with its detail, instead of the client's bare
+/// "db error".
+pub(super) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!(" ({detail})"));
+            }
+            s
+        }
+        None => {
+            use std::error::Error;
+            match e.source() {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            }
+        }
+    }
+}
+
+pub(super) fn kind(e: &postgres::Error) -> ErrorKind {
+    use postgres::error::SqlState;
+    if e.is_closed() {
+        return ErrorKind::Disconnected;
+    }
+    match e.code() {
+        Some(c) if c.code().starts_with("23") => ErrorKind::Constraint,
+        Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::OUT_OF_MEMORY => ErrorKind::Full,
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            ErrorKind::Conflict
+        }
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED => ErrorKind::Busy,
+        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") => ErrorKind::Disconnected,
+        Some(_) => ErrorKind::Other,
+        None => ErrorKind::Disconnected,
+    }
+}
