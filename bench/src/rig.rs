@@ -134,7 +134,7 @@ impl Rig {
             .collect();
         let engine = Engine::start(EngineConfig {
             store: StoreConfig {
-                database: dir.join("bus.db"),
+                database: bus_core::db::Location::File(dir.join("bus.db")),
                 durability: rig.durability,
                 max_database_pages: None,
                 seed_connectors,
@@ -178,7 +178,10 @@ impl Rig {
     /// (the specification leaves the queue for the next trigger), so with
     /// `on` every worker is woken as a new task would wake it.
     pub fn set_processing(&self, on: bool) -> Result<()> {
-        settings::update(&mut self.db.connect()?, &SettingsPatch { process_outgoing: Some(on), ..Default::default() })?;
+        settings::update(
+            &mut *self.db.connect()?,
+            &SettingsPatch { process_outgoing: Some(on), ..Default::default() },
+        )?;
         self.outgoing.wake_all();
         if on {
             let set = self.manager.current();
@@ -189,7 +192,7 @@ impl Rig {
 
     /// Relations still queued (counts the queue: too slow to poll).
     pub fn queued(&self) -> Result<i64> {
-        Ok(bus_core::queue_admin::count(&self.db.connect()?, bus_core::queue::Direction::Outgoing, None)?)
+        Ok(bus_core::queue_admin::count(&*self.db.connect()?, bus_core::queue::Direction::Outgoing, None)?)
     }
 
     /// Relations delivered so far (in memory: cheap to poll).

@@ -7,7 +7,7 @@
 pub use crate::backend::QueueError;
 
 use crate::backend::{Queues, SqliteQueues};
-use crate::db::{Database, DbError, Durability};
+use crate::db::{Database, DbError, Durability, Location};
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::host::HostServices;
 use crate::incoming::{Incoming, IncomingParts};
@@ -52,7 +52,7 @@ pub enum EngineError {
 /// Where the bus keeps its state, and what a new database starts with.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    pub database: PathBuf,
+    pub database: Location,
     pub durability: Durability,
     /// Caps the database file (SQLite pages); a full database answers
     /// writes with an error instead of filling the disk.
@@ -96,7 +96,7 @@ impl Store {
         let (db, created) = Database::open_seeded(&config.database, config.durability, &seed)?;
         let db = db.with_max_pages(config.max_database_pages)?;
         if created {
-            tracing::info!(database = %config.database.display(), seeded = config.seed_connectors.len(), "created a new database");
+            tracing::info!(database = %config.database, seeded = config.seed_connectors.len(), "created a new database");
         }
         let events = Arc::new(EventLog::new(&db)?);
         Ok(Store { registry: Registry::new(db.clone()), db, events })
@@ -170,8 +170,12 @@ impl Engine {
     /// the scheduler and the registry watcher.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         let store = Store::open(&config.store)?;
-        let storage = StorageWatch::new(&config.store.database)
-            .map_err(|source| EngineError::Storage { path: config.store.database.clone(), source })?;
+        let storage = match config.store.database.file() {
+            Some(file) => {
+                StorageWatch::new(file).map_err(|source| EngineError::Storage { path: file.to_owned(), source })?
+            }
+            None => StorageWatch::none(),
+        };
         let types = Arc::new(config.object_types);
         let metrics = Arc::new(Metrics::default());
         let bus_services = Arc::new(BusServices::new(store.events.clone()));

@@ -128,7 +128,7 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn new(db: &Database) -> Result<Self, DbError> {
-        Ok(EventLog { conn: Mutex::new(db.connect()?) })
+        Ok(EventLog { conn: Mutex::new(db.open_connection()?) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -173,8 +173,8 @@ impl EventLog {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM CMS_EventLog \
-             WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) AND (?3 IS NULL OR EventCode = ?3) \
-             AND (?4 IS NULL OR EventID < ?4) ORDER BY EventID DESC LIMIT {}",
+             WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) AND (EventCode = ?3 OR ?3 IS NULL) \
+             AND (EventID < ?4 OR ?4 IS NULL) ORDER BY EventID DESC LIMIT {}",
             q.limit.max(1)
         ))?;
         let rows = stmt.query_map(params![q.source, q.event_type, q.code, q.before_id], event)?;
@@ -186,10 +186,11 @@ impl EventLog {
     pub fn grid(&self, filters: &EventQuery, grid: &GridQuery<EventSort>) -> Result<GridPage<Event>, DbError> {
         let conn = self.lock();
         let search = grid.search.as_deref().map(contains_pattern);
-        let filter = "FROM CMS_EventLog WHERE (?1 IS NULL OR Source = ?1) AND (?2 IS NULL OR EventType = ?2) \
-            AND (?3 IS NULL OR EventCode = ?3) AND (?4 IS NULL OR Description LIKE ?4 ESCAPE '\\' \
+        let filter = "FROM CMS_EventLog WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) \
+            AND (EventCode = ?3 OR ?3 IS NULL) AND (Description LIKE ?4 ESCAPE '\\' \
             OR Source LIKE ?4 ESCAPE '\\' OR EventCode LIKE ?4 ESCAPE '\\' OR UserName LIKE ?4 ESCAPE '\\' \
-            OR DocumentName LIKE ?4 ESCAPE '\\')";
+            OR DocumentName LIKE ?4 ESCAPE '\\' OR ?4 IS NULL)";
+        let filter = &conn.dialect().case_insensitive_like(filter);
         let args = params![filters.source, filters.event_type, filters.code, search];
         let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) {filter}"))?.query_row(args, |r| r.get(0))?;
         let order = grid.order.sql();

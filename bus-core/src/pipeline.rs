@@ -11,7 +11,7 @@ use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Outbox, 
 use crate::outgoing::sync::{self, SyncOutcome};
 use crate::registry;
 use crate::settings;
-use crate::sql::Conn;
+use crate::sql::{Conn, Dialect};
 use crate::store::StoreError;
 use crate::worker::Workers;
 use connector_abi::CmsObject;
@@ -121,13 +121,27 @@ impl Pipeline {
         let settings = settings::read(&tx)?;
         // A registry edit not yet reinitialized (a connector deleted with
         // plain SQL, say): only connectors that still exist get tasks.
-        let stale = registry::registry_version(&tx)? != set.registry_version;
-        let mut live = Vec::with_capacity(set.live.len());
-        for c in set.live.values() {
-            if !stale || registry::exists(&tx, c.id)? {
-                live.push(c.clone());
+        let live: Vec<_> = match tx.dialect() {
+            // The write lock keeps the registry as read until the commit.
+            Dialect::Sqlite => {
+                let stale = registry::registry_version(&tx)? != set.registry_version;
+                let mut live = Vec::with_capacity(set.live.len());
+                for c in set.live.values() {
+                    if !stale || registry::exists(&tx, c.id)? {
+                        live.push(c.clone());
+                    }
+                }
+                live
             }
-        }
+            // Another daemon (or psql) may delete a connector at any moment:
+            // the rows of the live connectors are locked against deletion
+            // until the commit (edits that keep the key still go through).
+            Dialect::Postgres => {
+                let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
+                let present = registry::lock_present(&tx, &ids)?;
+                set.live.values().filter(|c| present.contains(&c.id)).cloned().collect()
+            }
+        };
         let applied_all = work(&tx, &self.types)?;
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);

@@ -322,7 +322,7 @@ pub(crate) fn relation_ids(conn: &Conn, task_id: i64, direction: Direction) -> c
 /// The newest task in a connector's queue (0 when empty).
 pub fn newest(conn: &Conn, connector_id: i64, direction: Direction) -> crate::sql::Result<i64> {
     conn.prepare_cached(
-        "SELECT ifnull(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
+        "SELECT coalesce(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
          WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
     )?
     .query_row(params![connector_id, direction], |r| r.get(0))
@@ -371,7 +371,11 @@ fn for_each_id(conn: &mut Conn, sql: &str, ids: &[i64]) -> crate::sql::Result<()
 /// reads ([`next_batch`], [`queued_task`]) pass over them, and
 /// [`remove_delivered`] removes them.
 pub(crate) fn record_delivered(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
-    for_each_id(conn, "INSERT OR IGNORE INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1)", sync_ids)
+    for_each_id(
+        conn,
+        "INSERT INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1) ON CONFLICT DO NOTHING",
+        sync_ids,
+    )
 }
 
 /// Removes every relation recorded as delivered (and tasks left with none),
@@ -394,7 +398,7 @@ pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipp
     tx.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
          SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = ?3, \
-         SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE SynchronizationID = ?2",
+         SynchronizationLastRun = bus_now() WHERE SynchronizationID = ?2",
     )?
     .execute(params![message, sync_id, skipped])?;
     tx.prepare_cached(
@@ -407,7 +411,7 @@ pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipp
 /// Notes that a relation was looked at (SkipNow).
 pub(crate) fn mark_run(conn: &Conn, sync_id: i64) -> crate::sql::Result<()> {
     conn.prepare_cached(
-        "UPDATE Integration_Synchronization SET SynchronizationLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
+        "UPDATE Integration_Synchronization SET SynchronizationLastRun = bus_now() \
          WHERE SynchronizationID = ?1",
     )?
     .execute([sync_id])?;

@@ -191,14 +191,14 @@ pub fn delete(
     let removed = match selection {
         Selection::All => tx.execute(
             "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
-             AND (?2 IS NULL OR SynchronizationConnectorID = ?2)",
+             AND (SynchronizationConnectorID = ?2 OR ?2 IS NULL)",
             params![direction, connector_id],
         )?,
         Selection::Ids(ids) => {
             let mut n = 0;
             let mut stmt = tx.prepare_cached(
                 "DELETE FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2 \
-                 AND (?3 IS NULL OR SynchronizationConnectorID = ?3)",
+                 AND (SynchronizationConnectorID = ?3 OR ?3 IS NULL)",
             )?;
             for id in ids {
                 n += stmt.execute(params![id, direction, connector_id])?;
@@ -272,7 +272,7 @@ pub struct QueueStats {
 pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
     conn.prepare_cached(&format!(
         "SELECT c.ConnectorName, q.inbound, q.depth, \
-         ifnull((julianday('now') - julianday(t.TaskTime)) * 86400.0, 0) \
+         t.TaskTime \
          FROM (SELECT s.SynchronizationConnectorID AS connector, s.SynchronizationIsInbound AS inbound, \
                COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest FROM Integration_Synchronization s \
                WHERE {NOT_DELIVERED} GROUP BY 1, 2) q \
@@ -280,7 +280,12 @@ pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
          LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2"
     ))?
     .query_map([], |r| {
-        Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds: r.get(3)? })
+        let oldest: Option<String> = r.get(3)?;
+        let oldest_age_seconds = oldest
+            .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map_or(0.0, |age| age.as_secs_f64());
+        Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds })
     })?
     .collect()
 }
@@ -291,10 +296,10 @@ pub fn count(conn: &Conn, direction: Direction, connector_id: Option<i64>) -> cr
     // count stays a scan of the index alone, the second reads a few rows.
     conn.prepare_cached(
         "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
-                 AND (?2 IS NULL OR SynchronizationConnectorID = ?2)) \
+                 AND (SynchronizationConnectorID = ?2 OR ?2 IS NULL)) \
               - (SELECT COUNT(*) FROM Integration_Delivered d JOIN Integration_Synchronization s \
                  ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = ?1 \
-                 AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2))",
+                 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL))",
     )?
     .query_row(params![direction, connector_id], |r| r.get(0))
 }

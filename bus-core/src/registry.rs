@@ -401,7 +401,7 @@ impl Registry {
         Registry { db }
     }
 
-    fn conn(&self) -> Result<Conn, RegistryError> {
+    fn conn(&self) -> Result<crate::db::Pooled, RegistryError> {
         Ok(self.db.connect()?)
     }
 
@@ -479,7 +479,7 @@ impl Registry {
         let result = conn.execute(
             "UPDATE Integration_Connector SET ConnectorName = ?1, ConnectorDisplayName = ?2, \
              ConnectorAssemblyName = ?3, ConnectorClassName = ?4, ConnectorEnabled = ?5, ConnectorConfig = ?6, \
-             ConnectorIsolation = ?8, ConnectorLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
+             ConnectorIsolation = ?8, ConnectorLastModified = bus_now() \
              WHERE ConnectorID = ?7",
             params![
                 next.name,
@@ -522,7 +522,7 @@ impl Registry {
 
     /// The registry's change counter.
     pub fn version(&self) -> Result<i64, RegistryError> {
-        Ok(registry_version(&self.conn()?)?)
+        Ok(registry_version(&*self.conn()?)?)
     }
 }
 
@@ -579,6 +579,22 @@ fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::
 }
 
 /// True while the registry has a row with this `ConnectorID`.
+/// Of `ids`, the connectors still registered, each locked against deletion
+/// until the transaction ends (PostgreSQL's `FOR KEY SHARE`: edits that keep
+/// the ID go through, a delete waits).
+pub(crate) fn lock_present(conn: &Conn, ids: &[i64]) -> Result<Vec<i64>, crate::sql::SqlError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let values: Vec<&dyn crate::sql::ToValue> = ids.iter().map(|id| id as &dyn crate::sql::ToValue).collect();
+    conn.prepare_cached(&format!(
+        "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID IN ({marks}) ORDER BY ConnectorID FOR KEY SHARE"
+    ))?
+    .query_map(values, |r| r.get(0))?
+    .collect()
+}
+
 pub fn exists(conn: &Conn, connector_id: i64) -> Result<bool, crate::sql::SqlError> {
     conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?.exists([connector_id])
 }

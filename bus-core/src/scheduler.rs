@@ -85,7 +85,7 @@ pub fn update(
         }
         conn.execute(
             "UPDATE CMS_ScheduledTask SET TaskIntervalSeconds = ?1, \
-             TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ?1 || ' seconds') WHERE TaskName = ?2",
+             TaskNextRun = bus_after(?1) WHERE TaskName = ?2",
             params![i, name],
         )?;
     }
@@ -99,18 +99,15 @@ pub fn update(
 /// command line asks a daemon in another process to run a task).
 pub fn run_soon(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError> {
     get(conn, name)?;
-    conn.execute(
-        "UPDATE CMS_ScheduledTask SET TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE TaskName = ?1",
-        [name],
-    )?;
+    conn.execute("UPDATE CMS_ScheduledTask SET TaskNextRun = bus_now() WHERE TaskName = ?1", [name])?;
     get(conn, name)
 }
 
 /// Records a run: last run now, next run one interval later, one more execution.
 fn record_run(conn: &Conn, name: &str, result: &str) -> Result<(), SchedulerError> {
     conn.execute(
-        "UPDATE CMS_ScheduledTask SET TaskLastRun = strftime('%Y-%m-%dT%H:%M:%fZ','now'), \
-         TaskNextRun = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || TaskIntervalSeconds || ' seconds'), \
+        "UPDATE CMS_ScheduledTask SET TaskLastRun = bus_now(), \
+         TaskNextRun = bus_after(TaskIntervalSeconds), \
          TaskLastResult = ?1, TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?2",
         params![result, name],
     )?;
@@ -120,7 +117,7 @@ fn record_run(conn: &Conn, name: &str, result: &str) -> Result<(), SchedulerErro
 /// The names of the enabled tasks that are due.
 fn due(conn: &Conn) -> Result<Vec<String>, SchedulerError> {
     Ok(conn
-        .prepare("SELECT TaskName FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= strftime('%Y-%m-%dT%H:%M:%fZ','now')")?
+        .prepare("SELECT TaskName FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= bus_now()")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?)
 }

@@ -25,14 +25,16 @@ struct Inner {
 }
 
 /// Watches one database file; cheap to clone and to check (two `stat`s).
+/// A database on a server has no file here to watch: its faults are the
+/// errors its connections return.
 #[derive(Clone)]
 pub struct StorageWatch {
-    inner: Arc<Inner>,
+    inner: Option<Arc<Inner>>,
 }
 
 impl std::fmt::Debug for StorageWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageWatch").field("path", &self.inner.path).finish()
+        f.debug_struct("StorageWatch").field("path", &self.inner.as_ref().map(|i| &i.path)).finish()
     }
 }
 
@@ -46,31 +48,36 @@ impl StorageWatch {
         let wal_path = PathBuf::from(wal_path);
         let wal = identity(&wal_path).ok();
         Ok(StorageWatch {
-            inner: Arc::new(Inner {
+            inner: Some(Arc::new(Inner {
                 path: path.to_owned(),
                 wal_path,
                 file,
                 wal: Mutex::new(wal),
                 fault: Mutex::new(None),
-            }),
+            })),
         })
+    }
+
+    /// Nothing to watch (a database on a server).
+    pub fn none() -> StorageWatch {
+        StorageWatch { inner: None }
     }
 
     /// The storage fault, if the file (or its log) is gone or replaced. The
     /// first time one is found it is logged as an error.
     pub fn fault(&self) -> Option<String> {
-        let mut fault = self.inner.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.as_ref()?;
+        let mut fault = inner.fault.lock().unwrap_or_else(|p| p.into_inner());
         if fault.is_none() {
-            *fault = self.check();
+            *fault = Self::check(inner);
             if let Some(why) = fault.as_deref() {
-                tracing::error!(database = %self.inner.path.display(), fault = why, "the database file is not the one the daemon opened; writes are refused");
+                tracing::error!(database = %inner.path.display(), fault = why, "the database file is not the one the daemon opened; writes are refused");
             }
         }
         fault.clone()
     }
 
-    fn check(&self) -> Option<String> {
-        let i = &self.inner;
+    fn check(i: &Inner) -> Option<String> {
         match identity(&i.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Some(format!("the database file {} was deleted while the daemon ran", i.path.display()))

@@ -49,9 +49,9 @@ impl std::str::FromStr for TaskSort {
 
 const FROM: &str = "FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
     JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
-    WHERE s.SynchronizationIsInbound = ?1 AND (?2 IS NULL OR s.SynchronizationConnectorID = ?2) \
-    AND (?3 IS NULL OR t.TaskTitle LIKE ?3 ESCAPE '\\' OR t.TaskType LIKE ?3 ESCAPE '\\' \
-         OR c.ConnectorDisplayName LIKE ?3 ESCAPE '\\') \
+    WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL) \
+    AND (t.TaskTitle LIKE ?3 ESCAPE '\\' OR t.TaskType LIKE ?3 ESCAPE '\\' \
+         OR c.ConnectorDisplayName LIKE ?3 ESCAPE '\\' OR ?3 IS NULL) \
     AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
 /// One page of a queue for a grid.
@@ -62,13 +62,14 @@ pub fn page(
     q: &GridQuery<TaskSort>,
 ) -> crate::sql::Result<GridPage<TaskRow>> {
     let search = q.search.as_deref().filter(|s| !s.is_empty()).map(contains_pattern);
+    let from = conn.dialect().case_insensitive_like(FROM);
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) {FROM}"))?
+        .prepare_cached(&format!("SELECT COUNT(*) {from}"))?
         .query_row(params![direction, connector_id, search], |r| r.get(0))?;
     // Ties (and the default) go by creation order, then connector.
     let order = q.order.sql();
     let sql = format!(
-        "SELECT {TASK_ROW_COLUMNS} {FROM} \
+        "SELECT {TASK_ROW_COLUMNS} {from} \
          ORDER BY {} {order}, t.TaskID {order}, s.SynchronizationID {order} LIMIT {} OFFSET {}",
         q.sort.sql(),
         q.limit.max(1),

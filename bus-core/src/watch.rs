@@ -54,7 +54,7 @@ impl Watcher {
                 }
                 if conn.is_none() {
                     conn = db
-                        .connect()
+                        .open_connection()
                         .map_err(|e| tracing::warn!(error = %e, "the registry watcher cannot open the database"))
                         .ok();
                 }

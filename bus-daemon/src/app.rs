@@ -9,7 +9,7 @@ use std::time::Duration;
 /// Where the bus's state lives and what a new database starts with.
 pub fn store_config(config: &Config) -> StoreConfig {
     StoreConfig {
-        database: config.database.clone(),
+        database: config.database_location(),
         durability: config.synchronous,
         max_database_pages: config.max_database_pages,
         seed_connectors: config.seed_connectors.clone(),

@@ -16,7 +16,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The SQLite database file.
+    /// The database: a SQLite file path, or `postgres://user@host:port/dbname`
+    /// (also `postgresql://`) for PostgreSQL, where several daemons may share
+    /// one database.
     #[serde(default = "default_database")]
     pub database: PathBuf,
     /// Where connector libraries are dropped.
@@ -370,6 +372,11 @@ impl Config {
     /// Reads `path` (or the defaults when it is `None`), resolves relative
     /// paths against the file's folder, then applies the overrides (relative
     /// to the working directory, as any command-line path).
+    /// Where the database is (a file, or a PostgreSQL server).
+    pub fn database_location(&self) -> bus_core::db::Location {
+        bus_core::db::Location::from(self.database.clone())
+    }
+
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config> {
         let mut config = match path {
             Some(path) => {
@@ -378,8 +385,11 @@ impl Config {
                 let mut config: Config = toml::from_str(&text)
                     .with_context(|| format!("the configuration file {} is not valid", path.display()))?;
                 let base = path.parent().unwrap_or(Path::new("."));
-                for p in [&mut config.database, &mut config.connectors_dir, &mut config.state_dir]
+                // A PostgreSQL URL is not a path.
+                let file_database = config.database_location().file().is_some();
+                for p in [&mut config.connectors_dir, &mut config.state_dir]
                     .into_iter()
+                    .chain(file_database.then_some(&mut config.database))
                     .chain(config.object_types.as_mut())
                     .chain(config.tls_cert.as_mut())
                     .chain(config.tls_key.as_mut())

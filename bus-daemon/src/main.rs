@@ -23,7 +23,8 @@ struct Cli {
     /// The configuration file (default: ./bus.toml when it exists, else built-in defaults).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// The SQLite database (overrides the configuration).
+    /// The database: a SQLite file, or a `postgres://` URL (overrides the
+    /// configuration).
     #[arg(long, global = true)]
     database: Option<PathBuf>,
     #[command(subcommand)]

@@ -69,7 +69,7 @@ pub fn run(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, database = %config.database.display(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
+        tracing::info!(%addr, database = %config.database_location(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
         println!("listening on {scheme}://{addr}");
         http::server::serve(listener, http::router(state), &config.http, tls, shutdown_signal()).await?;

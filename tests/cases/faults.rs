@@ -120,8 +120,7 @@ fn a_full_database_refuses_changes_cleanly_and_recovers_when_space_returns() {
     // Space returns: deleting the queued tasks frees pages.
     assert_eq!(d.post("/api/tasks/outgoing/delete", &json!({"all": true})).status, 200);
     d.create("cms.user", json!({"code_name": "after", "fields": {"bio": big}}));
-    let ok: String = env.sql().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
+    env.check_integrity();
 }
 
 /// A small deterministic pseudo-random generator (xorshift), so a failure
@@ -314,10 +313,7 @@ fn ten_thousand_hostile_requests_get_clear_4xx_answers_and_the_database_stays_in
     }
     assert!(counts.keys().any(|s| *s >= 400), "{counts:?}");
     assert_eq!(d.get("/health").status, 200, "the daemon is still serving");
-    let ok: String = env.sql().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
-    let fk: i64 = env.sql().query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(fk, 0);
+    env.check_integrity();
 }
 
 #[test]
@@ -351,8 +347,7 @@ fn killed_mid_drain_nothing_is_lost_and_order_is_kept() {
     let acknowledged = producer.join().unwrap();
     assert!(!acknowledged.is_empty());
 
-    let ok: String = env.sql().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok", "the database survives a SIGKILL");
+    env.check_integrity();
     let d = env.start();
     let users: i64 =
         env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap();
@@ -396,8 +391,7 @@ fn killed_while_applying_incoming_tasks_each_is_applied_exactly_once() {
     assert_eq!(d.post("/api/integration/notify", &json!({})).status, 202);
     wait_for("processing to be under way", WAIT, || (users() >= 50).then_some(()));
     d.kill();
-    let ok: String = env.sql().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(ok, "ok");
+    env.check_integrity();
     let d = env.start();
     assert_eq!(d.post("/api/integration/notify", &json!({})).status, 202);
     wait_for("the incoming queue to drain", Duration::from_secs(60), || {

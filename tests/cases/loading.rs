@@ -174,7 +174,7 @@ fn a_reinitialization_shuts_the_replaced_instances_down() {
     let d = env.start();
     let shutdowns = || {
         env.sql()
-            .query_row("SELECT COUNT(*) FROM CMS_EventLog WHERE EventCode = 'SHUTDOWN'", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT COUNT(*) FROM CMS_EventLog WHERE EventCode = 'SHUTDOWN'", [], |r| r.get::<i64>(0))
             .unwrap()
     };
     assert_eq!(shutdowns(), 0);

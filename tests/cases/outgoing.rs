@@ -2,6 +2,7 @@
 //! connectors: the result tables, subscriptions, ordering, payloads,
 //! transactional logging.
 
+use bus_tests::daemon::Backend;
 use bus_tests::{wait_for, Daemon, TestEnv};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -227,12 +228,21 @@ fn subscriptions_choose_the_connectors_and_the_highest_priority_wins() {
 #[test]
 fn a_failing_task_insert_rolls_the_change_back() {
     let (env, d) = start(&[("A", vec![all_objects("AsyncSimple")])]);
-    env.sql()
-        .execute_batch(
+    let (create, drop) = match env.backend() {
+        Backend::Sqlite => (
             "CREATE TRIGGER break_the_queue BEFORE INSERT ON Integration_Synchronization \
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-        )
-        .unwrap();
+            "DROP TRIGGER break_the_queue",
+        ),
+        Backend::Postgres => (
+            "CREATE FUNCTION break_the_queue() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+             CREATE TRIGGER break_the_queue BEFORE INSERT ON Integration_Synchronization \
+             FOR EACH ROW EXECUTE FUNCTION break_the_queue();",
+            "DROP TRIGGER break_the_queue ON Integration_Synchronization",
+        ),
+    };
+    env.sql().execute_batch(create).unwrap();
     let r = d.post("/api/objects/cms.user", &json!({"code_name": "ghost"}));
     assert_eq!(r.status, 500, "{}", r.text);
     assert!(r.body["error"].as_str().unwrap().contains("nothing was written"), "{}", r.text);
@@ -240,7 +250,7 @@ fn a_failing_task_insert_rolls_the_change_back() {
     assert!(objects["items"].as_array().unwrap().is_empty(), "the change was rolled back: {objects}");
     let tasks: i64 = env.sql().query_row("SELECT COUNT(*) FROM Integration_Task", [], |r| r.get(0)).unwrap();
     assert_eq!(tasks, 0);
-    env.sql().execute_batch("DROP TRIGGER break_the_queue").unwrap();
+    env.sql().execute_batch(drop).unwrap();
     d.create("cms.user", json!({"code_name": "ghost"}));
 }
 

@@ -3,8 +3,9 @@
 
 use crate::artifacts::artifacts;
 use crate::http::{self, Response};
-use bus_core::db::Database;
-use rusqlite::Connection;
+use crate::postgres::TestDatabase;
+use bus_core::db::{Database, Location};
+use bus_core::sql::Conn;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,31 @@ use tempfile::TempDir;
 pub struct TestEnv {
     pub dir: TempDir,
     pub connectors_dir: PathBuf,
+    /// The SQLite file (unused on PostgreSQL).
     pub db_path: PathBuf,
     pub config_path: PathBuf,
+    /// Where the daemon's database is.
+    pub database: Location,
+    /// The PostgreSQL database of this test, dropped with it.
+    _postgres: Option<TestDatabase>,
+}
+
+/// Which engine the suite's databases use: `BUS_TEST_BACKEND=postgres`
+/// gives each test a database of its own on the test cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn current() -> Backend {
+        match std::env::var("BUS_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("BUS_TEST_BACKEND must be sqlite or postgres, not `{other}`"),
+        }
+    }
 }
 
 impl Default for TestEnv {
@@ -36,16 +60,30 @@ impl TestEnv {
         let connectors_dir = dir.path().join("connectors");
         std::fs::create_dir_all(&connectors_dir).unwrap();
         let db_path = dir.path().join("bus.db");
-        Database::open(&db_path).expect("the database opens");
+        let (postgres, database) = match Backend::current() {
+            Backend::Sqlite => (None, Location::File(db_path.clone())),
+            Backend::Postgres => {
+                let db = crate::postgres::database();
+                let location = Location::parse(&db.url);
+                (Some(db), location)
+            }
+        };
+        Database::open_at(&database).expect("the database opens");
+        let setting = match &database {
+            Location::File(_) => "bus.db".to_owned(),
+            Location::Postgres(url) => url.clone(),
+        };
         let config_path = dir.path().join("bus.toml");
         std::fs::write(
             &config_path,
-            "database = \"bus.db\"\nconnectors_dir = \"connectors\"\nstate_dir = \"state\"\n\
-             listen = \"127.0.0.1:0\"\nwatch_interval_ms = 100\n\n\
-             [outgoing]\nretry_base_ms = 100\nretry_max_ms = 400\nidle_poll_ms = 200\n",
+            format!(
+                "database = \"{setting}\"\nconnectors_dir = \"connectors\"\nstate_dir = \"state\"\n\
+                 listen = \"127.0.0.1:0\"\nwatch_interval_ms = 100\n\n\
+                 [outgoing]\nretry_base_ms = 100\nretry_max_ms = 400\nidle_poll_ms = 200\n"
+            ),
         )
         .unwrap();
-        let env = TestEnv { dir, connectors_dir, db_path, config_path };
+        let env = TestEnv { dir, connectors_dir, db_path, config_path, database, _postgres: postgres };
         // Unset: the shipped default (`process`). The suite's later passes
         // set `in-process`, and `process-batched` (8 tasks per request).
         match std::env::var("BUS_TEST_ISOLATION").as_deref() {
@@ -95,11 +133,49 @@ impl TestEnv {
         self.connectors_dir.join(format!("{}{file_stem}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
     }
 
-    /// A separate SQLite connection, as `sqlite3` would be.
-    pub fn sql(&self) -> Connection {
-        let c = Connection::open(&self.db_path).unwrap();
-        c.busy_timeout(Duration::from_secs(5)).unwrap();
-        c
+    /// A separate connection, as `sqlite3` or `psql` would be (no bus
+    /// pragmas, no bus functions).
+    pub fn sql(&self) -> Conn {
+        match &self.database {
+            Location::File(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                Conn::from(c)
+            }
+            Location::Postgres(url) => Conn::postgres(url).unwrap(),
+        }
+    }
+
+    /// Panics unless the database is intact: SQLite's own checks (pages,
+    /// foreign keys), then on either engine the queue's invariants (no task
+    /// without a relation, no relation without its task or connector).
+    pub fn check_integrity(&self) {
+        let sql = self.sql();
+        if self.backend() == Backend::Sqlite {
+            let ok: String = sql.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+            assert_eq!(ok, "ok");
+            let fk: i64 = sql.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+            assert_eq!(fk, 0, "foreign keys hold");
+        }
+        let count = |q: &str| -> i64 { sql.query_row(q, [], |r| r.get(0)).unwrap() };
+        let orphans = count(
+            "SELECT COUNT(*) FROM Integration_Task t WHERE NOT EXISTS (SELECT 1 FROM Integration_Synchronization s \
+             WHERE s.SynchronizationTaskID = t.TaskID AND s.SynchronizationIsInbound = t.TaskIsInbound)",
+        );
+        assert_eq!(orphans, 0, "every task has a relation");
+        let dangling = count(
+            "SELECT COUNT(*) FROM Integration_Synchronization s WHERE NOT EXISTS \
+             (SELECT 1 FROM Integration_Task t WHERE t.TaskID = s.SynchronizationTaskID) \
+             OR NOT EXISTS (SELECT 1 FROM Integration_Connector c WHERE c.ConnectorID = s.SynchronizationConnectorID)",
+        );
+        assert_eq!(dangling, 0, "every relation has its task and its connector");
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.database {
+            Location::File(_) => Backend::Sqlite,
+            Location::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// Registers a connector with plain SQL.
@@ -108,7 +184,7 @@ impl TestEnv {
             .execute(
                 "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
                  ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![name, assembly, class, enabled, config],
+                bus_core::params![name, assembly, class, enabled, config],
             )
             .unwrap();
     }
@@ -149,7 +225,7 @@ impl TestEnv {
         self.sql()
             .execute(
                 "UPDATE CMS_SettingsKey SET KeyValue = ?1 WHERE KeyName = ?2",
-                rusqlite::params![if on { "True" } else { "False" }, key],
+                bus_core::params![if on { "True" } else { "False" }, key],
             )
             .unwrap();
     }

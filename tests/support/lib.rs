@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod hook_server;
 pub mod http;
+pub mod postgres;
 pub mod schema;
 pub mod tls;
 

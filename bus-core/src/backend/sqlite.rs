@@ -27,12 +27,12 @@ impl SqliteQueues {
 
 impl Queues for SqliteQueues {
     fn recover(&self) -> Result<(), QueueError> {
-        Ok(queue::remove_delivered(&mut self.db.connect()?)?)
+        Ok(queue::remove_delivered(&mut *self.db.connect()?)?)
     }
 
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError> {
         Ok(Box::new(SqliteSession {
-            conn: self.db.connect()?,
+            conn: self.db.open_connection()?,
             db: self.db.clone(),
             group: self.group.clone(),
             call: None,

@@ -73,7 +73,7 @@ impl Incoming {
         let IncomingParts { db, queues, types, manager, pipeline, events, config, metrics } = parts;
         let workers = Workers::new(queues, config, Arc::new(IncomingDrain { pipeline, events }), metrics);
         workers.follow(&manager);
-        Ok(Arc::new(Incoming { logger: Mutex::new(db.connect()?), db, types, manager, workers }))
+        Ok(Arc::new(Incoming { logger: Mutex::new(db.open_connection()?), db, types, manager, workers }))
     }
 
     /// The incoming workers (for synchronize requests).
@@ -98,7 +98,7 @@ impl Incoming {
     /// Starts processing the incoming queue of one connector, or of every
     /// loaded connector, each on its own thread; returns their names.
     pub fn request_processing(&self, connector: Option<&str>) -> Result<Vec<String>, IncomingError> {
-        if !settings::read(&self.db.connect()?)?.processes_incoming() {
+        if !settings::read(&*self.db.connect()?)?.processes_incoming() {
             return Err(IncomingError::Disabled(
                 "processing of incoming tasks is disabled in the settings (`enabled` and `process_incoming`); the tasks stay queued"
                     .into(),

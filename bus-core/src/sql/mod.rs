@@ -23,6 +23,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// SQL text written with SQLite's `LIKE` (case-insensitive for ASCII)
+    /// with the operator that matches the same way in this dialect.
+    pub fn case_insensitive_like(self, sql: &str) -> String {
+        match self {
+            Dialect::Sqlite => sql.to_owned(),
+            Dialect::Postgres => sql.replace(" LIKE ", " ILIKE "),
+        }
+    }
+}
+
 /// An error from either engine, or a column that did not read as asked.
 #[derive(Debug, Error)]
 pub enum SqlError {
@@ -226,6 +237,15 @@ impl Conn {
         };
         self.execute_batch(sql)?;
         Ok(Tx { conn: self, open: true })
+    }
+
+    /// Whether the connection can still be used (a PostgreSQL connection
+    /// whose server went away cannot).
+    pub fn is_usable(&self) -> bool {
+        match &self.0 {
+            Inner::Sqlite(_) => true,
+            Inner::Postgres(c) => !c.client().is_closed(),
+        }
     }
 
     /// Whether a transaction is open (SQLite only knows; PostgreSQL

@@ -123,7 +123,7 @@ pub fn list(
     limit: u32,
 ) -> Result<Vec<DocumentData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR n.NodeSiteName = ?1) AND (?2 IS NULL OR substr(n.NodeAliasPath, 1, length(?2)) = ?2) \
+        "{SELECT} WHERE (n.NodeSiteName = ?1 OR ?1 IS NULL) AND (substr(n.NodeAliasPath, 1, length(?2)) = ?2 OR ?2 IS NULL) \
          AND d.DocumentID > ?3 ORDER BY d.DocumentID LIMIT {limit}"
     ))?;
     let mut rows = stmt.query_map(params![site, path_prefix, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -268,7 +268,7 @@ pub fn update(
     check_name("name", &name)?;
     conn.prepare_cached(
         "UPDATE CMS_Document SET DocumentName = ?1, DocumentFields = ?2, \
-         DocumentLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE DocumentID = ?3",
+         DocumentLastModified = bus_now() WHERE DocumentID = ?3",
     )?
     .execute(params![name, serde_json::to_string(&fields).expect("a JSON map serializes"), document_id])?;
     get(conn, types, document_id)
@@ -284,7 +284,7 @@ pub(crate) fn set_state(
     get(conn, types, document_id)?;
     conn.prepare_cached(
         "UPDATE CMS_Document SET DocumentPublished = ?1, DocumentArchived = ?2, \
-         DocumentLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE DocumentID = ?3",
+         DocumentLastModified = bus_now() WHERE DocumentID = ?3",
     )?
     .execute(params![publish, !publish, document_id])?;
     get(conn, types, document_id)

@@ -3,7 +3,7 @@
 use super::guid::{is_guid, new_guid};
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{ObjectType, ObjectTypes, SiteRule};
-use crate::sql::{params, Conn, OptionalExtension, Row};
+use crate::sql::{params, Conn, Dialect, OptionalExtension, Row};
 use connector_abi::{ObjectData, ObjectRef, DOCUMENT_NODE, DOCUMENT_VERSION};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -107,7 +107,7 @@ pub fn list(
 ) -> Result<Vec<ObjectData>, StoreError> {
     let t = self::object_type(types, object_type)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE ObjectType = ?1 AND (?2 IS NULL OR ObjectSiteName = ?2) AND ObjectID > ?3 ORDER BY ObjectID LIMIT {limit}"
+        "{SELECT} WHERE ObjectType = ?1 AND (ObjectSiteName = ?2 OR ?2 IS NULL) AND ObjectID > ?3 ORDER BY ObjectID LIMIT {limit}"
     ))?;
     let mut rows = stmt.query_map(params![t.name, site_name, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
     rows.iter_mut().for_each(|o| describe(types, o));
@@ -126,7 +126,7 @@ pub(crate) fn find_by_code_name(
 ) -> Result<Option<ObjectData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE ObjectType = ?1 AND ObjectCodeName = ?2 COLLATE NOCASE \
-         AND ifnull(ObjectSiteName, '') = ifnull(?3, '') AND (?4 IS NULL OR ObjectParentID = ?4)"
+         AND coalesce(ObjectSiteName, '') = coalesce(?3, '') AND (ObjectParentID = ?4 OR ?4 IS NULL)"
     ))?;
     let mut object = stmt.query_row(params![object_type, code_name, site_name, parent_id], from_row).optional()?;
     if let Some(o) = &mut object {
@@ -336,7 +336,7 @@ pub fn update(
     let updated = conn
         .prepare_cached(
             "UPDATE CMS_Object SET ObjectCodeName = ?1, ObjectDisplayName = ?2, ObjectGroupID = ?3, ObjectFields = ?4, \
-             ObjectParentType = ?5, ObjectParentID = ?6, ObjectLastModified = strftime('%Y-%m-%dT%H:%M:%fZ','now') \
+             ObjectParentType = ?5, ObjectParentID = ?6, ObjectLastModified = bus_now() \
              WHERE ObjectID = ?7",
         )?
         .execute(params![
@@ -357,11 +357,20 @@ pub fn update(
 
 /// IDs of objects of `binding_type` whose `field` holds `id`.
 pub(crate) fn referencing(conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>, StoreError> {
-    let path = format!("$.\"{}\"", field.replace('"', ""));
-    let mut stmt = conn.prepare_cached(
-        "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 ORDER BY ObjectID",
-    )?;
-    let ids = stmt.query_map(params![object_type, path, id], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+    let (field, sql) = match conn.dialect() {
+        Dialect::Sqlite => (
+            format!("$.\"{}\"", field.replace('"', "")),
+            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 ORDER BY ObjectID",
+        ),
+        Dialect::Postgres => (
+            field.to_owned(),
+            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 \
+             AND jsonb_typeof(ObjectFields::jsonb -> CAST(?2 AS TEXT)) = 'number' \
+             AND ObjectFields::jsonb ->> CAST(?2 AS TEXT) = CAST(?3 AS TEXT) ORDER BY ObjectID",
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let ids = stmt.query_map(params![object_type, field, id], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
     Ok(ids)
 }
 
@@ -389,14 +398,21 @@ pub fn delete(conn: &Conn, types: &ObjectTypes, object_type: &str, id: i64) -> R
             if !target.eq_ignore_ascii_case(&t.name) {
                 continue;
             }
-            let path = format!("$.\"{}\"", field.replace('"', ""));
-            let referrer: Option<i64> = conn
-                .prepare_cached(
+            let (path, sql) = match conn.dialect() {
+                Dialect::Sqlite => (
+                    format!("$.\"{}\"", field.replace('"', "")),
                     "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
                      WHERE n.NodeClassName = ?1 AND json_extract(d.DocumentFields, ?2) = ?3 LIMIT 1",
-                )?
-                .query_row(params![class.class_name, path, id], |r| r.get(0))
-                .optional()?;
+                ),
+                Dialect::Postgres => (
+                    field.clone(),
+                    "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
+                     WHERE n.NodeClassName = ?1 AND jsonb_typeof(d.DocumentFields::jsonb -> CAST(?2 AS TEXT)) = 'number' \
+                     AND d.DocumentFields::jsonb ->> CAST(?2 AS TEXT) = CAST(?3 AS TEXT) LIMIT 1",
+                ),
+            };
+            let referrer: Option<i64> =
+                conn.prepare_cached(sql)?.query_row(params![class.class_name, path, id], |r| r.get(0)).optional()?;
             if let Some(doc) = referrer {
                 return Err(StoreError::Conflict(format!(
                     "{} {id} is still referenced by document {doc} (field `{field}`); change or delete that first",

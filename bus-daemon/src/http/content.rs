@@ -172,7 +172,7 @@ pub async fn get_object(
     State(s): State<AppState>,
     ApiPath((object_type, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<ObjectData>, ApiError> {
-    Ok(Json(blocking(move || Ok(objects::get_typed(&s.db.connect()?, s.pipeline.types(), &object_type, id)?)).await?))
+    Ok(Json(blocking(move || Ok(objects::get_typed(&*s.db.connect()?, s.pipeline.types(), &object_type, id)?)).await?))
 }
 
 pub async fn list_documents(
@@ -212,5 +212,5 @@ pub async fn get_document(
     State(s): State<AppState>,
     ApiPath(document_id): ApiPath<i64>,
 ) -> Result<Json<DocumentData>, ApiError> {
-    Ok(Json(blocking(move || Ok(documents::get(&s.db.connect()?, s.pipeline.types(), document_id)?)).await?))
+    Ok(Json(blocking(move || Ok(documents::get(&*s.db.connect()?, s.pipeline.types(), document_id)?)).await?))
 }

@@ -14,7 +14,7 @@ use std::fmt::Write;
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let stats = {
         let db = s.db.clone();
-        blocking(move || Ok(queue_admin::stats(&db.connect()?)?)).await?
+        blocking(move || Ok(queue_admin::stats(&*db.connect()?)?)).await?
     };
     let set = s.manager.current();
     let mut out = String::with_capacity(4096);

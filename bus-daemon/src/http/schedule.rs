@@ -11,11 +11,11 @@ use bus_core::scheduler::{self, ScheduledTask};
 use serde::Deserialize;
 
 pub async fn list(State(s): State<AppState>) -> Result<Json<Vec<ScheduledTask>>, ApiError> {
-    Ok(Json(blocking(move || Ok(scheduler::list(&s.db.connect()?)?)).await?))
+    Ok(Json(blocking(move || Ok(scheduler::list(&*s.db.connect()?)?)).await?))
 }
 
 pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ScheduledTask>, ApiError> {
-    Ok(Json(blocking(move || Ok(scheduler::get(&s.db.connect()?, &name)?)).await?))
+    Ok(Json(blocking(move || Ok(scheduler::get(&*s.db.connect()?, &name)?)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +35,7 @@ pub async fn update(
 ) -> Result<Json<ScheduledTask>, ApiError> {
     Ok(Json(
         blocking(move || {
-            let task = scheduler::update(&s.db.connect()?, &name, u.interval_seconds, u.enabled)?;
+            let task = scheduler::update(&*s.db.connect()?, &name, u.interval_seconds, u.enabled)?;
             let what = format!(
                 "Changed scheduled task `{name}`: every {} s, {}",
                 task.interval_seconds,

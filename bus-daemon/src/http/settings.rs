@@ -10,7 +10,7 @@ use bus_core::settings::{self, Settings, SettingsPatch};
 
 pub async fn get(State(s): State<AppState>) -> Result<Json<Settings>, ApiError> {
     let db = s.db.clone();
-    Ok(Json(blocking(move || Ok(settings::read(&db.connect()?)?)).await?))
+    Ok(Json(blocking(move || Ok(settings::read(&*db.connect()?)?)).await?))
 }
 
 pub async fn put(
@@ -20,8 +20,8 @@ pub async fn put(
 ) -> Result<Json<Settings>, ApiError> {
     let (db, events) = (s.db.clone(), s.events.clone());
     let updated = blocking(move || {
-        let before = settings::read(&db.connect()?)?;
-        let after = settings::update(&mut db.connect()?, &patch)?;
+        let before = settings::read(&*db.connect()?)?;
+        let after = settings::update(&mut *db.connect()?, &patch)?;
         let changed = settings::changes(&before, &after);
         if !changed.is_empty() {
             audit::record(&events, &actor, Action::UpdateSettings, &format!("Changed settings: {changed}"));

@@ -82,7 +82,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     if let Some(q) = grid_query(&p, limit)? {
         let page = blocking(move || {
             let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-            Ok(task_grid::page(&s.db.connect()?, direction, connector, &q)?)
+            Ok(task_grid::page(&*s.db.connect()?, direction, connector, &q)?)
         })
         .await?;
         return Ok(Json(TaskPage {
@@ -95,7 +95,7 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
     let after = parse_cursor(p.cursor.as_deref())?;
     let items = blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(queue_admin::list(&s.db.connect()?, direction, connector, after, limit)?)
+        Ok(queue_admin::list(&*s.db.connect()?, direction, connector, after, limit)?)
     })
     .await?;
     let next =
@@ -132,7 +132,7 @@ pub struct Count {
 async fn count(s: AppState, direction: Direction, p: CountParams) -> Result<Json<Count>, ApiError> {
     blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        Ok(Json(Count { count: queue_admin::count(&s.db.connect()?, direction, connector)? }))
+        Ok(Json(Count { count: queue_admin::count(&*s.db.connect()?, direction, connector)? }))
     })
     .await
 }
@@ -153,7 +153,7 @@ pub async fn count_incoming(
 
 pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<TaskDetail>, ApiError> {
     blocking(move || {
-        queue_admin::detail(&s.db.connect()?, id)?
+        queue_admin::detail(&*s.db.connect()?, id)?
             .map(Json)
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))
     })
@@ -216,7 +216,7 @@ pub struct SyncReport {
 
 /// Refuses to synchronize while processing of that direction is off.
 fn check_processing(s: &AppState, direction: Direction) -> Result<(), ApiError> {
-    let settings = settings::read(&s.db.connect()?)?;
+    let settings = settings::read(&*s.db.connect()?)?;
     let on = match direction {
         Direction::Outgoing => settings.processes_outgoing(),
         Direction::Incoming => settings.processes_incoming(),
@@ -259,7 +259,7 @@ fn synchronize(
             None => s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect(),
         },
         Selection::Ids(ids) => {
-            let by_connector = queue_admin::connectors_of(&s.db.connect()?, direction, ids)?;
+            let by_connector = queue_admin::connectors_of(&*s.db.connect()?, direction, ids)?;
             let only = connector.map(|c| connector_id(s, c)).transpose()?;
             let rows = s.registry.list()?;
             by_connector
@@ -315,7 +315,7 @@ pub async fn synchronize_one(
     ApiQuery(p): ApiQuery<RowParams>,
 ) -> Result<Json<SyncReport>, ApiError> {
     blocking(move || {
-        let detail = queue_admin::detail(&s.db.connect()?, id)?
+        let detail = queue_admin::detail(&*s.db.connect()?, id)?
             .ok_or_else(|| ApiError::not_found(format!("there is no task with ID {id}")))?;
         if let Some(name) = p.connector.as_deref() {
             if !detail.relations.iter().any(|r| r.connector == name) {
@@ -439,7 +439,7 @@ async fn bulk_delete(
     blocking(move || {
         let action = if matches!(selection, Selection::All) { Action::DeleteAll } else { Action::DeleteSelected };
         let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue_admin::delete(&mut s.db.connect()?, direction, &selection, connector_id)?;
+        let deleted = queue_admin::delete(&mut *s.db.connect()?, direction, &selection, connector_id)?;
         let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, connector.as_deref()));
         audit::record(&s.events, &actor, action, &what);
         Ok(Json(DeleteReport { deleted }))

@@ -1,8 +1,13 @@
 //! The SQLite database: opening connections with the bus's pragmas, and the
 //! schema migrations.
 
+mod location;
+mod postgres;
+
+pub use location::Location;
+
 use crate::checkpoint::Checkpointer;
-use crate::sql::{Begin, Conn, SqlError};
+use crate::sql::{Begin, Conn, Dialect, SqlError};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,14 +24,18 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum DbError {
     #[error("cannot create the database folder {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot open the database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("cannot migrate the database {path} to schema version {version}: {source}")]
-    Migrate { path: PathBuf, version: u32, source: SqlError },
+    #[error("cannot open the database {location}: {source}")]
+    Open { location: Location, source: SqlError },
+    #[error("cannot migrate the database {location} to schema version {version}: {source}")]
+    Migrate { location: Location, version: u32, source: SqlError },
     #[error(
-        "the database {path} has schema version {found}, newer than this daemon knows ({known}); upgrade the daemon"
+        "the database {location} has schema version {found}, newer than this daemon knows ({known}); upgrade the daemon"
     )]
-    TooNew { path: PathBuf, found: u32, known: u32 },
+    TooNew { location: Location, found: u32, known: u32 },
+    #[error(
+        "the database {location} already holds {tables} table(s) but no bus schema; give the bus a database of its own"
+    )]
+    Foreign { location: Location, tables: i64 },
     #[error("cannot start the WAL checkpoint thread: {0}")]
     Checkpointer(String),
     #[error("cannot seed the new database: {0}; nothing was created")]
@@ -77,16 +86,22 @@ impl WriteGate {
     }
 }
 
-/// A handle on the bus database file; hands out configured connections.
+/// A handle on the bus database; hands out configured connections.
 #[derive(Debug, Clone)]
 pub struct Database {
-    path: PathBuf,
+    location: Location,
     durability: Durability,
     gate: WriteGate,
     max_pages: Option<u64>,
+    /// Idle PostgreSQL connections (a SQLite connection is cheap to open
+    /// and is never pooled).
+    idle: Arc<Mutex<Vec<Conn>>>,
     /// Checkpoints the WAL while any handle on the database lives.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
+
+/// Idle PostgreSQL connections kept for the next caller.
+const MAX_IDLE: usize = 8;
 
 struct Migration {
     version: u32,
@@ -94,63 +109,90 @@ struct Migration {
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, sql: include_str!("schema/v1.sql") },
-    Migration { version: 2, sql: include_str!("schema/v2.sql") },
-    Migration { version: 3, sql: include_str!("schema/v3.sql") },
-    Migration { version: 4, sql: include_str!("schema/v4.sql") },
-    Migration { version: 5, sql: include_str!("schema/v5.sql") },
-    Migration { version: 6, sql: include_str!("schema/v6.sql") },
-    Migration { version: 7, sql: include_str!("schema/v7.sql") },
+    Migration { version: 1, sql: include_str!("../schema/v1.sql") },
+    Migration { version: 2, sql: include_str!("../schema/v2.sql") },
+    Migration { version: 3, sql: include_str!("../schema/v3.sql") },
+    Migration { version: 4, sql: include_str!("../schema/v4.sql") },
+    Migration { version: 5, sql: include_str!("../schema/v5.sql") },
+    Migration { version: 6, sql: include_str!("../schema/v6.sql") },
+    Migration { version: 7, sql: include_str!("../schema/v7.sql") },
 ];
 
 impl Database {
-    /// Opens (creating if needed) the database at `path` and brings its schema
-    /// up to date. Returns the handle and whether the database was new.
+    /// Opens (creating if needed) the SQLite database at `path` and brings
+    /// its schema up to date. Returns the handle and whether the database
+    /// was new.
     pub fn open(path: &Path) -> Result<(Database, bool), DbError> {
         Self::open_with(path, Durability::default())
     }
 
     /// [`Self::open`] with a durability for every connection.
     pub fn open_with(path: &Path, durability: Durability) -> Result<(Database, bool), DbError> {
-        Self::open_seeded(path, durability, &|_| Ok(()))
+        Self::open_seeded(&Location::from(path), durability, &|_| Ok(()))
     }
 
-    /// [`Self::open_with`]; a new database is also `seed`ed, in the same
+    /// Opens the database at `location` (a SQLite file or a PostgreSQL
+    /// server) and brings its schema up to date.
+    pub fn open_at(location: &Location) -> Result<(Database, bool), DbError> {
+        Self::open_seeded(location, Durability::default(), &|_| Ok(()))
+    }
+
+    /// [`Self::open_at`]; a new database is also `seed`ed, in the same
     /// transaction that creates its schema: a first start that dies half-way
-    /// leaves an empty file, which the next start creates again.
+    /// leaves an empty database, which the next start creates again.
     pub(crate) fn open_seeded(
-        path: &Path,
+        location: &Location,
         durability: Durability,
         seed: &Seed<'_>,
     ) -> Result<(Database, bool), DbError> {
+        match location {
+            Location::File(path) => Self::open_file(path, durability, seed),
+            Location::Postgres(url) => {
+                let (conn, created) = postgres::open(location, url, seed)?;
+                let db = Database {
+                    location: location.clone(),
+                    durability,
+                    gate: WriteGate(Arc::new(Mutex::new(conn))),
+                    max_pages: None,
+                    idle: Arc::default(),
+                    _checkpointer: None,
+                };
+                Ok((db, created))
+            }
+        }
+    }
+
+    fn open_file(path: &Path, durability: Durability, seed: &Seed<'_>) -> Result<(Database, bool), DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let open_err = |source| DbError::Open { path: path.to_owned(), source };
+        let location = Location::File(path.to_owned());
+        let open_err = |source: rusqlite::Error| DbError::Open { location: location.clone(), source: source.into() };
         let conn = Connection::open(path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let mut conn = Conn::from(conn);
-        let created = migrate(path, &mut conn, seed)?;
+        let created = migrate(&location, &mut conn, seed)?;
         let checkpointer = Checkpointer::spawn(path.to_owned(), {
             let path = path.to_owned();
             move || connection(&path, durability, None)
         })
         .map_err(|e| DbError::Checkpointer(e.to_string()))?;
         let db = Database {
-            path: path.to_owned(),
+            location,
             durability,
             gate: WriteGate(Arc::new(Mutex::new(conn))),
             max_pages: None,
+            idle: Arc::default(),
             _checkpointer: Some(Arc::new(checkpointer)),
         };
         Ok((db, created))
     }
 
-    /// Caps the database at `pages` pages for the shared writing connection
-    /// and every connection opened from now on: past it, writes fail with
-    /// "database or disk is full" and nothing of the failed transaction is
-    /// kept.
+    /// Caps a SQLite database at `pages` pages for the shared writing
+    /// connection and every connection opened from now on: past it, writes
+    /// fail with "database or disk is full" and nothing of the failed
+    /// transaction is kept. (PostgreSQL: the server's disk is the limit.)
     pub(crate) fn with_max_pages(mut self, pages: Option<u64>) -> Result<Self, DbError> {
         if let Some(pages) = pages {
             if let Some(c) = self.gate.enter().as_sqlite() {
@@ -167,25 +209,91 @@ impl Database {
         &self.gate
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// A new connection with the bus's pragmas (WAL, busy timeout, foreign
-    /// keys, no automatic checkpoints: see [`crate::checkpoint`]).
-    pub fn connect(&self) -> Result<Conn, DbError> {
-        self.connect_raw().map(Conn::from).map_err(|source| DbError::Open { path: self.path.clone(), source })
+    pub fn dialect(&self) -> Dialect {
+        match self.location {
+            Location::File(_) => Dialect::Sqlite,
+            Location::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// A connection: for SQLite a new one with the bus's pragmas (WAL, busy
+    /// timeout, foreign keys, no automatic checkpoints: see
+    /// [`crate::checkpoint`]); for PostgreSQL an idle one from the pool, or
+    /// a new one. It goes back to the pool when dropped.
+    pub fn connect(&self) -> Result<Pooled, DbError> {
+        let conn = match &self.location {
+            Location::File(_) => self
+                .connect_raw()
+                .map(Conn::from)
+                .map_err(|source| DbError::Open { location: self.location.clone(), source: source.into() })?,
+            Location::Postgres(url) => {
+                let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                match idle {
+                    Some(c) => c,
+                    None => Conn::postgres(url)
+                        .map_err(|source| DbError::Open { location: self.location.clone(), source })?,
+                }
+            }
+        };
+        Ok(Pooled { conn: Some(conn), idle: self.location.is_postgres().then(|| self.idle.clone()) })
+    }
+
+    /// A connection of its own for a long-lived owner (a worker, the event
+    /// log), never pooled.
+    pub fn open_connection(&self) -> Result<Conn, DbError> {
+        let mut pooled = self.connect()?;
+        pooled.idle = None;
+        Ok(pooled.conn.take().expect("a new connection is present"))
     }
 
     /// A plain rusqlite connection with the bus's pragmas, for tools that
     /// measure SQLite itself (the benchmark's anchors).
     pub fn connect_sqlite(&self) -> Result<Connection, DbError> {
-        self.connect_raw().map_err(|source| DbError::Open { path: self.path.clone(), source })
+        self.connect_raw().map_err(|source| DbError::Open { location: self.location.clone(), source: source.into() })
     }
 
     fn connect_raw(&self) -> rusqlite::Result<Connection> {
-        connection(&self.path, self.durability, self.max_pages)
+        match &self.location {
+            Location::File(path) => connection(path, self.durability, self.max_pages),
+            Location::Postgres(_) => Err(rusqlite::Error::InvalidPath(PathBuf::from("(a PostgreSQL database)"))),
+        }
+    }
+}
+
+/// A connection from [`Database::connect`]; derefs to [`Conn`].
+pub struct Pooled {
+    conn: Option<Conn>,
+    idle: Option<Arc<Mutex<Vec<Conn>>>>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("a pooled connection is present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("a pooled connection is present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let (Some(conn), Some(idle)) = (self.conn.take(), &self.idle) else { return };
+        // A connection left inside a transaction, or broken, is not reused.
+        if conn.is_autocommit() && conn.is_usable() {
+            let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
     }
 }
 
@@ -209,7 +317,20 @@ fn configure(conn: Connection, durability: Durability, max_pages: Option<u64>) -
     if let Some(pages) = max_pages {
         conn.pragma_update(None, "max_page_count", pages)?;
     }
+    register_functions(&conn)?;
     Ok(conn)
+}
+
+/// The functions the bus's SQL uses beside the standard ones, defined the
+/// same way in the PostgreSQL schema: `bus_now()` (the current time as the
+/// columns store it) and `bus_after(seconds)` (that many seconds later).
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function("bus_now", 0, FunctionFlags::SQLITE_UTF8, |_| Ok(now()))?;
+    conn.create_scalar_function("bus_after", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
+        let seconds: i64 = ctx.get(0)?;
+        Ok(after(seconds))
+    })
 }
 
 /// What a new database is filled with when it is created (connectors and
@@ -219,15 +340,15 @@ pub(crate) type Seed<'a> = dyn Fn(&Conn) -> Result<(), DbError> + 'a;
 /// Applies the migrations the database at `path` lacks, all in one
 /// transaction (with `seed` when the database was empty); true when it was
 /// empty.
-fn migrate(path: &Path, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
+fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
     let tx = conn.transaction_with(Begin::Immediate)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
-        return Err(DbError::TooNew { path: path.to_owned(), found: current, known });
+        return Err(DbError::TooNew { location: location.clone(), found: current, known });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let err = |source| DbError::Migrate { path: path.to_owned(), version: m.version, source };
+        let err = |source| DbError::Migrate { location: location.clone(), version: m.version, source };
         tx.execute_batch(m.sql).map_err(err)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", m.version)).map_err(err)?;
     }
@@ -244,6 +365,14 @@ fn migrate(path: &Path, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbErro
 /// any other part of a row on the logging path.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// The time `seconds` from now (earlier when negative), as [`now`] writes it.
+pub fn after(seconds: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let shift = Duration::from_secs(seconds.unsigned_abs());
+    let t = if seconds >= 0 { now.checked_add(shift) } else { now.checked_sub(shift) };
+    humantime::format_rfc3339_millis(t.unwrap_or(now)).to_string()
 }
 
 #[cfg(test)]

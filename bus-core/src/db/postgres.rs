@@ -1,0 +1,64 @@
+//! Opening a PostgreSQL bus database: the schema created or migrated by
+//! whichever daemon comes first (the others wait on an advisory lock and
+//! find it done), with the seed in the same transaction.
+
+use super::{DbError, Location, Seed};
+use crate::sql::Conn;
+
+struct Migration {
+    version: u32,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../schema/postgres/v1.sql") }];
+
+/// The advisory lock key daemons migrate under ("bus" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0062_7573;
+
+pub(super) fn open(location: &Location, url: &str, seed: &Seed<'_>) -> Result<(Conn, bool), DbError> {
+    let mut conn = Conn::postgres(url).map_err(|source| DbError::Open { location: location.clone(), source })?;
+    let created = migrate(location, &mut conn, seed)?;
+    Ok((conn, created))
+}
+
+fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
+    let tx = conn.transaction()?;
+    tx.query_row("SELECT pg_advisory_xact_lock(?1)::text", [MIGRATION_LOCK], |_| Ok(()))?;
+    let versioned: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = 'integration_schemaversion')",
+        [],
+        |r| r.get(0),
+    )?;
+    let current: u32 = if versioned {
+        tx.query_row("SELECT Version FROM Integration_SchemaVersion", [], |r| r.get(0))?
+    } else {
+        let tables: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(DbError::Foreign { location: location.clone(), tables });
+        }
+        tx.execute_batch(
+            "CREATE TABLE Integration_SchemaVersion (Version BIGINT NOT NULL); \
+             INSERT INTO Integration_SchemaVersion (Version) VALUES (0)",
+        )?;
+        0
+    };
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(DbError::TooNew { location: location.clone(), found: current, known });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let err = |source| DbError::Migrate { location: location.clone(), version: m.version, source };
+        tx.execute_batch(m.sql).map_err(err)?;
+        tx.execute("UPDATE Integration_SchemaVersion SET Version = ?1", [m.version]).map_err(err)?;
+    }
+    if current == 0 {
+        seed(&tx)?;
+    }
+    tx.commit()?;
+    Ok(current == 0)
+}

@@ -1,0 +1,200 @@
+//! A throwaway PostgreSQL cluster for the tests, from the installed server
+//! binaries, shared by every test process of a run (nextest runs each test
+//! in a process of its own), one database per test.
+//!
+//! `BUS_TEST_POSTGRES=postgres://…` uses that server instead.
+//!
+//! Sharing: each test process holds a shared lock on `users.lock` for its
+//! life; the first one to find no server (under `start.lock`) runs
+//! `initdb` (as the `postgres` user when run as root: `initdb` refuses
+//! root) and `pg_ctl start` with data and socket in the cluster folder,
+//! `fsync=off`, loopback only, and starts a reaper. The reaper stops the
+//! server and deletes the folder once no test has held `users.lock` for
+//! [`IDLE_SECONDS`] seconds in a row; it stops while holding the lock
+//! exclusively, so a test arriving then waits and starts a new cluster.
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+const IDLE_SECONDS: u32 = 20;
+const BIN_DIRS: &[&str] =
+    &["/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"];
+
+/// A database of one test; dropped with it.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(admin) = bus_core::sql::Conn::postgres(&self.admin_url) {
+            let _ = admin.execute_batch(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// A new empty database.
+pub fn database() -> TestDatabase {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let server = server();
+    let name = format!("bus_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let admin = bus_core::sql::Conn::postgres(&server.admin_url)
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server {}: {e}", server.admin_url));
+    admin.execute_batch(&format!("CREATE DATABASE {name}")).expect("the test database is created");
+    TestDatabase { url: server.url_of(&name), admin_url: server.admin_url.clone(), name }
+}
+
+struct Server {
+    /// The URL without its database name (`postgres://user@host:port`).
+    base: String,
+    /// A URL to create databases through.
+    admin_url: String,
+    /// Held for the life of the process: the cluster is in use.
+    _users: Option<File>,
+}
+
+impl Server {
+    fn url_of(&self, database: &str) -> String {
+        format!("{}/{database}", self.base)
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("BUS_TEST_POSTGRES") {
+        Ok(url) => {
+            let base = match url.rfind('/') {
+                Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..i].to_owned(),
+                _ => url.clone(),
+            };
+            Server { admin_url: url, base, _users: None }
+        }
+        Err(_) => start_shared_cluster(),
+    })
+}
+
+fn bin(name: &str) -> PathBuf {
+    BIN_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("the PostgreSQL server binary `{name}` is not installed (looked in {BIN_DIRS:?}); `.ci/run` installs the `postgresql` package"))
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// `program args` as the user PostgreSQL runs as.
+fn as_server_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn lock(path: &Path, exclusive: bool) -> File {
+    let f = File::options().create(true).truncate(false).write(true).open(path).expect("the lock file opens");
+    let op = if exclusive { rustix::fs::FlockOperation::LockExclusive } else { rustix::fs::FlockOperation::LockShared };
+    rustix::fs::flock(&f, op).expect("the lock is taken");
+    f
+}
+
+fn start_shared_cluster() -> Server {
+    let dir = std::env::temp_dir().join(format!("bus-test-postgres-{}", rustix::process::geteuid().as_raw()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let users = lock(&dir.join("users.lock"), false);
+    let start = lock(&dir.join("start.lock"), true);
+    let port = match std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse::<u16>().ok()) {
+        Some(port) if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() => port,
+        _ => init_and_start(&dir),
+    };
+    drop(start);
+    let base = format!("postgres://postgres@127.0.0.1:{port}");
+    Server { admin_url: format!("{base}/postgres"), base, _users: Some(users) }
+}
+
+fn init_and_start(dir: &Path) -> u16 {
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(dir.join("port"));
+    let user_owned = |p: &Path| {
+        if is_root() {
+            let status = Command::new("chown").arg("postgres").arg(p).status().expect("chown runs");
+            assert!(status.success(), "cannot give {} to the postgres user", p.display());
+        }
+    };
+    std::fs::create_dir_all(&data).unwrap();
+    user_owned(&data);
+    let out = as_server_user(&bin("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("initdb runs");
+    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = format!(
+        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB",
+        dir.display()
+    );
+    let log = dir.join("server.log");
+    let out = as_server_user(&bin("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(&log)
+        .args(["-o", &options, "-w", "-t", "60", "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("pg_ctl runs");
+    assert!(
+        out.status.success(),
+        "the test PostgreSQL server did not start: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    std::fs::write(dir.join("port"), port.to_string()).unwrap();
+    spawn_reaper(dir, &data);
+    port
+}
+
+/// Stops the cluster when no test has used it for a while (see the module
+/// documentation); detached, with no handle on the test's output.
+fn spawn_reaper(dir: &Path, data: &Path) {
+    let runas = if is_root() { "runuser -u postgres -- " } else { "" };
+    let script = format!(
+        "idle=0; while :; do sleep 1; \
+           if flock -n -x '{users}' true; then idle=$((idle+1)); else idle=0; fi; \
+           if [ $idle -ge {IDLE_SECONDS} ]; then \
+             if flock -n -x '{users}' sh -c \"{runas}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{data}' '{port}'\"; \
+             then exit 0; else idle=0; fi; \
+           fi; \
+         done",
+        users = dir.join("users.lock").display(),
+        pg_ctl = bin("pg_ctl").display(),
+        data = data.display(),
+        port = dir.join("port").display(),
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the cluster reaper starts");
+}
