@@ -155,6 +155,7 @@ impl Rig {
                 batch_size: rig.batch_size,
                 ..IsolationConfig::default()
             },
+            cluster: Default::default(),
         })?;
         let loaded = engine.first_load().values().filter(|s| s.loaded).count();
         anyhow::ensure!(

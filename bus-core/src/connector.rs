@@ -1,5 +1,6 @@
 //! A live connector instance on the host side, and typed calls into it.
 
+use crate::cluster::RemoteInstance;
 use crate::host::HostServices;
 use crate::isolation::{ChildConnector, ChildError, Isolation};
 use crate::lane::{Lane, LaneError};
@@ -166,7 +167,8 @@ impl LiveConnector {
         // lane waits a little longer, so it hears that answer.
         let deadline = match *this.object {
             Instance::InProcess(_) => this.call_timeout,
-            Instance::Child(_) => this.call_timeout + CHILD_GRACE,
+            // The other end (a process, a daemon) keeps its own deadline.
+            Instance::Child(_) | Instance::Remote(_) => this.call_timeout + CHILD_GRACE,
         };
         let answer = this.lane.run(kind, deadline, move || call(&me));
         match answer {
@@ -200,6 +202,16 @@ impl LiveConnector {
         self.last_fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// An encoded request routed here by another daemon of the cluster,
+    /// answered encoded, on the connector's lane with the call timeout.
+    pub fn routed(this: &Arc<Self>, request: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let kind = request_kind(&request);
+        if !this.supports(&kind) {
+            return Err(CallError::Unsupported { kind, sdk_version: this.sdk_version().to_owned() });
+        }
+        Self::with_timeout(this, &kind.clone(), move |c| c.call_bytes_scaled(&request, 1))
+    }
+
     /// Sends a typed request with the call timeout (see [`Self::with_timeout`]).
     pub(crate) fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
         this: &Arc<Self>,
@@ -210,19 +222,62 @@ impl LiveConnector {
         Self::with_timeout(this, kind, move |c| c.request_raw(kind, &bytes))
     }
 
-    /// Where this instance runs.
-    pub fn isolation(&self) -> Isolation {
+    /// Where this instance runs (`None`: on another daemon).
+    pub fn isolation(&self) -> Option<Isolation> {
         match *self.object {
-            Instance::InProcess(_) => Isolation::InProcess,
-            Instance::Child(_) => Isolation::Process,
+            Instance::InProcess(_) => Some(Isolation::InProcess),
+            Instance::Child(_) => Some(Isolation::Process),
+            Instance::Remote(_) => None,
         }
+    }
+
+    /// The daemon that runs this connector, when it is not this one.
+    pub fn runs_on(&self) -> Option<&str> {
+        match &*self.object {
+            Instance::Remote(remote) => Some(&remote.spec.daemon),
+            _ => None,
+        }
+    }
+
+    /// An instance running on another daemon, as declared there.
+    pub(crate) fn remote(
+        row: &ConnectorRow,
+        remote: RemoteInstance,
+        lane: Arc<Lane>,
+        services: Arc<dyn HostServices>,
+        call_timeout: Duration,
+    ) -> Result<Arc<Self>, String> {
+        let info: InitResponse = serde_json::from_str(&remote.spec.init)
+            .map_err(|e| format!("the init answer daemon {} stored is unreadable: {e}", remote.spec.daemon))?;
+        let library = Arc::new(Library {
+            source: std::path::PathBuf::new(),
+            copy: std::path::PathBuf::from(format!("(on daemon {})", remote.spec.daemon)),
+            hash: String::new(),
+        });
+        Ok(Arc::new(LiveConnector {
+            id: row.id,
+            name: row.name.clone(),
+            class: row.class_name.clone(),
+            library,
+            info,
+            loaded_at: remote.spec.loaded_at.clone(),
+            object: Arc::new(Instance::Remote(Box::new(remote))),
+            lane,
+            services,
+            last_fault: Mutex::new(None),
+            shut_down: AtomicBool::new(false),
+            call_timeout,
+            in_flight: Mutex::new(BTreeMap::new()),
+            next_call: AtomicU64::new(0),
+            batch_failed: AtomicBool::new(false),
+        }))
     }
 
     /// How often the connector's process was started again after a crash
     /// or a kill (always 0 in-process).
     pub fn restarts(&self) -> u64 {
         match &*self.object {
-            Instance::InProcess(_) => 0,
+            Instance::InProcess(_) | Instance::Remote(_) => 0,
             Instance::Child(child) => child.restarts(),
         }
     }
@@ -252,7 +307,7 @@ impl LiveConnector {
     /// The connector process's ID while it runs.
     pub fn pid(&self) -> Option<u32> {
         match &*self.object {
-            Instance::InProcess(_) => None,
+            Instance::InProcess(_) | Instance::Remote(_) => None,
             Instance::Child(child) => child.pid(),
         }
     }
@@ -339,7 +394,7 @@ impl LiveConnector {
         tracing::debug!(connector = %self.name, loaded_at = %self.loaded_at, "shutting a connector instance down");
         let object = self.object.clone();
         let deadline = match *object {
-            Instance::InProcess(_) => self.call_timeout.min(SHUTDOWN_TIMEOUT),
+            Instance::InProcess(_) | Instance::Remote(_) => self.call_timeout.min(SHUTDOWN_TIMEOUT),
             // The supervisor kills a process that does not end in time.
             Instance::Child(_) => SHUTDOWN_TIMEOUT + CHILD_GRACE,
         };
@@ -365,6 +420,8 @@ pub(crate) enum Instance {
     InProcess(ConnectorBox),
     /// In a connector host process of its own.
     Child(Box<ChildConnector>),
+    /// On another daemon of the cluster; calls are routed there.
+    Remote(Box<RemoteInstance>),
 }
 
 impl Instance {
@@ -384,6 +441,7 @@ impl Instance {
                 restarting @ ChildError::Restarting { .. } => CallError::Restarting(restarting.to_string()),
                 other => CallError::Crashed(other.to_string()),
             }),
+            Instance::Remote(remote) => remote.call(request).map_err(CallError::Aborted),
         }
     }
 
@@ -391,6 +449,8 @@ impl Instance {
         match self {
             Instance::InProcess(object) => object.shutdown(),
             Instance::Child(child) => child.shutdown(),
+            // Its own daemon shuts it down.
+            Instance::Remote(_) => {}
         }
     }
 }

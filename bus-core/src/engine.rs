@@ -6,7 +6,8 @@
 
 pub use crate::backend::QueueError;
 
-use crate::backend::{Queues, SqliteQueues};
+use crate::backend::{PostgresQueues, Queues, SqliteQueues};
+use crate::cluster::{Cluster, ClusterConfig, ClusterThread, Listener, Notifier};
 use crate::db::{Database, DbError, Durability, Location};
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::host::HostServices;
@@ -17,11 +18,13 @@ use crate::manager::{ConnectorManager, ConnectorStatus};
 use crate::metrics::Metrics;
 use crate::object_types::ObjectTypes;
 use crate::pipeline::Pipeline;
+use crate::queue::Direction;
 use crate::queue_admin;
 use crate::registry::{self, NewConnector, Registry, RegistryError};
 use crate::scheduler::{self, ActionError, Scheduler, SchedulerError, SchedulerHandle};
 use crate::services::BusServices;
 use crate::settings::{self, SettingsPatch};
+use crate::sql::Dialect;
 use crate::storage::StorageWatch;
 use crate::watch::Watcher;
 use crate::worker::{WorkerConfig, Workers};
@@ -143,6 +146,9 @@ pub struct EngineConfig {
     /// Where connectors run: the default mode, the program that hosts a
     /// connector process, limits.
     pub isolation: IsolationConfig,
+    /// How daemons sharing a PostgreSQL database split the connectors
+    /// (unused on SQLite: one daemon per file).
+    pub cluster: ClusterConfig,
 }
 
 /// How often the scheduler looks for due tasks.
@@ -159,6 +165,8 @@ pub struct Engine {
     incoming: Arc<Incoming>,
     scheduler: SchedulerHandle,
     watcher: Option<Watcher>,
+    /// This daemon's part in a cluster (PostgreSQL).
+    cluster: Option<Clustered>,
     /// How the first load went (the statuses only: holding that set would
     /// keep its instances alive after they are replaced).
     first_load: BTreeMap<String, ConnectorStatus>,
@@ -187,9 +195,19 @@ impl Engine {
             .with_call_timeout(config.call_timeout)
             .with_links(config.links)
             .with_isolation(config.isolation.clone());
-        let manager = Arc::new(ConnectorManager::new(store.registry.clone(), loader, services, store.events.clone()));
-        // The storage seam of the workers (see `backend/`).
-        let queues: Arc<dyn Queues> = Arc::new(SqliteQueues::new(store.db.clone()));
+        let mut manager = ConnectorManager::new(store.registry.clone(), loader, services, store.events.clone());
+        // The storage seam of the workers (see `backend/`): on PostgreSQL
+        // this daemon joins the cluster first and delivers only the queues
+        // it holds the leases of.
+        let (queues, cluster): (Arc<dyn Queues>, _) = match store.db.dialect() {
+            Dialect::Sqlite => (Arc::new(SqliteQueues::new(store.db.clone())), None),
+            Dialect::Postgres => {
+                let cluster = Cluster::join(store.db.clone(), config.cluster.clone())?;
+                manager = manager.with_cluster(cluster.clone());
+                (Arc::new(PostgresQueues::new(store.db.clone(), cluster.clone())), Some(cluster))
+            }
+        };
+        let manager = Arc::new(manager);
         let outgoing = crate::outgoing::workers(queues.clone(), config.workers, metrics.clone())?;
         outgoing.follow(&manager);
         let sweep = store.clone();
@@ -211,6 +229,10 @@ impl Engine {
         })?;
         running.incoming = Some(incoming.clone());
         bus_services.attach_incoming(&incoming);
+        let cluster = match cluster {
+            Some(cluster) => Some(Clustered::start(cluster, &store.db, &manager, &outgoing, &incoming)?),
+            None => None,
+        };
         let scheduler = start_scheduler(&store.db, &incoming, config.process_external_interval_seconds)?;
         let watcher = match config.watch {
             Watch::Every(interval) => Some(
@@ -220,7 +242,19 @@ impl Engine {
             Watch::Off => None,
         };
         running.outgoing = None;
-        Ok(Engine { store, storage, metrics, manager, outgoing, pipeline, incoming, scheduler, watcher, first_load })
+        Ok(Engine {
+            store,
+            storage,
+            metrics,
+            manager,
+            outgoing,
+            pipeline,
+            incoming,
+            scheduler,
+            watcher,
+            cluster,
+            first_load,
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -262,6 +296,11 @@ impl Engine {
         self.scheduler.scheduler()
     }
 
+    /// This daemon's membership of the cluster (PostgreSQL only).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref().map(|c| &c.cluster)
+    }
+
     /// How each registered connector came out of the first load.
     pub fn first_load(&self) -> &BTreeMap<String, ConnectorStatus> {
         &self.first_load
@@ -270,12 +309,74 @@ impl Engine {
     /// Stops the watcher and the scheduler, lets every worker finish its
     /// call in flight, and shuts the connectors down.
     pub fn stop(self) {
-        let Engine { watcher, scheduler, incoming, outgoing, manager, .. } = self;
+        let Engine { watcher, scheduler, incoming, outgoing, manager, cluster, .. } = self;
         drop(watcher);
         drop(scheduler);
         incoming.workers().stop_all();
         outgoing.stop_all();
+        // The leases go once nothing delivers any more: the other daemons
+        // take over at once.
+        if let Some(cluster) = cluster {
+            cluster.stop();
+        }
         manager.shutdown_all();
+    }
+}
+
+/// The cluster machinery of a daemon on PostgreSQL: the tick that renews
+/// and balances the leases (reinitializing the connectors when what runs
+/// where changed), and the wake-ups to and from the other daemons.
+struct Clustered {
+    cluster: Arc<Cluster>,
+    tick: ClusterThread,
+    notifier: Arc<Notifier>,
+    _listener: Listener,
+}
+
+impl Clustered {
+    fn start(
+        cluster: Arc<Cluster>,
+        db: &Database,
+        manager: &Arc<ConnectorManager>,
+        outgoing: &Arc<Workers>,
+        incoming: &Arc<Incoming>,
+    ) -> Result<Clustered, EngineError> {
+        let thread = |what| move |source| EngineError::Thread { what, source };
+        let notifier = Notifier::spawn(db.clone()).map_err(thread("wake-up sender"))?;
+        for (workers, direction) in [(outgoing, Direction::Outgoing), (incoming.workers(), Direction::Incoming)] {
+            let notifier = notifier.clone();
+            workers.wake_elsewhere_with(Box::new(move |name| notifier.wake(direction, name)));
+        }
+        let listener = Listener::spawn(db.clone(), {
+            let (outgoing, incoming) = (Arc::downgrade(outgoing), Arc::downgrade(incoming));
+            move |direction, name| {
+                let workers = match direction {
+                    Direction::Outgoing => outgoing.upgrade(),
+                    Direction::Incoming => incoming.upgrade().map(|i| i.workers().clone()),
+                };
+                if let Some(workers) = workers {
+                    workers.wake_here([name]);
+                }
+            }
+        })
+        .map_err(thread("wake-up listener"))?;
+        let tick = ClusterThread::spawn(cluster.clone(), {
+            let manager = Arc::downgrade(manager);
+            move || {
+                if let Some(manager) = manager.upgrade() {
+                    if let Err(e) = manager.reload_all() {
+                        tracing::warn!(error = %e, "cannot reinitialize the connectors after a lease change");
+                    }
+                }
+            }
+        })
+        .map_err(thread("cluster"))?;
+        Ok(Clustered { cluster, tick, notifier, _listener: listener })
+    }
+
+    fn stop(mut self) {
+        self.tick.stop();
+        self.notifier.stop();
     }
 }
 

@@ -16,6 +16,7 @@
 mod backend;
 pub mod change;
 mod checkpoint;
+pub mod cluster;
 pub mod connector;
 pub mod db;
 pub mod engine;

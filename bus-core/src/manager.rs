@@ -1,6 +1,7 @@
 //! The set of live connectors, and reinitializing all of them from the
 //! registry.
 
+use crate::cluster::Cluster;
 use crate::connector::LiveConnector;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
 use crate::host::HostServices;
@@ -31,6 +32,8 @@ pub struct ConnectorStatus {
     pub sdk_version: Option<String>,
     pub subscriptions: Vec<Subscription>,
     pub capabilities: Vec<String>,
+    /// The daemon that runs it, when another daemon of the cluster does.
+    pub running_on: Option<String>,
 }
 
 /// The connectors of one generation: replaced whole on every reinitialization.
@@ -62,6 +65,9 @@ pub struct ConnectorManager {
     current: RwLock<Arc<ConnectorSet>>,
     reloading: Mutex<()>,
     reinitializations: AtomicU64,
+    /// Several daemons on one database: only the connectors whose leases
+    /// this daemon holds run here; the others are reached where they run.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl ConnectorManager {
@@ -75,7 +81,18 @@ impl ConnectorManager {
             current: RwLock::new(Arc::new(ConnectorSet::default())),
             reloading: Mutex::new(()),
             reinitializations: AtomicU64::new(0),
+            cluster: None,
         }
+    }
+
+    /// Runs only the connectors this daemon holds the leases of.
+    pub(crate) fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     pub fn loader(&self) -> &Loader {
@@ -108,6 +125,13 @@ impl ConnectorManager {
     pub fn reload_all(&self) -> Result<Arc<ConnectorSet>, RegistryError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
+        // In a cluster, what runs here follows the leases as they are now
+        // (a connector just registered or enabled is claimed at once).
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = cluster.tick() {
+                tracing::warn!(error = %e, "cannot renew the leases before the reinitialization");
+            }
+        }
         // The version is read before the rows: an edit in between only causes
         // one more reinitialization, never a missed one.
         let registry_version = self.registry.version()?;
@@ -178,6 +202,9 @@ impl ConnectorManager {
         if !row.enabled {
             return status;
         }
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| !c.runs_here(row.id)) {
+            return self.load_remote(cluster, row, status, next);
+        }
         let (instance, error) = match self.loader.load(row, self.services.clone()) {
             Ok(live) => (Some(live), None),
             Err(e) => {
@@ -207,7 +234,38 @@ impl ConnectorManager {
             status.sdk_version = Some(live.info.sdk_version.clone());
             status.subscriptions = live.info.subscriptions.clone();
             status.capabilities = live.info.capabilities.clone();
+            if let Some(cluster) = &self.cluster {
+                cluster.publish(row.id, &live.info, &live.loaded_at);
+            }
             next.live.insert(row.name.clone(), live);
+        }
+        status
+    }
+
+    /// A connector another daemon runs: its declared subscriptions, and calls
+    /// routed there. Until one runs it, it gets no changes (its queue keeps
+    /// what was logged for it).
+    fn load_remote(
+        &self,
+        cluster: &Cluster,
+        row: &ConnectorRow,
+        mut status: ConnectorStatus,
+        next: &mut ConnectorSet,
+    ) -> ConnectorStatus {
+        let Some(spec) = cluster.remote(row.id) else {
+            status.error = Some("no daemon of the cluster runs it yet (its leases are being claimed)".into());
+            return status;
+        };
+        status.running_on = Some(spec.daemon.clone());
+        match self.loader.remote(row, spec, cluster.config().forward.clone(), self.services.clone()) {
+            Ok(live) => {
+                status.loaded_at = Some(live.loaded_at.clone());
+                status.sdk_version = Some(live.info.sdk_version.clone());
+                status.subscriptions = live.info.subscriptions.clone();
+                status.capabilities = live.info.capabilities.clone();
+                next.live.insert(row.name.clone(), live);
+            }
+            Err(e) => status.error = Some(e),
         }
         status
     }

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use anyhow::Result;
+use bus_core::cluster::ClusterConfig;
 use bus_core::engine::{EngineConfig, Host, Store, StoreConfig, Watch};
 use bus_core::loader::Links;
 use std::time::Duration;
@@ -22,8 +23,17 @@ pub fn open_store(config: &Config) -> Result<Store> {
     Ok(Store::open(&store_config(config))?)
 }
 
-/// Everything the engine of a running daemon needs.
-pub fn engine_config(config: &Config) -> Result<EngineConfig> {
+/// Everything the engine of a running daemon needs; `address`: where this
+/// daemon's API listens, as the other daemons of a cluster reach it.
+pub fn engine_config(config: &Config, address: Option<String>) -> Result<EngineConfig> {
+    config.cluster.check()?;
+    let call_timeout = Duration::from_millis(config.call_timeout_ms);
+    let token = config.auth_token.as_deref().map(std::sync::Arc::from);
+    let cluster = ClusterConfig {
+        lease_ttl: Duration::from_millis(config.cluster.lease_ttl_ms),
+        address: config.cluster.address.clone().or(address),
+        forward: Some(std::sync::Arc::new(crate::http::cluster::Forwarder::new(call_timeout, token)?)),
+    };
     Ok(EngineConfig {
         store: store_config(config),
         connectors_dir: config.connectors_dir.clone(),
@@ -37,5 +47,6 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig> {
         host: Host::Bus,
         // Connector processes run this very binary, so the ABI matches.
         isolation: config.isolation.config(std::env::current_exe().ok()),
+        cluster,
     })
 }

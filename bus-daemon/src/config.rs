@@ -64,6 +64,9 @@ pub struct Config {
     /// Scheduled tasks.
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// Several daemons on one PostgreSQL database.
+    #[serde(default)]
+    pub cluster: ClusterSection,
     /// Connectors registered when the database is created.
     #[serde(default, rename = "connector")]
     pub seed_connectors: Vec<NewConnector>,
@@ -246,6 +249,45 @@ impl HttpConfig {
     }
 }
 
+/// `[cluster]` in bus.toml: how daemons sharing a PostgreSQL database split
+/// the connectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// How long a connector's lease lasts unless renewed (renewed every
+    /// fifth of it): a daemon that dies hands its connectors over after
+    /// this long.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+    /// This daemon's API as the other daemons reach it (default: the
+    /// listening address); calls to the connectors it runs are routed there.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    5000
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection { lease_ttl_ms: default_lease_ttl_ms(), address: None }
+    }
+}
+
+impl ClusterSection {
+    /// Refuses a lease time that cannot work.
+    pub fn check(&self) -> Result<()> {
+        if !(500..=600_000).contains(&self.lease_ttl_ms) {
+            anyhow::bail!("[cluster] lease_ttl_ms must be between 500 and 600000, not {}", self.lease_ttl_ms);
+        }
+        if let Some(a) = &self.address {
+            connector_http::check_url(a).map_err(|e| anyhow::anyhow!("[cluster] address: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// `[scheduler]` in bus.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -369,14 +411,14 @@ pub struct Overrides {
 }
 
 impl Config {
-    /// Reads `path` (or the defaults when it is `None`), resolves relative
-    /// paths against the file's folder, then applies the overrides (relative
-    /// to the working directory, as any command-line path).
     /// Where the database is (a file, or a PostgreSQL server).
     pub fn database_location(&self) -> bus_core::db::Location {
         bus_core::db::Location::from(self.database.clone())
     }
 
+    /// Reads `path` (or the defaults when it is `None`), resolves relative
+    /// paths against the file's folder, then applies the overrides (relative
+    /// to the working directory, as any command-line path).
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config> {
         let mut config = match path {
             Some(path) => {

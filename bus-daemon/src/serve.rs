@@ -10,7 +10,17 @@ use std::time::Duration;
 
 pub fn run(config: Config) -> Result<()> {
     config.check_exposure()?;
-    let engine = Engine::start(app::engine_config(&config)?)?;
+    // Listening first: the other daemons of a cluster are told where this
+    // one is before it claims any connector.
+    let listener =
+        std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+    // A wildcard address says nothing to another machine: `[cluster] address`
+    // then names this daemon.
+    let advertised = (!addr.ip().is_unspecified()).then(|| format!("{scheme}://{addr}"));
+    let engine = Engine::start(app::engine_config(&config, advertised)?)?;
     for (name, status) in engine.first_load() {
         match (&status.error, status.loaded) {
             (None, true) => tracing::info!(connector = %name, "connector loaded"),
@@ -52,7 +62,6 @@ pub fn run(config: Config) -> Result<()> {
         (Some(cert), Some(key)) => Some(http::server::tls_acceptor(cert, key)?),
         _ => None,
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let result = runtime.block_on(async {
         // Notice a lost database file within a second, also while idle.
         let watch = storage.clone();
@@ -65,10 +74,7 @@ pub fn run(config: Config) -> Result<()> {
                 }
             }
         });
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(%addr, database = %config.database_location(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
         println!("listening on {scheme}://{addr}");

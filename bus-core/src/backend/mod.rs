@@ -19,9 +19,11 @@
 //! table, so [`QueueSession::remove_recorded`] has nothing to do).
 
 mod group_commit;
+mod postgres;
 mod sqlite;
 
 pub(crate) use group_commit::GATHER;
+pub(crate) use postgres::PostgresQueues;
 pub(crate) use sqlite::SqliteQueues;
 
 use crate::db::DbError;
@@ -44,8 +46,6 @@ pub enum QueueError {
     Db(#[from] DbError),
     /// The queue belongs to another daemon now (its lease moved on).
     #[error("the {} queue of connector {connector_id} is no longer this daemon's", direction.name())]
-    // Built by a shared backend; SQLite has one daemon per file.
-    #[allow(dead_code)]
     Fenced { connector_id: i64, direction: Direction },
 }
 

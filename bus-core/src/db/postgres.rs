@@ -10,7 +10,10 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, sql: include_str!("../schema/postgres/v1.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../schema/postgres/v1.sql") },
+    Migration { version: 2, sql: include_str!("../schema/postgres/v2.sql") },
+];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0062_7573;

@@ -140,6 +140,20 @@ impl Loader {
         lanes.entry(name.to_owned()).or_insert_with(|| Arc::new(Lane::new(name))).clone()
     }
 
+    /// A connector that runs on another daemon, as declared there; calls
+    /// into it are routed through `forward` with the call timeout.
+    pub(crate) fn remote(
+        &self,
+        row: &ConnectorRow,
+        spec: crate::cluster::RemoteSpec,
+        forward: Option<Arc<dyn crate::cluster::Forward>>,
+        services: Arc<dyn HostServices>,
+    ) -> Result<Arc<LiveConnector>, String> {
+        let instance =
+            crate::cluster::RemoteInstance { spec, connector: row.name.clone(), forward, timeout: self.call_timeout };
+        LiveConnector::remote(row, instance, self.lane(&row.name), services, self.call_timeout)
+    }
+
     /// Forgets the lanes of connectors no longer registered (their threads
     /// end once no instance holds them).
     pub(crate) fn keep_lanes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {

@@ -252,7 +252,12 @@ pub struct Workers {
     /// new worker for the same connector waits for its predecessor, so a
     /// queue is never drained by two threads.
     retiring: Mutex<BTreeMap<String, Retiring>>,
+    /// Wakes the worker of a connector that runs on another daemon.
+    elsewhere: std::sync::OnceLock<RemoteWake>,
 }
+
+/// Wakes a connector's worker on the daemon that runs it.
+pub(crate) type RemoteWake = Box<dyn Fn(&str) + Send + Sync>;
 
 /// A stopped worker's thread.
 type Retiring = std::thread::JoinHandle<()>;
@@ -271,6 +276,7 @@ impl Workers {
             metrics,
             workers: Mutex::new(BTreeMap::new()),
             retiring: Mutex::new(BTreeMap::new()),
+            elsewhere: std::sync::OnceLock::new(),
         })
     }
 
@@ -299,13 +305,15 @@ impl Workers {
         let mut workers = self.workers();
         let mut retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
         retiring.retain(|_, t| !t.is_finished());
-        let stopped: Vec<String> = workers.keys().filter(|n| !set.live.contains_key(*n)).cloned().collect();
+        // Connectors another daemon runs have their worker there.
+        let here = |name: &str| set.live.get(name).is_some_and(|l| l.runs_on().is_none());
+        let stopped: Vec<String> = workers.keys().filter(|n| !here(n)).cloned().collect();
         for name in stopped {
             if let Some(w) = workers.remove(&name) {
                 retiring.insert(name, w.stop());
             }
         }
-        for (name, live) in &set.live {
+        for (name, live) in set.live.iter().filter(|(name, _)| here(name)) {
             match workers.get(name) {
                 Some(w) => w.replace(live.clone()),
                 None => match Worker::spawn(
@@ -346,14 +354,32 @@ impl Workers {
     pub fn wake<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let workers = self.workers();
         for name in names {
-            if let Some(w) = workers.get(name) {
-                w.wake();
+            match (workers.get(name), self.elsewhere.get()) {
+                (Some(w), _) => w.wake(),
+                (None, Some(elsewhere)) => elsewhere(name),
+                (None, None) => {}
             }
         }
     }
 
     /// Tells every worker the settings changed (e.g. processing was
     /// switched on): they read them again and process their queues.
+    /// Wakes the workers of these connectors that run here (a wake-up that
+    /// came from another daemon is never passed on).
+    pub(crate) fn wake_here<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let workers = self.workers();
+        for name in names {
+            if let Some(w) = workers.get(name) {
+                w.wake();
+            }
+        }
+    }
+
+    /// How connectors running on other daemons are woken (set once).
+    pub(crate) fn wake_elsewhere_with(&self, wake: RemoteWake) {
+        let _ = self.elsewhere.set(wake);
+    }
+
     pub fn wake_all(&self) {
         self.workers().values().for_each(Worker::settings_changed);
     }

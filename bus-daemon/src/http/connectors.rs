@@ -37,6 +37,10 @@ pub struct ConnectorView {
     pub hung_for_seconds: Option<f64>,
     /// Where the running instance runs (`process` or `in-process`).
     pub running_isolation: Option<bus_core::isolation::Isolation>,
+    /// The daemon that runs it, when that is another daemon of the cluster
+    /// (PostgreSQL): this daemon fans changes out to it and routes its
+    /// synchronous calls there.
+    pub running_on: Option<String>,
     /// How often its process was started again after a crash or a kill.
     pub restarts: u64,
     /// Its process's ID, while it runs in one.
@@ -61,7 +65,8 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         subscriptions: status.subscriptions,
         fault,
         hung_for_seconds,
-        running_isolation: live.map(|c| c.isolation()),
+        running_isolation: live.and_then(|c| c.isolation()),
+        running_on: live.and_then(|c| c.runs_on()).map(str::to_owned),
         restarts: live.map_or(0, |c| c.restarts()),
         pid: live.and_then(|c| c.pid()),
     }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod caller;
+pub mod cluster;
 mod connectors;
 mod content;
 pub mod error;

@@ -6,7 +6,9 @@
 //! being served.
 
 use super::AppState;
-use super::{auth, connectors, content, eventlog, health, incoming, metrics, openapi, schedule, settings, tasks, ui};
+use super::{
+    auth, cluster, connectors, content, eventlog, health, incoming, metrics, openapi, schedule, settings, tasks, ui,
+};
 use axum::handler::Handler;
 use axum::routing::MethodRouter;
 use axum::Json;
@@ -151,6 +153,8 @@ pub(super) fn table() -> Vec<Route> {
         post("/api/scheduled-tasks/{name}/execute", schedule::execute, "Execute a scheduled task now").answers(200, J(of::<ScheduledTask>)),
         post("/api/login", auth::login, "Log in with the access token (sets the session cookie)").answers(204, Nothing).body(of::<super::auth::Login>),
         post("/api/logout", auth::logout, "End the session").answers(204, Nothing),
+        get("/api/cluster", cluster::view, "The daemons sharing the PostgreSQL database, their leases and last heartbeats (404 on SQLite)").answers(200, J(of::<bus_core::cluster::ClusterView>)),
+        post("/api/cluster/connectors/{name}/call", cluster::call, "Between daemons: one encoded request for a connector that runs on this daemon").answers(200, J(of::<Value>)).body(of::<Value>),
         get("/api/openapi.json", openapi_json, "This document").answers(200, J(of::<Value>)),
         get("/health", health::health, "Liveness and readiness (`probe=ready` answers 503 when not ready)").answers(200, J(of::<health::Health>)).query(of::<health::Params>),
         get("/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text),

@@ -1,0 +1,244 @@
+//! One tick of a daemon's cluster membership, in SQL: heartbeat, renew,
+//! hand over what is above this daemon's share, claim up to it, and read
+//! where every other instance runs.
+
+use super::remote::{self, RemoteSpec};
+use super::{DaemonView, Holding, LeaseView};
+use crate::db::{Database, DbError};
+use crate::sql::{params, Conn, ToValue};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+type Result<T, E = DbError> = std::result::Result<T, E>;
+
+pub(super) struct Tick {
+    pub holding: Holding,
+    pub remote: BTreeMap<i64, RemoteSpec>,
+    pub leader: bool,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `IN (?, ?, …)` for `n` values starting at placeholder `first`.
+fn marks(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>, ttl: Duration) -> Result<Tick> {
+    let mut conn = db.connect()?;
+    let ttl_ms = millis(ttl);
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO Integration_Daemon (DaemonID, DaemonAddress, DaemonLockKey) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (DaemonID) DO UPDATE SET DaemonHeartbeat = clock_timestamp(), DaemonAddress = excluded.DaemonAddress",
+        params![me, address, lock_key],
+    )?;
+    let gone = gone_daemons(&tx, me, ttl_ms)?;
+    // Every enabled connector has its two lease rows; a disabled one's are
+    // let go (nothing runs it).
+    tx.execute(
+        "INSERT INTO Integration_Lease (LeaseConnectorID, LeaseIsInbound) \
+         SELECT c.ConnectorID, d.Inbound FROM Integration_Connector c CROSS JOIN (VALUES (0), (1)) AS d (Inbound) \
+         WHERE c.ConnectorEnabled = 1 ON CONFLICT DO NOTHING",
+        [],
+    )?;
+    tx.execute(
+        "UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = ?1 \
+         AND LeaseConnectorID IN (SELECT ConnectorID FROM Integration_Connector WHERE ConnectorEnabled <> 1)",
+        [me],
+    )?;
+    let mut holding = Holding::default();
+    for row in tx
+        .prepare_cached(
+            "UPDATE Integration_Lease SET LeaseExpires = clock_timestamp() + ?2 * interval '1 millisecond' \
+             WHERE LeaseOwner = ?1 RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
+        )?
+        .query_map(params![me, ttl_ms], |r| Ok(((r.get::<i64>(0)?, r.get::<bool>(1)?), r.get::<i64>(2)?)))?
+    {
+        let (key, epoch) = row?;
+        holding.epochs.insert(key, epoch);
+    }
+    let recent: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM Integration_Daemon WHERE DaemonHeartbeat > clock_timestamp() - ?1 * interval '1 millisecond'",
+        [ttl_ms],
+        |r| r.get(0),
+    )?;
+    let alive = recent - i64::try_from(gone.len()).unwrap_or(0);
+    let enabled: i64 =
+        tx.query_row("SELECT COUNT(*) FROM Integration_Connector WHERE ConnectorEnabled = 1", [], |r| r.get(0))?;
+    let share = usize::try_from((enabled + alive.max(1) - 1) / alive.max(1)).unwrap_or(0);
+    let held: Vec<i64> = holding.connectors().into_iter().collect();
+    if held.len() > share {
+        // Above this daemon's share (another one joined): hand the newest
+        // registrations over; the rest stays where it runs.
+        let extra = &held[share..];
+        let mut values: Vec<&dyn ToValue> = vec![&me];
+        values.extend(extra.iter().map(|id| id as &dyn ToValue));
+        tx.prepare(&format!(
+            "UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL \
+             WHERE LeaseOwner = ?1 AND LeaseConnectorID IN ({})",
+            marks(2, extra.len())
+        ))?
+        .execute(values)?;
+        holding.epochs.retain(|(id, _), _| !extra.contains(id));
+    } else if held.len() < share {
+        claim(&tx, me, ttl_ms, &gone, share - held.len(), &mut holding)?;
+    }
+    tx.commit()?;
+    let remote = remote::running_elsewhere(&conn, me)?;
+    let leader: Option<String> = conn
+        .query_row(
+            "SELECT DaemonID FROM Integration_Daemon \
+             WHERE DaemonHeartbeat > clock_timestamp() - ?1 * interval '1 millisecond' \
+             ORDER BY DaemonStarted, DaemonID LIMIT 1",
+            [ttl_ms],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| if matches!(e, crate::sql::SqlError::NoRows) { Ok(None) } else { Err(e) })?;
+    let leader = leader.as_deref() == Some(me);
+    if leader {
+        maintain(&conn, ttl_ms)?;
+    }
+    Ok(Tick { holding, remote, leader })
+}
+
+/// The other daemons that heartbeat recently but whose liveness lock can be
+/// taken: their session ended (killed, disconnected), so they deliver
+/// nothing any more. Taken for this transaction only.
+fn gone_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<Vec<String>> {
+    let others: Vec<(String, i64)> = tx
+        .prepare_cached(
+            "SELECT DaemonID, DaemonLockKey FROM Integration_Daemon WHERE DaemonID <> ?1 \
+             AND DaemonHeartbeat > clock_timestamp() - ?2 * interval '1 millisecond'",
+        )?
+        .query_map(params![me, ttl_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<crate::sql::Result<_>>()?;
+    let mut gone = Vec::new();
+    for (id, key) in others {
+        let free: bool = tx.query_row("SELECT pg_try_advisory_xact_lock(?1)", [key], |r| r.get(0))?;
+        if free {
+            gone.push(id);
+        }
+    }
+    Ok(gone)
+}
+
+/// Claims up to `wanted` connectors whose two leases are both free, expired
+/// or held by a daemon that is `gone` (rows another daemon is claiming
+/// right now are skipped).
+fn claim(
+    tx: &Conn,
+    me: &str,
+    ttl_ms: i64,
+    gone: &[String],
+    wanted: usize,
+    holding: &mut Holding,
+) -> crate::sql::Result<()> {
+    let of_gone =
+        if gone.is_empty() { String::new() } else { format!(" OR l.LeaseOwner IN ({})", marks(1, gone.len())) };
+    let values: Vec<&dyn ToValue> = gone.iter().map(|g| g as &dyn ToValue).collect();
+    let free: Vec<(i64, bool)> = tx
+        .prepare_cached(&format!(
+            "SELECT l.LeaseConnectorID, l.LeaseIsInbound FROM Integration_Lease l \
+             JOIN Integration_Connector c ON c.ConnectorID = l.LeaseConnectorID AND c.ConnectorEnabled = 1 \
+             WHERE (l.LeaseOwner IS NULL OR l.LeaseExpires IS NULL OR l.LeaseExpires < clock_timestamp(){of_gone}) \
+             ORDER BY l.LeaseConnectorID, l.LeaseIsInbound FOR UPDATE OF l SKIP LOCKED"
+        ))?
+        .query_map(values, |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<crate::sql::Result<_>>()?;
+    let mut both: Vec<i64> = Vec::new();
+    for pair in free.windows(2) {
+        if pair[0].0 == pair[1].0 && !pair[0].1 && pair[1].1 && both.len() < wanted {
+            both.push(pair[0].0);
+        }
+    }
+    if both.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<&dyn ToValue> = vec![&me, &ttl_ms];
+    values.extend(both.iter().map(|id| id as &dyn ToValue));
+    for row in tx
+        .prepare(&format!(
+            "UPDATE Integration_Lease SET LeaseOwner = ?1, LeaseEpoch = LeaseEpoch + 1, \
+             LeaseExpires = clock_timestamp() + ?2 * interval '1 millisecond' \
+             WHERE LeaseConnectorID IN ({}) RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
+            marks(3, both.len())
+        ))?
+        .query_map(values, |r| Ok(((r.get::<i64>(0)?, r.get::<bool>(1)?), r.get::<i64>(2)?)))?
+    {
+        let (key, epoch) = row?;
+        holding.epochs.insert(key, epoch);
+    }
+    Ok(())
+}
+
+/// The elected daemon's chores: daemons gone for a long time are
+/// forgotten, with what they published.
+fn maintain(conn: &Conn, ttl_ms: i64) -> crate::sql::Result<()> {
+    conn.execute(
+        "DELETE FROM Integration_ConnectorInstance WHERE InstanceDaemonID IN (SELECT DaemonID FROM Integration_Daemon \
+         WHERE DaemonHeartbeat < clock_timestamp() - ?1 * interval '1 millisecond')",
+        [ttl_ms * 10],
+    )?;
+    conn.execute(
+        "DELETE FROM Integration_Daemon WHERE DaemonHeartbeat < clock_timestamp() - ?1 * interval '1 millisecond'",
+        [ttl_ms * 10],
+    )?;
+    Ok(())
+}
+
+/// Releases every lease this daemon holds and removes it from the cluster.
+pub(super) fn leave(db: &Database, me: &str) -> Result<()> {
+    let mut conn = db.connect()?;
+    let tx = conn.transaction()?;
+    tx.execute("UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = ?1", [me])?;
+    tx.execute("DELETE FROM Integration_ConnectorInstance WHERE InstanceDaemonID = ?1", [me])?;
+    tx.execute("DELETE FROM Integration_Daemon WHERE DaemonID = ?1", [me])?;
+    Ok(tx.commit()?)
+}
+
+pub(super) fn view(db: &Database, ttl: Duration) -> Result<(Vec<DaemonView>, Vec<LeaseView>)> {
+    let conn = db.connect()?;
+    let ttl_ms = millis(ttl);
+    let leases: Vec<LeaseView> = conn
+        .prepare_cached(
+            "SELECT c.ConnectorName, l.LeaseIsInbound, l.LeaseOwner, l.LeaseEpoch, \
+             CAST(EXTRACT(EPOCH FROM (l.LeaseExpires - clock_timestamp())) AS DOUBLE PRECISION) \
+             FROM Integration_Lease l JOIN Integration_Connector c ON c.ConnectorID = l.LeaseConnectorID \
+             ORDER BY c.ConnectorName, l.LeaseIsInbound",
+        )?
+        .query_map([], |r| {
+            Ok(LeaseView {
+                connector: r.get(0)?,
+                direction: if r.get::<bool>(1)? { "incoming" } else { "outgoing" }.to_owned(),
+                owner: r.get(2)?,
+                epoch: r.get(3)?,
+                expires_in_seconds: r.get(4)?,
+            })
+        })?
+        .collect::<crate::sql::Result<_>>()?;
+    let daemons = conn
+        .prepare_cached(
+            "SELECT DaemonID, DaemonAddress, DaemonStarted, \
+             CAST(EXTRACT(EPOCH FROM (clock_timestamp() - DaemonHeartbeat)) AS DOUBLE PRECISION) \
+             FROM Integration_Daemon ORDER BY DaemonStarted, DaemonID",
+        )?
+        .query_map([], |r| {
+            let id: String = r.get(0)?;
+            let age: f64 = r.get(3)?;
+            #[allow(clippy::cast_precision_loss)]
+            let alive = age * 1000.0 < ttl_ms as f64;
+            let connectors = leases
+                .iter()
+                .filter(|l| l.direction == "outgoing" && l.owner.as_deref() == Some(id.as_str()))
+                .filter(|l| l.expires_in_seconds.is_some_and(|s| s > 0.0))
+                .map(|l| l.connector.clone())
+                .collect();
+            Ok(DaemonView { id, address: r.get(1)?, started: r.get(2)?, heartbeat_age_seconds: age, alive, connectors })
+        })?
+        .collect::<crate::sql::Result<_>>()?;
+    Ok((daemons, leases))
+}

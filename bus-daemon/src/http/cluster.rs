@@ -1,0 +1,93 @@
+//! `/api/cluster`: the daemons sharing a PostgreSQL database, the leases
+//! each holds and its last heartbeat; and the route other daemons use to
+//! call a connector that runs here (a synchronous subscription, a
+//! synchronous custom subscription of a change that entered there).
+
+use super::error::{blocking, ApiError, ApiPath};
+use super::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bus_core::cluster::{ClusterView, Forward, ForwardError};
+use bus_core::connector::LiveConnector;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The cluster as this daemon sees it (404 on SQLite: one daemon per file).
+pub async fn view(State(s): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
+    let Some(cluster) = s.manager.cluster().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this daemon is not part of a cluster: several daemons share a PostgreSQL database (`database = \"postgres://…\"`), a SQLite file has one",
+        ));
+    };
+    Ok(Json(blocking(move || Ok(cluster.view()?)).await?))
+}
+
+/// One encoded connector request from another daemon, answered by the
+/// instance running here (on its lane, with the call timeout).
+pub async fn call(
+    State(s): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let answer = blocking(move || {
+        let live = s.manager.get(&name).filter(|c| c.runs_on().is_none()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("connector `{name}` does not run on this daemon (its lease moved)"),
+            )
+        })?;
+        LiveConnector::routed(&live, body.to_vec()).map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))
+    })
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Calls connectors on other daemons over their HTTP API.
+pub struct Forwarder {
+    client: connector_http::Client,
+    token: Option<Arc<str>>,
+}
+
+impl Forwarder {
+    /// A forwarder whose calls wait a little longer than the call timeout
+    /// (the other daemon applies the timeout itself).
+    pub fn new(call_timeout: Duration, token: Option<Arc<str>>) -> anyhow::Result<Forwarder> {
+        let options = connector_http::Options { timeout: call_timeout + Duration::from_secs(1), ca_cert: None };
+        let client = connector_http::Client::new(&options).map_err(anyhow::Error::msg)?;
+        Ok(Forwarder { client, token })
+    }
+}
+
+impl Forward for Forwarder {
+    fn call(
+        &self,
+        address: &str,
+        connector: &str,
+        request: &[u8],
+        _timeout: Duration,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let url = format!(
+            "{}/api/cluster/connectors/{}/call",
+            address.trim_end_matches('/'),
+            connector_http::query_escape(connector)
+        );
+        let headers: Vec<(String, String)> =
+            self.token.iter().map(|t| ("authorization".to_owned(), format!("Bearer {t}"))).collect();
+        let response = self
+            .client
+            .send("POST", &url, &headers, request)
+            .map_err(|e| ForwardError::Unreachable { address: address.to_owned(), message: e.to_string() })?;
+        if response.status != 200 {
+            let message = serde_json::from_str::<serde_json::Value>(&response.body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(response.body);
+            return Err(ForwardError::Refused { address: address.to_owned(), status: response.status, message });
+        }
+        Ok(response.body.into_bytes())
+    }
+}
