@@ -7,6 +7,8 @@ mod api;
 mod boundary;
 #[path = "cases/cli.rs"]
 mod cli;
+#[path = "cases/cluster.rs"]
+mod cluster;
 #[path = "cases/content.rs"]
 mod content;
 #[path = "cases/crm.rs"]

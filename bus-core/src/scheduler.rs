@@ -103,22 +103,19 @@ pub fn run_soon(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError
     get(conn, name)
 }
 
-/// Records a run: last run now, next run one interval later, one more execution.
+/// Records the result of a run.
 fn record_run(conn: &Conn, name: &str, result: &str) -> Result<(), SchedulerError> {
-    conn.execute(
-        "UPDATE CMS_ScheduledTask SET TaskLastRun = bus_now(), \
-         TaskNextRun = bus_after(TaskIntervalSeconds), \
-         TaskLastResult = ?1, TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?2",
-        params![result, name],
-    )?;
+    conn.execute("UPDATE CMS_ScheduledTask SET TaskLastResult = ?1 WHERE TaskName = ?2", params![result, name])?;
     Ok(())
 }
 
-/// The names of the enabled tasks that are due.
-fn due(conn: &Conn) -> Result<Vec<String>, SchedulerError> {
+/// The enabled tasks that are due, with the due time each was read with.
+fn due(conn: &Conn) -> Result<Vec<(String, String)>, SchedulerError> {
     Ok(conn
-        .prepare("SELECT TaskName FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= bus_now()")?
-        .query_map([], |r| r.get(0))?
+        .prepare(
+            "SELECT TaskName, TaskNextRun FROM CMS_ScheduledTask WHERE TaskEnabled = 1 AND TaskNextRun <= bus_now()",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?)
 }
 
@@ -154,6 +151,34 @@ impl Scheduler {
     pub fn execute(&self, name: &str) -> Result<ScheduledTask, SchedulerError> {
         let conn = self.db.connect()?;
         get(&conn, name)?;
+        conn.execute(
+            "UPDATE CMS_ScheduledTask SET TaskNextRun = bus_after(TaskIntervalSeconds), TaskLastRun = bus_now(), \
+             TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?1",
+            [name],
+        )?;
+        self.run(&conn, name)?;
+        get(&conn, name)
+    }
+
+    /// Runs a task that is due, if this daemon wins it: the next run is
+    /// moved on by compare-and-set on the due time, so of several daemons
+    /// sharing the database exactly one runs it per due time.
+    fn run_due(&self, name: &str, due_at: &str) -> Result<(), SchedulerError> {
+        let conn = self.db.connect()?;
+        let won = conn.execute(
+            "UPDATE CMS_ScheduledTask SET TaskNextRun = bus_after(TaskIntervalSeconds), TaskLastRun = bus_now(), \
+             TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?1 AND TaskNextRun = ?2 AND TaskEnabled = 1",
+            params![name, due_at],
+        )? == 1;
+        if won {
+            self.run(&conn, name)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the action and records its result (the run itself was counted
+    /// when it was claimed).
+    fn run(&self, conn: &Conn, name: &str) -> Result<(), SchedulerError> {
         let action = self
             .actions
             .get(name)
@@ -163,8 +188,7 @@ impl Scheduler {
             Err(e) => format!("failed: {e}"),
         };
         tracing::info!(task = name, result = %result, "scheduled task ran");
-        record_run(&conn, name, &result)?;
-        get(&conn, name)
+        record_run(conn, name, &result)
     }
 
     /// Checks every `tick` for due tasks and runs them, until dropped.
@@ -184,8 +208,8 @@ impl Scheduler {
                     continue;
                 }
             };
-            for name in due {
-                if let Err(e) = me.execute(&name) {
+            for (name, due_at) in due {
+                if let Err(e) = me.run_due(&name, &due_at) {
                     tracing::warn!(task = %name, error = %e, "a scheduled task could not run");
                 }
             }

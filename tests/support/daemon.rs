@@ -55,12 +55,17 @@ impl TestEnv {
     /// A new environment with a fresh database (the sample connector is
     /// registered there, disabled) and an empty connectors folder.
     pub fn new() -> TestEnv {
+        Self::with_backend(Backend::current())
+    }
+
+    /// A new environment on the given engine, whatever the suite's pass.
+    pub fn with_backend(backend: Backend) -> TestEnv {
         artifacts();
         let dir = tempfile::tempdir().expect("a temp folder");
         let connectors_dir = dir.path().join("connectors");
         std::fs::create_dir_all(&connectors_dir).unwrap();
         let db_path = dir.path().join("bus.db");
-        let (postgres, database) = match Backend::current() {
+        let (postgres, database) = match backend {
             Backend::Sqlite => (None, Location::File(db_path.clone())),
             Backend::Postgres => {
                 let db = crate::postgres::database();
@@ -241,8 +246,17 @@ impl TestEnv {
     }
 
     /// Starts a daemon on a free port.
+    /// Appends a section to `bus.toml` (`[name]` and its lines).
+    pub fn configure_section(&self, name: &str, lines: &str) {
+        let mut text = std::fs::read_to_string(&self.config_path).unwrap();
+        text.push_str(&format!("\n[{name}]\n{}\n", lines.trim()));
+        std::fs::write(&self.config_path, text).unwrap();
+    }
+
     pub fn start(&self) -> Daemon {
-        let log_path = self.dir.path().join(format!("daemon-{}.log", std::process::id()));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = self.dir.path().join(format!("daemon-{}-{n}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(&artifacts().daemon)
             .arg("--config")

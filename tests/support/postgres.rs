@@ -190,11 +190,13 @@ fn spawn_reaper(dir: &Path, data: &Path) {
         data = data.display(),
         port = dir.join("port").display(),
     );
-    Command::new("setsid")
-        .args(["sh", "-c", &script])
+    // `setsid` forks the reaper off and exits: waiting for it returns at once.
+    let status = Command::new("setsid")
+        .args(["--fork", "sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("the cluster reaper starts");
+    assert!(status.success(), "the cluster reaper did not start");
 }

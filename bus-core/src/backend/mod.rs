@@ -69,6 +69,11 @@ pub(crate) trait Queues: Send + Sync + 'static {
 pub(crate) trait QueueSession: Send {
     /// The settings, as committed.
     fn settings(&mut self) -> Result<Settings, QueueError>;
+    /// Whether task IDs are in commit order (one writer at a time), so a
+    /// reader may go on from the last ID it read.
+    fn ids_follow_commits(&self) -> bool {
+        true
+    }
     /// The newest task queued (0 when empty).
     fn newest(&mut self, key: QueueKey) -> Result<i64, QueueError>;
     /// Up to `limit` tasks after `after_task_id`, oldest first; tasks passed

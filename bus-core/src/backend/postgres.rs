@@ -90,6 +90,12 @@ impl QueueSession for PostgresSession {
         Ok(settings::read(&self.conn)?)
     }
 
+    /// Identity values are drawn before commit: with writers on several
+    /// daemons a lower ID can commit later.
+    fn ids_follow_commits(&self) -> bool {
+        false
+    }
+
     fn newest(&mut self, key: QueueKey) -> Result<i64, QueueError> {
         Ok(queue::newest(&self.conn, key.connector_id, key.direction)?)
     }

@@ -87,7 +87,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         claim(&tx, me, ttl_ms, &gone, share - held.len(), &mut holding)?;
     }
     tx.commit()?;
-    let remote = remote::running_elsewhere(&conn, me)?;
+    let remote = remote::declared(&conn)?;
     let leader: Option<String> = conn
         .query_row(
             "SELECT DaemonID FROM Integration_Daemon \

@@ -220,7 +220,18 @@ impl Cluster {
         let mut state = self.state();
         match outcome {
             Ok(t) => {
-                let changed = t.holding != state.holding || t.remote != state.remote;
+                // What this daemon publishes about its own connectors is no
+                // change of placement (it would reinitialize them for nothing).
+                let elsewhere = |remote: &BTreeMap<i64, RemoteSpec>, holding: &Holding| {
+                    let here = holding.connectors();
+                    remote
+                        .iter()
+                        .filter(|(id, _)| !here.contains(id))
+                        .map(|(id, s)| (*id, s.clone()))
+                        .collect::<Vec<_>>()
+                };
+                let changed = t.holding != state.holding
+                    || elsewhere(&t.remote, &t.holding) != elsewhere(&state.remote, &state.holding);
                 let moved = t.holding.connectors().symmetric_difference(&state.holding.connectors()).count();
                 if moved > 0 {
                     self.lease_changes.fetch_add(moved as u64, Ordering::Relaxed);

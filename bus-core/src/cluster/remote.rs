@@ -80,17 +80,22 @@ pub(super) fn publish(
     Ok(())
 }
 
-/// The instances running on other daemons that hold their leases now.
-pub(super) fn running_elsewhere(conn: &Conn, me: &str) -> Result<BTreeMap<i64, RemoteSpec>> {
+/// What every connector declared when it last ran anywhere, with the
+/// daemon holding its lease now. The declaration outlives its daemon: a
+/// change fans out to a connector by its subscriptions while its lease
+/// moves (the task waits in its queue); calls are routed only to a live
+/// owner that published the declaration itself (`address` is `None` until
+/// then).
+pub(super) fn declared(conn: &Conn) -> Result<BTreeMap<i64, RemoteSpec>> {
     conn.prepare_cached(
-        "SELECT i.InstanceConnectorID, i.InstanceDaemonID, d.DaemonAddress, i.InstanceInit, i.InstanceLoadedAt \
+        "SELECT i.InstanceConnectorID, COALESCE(l.LeaseOwner, i.InstanceDaemonID), d.DaemonAddress, \
+                i.InstanceInit, i.InstanceLoadedAt \
          FROM Integration_ConnectorInstance i \
-         JOIN Integration_Lease l ON l.LeaseConnectorID = i.InstanceConnectorID AND l.LeaseIsInbound = 0 \
-              AND l.LeaseOwner = i.InstanceDaemonID AND l.LeaseExpires > clock_timestamp() \
-         LEFT JOIN Integration_Daemon d ON d.DaemonID = i.InstanceDaemonID \
-         WHERE i.InstanceDaemonID <> ?1",
+         LEFT JOIN Integration_Lease l ON l.LeaseConnectorID = i.InstanceConnectorID AND l.LeaseIsInbound = 0 \
+              AND l.LeaseExpires > clock_timestamp() \
+         LEFT JOIN Integration_Daemon d ON d.DaemonID = l.LeaseOwner AND l.LeaseOwner = i.InstanceDaemonID",
     )?
-    .query_map([me], |r| {
+    .query_map([], |r| {
         Ok((r.get(0)?, RemoteSpec { daemon: r.get(1)?, address: r.get(2)?, init: r.get(3)?, loaded_at: r.get(4)? }))
     })?
     .collect()

@@ -1,8 +1,10 @@
 //! The cluster tick on a thread of its own: every fifth of the lease time
 //! it renews and balances the leases; when the placement changed (a lease
-//! gained or lost, an instance elsewhere started or moved) it calls
-//! `on_change` (the engine reinitializes the connectors). On stop it
-//! releases the leases, so the others take over at once.
+//! gained or lost, an instance elsewhere started or moved) a second thread
+//! calls `on_change` (the engine reinitializes the connectors) — never the
+//! ticking one, so a slow reinitialization does not hold up the renewals
+//! and let the leases expire. On stop it releases the leases, so the
+//! others take over at once.
 
 use super::Cluster;
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,7 +12,8 @@ use std::thread::JoinHandle;
 
 #[derive(Default)]
 struct Stop {
-    stopped: Mutex<bool>,
+    /// (stopped, a placement change waits for `on_change`)
+    state: Mutex<(bool, bool)>,
     cv: Condvar,
 }
 
@@ -18,6 +21,7 @@ struct Stop {
 pub(crate) struct ClusterThread {
     stop: Arc<Stop>,
     join: Option<JoinHandle<()>>,
+    changes: Option<JoinHandle<()>>,
     cluster: Arc<Cluster>,
 }
 
@@ -30,26 +34,46 @@ impl ClusterThread {
             let cluster = cluster.clone();
             move || loop {
                 {
-                    let stopped = stop.stopped.lock().unwrap_or_else(|p| p.into_inner());
-                    let (stopped, _) = stop.cv.wait_timeout(stopped, interval).unwrap_or_else(|p| p.into_inner());
-                    if *stopped {
+                    let state = stop.state.lock().unwrap_or_else(|p| p.into_inner());
+                    let (state, _) = stop.cv.wait_timeout(state, interval).unwrap_or_else(|p| p.into_inner());
+                    if state.0 {
                         return;
                     }
                 }
                 match cluster.tick() {
-                    Ok(true) => on_change(),
+                    Ok(true) => {
+                        stop.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+                        stop.cv.notify_all();
+                    }
                     Ok(false) => {}
                     Err(e) => tracing::warn!(daemon = %cluster.id(), error = %e, "cluster tick failed"),
                 }
             }
         })?;
-        Ok(ClusterThread { stop, join: Some(join), cluster })
+        let changes = std::thread::Builder::new().name("placement".into()).spawn({
+            let stop = stop.clone();
+            move || loop {
+                {
+                    let state = stop.state.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut state = stop.cv.wait_while(state, |s| !s.0 && !s.1).unwrap_or_else(|p| p.into_inner());
+                    if state.0 {
+                        return;
+                    }
+                    state.1 = false;
+                }
+                on_change();
+            }
+        })?;
+        Ok(ClusterThread { stop, join: Some(join), changes: Some(changes), cluster })
     }
 
     /// Stops ticking and releases the leases.
     pub(crate) fn stop(&mut self) {
-        *self.stop.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.state.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
         self.stop.cv.notify_all();
+        if let Some(changes) = self.changes.take() {
+            let _ = changes.join();
+        }
         if let Some(join) = self.join.take() {
             let _ = join.join();
             self.cluster.leave();

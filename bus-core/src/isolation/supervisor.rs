@@ -141,7 +141,7 @@ impl ChildConnector {
             waiting: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             dead: OnceLock::new(),
-            stderr: Arc::new(Mutex::new(VecDeque::new())),
+            stderr: Arc::default(),
             killed_for: Mutex::new(None),
             host_calls: Pool::new("connector-host-request"),
             counted: AtomicBool::new(false),
@@ -356,7 +356,7 @@ struct Process {
     /// Why the process is gone, once it is.
     dead: OnceLock<String>,
     /// The last lines it wrote to stderr.
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: Arc<StderrTail>,
     /// Set before the daemon kills it, to name the reason.
     killed_for: Mutex<Option<String>>,
     /// Threads serving the host requests of the connector (a request may
@@ -462,7 +462,9 @@ impl Process {
         };
         let cause = match (lock(&self.killed_for).clone(), status) {
             (Some(why), _) => why,
-            (None, Ok(status)) => describe(status, &lock(&self.stderr)),
+            // Its last words are read to the end first (the pipe closed
+            // with the process), or the cause would miss them.
+            (None, Ok(status)) => describe(status, &self.stderr.read_to_end(STDERR_GRACE)),
             (None, Err(e)) => format!("ended, and its status cannot be read: {e}"),
         };
         self.dead.get_or_init(|| cause).clone()
@@ -525,7 +527,27 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Logs what the process writes to stderr (a connector's `println!` too),
 /// line by line with the connector's name, keeping the last lines.
-fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<Mutex<VecDeque<String>>>) {
+/// The last lines a process wrote to stderr, and whether its stderr ended.
+#[derive(Default)]
+struct StderrTail {
+    lines: Mutex<(VecDeque<String>, bool)>,
+    ended: std::sync::Condvar,
+}
+
+/// How long an ended process's last stderr lines are waited for.
+const STDERR_GRACE: Duration = Duration::from_millis(500);
+
+impl StderrTail {
+    /// The kept lines once the stream ended (or after `grace`).
+    fn read_to_end(&self, grace: Duration) -> VecDeque<String> {
+        let guard = lock(&self.lines);
+        let (guard, _) =
+            self.ended.wait_timeout_while(guard, grace, |(_, ended)| !*ended).unwrap_or_else(|p| p.into_inner());
+        guard.0.clone()
+    }
+}
+
+fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<StderrTail>) {
     let name = name.to_owned();
     let _ = std::thread::Builder::new().name(format!("stderr-{}", name.replace('\0', "?"))).spawn(move || {
         let mut reader = BufReader::new(stderr);
@@ -533,16 +555,20 @@ fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<
         loop {
             bytes.clear();
             match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    lock(&kept.lines).1 = true;
+                    kept.ended.notify_all();
+                    return;
+                }
                 Ok(_) => {}
             }
             let line = String::from_utf8_lossy(&bytes).trim_end_matches(['\r', '\n']).to_owned();
             tracing::info!(connector = %name, output = %line, "connector output");
-            let mut kept = lock(&kept);
-            if kept.len() == STDERR_KEPT {
-                kept.pop_front();
+            let mut kept = lock(&kept.lines);
+            if kept.0.len() == STDERR_KEPT {
+                kept.0.pop_front();
             }
-            kept.push_back(line);
+            kept.0.push_back(line);
         }
     });
 }

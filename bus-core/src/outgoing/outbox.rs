@@ -151,7 +151,10 @@ impl<'a> Outbox<'a> {
         };
         let task_id = queue::insert_task(self.tx, &task)?;
         let mut starts = Vec::new();
-        if self.hand_over == HandOver::Now {
+        // Only SQLite's write lock makes "the queue was empty" exact: on
+        // PostgreSQL another daemon may commit an older task for the same
+        // queue meanwhile, so its worker always reads the queue.
+        if self.hand_over == HandOver::Now && self.tx.dialect() == crate::sql::Dialect::Sqlite {
             for (s, r) in subs.iter().zip(&relations) {
                 if self.busy.contains(&s.connector.id) {
                     continue;

@@ -132,7 +132,13 @@ pub(crate) struct Batches {
     key: QueueKey,
     include_skipped: bool,
     batch_size: u32,
+    /// Tasks this run looked at (read from the head: see [`Self::next`]).
+    looked: std::collections::BTreeSet<i64>,
 }
+
+/// Past this many tasks looked at but still queued (SkipNow), a run reads
+/// on from a cursor instead of from the head.
+const MAX_LOOKED: usize = 1000;
 
 impl Batches {
     fn new(selection: &Selection, key: QueueKey, include_skipped: bool, batch_size: u32) -> Self {
@@ -145,7 +151,7 @@ impl Batches {
             }
             Selection::All => None,
         };
-        Batches { handed: Vec::new(), ids, cursor: 0, key, include_skipped, batch_size }
+        Batches { handed: Vec::new(), ids, cursor: 0, key, include_skipped, batch_size, looked: Default::default() }
     }
 
     /// Starts with `handed`, the head of the queue, before reading on.
@@ -158,14 +164,31 @@ impl Batches {
     pub(crate) fn next(&mut self, queue: &mut dyn QueueSession) -> Result<Vec<Queued>, QueueError> {
         let batch = match &mut self.ids {
             _ if !self.handed.is_empty() => std::mem::take(&mut self.handed),
-            None => queue.next_batch(self.key, self.cursor, self.batch_size, self.include_skipped)?,
+            // Where task IDs need not follow commit order (several daemons
+            // writing at once), a task committed late may have an ID below
+            // the cursor: every batch is read from the head instead, past
+            // the tasks this run already looked at.
+            None if queue.ids_follow_commits() || self.looked.len() > MAX_LOOKED => {
+                queue.next_batch(self.key, self.cursor, self.batch_size, self.include_skipped)?
+            }
+            None => {
+                let extra = u32::try_from(self.looked.len()).unwrap_or(u32::MAX);
+                let batch: Vec<Queued> = queue
+                    .next_batch(self.key, 0, self.batch_size.saturating_add(extra), self.include_skipped)?
+                    .into_iter()
+                    .filter(|q| !self.looked.contains(&q.task_id))
+                    .take(self.batch_size as usize)
+                    .collect();
+                self.looked.extend(batch.iter().map(|q| q.task_id));
+                batch
+            }
             Some(ids) => match ids.next() {
                 Some(id) => queue.queued_task(self.key, id)?.into_iter().collect(),
                 None => Vec::new(),
             },
         };
-        if let Some(last) = batch.last() {
-            self.cursor = last.task_id;
+        if let Some(last) = batch.iter().map(|q| q.task_id).max() {
+            self.cursor = self.cursor.max(last);
         }
         Ok(batch)
     }

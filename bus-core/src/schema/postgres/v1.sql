@@ -42,8 +42,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Per row, as in SQLite: a statement that changes nothing bumps nothing.
 CREATE TRIGGER Integration_Connector_Changed AFTER INSERT OR UPDATE OR DELETE ON Integration_Connector
-FOR EACH STATEMENT EXECUTE FUNCTION Integration_Registry_Bump();
+FOR EACH ROW EXECUTE FUNCTION Integration_Registry_Bump();
 
 CREATE FUNCTION Integration_Connector_Touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

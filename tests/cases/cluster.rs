@@ -1,0 +1,238 @@
+//! Several daemons on one PostgreSQL database (always PostgreSQL, whatever
+//! the pass): connectors spread over the daemons, every change reaching
+//! every connector once and in commit order through whichever daemon it
+//! entered, a killed daemon's connectors taken over, registry edits made
+//! with plain SQL seen by all, the scheduled task run once per due time,
+//! and synchronous subscriptions served through the daemon that runs them.
+
+use bus_tests::daemon::Backend;
+use bus_tests::{wait_for, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn users(process_type: &str) -> Value {
+    json!({"process_type": process_type, "scope": "objects", "object_type": "cms.user"})
+}
+
+/// A PostgreSQL environment whose leases last `ttl_ms`. A killed daemon
+/// is noticed at once through its database session; the lease time bounds
+/// a daemon that hangs or loses the server.
+fn cluster_env(ttl_ms: u64) -> TestEnv {
+    let env = TestEnv::with_backend(Backend::Postgres);
+    env.configure_section("cluster", &format!("lease_ttl_ms = {ttl_ms}"));
+    env
+}
+
+/// Which daemon runs each connector (by connector name), once every enabled
+/// connector runs somewhere and no daemon holds more than its share.
+fn placement(d: &Daemon, connectors: usize, daemons: usize) -> BTreeMap<String, String> {
+    wait_for("the connectors to be spread over the daemons", WAIT, || {
+        let view = d.get("/api/cluster").body;
+        let alive: Vec<&Value> = view["daemons"].as_array()?.iter().filter(|d| d["alive"] == true).collect();
+        if alive.len() != daemons {
+            return None;
+        }
+        let share = connectors.div_ceil(daemons);
+        let mut owners = BTreeMap::new();
+        for daemon in &alive {
+            let held = daemon["connectors"].as_array()?;
+            if held.len() > share {
+                return None;
+            }
+            for c in held {
+                owners.insert(c.as_str()?.to_owned(), daemon["id"].as_str()?.to_owned());
+            }
+        }
+        (owners.len() == connectors).then_some(owners)
+    })
+}
+
+/// Each daemon's ID, as `/api/cluster` names it.
+fn id_of(d: &Daemon) -> String {
+    d.get("/api/cluster").body["this_daemon"].as_str().unwrap().to_owned()
+}
+
+/// The tasks a connector reported (ID, code name), in the order it
+/// processed them (read from the shared event log, all of them).
+fn reported(env: &TestEnv, connector: &str) -> Vec<(i64, String)> {
+    let sql = env.sql();
+    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
+    stmt.query_map([connector], |r| r.get::<String>(0))
+        .unwrap()
+        .filter_map(|d| {
+            let report = serde_json::from_str::<Value>(&d.unwrap()).ok()?;
+            Some((report["task_id"].as_i64()?, report["name"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+fn delivered(env: &TestEnv, connector: &str) -> Vec<i64> {
+    reported(env, connector).into_iter().map(|(id, _)| id).collect()
+}
+
+fn waiting(d: &Daemon) -> i64 {
+    d.get("/api/tasks/outgoing/count").body["count"].as_i64().unwrap()
+}
+
+#[test]
+fn a_killed_daemon_hands_its_connectors_over_and_nothing_is_lost_or_reordered() {
+    // Long leases: only the kill moves a connector, however loaded the
+    // machine (its session ends with it, which frees its leases at once).
+    let env = cluster_env(10_000);
+    let names = ["A", "B", "C"];
+    for name in names {
+        env.scripted(name, json!({"sleep_ms": 3, "subscriptions": [users("AsyncSimple")]}));
+    }
+    let daemons: Vec<Daemon> = (0..3).map(|_| env.start()).collect();
+    let owners = placement(&daemons[0], 3, 3);
+    let ids: Vec<String> = daemons.iter().map(id_of).collect();
+    // The daemon running A is killed mid-drain; changes keep arriving
+    // through the other two.
+    let victim = ids.iter().position(|id| *id == owners["A"]).unwrap();
+    let entries: Vec<String> =
+        daemons.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, d)| d.addr.clone()).collect();
+    let producers: Vec<_> = entries
+        .iter()
+        .enumerate()
+        .map(|(p, addr)| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    let body = json!({"code_name": format!("p{p}u{i:04}")});
+                    let r = bus_tests::http::request(&addr, "POST", "/api/objects/cms.user", Some(&body));
+                    assert_eq!(r.status, 201, "{}", r.text);
+                }
+            })
+        })
+        .collect();
+    wait_for("deliveries to be under way", WAIT, || (delivered(&env, "A").len() >= 100).then_some(()));
+    let mut daemons = daemons;
+    daemons.remove(victim).kill();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let survivor = &daemons[0];
+    let after = placement(survivor, 3, 2);
+    assert_ne!(after["A"], owners["A"], "A moved to a living daemon");
+    wait_for("every queue to drain", WAIT, || (waiting(survivor) == 0).then_some(()));
+    let tasks: i64 =
+        env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tasks, 800, "every acknowledged change is stored");
+    let mut repeats = 0;
+    let mut per_connector = BTreeMap::new();
+    for name in names {
+        let reports = reported(&env, name);
+        // Each producer sent its changes one after the other (each after the
+        // previous one committed): they reach every connector in that order,
+        // whichever daemon they entered and whichever daemon delivered them.
+        // (Changes committed at the same time on two daemons have no order.)
+        for p in 0..2 {
+            let mut seen = BTreeSet::new();
+            let sequence: Vec<usize> = reports
+                .iter()
+                .filter_map(|(id, n)| n.strip_prefix(&format!("p{p}u"))?.parse().ok().map(|i: usize| (*id, i)))
+                .filter(|(id, _)| seen.insert(*id))
+                .map(|(_, i)| i)
+                .collect();
+            assert!(sequence.windows(2).all(|w| w[0] < w[1]), "{name}: producer {p}'s changes in commit order");
+        }
+        let ids: Vec<i64> = reports.iter().map(|(id, _)| *id).collect();
+        let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), 800, "{name}: every change delivered");
+        repeats += ids.len() - distinct.len();
+        let mut seen = BTreeSet::new();
+        let repeated: Vec<i64> = ids.iter().copied().filter(|id| !seen.insert(*id)).collect();
+        per_connector.insert(name, repeated);
+    }
+    assert!(
+        repeats <= 1,
+        "at most the task in flight at the kill is repeated: {per_connector:?} (A ran on the killed daemon)"
+    );
+    env.check_integrity();
+}
+
+#[test]
+fn a_registry_edit_made_with_plain_sql_is_seen_by_every_daemon() {
+    let env = cluster_env(3000);
+    env.scripted("A", json!({"subscriptions": [users("AsyncSimple")]}));
+    env.scripted("B", json!({"subscriptions": [users("AsyncSimple")]}));
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    let owners = placement(&daemons[0], 2, 2);
+    assert_ne!(owners["A"], owners["B"], "one connector each");
+    env.sql().execute("UPDATE Integration_Connector SET ConnectorEnabled = 0 WHERE ConnectorName = 'A'", []).unwrap();
+    for d in &daemons {
+        wait_for("every daemon to see A disabled", Duration::from_secs(5), || {
+            let a = d.connector("A")?;
+            (a["enabled"] == false && a["loaded"] == false && a["running_on"].is_null()).then_some(())
+        });
+    }
+    env.sql().execute("UPDATE Integration_Connector SET ConnectorEnabled = 1 WHERE ConnectorName = 'A'", []).unwrap();
+    let owners = placement(&daemons[0], 2, 2);
+    for d in &daemons {
+        wait_for("every daemon to see where A runs", Duration::from_secs(5), || {
+            let a = d.connector("A")?;
+            let here = id_of(d) == owners["A"];
+            let ok = if here { a["loaded"] == true } else { a["running_on"] == owners["A"].as_str() };
+            ok.then_some(())
+        });
+    }
+    // A change entering either daemon reaches both connectors.
+    daemons[0].create("cms.user", json!({"code_name": "one"}));
+    daemons[1].create("cms.user", json!({"code_name": "two"}));
+    for name in ["A", "B"] {
+        wait_for("both changes to reach both connectors", WAIT, || (delivered(&env, name).len() == 2).then_some(()));
+    }
+}
+
+#[test]
+fn a_synchronous_subscription_is_served_when_the_change_enters_another_daemon() {
+    let env = cluster_env(3000);
+    env.scripted("Sync", json!({"subscriptions": [users("SyncSnapshot")]}));
+    env.scripted("Other", json!({"subscriptions": [users("AsyncSimple")]}));
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    let owners = placement(&daemons[0], 2, 2);
+    let outsider = daemons.iter().find(|d| id_of(d) != owners["Sync"]).unwrap();
+    let r = outsider.create("cms.user", json!({"code_name": "routed"}));
+    let sync = r["sync"].as_array().unwrap();
+    assert_eq!(sync.len(), 1, "{r}");
+    assert_eq!(sync[0]["connector"], "Sync");
+    assert_eq!(sync[0]["result"], "Ok", "{r}");
+    let sql = env.sql();
+    let processed: i64 = sql
+        .query_row("SELECT COUNT(*) FROM CMS_EventLog WHERE Source = 'Sync' AND EventCode = 'SYNC'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(processed, 1, "processed once, on the daemon that runs it");
+}
+
+#[test]
+fn the_scheduled_task_runs_once_per_due_time_across_the_daemons() {
+    let env = cluster_env(3000);
+    env.scripted("A", json!({"subscriptions": []}));
+    let daemons: Vec<Daemon> = (0..3).map(|_| env.start()).collect();
+    placement(&daemons[0], 1, 3);
+    let sql = env.sql();
+    let executions = || -> i64 {
+        sql.query_row(
+            "SELECT TaskExecutions FROM CMS_ScheduledTask WHERE TaskName = 'ProcessExternalIntegrationTasks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let before = executions();
+    for round in 1..=3 {
+        // Due now for every daemon at once.
+        sql.execute(
+            "UPDATE CMS_ScheduledTask SET TaskNextRun = bus_now() WHERE TaskName = 'ProcessExternalIntegrationTasks'",
+            [],
+        )
+        .unwrap();
+        wait_for("the due run", Duration::from_secs(10), || (executions() == before + round).then_some(()));
+        // Every daemon's scheduler looks at least twice more (500 ms ticks).
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(executions(), before + round, "run once per due time, not once per daemon");
+    }
+}
