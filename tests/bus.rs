@@ -25,6 +25,8 @@ mod incoming;
 mod isolation;
 #[path = "cases/loading.rs"]
 mod loading;
+#[path = "cases/migrate.rs"]
+mod migrate;
 #[path = "cases/observability.rs"]
 mod observability;
 #[path = "cases/operations.rs"]

@@ -5,6 +5,7 @@
 //! `cargo run --release -p bus-bench -- [--backlog N] [--out DIR]`
 
 mod bus;
+mod postgres;
 mod raw;
 mod report;
 mod rig;
@@ -24,11 +25,21 @@ struct Options {
     out: PathBuf,
     budget: Duration,
     only: Option<String>,
+    /// Measure on this PostgreSQL server instead (a URL whose database the
+    /// benchmark may use to create its own).
+    postgres: Option<String>,
+    quick: bool,
 }
 
 fn options() -> Result<Options> {
-    let mut o =
-        Options { backlog: 1_000_000, out: PathBuf::from("bench-results"), budget: Duration::from_secs(3), only: None };
+    let mut o = Options {
+        backlog: 1_000_000,
+        out: PathBuf::from("bench-results"),
+        budget: Duration::from_secs(3),
+        only: None,
+        postgres: None,
+        quick: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -46,8 +57,10 @@ fn options() -> Result<Options> {
             "--quick" => {
                 o.backlog = 100_000;
                 o.budget = Duration::from_secs(1);
+                o.quick = true;
             }
-            other => bail!("unknown argument `{other}`; use --backlog N, --out DIR, --quick"),
+            "--postgres" => o.postgres = Some(args.next().context("--postgres needs a postgres:// URL")?),
+            other => bail!("unknown argument `{other}`; use --backlog N, --out DIR, --quick, --postgres URL"),
         }
     }
     Ok(o)
@@ -95,6 +108,13 @@ fn main() -> Result<()> {
     let lib = library()?;
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
+    if let Some(url) = &o.postgres {
+        println!("| PostgreSQL, same server, one run | value |\n|---|---|");
+        for l in postgres::run(url, &lib, dir, o.budget, o.quick)? {
+            println!("| {} | {:.1} {} |", l.what, l.value, l.unit);
+        }
+        return Ok(());
+    }
     let mut figures = Vec::new();
     let mut n = 0u64;
     if let Some(phase) = &o.only {

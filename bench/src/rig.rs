@@ -74,6 +74,8 @@ pub struct RigConfig {
     pub isolation: Isolation,
     /// Tasks per request to a connector process.
     pub batch_size: usize,
+    /// A PostgreSQL URL instead of a SQLite file in the rig's folder.
+    pub database: Option<String>,
 }
 
 impl RigConfig {
@@ -87,6 +89,7 @@ impl RigConfig {
             watch: None,
             isolation: Isolation::InProcess,
             batch_size: 1,
+            database: None,
         }
     }
 }
@@ -134,7 +137,10 @@ impl Rig {
             .collect();
         let engine = Engine::start(EngineConfig {
             store: StoreConfig {
-                database: bus_core::db::Location::File(dir.join("bus.db")),
+                database: match &rig.database {
+                    Some(url) => bus_core::db::Location::parse(url),
+                    None => bus_core::db::Location::File(dir.join("bus.db")),
+                },
                 durability: rig.durability,
                 max_database_pages: None,
                 seed_connectors,
@@ -157,7 +163,8 @@ impl Rig {
             },
             cluster: Default::default(),
         })?;
-        let loaded = engine.first_load().values().filter(|s| s.loaded).count();
+        // In a cluster a connector may run on the other daemon.
+        let loaded = engine.first_load().values().filter(|s| s.loaded || s.running_on.is_some()).count();
         anyhow::ensure!(
             loaded == rig.connectors,
             "only {loaded} of {} connectors loaded: {:?}",
@@ -194,6 +201,11 @@ impl Rig {
     /// Relations still queued (counts the queue: too slow to poll).
     pub fn queued(&self) -> Result<i64> {
         Ok(bus_core::queue_admin::count(&*self.db.connect()?, bus_core::queue::Direction::Outgoing, None)?)
+    }
+
+    /// Connectors whose leases this rig holds (PostgreSQL).
+    pub fn held(&self) -> usize {
+        self.engine.as_ref().and_then(|e| e.cluster()).map_or(0, |c| c.held().len())
     }
 
     /// Relations delivered so far (in memory: cheap to poll).

@@ -309,15 +309,19 @@ impl Engine {
     /// Stops the watcher and the scheduler, lets every worker finish its
     /// call in flight, and shuts the connectors down.
     pub fn stop(self) {
-        let Engine { watcher, scheduler, incoming, outgoing, manager, cluster, .. } = self;
+        let Engine { watcher, scheduler, incoming, outgoing, manager, mut cluster, .. } = self;
         drop(watcher);
         drop(scheduler);
+        // No reinitialization may start workers again while they stop.
+        if let Some(cluster) = &mut cluster {
+            cluster.halt();
+        }
         incoming.workers().stop_all();
         outgoing.stop_all();
         // The leases go once nothing delivers any more: the other daemons
         // take over at once.
         if let Some(cluster) = cluster {
-            cluster.stop();
+            cluster.leave();
         }
         manager.shutdown_all();
     }
@@ -374,7 +378,13 @@ impl Clustered {
         Ok(Clustered { cluster, tick, notifier, _listener: listener })
     }
 
-    fn stop(mut self) {
+    /// Stops the tick and the reinitializations it sets off.
+    fn halt(&mut self) {
+        self.tick.halt();
+    }
+
+    /// Releases the leases and stops the wake-ups.
+    fn leave(mut self) {
         self.tick.stop();
         self.notifier.stop();
     }

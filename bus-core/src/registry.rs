@@ -511,6 +511,12 @@ impl Registry {
     pub fn delete(&self, name: &str, queue: QueuedTasks) -> Result<i64, RegistryError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with(crate::sql::Begin::Immediate)?;
+        if tx.dialect() == crate::sql::Dialect::Postgres {
+            // SQLite's IMMEDIATE already holds the write lock: on PostgreSQL
+            // the row is locked before counting, so no change queues for it
+            // between the count and the delete (a change locks it first).
+            tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = ?1 FOR UPDATE", [name])?;
+        }
         let queued = queued_relations(&tx, name)?.ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         if queued > 0 && queue == QueuedTasks::Keep {
             return Err(RegistryError::HasQueue { name: name.to_owned(), queued });

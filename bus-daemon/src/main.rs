@@ -56,6 +56,8 @@ enum Command {
     /// List, show, synchronize or delete queued tasks.
     #[command(subcommand)]
     Task(cli::task::TaskCommand),
+    /// Copy this SQLite bus into an empty PostgreSQL database (`--to postgres://…`).
+    Migrate(cli::migrate::MigrateArgs),
     /// Run one connector in this process for a daemon that started it
     /// (`process` isolation); speaks frames on stdin and stdout.
     #[command(name = "connector-host", hide = true)]
@@ -86,6 +88,10 @@ fn main() -> Result<()> {
             let config = Config::load(config_path.as_deref(), &overrides)?;
             serve::run(config)
         }
+        Command::Migrate(args) => {
+            init_tracing("warn");
+            cli::migrate::run(&Config::load(config_path.as_deref(), &overrides)?, args)
+        }
         command => {
             init_tracing("warn");
             let config = Config::load(config_path.as_deref(), &overrides)?;
@@ -96,7 +102,9 @@ fn main() -> Result<()> {
                 Command::Eventlog(a) => cli::eventlog::run(&bus, a),
                 Command::Settings(c) => cli::settings::run(&bus, c),
                 Command::Schedule(c) => cli::schedule::run(&bus, c),
-                Command::Serve { .. } | Command::ConnectorHost => unreachable!("handled above"),
+                Command::Serve { .. } | Command::ConnectorHost | Command::Migrate(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

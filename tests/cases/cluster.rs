@@ -50,6 +50,28 @@ fn placement(d: &Daemon, connectors: usize, daemons: usize) -> BTreeMap<String, 
     })
 }
 
+/// Waits until every daemon knows where each connector runs: loaded here
+/// by its owner, running elsewhere (with the owner's name) on the others.
+fn settled(daemons: &[&Daemon], owners: &BTreeMap<String, String>) {
+    for d in daemons {
+        let me = id_of(d);
+        wait_for("every daemon to know where each connector runs", WAIT, || {
+            owners
+                .iter()
+                .all(|(name, owner)| {
+                    d.connector(name).is_some_and(|c| {
+                        if *owner == me {
+                            c["loaded"] == true
+                        } else {
+                            c["running_on"] == owner.as_str()
+                        }
+                    })
+                })
+                .then_some(())
+        });
+    }
+}
+
 /// Each daemon's ID, as `/api/cluster` names it.
 fn id_of(d: &Daemon) -> String {
     d.get("/api/cluster").body["this_daemon"].as_str().unwrap().to_owned()
@@ -88,6 +110,7 @@ fn a_killed_daemon_hands_its_connectors_over_and_nothing_is_lost_or_reordered() 
     }
     let daemons: Vec<Daemon> = (0..3).map(|_| env.start()).collect();
     let owners = placement(&daemons[0], 3, 3);
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
     let ids: Vec<String> = daemons.iter().map(id_of).collect();
     // The daemon running A is killed mid-drain; changes keep arriving
     // through the other two.
@@ -162,23 +185,28 @@ fn a_registry_edit_made_with_plain_sql_is_seen_by_every_daemon() {
     let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
     let owners = placement(&daemons[0], 2, 2);
     assert_ne!(owners["A"], owners["B"], "one connector each");
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
+    for d in &daemons {
+        // Each daemon says what it holds; a connector running elsewhere
+        // does not make it unready.
+        let health = d.get("/health?probe=ready");
+        assert_eq!(health.status, 200, "{}", health.text);
+        assert_eq!(health.body["cluster"]["leases"].as_array().unwrap().len(), 1, "{}", health.text);
+        let metrics = d.get("/metrics").text;
+        assert!(metrics.contains("bus_cluster_leases_held 1"), "{metrics}");
+        let view = d.get("/api/cluster").body;
+        assert_eq!(view["leases"].as_array().unwrap().len(), 4, "two connectors, two directions each: {view}");
+    }
     env.sql().execute("UPDATE Integration_Connector SET ConnectorEnabled = 0 WHERE ConnectorName = 'A'", []).unwrap();
     for d in &daemons {
-        wait_for("every daemon to see A disabled", Duration::from_secs(5), || {
+        wait_for("every daemon to see A disabled", Duration::from_secs(15), || {
             let a = d.connector("A")?;
             (a["enabled"] == false && a["loaded"] == false && a["running_on"].is_null()).then_some(())
         });
     }
     env.sql().execute("UPDATE Integration_Connector SET ConnectorEnabled = 1 WHERE ConnectorName = 'A'", []).unwrap();
     let owners = placement(&daemons[0], 2, 2);
-    for d in &daemons {
-        wait_for("every daemon to see where A runs", Duration::from_secs(5), || {
-            let a = d.connector("A")?;
-            let here = id_of(d) == owners["A"];
-            let ok = if here { a["loaded"] == true } else { a["running_on"] == owners["A"].as_str() };
-            ok.then_some(())
-        });
-    }
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
     // A change entering either daemon reaches both connectors.
     daemons[0].create("cms.user", json!({"code_name": "one"}));
     daemons[1].create("cms.user", json!({"code_name": "two"}));
@@ -194,6 +222,7 @@ fn a_synchronous_subscription_is_served_when_the_change_enters_another_daemon() 
     env.scripted("Other", json!({"subscriptions": [users("AsyncSimple")]}));
     let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
     let owners = placement(&daemons[0], 2, 2);
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
     let outsider = daemons.iter().find(|d| id_of(d) != owners["Sync"]).unwrap();
     let r = outsider.create("cms.user", json!({"code_name": "routed"}));
     let sync = r["sync"].as_array().unwrap();

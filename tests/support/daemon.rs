@@ -245,7 +245,6 @@ impl TestEnv {
             .expect("the daemon binary runs")
     }
 
-    /// Starts a daemon on a free port.
     /// Appends a section to `bus.toml` (`[name]` and its lines).
     pub fn configure_section(&self, name: &str, lines: &str) {
         let mut text = std::fs::read_to_string(&self.config_path).unwrap();
@@ -253,6 +252,22 @@ impl TestEnv {
         std::fs::write(&self.config_path, text).unwrap();
     }
 
+    /// Points `bus.toml` (and [`Self::sql`]) at another database.
+    pub fn use_database(&mut self, location: Location) {
+        let setting = match &location {
+            Location::File(p) => p.display().to_string(),
+            Location::Postgres(url) => url.clone(),
+        };
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| if l.starts_with("database =") { format!("database = \"{setting}\"") } else { l.to_owned() })
+            .collect();
+        std::fs::write(&self.config_path, text.join("\n") + "\n").unwrap();
+        self.database = location;
+    }
+
+    /// Starts a daemon on a free port.
     pub fn start(&self) -> Daemon {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -69,6 +69,11 @@ pub(crate) trait Queues: Send + Sync + 'static {
 pub(crate) trait QueueSession: Send {
     /// The settings, as committed.
     fn settings(&mut self) -> Result<Settings, QueueError>;
+    /// Whether this daemon may still call the connector for its queues: on
+    /// a shared database only while it surely holds their leases.
+    fn may_call(&self, _connector_id: i64) -> bool {
+        true
+    }
     /// Whether task IDs are in commit order (one writer at a time), so a
     /// reader may go on from the last ID it read.
     fn ids_follow_commits(&self) -> bool {

@@ -6,7 +6,8 @@
 //! queue's lease at the epoch it was claimed with. The lease row is read
 //! `FOR SHARE` in the same transaction, so a takeover (an `UPDATE` of that
 //! row) waits for the commit, and a write after a takeover finds the row
-//! changed and records nothing ([`QueueError::Fenced`]).
+//! changed and records nothing ([`QueueError::Fenced`]). Locks are taken in
+//! the order a connector delete takes them (connector, then its rows).
 
 use super::{QueueError, QueueKey, QueueSession, Queues};
 use crate::cluster::Cluster;
@@ -56,10 +57,19 @@ impl PostgresSession {
         let fenced = || QueueError::Fenced { connector_id: key.connector_id, direction: key.direction };
         let epoch = self.cluster.epoch(key).ok_or_else(fenced)?;
         let tx = self.conn.transaction()?;
+        // The connector row first, as a delete of the connector takes it
+        // first too (then its relations and leases, by cascade): in any
+        // other order a delivery and a delete could each wait for the other.
+        let registered = tx
+            .prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1 FOR KEY SHARE")?
+            .exists([key.connector_id])?;
+        if !registered {
+            return Err(fenced());
+        }
         let holds = tx
             .prepare_cached(
                 "SELECT 1 FROM Integration_Lease WHERE LeaseConnectorID = ?1 AND LeaseIsInbound = ?2 \
-                 AND LeaseOwner = ?3 AND LeaseEpoch = ?4 FOR SHARE",
+                 AND LeaseOwner = ?3 AND LeaseEpoch = ?4 AND LeaseExpires > clock_timestamp() FOR SHARE",
             )?
             .exists(params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch])?;
         if !holds {
@@ -88,6 +98,12 @@ fn delete_relations(tx: &Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
 impl QueueSession for PostgresSession {
     fn settings(&mut self) -> Result<Settings, QueueError> {
         Ok(settings::read(&self.conn)?)
+    }
+
+    /// Only while the lease is held and was renewed recently enough that
+    /// it cannot have expired on the server.
+    fn may_call(&self, connector_id: i64) -> bool {
+        self.cluster.surely_holds(connector_id)
     }
 
     /// Identity values are drawn before commit: with writers on several

@@ -94,7 +94,7 @@ pub struct Cluster {
     /// One tick at a time (the thread's, a reinitialization's).
     ticking: Mutex<()>,
     /// The session holding this daemon's liveness lock (see `lease.rs`).
-    _alive: Mutex<crate::sql::Conn>,
+    alive_session: Mutex<crate::sql::Conn>,
     lock_key: i64,
 }
 
@@ -162,7 +162,7 @@ impl Cluster {
             state: Mutex::new(State::default()),
             lease_changes: AtomicU64::new(0),
             ticking: Mutex::new(()),
-            _alive: Mutex::new(alive),
+            alive_session: Mutex::new(alive),
             lock_key,
         });
         cluster.tick()?;
@@ -184,6 +184,15 @@ impl Cluster {
     /// Whether this daemon runs the connector (holds its leases).
     pub(crate) fn runs_here(&self, connector_id: i64) -> bool {
         self.state().holding.epochs.contains_key(&(connector_id, false))
+    }
+
+    /// Whether this daemon holds the connector's leases and renewed them so
+    /// recently that they cannot have expired on the server (the renewal
+    /// started at most four fifths of the lease time ago).
+    pub(crate) fn surely_holds(&self, connector_id: i64) -> bool {
+        let state = self.state();
+        let fresh = state.renewed.is_some_and(|r| r.elapsed() < self.config.lease_ttl * 4 / 5);
+        fresh && state.holding.epochs.contains_key(&(connector_id, false))
     }
 
     /// The epoch of a held queue's lease.
@@ -216,7 +225,9 @@ impl Cluster {
         let _one = self.ticking.lock().unwrap_or_else(|p| p.into_inner());
         let ttl = self.config.lease_ttl;
         let started = Instant::now();
-        let outcome = lease::tick(&self.db, &self.id, self.lock_key, self.config.address.as_deref(), ttl);
+        let outcome = self
+            .keepalive_session()
+            .and_then(|()| lease::tick(&self.db, &self.id, self.lock_key, self.config.address.as_deref(), ttl));
         let mut state = self.state();
         match outcome {
             Ok(t) => {
@@ -258,6 +269,21 @@ impl Cluster {
                 Err(e)
             }
         }
+    }
+
+    /// Makes sure the session holding this daemon's liveness lock still
+    /// lives (a server restart ends it, and the others would take this
+    /// daemon for gone); a new session takes the lock again.
+    fn keepalive_session(&self) -> Result<(), DbError> {
+        let mut alive = self.alive_session.lock().unwrap_or_else(|p| p.into_inner());
+        if alive.query_row("SELECT 1", [], |r| r.get::<i64>(0)).is_ok() {
+            return Ok(());
+        }
+        tracing::warn!(daemon = %self.id, "the liveness session ended; taking the lock again");
+        let fresh = self.db.open_connection()?;
+        fresh.query_row("SELECT pg_advisory_lock(?1)::text", [self.lock_key], |_| Ok(()))?;
+        *alive = fresh;
+        Ok(())
     }
 
     /// Leaves the cluster: the leases are released at once, so the others

@@ -23,6 +23,7 @@ pub(crate) struct ClusterThread {
     join: Option<JoinHandle<()>>,
     changes: Option<JoinHandle<()>>,
     cluster: Arc<Cluster>,
+    left: bool,
 }
 
 impl ClusterThread {
@@ -64,11 +65,11 @@ impl ClusterThread {
                 on_change();
             }
         })?;
-        Ok(ClusterThread { stop, join: Some(join), changes: Some(changes), cluster })
+        Ok(ClusterThread { stop, join: Some(join), changes: Some(changes), cluster, left: false })
     }
 
-    /// Stops ticking and releases the leases.
-    pub(crate) fn stop(&mut self) {
+    /// Stops ticking and reinitializing; the leases stay held.
+    pub(crate) fn halt(&mut self) {
         self.stop.state.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
         self.stop.cv.notify_all();
         if let Some(changes) = self.changes.take() {
@@ -76,6 +77,13 @@ impl ClusterThread {
         }
         if let Some(join) = self.join.take() {
             let _ = join.join();
+        }
+    }
+
+    /// Stops ticking and releases the leases.
+    pub(crate) fn stop(&mut self) {
+        self.halt();
+        if !std::mem::replace(&mut self.left, true) {
             self.cluster.leave();
         }
     }

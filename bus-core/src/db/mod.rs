@@ -2,6 +2,7 @@
 //! schema migrations.
 
 mod location;
+pub mod migrate;
 mod postgres;
 
 pub use location::Location;

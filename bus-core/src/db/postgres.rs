@@ -16,12 +16,30 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0062_7573;
+pub(super) const MIGRATION_LOCK: i64 = 0x0062_7573;
 
 pub(super) fn open(location: &Location, url: &str, seed: &Seed<'_>) -> Result<(Conn, bool), DbError> {
     let mut conn = Conn::postgres(url).map_err(|source| DbError::Open { location: location.clone(), source })?;
     let created = migrate(location, &mut conn, seed)?;
     Ok((conn, created))
+}
+
+/// Creates the whole schema (with its seeds) in `tx`, on an empty database.
+pub(super) fn create_schema(location: &Location, tx: &Conn) -> Result<(), DbError> {
+    tx.execute_batch(
+        "CREATE TABLE Integration_SchemaVersion (Version BIGINT NOT NULL); \
+         INSERT INTO Integration_SchemaVersion (Version) VALUES (0)",
+    )?;
+    apply(location, tx, 0)
+}
+
+fn apply(location: &Location, tx: &Conn, current: u32) -> Result<(), DbError> {
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let err = |source| DbError::Migrate { location: location.clone(), version: m.version, source };
+        tx.execute_batch(m.sql).map_err(err)?;
+        tx.execute("UPDATE Integration_SchemaVersion SET Version = ?1", [m.version]).map_err(err)?;
+    }
+    Ok(())
 }
 
 fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
@@ -54,11 +72,7 @@ fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool
     if current > known {
         return Err(DbError::TooNew { location: location.clone(), found: current, known });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let err = |source| DbError::Migrate { location: location.clone(), version: m.version, source };
-        tx.execute_batch(m.sql).map_err(err)?;
-        tx.execute("UPDATE Integration_SchemaVersion SET Version = ?1", [m.version]).map_err(err)?;
-    }
+    apply(location, &tx, current)?;
     if current == 0 {
         seed(&tx)?;
     }

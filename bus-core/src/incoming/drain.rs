@@ -131,7 +131,15 @@ impl IncomingDrain {
             .transact(Some(&connector.name), move |tx, types| {
                 let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
                     .map_err(ChangeError::Single)?;
-                tx.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", [sync_id])?;
+                // Nothing removed: another worker (another daemon, after a
+                // lease moved) applied it meanwhile; this copy rolls back.
+                let removed =
+                    tx.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", [sync_id])?;
+                if removed == 0 {
+                    return Err(ChangeError::Single(crate::store::StoreError::Conflict(
+                        "the task is no longer queued: it was applied elsewhere".into(),
+                    )));
+                }
                 Ok(applied)
             })
             .map(|_| ())

@@ -65,9 +65,10 @@ pub(crate) struct Run<'a> {
 impl Run<'_> {
     /// True while this run's connector instance is still the worker's: a
     /// reinitialization or an unload ends the turn, and the run makes no
-    /// further call.
+    /// further call; so does a lease this daemon no longer surely holds
+    /// (a shared database), before the reinitialization that follows.
     pub(crate) fn is_current(&self) -> bool {
-        self.turn.is_current()
+        self.turn.is_current() && self.queue.may_call(self.connector.id)
     }
 
     /// Reads the run's tasks, oldest first, a batch at a time.
@@ -136,8 +137,8 @@ pub(crate) struct Batches {
     looked: std::collections::BTreeSet<i64>,
 }
 
-/// Past this many tasks looked at but still queued (SkipNow), a run reads
-/// on from a cursor instead of from the head.
+/// Past this many tasks looked at and still queued (SkipNow, skipped), a
+/// run reads on from a cursor instead of from the head.
 const MAX_LOOKED: usize = 1000;
 
 impl Batches {
@@ -173,8 +174,12 @@ impl Batches {
             }
             None => {
                 let extra = u32::try_from(self.looked.len()).unwrap_or(u32::MAX);
-                let batch: Vec<Queued> = queue
-                    .next_batch(self.key, 0, self.batch_size.saturating_add(extra), self.include_skipped)?
+                let head =
+                    queue.next_batch(self.key, 0, self.batch_size.saturating_add(extra), self.include_skipped)?;
+                // What the head still shows of the tasks looked at stays
+                // looked at; the delivered ones are gone from it.
+                self.looked.retain(|id| head.iter().any(|q| q.task_id == *id));
+                let batch: Vec<Queued> = head
                     .into_iter()
                     .filter(|q| !self.looked.contains(&q.task_id))
                     .take(self.batch_size as usize)
@@ -426,10 +431,19 @@ impl Workers {
 
     /// Stops every worker (daemon shutdown); does not wait for calls in
     /// flight.
+    /// Stops every worker and waits up to `SETTLE` for their calls in
+    /// flight to end (a hung connector is not waited for longer).
     pub(crate) fn stop_all(&self) {
-        let mut workers = self.workers();
-        for (_, w) in std::mem::take(&mut *workers) {
-            drop(w.stop());
+        const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+        let threads: Vec<Retiring> = {
+            let mut workers = self.workers();
+            let mut threads: Vec<Retiring> = std::mem::take(&mut *workers).into_values().map(Worker::stop).collect();
+            threads.extend(std::mem::take(&mut *self.retiring.lock().unwrap_or_else(|p| p.into_inner())).into_values());
+            threads
+        };
+        let deadline = std::time::Instant::now() + SETTLE;
+        while threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod connector;
 pub mod eventlog;
+pub mod migrate;
 pub mod schedule;
 pub mod settings;
 pub mod task;

@@ -27,6 +27,18 @@ pub struct ConnectorHealth {
     pub hung_for_seconds: Option<f64>,
     /// How often the connector's process was started again after a crash.
     pub restarts: u64,
+    /// The daemon that runs it, when another one of the cluster does.
+    pub running_on: Option<String>,
+}
+
+/// This daemon's part in a PostgreSQL cluster.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ClusterHealth {
+    pub daemon: String,
+    /// The connectors whose leases it holds (by registry ID).
+    pub leases: Vec<i64>,
+    pub lease_changes: u64,
+    pub leader: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -38,6 +50,8 @@ pub struct Health {
     /// Set when the database file was deleted, replaced or lost its log.
     pub storage_fault: Option<String>,
     pub connectors: BTreeMap<String, ConnectorHealth>,
+    /// Set on PostgreSQL, where several daemons may share the database.
+    pub cluster: Option<ClusterHealth>,
 }
 
 pub async fn health(
@@ -58,13 +72,16 @@ pub async fn health(
                 error: st.error.clone(),
                 hung_for_seconds,
                 restarts,
+                running_on: st.running_on.clone(),
             };
             (name.clone(), health)
         })
         .collect();
     let storage_fault = s.protection.storage.fault();
     let ready = storage_fault.is_none()
-        && connectors.values().all(|c| !c.enabled || (c.loaded && c.error.is_none() && c.hung_for_seconds.is_none()));
+        && connectors.values().all(|c| {
+            !c.enabled || ((c.loaded || c.running_on.is_some()) && c.error.is_none() && c.hung_for_seconds.is_none())
+        });
     let status = match p.probe.as_deref() {
         None | Some("live") => StatusCode::OK,
         Some("ready") if ready => StatusCode::OK,
@@ -78,6 +95,12 @@ pub async fn health(
         reinitializations: s.manager.reinitializations(),
         storage_fault,
         connectors,
+        cluster: s.manager.cluster().map(|c| ClusterHealth {
+            daemon: c.id().to_owned(),
+            leases: c.held().into_iter().collect(),
+            lease_changes: c.lease_changes(),
+            leader: c.is_leader(),
+        }),
     };
     Ok((status, Json(health)))
 }

@@ -44,6 +44,21 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     for (name, live) in &set.live {
         let _ = writeln!(out, "bus_connector_restarts_total{{connector=\"{}\"}} {}", label(name), live.restarts());
     }
+    if let Some(cluster) = s.manager.cluster() {
+        out.push_str(
+            "# HELP bus_cluster_leases_held Connectors whose leases this daemon holds (PostgreSQL cluster).\n",
+        );
+        out.push_str("# TYPE bus_cluster_leases_held gauge\n");
+        let _ = writeln!(out, "bus_cluster_leases_held {}", cluster.held().len());
+        out.push_str(
+            "# HELP bus_cluster_lease_changes_total Connectors this daemon gained or lost since it started.\n",
+        );
+        out.push_str("# TYPE bus_cluster_lease_changes_total counter\n");
+        let _ = writeln!(out, "bus_cluster_lease_changes_total {}", cluster.lease_changes());
+        out.push_str("# HELP bus_cluster_leader 1 while this daemon does the cluster's maintenance.\n");
+        out.push_str("# TYPE bus_cluster_leader gauge\n");
+        let _ = writeln!(out, "bus_cluster_leader {}", u8::from(cluster.is_leader()));
+    }
     out.push_str("# HELP bus_connector_reinitializations_total How many times all connectors were reinitialized.\n");
     out.push_str("# TYPE bus_connector_reinitializations_total counter\n");
     let _ = writeln!(out, "bus_connector_reinitializations_total {}", s.manager.reinitializations());

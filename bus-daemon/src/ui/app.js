@@ -216,18 +216,38 @@ async function renderConnectors() {
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
       el("button", { class: "delete", title: "Delete", onclick: () => deleteConnector(c.name) }, "Delete"))));
   const r = renderConnectors;
+  const cluster = await clusterPanel();
   paint("connectors",
     el("div", { class: "toolbar" }, el("button", { class: "primary", id: "new-connector", onclick: () => editConnector(null) }, "New connector"),
       ...searchBox(g, "connector-search", r),
       el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
     table([sortable(g, "State", "state", r), sortable(g, "Display name", "display_name", r), sortable(g, "Code name", "name", r),
       sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Actions"], rows),
-    pager(g, total, "connectors", r));
+    pager(g, total, "connectors", r),
+    cluster);
+}
+
+// Several daemons on one PostgreSQL database: who they are, when each was
+// last heard of, which connectors each runs. Nothing on SQLite (404).
+async function clusterPanel() {
+  const res = await fetch("/api/cluster", { credentials: "same-origin", headers: { "X-Bus-Csrf": "1" } });
+  if (!res.ok) return el("span", {});
+  const view = await res.json();
+  const rows = view.daemons.map((d) => el("tr", { "data-daemon": d.id, class: d.alive ? "" : "muted" },
+    el("td", { class: "daemon" }, d.id + (d.id === view.this_daemon ? " (this daemon)" : "")),
+    el("td", {}, d.address || "—"),
+    el("td", {}, d.alive ? `${d.heartbeat_age_seconds.toFixed(1)} s ago` : "gone"),
+    el("td", { class: "held" }, d.connectors.join(", ") || "—")));
+  return el("section", { id: "cluster" },
+    el("h3", {}, `Cluster: ${view.daemons.filter((d) => d.alive).length} daemon(s), leases of ${view.lease_ttl_ms} ms` +
+      (view.leader ? "; this daemon does the maintenance" : "")),
+    table(["Daemon", "Address", "Last heartbeat", "Runs"], rows));
 }
 
 // Where the running instance runs, what the row asks for, and how often its
 // process was restarted after a crash.
 function isolationText(c) {
+  if (c.running_on) return `on ${c.running_on}`;
   const running = c.running_isolation || (c.isolation === "default" ? "default" : c.isolation);
   return c.restarts ? `${running} (${c.restarts} restart${c.restarts === 1 ? "" : "s"})` : running;
 }
