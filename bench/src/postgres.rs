@@ -23,7 +23,8 @@ pub struct Line {
 /// A fresh database on the server for one phase.
 fn database(admin: &str, name: &str) -> Result<String> {
     let conn = Conn::postgres(admin).with_context(|| format!("cannot connect to {admin}"))?;
-    conn.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"))?;
+    conn.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    conn.execute_batch(&format!("CREATE DATABASE {name}"))?;
     let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
     Ok(format!("{base}/{name}"))
 }
