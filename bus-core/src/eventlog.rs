@@ -124,22 +124,34 @@ fn event(r: &crate::sql::Row<'_>) -> crate::sql::Result<Event> {
 #[derive(Debug)]
 pub struct EventLog {
     conn: Mutex<Conn>,
+    db: Database,
 }
 
 impl EventLog {
     pub fn new(db: &Database) -> Result<Self, DbError> {
-        Ok(EventLog { conn: Mutex::new(db.open_connection()?) })
+        Ok(EventLog { conn: Mutex::new(db.open_connection()?), db: db.clone() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Conn> {
         // A panic while holding the lock cannot leave the connection in a
         // half-written state (every write is one statement), so a poisoned
         // lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.revive(&mut conn);
+        conn
     }
 
-    /// Writes one row.
+    /// Writes one row. A row refused because the server had closed the
+    /// connection (a restart) is written again on a new one: the event of a
+    /// connector's call is not lost to a reconnection.
     pub fn write(&self, e: &NewEvent<'_>) -> Result<i64, DbError> {
+        match self.insert(e) {
+            Err(DbError::Sql(s)) if s.kind() == crate::sql::ErrorKind::Disconnected => self.insert(e),
+            other => other,
+        }
+    }
+
+    fn insert(&self, e: &NewEvent<'_>) -> Result<i64, DbError> {
         let conn = self.lock();
         let id = conn.prepare_cached(
             "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName, UserName, IPAddress) \

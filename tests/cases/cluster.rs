@@ -265,3 +265,45 @@ fn the_scheduled_task_runs_once_per_due_time_across_the_daemons() {
         assert_eq!(executions(), before + round, "run once per due time, not once per daemon");
     }
 }
+
+#[test]
+fn a_daemon_whose_database_sessions_are_cut_connects_again_and_keeps_delivering() {
+    let env = cluster_env(3000);
+    env.scripted("A", json!({"subscriptions": [users("AsyncSimple")]}));
+    let d = env.start();
+    placement(&d, 1, 1);
+    d.create("cms.user", json!({"code_name": "before"}));
+    wait_for("the first delivery", WAIT, || (delivered(&env, "A").len() == 1).then_some(()));
+    // Every session of the daemon ends, as with a server restart.
+    let cut: i64 = env
+        .sql()
+        .query_row(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(cut >= 3, "the daemon's sessions were cut: {cut}");
+    // The write that finds its session gone is refused with the reason (503,
+    // nothing written); the ones after it work again.
+    let mut refusals = Vec::new();
+    let created = wait_for("the daemon to write again", Duration::from_secs(30), || {
+        let r = d.post("/api/objects/cms.user", &json!({"code_name": "after"}));
+        if r.status == 201 {
+            return Some(r.body);
+        }
+        refusals.push((r.status, r.text));
+        None
+    });
+    assert!(refusals.iter().all(|(s, _)| *s == 503), "{refusals:?}");
+    assert!(created["queued_for"].as_array().unwrap().contains(&json!("A")), "{created}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while delivered(&env, "A").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no delivery after the cut; the daemon's log:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = d.get("/health?probe=ready");
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.body["cluster"]["leases"].as_array().unwrap().len(), 1, "it still runs A: {}", health.text);
+}

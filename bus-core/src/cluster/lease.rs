@@ -30,6 +30,14 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     let mut conn = db.connect()?;
     let ttl_ms = millis(ttl);
     let tx = conn.transaction()?;
+    // A tick that waits on a lock (a connector delete in progress, say)
+    // gives up well before the leases could expire: the next tick tries
+    // again, and a daemon that cannot renew in time steps down.
+    tx.execute_batch(&format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+        (ttl_ms / 5).max(100),
+        (ttl_ms / 2).max(200)
+    ))?;
     tx.execute(
         "INSERT INTO Integration_Daemon (DaemonID, DaemonAddress, DaemonLockKey) VALUES (?1, ?2, ?3) \
          ON CONFLICT (DaemonID) DO UPDATE SET DaemonHeartbeat = clock_timestamp(), DaemonAddress = excluded.DaemonAddress",

@@ -73,7 +73,7 @@ impl Durability {
 /// connection's commit in the WAL drops its whole cache and reads every page
 /// again. Other processes still meet the busy timeout.
 #[derive(Debug, Clone)]
-pub(crate) struct WriteGate(Arc<Mutex<Conn>>);
+pub(crate) struct WriteGate(Arc<Mutex<Conn>>, Option<Location>);
 
 /// Statements the shared writing connection keeps prepared: every write
 /// path of the process uses it.
@@ -83,7 +83,11 @@ impl WriteGate {
     /// Waits for the turn to write; the turn, and with it the writing
     /// connection, ends when the guard drops.
     pub(crate) fn enter(&self) -> MutexGuard<'_, Conn> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        let mut conn = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(location) = &self.1 {
+            revive(location, &mut conn);
+        }
+        conn
     }
 }
 
@@ -153,7 +157,7 @@ impl Database {
                 let db = Database {
                     location: location.clone(),
                     durability,
-                    gate: WriteGate(Arc::new(Mutex::new(conn))),
+                    gate: WriteGate(Arc::new(Mutex::new(conn)), Some(location.clone())),
                     max_pages: None,
                     idle: Arc::default(),
                     _checkpointer: None,
@@ -182,7 +186,7 @@ impl Database {
         let db = Database {
             location,
             durability,
-            gate: WriteGate(Arc::new(Mutex::new(conn))),
+            gate: WriteGate(Arc::new(Mutex::new(conn)), None),
             max_pages: None,
             idle: Arc::default(),
             _checkpointer: Some(Arc::new(checkpointer)),
@@ -263,6 +267,32 @@ impl Database {
             Location::File(path) => connection(path, self.durability, self.max_pages),
             Location::Postgres(_) => Err(rusqlite::Error::InvalidPath(PathBuf::from("(a PostgreSQL database)"))),
         }
+    }
+}
+
+/// Replaces a PostgreSQL connection whose server went away (a restart, a
+/// failover) with a new one; the failed statement that noticed it already
+/// answered with its error, the next one works again. A connection that
+/// cannot be made yet is left as it is (its use fails with the reason).
+fn revive(location: &Location, conn: &mut Conn) {
+    let Location::Postgres(url) = location else { return };
+    if conn.is_usable() {
+        return;
+    }
+    match Conn::postgres(url) {
+        Ok(fresh) => {
+            tracing::warn!(database = %location, "the connection to the database server was lost; connected again");
+            *conn = fresh;
+        }
+        Err(e) => tracing::warn!(database = %location, error = %e, "the database server cannot be reached"),
+    }
+}
+
+impl Database {
+    /// A long-lived connection that broke with its server is made again
+    /// (see [`revive`]); a no-op on SQLite.
+    pub(crate) fn revive(&self, conn: &mut Conn) {
+        revive(&self.location, conn);
     }
 }
 

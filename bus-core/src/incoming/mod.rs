@@ -91,7 +91,11 @@ impl Incoming {
             }
         })?;
         // The lock covers the settings read only, never a connector call.
-        let settings = settings::read(&self.logger.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let settings = {
+            let mut logger = self.logger.lock().unwrap_or_else(|p| p.into_inner());
+            self.db.revive(&mut logger);
+            settings::read(&logger)?
+        };
         log::log(&settings, self.db.gate(), &self.types, &live, request)
     }
 

@@ -349,6 +349,12 @@ impl Runner {
                 st.failures = 0;
                 st.retry_at = None;
             }
+            // Interrupted without a new instance: the lease was in doubt
+            // (a shared database): look again shortly, the queue still
+            // holds its tasks.
+            Ok(RunEnd::Interrupted) if !st.stop => {
+                st.retry_at = Some(Instant::now() + self.config.retry_base);
+            }
             Ok(RunEnd::Interrupted) => {}
             Ok(RunEnd::Stopped) if !self.drain.automatic() => {}
             Ok(RunEnd::Stopped) => {
