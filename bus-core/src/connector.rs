@@ -113,6 +113,16 @@ impl std::fmt::Debug for LiveConnector {
     }
 }
 
+/// What a live connector is made of, besides what it declared at init.
+struct Parts<'a> {
+    row: &'a ConnectorRow,
+    library: Arc<Library>,
+    object: Instance,
+    lane: Arc<Lane>,
+    services: Arc<dyn HostServices>,
+    call_timeout: Duration,
+}
+
 impl LiveConnector {
     /// Wraps a freshly created connector object and calls its init.
     pub(crate) fn initialize(
@@ -123,23 +133,8 @@ impl LiveConnector {
         services: Arc<dyn HostServices>,
         call_timeout: Duration,
     ) -> Result<Arc<Self>, CallError> {
-        let live = Arc::new(LiveConnector {
-            id: row.id,
-            name: row.name.clone(),
-            class: row.class_name.clone(),
-            library,
-            info: InitResponse::default(),
-            loaded_at: crate::db::now(),
-            object: Arc::new(object),
-            lane,
-            services,
-            last_fault: Mutex::new(None),
-            shut_down: AtomicBool::new(false),
-            call_timeout,
-            in_flight: Mutex::new(BTreeMap::new()),
-            next_call: AtomicU64::new(0),
-            batch_failed: AtomicBool::new(false),
-        });
+        let parts = Parts { row, library, object, lane, services, call_timeout };
+        let live = Arc::new(Self::assemble(parts, InitResponse::default(), crate::db::now()));
         let request = InitRequest { registry_name: row.name.clone(), host_protocol: PROTOCOL_REVISION };
         // Init is the one request every connector answers, so it is sent
         // without a capability check; a connector that hangs in it is given up.
@@ -254,23 +249,29 @@ impl LiveConnector {
             copy: std::path::PathBuf::from(format!("(on daemon {})", remote.spec.daemon)),
             hash: String::new(),
         });
-        Ok(Arc::new(LiveConnector {
-            id: row.id,
-            name: row.name.clone(),
-            class: row.class_name.clone(),
-            library,
+        let loaded_at = remote.spec.loaded_at.clone();
+        let object = Instance::Remote(Box::new(remote));
+        Ok(Arc::new(Self::assemble(Parts { row, library, object, lane, services, call_timeout }, info, loaded_at)))
+    }
+
+    fn assemble(p: Parts<'_>, info: InitResponse, loaded_at: String) -> LiveConnector {
+        LiveConnector {
+            id: p.row.id,
+            name: p.row.name.clone(),
+            class: p.row.class_name.clone(),
+            library: p.library,
             info,
-            loaded_at: remote.spec.loaded_at.clone(),
-            object: Arc::new(Instance::Remote(Box::new(remote))),
-            lane,
-            services,
+            loaded_at,
+            object: Arc::new(p.object),
+            lane: p.lane,
+            services: p.services,
             last_fault: Mutex::new(None),
             shut_down: AtomicBool::new(false),
-            call_timeout,
+            call_timeout: p.call_timeout,
             in_flight: Mutex::new(BTreeMap::new()),
             next_call: AtomicU64::new(0),
             batch_failed: AtomicBool::new(false),
-        }))
+        }
     }
 
     /// How often the connector's process was started again after a crash

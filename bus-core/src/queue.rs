@@ -395,6 +395,12 @@ pub(crate) fn remove_delivered(conn: &mut Conn) -> crate::sql::Result<()> {
 /// `skipped` marks an ErrorAndSkip (automatic runs pass over the task).
 pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipped: bool) -> crate::sql::Result<()> {
     let tx = conn.transaction()?;
+    write_failure(&tx, sync_id, message, skipped)?;
+    tx.commit()
+}
+
+/// [`record_failure`]'s two writes, inside the caller's transaction.
+pub(crate) fn write_failure(tx: &Conn, sync_id: i64, message: &str, skipped: bool) -> crate::sql::Result<()> {
     tx.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
          SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = ?3, \
@@ -405,7 +411,7 @@ pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipp
         "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES (?1, ?2)",
     )?
     .execute(params![sync_id, message])?;
-    tx.commit()
+    Ok(())
 }
 
 /// Notes that a relation was looked at (SkipNow).

@@ -213,6 +213,15 @@ fn a_registry_edit_made_with_plain_sql_is_seen_by_every_daemon() {
     for name in ["A", "B"] {
         wait_for("both changes to reach both connectors", WAIT, || (delivered(&env, name).len() == 2).then_some(()));
     }
+    // A task is synchronized by the daemon that runs its connector: the
+    // other one says where to go, and its "all" covers its own connectors.
+    let outsider = daemons.iter().find(|d| id_of(d) != owners["A"]).unwrap();
+    let r = outsider.post("/api/tasks/outgoing/synchronize", &json!({"all": true, "connector": "A"}));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains(&format!("runs on daemon {}", owners["A"])), "{}", r.text);
+    let r = outsider.post("/api/tasks/outgoing/synchronize", &json!({"all": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["outcomes"].as_array().unwrap().iter().all(|o| o["connector"] != "A"), "{}", r.text);
 }
 
 #[test]

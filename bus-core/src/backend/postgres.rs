@@ -149,19 +149,7 @@ impl QueueSession for PostgresSession {
     }
 
     fn record_failure(&mut self, key: QueueKey, sync_id: i64, message: &str, skipped: bool) -> Result<(), QueueError> {
-        self.fenced(key, |tx| {
-            tx.prepare_cached(
-                "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
-                 SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = ?3, \
-                 SynchronizationLastRun = bus_now() WHERE SynchronizationID = ?2",
-            )?
-            .execute(params![message, sync_id, skipped])?;
-            tx.prepare_cached(
-                "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES (?1, ?2)",
-            )?
-            .execute(params![sync_id, message])?;
-            Ok(())
-        })
+        self.fenced(key, |tx| queue::write_failure(tx, sync_id, message, skipped))
     }
 
     fn mark_run(&mut self, key: QueueKey, sync_id: i64) -> Result<(), QueueError> {

@@ -271,8 +271,21 @@ fn synchronize(
                 .collect()
         }
     };
+    let everything = connector.is_none() && matches!(selection, Selection::All);
     let mut outcomes = Vec::new();
     for (name, selection) in names {
+        // In a cluster a connector's tasks are run by the daemon that runs
+        // it: "all" here means this daemon's; a request naming one that runs
+        // elsewhere says where to send it.
+        if let Some(daemon) = s.manager.get(&name).and_then(|c| c.runs_on().map(str::to_owned)) {
+            if everything {
+                continue;
+            }
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("connector `{name}` runs on daemon {daemon}; synchronize its tasks through that daemon (see /api/cluster)"),
+            ));
+        }
         outcomes.extend(workers.synchronize(&name, selection).map_err(sync_error)?);
     }
     Ok(outcomes)
