@@ -134,12 +134,16 @@ fn a_killed_daemon_hands_its_connectors_over_and_nothing_is_lost_or_reordered() 
     wait_for("deliveries to be under way", WAIT, || (delivered(&env, "A").len() >= 100).then_some(()));
     let mut daemons = daemons;
     daemons.remove(victim).kill();
-    for p in producers {
-        p.join().unwrap();
-    }
+    let killed = std::time::Instant::now();
     let survivor = &daemons[0];
     let after = placement(survivor, 3, 2);
     assert_ne!(after["A"], owners["A"], "A moved to a living daemon");
+    // Its session ended with it, which freed its leases: no waiting for
+    // the 10 s lease to expire.
+    assert!(killed.elapsed() < Duration::from_secs(9), "taken over after {:?}", killed.elapsed());
+    for p in producers {
+        p.join().unwrap();
+    }
     wait_for("every queue to drain", WAIT, || (waiting(survivor) == 0).then_some(()));
     let tasks: i64 =
         env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap();

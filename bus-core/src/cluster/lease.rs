@@ -231,14 +231,18 @@ pub(super) fn view(db: &Database, ttl: Duration) -> Result<(Vec<DaemonView>, Vec
     let daemons = conn
         .prepare_cached(
             "SELECT DaemonID, DaemonAddress, DaemonStarted, \
-             CAST(EXTRACT(EPOCH FROM (clock_timestamp() - DaemonHeartbeat)) AS DOUBLE PRECISION) \
+             CAST(EXTRACT(EPOCH FROM (clock_timestamp() - DaemonHeartbeat)) AS DOUBLE PRECISION), \
+             pg_try_advisory_xact_lock(DaemonLockKey) \
              FROM Integration_Daemon ORDER BY DaemonStarted, DaemonID",
         )?
         .query_map([], |r| {
             let id: String = r.get(0)?;
             let age: f64 = r.get(3)?;
+            // Alive: heard of within the lease time, and its session (which
+            // holds its liveness lock) still there.
+            let session_gone: bool = r.get(4)?;
             #[allow(clippy::cast_precision_loss)]
-            let alive = age * 1000.0 < ttl_ms as f64;
+            let alive = age * 1000.0 < ttl_ms as f64 && !session_gone;
             let connectors = leases
                 .iter()
                 .filter(|l| l.direction == "outgoing" && l.owner.as_deref() == Some(id.as_str()))
