@@ -43,7 +43,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
          ON CONFLICT (DaemonID) DO UPDATE SET DaemonHeartbeat = clock_timestamp(), DaemonAddress = excluded.DaemonAddress",
         params![me, address, lock_key],
     )?;
-    let gone = gone_daemons(&tx, me, ttl_ms)?;
+    let (others, gone) = other_daemons(&tx, me, ttl_ms)?;
     // Every enabled connector has its two lease rows; a disabled one's are
     // let go (nothing runs it).
     tx.execute(
@@ -68,12 +68,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         let (key, epoch) = row?;
         holding.epochs.insert(key, epoch);
     }
-    let recent: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM Integration_Daemon WHERE DaemonHeartbeat > clock_timestamp() - ?1 * interval '1 millisecond'",
-        [ttl_ms],
-        |r| r.get(0),
-    )?;
-    let alive = recent - i64::try_from(gone.len()).unwrap_or(0);
+    let alive = i64::try_from(1 + others - gone.len()).unwrap_or(1);
     let enabled: i64 =
         tx.query_row("SELECT COUNT(*) FROM Integration_Connector WHERE ConnectorEnabled = 1", [], |r| r.get(0))?;
     let share = usize::try_from((enabled + alive.max(1) - 1) / alive.max(1)).unwrap_or(0);
@@ -113,10 +108,10 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     Ok(Tick { holding, remote, leader })
 }
 
-/// The other daemons that heartbeat recently but whose liveness lock can be
-/// taken: their session ended (killed, disconnected), so they deliver
-/// nothing any more. Taken for this transaction only.
-fn gone_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<Vec<String>> {
+/// How many other daemons heartbeat recently, and those of them whose
+/// liveness lock can be taken: their session ended (killed, disconnected),
+/// so they deliver nothing any more. Taken for this transaction only.
+fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(usize, Vec<String>)> {
     let others: Vec<(String, i64)> = tx
         .prepare_cached(
             "SELECT DaemonID, DaemonLockKey FROM Integration_Daemon WHERE DaemonID <> ?1 \
@@ -125,13 +120,14 @@ fn gone_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<Vec<Stri
         .query_map(params![me, ttl_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<crate::sql::Result<_>>()?;
     let mut gone = Vec::new();
+    let count = others.len();
     for (id, key) in others {
         let free: bool = tx.query_row("SELECT pg_try_advisory_xact_lock(?1)", [key], |r| r.get(0))?;
         if free {
             gone.push(id);
         }
     }
-    Ok(gone)
+    Ok((count, gone))
 }
 
 /// Claims up to `wanted` connectors whose two leases are both free, expired

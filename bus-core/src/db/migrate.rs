@@ -84,29 +84,16 @@ pub fn to_postgres(source: &Database, target: &Location) -> Result<Copied, Migra
         return Err(MigrateError::SourceNotFile(source.location().clone()));
     }
     let Location::Postgres(url) = target else { return Err(MigrateError::TargetNotPostgres(target.clone())) };
-    let probe = Conn::postgres(url).map_err(|source| DbError::Open { location: target.clone(), source })?;
-    let existing: i64 = probe.query_row(
-        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-        [],
-        |r| r.get(0),
-    )?;
-    if existing > 0 {
-        return Err(MigrateError::NotEmpty { location: target.clone(), tables: existing });
-    }
-    drop(probe);
     let mut from = source.connect()?;
     // One read transaction: every table as of one moment, even while a
     // daemon still writes to the file.
     let from = from.transaction()?;
     let mut to = Conn::postgres(url).map_err(|source| DbError::Open { location: target.clone(), source })?;
     let tx = to.transaction()?;
-    // Under the lock daemons create the schema under, and empty still.
-    tx.query_row("SELECT pg_advisory_xact_lock(?1)::text", [super::postgres::MIGRATION_LOCK], |_| Ok(()))?;
-    let tables: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-        [],
-        |r| r.get(0),
-    )?;
+    // Under the lock daemons create the schema under: empty, and it stays so
+    // until this commits.
+    super::postgres::lock_schema(&tx)?;
+    let tables = super::postgres::table_count(&tx)?;
     if tables > 0 {
         return Err(MigrateError::NotEmpty { location: target.clone(), tables });
     }

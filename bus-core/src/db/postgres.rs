@@ -16,12 +16,28 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).
-pub(super) const MIGRATION_LOCK: i64 = 0x0062_7573;
+const MIGRATION_LOCK: i64 = 0x0062_7573;
 
 pub(super) fn open(location: &Location, url: &str, seed: &Seed<'_>) -> Result<(Conn, bool), DbError> {
     let mut conn = Conn::postgres(url).map_err(|source| DbError::Open { location: location.clone(), source })?;
     let created = migrate(location, &mut conn, seed)?;
     Ok((conn, created))
+}
+
+/// Takes the lock daemons (and `migrate --to`) create the schema under, for
+/// the rest of `tx`.
+pub(super) fn lock_schema(tx: &Conn) -> Result<(), DbError> {
+    tx.query_row("SELECT pg_advisory_xact_lock(?1)::text", [MIGRATION_LOCK], |_| Ok(()))?;
+    Ok(())
+}
+
+/// How many tables the database's schema holds.
+pub(super) fn table_count(conn: &Conn) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Creates the whole schema (with its seeds) in `tx`, on an empty database.
@@ -44,7 +60,7 @@ fn apply(location: &Location, tx: &Conn, current: u32) -> Result<(), DbError> {
 
 fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool, DbError> {
     let tx = conn.transaction()?;
-    tx.query_row("SELECT pg_advisory_xact_lock(?1)::text", [MIGRATION_LOCK], |_| Ok(()))?;
+    lock_schema(&tx)?;
     let versioned: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
          WHERE table_schema = current_schema() AND table_name = 'integration_schemaversion')",
@@ -54,28 +70,22 @@ fn migrate(location: &Location, conn: &mut Conn, seed: &Seed<'_>) -> Result<bool
     let current: u32 = if versioned {
         tx.query_row("SELECT Version FROM Integration_SchemaVersion", [], |r| r.get(0))?
     } else {
-        let tables: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-            [],
-            |r| r.get(0),
-        )?;
+        let tables = table_count(&tx)?;
         if tables > 0 {
             return Err(DbError::Foreign { location: location.clone(), tables });
         }
-        tx.execute_batch(
-            "CREATE TABLE Integration_SchemaVersion (Version BIGINT NOT NULL); \
-             INSERT INTO Integration_SchemaVersion (Version) VALUES (0)",
-        )?;
-        0
+        create_schema(location, &tx)?;
+        MIGRATIONS.last().map_or(0, |m| m.version)
     };
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if current > known {
         return Err(DbError::TooNew { location: location.clone(), found: current, known });
     }
     apply(location, &tx, current)?;
-    if current == 0 {
+    let created = !versioned;
+    if created {
         seed(&tx)?;
     }
     tx.commit()?;
-    Ok(current == 0)
+    Ok(created)
 }
