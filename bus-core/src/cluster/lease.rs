@@ -108,26 +108,26 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     Ok(Tick { holding, remote, leader })
 }
 
+/// Whether the session holding a daemon's liveness lock (`DaemonLockKey`,
+/// as `pg_locks` shows a bigint advisory key: high half in `classid`, low
+/// half in `objid`, `objsubid` 1) still lives. Read, never taken: a prober
+/// taking the lock would make a gone daemon look alive to the others.
+const SESSION_LIVES: &str = "EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted \
+     AND k.objsubid = 1 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND k.classid = ((DaemonLockKey >> 32) & 4294967295)::oid AND k.objid = (DaemonLockKey & 4294967295)::oid)";
+
 /// How many other daemons heartbeat recently, and those of them whose
-/// liveness lock can be taken: their session ended (killed, disconnected),
-/// so they deliver nothing any more. Taken for this transaction only.
+/// session ended (killed, disconnected): they deliver nothing any more.
 fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(usize, Vec<String>)> {
-    let others: Vec<(String, i64)> = tx
-        .prepare_cached(
-            "SELECT DaemonID, DaemonLockKey FROM Integration_Daemon WHERE DaemonID <> ?1 \
-             AND DaemonHeartbeat > clock_timestamp() - ?2 * interval '1 millisecond'",
-        )?
+    let others: Vec<(String, bool)> = tx
+        .prepare_cached(&format!(
+            "SELECT DaemonID, {SESSION_LIVES} FROM Integration_Daemon WHERE DaemonID <> ?1 \
+             AND DaemonHeartbeat > clock_timestamp() - ?2 * interval '1 millisecond'"
+        ))?
         .query_map(params![me, ttl_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<crate::sql::Result<_>>()?;
-    let mut gone = Vec::new();
     let count = others.len();
-    for (id, key) in others {
-        let free: bool = tx.query_row("SELECT pg_try_advisory_xact_lock(?1)", [key], |r| r.get(0))?;
-        if free {
-            gone.push(id);
-        }
-    }
-    Ok((count, gone))
+    Ok((count, others.into_iter().filter(|(_, lives)| !lives).map(|(id, _)| id).collect()))
 }
 
 /// Claims up to `wanted` connectors whose two leases are both free, expired
@@ -225,20 +225,19 @@ pub(super) fn view(db: &Database, ttl: Duration) -> Result<(Vec<DaemonView>, Vec
         })?
         .collect::<crate::sql::Result<_>>()?;
     let daemons = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT DaemonID, DaemonAddress, DaemonStarted, \
-             CAST(EXTRACT(EPOCH FROM (clock_timestamp() - DaemonHeartbeat)) AS DOUBLE PRECISION), \
-             pg_try_advisory_xact_lock(DaemonLockKey) \
-             FROM Integration_Daemon ORDER BY DaemonStarted, DaemonID",
-        )?
+                 CAST(EXTRACT(EPOCH FROM (clock_timestamp() - DaemonHeartbeat)) AS DOUBLE PRECISION), \
+                 {SESSION_LIVES} FROM Integration_Daemon ORDER BY DaemonStarted, DaemonID"
+        ))?
         .query_map([], |r| {
             let id: String = r.get(0)?;
             let age: f64 = r.get(3)?;
             // Alive: heard of within the lease time, and its session (which
             // holds its liveness lock) still there.
-            let session_gone: bool = r.get(4)?;
+            let session_lives: bool = r.get(4)?;
             #[allow(clippy::cast_precision_loss)]
-            let alive = age * 1000.0 < ttl_ms as f64 && !session_gone;
+            let alive = age * 1000.0 < ttl_ms as f64 && session_lives;
             let connectors = leases
                 .iter()
                 .filter(|l| l.direction == "outgoing" && l.owner.as_deref() == Some(id.as_str()))

@@ -10,8 +10,9 @@ CREATE TABLE Integration_Daemon (
     DaemonAddress   TEXT,
     DaemonStarted   TEXT NOT NULL DEFAULT bus_now(),
     -- A session advisory lock the daemon holds for as long as its database
-    -- session lives: when it can be taken, the daemon is gone (killed, its
-    -- connection closed), and its leases are free before they expire.
+    -- session lives: when pg_locks shows no session holding it, the daemon
+    -- is gone (killed, its connection closed), and its leases are free
+    -- before they expire.
     DaemonLockKey   BIGINT NOT NULL,
     DaemonHeartbeat TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
