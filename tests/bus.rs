@@ -39,6 +39,8 @@ mod sample;
 mod security;
 #[path = "cases/tidy.rs"]
 mod tidy;
+#[path = "cases/trust.rs"]
+mod trust;
 #[path = "cases/ui.rs"]
 mod ui;
 #[path = "cases/watch.rs"]

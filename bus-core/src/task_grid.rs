@@ -54,6 +54,44 @@ const FROM: &str = "FROM Integration_Synchronization s JOIN Integration_Task t O
          OR c.ConnectorDisplayName LIKE ?3 ESCAPE '\\' OR ?3 IS NULL) \
     AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
 
+/// What a task grid lists before it sorts and pages: the rows of one
+/// direction, of one connector or all, whose title, type or connector name
+/// contains a text. Bulk actions on "all" act on exactly these rows.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskFilter<'a> {
+    pub direction: Direction,
+    pub connector_id: Option<i64>,
+    /// Trimmed; `None` (or empty) matches every row.
+    pub search: Option<&'a str>,
+}
+
+impl TaskFilter<'_> {
+    fn pattern(&self) -> Option<String> {
+        self.search.filter(|s| !s.is_empty()).map(contains_pattern)
+    }
+}
+
+/// The rows a filter lists, in creation order: `(connector ID, task ID)`.
+pub fn listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<Vec<(i64, i64)>> {
+    let from = conn.dialect().case_insensitive_like(FROM);
+    let sql = format!("SELECT s.SynchronizationConnectorID, t.TaskID {from} ORDER BY t.TaskID, s.SynchronizationID");
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params![filter.direction, filter.connector_id, filter.pattern()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Deletes exactly the rows a filter lists (each task goes with its last
+/// relation), in one statement; returns how many relations went.
+pub fn delete_listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<usize> {
+    let from = conn.dialect().case_insensitive_like(FROM);
+    conn.execute(
+        &format!("DELETE FROM Integration_Synchronization WHERE SynchronizationID IN (SELECT s.SynchronizationID {from})"),
+        params![filter.direction, filter.connector_id, filter.pattern()],
+    )
+}
+
 /// One page of a queue for a grid.
 pub fn page(
     conn: &Conn,
@@ -61,7 +99,7 @@ pub fn page(
     connector_id: Option<i64>,
     q: &GridQuery<TaskSort>,
 ) -> crate::sql::Result<GridPage<TaskRow>> {
-    let search = q.search.as_deref().filter(|s| !s.is_empty()).map(contains_pattern);
+    let search = TaskFilter { direction, connector_id, search: q.search.as_deref() }.pattern();
     let from = conn.dialect().case_insensitive_like(FROM);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {from}"))?

@@ -25,6 +25,21 @@ pub enum TaskResult {
     Blocked,
 }
 
+impl TaskResult {
+    /// Whether the task failed (its error says why), as opposed to being
+    /// processed or passed over on purpose.
+    pub fn is_failure(self) -> bool {
+        match self {
+            TaskResult::Error
+            | TaskResult::ErrorAndSkip
+            | TaskResult::SkippedOnError
+            | TaskResult::DeletedOnError
+            | TaskResult::Blocked => true,
+            TaskResult::Ok | TaskResult::SkipNow | TaskResult::SkippedOnce => false,
+        }
+    }
+}
+
 impl From<IntegrationProcessResult> for TaskResult {
     fn from(r: IntegrationProcessResult) -> Self {
         match r {

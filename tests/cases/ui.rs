@@ -76,6 +76,8 @@ fn the_management_ui_walk_through() {
     );
     // ✖ on one row deletes that connector's relation only.
     b.click_css(&format!("tr.task[data-connector='Mirror'][data-task-id='{antonio}'] .remove"));
+    let asked = b.answer_dialog(true);
+    assert!(asked.starts_with("Delete 1 task") && asked.contains("Mirror"), "the delete asks first: {asked}");
     b.wait_until("Mirror's row to go", |b| {
         b.find_all(&format!("tr.task[data-connector='Mirror'][data-task-id='{antonio}']")).is_empty()
     });
@@ -372,6 +374,26 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let titles: Vec<String> = b.find_all("tr.task .title").iter().map(|e| b.text(e)).collect();
     assert_eq!(titles.first().map(String::as_str), Some("Create User 'user19'"), "still sorted: {titles:?}");
     shot(&b, "grid");
+
+    // All tasks → Delete acts on the tasks the search lists, and asks first
+    // naming their count: Cancel deletes nothing, OK deletes those ten.
+    let delete_all = |b: &Browser| {
+        b.click_css("#bulk-scope option[value='all']");
+        b.click_css("#bulk-action option[value='delete']");
+        b.click_css("#bulk-ok");
+    };
+    delete_all(&b);
+    let asked = b.answer_dialog(false);
+    assert!(asked.starts_with("Delete 10 outgoing tasks listed"), "{asked}");
+    assert_eq!(d.queue("outgoing", "").len(), 30, "Cancel deleted nothing");
+    delete_all(&b);
+    b.answer_dialog(true);
+    b.wait_until("the listed tasks to go", |b| {
+        b.find_all("#bulk-status").first().is_some_and(|e| b.text(e) == "Done: 10 tasks deleted")
+    });
+    let left: Vec<String> = d.queue("outgoing", "").iter().map(|t| t["title"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(left.len(), 20, "only the listed tasks went: {left:?}");
+    assert!(left.iter().all(|t| !t.contains("user1")), "{left:?}");
 
     // Tabs follow the URL: a click is a history entry, Back returns, a
     // changed hash switches.

@@ -101,6 +101,22 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) for a dialog (`confirm`, `alert`) and answers
+    /// it: OK when `accept`, Cancel otherwise. Returns the text it showed.
+    pub fn answer_dialog(&self, accept: bool) -> String {
+        let start = Instant::now();
+        loop {
+            let r = http::request(&self.addr, "GET", &format!("/session/{}/alert/text", self.session), None);
+            if r.status < 300 {
+                let text = r.body["value"].as_str().unwrap_or_default().to_owned();
+                self.call("POST", if accept { "/alert/accept" } else { "/alert/dismiss" }, None);
+                return text;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no dialog opened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn find_all(&self, css: &str) -> Vec<Element> {
         let v = self.call("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
         v.as_array().unwrap().iter().filter_map(|e| e[ELEMENT].as_str().map(|id| Element(id.to_owned()))).collect()

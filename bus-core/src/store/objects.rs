@@ -349,10 +349,28 @@ pub fn update(
             id
         ]);
     match updated {
-        Ok(_) => Ok(get(conn, types, id)?.expect("the object exists")),
-        Err(e) if StoreError::unique_violation(&e) => Err(duplicate(t, &code_name, current.site_name.as_deref())),
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(e) if StoreError::unique_violation(&e) => {
+            return Err(duplicate(t, &code_name, current.site_name.as_deref()))
+        }
+        Err(e) => return Err(e.into()),
     }
+    if t.name == "cms.site" && code_name != current.code_name {
+        move_site(conn, &current.code_name, &code_name)?;
+    }
+    Ok(get(conn, types, id)?.expect("the object exists"))
+}
+
+/// A renamed site keeps what is on it: its objects and document nodes name
+/// the site by its code name, so they move to the new name in the change's
+/// transaction (never left under a site that no longer exists).
+fn move_site(conn: &Conn, from: &str, to: &str) -> Result<(), StoreError> {
+    conn.execute("UPDATE CMS_Tree SET NodeSiteName = ?2 WHERE NodeSiteName = ?1 COLLATE NOCASE", params![from, to])?;
+    conn.execute(
+        "UPDATE CMS_Object SET ObjectSiteName = ?2 WHERE ObjectSiteName = ?1 COLLATE NOCASE",
+        params![from, to],
+    )?;
+    Ok(())
 }
 
 /// IDs of objects of `binding_type` whose `field` holds `id`.

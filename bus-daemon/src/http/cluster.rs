@@ -6,6 +6,7 @@
 use super::error::{blocking, ApiError, ApiPath};
 use super::AppState;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,8 +32,17 @@ pub async fn view(State(s): State<AppState>) -> Result<Json<ClusterView>, ApiErr
 pub async fn call(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if s.manager.cluster().is_none() {
+        return Err(ApiError::not_found(format!(
+            "this daemon is not part of a cluster: connector `{name}` is called directly here, not through another daemon"
+        )));
+    }
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => super::error::too_large(),
+        status => ApiError::new(status, rejection.body_text()),
+    })?;
     let answer = blocking(move || {
         let live = s.manager.get(&name).filter(|c| c.runs_on().is_none()).ok_or_else(|| {
             ApiError::new(

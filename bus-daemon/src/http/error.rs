@@ -13,6 +13,7 @@ use bus_core::registry::RegistryError;
 use bus_core::scheduler::SchedulerError;
 use bus_core::store::StoreError;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -159,18 +160,47 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        // Read as raw JSON first: serde also reads a struct from an array of
+        // its fields in order (`[null, true]` would be `{"ids": null, "all":
+        // true}`), which no client means; every body of this API is an object.
+        let raw = match Json::<Box<RawValue>>::from_request(req, state).await {
+            Ok(Json(raw)) => raw,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(rejection) => return Err(ApiError::new(rejection.status(), rejection.body_text())),
+        };
+        if !raw.get().starts_with('{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the request body must be a JSON object (`{{…}}`), not {}; nothing was written", json_kind(raw.get())),
+            ));
+        }
+        match Json::<T>::from_bytes(raw.get().as_bytes()) {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request body is larger than the limit of {} bytes ([http] max_request_bytes in bus.toml); nothing was written",
-                    MAX_REQUEST_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-                ),
-            )),
             Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
         }
     }
+}
+
+/// What kind of JSON value a (valid, trimmed) JSON text is, for messages.
+fn json_kind(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
+    }
+}
+
+/// The 413 answer, naming the limit in force.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than the limit of {} bytes ([http] max_request_bytes in bus.toml); nothing was written",
+            MAX_REQUEST_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+    )
 }
 
 /// `Query<T>` whose rejection is an [`ApiError`].

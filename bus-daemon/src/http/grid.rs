@@ -6,7 +6,7 @@ use bus_core::grid::{GridQuery, Order};
 use std::str::FromStr;
 
 /// The longest search text accepted.
-const MAX_SEARCH: usize = 200;
+pub const MAX_SEARCH: usize = 200;
 
 /// The raw grid parameters of a request.
 pub struct GridParams<'a> {
@@ -36,10 +36,24 @@ impl<'a> GridParams<'a> {
     pub fn query<S: FromStr<Err = String> + Default>(&self, limit: u32) -> Result<GridQuery<S>, ApiError> {
         let sort = self.sort.map(S::from_str).transpose().map_err(ApiError::bad_request)?.unwrap_or_default();
         let order = self.order.map(Order::from_str).transpose().map_err(ApiError::bad_request)?.unwrap_or_default();
-        let search = self.search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-        if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH) {
-            return Err(ApiError::bad_request(format!("search must be at most {MAX_SEARCH} bytes")));
+        let search = search_text(self.search)?;
+        let offset = self.offset.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(ApiError::bad_request(format!("offset must be at most {MAX_OFFSET}, not {offset}")));
         }
-        Ok(GridQuery { sort, order, search, offset: self.offset.unwrap_or(0), limit })
+        Ok(GridQuery { sort, order, search, offset, limit })
     }
+}
+
+/// The largest `offset` (the database's integers are signed 64-bit).
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// A grid's search text as the listing applies it (trimmed; empty is no
+/// filter), or a 400 when it is too long.
+pub fn search_text(search: Option<&str>) -> Result<Option<String>, ApiError> {
+    let search = search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH) {
+        return Err(ApiError::bad_request(format!("search must be at most {MAX_SEARCH} bytes")));
+    }
+    Ok(search)
 }

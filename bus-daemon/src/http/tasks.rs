@@ -4,7 +4,7 @@
 use super::caller::Caller;
 use super::content::limit;
 use super::error::{blocking, ApiError, ApiJson, ApiPath, ApiQuery};
-use super::grid::GridParams;
+use super::grid::{search_text, GridParams};
 use super::AppState;
 use crate::audit::{self, Action};
 use axum::extract::State;
@@ -15,8 +15,8 @@ use bus_core::grid::GridQuery;
 use bus_core::queue::{Direction, Selection};
 use bus_core::queue_admin::{self, TaskDetail, TaskRow};
 use bus_core::settings;
-use bus_core::task_grid::{self, TaskSort};
-use bus_core::worker::{SynchronizeError, TaskOutcome};
+use bus_core::task_grid::{self, TaskFilter, TaskSort};
+use bus_core::worker::{SynchronizeError, TaskOutcome, TaskResult};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +211,22 @@ pub async fn delete(
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SyncReport {
+    /// One per task and connector, in the order they ran.
     pub outcomes: Vec<TaskOutcome>,
+    /// How many outcomes were `Ok`.
+    pub ok: usize,
+    /// How many failed (`Error`, `ErrorAndSkip`, `SkippedOnError`,
+    /// `DeletedOnError`, `Blocked`); their outcomes say why. The rest were
+    /// passed over on purpose (`SkipNow`, `SkippedOnce`).
+    pub failed: usize,
+}
+
+impl SyncReport {
+    fn new(outcomes: Vec<TaskOutcome>) -> SyncReport {
+        let ok = outcomes.iter().filter(|o| o.result == TaskResult::Ok).count();
+        let failed = outcomes.iter().filter(|o| o.result.is_failure()).count();
+        SyncReport { outcomes, ok, failed }
+    }
 }
 
 /// Refuses to synchronize while processing of that direction is off.
@@ -241,37 +256,51 @@ fn sync_error(e: SynchronizeError) -> ApiError {
     }
 }
 
-/// Synchronizes a selection, connector by connector, each in creation order.
-fn synchronize(
-    s: &AppState,
-    direction: Direction,
-    selection: Selection,
-    connector: Option<&str>,
-) -> Result<Vec<TaskOutcome>, ApiError> {
+/// Which tasks a synchronize request runs, connector by connector.
+fn sync_plan(s: &AppState, direction: Direction, target: &Target) -> Result<Vec<(String, Selection)>, ApiError> {
+    let registered = |by_connector: std::collections::BTreeMap<i64, Vec<i64>>| -> Result<_, ApiError> {
+        let rows = s.registry.list()?;
+        Ok(by_connector
+            .into_iter()
+            .filter_map(|(id, tasks)| rows.iter().find(|r| r.id == id).map(|r| (r.name.clone(), Selection::Ids(tasks))))
+            .collect())
+    };
+    match target {
+        Target::All { connector: Some(c), search: None } => Ok(vec![(s.registry.get(c)?.name, Selection::All)]),
+        Target::All { connector: None, search: None } => {
+            Ok(s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect())
+        }
+        Target::All { connector, search: Some(search) } => {
+            let filter = TaskFilter {
+                direction,
+                connector_id: connector.as_deref().map(|c| connector_id(s, c)).transpose()?,
+                search: Some(search),
+            };
+            let mut by_connector: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+            for (connector, task) in task_grid::listed(&*s.db.connect()?, &filter)? {
+                by_connector.entry(connector).or_default().push(task);
+            }
+            registered(by_connector)
+        }
+        Target::Ids { ids, connector } => {
+            let mut by_connector = queue_admin::connectors_of(&*s.db.connect()?, direction, ids)?;
+            if let Some(only) = connector.as_deref().map(|c| connector_id(s, c)).transpose()? {
+                by_connector.retain(|id, _| *id == only);
+            }
+            registered(by_connector)
+        }
+    }
+}
+
+/// Synchronizes a target, connector by connector, each in creation order.
+fn synchronize(s: &AppState, direction: Direction, target: &Target) -> Result<Vec<TaskOutcome>, ApiError> {
     check_processing(s, direction)?;
     let workers = match direction {
         Direction::Outgoing => &s.outgoing,
         Direction::Incoming => s.incoming.workers(),
     };
-    let names: Vec<(String, Selection)> = match &selection {
-        Selection::All => match connector {
-            Some(c) => vec![(s.registry.get(c)?.name, Selection::All)],
-            None => s.manager.current().live.keys().map(|n| (n.clone(), Selection::All)).collect(),
-        },
-        Selection::Ids(ids) => {
-            let by_connector = queue_admin::connectors_of(&*s.db.connect()?, direction, ids)?;
-            let only = connector.map(|c| connector_id(s, c)).transpose()?;
-            let rows = s.registry.list()?;
-            by_connector
-                .into_iter()
-                .filter(|(id, _)| only.is_none_or(|o| o == *id))
-                .filter_map(|(id, tasks)| {
-                    rows.iter().find(|r| r.id == id).map(|r| (r.name.clone(), Selection::Ids(tasks)))
-                })
-                .collect()
-        }
-    };
-    let everything = connector.is_none() && matches!(selection, Selection::All);
+    let names = sync_plan(s, direction, target)?;
+    let everything = matches!(target, Target::All { connector: None, .. });
     let mut outcomes = Vec::new();
     for (name, selection) in names {
         // In a cluster a connector's tasks are run by the daemon that runs
@@ -335,43 +364,62 @@ pub async fn synchronize_one(
                 return Err(not_queued_for(id, name));
             }
         }
-        let outcomes = synchronize(&s, direction_of(&detail), Selection::Ids(vec![id]), p.connector.as_deref())?;
+        let target = Target::Ids { ids: vec![id], connector: p.connector.clone() };
+        let outcomes = synchronize(&s, direction_of(&detail), &target)?;
         let scope = p.connector.as_deref().map_or("every connector".to_owned(), |c| format!("connector `{c}`"));
         let what = format!("Synchronized task {id} (`{}`) for {scope}: {}", detail.title, summary(&outcomes));
         audit::record(&s.events, &actor, Action::SynchronizeOne, &what);
-        Ok(Json(SyncReport { outcomes }))
+        Ok(Json(SyncReport::new(outcomes)))
     })
     .await
 }
 
-/// `{"ids": [..]}` or `{"all": true}`, optionally for one connector.
+/// `{"ids": [..]}` (optionally only their relations to `connector`), or
+/// `{"all": true}` with the grid's filter (`connector`, `search`): then the
+/// action applies to exactly the rows `GET /api/tasks/{direction}` lists
+/// with that filter.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct Bulk {
+    /// Task IDs, acted on in creation order.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     ids: Option<Vec<i64>>,
+    /// Every task the grid lists with `connector` and `search`.
     #[serde(default)]
     all: bool,
+    /// Only the relations of this connector (its code name).
     #[serde(default)]
     connector: Option<String>,
+    /// With `all`: only rows whose title, type or connector name contains
+    /// this text (case-insensitive), as the grid's search.
+    #[serde(default)]
+    #[schemars(length(max = 200))]
+    search: Option<String>,
+}
+
+/// What a bulk or row action applies to.
+#[derive(Debug)]
+enum Target {
+    Ids { ids: Vec<i64>, connector: Option<String> },
+    All { connector: Option<String>, search: Option<String> },
 }
 
 impl Bulk {
-    fn selection(self) -> Result<(Selection, Option<String>), ApiError> {
+    fn target(self) -> Result<Target, ApiError> {
+        let unprocessable = |m: &str| Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m.to_owned()));
         match (self.ids, self.all) {
-            (Some(_), true) => {
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "give either `ids` or `all`, not both"))
+            (Some(_), true) => unprocessable("give either `ids` or `all`, not both"),
+            (Some(_), false) if self.search.is_some() => {
+                unprocessable("`search` filters `\"all\": true`; with `ids` the listed tasks are acted on")
             }
-            (Some(ids), false) if ids.is_empty() => {
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`ids` is empty"))
+            (Some(ids), false) if ids.is_empty() => unprocessable("`ids` is empty"),
+            (Some(ids), false) => Ok(Target::Ids { ids, connector: self.connector }),
+            (None, true) => {
+                Ok(Target::All { connector: self.connector, search: search_text(self.search.as_deref())? })
             }
-            (Some(ids), false) => Ok((Selection::Ids(ids), self.connector)),
-            (None, true) => Ok((Selection::All, self.connector)),
-            (None, false) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give `ids` (a list of task IDs) or `\"all\": true`",
-            )),
+            (None, false) => unprocessable("give `ids` (a list of task IDs) or `\"all\": true`"),
         }
     }
 }
@@ -390,11 +438,19 @@ fn summary(outcomes: &[TaskOutcome]) -> String {
     }
 }
 
-fn scope_text(direction: Direction, connector: Option<&str>) -> String {
-    match connector {
-        Some(c) => format!("{} task(s) of connector `{c}`", direction.name()),
-        None => format!("{} task(s)", direction.name()),
+fn scope_text(direction: Direction, target: &Target) -> String {
+    let (connector, search) = match target {
+        Target::Ids { connector, .. } => (connector.as_deref(), None),
+        Target::All { connector, search } => (connector.as_deref(), search.as_deref()),
+    };
+    let mut text = format!("{} task(s)", direction.name());
+    if let Some(c) = connector {
+        text.push_str(&format!(" of connector `{c}`"));
     }
+    if let Some(search) = search {
+        text.push_str(&format!(" matching `{search}`"));
+    }
+    text
 }
 
 async fn bulk_synchronize(
@@ -403,19 +459,18 @@ async fn bulk_synchronize(
     direction: Direction,
     bulk: Bulk,
 ) -> Result<Json<SyncReport>, ApiError> {
-    let (selection, connector) = bulk.selection()?;
+    let target = bulk.target()?;
     blocking(move || {
-        let action =
-            if matches!(selection, Selection::All) { Action::SynchronizeAll } else { Action::SynchronizeSelected };
-        let outcomes = synchronize(&s, direction, selection, connector.as_deref())?;
+        let action = if matches!(target, Target::All { .. }) { Action::SynchronizeAll } else { Action::SynchronizeSelected };
+        let outcomes = synchronize(&s, direction, &target)?;
         let what = format!(
             "Synchronized {} {} on request: {}",
             outcomes.len(),
-            scope_text(direction, connector.as_deref()),
+            scope_text(direction, &target),
             summary(&outcomes)
         );
         audit::record(&s.events, &actor, action, &what);
-        Ok(Json(SyncReport { outcomes }))
+        Ok(Json(SyncReport::new(outcomes)))
     })
     .await
 }
@@ -448,12 +503,21 @@ async fn bulk_delete(
     direction: Direction,
     bulk: Bulk,
 ) -> Result<Json<DeleteReport>, ApiError> {
-    let (selection, connector) = bulk.selection()?;
+    let target = bulk.target()?;
     blocking(move || {
-        let action = if matches!(selection, Selection::All) { Action::DeleteAll } else { Action::DeleteSelected };
-        let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
-        let deleted = queue_admin::delete(&mut *s.db.connect()?, direction, &selection, connector_id)?;
-        let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, connector.as_deref()));
+        let mut conn = s.db.connect()?;
+        let deleted = match &target {
+            Target::Ids { ids, connector } => {
+                let only = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+                queue_admin::delete(&mut conn, direction, &Selection::Ids(ids.clone()), only)?
+            }
+            Target::All { connector, search } => {
+                let connector_id = connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
+                task_grid::delete_listed(&conn, &TaskFilter { direction, connector_id, search: search.as_deref() })?
+            }
+        };
+        let action = if matches!(target, Target::All { .. }) { Action::DeleteAll } else { Action::DeleteSelected };
+        let what = format!("Deleted {deleted} {} relation(s) on request", scope_text(direction, &target));
         audit::record(&s.events, &actor, action, &what);
         Ok(Json(DeleteReport { deleted }))
     })

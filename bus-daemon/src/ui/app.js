@@ -352,11 +352,11 @@ async function renderTasks(direction) {
 
   const incoming = direction === "incoming";
   const rows = page.items.map((t) => el("tr", { class: "task", "data-task-id": t.task_id, "data-connector": t.connector },
-    el("td", {}, el("input", { type: "checkbox", class: "pick", value: t.task_id, "aria-label": "Select task " + t.task_id })),
+    el("td", {}, el("input", { type: "checkbox", class: "pick", value: t.task_id, "data-connector": t.connector, "aria-label": "Select task " + t.task_id })),
     el("td", { class: "actions" },
       el("button", { class: "view", title: "View the task's data", onclick: () => viewTask(t.task_id) }, "View"),
       el("button", { class: "sync", title: disabledWhy || "Synchronize this task now", disabled: !processing, onclick: () => syncOne(direction, t.task_id, t.connector) }, "Sync"),
-      el("button", { class: "remove", title: "Delete without processing", onclick: () => deleteOne(direction, t.task_id, t.connector) }, "✖")),
+      el("button", { class: "remove", title: "Delete without processing", "aria-label": "Delete task " + t.task_id, onclick: () => deleteOne(direction, t) }, "✖")),
     el("td", { class: "title" }, t.title),
     el("td", { class: "type" }, t.task_type_code),
     incoming ? el("td", { class: "process-type" }, t.process_type || "") : null,
@@ -393,55 +393,100 @@ async function syncOne(direction, id, connector) {
   renderTasks(direction);
 }
 
-async function deleteOne(direction, id, connector) {
-  try { await api("DELETE", `/api/tasks/${id}?connector=${encodeURIComponent(connector)}`); toast("Deleted"); } catch (e) { showError(e); }
+async function deleteOne(direction, t) {
+  if (!confirm(`Delete 1 task (${t.title}) for connector ${t.connector_display_name}? It will not be processed.`)) return;
+  try { await api("DELETE", `/api/tasks/${t.task_id}?connector=${encodeURIComponent(t.connector)}`); toast("Deleted 1 task"); } catch (e) { showError(e); }
   renderTasks(direction);
 }
 
-// Bulk actions run in creation order on the server; progress shows how much
-// of the queue is done.
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// How many rows the grid lists with its current filter (what "All tasks"
+// acts on): the same query the grid makes, one row long.
+async function listedCount(direction) {
+  const state = queueState[direction];
+  const q = new URLSearchParams({ offset: "0", limit: "1" });
+  if (state.connector) q.set("connector", state.connector);
+  if (state.grid.search) q.set("search", state.grid.search);
+  return (await api("GET", `/api/tasks/${direction}?${q}`)).total;
+}
+
+// What a synchronize run came to, failures first.
+function syncSummary(ok, failed, firstError) {
+  const done = `${plural(ok, "task")} synchronized`;
+  return failed ? `${failed} failed: ${firstError || "see the task's log"}; ${done}` : `Done: ${done}`;
+}
+
+// Bulk actions run in creation order on the server. "Selected tasks" acts
+// on the ticked rows (each row is one task for one connector); "All tasks"
+// on every row the grid lists with its connector filter and search. Deletes
+// ask first, naming the count.
 async function bulk(direction, scope, action, progress, status) {
   if (!action) { toast("Choose an action"); return; }
-  const connector = queueState[direction].connector || undefined;
+  const state = queueState[direction];
+  const connector = state.connector || undefined;
+  const search = state.grid.search || undefined;
+  const picked = scope === "selected" ? [...view.querySelectorAll("input.pick:checked")] : null;
+  if (picked && !picked.length) { toast("Select tasks first"); return; }
+  const total = picked ? picked.length : await listedCount(direction);
+  if (!total) { toast("No tasks are listed"); return; }
+  if (action === "delete") {
+    const which = picked ? "selected" : (connector || search ? "listed (the current filter)" : "queued");
+    if (!confirm(`Delete ${plural(total, direction + " task")} ${which}? They will not be processed.`)) return;
+  }
   progress.hidden = false;
   progress.value = 0;
-  if (scope === "selected") {
-    const ids = [...view.querySelectorAll("input.pick:checked")].map((c) => Number(c.value));
-    if (!ids.length) { toast("Select tasks first"); progress.hidden = true; return; }
+  let ok = 0, failed = 0, deleted = 0, firstError = null;
+  const count = (r) => {
+    if (r.outcomes) {
+      ok += r.ok; failed += r.failed;
+      const f = r.outcomes.find((o) => o.result !== "Ok" && o.error);
+      firstError = firstError || (f && f.error);
+    } else deleted += r.deleted;
+  };
+  let error = null;
+  if (picked) {
+    // One request per connector and chunk: a row's task goes for its own
+    // connector only.
+    const byConnector = new Map();
+    for (const c of picked) {
+      const list = byConnector.get(c.dataset.connector) || [];
+      list.push(Number(c.value));
+      byConnector.set(c.dataset.connector, list);
+    }
     let done = 0;
-    for (let i = 0; i < ids.length; i += 20) {
-      const chunk = ids.slice(i, i + 20);
-      try { await api("POST", `/api/tasks/${direction}/${action}`, { ids: chunk, connector }); } catch (e) { showError(e); break; }
-      done += chunk.length;
-      progress.value = (100 * done) / ids.length;
-      status.textContent = `${done} of ${ids.length}`;
+    outer: for (const [rowConnector, ids] of byConnector) {
+      for (let i = 0; i < ids.length; i += 20) {
+        const chunk = ids.slice(i, i + 20);
+        try { count(await api("POST", `/api/tasks/${direction}/${action}`, { ids: chunk, connector: rowConnector })); } catch (e) { error = e; break outer; }
+        done += chunk.length;
+        progress.value = (100 * done) / total;
+        status.textContent = `${done} of ${total}`;
+      }
     }
   } else {
-    const q = connector ? "?connector=" + encodeURIComponent(connector) : "";
-    const total = (await api("GET", `/api/tasks/${direction}/count${q}`)).count;
     status.textContent = `0 of ${total}`;
     let finished = false;
     const poll = async () => {
       while (!finished) {
         await new Promise((r) => setTimeout(r, 300));
         if (finished) break;
-        const left = (await api("GET", `/api/tasks/${direction}/count${q}`)).count;
-        progress.value = total ? (100 * (total - left)) / total : 100;
-        status.textContent = `${total - left} of ${total}`;
+        const left = await listedCount(direction);
+        progress.value = (100 * Math.max(0, total - left)) / total;
+        status.textContent = `${Math.max(0, total - left)} of ${total}`;
       }
     };
     poll();
-    try {
-      const r = await api("POST", `/api/tasks/${direction}/${action}`, { all: true, connector });
-      const n = r.outcomes ? r.outcomes.length : r.deleted;
-      status.textContent = `Done: ${n} task(s) ${action === "delete" ? "deleted" : "processed"}`;
-    } catch (e) { showError(e); status.textContent = e.message; }
+    try { count(await api("POST", `/api/tasks/${direction}/${action}`, { all: true, connector, search })); } catch (e) { error = e; }
     finished = true;
-    progress.value = 100;
   }
+  progress.value = 100;
+  status.textContent = error ? `Stopped: ${error.message}`
+    : action === "delete" ? `Done: ${plural(deleted, "task")} deleted` : syncSummary(ok, failed, firstError);
+  if (error || failed) status.classList.add("error-text"); else status.classList.remove("error-text");
   setTimeout(() => renderTasks(direction).then(() => {
     const s = document.getElementById("bulk-status");
-    if (s) s.textContent = status.textContent;
+    if (s) { s.textContent = status.textContent; s.className = status.className; }
   }), 200);
 }
 
