@@ -108,5 +108,34 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutdown requested");
+    tracing::info!(limit_ms = STOP_LIMIT.as_millis() as u64, "shutdown requested");
+    start_stop_watchdog();
+}
+
+/// The longest stopping takes from the signal on, whatever a connector is
+/// doing: supervisors (systemd, Kubernetes) kill a daemon hard a few seconds
+/// after SIGTERM, and a hard kill gives no chance to release anything.
+const STOP_LIMIT: Duration = Duration::from_secs(4);
+
+/// Ends the process when stopping has not finished within [`STOP_LIMIT`]:
+/// requests get their grace, workers a moment to record the calls they
+/// finish, connectors their shutdown call; what is still running then is a
+/// call that would not end. Connector processes die with the daemon (their
+/// parent-death signal); a call stuck inside the daemon (`in-process`) is
+/// abandoned — its task stays queued and is delivered again after the next
+/// start, as after a crash (at least once). Nothing is half-written: every
+/// change is one database transaction, which the exit rolls back when it
+/// had not committed.
+fn start_stop_watchdog() {
+    let started = std::thread::Builder::new().name("bus-stop-watchdog".into()).spawn(|| {
+        std::thread::sleep(STOP_LIMIT);
+        tracing::warn!(
+            limit_ms = STOP_LIMIT.as_millis() as u64,
+            "stopping did not finish in time (a connector call does not end); exiting now: connector processes end with the daemon, calls in flight are repeated after the next start"
+        );
+        std::process::exit(0);
+    });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "cannot start the stop watchdog; stopping is not bounded");
+    }
 }

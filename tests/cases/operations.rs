@@ -169,6 +169,47 @@ fn hung_is_match_prepare_and_sync_calls_delay_only_their_own_connector() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Whether a process runs (a zombie, ended but not yet reaped, does not).
+fn process_runs(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn sigterm_ends_the_daemon_within_5_seconds_while_connector_calls_are_stuck() {
+    let env = TestEnv::new();
+    // The shipped call timeout (30 s) and the pass's isolation: a
+    // prepare_internal_object and a delivery that each take a minute.
+    env.scripted("Stuck", json!({"subscriptions": [all_users("AsyncSimple")], "sleep_ms": 60_000}));
+    let d = env.start();
+    let pid = d.connector("Stuck").unwrap()["pid"].as_u64();
+    d.create("cms.user", json!({"code_name": "slow"}));
+    let addr = d.addr.clone();
+    let external = json!({"kind": "object", "object_type": "cms.user", "code_name": "x", "sleep_ms": 60_000});
+    let request = std::thread::spawn(move || {
+        let body = json!({"obj": external, "task_type": "CreateObject"});
+        bus_tests::http::request(&addr, "POST", "/api/connectors/Stuck/incoming", Some(&body))
+    });
+    wait_for("the stuck prepare_internal_object call", WAIT, || {
+        d.events("&source=Stuck").iter().any(|e| e["code"] == "PREPARESLEEP").then_some(())
+    });
+
+    let stopping = Instant::now();
+    let status = d.stop();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert!(status.success(), "{status:?}");
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        wait_for("the connector process to end with the daemon", Duration::from_secs(5), || {
+            (!process_runs(pid)).then_some(())
+        });
+    }
+    let answered = request.join();
+    assert!(answered.is_err() || answered.unwrap().status != 201, "the stuck request logged nothing");
+}
+
 #[test]
 fn custom_subscriptions_are_decided_before_delivery_and_panics_are_logged() {
     let env = TestEnv::new();

@@ -183,6 +183,8 @@ impl Connector for ScriptedConnector {
         request: &connector_abi::PrepareInternalObjectRequest,
     ) -> Result<CmsObject, ConnectorError> {
         if let Some(ms) = request.external.get("sleep_ms").and_then(Value::as_u64) {
+            // Tests wait for this row to know the call is under way.
+            let _ = self.host.log_event(EventType::Information, "PREPARESLEEP", &ms.to_string(), None);
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         if let Some(why) = request.external.get("refuse").and_then(Value::as_str) {
