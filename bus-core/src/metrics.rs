@@ -12,11 +12,36 @@ use std::time::Duration;
 pub(crate) const BUCKETS: [f64; 14] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
+/// A latency histogram over [`BUCKETS`] (cumulative, as Prometheus has it).
 #[derive(Debug, Default, Clone)]
-struct Histogram {
+pub struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines of `name` with the
+    /// labels `labels` (already escaped).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -61,14 +86,7 @@ impl Metrics {
         }
         let s = by_connector.get_mut(connector).expect("inserted above");
         *s.results.entry(result_name(result)).or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                s.latency.counts[i] += 1;
-            }
-        }
-        s.latency.sum += secs;
-        s.latency.count += 1;
+        s.latency.observe(elapsed);
     }
 
     /// Tasks of one direction processed with `result`, over all connectors.
@@ -76,6 +94,16 @@ impl Metrics {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let name = result_name(result);
         series.get(direction).map_or(0, |m| m.values().filter_map(|s| s.results.get(name)).sum())
+    }
+
+    /// Forgets the series of connectors that left the registry (deleted or
+    /// renamed): the registry is writable through the API, so keeping them
+    /// would grow the scrape without bound.
+    pub fn retain(&self, registered: impl Fn(&str) -> bool) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for by_connector in series.values_mut() {
+            by_connector.retain(|connector, _| registered(connector));
+        }
     }
 
     /// Appends the counters and histograms in Prometheus text format.
@@ -96,12 +124,7 @@ impl Metrics {
         out.push_str("# TYPE bus_task_duration_seconds histogram\n");
         for (connector, direction, s) in flatten(&series) {
             let l = format!("connector=\"{}\",direction=\"{direction}\"", label(connector));
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "bus_task_duration_seconds_bucket{{{l},le=\"{bound}\"}} {}", s.latency.counts[i]);
-            }
-            let _ = writeln!(out, "bus_task_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}", s.latency.count);
-            let _ = writeln!(out, "bus_task_duration_seconds_sum{{{l}}} {}", s.latency.sum);
-            let _ = writeln!(out, "bus_task_duration_seconds_count{{{l}}} {}", s.latency.count);
+            s.latency.render(out, "bus_task_duration_seconds", &l);
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub fn run(config: Config) -> Result<()> {
     config.check_exposure()?;
+    raise_open_files_limit(config.http.max_connections);
     // Listening first: the other daemons of a cluster are told where this
     // one is before it claims any connector.
     let listener =
@@ -56,6 +57,7 @@ pub fn run(config: Config) -> Result<()> {
         logins: Arc::default(),
         tls: config.tls_cert.is_some(),
         max_request_bytes: config.http.max_request_bytes,
+        requests: Arc::default(),
     };
     http::error::MAX_REQUEST_BYTES.store(config.http.max_request_bytes, std::sync::atomic::Ordering::Relaxed);
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -87,6 +89,32 @@ pub fn run(config: Config) -> Result<()> {
     engine.stop();
     tracing::info!("integration bus stopped");
     result
+}
+
+/// Raises the soft limit of open files to the hard one (as Go's runtime
+/// does): each connection is a descriptor, and the default soft limit (1024)
+/// is below what a flood of idle clients plus the database and connector
+/// pipes can take. Says so when even the hard limit is too low for
+/// `max_connections`.
+fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
+    if limit.current != limit.maximum {
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    // Besides connections: the database, library files, connector pipes.
+    const RESERVE: u64 = 256;
+    if now.is_some_and(|n| n < max_connections as u64 + RESERVE) {
+        tracing::warn!(
+            open_files_limit = now,
+            max_connections,
+            "the open-files limit is low for [http] max_connections: raise it (ulimit -n) or lower max_connections"
+        );
+    }
 }
 
 async fn shutdown_signal() {

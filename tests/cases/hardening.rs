@@ -195,6 +195,57 @@ fn half_open_connections_are_closed_by_the_header_timeout_while_requests_keep_an
     assert!(fds < 100, "{fds} file descriptors open after the slow clients left");
 }
 
+/// Waits until the server closes `s` (EOF or reset); false when it stays
+/// open past `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_half_sent_requests_with_the_shipped_settings_leaves_the_daemon_answering() {
+    // This process holds a thousand sockets too.
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum });
+    let env = TestEnv::new();
+    let d = env.start();
+    let mut sockets = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut s = TcpStream::connect(&d.addr).unwrap();
+        s.write_all(b"GET /api/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+        sockets.push(s);
+    }
+    // Four times the shipped max_connections (256) are half-open: a probe
+    // and a write still get their answer at once.
+    for i in 0..3 {
+        let started = Instant::now();
+        assert_eq!(d.get("/health").status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1), "/health took {:?}", started.elapsed());
+        let started = Instant::now();
+        let r = d.post("/api/objects/cms.user", &json!({"code_name": format!("flooded{i}")}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert!(started.elapsed() < Duration::from_secs(1), "a write took {:?}", started.elapsed());
+    }
+    // None of the half-open ones stays: shed to make room, or closed by the
+    // header timeout shortened while the server is busy (not the 10 s one).
+    let started = Instant::now();
+    for s in &mut sockets {
+        assert!(closed_within(s, Duration::from_secs(8)), "a half-open connection stayed open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(8), "closing took {:?}", started.elapsed());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
+    assert!(fds < 100, "{fds} file descriptors open after the flood");
+}
+
 /// The figure RELIABILITY.md states for 40 concurrent maximal bodies (34 MB
 /// measured with the default `max_large_bodies = 4`; 78 MB without the bound).
 const PEAK_RSS_LIMIT: u64 = 64 * 1024 * 1024;

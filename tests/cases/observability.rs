@@ -84,3 +84,44 @@ fn metrics_follow_the_tasks_and_health_reports_failed_connectors() {
     d.put("/api/connectors/Broken", &json!({"enabled": false}));
     assert_eq!(d.get("/health?probe=ready").status, 200);
 }
+
+#[test]
+fn metrics_read_zero_for_empty_queues_forget_deleted_connectors_and_count_requests_by_route() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Gone",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    let d = env.start();
+    let task = d.create("cms.user", json!({"code_name": "u"}))["task_id"].as_i64().unwrap();
+    wait_for("the delivery", Duration::from_secs(30), || d.queue("outgoing", "").is_empty().then_some(()));
+    assert_eq!(d.get(&format!("/api/tasks/{task}")).status, 404);
+    assert_eq!(d.get(&format!("/api/tasks/{}", task + 1000)).status, 404);
+    assert_eq!(d.get("/no/such/route").status, 404);
+
+    let text = d.get("/metrics").text;
+    let m = parse(&text);
+    // A drained queue reads 0 instead of vanishing.
+    assert_eq!(m.get("bus_queue_depth{connector=\"Gone\",direction=\"outgoing\"}"), Some(&0.0), "{text}");
+    assert_eq!(m.get("bus_queue_depth{connector=\"Gone\",direction=\"incoming\"}"), Some(&0.0), "{text}");
+    assert_eq!(
+        m.get("bus_tasks_processed_total{connector=\"Gone\",direction=\"outgoing\",result=\"Ok\"}"),
+        Some(&1.0)
+    );
+    // Requests by route template (not by raw path), method and status.
+    assert_eq!(
+        m.get("bus_http_requests_total{route=\"/api/tasks/{id}\",method=\"GET\",status=\"404\"}"),
+        Some(&2.0),
+        "{text}"
+    );
+    assert_eq!(m.get("bus_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}"), Some(&1.0));
+    assert!(m.keys().any(|k| k.starts_with("bus_http_request_duration_seconds_count{route=\"/api/objects/{type}\"}")));
+    assert!(!text.contains(&format!("/api/tasks/{task}\"")), "no raw paths as labels");
+    let build = text.lines().find(|l| l.starts_with("bus_build_info{")).expect("bus_build_info");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"), "{build}");
+
+    // A connector that leaves the registry leaves the scrape.
+    assert_eq!(d.delete("/api/connectors/Gone").status, 204);
+    let text = d.get("/metrics").text;
+    assert!(!text.contains("connector=\"Gone\""), "{text}");
+}

@@ -133,13 +133,14 @@ fn the_management_ui_walk_through() {
         .collect();
     assert!(sample.contains(&maria), "the sample's relation of the same task is still queued: {sample:?}");
 
-    // Outgoing: synchronize all from the bulk action, with progress.
+    // Outgoing: synchronize all from the bulk action, with progress; the
+    // failing connector's task is reported as a failure, with its reason.
     b.find("#bulk-scope");
     b.click_css("#bulk-scope option[value='all']");
     b.click_css("#bulk-action option[value='synchronize']");
     b.click_css("#bulk-ok");
     b.wait_until("the bulk action to finish", |b| {
-        b.find_all("#bulk-status").first().is_some_and(|e| b.text(e).starts_with("Done"))
+        b.find_all("#bulk-status").first().is_some_and(|e| b.text(e).starts_with("1 failed: ERP says no;"))
     });
     wait_for("the sample's queue to drain", Duration::from_secs(10), || {
         d.queue("outgoing", "&connector=SampleIntegrationConnector").is_empty().then_some(())
@@ -394,6 +395,9 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let left: Vec<String> = d.queue("outgoing", "").iter().map(|t| t["title"].as_str().unwrap().to_owned()).collect();
     assert_eq!(left.len(), 20, "only the listed tasks went: {left:?}");
     assert!(left.iter().all(|t| !t.contains("user1")), "{left:?}");
+    b.fill("#task-search", "");
+    b.click_css("#task-search-go");
+    b.wait_until("the rest listed", |b| position(b) == "Page 1 of 1 · 20 tasks");
 
     // Tabs follow the URL: a click is a history entry, Back returns, a
     // changed hash switches.

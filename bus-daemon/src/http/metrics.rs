@@ -1,6 +1,7 @@
-//! `GET /metrics`: Prometheus text — per connector: load state, queue depth
-//! and age of the oldest task per direction, tasks processed by result, call
-//! latency; and the number of reinitializations.
+//! `GET /metrics`: Prometheus text — the build; per registered connector:
+//! load state, queue depth and age of the oldest task per direction (0 when
+//! empty), tasks processed by result, call latency; the number of
+//! reinitializations; HTTP requests by route template, method and status.
 
 use super::error::{blocking, ApiError};
 use super::AppState;
@@ -9,6 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use bus_core::metrics::label;
 use bus_core::queue_admin;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -18,6 +20,14 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     };
     let set = s.manager.current();
     let mut out = String::with_capacity(4096);
+    out.push_str("# HELP bus_build_info The daemon's version and the commit it was built from (always 1).\n");
+    out.push_str("# TYPE bus_build_info gauge\n");
+    let _ = writeln!(
+        out,
+        "bus_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        label(env!("BUS_COMMIT"))
+    );
     out.push_str("# HELP bus_connector_loaded 1 when the connector runs, 0 when it is disabled or failed to load.\n");
     out.push_str("# TYPE bus_connector_loaded gauge\n");
     for (name, st) in &set.status {
@@ -62,29 +72,35 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     out.push_str("# HELP bus_connector_reinitializations_total How many times all connectors were reinitialized.\n");
     out.push_str("# TYPE bus_connector_reinitializations_total counter\n");
     let _ = writeln!(out, "bus_connector_reinitializations_total {}", s.manager.reinitializations());
+    // Every registered connector has both queues: an empty one reads 0
+    // (a series that vanished would look like a scrape gap, not "drained").
+    let mut queues: BTreeMap<(&str, &str), (i64, f64)> = BTreeMap::new();
+    for name in set.status.keys() {
+        for direction in ["incoming", "outgoing"] {
+            queues.insert((name.as_str(), direction), (0, 0.0));
+        }
+    }
+    for q in &stats {
+        let direction = if q.inbound { "incoming" } else { "outgoing" };
+        queues.insert((q.connector.as_str(), direction), (q.depth, q.oldest_age_seconds));
+    }
     out.push_str("# HELP bus_queue_depth Tasks waiting, by connector and direction.\n");
     out.push_str("# TYPE bus_queue_depth gauge\n");
-    let direction = |inbound: bool| if inbound { "incoming" } else { "outgoing" };
-    for q in &stats {
-        let _ = writeln!(
-            out,
-            "bus_queue_depth{{connector=\"{}\",direction=\"{}\"}} {}",
-            label(&q.connector),
-            direction(q.inbound),
-            q.depth
-        );
+    for ((connector, direction), (depth, _)) in &queues {
+        let _ = writeln!(out, "bus_queue_depth{{connector=\"{}\",direction=\"{direction}\"}} {depth}", label(connector));
     }
-    out.push_str("# HELP bus_queue_oldest_task_age_seconds How long the oldest waiting task has waited.\n");
+    out.push_str("# HELP bus_queue_oldest_task_age_seconds How long the oldest waiting task has waited (0 when none waits).\n");
     out.push_str("# TYPE bus_queue_oldest_task_age_seconds gauge\n");
-    for q in &stats {
+    for ((connector, direction), (_, age)) in &queues {
         let _ = writeln!(
             out,
-            "bus_queue_oldest_task_age_seconds{{connector=\"{}\",direction=\"{}\"}} {:.3}",
-            label(&q.connector),
-            direction(q.inbound),
-            q.oldest_age_seconds
+            "bus_queue_oldest_task_age_seconds{{connector=\"{}\",direction=\"{direction}\"}} {age:.3}",
+            label(connector)
         );
     }
+    // Connectors that left the registry (deleted, renamed) leave the scrape.
+    s.metrics.retain(|name| set.status.contains_key(name));
     s.metrics.render(&mut out);
+    s.requests.render(&mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }

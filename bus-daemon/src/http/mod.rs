@@ -3,6 +3,7 @@
 mod auth;
 mod caller;
 pub mod cluster;
+mod connections;
 mod connectors;
 mod content;
 pub mod error;
@@ -13,6 +14,7 @@ mod health;
 mod incoming;
 mod metrics;
 mod openapi;
+pub mod request_metrics;
 mod routes;
 mod schedule;
 pub mod server;
@@ -57,6 +59,8 @@ pub struct AppState {
     pub tls: bool,
     /// The largest request body accepted.
     pub max_request_bytes: usize,
+    /// Requests by route, method and status (see `request_metrics.rs`).
+    pub requests: Arc<request_metrics::RequestMetrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,5 +74,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_request_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(axum::middleware::from_fn_with_state(state.requests.clone(), request_metrics::count))
         .with_state(state)
 }

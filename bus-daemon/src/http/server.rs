@@ -1,7 +1,10 @@
 //! The HTTP server: the accept loop with the limits of `[http]` — at most
-//! `max_connections` open connections (further clients wait in the listen
-//! backlog), a header timeout that also closes idle keep-alive connections,
-//! optional TLS — and a graceful stop that waits at most a grace period.
+//! `max_connections` open connections, where a full table closes the
+//! connection that has waited longest without sending a request (a flood of
+//! half-sent requests cannot lock clients out), a header timeout that also
+//! closes idle keep-alive connections and shrinks to a second while more
+//! than half the table is taken, optional TLS — and a graceful stop that
+//! waits at most a grace period.
 
 use crate::config::HttpConfig;
 use anyhow::{Context, Result};
@@ -14,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use super::connections::Connections;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
@@ -57,15 +60,21 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let table = Arc::new(Connections::new(limits.max_connections));
     let header_timeout = Duration::from_millis(limits.header_timeout_ms);
     let graceful = GracefulShutdown::new();
+    let sweeper = tokio::spawn(sweep(table.clone()));
     tokio::pin!(stop);
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.context("the connection limit was closed")?,
-            () = &mut stop => break,
-        };
+        // Room first: when full, the connection that has waited longest
+        // without sending a request goes; only when every connection is in
+        // a request do newcomers wait (in the listen backlog).
+        while !table.make_room() {
+            tokio::select! {
+                () = table.room.notified() => {}
+                () = &mut stop => return finish(listener, graceful, sweeper).await,
+            }
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -78,43 +87,54 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
+        let entry = table.open();
         let router = router.clone();
+        let phase = entry.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let mut router = router.clone();
-            async move { router.call(request).await }
+            let busy = phase.busy();
+            async move {
+                let answer = router.call(request).await;
+                drop(busy);
+                answer
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-        match tls.clone() {
-            None => {
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let watcher = graceful.watcher();
+        let table = table.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let served = async {
+                match tls {
+                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Some(acceptor) => {
+                        // The handshake is bound by the header timeout too.
+                        let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                        };
+                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
                     }
-                });
+                }
+                .unwrap_or_else(|e| tracing::debug!(%peer, error = %e, "connection ended with an error"))
+            };
+            tokio::select! {
+                () = served => {}
+                () = entry.shed.notified() => tracing::debug!(%peer, "connection closed to make room (it sent no request)"),
             }
-            Some(acceptor) => {
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    // The handshake is bound by the header timeout too.
-                    let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
+            table.close(&entry);
+        });
     }
+    finish(listener, graceful, sweeper).await
+}
+
+/// Stops accepting and waits at most [`GRACE`] for requests in progress.
+async fn finish(listener: TcpListener, graceful: GracefulShutdown, sweeper: tokio::task::JoinHandle<()>) -> Result<()> {
     drop(listener);
+    sweeper.abort();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(GRACE) => {
@@ -122,4 +142,27 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// How often connections are checked for having waited too long under
+/// pressure.
+const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// The header timeout while more than half the connections are taken: a
+/// client that has sent no complete request head for this long is closed
+/// (the configured `header_timeout_ms` applies otherwise).
+const PRESSURE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Under pressure, closes the connections that have waited longer than
+/// [`PRESSURE_HEADER_TIMEOUT`] for a request head: a flood of half-sent
+/// requests clears in about a second instead of holding every slot for the
+/// whole header timeout.
+async fn sweep(table: Arc<Connections>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let shed = table.shed_idle_under_pressure(PRESSURE_HEADER_TIMEOUT);
+        if shed > 0 {
+            tracing::info!(shed, "closed connections that sent no request while the server was busy");
+        }
+    }
 }
