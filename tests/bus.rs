@@ -11,6 +11,8 @@ mod cli;
 mod cluster;
 #[path = "cases/content.rs"]
 mod content;
+#[path = "cases/contract.rs"]
+mod contract;
 #[path = "cases/crm.rs"]
 mod crm;
 #[path = "cases/docs.rs"]

@@ -14,16 +14,53 @@ use serde::Deserialize;
 #[serde(tag = "op", rename_all = "snake_case")]
 #[derive(schemars::JsonSchema)]
 pub enum Change {
-    CreateObject { object_type: String, object: ObjectInput },
-    UpdateObject { object_type: String, id: i64, patch: ObjectPatch },
-    DeleteObject { object_type: String, id: i64 },
-    AddToSite { object_type: String, id: i64, site_name: String },
-    RemoveFromSite { object_type: String, id: i64, site_name: String },
-    CreateDocument { document: DocumentInput },
-    UpdateDocument { document_id: i64, patch: DocumentPatch },
-    DeleteDocument { document_id: i64 },
-    PublishDocument { document_id: i64 },
-    ArchiveDocument { document_id: i64 },
+    CreateObject {
+        object_type: String,
+        object: ObjectInput,
+    },
+    UpdateObject {
+        object_type: String,
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        id: i64,
+        patch: ObjectPatch,
+    },
+    DeleteObject {
+        object_type: String,
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        id: i64,
+    },
+    AddToSite {
+        object_type: String,
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        id: i64,
+        site_name: String,
+    },
+    RemoveFromSite {
+        object_type: String,
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        id: i64,
+        site_name: String,
+    },
+    CreateDocument {
+        document: DocumentInput,
+    },
+    UpdateDocument {
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        document_id: i64,
+        patch: DocumentPatch,
+    },
+    DeleteDocument {
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        document_id: i64,
+    },
+    PublishDocument {
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        document_id: i64,
+    },
+    ArchiveDocument {
+        #[serde(deserialize_with = "crate::json_int::integer")]
+        document_id: i64,
+    },
 }
 
 /// A change as applied: what happened, to what, on which site.

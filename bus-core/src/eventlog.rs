@@ -92,7 +92,7 @@ impl std::str::FromStr for EventSort {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
+        match s {
             "time" => Ok(EventSort::Time),
             "type" => Ok(EventSort::Type),
             "source" => Ok(EventSort::Source),

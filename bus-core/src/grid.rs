@@ -25,7 +25,7 @@ impl std::str::FromStr for Order {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
+        match s {
             "asc" => Ok(Order::Asc),
             "desc" => Ok(Order::Desc),
             other => Err(format!("order must be `asc` or `desc`, not `{other}`")),
@@ -75,7 +75,8 @@ mod tests {
     #[test]
     fn search_text_is_literal() {
         assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
-        assert_eq!("DESC".parse::<Order>(), Ok(Order::Desc));
+        assert_eq!("desc".parse::<Order>(), Ok(Order::Desc));
+        assert!("DESC".parse::<Order>().is_err(), "exactly as the API document lists them");
         assert!("up".parse::<Order>().unwrap_err().contains("asc"));
     }
 }

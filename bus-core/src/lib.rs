@@ -25,6 +25,7 @@ pub mod grid;
 pub mod host;
 pub mod incoming;
 pub mod isolation;
+pub mod json_int;
 mod lane;
 mod library;
 pub mod loader;
@@ -46,5 +47,6 @@ pub mod task_grid;
 mod task_result;
 #[cfg(test)]
 mod testing;
+pub mod text;
 mod watch;
 pub mod worker;

@@ -3,6 +3,7 @@
 use crate::db::{Database, DbError};
 use crate::isolation::Isolation;
 use crate::sql::{params, Conn, OptionalExtension, Row};
+use crate::text;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -158,8 +159,8 @@ fn column_of(field: &str) -> &'static str {
 
 fn validate_config(config: &str) -> Result<(), RegistryError> {
     let invalid = |reason: String| RegistryError::Invalid { field: "config", reason };
-    if config.len() > MAX_CONFIG {
-        return Err(invalid(format!("must be at most {MAX_CONFIG} bytes, not {}", config.len())));
+    if config.chars().count() > MAX_CONFIG {
+        return Err(invalid(format!("must be at most {MAX_CONFIG} characters, not {}", config.chars().count())));
     }
     if config.contains('\0') {
         return Err(invalid("contains a NUL character".into()));
@@ -172,14 +173,25 @@ fn validate_config(config: &str) -> Result<(), RegistryError> {
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct NewConnector {
+    /// The code name (the name the connector's `init` reports).
+    #[schemars(pattern(text::CODE_NAME), length(min = 1, max = 100))]
     pub name: String,
+    /// Absent or blank: the code name.
     #[serde(default)]
+    #[schemars(pattern(text::NO_CONTROL), length(max = 400))]
     pub display_name: Option<String>,
+    /// The library in the connectors folder (`sample_connector` is
+    /// `libsample_connector.so`; a name with its extension is taken as is).
+    #[schemars(pattern(text::LIBRARY), length(max = 400))]
     pub assembly_name: String,
+    /// The connector class the library exports.
+    #[schemars(pattern(text::NAME), length(max = 400))]
     pub class_name: String,
     #[serde(default)]
     pub enabled: bool,
+    /// The connector's own settings, handed to it when it is created.
     #[serde(default)]
+    #[schemars(pattern(text::NO_NUL), length(max = 1048576))]
     pub config: String,
     /// Where it runs; absent: the default of `bus.toml`.
     #[serde(default)]
@@ -192,16 +204,21 @@ pub struct NewConnector {
 #[derive(schemars::JsonSchema)]
 pub struct ConnectorPatch {
     #[serde(default)]
+    #[schemars(pattern(text::CODE_NAME), length(min = 1, max = 100))]
     pub name: Option<String>,
     #[serde(default)]
+    #[schemars(pattern(text::NAME), length(max = 400))]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schemars(pattern(text::LIBRARY), length(max = 400))]
     pub assembly_name: Option<String>,
     #[serde(default)]
+    #[schemars(pattern(text::NAME), length(max = 400))]
     pub class_name: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
+    #[schemars(pattern(text::NO_NUL), length(max = 1048576))]
     pub config: Option<String>,
     /// `default` goes back to the default of `bus.toml`.
     #[serde(default)]
@@ -316,40 +333,43 @@ fn mark_case_duplicates(rows: &mut [ConnectorRow]) {
     }
 }
 
-/// Checks a code name: letters, digits, `_`, `.`, `-`; 1 to 100 characters.
+/// Checks a code name: letters, digits, `_`, `.`, `-` ([`text::CODE_NAME`]);
+/// 1 to 100 characters.
 pub(crate) fn validate_code_name(name: &str) -> Result<(), RegistryError> {
     let invalid = |reason: String| RegistryError::Invalid { field: "code name", reason };
-    if name.is_empty() || name.len() > 100 {
-        return Err(invalid(format!("`{name}` must be 1 to 100 characters long")));
+    if name.is_empty() || name.chars().count() > MAX_CODE_NAME {
+        return Err(invalid(format!("`{name}` must be 1 to {MAX_CODE_NAME} characters long")));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+    if let Some(c) = name.chars().find(|c| !text::is_code_name_char(*c)) {
         return Err(invalid(format!("`{name}` contains `{c}`; use letters, digits, `_`, `.` and `-` only")));
     }
     Ok(())
 }
 
+/// The longest connector code name.
+pub const MAX_CODE_NAME: usize = 100;
+
 /// Checks that an assembly name names a library inside the connectors
 /// folder; the reason says what is wrong otherwise.
 pub(crate) fn check_assembly_name(name: &str) -> Result<(), &'static str> {
-    let name = name.trim();
     if name.is_empty() {
         Err("it is empty")
     } else if name.contains("..") {
         Err("it contains `..`; name a library inside the connectors folder")
     } else if name.contains('/') || name.contains('\\') {
         Err("it contains a path separator; name a library inside the connectors folder")
-    } else if name.contains('\0') || name.contains(':') {
-        Err("it contains a character that is not allowed in a library name")
+    } else if !text::is_library(name) {
+        Err("use letters, digits, `_`, `+` and `-`, in runs joined by single dots (`sample_connector`, `libcrm-2.so`)")
     } else {
         Ok(())
     }
 }
 
 fn validate_assembly(name: &str) -> Result<(), RegistryError> {
-    if name.len() > MAX_NAME {
+    if name.chars().count() > MAX_NAME {
         return Err(RegistryError::Invalid {
             field: "assembly name",
-            reason: format!("must be at most {MAX_NAME} bytes, not {}", name.len()),
+            reason: format!("must be at most {MAX_NAME} characters, not {}", name.chars().count()),
         });
     }
     check_assembly_name(name).map_err(|reason| RegistryError::Invalid {
@@ -374,18 +394,19 @@ fn check_unique_ignoring_case(conn: &Conn, name: &str, except_id: i64) -> Result
     }
 }
 
+/// A display or class name: [`text::NAME`], at most [`MAX_NAME`] characters.
 fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> {
-    if value.trim().is_empty() {
+    if text::is_blank(value) {
         return Err(RegistryError::Invalid { field, reason: "must not be empty".into() });
     }
-    if value.len() > MAX_NAME {
+    if value.chars().count() > MAX_NAME {
         return Err(RegistryError::Invalid {
             field,
-            reason: format!("must be at most {MAX_NAME} bytes, not {}", value.len()),
+            reason: format!("must be at most {MAX_NAME} characters, not {}", value.chars().count()),
         });
     }
-    if value.contains('\0') {
-        return Err(RegistryError::Invalid { field, reason: "contains a NUL character".into() });
+    if text::has_control(value) {
+        return Err(RegistryError::Invalid { field, reason: "contains a control character".into() });
     }
     Ok(())
 }
@@ -543,7 +564,10 @@ fn checked(new: &NewConnector) -> Result<String, RegistryError> {
     validate_code_name(&new.name)?;
     validate_assembly(&new.assembly_name)?;
     validate_text("class name", &new.class_name)?;
-    let display = new.display_name.clone().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| new.name.clone());
+    if new.display_name.as_deref().is_some_and(text::has_control) {
+        return Err(RegistryError::Invalid { field: "display name", reason: "contains a control character".into() });
+    }
+    let display = new.display_name.clone().filter(|d| !text::is_blank(d)).unwrap_or_else(|| new.name.clone());
     validate_text("display name", &display)?;
     validate_config(&new.config)?;
     Ok(display)

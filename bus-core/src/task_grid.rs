@@ -36,7 +36,7 @@ impl std::str::FromStr for TaskSort {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
+        match s {
             "time" => Ok(TaskSort::Time),
             "title" => Ok(TaskSort::Title),
             "type" => Ok(TaskSort::Type),
@@ -87,7 +87,9 @@ pub fn listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<Vec<(i
 pub fn delete_listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<usize> {
     let from = conn.dialect().case_insensitive_like(FROM);
     conn.execute(
-        &format!("DELETE FROM Integration_Synchronization WHERE SynchronizationID IN (SELECT s.SynchronizationID {from})"),
+        &format!(
+            "DELETE FROM Integration_Synchronization WHERE SynchronizationID IN (SELECT s.SynchronizationID {from})"
+        ),
         params![filter.direction, filter.connector_id, filter.pattern()],
     )
 }

@@ -104,10 +104,7 @@ fn metrics_read_zero_for_empty_queues_forget_deleted_connectors_and_count_reques
     // A drained queue reads 0 instead of vanishing.
     assert_eq!(m.get("bus_queue_depth{connector=\"Gone\",direction=\"outgoing\"}"), Some(&0.0), "{text}");
     assert_eq!(m.get("bus_queue_depth{connector=\"Gone\",direction=\"incoming\"}"), Some(&0.0), "{text}");
-    assert_eq!(
-        m.get("bus_tasks_processed_total{connector=\"Gone\",direction=\"outgoing\",result=\"Ok\"}"),
-        Some(&1.0)
-    );
+    assert_eq!(m.get("bus_tasks_processed_total{connector=\"Gone\",direction=\"outgoing\",result=\"Ok\"}"), Some(&1.0));
     // Requests by route template (not by raw path), method and status.
     assert_eq!(
         m.get("bus_http_requests_total{route=\"/api/tasks/{id}\",method=\"GET\",status=\"404\"}"),

@@ -95,7 +95,8 @@ fn a_bulk_synchronize_of_the_listed_rows_reports_failures_as_failures() {
     env.scripted("A", users());
     env.set_setting("process_outgoing", false);
     let d = env.start();
-    let bad = d.create("cms.user", json!({"code_name": "bad", "fields": {"outcome": "Error", "message": "CRM says no"}}));
+    let bad =
+        d.create("cms.user", json!({"code_name": "bad", "fields": {"outcome": "Error", "message": "CRM says no"}}));
     let bad = bad["task_id"].as_i64().unwrap();
     d.create("cms.user", json!({"code_name": "fine"}));
     d.put("/api/settings", &json!({"process_outgoing": true}));
@@ -117,7 +118,9 @@ fn renaming_a_site_moves_its_documents_and_objects_with_it() {
     let site = d.create("cms.site", json!({"code_name": "CorpSite"}))["object"]["id"].as_i64().unwrap();
     let home = d.post("/api/documents", &json!({"site_name": "CorpSite", "alias_path": "/Home", "class_name": "cms.menuitem", "culture": "en-US", "name": "Home"}));
     assert_eq!(home.status, 201, "{}", home.text);
-    let role = d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["object"]["id"].as_i64().unwrap();
+    let role = d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["object"]["id"]
+        .as_i64()
+        .unwrap();
 
     let renamed = d.put(&format!("/api/objects/cms.site/{site}"), &json!({"code_name": "Intranet"}));
     assert_eq!(renamed.status, 200, "{}", renamed.text);

@@ -17,9 +17,12 @@ use serde_json::{Map, Value};
 pub struct DocumentInput {
     pub site_name: String,
     /// `/Products/Apple iPad 2`; the parent path must exist (except `/`).
+    #[schemars(pattern(crate::text::ALIAS_PATH), length(max = 450))]
     pub alias_path: String,
     pub class_name: String,
+    #[schemars(pattern(crate::text::CULTURE), length(max = 10))]
     pub culture: String,
+    #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub name: String,
     #[serde(default)]
     pub fields: Map<String, Value>,
@@ -27,6 +30,7 @@ pub struct DocumentInput {
     pub published: bool,
     /// For a new node only.
     #[serde(default)]
+    #[schemars(pattern(crate::text::GUID))]
     pub node_guid: Option<String>,
 }
 
@@ -36,6 +40,7 @@ pub struct DocumentInput {
 #[derive(schemars::JsonSchema)]
 pub struct DocumentPatch {
     #[serde(default)]
+    #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub name: Option<String>,
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
@@ -132,12 +137,7 @@ pub fn list(
 }
 
 fn check_alias_path(path: &str) -> Result<(), StoreError> {
-    let ok = path.starts_with('/')
-        && path.len() > 1
-        && !path.ends_with('/')
-        && path[1..].split('/').all(|seg| !seg.trim().is_empty() && seg != "." && seg != "..")
-        && !path.chars().any(char::is_control)
-        && path.chars().count() <= 450;
+    let ok = crate::text::is_alias_path(path) && path.chars().count() <= crate::text::MAX_ALIAS_PATH;
     if ok {
         Ok(())
     } else {
@@ -148,10 +148,7 @@ fn check_alias_path(path: &str) -> Result<(), StoreError> {
 }
 
 fn check_culture(culture: &str) -> Result<(), StoreError> {
-    let ok = !culture.is_empty()
-        && culture.len() <= 10
-        && culture.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !culture.starts_with('-');
+    let ok = crate::text::is_culture(culture) && culture.len() <= crate::text::MAX_CULTURE;
     if ok {
         Ok(())
     } else {

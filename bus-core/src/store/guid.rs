@@ -36,12 +36,7 @@ pub(crate) fn new_guid() -> String {
     )
 }
 
-/// True for a GUID in the 8-4-4-4-12 hexadecimal form.
-pub(crate) fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
+pub(crate) use crate::text::is_guid;
 
 #[cfg(test)]
 mod tests {

@@ -43,13 +43,13 @@ impl StoreError {
 /// Checks a code name or a document name: 1 to 200 characters, no control
 /// characters.
 pub(crate) fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
-    if value.trim().is_empty() {
+    if crate::text::is_blank(value) {
         return Err(StoreError::Invalid(format!("{what} is missing or empty")));
     }
-    if value.chars().count() > 200 {
-        return Err(StoreError::Invalid(format!("{what} is longer than 200 characters")));
+    if value.chars().count() > crate::text::MAX_NAME {
+        return Err(StoreError::Invalid(format!("{what} is longer than {} characters", crate::text::MAX_NAME)));
     }
-    if value.chars().any(char::is_control) {
+    if crate::text::has_control(value) {
         return Err(StoreError::Invalid(format!("{what} contains a control character")));
     }
     Ok(())

@@ -15,14 +15,16 @@ use serde_json::{Map, Value};
 pub struct ObjectInput {
     /// Required, except for bindings (derived from their keys).
     #[serde(default)]
+    #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub code_name: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
     pub site_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_int::optional")]
     pub group_id: Option<i64>,
     #[serde(default)]
+    #[schemars(pattern(crate::text::GUID))]
     pub guid: Option<String>,
     #[serde(default)]
     pub fields: Map<String, Value>,
@@ -34,10 +36,11 @@ pub struct ObjectInput {
 #[derive(schemars::JsonSchema)]
 pub struct ObjectPatch {
     #[serde(default)]
+    #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub code_name: Option<String>,
     #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_int::optional")]
     pub group_id: Option<i64>,
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
@@ -486,10 +489,12 @@ fn site_binding<'t>(
     object_type: &str,
 ) -> Result<(&'t ObjectType, &'t crate::object_types::SiteBinding), StoreError> {
     let t = self::object_type(types, object_type)?;
-    let b = t
-        .site_binding
-        .as_ref()
-        .ok_or_else(|| StoreError::Invalid(format!("{} objects cannot be added to or removed from a site", t.name)))?;
+    let b = t.site_binding.as_ref().ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "{} objects have no site binding: they cannot be added to or removed from a site",
+            t.name
+        ))
+    })?;
     Ok((t, b))
 }
 

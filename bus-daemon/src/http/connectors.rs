@@ -78,13 +78,21 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
 pub struct ListParams {
     /// Only connectors whose code name sorts after this one (the next page).
     after: Option<String>,
+    /// How many rows at most (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<u32>,
     /// Grid paging: `name` (default), `display_name`, `assembly_name`,
     /// `class_name`, `enabled`, `state`. The total is in `X-Total-Count`.
+    #[schemars(extend("enum" = ["name", "display_name", "assembly_name", "class_name", "enabled", "state"]))]
     sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[schemars(extend("enum" = ["asc", "desc"]))]
     order: Option<String>,
     /// Only connectors whose names, library or class contain this text.
+    #[schemars(length(max = 200))]
     search: Option<String>,
+    /// Grid paging: skip this many rows.
+    #[schemars(range(max = 9223372036854775807u64))]
     offset: Option<u64>,
 }
 

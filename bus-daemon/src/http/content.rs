@@ -100,6 +100,8 @@ pub async fn archive_document(
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct Batch {
+    /// Applied in order, in one transaction: all, or none.
+    #[schemars(length(min = 1, max = 10000))]
     pub changes: Vec<Change>,
 }
 
@@ -123,13 +125,33 @@ pub async fn batch(State(s): State<AppState>, ApiJson(batch): ApiJson<Batch>) ->
     Ok(Json(BatchResult { results }))
 }
 
+/// The query of a document listing.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct ListParams {
+    /// Only documents of this site.
     site: Option<String>,
+    /// Only documents at or under this alias path.
     path: Option<String>,
+    /// The `next_after` of the previous page.
     after: Option<i64>,
+    /// How many rows at most (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<u32>,
+}
+
+/// The query of an object listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(schemars::JsonSchema)]
+pub struct ObjectListParams {
+    /// Only objects of this site.
+    site: Option<String>,
+    /// The `next_after` of the previous page.
+    after: Option<i64>,
+    /// How many rows at most (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<u32>,
 }
 
@@ -153,11 +175,8 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
 pub async fn list_objects(
     State(s): State<AppState>,
     ApiPath(object_type): ApiPath<String>,
-    ApiQuery(p): ApiQuery<ListParams>,
+    ApiQuery(p): ApiQuery<ObjectListParams>,
 ) -> Result<Json<Page<ObjectData>>, ApiError> {
-    if p.path.is_some() {
-        return Err(ApiError::bad_request("`path` filters documents, not objects"));
-    }
     let limit = limit(p.limit)?;
     let items = blocking(move || {
         let conn = s.db.connect()?;

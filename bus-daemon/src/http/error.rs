@@ -41,7 +41,12 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
         }
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Unavailable is worth retrying (a 500 is not): say when.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -171,7 +176,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !raw.get().starts_with('{') {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("the request body must be a JSON object (`{{…}}`), not {}; nothing was written", json_kind(raw.get())),
+                format!(
+                    "the request body must be a JSON object (`{{…}}`), not {}; nothing was written",
+                    json_kind(raw.get())
+                ),
             ));
         }
         match Json::<T>::from_bytes(raw.get().as_bytes()) {

@@ -16,18 +16,27 @@ pub struct Params {
     source: Option<String>,
     /// `I`, `W` or `E`.
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["I", "W", "E"]))]
     event_type: Option<String>,
     code: Option<String>,
-    /// Only events older than this event ID (the `next_before` of a page).
+    /// Only events older than this event ID (the `next_before` of a page;
+    /// not used when a grid parameter — `sort`, `order`, `search`,
+    /// `offset` — is given: those page by offset).
     before: Option<i64>,
+    /// How many rows at most (default 50).
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     /// Grid paging: `time` (default), `type`, `source`, `code`, `user`.
+    #[schemars(extend("enum" = ["time", "type", "source", "code", "user"]))]
     sort: Option<String>,
     /// `desc` (default: newest first) or `asc`.
+    #[schemars(extend("enum" = ["asc", "desc"]))]
     order: Option<String>,
     /// Only events whose description, source, code, user or document contains this.
+    #[schemars(length(max = 200))]
     search: Option<String>,
     /// Grid paging: skip this many rows.
+    #[schemars(range(max = 9223372036854775807u64))]
     offset: Option<u64>,
 }
 
@@ -59,12 +68,8 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<Params>) -> R
         }
     }
     let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
+    // With a grid parameter the page is by offset, and `before` is not used.
     let grid = if grid.given() {
-        if p.before.is_some() {
-            return Err(ApiError::bad_request(
-                "`before` pages newest first; with sort, order, search or offset use `offset`",
-            ));
-        }
         let mut q = grid.query::<EventSort>(limit)?;
         // The event log reads newest first unless asked otherwise.
         if p.order.is_none() {

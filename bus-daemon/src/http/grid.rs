@@ -51,9 +51,9 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 /// A grid's search text as the listing applies it (trimmed; empty is no
 /// filter), or a 400 when it is too long.
 pub fn search_text(search: Option<&str>) -> Result<Option<String>, ApiError> {
-    let search = search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    if search.as_ref().is_some_and(|s| s.len() > MAX_SEARCH) {
-        return Err(ApiError::bad_request(format!("search must be at most {MAX_SEARCH} bytes")));
+    // Characters, as the document's `maxLength` counts them.
+    if search.is_some_and(|s| s.chars().count() > MAX_SEARCH) {
+        return Err(ApiError::bad_request(format!("search must be at most {MAX_SEARCH} characters")));
     }
-    Ok(search)
+    Ok(search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
 }

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct Params {
+    /// `live` (default: always 200 while serving) or `ready` (503 when not ready).
+    #[schemars(extend("enum" = ["live", "ready"]))]
     probe: Option<String>,
 }
 

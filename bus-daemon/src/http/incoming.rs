@@ -19,6 +19,8 @@ pub struct IncomingBody {
     /// The external object or document; the connector turns it into an
     /// internal one.
     pub obj: Value,
+    /// What must happen (any task type but `All`, which only subscriptions use).
+    #[schemars(schema_with = "incoming_task_type")]
     pub task_type: TaskType,
     #[serde(default = "simple")]
     pub data_type: TaskDataType,
@@ -26,6 +28,20 @@ pub struct IncomingBody {
     pub process_type: IntegrationProcessType,
     #[serde(default)]
     pub site_name: Option<String>,
+}
+
+/// The task types an incoming task can have: all but `All`.
+fn incoming_task_type(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let all = schemars::schema_for!(TaskType);
+    let names: Vec<&Value> = all
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("const"))
+        .filter(|name| *name != "All")
+        .collect();
+    schemars::json_schema!({"type": "string", "enum": names})
 }
 
 fn simple() -> TaskDataType {

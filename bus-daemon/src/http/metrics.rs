@@ -87,9 +87,12 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     out.push_str("# HELP bus_queue_depth Tasks waiting, by connector and direction.\n");
     out.push_str("# TYPE bus_queue_depth gauge\n");
     for ((connector, direction), (depth, _)) in &queues {
-        let _ = writeln!(out, "bus_queue_depth{{connector=\"{}\",direction=\"{direction}\"}} {depth}", label(connector));
+        let _ =
+            writeln!(out, "bus_queue_depth{{connector=\"{}\",direction=\"{direction}\"}} {depth}", label(connector));
     }
-    out.push_str("# HELP bus_queue_oldest_task_age_seconds How long the oldest waiting task has waited (0 when none waits).\n");
+    out.push_str(
+        "# HELP bus_queue_oldest_task_age_seconds How long the oldest waiting task has waited (0 when none waits).\n",
+    );
     out.push_str("# TYPE bus_queue_oldest_task_age_seconds gauge\n");
     for ((connector, direction), (_, age)) in &queues {
         let _ = writeln!(

@@ -17,6 +17,7 @@ mod openapi;
 pub mod request_metrics;
 mod routes;
 mod schedule;
+mod schema_shape;
 pub mod server;
 mod settings;
 mod tasks;

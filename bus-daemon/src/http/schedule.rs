@@ -23,7 +23,11 @@ pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> R
 #[derive(schemars::JsonSchema)]
 #[schemars(rename = "ScheduleUpdate")]
 pub struct Update {
+    /// How often it runs, in seconds (at most a year).
+    #[serde(default, deserialize_with = "bus_core::json_int::optional")]
+    #[schemars(range(min = 1, max = 31622400))]
     interval_seconds: Option<i64>,
+    #[serde(default)]
     enabled: Option<bool>,
 }
 

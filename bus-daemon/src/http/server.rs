@@ -6,6 +6,7 @@
 //! than half the table is taken, optional TLS — and a graceful stop that
 //! waits at most a grace period.
 
+use super::connections::Connections;
 use crate::config::HttpConfig;
 use anyhow::{Context, Result};
 use axum::extract::ConnectInfo;
@@ -17,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use super::connections::Connections;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;

@@ -24,16 +24,25 @@ use serde::{Deserialize, Serialize};
 #[derive(schemars::JsonSchema)]
 pub struct ListParams {
     connector: Option<String>,
-    /// The `next` cursor of the previous page (oldest-first paging).
+    /// The `next` cursor of the previous page (oldest-first paging; not
+    /// used when a grid parameter — `sort`, `order`, `search`, `offset` —
+    /// is given: those page by offset).
+    #[schemars(pattern(CURSOR))]
     cursor: Option<String>,
+    /// How many rows at most (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<u32>,
     /// Grid paging: `time` (default), `title`, `type`, `connector`, `result`.
+    #[schemars(extend("enum" = ["time", "title", "type", "connector", "result"]))]
     sort: Option<String>,
     /// `asc` (default) or `desc`.
+    #[schemars(extend("enum" = ["asc", "desc"]))]
     order: Option<String>,
     /// Only tasks whose title, type or connector contains this text.
+    #[schemars(length(max = 200))]
     search: Option<String>,
     /// Grid paging: skip this many rows.
+    #[schemars(range(max = 9223372036854775807u64))]
     offset: Option<u64>,
 }
 
@@ -51,10 +60,20 @@ pub struct TaskPage {
     pub offset: Option<u64>,
 }
 
+/// A cursor as this API writes it: `<task ID>.<relation ID>`.
+const CURSOR: &str = r"^-?[0-9]{1,18}\.-?[0-9]{1,18}$";
+
 fn parse_cursor(cursor: Option<&str>) -> Result<(i64, i64), ApiError> {
     let Some(c) = cursor else { return Ok((0, 0)) };
+    // The same rule as [`CURSOR`] (18 digits always fit 64 bits).
+    let part = |p: &str| {
+        let digits = p.strip_prefix('-').unwrap_or(p);
+        (!digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
     c.split_once('.')
-        .and_then(|(t, s)| Some((t.parse().ok()?, s.parse().ok()?)))
+        .and_then(|(t, s)| Some((part(t)?, part(s)?)))
         .ok_or_else(|| ApiError::bad_request(format!("cursor `{c}` is not a cursor this API returned")))
 }
 
@@ -68,11 +87,6 @@ fn grid_query(p: &ListParams, limit: u32) -> Result<Option<GridQuery<TaskSort>>,
     let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
     if !grid.given() {
         return Ok(None);
-    }
-    if p.cursor.is_some() {
-        return Err(ApiError::bad_request(
-            "`cursor` pages oldest first; with sort, order, search or offset use `offset`",
-        ));
     }
     grid.query(limit).map(Some)
 }
@@ -380,23 +394,67 @@ pub async fn synchronize_one(
 /// with that filter.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[derive(schemars::JsonSchema)]
 pub struct Bulk {
-    /// Task IDs, acted on in creation order.
-    #[serde(default)]
-    #[schemars(length(min = 1))]
+    #[serde(default, deserialize_with = "ids")]
     ids: Option<Vec<i64>>,
-    /// Every task the grid lists with `connector` and `search`.
-    #[serde(default)]
-    all: bool,
-    /// Only the relations of this connector (its code name).
+    /// Absent, or `true` (never `null`).
+    #[serde(default, deserialize_with = "present")]
+    all: Option<bool>,
     #[serde(default)]
     connector: Option<String>,
-    /// With `all`: only rows whose title, type or connector name contains
-    /// this text (case-insensitive), as the grid's search.
     #[serde(default)]
-    #[schemars(length(max = 200))]
     search: Option<String>,
+}
+
+/// A field that, when given, holds a value (`null` is refused).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Ids(#[serde(deserialize_with = "bus_core::json_int::list")] Vec<i64>);
+    Ok(Option::<Ids>::deserialize(d)?.map(|Ids(ids)| ids))
+}
+
+/// The two shapes a bulk request takes, as the document shows them (one
+/// struct reads both, and `target` refuses what fits neither).
+impl schemars::JsonSchema for Bulk {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Bulk".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let connector = serde_json::json!({"type": ["string", "null"], "description": "Only the relations of this connector (its code name)"});
+        schemars::json_schema!({
+            "description": "Either `ids` (those tasks, in creation order; with `connector` only their relations to it), or `\"all\": true` with the grid's filter (`connector`, `search`): then exactly the rows `GET /api/tasks/{direction}` lists with that filter.",
+            "oneOf": [
+                {
+                    "title": "BulkIds",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["ids"],
+                    "properties": {
+                        "ids": {"type": "array", "minItems": 1, "items": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}},
+                        "connector": connector,
+                        "search": {"type": "null"}
+                    }
+                },
+                {
+                    "title": "BulkAll",
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["all"],
+                    "properties": {
+                        "all": {"type": "boolean", "enum": [true]},
+                        "ids": {"type": "null"},
+                        "connector": connector,
+                        "search": {"type": ["string", "null"], "maxLength": super::grid::MAX_SEARCH, "description": "Only rows whose title, type or connector name contains this text (case-insensitive), as the grid's search"}
+                    }
+                }
+            ]
+        })
+    }
 }
 
 /// What a bulk or row action applies to.
@@ -410,16 +468,17 @@ impl Bulk {
     fn target(self) -> Result<Target, ApiError> {
         let unprocessable = |m: &str| Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m.to_owned()));
         match (self.ids, self.all) {
-            (Some(_), true) => unprocessable("give either `ids` or `all`, not both"),
-            (Some(_), false) if self.search.is_some() => {
+            (Some(_), Some(_)) => unprocessable("give either `ids` or `all`, not both"),
+            (Some(_), None) if self.search.is_some() => {
                 unprocessable("`search` filters `\"all\": true`; with `ids` the listed tasks are acted on")
             }
-            (Some(ids), false) if ids.is_empty() => unprocessable("`ids` is empty"),
-            (Some(ids), false) => Ok(Target::Ids { ids, connector: self.connector }),
-            (None, true) => {
+            (Some(ids), None) if ids.is_empty() => unprocessable("`ids` is empty"),
+            (Some(ids), None) => Ok(Target::Ids { ids, connector: self.connector }),
+            (None, Some(true)) => {
                 Ok(Target::All { connector: self.connector, search: search_text(self.search.as_deref())? })
             }
-            (None, false) => unprocessable("give `ids` (a list of task IDs) or `\"all\": true`"),
+            (None, Some(false)) => unprocessable("`all` is `true` or absent; to act on some tasks give `ids`"),
+            (None, None) => unprocessable("give `ids` (a list of task IDs) or `\"all\": true`"),
         }
     }
 }
@@ -461,7 +520,8 @@ async fn bulk_synchronize(
 ) -> Result<Json<SyncReport>, ApiError> {
     let target = bulk.target()?;
     blocking(move || {
-        let action = if matches!(target, Target::All { .. }) { Action::SynchronizeAll } else { Action::SynchronizeSelected };
+        let action =
+            if matches!(target, Target::All { .. }) { Action::SynchronizeAll } else { Action::SynchronizeSelected };
         let outcomes = synchronize(&s, direction, &target)?;
         let what = format!(
             "Synchronized {} {} on request: {}",
