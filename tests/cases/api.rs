@@ -227,10 +227,12 @@ fn grids_sort_search_and_page_with_a_total() {
     assert_eq!((page, total), (vec!["Create User 'alice'".to_owned(), "Create User 'alfred'".to_owned()], 2));
     let (page, _) = titles("search=100%25");
     assert!(page.is_empty(), "% is searched literally");
-    for bad in ["sort=colour", "order=up", "cursor=1.1&sort=title", "limit=0&sort=title"] {
+    for bad in ["sort=colour", "order=up", "order=DESC", "cursor=1.x", "limit=0&sort=title"] {
         let r = d.get(&format!("/api/tasks/outgoing?{bad}"));
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
     }
+    // A grid parameter pages by offset: a cursor beside it is not used.
+    assert_eq!(titles("cursor=1.1&sort=title&limit=1").0, ["Create User 'alfred'"]);
     // The event log: searched, sorted, paged with a total.
     let r = d.get("/api/eventlog?search=CONNECTORLOAD&limit=1");
     assert_eq!(r.status, 200, "{}", r.text);

@@ -48,7 +48,7 @@ fn registry_rows_written_with_plain_sql_are_untrusted_input() {
     let expect = [
         ("BlobAssembly", "ConnectorAssemblyName holds binary data"),
         ("Latin1Class", "ConnectorClassName is not valid UTF-8"),
-        ("Overlong", "ConnectorAssemblyName (assembly name): must be at most 400 bytes"),
+        ("Overlong", "ConnectorAssemblyName (assembly name): must be at most 400 characters"),
         ("good", "equals the name of connector ID"),
     ];
     let check = |d: &Daemon| {

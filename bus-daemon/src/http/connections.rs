@@ -14,6 +14,10 @@ use tokio::sync::Notify;
 pub(super) struct Connections {
     max: usize,
     table: Mutex<HashMap<u64, Arc<Entry>>>,
+    /// Until when the table counts as under pressure: a while after the
+    /// last moment it was more than half full, so the rest of a flood goes
+    /// too, not only its excess.
+    pressure_until: Mutex<Option<Instant>>,
     next: AtomicUsize,
     /// Woken when room may have been made (a connection closed or finished
     /// a request).
@@ -62,7 +66,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Connections {
     pub fn new(max: usize) -> Connections {
-        Connections { max, table: Mutex::default(), next: AtomicUsize::new(0), room: Arc::default() }
+        Connections {
+            max,
+            table: Mutex::default(),
+            pressure_until: Mutex::default(),
+            next: AtomicUsize::new(0),
+            room: Arc::default(),
+        }
     }
 
     /// True when one more connection fits, after closing the one that has
@@ -103,14 +113,19 @@ impl Connections {
         self.room.notify_one();
     }
 
-    /// While more than half the table is taken, closes every connection
-    /// that has waited longer than `timeout` for a request; returns how many.
-    pub fn shed_idle_under_pressure(&self, timeout: Duration) -> usize {
+    /// While more than half the table is taken, and for `linger` after,
+    /// closes every connection that has waited longer than `timeout` for a
+    /// request; returns how many.
+    pub fn shed_idle_under_pressure(&self, timeout: Duration, linger: Duration) -> usize {
         let mut table = lock(&self.table);
-        if table.len() * 2 <= self.max {
+        let now = Instant::now();
+        let mut until = lock(&self.pressure_until);
+        if table.len() * 2 > self.max {
+            *until = Some(now + linger);
+        }
+        if until.is_none_or(|u| now > u) {
             return 0;
         }
-        let now = Instant::now();
         let stale: Vec<u64> =
             table.values().filter(|e| e.idle_for(now).is_some_and(|idle| idle > timeout)).map(|e| e.id).collect();
         for id in &stale {
@@ -147,10 +162,22 @@ mod tests {
 
     #[test]
     fn under_pressure_connections_that_send_nothing_are_closed_early() {
+        let (timeout, linger) = (Duration::from_millis(20), Duration::from_millis(200));
         let c = Connections::new(4);
-        let quiet: Vec<_> = (0..3).map(|_| c.open()).collect();
-        let _busy = quiet[0].busy();
-        assert_eq!(c.shed_idle_under_pressure(Duration::ZERO), 2, "the two waiting ones");
-        assert_eq!(c.shed_idle_under_pressure(Duration::ZERO), 0, "no pressure left");
+        let flood: Vec<_> = (0..3).map(|_| c.open()).collect();
+        let _busy = flood[0].busy();
+        std::thread::sleep(timeout * 2);
+        let last = c.open();
+        assert_eq!(c.shed_idle_under_pressure(timeout, linger), 2, "the two that waited, not the busy one");
+        // Two of four taken: no pressure now, but the flood's last one goes
+        // once it has waited too, within the linger.
+        assert_eq!(c.shed_idle_under_pressure(timeout, linger), 0, "the last one has not waited yet");
+        std::thread::sleep(timeout * 2);
+        assert_eq!(c.shed_idle_under_pressure(timeout, linger), 1);
+        drop(last);
+        let after = c.open();
+        std::thread::sleep(linger + timeout);
+        assert_eq!(c.shed_idle_under_pressure(timeout, linger), 0, "the pressure is over");
+        drop(after);
     }
 }

@@ -3,7 +3,7 @@
 //! connection that has waited longest without sending a request (a flood of
 //! half-sent requests cannot lock clients out), a header timeout that also
 //! closes idle keep-alive connections and shrinks to a second while more
-//! than half the table is taken, optional TLS — and a graceful stop that
+//! than half the table is taken (and a few seconds after), optional TLS — and a graceful stop that
 //! waits at most a grace period.
 
 use super::connections::Connections;
@@ -147,10 +147,15 @@ async fn finish(listener: TcpListener, graceful: GracefulShutdown, sweeper: toki
 /// How often connections are checked for having waited too long under
 /// pressure.
 const SWEEP_EVERY: Duration = Duration::from_millis(200);
-/// The header timeout while more than half the connections are taken: a
+/// The header timeout while more than half the connections are taken (and
+/// for [`PRESSURE_LINGER`] after): a
 /// client that has sent no complete request head for this long is closed
 /// (the configured `header_timeout_ms` applies otherwise).
 const PRESSURE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the pressure lasts after the table was last more than half
+/// full: long enough for a flood's last connections to count as waited.
+const PRESSURE_LINGER: Duration = Duration::from_secs(5);
 
 /// Under pressure, closes the connections that have waited longer than
 /// [`PRESSURE_HEADER_TIMEOUT`] for a request head: a flood of half-sent
@@ -160,7 +165,7 @@ async fn sweep(table: Arc<Connections>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
-        let shed = table.shed_idle_under_pressure(PRESSURE_HEADER_TIMEOUT);
+        let shed = table.shed_idle_under_pressure(PRESSURE_HEADER_TIMEOUT, PRESSURE_LINGER);
         if shed > 0 {
             tracing::info!(shed, "closed connections that sent no request while the server was busy");
         }
