@@ -195,8 +195,10 @@ pub struct HttpConfig {
     /// connection is closed after the same time.
     #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
-    /// At most this many connections are open at once; further clients
-    /// wait in the listen backlog until one closes.
+    /// At most this many connections are open at once. A full table closes
+    /// the connection that has waited longest without a request to make
+    /// room; only when every one is in a request do newcomers wait in the
+    /// listen backlog (`http/connections.rs`).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// The largest request body accepted (413 beyond, naming the limit).
