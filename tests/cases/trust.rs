@@ -3,6 +3,7 @@
 //! a renamed site that keeps its documents, and answers at the edges of
 //! what the OpenAPI document allows.
 
+use bus_tests::daemon::Backend;
 use bus_tests::http::request_raw;
 use bus_tests::TestEnv;
 use serde_json::{json, Value};
@@ -150,13 +151,20 @@ fn answers_at_the_edges_are_the_documented_ones() {
         let items = r.body.get("items").unwrap_or(&r.body);
         assert_eq!(items.as_array().map(Vec::len), Some(0), "{path}: {}", r.text);
     }
-    // No cluster on SQLite: the route between daemons is not there, whatever
-    // the body (a JSON error, not text).
-    for body in [b"{}".to_vec(), vec![b' '; 3 << 20]] {
-        let r = request_raw(&d.addr, "POST", "/api/cluster/connectors/Any/call", Some(&body), "application/json");
-        assert_eq!(r.status, 404, "{}", r.text);
+    // The route between daemons: on SQLite there is no cluster, whatever the
+    // body; on PostgreSQL an unknown connector is 404 and an oversized body
+    // 413 — always a JSON error, never text.
+    let call =
+        |body: &[u8]| request_raw(&d.addr, "POST", "/api/cluster/connectors/Any/call", Some(body), "application/json");
+    let expected = match env.backend() {
+        Backend::Sqlite => [(404, "not part of a cluster"), (404, "not part of a cluster")],
+        Backend::Postgres => [(404, "no connector"), (413, "max_request_bytes")],
+    };
+    for (body, (status, says)) in [b"{}".to_vec(), vec![b' '; 3 << 20]].iter().zip(expected) {
+        let r = call(body);
+        assert_eq!(r.status, status, "{}", r.text);
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert!(r.body["error"].as_str().unwrap_or_default().contains("not part of a cluster"), "{}", r.text);
+        assert!(r.body["error"].as_str().unwrap_or_default().contains(says), "{}", r.text);
     }
     // A body over the limit is a JSON 413 on every route.
     let r = request_raw(&d.addr, "POST", "/api/batch", Some(&vec![b' '; 3 << 20]), "application/json");

@@ -142,6 +142,7 @@ fn the_management_ui_walk_through() {
     b.wait_until("the bulk action to finish", |b| {
         b.find_all("#bulk-status").first().is_some_and(|e| b.text(e).starts_with("1 failed: ERP says no;"))
     });
+    shot(&b, "bulk-failed");
     wait_for("the sample's queue to drain", Duration::from_secs(10), || {
         d.queue("outgoing", "&connector=SampleIntegrationConnector").is_empty().then_some(())
     });

@@ -44,6 +44,8 @@ pub async fn call(
         status => ApiError::new(status, rejection.body_text()),
     })?;
     let answer = blocking(move || {
+        // Unknown here is unknown everywhere (one registry): 404, not "moved".
+        s.registry.get(&name)?;
         let live = s.manager.get(&name).filter(|c| c.runs_on().is_none()).ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
