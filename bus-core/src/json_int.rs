@@ -57,12 +57,20 @@ pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     d.deserialize_option(Optional)
 }
 
+/// One integer of a list.
+#[derive(serde::Deserialize)]
+struct Item(#[serde(deserialize_with = "integer")] i64);
+
 /// A `Vec<i64>`.
 pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
-    #[derive(serde::Deserialize)]
-    struct Item(#[serde(deserialize_with = "integer")] i64);
     let items: Vec<Item> = serde::Deserialize::deserialize(d)?;
     Ok(items.into_iter().map(|Item(n)| n).collect())
+}
+
+/// An `Option<Vec<i64>>` (`null` is `None`).
+pub fn optional_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    let items: Option<Vec<Item>> = serde::Deserialize::deserialize(d)?;
+    Ok(items.map(|items| items.into_iter().map(|Item(n)| n).collect()))
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(|kv| kv.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
-fn open_route(path: &str) -> bool {
+pub(super) fn open_route(path: &str) -> bool {
     path == "/" || path == "/health" || path.starts_with("/ui/") || path == "/api/login" || path == "/api/logout"
 }
 

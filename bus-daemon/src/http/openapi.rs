@@ -8,6 +8,7 @@
 //! check that every route answers, that live answers match their schemas,
 //! and Schemathesis fuzzes the server against this document.
 
+use super::auth::open_route;
 use super::routes::{Answer, Listed, Route, SchemaOf};
 use super::schema_shape;
 use schemars::generate::SchemaSettings;
@@ -62,11 +63,6 @@ fn query_parameters(query: SchemaOf) -> Vec<Value> {
 
 fn json_content(schema: Schema) -> Value {
     json!({"application/json": {"schema": schema}})
-}
-
-/// Routes that answer without a token (`auth.rs`).
-fn open_route(path: &str) -> bool {
-    matches!(path, "/health" | "/api/login" | "/api/logout")
 }
 
 /// Every error status a route can answer: its handler's own, and those of

@@ -395,7 +395,7 @@ pub async fn synchronize_one(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bulk {
-    #[serde(default, deserialize_with = "ids")]
+    #[serde(default, deserialize_with = "bus_core::json_int::optional_list")]
     ids: Option<Vec<i64>>,
     /// Absent, or `true` (never `null`).
     #[serde(default, deserialize_with = "present")]
@@ -409,12 +409,6 @@ pub struct Bulk {
 /// A field that, when given, holds a value (`null` is refused).
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
-}
-
-fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
-    #[derive(Deserialize)]
-    struct Ids(#[serde(deserialize_with = "bus_core::json_int::list")] Vec<i64>);
-    Ok(Option::<Ids>::deserialize(d)?.map(|Ids(ids)| ids))
 }
 
 /// The two shapes a bulk request takes, as the document shows them (one
