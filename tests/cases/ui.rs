@@ -399,6 +399,16 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     b.fill("#task-search", "");
     b.click_css("#task-search-go");
     b.wait_until("the rest listed", |b| position(b) == "Page 1 of 1 · 20 tasks");
+    // Selected → Delete asks too, naming how many rows are ticked.
+    let picks = b.find_all("input.pick");
+    b.click(&picks[0]);
+    b.click(&picks[1]);
+    b.click_css("#bulk-scope option[value='selected']");
+    b.click_css("#bulk-action option[value='delete']");
+    b.click_css("#bulk-ok");
+    let asked = b.answer_dialog(true);
+    assert!(asked.starts_with("Delete 2 outgoing tasks selected"), "{asked}");
+    b.wait_until("the selected rows to go", |b| position(b) == "Page 1 of 1 · 18 tasks");
 
     // Tabs follow the URL: a click is a history entry, Back returns, a
     // changed hash switches.
