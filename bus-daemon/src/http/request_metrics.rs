@@ -4,10 +4,11 @@
 //! request no route matched counts under `unmatched`.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use bus_core::metrics::{label, Histogram};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -15,43 +16,59 @@ use std::time::Instant;
 /// The route label of a request no route matched.
 const UNMATCHED: &str = "unmatched";
 
+/// One route's figures.
 #[derive(Debug, Default)]
-struct Series {
-    /// By (route, method, status).
-    requests: BTreeMap<(String, String, u16), u64>,
-    /// By route.
-    latency: BTreeMap<String, Histogram>,
+struct Route {
+    /// Requests by (method, status).
+    requests: Vec<(Method, u16, u64)>,
+    latency: Histogram,
 }
 
 /// The request metrics of one daemon.
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
-    series: Mutex<Series>,
+    /// By route template. Looked up by reference: a request allocates
+    /// nothing here once its route has been seen.
+    routes: Mutex<HashMap<String, Route>>,
 }
 
 impl RequestMetrics {
-    fn record(&self, route: &str, method: &str, status: u16, started: Instant) {
-        let mut s = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        *s.requests.entry((route.to_owned(), method.to_owned(), status)).or_default() += 1;
-        s.latency.entry(route.to_owned()).or_default().observe(started.elapsed());
+    fn record(&self, route: &str, method: &Method, status: u16, started: Instant) {
+        let elapsed = started.elapsed();
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), Route::default());
+        }
+        let r = routes.get_mut(route).expect("inserted above");
+        match r.requests.iter_mut().find(|(m, s, _)| m == method && *s == status) {
+            Some((_, _, n)) => *n += 1,
+            None => r.requests.push((method.clone(), status, 1)),
+        }
+        r.latency.observe(elapsed);
     }
 
     /// Appends the counters and histograms in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        let s = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted: Vec<(&String, &Route)> = routes.iter().collect();
+        sorted.sort_by_key(|(route, _)| route.as_str());
         out.push_str("# HELP bus_http_requests_total HTTP requests answered, by route template, method and status.\n");
         out.push_str("# TYPE bus_http_requests_total counter\n");
-        for ((route, method, status), n) in &s.requests {
-            let _ = writeln!(
-                out,
-                "bus_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                label(route)
-            );
+        for (route, r) in &sorted {
+            let mut requests = r.requests.clone();
+            requests.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+            for (method, status, n) in requests {
+                let _ = writeln!(
+                    out,
+                    "bus_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                    label(route)
+                );
+            }
         }
         out.push_str("# HELP bus_http_request_duration_seconds How long requests took to answer, by route template.\n");
         out.push_str("# TYPE bus_http_request_duration_seconds histogram\n");
-        for (route, histogram) in &s.latency {
-            histogram.render(out, "bus_http_request_duration_seconds", &format!("route=\"{}\"", label(route)));
+        for (route, r) in &sorted {
+            r.latency.render(out, "bus_http_request_duration_seconds", &format!("route=\"{}\"", label(route)));
         }
     }
 }
@@ -63,9 +80,11 @@ pub async fn count(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str).to_owned();
-    let method = request.method().as_str().to_owned();
+    // A clone of the matched path is a reference count, not a copy.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    metrics.record(&route, &method, response.status().as_u16(), started);
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    metrics.record(route, &method, response.status().as_u16(), started);
     response
 }
