@@ -141,9 +141,9 @@ fn check_row(row: &ConnectorRow, problems: &mut Vec<String>) {
         }
     };
     check(validate_code_name(&row.name));
-    check(validate_text("display name", &row.display_name));
-    check(validate_assembly(&row.assembly_name));
-    check(validate_text("class name", &row.class_name));
+    check(validate_text("display name", &row.display_name, Rules::Read));
+    check(validate_assembly(&row.assembly_name, Rules::Read));
+    check(validate_text("class name", &row.class_name, Rules::Read));
     check(validate_config(&row.config));
 }
 
@@ -349,30 +349,51 @@ pub(crate) fn validate_code_name(name: &str) -> Result<(), RegistryError> {
 /// The longest connector code name.
 pub const MAX_CODE_NAME: usize = 100;
 
+/// How strictly a registry value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    /// What the API and the CLI accept: the patterns of the API document
+    /// (`text`).
+    Write,
+    /// What a row needs to load: a row written before the write rules were
+    /// tightened, or by SQL, keeps loading unless it is unusable (empty, a
+    /// NUL, a path out of the connectors folder).
+    Read,
+}
+
 /// Checks that an assembly name names a library inside the connectors
-/// folder; the reason says what is wrong otherwise.
+/// folder (surrounding spaces are ignored when it is resolved); the reason
+/// says what is wrong otherwise. These are the rules a row must meet to
+/// load; the API and the CLI also require [`text::LIBRARY`].
 pub(crate) fn check_assembly_name(name: &str) -> Result<(), &'static str> {
+    let name = name.trim();
     if name.is_empty() {
         Err("it is empty")
     } else if name.contains("..") {
         Err("it contains `..`; name a library inside the connectors folder")
     } else if name.contains('/') || name.contains('\\') {
         Err("it contains a path separator; name a library inside the connectors folder")
-    } else if !text::is_library(name) {
-        Err("use letters, digits, `_`, `+` and `-`, in runs joined by single dots (`sample_connector`, `libcrm-2.so`)")
+    } else if name.contains('\0') || name.contains(':') {
+        Err("it contains a character that is not allowed in a library name")
     } else {
         Ok(())
     }
 }
 
-fn validate_assembly(name: &str) -> Result<(), RegistryError> {
+fn validate_assembly(name: &str, rules: Rules) -> Result<(), RegistryError> {
     if name.chars().count() > MAX_NAME {
         return Err(RegistryError::Invalid {
             field: "assembly name",
             reason: format!("must be at most {MAX_NAME} characters, not {}", name.chars().count()),
         });
     }
-    check_assembly_name(name).map_err(|reason| RegistryError::Invalid {
+    let library = |name: &str| match rules {
+        Rules::Write if !text::is_library(name) => Err(
+            "use letters, digits, `_`, `+` and `-`, in runs joined by single dots (`sample_connector`, `libcrm-2.so`)",
+        ),
+        _ => Ok(()),
+    };
+    check_assembly_name(name).and_then(|()| library(name)).map_err(|reason| RegistryError::Invalid {
         field: "assembly name",
         reason: format!("`{}` is refused: {reason}", name.escape_debug()),
     })
@@ -394,8 +415,9 @@ fn check_unique_ignoring_case(conn: &Conn, name: &str, except_id: i64) -> Result
     }
 }
 
-/// A display or class name: [`text::NAME`], at most [`MAX_NAME`] characters.
-fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> {
+/// A display or class name: not blank, at most [`MAX_NAME`] characters; no
+/// control character ([`text::NAME`]) when written, no NUL when read.
+fn validate_text(field: &'static str, value: &str, rules: Rules) -> Result<(), RegistryError> {
     if text::is_blank(value) {
         return Err(RegistryError::Invalid { field, reason: "must not be empty".into() });
     }
@@ -405,10 +427,15 @@ fn validate_text(field: &'static str, value: &str) -> Result<(), RegistryError> 
             reason: format!("must be at most {MAX_NAME} characters, not {}", value.chars().count()),
         });
     }
-    if text::has_control(value) {
-        return Err(RegistryError::Invalid { field, reason: "contains a control character".into() });
+    match rules {
+        Rules::Write if text::has_control(value) => {
+            Err(RegistryError::Invalid { field, reason: "contains a control character".into() })
+        }
+        Rules::Read if value.contains('\0') => {
+            Err(RegistryError::Invalid { field, reason: "contains a NUL character".into() })
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Reads and edits the registry.
@@ -485,10 +512,14 @@ impl Registry {
             isolation: patch.isolation.unwrap_or(current.isolation),
             ..current.clone()
         };
+        // What the patch sets meets the write rules; what it leaves as it
+        // was needs only to load (a row written before those rules stays
+        // editable).
+        let rules = |given: bool| if given { Rules::Write } else { Rules::Read };
         validate_code_name(&next.name)?;
-        validate_text("display name", &next.display_name)?;
-        validate_assembly(&next.assembly_name)?;
-        validate_text("class name", &next.class_name)?;
+        validate_text("display name", &next.display_name, rules(patch.display_name.is_some()))?;
+        validate_assembly(&next.assembly_name, rules(patch.assembly_name.is_some()))?;
+        validate_text("class name", &next.class_name, rules(patch.class_name.is_some()))?;
         validate_config(&next.config)?;
         if next == current {
             return Ok(current);
@@ -562,13 +593,13 @@ pub(crate) fn registry_version(conn: &Conn) -> Result<i64, crate::sql::SqlError>
 /// when none is given).
 fn checked(new: &NewConnector) -> Result<String, RegistryError> {
     validate_code_name(&new.name)?;
-    validate_assembly(&new.assembly_name)?;
-    validate_text("class name", &new.class_name)?;
+    validate_assembly(&new.assembly_name, Rules::Write)?;
+    validate_text("class name", &new.class_name, Rules::Write)?;
     if new.display_name.as_deref().is_some_and(text::has_control) {
         return Err(RegistryError::Invalid { field: "display name", reason: "contains a control character".into() });
     }
     let display = new.display_name.clone().filter(|d| !text::is_blank(d)).unwrap_or_else(|| new.name.clone());
-    validate_text("display name", &display)?;
+    validate_text("display name", &display, Rules::Write)?;
     validate_config(&new.config)?;
     Ok(display)
 }

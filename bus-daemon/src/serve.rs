@@ -153,7 +153,10 @@ const STOP_LIMIT: Duration = Duration::from_secs(4);
 /// abandoned — its task stays queued and is delivered again after the next
 /// start, as after a crash (at least once). Nothing is half-written: every
 /// change is one database transaction, which the exit rolls back when it
-/// had not committed.
+/// had not committed. In a cluster the leases are not released by the
+/// steps cut short, but they go at once all the same: the daemon's session,
+/// which holds its liveness lock, ends with the process. The exit status is
+/// 0: the stop was asked for, and it happened.
 fn start_stop_watchdog() {
     let started = std::thread::Builder::new().name("bus-stop-watchdog".into()).spawn(|| {
         std::thread::sleep(STOP_LIMIT);

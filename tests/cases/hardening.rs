@@ -211,6 +211,20 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 }
 
 #[test]
+fn a_single_connection_slot_serves_every_client_in_turn_and_yields_an_idle_one() {
+    let env = TestEnv::new();
+    env.configure_section("http", "max_connections = 1");
+    let d = env.start();
+    // A client that connected and said nothing yet holds the only slot: a
+    // newcomer takes it, and the silent one is closed.
+    let mut silent = TcpStream::connect(&d.addr).unwrap();
+    for _ in 0..20 {
+        assert_eq!(d.get("/api/settings").status, 200, "each newcomer is served, none is reset");
+    }
+    assert!(closed_within(&mut silent, Duration::from_secs(5)), "the silent connection made room");
+}
+
+#[test]
 fn a_flood_of_half_sent_requests_with_the_shipped_settings_leaves_the_daemon_answering() {
     // This process holds a thousand sockets too.
     use rustix::process::{getrlimit, setrlimit, Resource};

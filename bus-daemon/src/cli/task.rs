@@ -179,8 +179,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
                     eprintln!();
                     bail!("the daemon refused: {}", answer["error"].as_str().unwrap_or(&r.body));
                 }
-                let outcomes = answer["outcomes"].as_array().cloned().unwrap_or_default();
-                failed += outcomes.iter().filter(|o| o["result"] != "Ok").count();
+                failed += answer["failed"].as_u64().unwrap_or(0) as usize;
                 done += chunk.len();
                 progress(done, ids.len());
             }

@@ -55,6 +55,11 @@ impl Entry {
         Busy(self.clone())
     }
 
+    /// True while a request is in progress (until its answer is written).
+    pub fn in_request(&self) -> bool {
+        self.requests.load(Ordering::SeqCst) > 0
+    }
+
     fn idle_for(&self, now: Instant) -> Option<Duration> {
         (self.requests.load(Ordering::SeqCst) == 0).then(|| now.saturating_duration_since(*lock(&self.idle_since)))
     }

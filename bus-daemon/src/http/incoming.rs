@@ -32,14 +32,10 @@ pub struct IncomingBody {
 
 /// The task types an incoming task can have: all but `All`.
 fn incoming_task_type(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let all = schemars::schema_for!(TaskType);
-    let names: Vec<&Value> = all
-        .get("oneOf")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.get("const"))
-        .filter(|name| *name != "All")
+    let names: Vec<Value> = TaskType::ALL_VALUES
+        .iter()
+        .filter(|t| **t != TaskType::All)
+        .filter_map(|t| serde_json::to_value(t).ok())
         .collect();
     schemars::json_schema!({"type": "string", "enum": names})
 }

@@ -198,7 +198,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(post "/api/cluster/connectors/{name}/call", cluster::call, "Between daemons: one encoded request for a connector that runs on this daemon").answers(200, J(of::<Value>)).body(of::<Value>).errors(&[404, 409, 502]),
         route!(get "/api/openapi.json", openapi_json, "This document").answers(200, J(of::<Value>)),
         route!(get "/health", health::health, "Liveness and readiness (`probe=ready` answers 503 when not ready)").answers(200, J(of::<health::Health>)).query(of::<health::Params>).errors(&[400]).otherwise(503, of::<health::Health>),
-        route!(get "/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text),
+        route!(get "/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text).errors(&[503]),
     ]
 }
 

@@ -1,23 +1,24 @@
 //! The HTTP server: the accept loop with the limits of `[http]` — at most
 //! `max_connections` open connections, where a full table closes the
 //! connection that has waited longest without sending a request (a flood of
-//! half-sent requests cannot lock clients out), a header timeout that also
+//! half-sent requests cannot lock clients out; a connection closed that way
+//! or at a stop finishes a request it is in), a header timeout that also
 //! closes idle keep-alive connections and shrinks to a second while more
 //! than half the table is taken (and a few seconds after), optional TLS — and a graceful stop that
 //! waits at most a grace period.
 
-use super::connections::Connections;
+use super::connections::{Busy, Connections, Entry};
 use crate::config::HttpConfig;
 use anyhow::{Context, Result};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
@@ -62,19 +63,12 @@ pub async fn serve(
 ) -> Result<()> {
     let table = Arc::new(Connections::new(limits.max_connections));
     let header_timeout = Duration::from_millis(limits.header_timeout_ms);
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: the sender learns when the
+    // last one has ended.
+    let (stopping, _) = watch::channel(false);
     let sweeper = tokio::spawn(sweep(table.clone()));
     tokio::pin!(stop);
-    loop {
-        // Room first: when full, the connection that has waited longest
-        // without sending a request goes; only when every connection is in
-        // a request do newcomers wait (in the listen backlog).
-        while !table.make_room() {
-            tokio::select! {
-                () = table.room.notified() => {}
-                () = &mut stop => return finish(listener, graceful, sweeper).await,
-            }
-        }
+    'accept: loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -86,6 +80,16 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // Room for the newcomer: when the table is full, the connection that
+        // has waited longest without a request goes (never this one, which
+        // is not in the table yet); when every one is in a request, the
+        // newcomer waits, unserved, as it would in the listen backlog.
+        while !table.make_room() {
+            tokio::select! {
+                () = table.room.notified() => {}
+                () = &mut stop => break 'accept,
+            }
+        }
         let _ = stream.set_nodelay(true);
         let entry = table.open();
         let router = router.clone();
@@ -93,55 +97,112 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let mut router = router.clone();
+            // In a request from here until its answer is written.
             let busy = phase.busy();
             async move {
                 let answer = router.call(request).await;
-                drop(busy);
-                answer
+                answer.map(|response| response.map(|body| Answering { body, _busy: busy }))
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-        let watcher = graceful.watcher();
+        let stopping = stopping.subscribe();
         let table = table.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let served = async {
-                match tls {
-                    None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
-                    Some(acceptor) => {
-                        // The handshake is bound by the header timeout too.
-                        let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                        };
-                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+            match tls {
+                None => drive(builder.serve_connection(TokioIo::new(stream), service), &entry, stopping, peer).await,
+                Some(acceptor) => {
+                    // The handshake is bound by the header timeout too.
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            drive(connection, &entry, stopping, peer).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
-                .unwrap_or_else(|e| tracing::debug!(%peer, error = %e, "connection ended with an error"))
-            };
-            tokio::select! {
-                () = served => {}
-                () = entry.shed.notified() => tracing::debug!(%peer, "connection closed to make room (it sent no request)"),
             }
             table.close(&entry);
         });
     }
-    finish(listener, graceful, sweeper).await
-}
-
-/// Stops accepting and waits at most [`GRACE`] for requests in progress.
-async fn finish(listener: TcpListener, graceful: GracefulShutdown, sweeper: tokio::task::JoinHandle<()>) -> Result<()> {
     drop(listener);
     sweeper.abort();
+    stopping.send_replace(true);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = stopping.closed() => {}
         () = tokio::time::sleep(GRACE) => {
             tracing::warn!(grace_ms = GRACE.as_millis() as u64, "requests still in progress after the grace period; stopping anyway");
         }
     }
     Ok(())
+}
+
+/// How long a connection closed to make room (or at a stop) may take to
+/// finish what it was doing when it was not in a request: the rest of an
+/// answer it is writing, a request head just completing.
+const FINISH: Duration = Duration::from_secs(1);
+
+/// Serves one connection until it ends, or until it is closed to make room
+/// or the server stops: then it finishes what it is doing — a request in
+/// progress to its end (hyper closes the connection after the answer),
+/// anything else within [`FINISH`].
+async fn drive<I, S>(
+    connection: hyper::server::conn::http1::Connection<I, S>,
+    entry: &Entry,
+    mut stopping: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Answering>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    let why = tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        () = entry.shed.notified() => "to make room",
+        _ = stopping.wait_for(|stopping| *stopping) => "the server stops",
+    };
+    tracing::debug!(%peer, why, "closing the connection");
+    connection.as_mut().graceful_shutdown();
+    if entry.in_request() {
+        let _ = connection.await;
+    } else {
+        let _ = tokio::time::timeout(FINISH, connection).await;
+    }
+}
+
+/// An answer's body: its connection counts as in a request until hyper has
+/// written all of it (a large answer to a slow reader is not "waiting").
+struct Answering {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Answering {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// How often connections are checked for having waited too long under

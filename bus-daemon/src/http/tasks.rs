@@ -93,6 +93,8 @@ fn grid_query(p: &ListParams, limit: u32) -> Result<Option<GridQuery<TaskSort>>,
 
 async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<TaskPage>, ApiError> {
     let limit = limit(p.limit)?;
+    // Checked in either mode, as the document's pattern is.
+    let after = parse_cursor(p.cursor.as_deref())?;
     if let Some(q) = grid_query(&p, limit)? {
         let page = blocking(move || {
             let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
@@ -106,7 +108,6 @@ async fn list(s: AppState, direction: Direction, p: ListParams) -> Result<Json<T
             offset: Some(page.offset),
         }));
     }
-    let after = parse_cursor(p.cursor.as_deref())?;
     let items = blocking(move || {
         let connector = p.connector.as_deref().map(|c| connector_id(&s, c)).transpose()?;
         Ok(queue_admin::list(&*s.db.connect()?, direction, connector, after, limit)?)
@@ -314,12 +315,19 @@ fn synchronize(s: &AppState, direction: Direction, target: &Target) -> Result<Ve
         Direction::Incoming => s.incoming.workers(),
     };
     let names = sync_plan(s, direction, target)?;
+    // "All" with no connector named means this daemon's running connectors
+    // (a disabled or failed one is passed over, as the grid's rows of it
+    // stay for when it runs).
     let everything = matches!(target, Target::All { connector: None, .. });
+    let running = s.manager.current();
     let mut outcomes = Vec::new();
     for (name, selection) in names {
         // In a cluster a connector's tasks are run by the daemon that runs
         // it: "all" here means this daemon's; a request naming one that runs
         // elsewhere says where to send it.
+        if everything && !running.live.contains_key(&name) {
+            continue;
+        }
         if let Some(daemon) = s.manager.get(&name).and_then(|c| c.runs_on().map(str::to_owned)) {
             if everything {
                 continue;
