@@ -15,6 +15,13 @@ pub fn run(config: Config) -> Result<()> {
     // one is before it claims any connector.
     let listener =
         std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The standard library listens with a backlog of 128: a burst of
+    // clients larger than that (a flood, a reconnecting fleet) would have
+    // the kernel drop SYNs, and a dropped SYN is retried only after a
+    // second. The kernel caps this at net.core.somaxconn.
+    if let Err(e) = rustix::net::listen(&listener, LISTEN_BACKLOG) {
+        tracing::warn!(error = %e, "cannot raise the listen backlog");
+    }
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
@@ -139,6 +146,9 @@ async fn shutdown_signal() {
     tracing::info!(limit_ms = STOP_LIMIT.as_millis() as u64, "shutdown requested");
     start_stop_watchdog();
 }
+
+/// Connections the kernel queues before the daemon accepts them.
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// The longest stopping takes from the signal on, whatever a connector is
 /// doing: supervisors (systemd, Kubernetes) kill a daemon hard a few seconds
