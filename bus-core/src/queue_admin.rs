@@ -146,17 +146,19 @@ pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail
         })
         .optional()?;
     let Some(mut task) = task else { return Ok(None) };
+    // One statement, so the relations and their logs are one snapshot: read
+    // apart, a failure committed in between showed its log entry beside a
+    // relation without its error (PostgreSQL reads each statement afresh).
     let mut relations = conn.prepare_cached(&format!(
         "SELECT s.SynchronizationID, c.ConnectorName, s.SynchronizationDataType, s.SynchronizationErrorMessage, \
-         s.SynchronizationAttempts, s.SynchronizationLastRun FROM Integration_Synchronization s \
+         s.SynchronizationAttempts, s.SynchronizationLastRun, l.SyncLogTime, l.SyncLogErrorMessage \
+         FROM Integration_Synchronization s \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
-         WHERE s.SynchronizationTaskID = ?1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName"
+         LEFT JOIN Integration_SyncLog l ON l.SyncLogSynchronizationID = s.SynchronizationID \
+         WHERE s.SynchronizationTaskID = ?1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName, s.SynchronizationID, l.SyncLogID"
     ))?;
-    let mut log = conn.prepare_cached(
-        "SELECT SyncLogTime, SyncLogErrorMessage FROM Integration_SyncLog WHERE SyncLogSynchronizationID = ?1 ORDER BY SyncLogID",
-    )?;
-    for rel in relations.query_map([task_id], |r| {
-        Ok(Relation {
+    let rows = relations.query_map([task_id], |r| {
+        let relation = Relation {
             sync_id: r.get(0)?,
             connector: r.get(1)?,
             data_type: r.get(2)?,
@@ -164,13 +166,21 @@ pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail
             attempts: r.get(4)?,
             last_run: r.get(5)?,
             log: Vec::new(),
-        })
-    })? {
-        let mut rel = rel?;
-        rel.log = log
-            .query_map([rel.sync_id], |r| Ok(SyncLogEntry { time: r.get(0)?, error: r.get(1)? }))?
-            .collect::<Result<_, _>>()?;
-        task.relations.push(rel);
+        };
+        let entry = match r.get::<Option<String>>(6)? {
+            Some(time) => Some(SyncLogEntry { time, error: r.get(7)? }),
+            None => None,
+        };
+        Ok((relation, entry))
+    })?;
+    for row in rows {
+        let (relation, entry) = row?;
+        if task.relations.last().is_none_or(|last| last.sync_id != relation.sync_id) {
+            task.relations.push(relation);
+        }
+        if let (Some(entry), Some(last)) = (entry, task.relations.last_mut()) {
+            last.log.push(entry);
+        }
     }
     // Every relation delivered (the task goes with the last one's removal).
     if task.relations.is_empty() {
