@@ -5,14 +5,16 @@
 //! frames on stdout; host requests the connector makes (from any of its
 //! threads) go to the daemon as frames and wait for the answer.
 //!
-//! The protocol keeps a duplicate of stdout; fd 1 is pointed at stderr, so
-//! a connector's `println!` ends up in the daemon's log instead of
-//! corrupting frames. The child dies with the daemon: stdin at EOF ends it,
-//! and the kernel sends it SIGKILL when its parent dies.
+//! The protocol runs on private duplicates of stdin and stdout
+//! (`platform.rs`): a connector's `println!` ends up in the daemon's log
+//! instead of corrupting frames, and a program the connector starts
+//! inherits neither stream. The child dies with the daemon: the protocol
+//! input at EOF ends it, and the kernel sends it SIGKILL when its parent
+//! dies.
 
 use super::frame::{self, Frame, Outcome, Tag};
 use super::pool::Pool;
-use super::Limits;
+use super::{platform, Limits};
 use crate::loader::open_library_copy;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -78,15 +80,12 @@ thread_local! {
 /// Runs the connector host on this process's stdin and stdout; returns when
 /// the daemon asks it to shut down or goes away.
 pub fn run_host() -> Result<(), HostError> {
-    let protocol_out = rustix::io::dup(std::io::stdout()).map_err(|e| HostError::Streams(e.into()))?;
-    rustix::stdio::dup2_stdout(std::io::stderr()).map_err(|e| HostError::Streams(e.into()))?;
-    // Die with the daemon, also when it is killed.
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
+    let streams = platform::private_protocol_streams().map_err(HostError::Streams)?;
+    if !platform::die_with_parent() {
         return Ok(()); // the daemon died before the signal was armed
     }
-    let out: Writer = Arc::new(Mutex::new(BufWriter::new(File::from(protocol_out))));
-    let mut input = BufReader::new(std::io::stdin());
+    let out: Writer = Arc::new(Mutex::new(BufWriter::new(streams.output)));
+    let mut input = BufReader::new(streams.input);
 
     let open = match frame::read(&mut input).map_err(HostError::Read)? {
         Some(Frame { tag: Tag::Open, body, .. }) => serde_json::from_slice::<OpenRequest>(&body)
@@ -211,26 +210,6 @@ impl HostObject for ProxyHost {
         match rx.recv() {
             Ok(bytes) => RResult::ROk(RVec::from(bytes)),
             Err(_) => RResult::RErr(RString::from("the daemon did not answer the host request")),
-        }
-    }
-}
-
-impl Limits {
-    /// Applies the limits to this process (the connector host).
-    fn apply(&self) {
-        use rustix::process::{setrlimit, Resource, Rlimit};
-        if let Some(mb) = self.memory_mb {
-            let bytes = mb.saturating_mul(1024 * 1024);
-            if let Err(e) = setrlimit(Resource::Data, Rlimit { current: Some(bytes), maximum: Some(bytes) }) {
-                let _ = writeln!(std::io::stderr(), "cannot apply the memory limit of {mb} MB: {e}");
-            }
-        }
-        if let Some(seconds) = self.cpu_seconds {
-            if let Err(e) =
-                setrlimit(Resource::Cpu, Rlimit { current: Some(seconds), maximum: Some(seconds.saturating_add(1)) })
-            {
-                let _ = writeln!(std::io::stderr(), "cannot apply the CPU limit of {seconds} s: {e}");
-            }
         }
     }
 }

@@ -91,8 +91,26 @@ pub(crate) fn write(out: &mut impl Write, tag: Tag, number: u64, parts: &[&[u8]]
     out.flush()
 }
 
+/// What a frame's first 13 bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub tag: Tag,
+    pub number: u64,
+    /// The length of the body that follows.
+    pub body_len: usize,
+}
+
 /// Reads one frame; `Ok(None)` at a clean end of the stream.
 pub(crate) fn read(input: &mut impl Read) -> io::Result<Option<Frame>> {
+    let Some(header) = read_header(input)? else { return Ok(None) };
+    let body = read_body(input, &header)?;
+    Ok(Some(Frame { tag: header.tag, number: header.number, body }))
+}
+
+/// Reads a frame's header, so the reader can decide whether to read the
+/// body ([`read_body`]) or pass over it ([`skip_body`]) before a byte of
+/// it is held; `Ok(None)` at a clean end of the stream.
+pub(crate) fn read_header(input: &mut impl Read) -> io::Result<Option<Header>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -103,13 +121,30 @@ pub(crate) fn read(input: &mut impl Read) -> io::Result<Option<Frame>> {
     if !(9..=MAX_FRAME).contains(&len) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame length of {len} bytes")));
     }
-    let mut buf = vec![0u8; len as usize];
-    input.read_exact(&mut buf)?;
-    let tag = Tag::from_byte(buf[0])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an unknown frame tag {}", buf[0])))?;
-    let number = u64::from_le_bytes(buf[1..9].try_into().expect("eight bytes"));
-    buf.drain(..9);
-    Ok(Some(Frame { tag, number, body: buf }))
+    let mut head = [0u8; 9];
+    input.read_exact(&mut head)?;
+    let tag = Tag::from_byte(head[0])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an unknown frame tag {}", head[0])))?;
+    let number = u64::from_le_bytes(head[1..9].try_into().expect("eight bytes"));
+    Ok(Some(Header { tag, number, body_len: len as usize - 9 }))
+}
+
+/// Reads the body of the frame whose header was just read.
+pub(crate) fn read_body(input: &mut impl Read, header: &Header) -> io::Result<Vec<u8>> {
+    let mut body = vec![0u8; header.body_len];
+    input.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Passes over the body of the frame whose header was just read, holding
+/// at most a small buffer of it.
+pub(crate) fn skip_body(input: &mut impl Read, header: &Header) -> io::Result<()> {
+    let wanted = header.body_len as u64;
+    let skipped = io::copy(&mut input.take(wanted), &mut io::sink())?;
+    if skipped < wanted {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a frame cut short"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -129,7 +164,24 @@ mod tests {
         let mut input = torn;
         read(&mut input).unwrap();
         assert!(read(&mut input).is_err(), "a frame cut short is not a clean end");
-        let mut bad = &[5u8, 0, 0, 0, 99, 0, 0, 0, 0][..];
-        assert!(read(&mut bad).is_err());
+        let mut bad = &[9u8, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 0][..];
+        assert!(read(&mut bad).is_err(), "an unknown tag");
+        let mut short = &[5u8, 0, 0, 0, 3, 0, 0, 0, 0][..];
+        assert!(read(&mut short).is_err(), "a length shorter than a header");
+    }
+
+    #[test]
+    fn a_body_is_passed_over_without_being_read() {
+        let mut wire = Vec::new();
+        write(&mut wire, Tag::Reply, 3, &[&[7u8; 10_000]]).unwrap();
+        write(&mut wire, Tag::Reply, 4, &[b"ok"]).unwrap();
+        let mut input = wire.as_slice();
+        let header = read_header(&mut input).unwrap().unwrap();
+        assert_eq!((header.tag, header.number, header.body_len), (Tag::Reply, 3, 10_000));
+        skip_body(&mut input, &header).unwrap();
+        assert_eq!(read(&mut input).unwrap(), Some(Frame::new(Tag::Reply, 4, b"ok".to_vec())));
+        let mut torn = &wire[..13 + 100];
+        let header = read_header(&mut torn).unwrap().unwrap();
+        assert!(skip_body(&mut torn, &header).is_err(), "a body cut short is an error");
     }
 }

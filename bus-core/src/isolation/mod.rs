@@ -6,11 +6,15 @@
 //! overflow or a leak past the memory limit ends only the child; a call
 //! past the call timeout kills it; the daemon reports the cause, keeps the
 //! task's Error semantics, and starts the child again with a growing pause
-//! (`supervisor.rs`). The child's side is `child.rs`.
+//! (`supervisor.rs`). The child's side is `child.rs`; what depends on the
+//! operating system (process groups, private protocol streams, limits) is
+//! `platform.rs`; the child's stderr reaches the log bounded (`stderr.rs`).
 
 mod child;
 mod frame;
+mod platform;
 mod pool;
+mod stderr;
 mod supervisor;
 
 pub(crate) use child::OpenRequest;

@@ -8,15 +8,17 @@
 //! doubles with each crash in a row (capped).
 
 use super::child::{OpenAnswer, OpenRequest};
-use super::frame::{self, Frame, Outcome, Tag};
+use super::frame::{self, Frame, Header, Outcome, Tag};
+use super::platform::{self, HostProcess};
 use super::pool::Pool;
+use super::stderr::{self, StderrTail};
 use super::ProcessConfig;
 use crate::host::{self, HostServices};
 use crate::lane;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::{BufReader, BufWriter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::ChildStdin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -48,8 +50,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const RESTART_FIRST: Duration = Duration::from_millis(100);
 /// How long a process whose pipes closed is given to report its exit.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// How many lines of the process's stderr are kept for crash causes.
-const STDERR_KEPT: usize = 8;
+/// How long an ended process's last stderr lines are waited for.
+const STDERR_GRACE: Duration = Duration::from_millis(500);
+/// The largest frame read from a connector process: a larger one is
+/// passed over unread (its call fails, naming the size), so a connector
+/// cannot make the daemon hold more than this for it.
+pub(crate) const MAX_FRAME_FROM_CONNECTOR: usize = 64 * 1024 * 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -128,10 +134,10 @@ impl ChildConnector {
         let mut child = spawn_host(&self.config.program).map_err(|e| {
             ChildError::Start(format!("cannot start the connector host {}: {e}", self.config.program.display()))
         })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let pipes = child.child_mut();
+        let (Some(stdin), Some(stdout), Some(stderr)) = (pipes.stdin.take(), pipes.stdout.take(), pipes.stderr.take())
         else {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = child.end();
             return Err(ChildError::Start("the connector host's pipes are missing".into()));
         };
         let process = Arc::new(Process {
@@ -147,7 +153,7 @@ impl ChildConnector {
             counted: AtomicBool::new(false),
         });
         let (opened_tx, opened_rx) = mpsc::sync_channel::<Vec<u8>>(1);
-        spawn_stderr_reader(&self.name, stderr, process.stderr.clone());
+        stderr::spawn_reader(&self.name, stderr, process.stderr.clone());
         spawn_reader(&self.name, process.clone(), stdout, self.services.clone(), opened_tx);
         // Until the process is set up, any way out stops it (and reaps it).
         let guard = StopOnError(Some(process.clone()));
@@ -275,7 +281,9 @@ impl ChildConnector {
         let _ = process.call_tagged(Tag::Shutdown, &[], SHUTDOWN_GRACE);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while Instant::now() < deadline {
-            if lock(&process.child).try_wait().ok().flatten().is_some() {
+            if lock(&process.child).has_ended() {
+                // Reaped, with whatever it left running.
+                let _ = lock(&process.child).end();
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -296,19 +304,14 @@ impl Drop for ChildConnector {
 /// lives as long as the daemon: the kernel's parent-death signal, which the
 /// host arms, fires when the *thread* that started it ends, and the threads
 /// that reload connectors (HTTP blocking threads, workers) come and go.
-fn spawn_host(program: &std::path::Path) -> std::io::Result<Child> {
-    type Request = (std::path::PathBuf, mpsc::SyncSender<std::io::Result<Child>>);
+fn spawn_host(program: &std::path::Path) -> std::io::Result<HostProcess> {
+    type Request = (std::path::PathBuf, mpsc::SyncSender<std::io::Result<HostProcess>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Request>();
         let started = std::thread::Builder::new().name("connector-spawner".into()).spawn(move || {
             for (program, reply) in rx {
-                let child = Command::new(&program)
-                    .arg(super::HOST_COMMAND)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn();
+                let child = HostProcess::spawn(&mut platform::host_command(&program, super::HOST_COMMAND));
                 let _ = reply.send(child);
             }
         });
@@ -348,7 +351,7 @@ struct Waiting {
 /// One running connector host.
 struct Process {
     pid: u32,
-    child: Mutex<Child>,
+    child: Mutex<HostProcess>,
     writer: Mutex<BufWriter<ChildStdin>>,
     /// Calls waiting for their reply, by number.
     waiting: Mutex<HashMap<u64, Waiting>>,
@@ -435,9 +438,7 @@ impl Process {
 
     fn kill(&self, why: &str) {
         lock(&self.killed_for).get_or_insert_with(|| why.to_owned());
-        let mut child = lock(&self.child);
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = lock(&self.child).end();
     }
 
     /// Makes sure the process has ended — stopping it with `why_if_alive`
@@ -451,14 +452,15 @@ impl Process {
         let status = {
             let mut child = lock(&self.child);
             let deadline = Instant::now() + grace;
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            while !child.has_ended() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            if matches!(child.try_wait(), Ok(None)) {
+            if !child.has_ended() {
                 lock(&self.killed_for).get_or_insert_with(|| why_if_alive.to_owned());
-                let _ = child.kill();
             }
-            child.wait()
+            // Ends what it left running too: a process it started that
+            // kept its streams open would hide its end.
+            child.end()
         };
         let cause = match (lock(&self.killed_for).clone(), status) {
             (Some(why), _) => why,
@@ -525,54 +527,6 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// Logs what the process writes to stderr (a connector's `println!` too),
-/// line by line with the connector's name, keeping the last lines.
-/// The last lines a process wrote to stderr, and whether its stderr ended.
-#[derive(Default)]
-struct StderrTail {
-    lines: Mutex<(VecDeque<String>, bool)>,
-    ended: std::sync::Condvar,
-}
-
-/// How long an ended process's last stderr lines are waited for.
-const STDERR_GRACE: Duration = Duration::from_millis(500);
-
-impl StderrTail {
-    /// The kept lines once the stream ended (or after `grace`).
-    fn read_to_end(&self, grace: Duration) -> VecDeque<String> {
-        let guard = lock(&self.lines);
-        let (guard, _) =
-            self.ended.wait_timeout_while(guard, grace, |(_, ended)| !*ended).unwrap_or_else(|p| p.into_inner());
-        guard.0.clone()
-    }
-}
-
-fn spawn_stderr_reader(name: &str, stderr: std::process::ChildStderr, kept: Arc<StderrTail>) {
-    let name = name.to_owned();
-    let _ = std::thread::Builder::new().name(format!("stderr-{}", name.replace('\0', "?"))).spawn(move || {
-        let mut reader = BufReader::new(stderr);
-        let mut bytes = Vec::new();
-        loop {
-            bytes.clear();
-            match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) | Err(_) => {
-                    lock(&kept.lines).1 = true;
-                    kept.ended.notify_all();
-                    return;
-                }
-                Ok(_) => {}
-            }
-            let line = String::from_utf8_lossy(&bytes).trim_end_matches(['\r', '\n']).to_owned();
-            tracing::info!(connector = %name, output = %line, "connector output");
-            let mut kept = lock(&kept.lines);
-            if kept.0.len() == STDERR_KEPT {
-                kept.0.pop_front();
-            }
-            kept.0.push_back(line);
-        }
-    });
-}
-
 /// Reads the process's frames: replies go to their waiting calls, host
 /// requests are served on threads of their own (a host request may call
 /// back into the connector), the end of the stream marks the process dead.
@@ -588,8 +542,8 @@ fn spawn_reader(
     let _ = std::thread::Builder::new().name(thread_name).spawn(move || {
         let mut input = BufReader::new(stdout);
         let ending = loop {
-            let frame = match frame::read(&mut input) {
-                Ok(Some(frame)) => frame,
+            let header = match frame::read_header(&mut input) {
+                Ok(Some(header)) => header,
                 Ok(None) => break Ending::Closed,
                 // Cut short: it ended while writing.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ending::Closed,
@@ -597,6 +551,16 @@ fn spawn_reader(
                     tracing::warn!(connector = %name, error = %e, "the connector process sent an unreadable frame");
                     break Ending::Garbled;
                 }
+            };
+            let frame = match admit(&name, &process, &header) {
+                Admit::Read => match frame::read_body(&mut input, &header) {
+                    Ok(body) => Frame { tag: header.tag, number: header.number, body },
+                    Err(_) => break Ending::Closed,
+                },
+                Admit::PassOver => match frame::skip_body(&mut input, &header) {
+                    Ok(()) => continue,
+                    Err(_) => break Ending::Closed,
+                },
             };
             match frame.tag {
                 Tag::Opened => {
@@ -613,6 +577,42 @@ fn spawn_reader(
         drop(opened);
         process.died(ending);
     });
+}
+
+/// What the reader does with a frame whose header it read.
+enum Admit {
+    Read,
+    PassOver,
+}
+
+/// Decides before a byte of the body is held: a reply nobody waits for is
+/// passed over; a frame over [`MAX_FRAME_FROM_CONNECTOR`] is passed over
+/// and what waits for it is told why.
+fn admit(name: &str, process: &Process, header: &Header) -> Admit {
+    if header.tag == Tag::Reply && !lock(&process.waiting).contains_key(&header.number) {
+        return Admit::PassOver;
+    }
+    if header.body_len <= MAX_FRAME_FROM_CONNECTOR {
+        return Admit::Read;
+    }
+    let why = format!(
+        "the connector process sent {} bytes in one frame, over the limit of {} MiB; it was not read",
+        header.body_len,
+        MAX_FRAME_FROM_CONNECTOR >> 20
+    );
+    tracing::warn!(connector = %name, tag = ?header.tag, bytes = header.body_len, "{why}");
+    match header.tag {
+        Tag::Reply => {
+            if let Some(waiter) = lock(&process.waiting).remove(&header.number) {
+                let _ = waiter.answer.try_send(Err(ChildError::Failed(why)));
+            }
+        }
+        Tag::HostCall => {
+            let _ = process.send(Tag::HostReply, header.number, &[&connector_abi::protocol::encode_error(&why)]);
+        }
+        _ => {}
+    }
+    Admit::PassOver
 }
 
 fn reply(process: &Process, frame: Frame) {

@@ -3,6 +3,7 @@
 //! sync log, stop the queue, retry later; ErrorAndSkip: sync log, mark the
 //! task skipped, go on; SkipNow: leave it for the next run).
 
+use super::answer;
 use super::payload::{self, Payload};
 use super::subscribers;
 use crate::backend::{QueueError, QueueKey, QueueSession, GATHER};
@@ -205,6 +206,7 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessRespo
             let answered_all = results.len() >= tasks.len();
             let stopped = results.last().is_some_and(|r| r.result == IntegrationProcessResult::Error);
             results.truncate(tasks.len());
+            let mut results: Vec<ProcessResponse> = results.into_iter().map(|r| answer::bounded(Ok(r))).collect();
             if !answered_all && !stopped {
                 let message = format!(
                     "the connector answered {} of {} tasks of a batch without an Error before the rest",
@@ -220,7 +222,7 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessRespo
         // and go one by one from now on until the queue drains.
         Err(e) => {
             connector.set_batch_failed(true);
-            vec![ProcessResponse::error(e.to_string())]
+            vec![answer::bounded(Err(e))]
         }
     }
 }
@@ -247,9 +249,7 @@ fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
         Ok(r) => r,
         Err(e) => return ProcessResponse::error(e),
     };
-    connector
-        .request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request)
-        .unwrap_or_else(|e| ProcessResponse::error(e.to_string()))
+    answer::bounded(connector.request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request))
 }
 
 /// A relation that still has to ask the connector's custom subscriptions

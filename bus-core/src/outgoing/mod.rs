@@ -2,6 +2,7 @@
 //! its payload, the task and relation rows), the drain that delivers queued
 //! tasks, and synchronous processing.
 
+mod answer;
 mod deliver;
 pub(crate) mod outbox;
 pub(crate) mod payload;

@@ -2,6 +2,7 @@
 //! connector inside the change's request; nothing is stored, so an error is
 //! written to the event log and the data is lost.
 
+use super::answer;
 use super::subscribers::Subscriber;
 use crate::connector::LiveConnector;
 use crate::eventlog::{EventLog, NewEvent, BUS_SOURCE};
@@ -49,8 +50,8 @@ pub(crate) fn process(events: &EventLog, subscribers: &[Subscriber], task: &Sync
     let mut outcomes = Vec::new();
     for s in subscribers {
         let c = &s.connector;
-        let response = LiveConnector::request_timeout::<_, ProcessResponse>(c, kind::PROCESS_SYNC, task)
-            .unwrap_or_else(|e| ProcessResponse::error(e.to_string()));
+        let response =
+            answer::bounded(LiveConnector::request_timeout::<_, ProcessResponse>(c, kind::PROCESS_SYNC, task));
         let failed =
             matches!(response.result, IntegrationProcessResult::Error | IntegrationProcessResult::ErrorAndSkip);
         if failed {

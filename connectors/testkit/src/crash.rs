@@ -1,9 +1,14 @@
-//! Ways for a connector to die on purpose, for the isolation tests: a
-//! scripted task whose fields carry `"crash": "<how>"` makes the connector
-//! segfault, abort, overflow its stack, spin forever, leak memory without
-//! bound or exit.
+//! Ways for a connector to die or misbehave on purpose, for the isolation
+//! tests: a scripted task whose fields carry `"crash": "<how>"` makes the
+//! connector segfault, abort, overflow its stack, spin forever, leak memory
+//! without bound or exit; or leave a process behind and exit
+//! (`orphan:<sleep argument>`), start a process that reads its stdin
+//! (`stdin-thief`), or write to stderr without a newline
+//! (`flood:<bytes>`) or line by line (`flood-lines:<lines>`) and go on.
 
-/// Dies the named way; an unknown name does nothing.
+use std::io::Write;
+
+/// Dies (or misbehaves) the named way; an unknown name does nothing.
 pub fn crash(how: &str) {
     match how {
         "segfault" => {
@@ -27,7 +32,41 @@ pub fn crash(how: &str) {
             }
         }
         "exit" => std::process::exit(3),
-        _ => {}
+        "stdin-thief" => {
+            // Inherits stdin: a host that kept the protocol there would
+            // lose its call frames to it.
+            let _ = std::process::Command::new("cat").stdout(std::process::Stdio::null()).spawn();
+        }
+        other => {
+            if let Some(arg) = other.strip_prefix("orphan:") {
+                // Left behind with whatever the host lets it inherit.
+                let _ = std::process::Command::new("sleep").arg(arg).spawn();
+                std::process::exit(3);
+            }
+            if let Some(bytes) = other.strip_prefix("flood:").and_then(|n| n.parse::<usize>().ok()) {
+                flood(bytes);
+            }
+            if let Some(lines) = other.strip_prefix("flood-lines:").and_then(|n| n.parse::<usize>().ok()) {
+                let mut err = std::io::stderr().lock();
+                for i in 0..lines {
+                    let _ = writeln!(err, "flood line {i}");
+                }
+            }
+        }
+    }
+}
+
+/// `bytes` bytes to stderr without a newline.
+fn flood(bytes: usize) {
+    let chunk = [b'x'; 64 * 1024];
+    let mut err = std::io::stderr().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if err.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        left -= n;
     }
 }
 
