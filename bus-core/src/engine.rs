@@ -14,7 +14,7 @@ use crate::host::HostServices;
 use crate::incoming::{Incoming, IncomingParts};
 use crate::isolation::IsolationConfig;
 use crate::loader::{Links, Loader};
-use crate::manager::{ConnectorManager, ConnectorStatus};
+use crate::manager::{ConnectorManager, ConnectorStatus, ManagerParts};
 use crate::metrics::Metrics;
 use crate::object_types::ObjectTypes;
 use crate::pipeline::Pipeline;
@@ -195,7 +195,6 @@ impl Engine {
             .with_call_timeout(config.call_timeout)
             .with_links(config.links)
             .with_isolation(config.isolation.clone());
-        let mut manager = ConnectorManager::new(store.registry.clone(), loader, services, store.events.clone());
         // The storage seam of the workers (see `backend/`): on PostgreSQL
         // this daemon joins the cluster first and delivers only the queues
         // it holds the leases of.
@@ -203,11 +202,16 @@ impl Engine {
             Dialect::Sqlite => (Arc::new(SqliteQueues::new(store.db.clone())), None),
             Dialect::Postgres => {
                 let cluster = Cluster::join(store.db.clone(), config.cluster.clone())?;
-                manager = manager.with_cluster(cluster.clone());
                 (Arc::new(PostgresQueues::new(store.db.clone(), cluster.clone())), Some(cluster))
             }
         };
-        let manager = Arc::new(manager);
+        let manager = ConnectorManager::new(ManagerParts {
+            registry: store.registry.clone(),
+            loader,
+            services,
+            events: store.events.clone(),
+            cluster: cluster.clone(),
+        });
         let outgoing = crate::outgoing::workers(queues.clone(), config.workers, metrics.clone())?;
         outgoing.follow(&manager);
         let sweep = store.clone();

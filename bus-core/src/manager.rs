@@ -21,8 +21,12 @@ pub struct ConnectorStatus {
     pub enabled: bool,
     /// True when an instance of the connector is running.
     pub loaded: bool,
-    /// Why the last load failed (also set while a previous build keeps running).
+    /// Why the last load failed (also set while a previous build keeps
+    /// running), or that it is still starting.
     pub error: Option<String>,
+    /// Its create or init has not returned yet: it joins the running set
+    /// when it does (see [`ConnectorManager::reload_all`]).
+    pub starting: bool,
     /// The private copy of the library the running instance comes from.
     pub library: Option<String>,
     /// The content hash of that library (names the private copy).
@@ -65,30 +69,47 @@ pub struct ConnectorManager {
     current: RwLock<Arc<ConnectorSet>>,
     reloading: Mutex<()>,
     reinitializations: AtomicU64,
+    /// Loads that outlive their reinitialization finish through this.
+    me: std::sync::Weak<ConnectorManager>,
+    /// Shut down: late loads are stopped, not added.
+    stopped: std::sync::atomic::AtomicBool,
     /// Several daemons on one database: only the connectors whose leases
     /// this daemon holds run here; the others are reached where they run.
     cluster: Option<Arc<Cluster>>,
 }
 
+/// How long a reinitialization waits for the connectors it starts before
+/// it publishes the new set: the ones still in `create` or `init` then
+/// join it when they return (each under its call deadline), so one hung
+/// connector delays neither the others nor a takeover.
+pub const SETTLE: Duration = Duration::from_millis(1000);
+
+/// What [`ConnectorManager::new`] needs.
+pub struct ManagerParts {
+    pub registry: Registry,
+    pub loader: Loader,
+    pub services: Arc<dyn HostServices>,
+    pub events: Arc<EventLog>,
+    /// Several daemons on one database: runs only the connectors whose
+    /// leases this daemon holds.
+    pub cluster: Option<Arc<Cluster>>,
+}
+
 impl ConnectorManager {
-    pub fn new(registry: Registry, loader: Loader, services: Arc<dyn HostServices>, events: Arc<EventLog>) -> Self {
-        ConnectorManager {
+    pub fn new(parts: ManagerParts) -> Arc<Self> {
+        Arc::new_cyclic(|me| ConnectorManager {
             listeners: RwLock::new(Vec::new()),
-            registry,
-            loader,
-            services,
-            events,
+            registry: parts.registry,
+            loader: parts.loader,
+            services: parts.services,
+            events: parts.events,
             current: RwLock::new(Arc::new(ConnectorSet::default())),
             reloading: Mutex::new(()),
             reinitializations: AtomicU64::new(0),
-            cluster: None,
-        }
-    }
-
-    /// Runs only the connectors this daemon holds the leases of.
-    pub(crate) fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
-        self.cluster = Some(cluster);
-        self
+            me: me.clone(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            cluster: parts.cluster,
+        })
     }
 
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
@@ -112,6 +133,20 @@ impl ConnectorManager {
     /// The running instance of one connector.
     pub fn get(&self, name: &str) -> Option<Arc<LiveConnector>> {
         self.current().live.get(name).cloned()
+    }
+
+    /// The current set once `name` is no longer starting (or when the
+    /// deadlines of its create and init have passed): an edit's answer
+    /// shows how its own connector loaded without waiting for the others.
+    pub fn wait_settled(&self, name: &str) -> Arc<ConnectorSet> {
+        let deadline = Instant::now() + self.loader.call_timeout().saturating_mul(2) + SETTLE;
+        loop {
+            let set = self.current();
+            if !set.status.get(name).is_some_and(|s| s.starting) || Instant::now() >= deadline {
+                return set;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// How many reinitializations have run.
@@ -143,6 +178,13 @@ impl ConnectorManager {
             started: Some(started),
             ..Default::default()
         };
+        // Every connector that runs here starts on a thread of its own; the
+        // ones not back within SETTLE are published as starting.
+        let loads = Arc::new(Loads::default());
+        for row in rows.iter().filter(|r| self.loads_here(r)) {
+            self.start_load(row, next.generation, &loads);
+        }
+        let mut done = loads.settle(rows.iter().filter(|r| self.loads_here(r)).count(), started + SETTLE);
         let mut failed = 0usize;
         for row in &rows {
             if let Ok(path) = self.loader.resolve(&row.assembly_name) {
@@ -150,7 +192,13 @@ impl ConnectorManager {
                     next.watched.push(path);
                 }
             }
-            let status = self.load_row(row, &previous, &mut next);
+            let status = match self.loads_here(row) {
+                false => self.load_row(row, &mut next),
+                true => match done.remove(&row.name) {
+                    Some(result) => self.settle_row(row, result, previous.live.get(&row.name).cloned(), &mut next),
+                    None => starting(row),
+                },
+            };
             if status.error.is_some() {
                 failed += 1;
             }
@@ -159,14 +207,8 @@ impl ConnectorManager {
         self.loader.keep_lanes(rows.iter().map(|r| r.name.as_str()));
         next.took = started.elapsed();
         let next = Arc::new(next);
-        let replaced = std::mem::replace(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()), next.clone());
-        // Instances that are not carried over are shut down as soon as no
-        // worker holds them any more (LiveConnector's Drop).
-        drop(replaced);
         self.reinitializations.fetch_add(1, Ordering::Relaxed);
-        for listener in self.listeners.read().unwrap_or_else(|p| p.into_inner()).iter() {
-            listener(&next);
-        }
+        self.publish(next.clone());
         let loaded = next.live.len();
         tracing::info!(
             generation = next.generation,
@@ -179,7 +221,14 @@ impl ConnectorManager {
         Ok(next)
     }
 
-    fn load_row(&self, row: &ConnectorRow, previous: &ConnectorSet, next: &mut ConnectorSet) -> ConnectorStatus {
+    /// Whether this reinitialization creates an instance of `row` here.
+    fn loads_here(&self, row: &ConnectorRow) -> bool {
+        row.problems.is_empty() && row.enabled && self.cluster.as_ref().is_none_or(|c| c.runs_here(row.id))
+    }
+
+    /// The status of a row that runs nowhere here: unusable, disabled, or
+    /// run by another daemon of the cluster.
+    fn load_row(&self, row: &ConnectorRow, next: &mut ConnectorSet) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         if !row.problems.is_empty() {
             let message = format!(
@@ -199,19 +248,85 @@ impl ConnectorManager {
             status.error = Some(message);
             return status;
         }
-        if !row.enabled {
-            return status;
+        match &self.cluster {
+            Some(cluster) if row.enabled => self.load_remote(cluster, row, status, next),
+            _ => status,
         }
-        if let Some(cluster) = self.cluster.as_ref().filter(|c| !c.runs_here(row.id)) {
-            return self.load_remote(cluster, row, status, next);
+    }
+
+    /// Creates and initializes `row`'s instance on a thread of its own; the
+    /// result goes to `loads` while the reinitialization collects, and is
+    /// added to the running set by the thread itself after that.
+    fn start_load(&self, row: &ConnectorRow, generation: u64, loads: &Arc<Loads>) {
+        let (me, mine, collected) = (self.me.clone(), row.clone(), loads.clone());
+        let thread = format!("load-{}", row.name.replace('\0', "?"));
+        let started = std::thread::Builder::new().name(thread).spawn(move || {
+            let (row, loads) = (mine, collected);
+            let Some(manager) = me.upgrade() else { return };
+            let result = manager.loader.load(&row, manager.services.clone()).map_err(|e| e.to_string());
+            if let Some(late) = loads.deliver(&row.name, result) {
+                manager.adopt_late(&row, generation, late);
+            }
+        });
+        if let Err(e) = started {
+            loads.deliver(&row.name, Err(format!("cannot start a thread to load it: {e}")));
         }
-        let (instance, error) = match self.loader.load(row, self.services.clone()) {
+    }
+
+    /// A load that returned after its reinitialization was published joins
+    /// the running set — unless a newer reinitialization (or a shutdown)
+    /// came first, which made its own instance.
+    fn adopt_late(&self, row: &ConnectorRow, generation: u64, result: Result<Arc<LiveConnector>, String>) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current();
+        if current.generation != generation || self.stopped.load(Ordering::SeqCst) {
+            if let Ok(live) = result {
+                live.shutdown();
+            }
+            return;
+        }
+        let mut next = ConnectorSet {
+            generation,
+            registry_version: current.registry_version,
+            live: current.live.clone(),
+            status: current.status.clone(),
+            watched: current.watched.clone(),
+            started: current.started,
+            took: current.took,
+        };
+        let status = self.settle_row(row, result, None, &mut next);
+        tracing::info!(connector = %row.name, loaded = status.loaded, "a connector that was still starting settled");
+        next.status.insert(row.name.clone(), status);
+        self.publish(Arc::new(next));
+    }
+
+    /// Makes `next` the running set and tells the listeners.
+    fn publish(&self, next: Arc<ConnectorSet>) {
+        let replaced = std::mem::replace(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()), next.clone());
+        // Instances that are not carried over are shut down as soon as no
+        // worker holds them any more (LiveConnector's Drop).
+        drop(replaced);
+        for listener in self.listeners.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            listener(&next);
+        }
+    }
+
+    /// The status of a local load that returned; a failed one keeps the
+    /// `previous` instance running when there is one.
+    fn settle_row(
+        &self,
+        row: &ConnectorRow,
+        result: Result<Arc<LiveConnector>, String>,
+        previous: Option<Arc<LiveConnector>>,
+        next: &mut ConnectorSet,
+    ) -> ConnectorStatus {
+        let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
+        let (instance, error) = match result {
             Ok(live) => (Some(live), None),
             Err(e) => {
-                let kept = previous.live.get(&row.name).cloned();
-                let message = match &kept {
+                let message = match &previous {
                     Some(_) => format!("{e}; the previous build keeps running"),
-                    None => e.to_string(),
+                    None => e,
                 };
                 tracing::warn!(connector = %row.name, error = %message, "connector failed to load");
                 self.events.write_or_warn(&NewEvent {
@@ -222,7 +337,7 @@ impl ConnectorManager {
                     document_name: None,
                     ..Default::default()
                 });
-                (kept, Some(message))
+                (previous, Some(message))
             }
         };
         status.error = error;
@@ -273,10 +388,69 @@ impl ConnectorManager {
     /// Shuts every connector down (daemon shutdown).
     pub(crate) fn shutdown_all(&self) {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        self.stopped.store(true, Ordering::SeqCst);
         let set = std::mem::take(&mut *self.current.write().unwrap_or_else(|p| p.into_inner()));
         for (name, live) in &set.live {
             tracing::info!(connector = %name, "shutting the connector down");
             live.shutdown();
         }
+    }
+}
+
+/// The status of a connector whose create or init has not returned yet.
+fn starting(row: &ConnectorRow) -> ConnectorStatus {
+    ConnectorStatus {
+        enabled: row.enabled,
+        starting: true,
+        error: Some(format!(
+            "starting: its create or init has not returned within {} ms; it runs once they do (or fails at its call deadline)",
+            SETTLE.as_millis()
+        )),
+        ..Default::default()
+    }
+}
+
+/// The results of the loads one reinitialization started, collected until
+/// it publishes; a load that returns after that is handed back to its
+/// thread ([`Loads::deliver`] returns it) to join the set by itself.
+#[derive(Default)]
+struct Loads {
+    state: Mutex<Collecting>,
+    returned: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Collecting {
+    results: BTreeMap<String, Result<Arc<LiveConnector>, String>>,
+    /// The reinitialization published: results are no longer taken.
+    closed: bool,
+}
+
+impl Loads {
+    /// Takes a load's result; gives it back when collecting is over.
+    fn deliver(
+        &self,
+        name: &str,
+        result: Result<Arc<LiveConnector>, String>,
+    ) -> Option<Result<Arc<LiveConnector>, String>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return Some(result);
+        }
+        state.results.insert(name.to_owned(), result);
+        self.returned.notify_all();
+        None
+    }
+
+    /// Waits until `expected` loads returned or `deadline` passed, then
+    /// closes and returns what came back.
+    fn settle(&self, expected: usize, deadline: Instant) -> BTreeMap<String, Result<Arc<LiveConnector>, String>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.results.len() < expected {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            state = self.returned.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        state.closed = true;
+        std::mem::take(&mut state.results)
     }
 }

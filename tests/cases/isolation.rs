@@ -273,3 +273,162 @@ fn bad_isolation_settings_stop_the_start_with_a_clear_error() {
         assert!(err.contains(says), "{entry}: {err}");
     }
 }
+
+/// The processes whose command line is exactly `args` (NUL-separated in
+/// `/proc/<pid>/cmdline`).
+fn processes_running(args: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
+#[test]
+fn what_a_connector_process_starts_neither_hides_its_end_nor_reads_its_calls() {
+    let env = TestEnv::new();
+    let d = two_connectors(&env);
+    // A program the connector starts that reads its stdin gets nothing of
+    // the protocol: every call after it arrives.
+    d.create("cms.user", json!({"code_name": "thief", "fields": {"crash": "stdin-thief"}}));
+    let mut expected = vec!["thief".to_owned()];
+    for i in 0..30 {
+        d.create("cms.user", json!({"code_name": format!("t{i}")}));
+        expected.push(format!("t{i}"));
+    }
+    wait_for("every call to reach Crashy", WAIT, || (names(&d, "Crashy") == expected).then_some(()));
+
+    // A connector that exits and leaves a process behind (holding whatever
+    // it inherited): the exit is seen, the cause named, the process started
+    // again, and the leftover ended with it.
+    let marker = "297.5";
+    let victim = d.create("cms.user", json!({"code_name": "orphan", "fields": {"crash": format!("orphan:{marker}")}}));
+    let victim = victim["task_id"].as_i64().unwrap();
+    d.create("cms.user", json!({"code_name": "after-orphan"}));
+    let error = failure(&d, victim, "Crashy")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("exited with code 3"), "{error}");
+    wait_for("the leftover process to be ended", WAIT, || {
+        processes_running(&["sleep", marker]).is_empty().then_some(())
+    });
+    assert_eq!(d.delete(&format!("/api/tasks/{victim}?connector=Crashy")).status, 204);
+    wait_for("Crashy to resume", WAIT, || {
+        names(&d, "Crashy").last().is_some_and(|n| n == "after-orphan").then_some(())
+    });
+    let crashy = d.connector("Crashy").unwrap();
+    assert!(crashy["restarts"].as_u64().unwrap() >= 1, "{crashy}");
+    assert!(names(&d, "Steady").contains(&"after-orphan".to_owned()));
+}
+
+/// The daemon's resident memory now and its peak since the last reset, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the daemon's peak resident memory to what it uses now.
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+#[test]
+fn a_connector_flooding_its_output_is_cut_rate_limited_and_bounded() {
+    let env = TestEnv::new();
+    let d = two_connectors(&env);
+    let pid = d.pid();
+    d.create("cms.user", json!({"code_name": "warm"}));
+    wait_for("a first delivery", WAIT, || (names(&d, "Crashy") == ["warm"]).then_some(()));
+    reset_peak(pid);
+    let (before, _) = memory_kib(pid);
+    // 64 MiB without a newline, then 20,000 short lines.
+    d.create("cms.user", json!({"code_name": "flood", "fields": {"crash": "flood:67108864"}}));
+    d.create("cms.user", json!({"code_name": "lines", "fields": {"crash": "flood-lines:20000"}}));
+    d.create("cms.user", json!({"code_name": "after"}));
+    wait_for("the floods to pass", WAIT, || (names(&d, "Crashy") == ["warm", "flood", "lines", "after"]).then_some(()));
+    let (_, peak) = memory_kib(pid);
+    assert!(peak.saturating_sub(before) < 32 * 1024, "the daemon grew from {before} KiB to a peak of {peak} KiB");
+    let log = wait_for("the rate limit to be reported", WAIT, || {
+        let log = std::fs::read_to_string(&d.log_path).unwrap();
+        log.contains("connector output is over the rate limit").then_some(log)
+    });
+    let longest = log.lines().map(str::len).max().unwrap();
+    assert!(longest < 8 * 1024, "a log line of {longest} bytes");
+    assert!(log.contains("[cut: the line is longer than 4096 bytes]"));
+    let logged = log.lines().filter(|l| l.contains("flood line ")).count();
+    assert!((1..5_000).contains(&logged), "{logged} of 20,000 lines logged");
+    assert_eq!(d.get("/health").body["connectors"]["Crashy"]["restarts"], 0, "flooding is not a crash");
+}
+
+#[test]
+fn a_huge_error_message_is_cut_and_an_oversized_answer_is_not_read() {
+    let env = TestEnv::new();
+    let d = two_connectors(&env);
+    let pid = d.pid();
+    let long =
+        d.create("cms.user", json!({"code_name": "long", "fields": {"outcome": "Error", "message_bytes": 1_000_000}}));
+    let long = long["task_id"].as_i64().unwrap();
+    let error = failure(&d, long, "Crashy")["error"].as_str().unwrap().to_owned();
+    assert!(error.len() < 4200, "{} bytes kept", error.len());
+    assert!(error.starts_with("eeee") && error.ends_with("[cut: the message has 1000000 bytes]"), "{}", &error[4000..]);
+    let detail = d.get(&format!("/api/tasks/{long}")).body;
+    let relation = detail["relations"].as_array().unwrap().iter().find(|r| r["connector"] == "Crashy").unwrap().clone();
+    assert!(relation["log"][0]["error"].as_str().unwrap().len() < 4200);
+    assert_eq!(d.delete(&format!("/api/tasks/{long}?connector=Crashy")).status, 204);
+
+    reset_peak(pid);
+    let (before, _) = memory_kib(pid);
+    let huge = d
+        .create("cms.user", json!({"code_name": "huge", "fields": {"outcome": "Error", "message_bytes": 100_000_000}}));
+    let huge = huge["task_id"].as_i64().unwrap();
+    let error = failure(&d, huge, "Crashy")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("over the limit of 64 MiB"), "{error}");
+    let (_, peak) = memory_kib(pid);
+    assert!(peak.saturating_sub(before) < 32 * 1024, "the daemon grew from {before} KiB to a peak of {peak} KiB");
+    assert_eq!(d.delete(&format!("/api/tasks/{huge}?connector=Crashy")).status, 204);
+    d.create("cms.user", json!({"code_name": "next"}));
+    wait_for("Crashy to go on", WAIT, || names(&d, "Crashy").last().is_some_and(|n| n == "next").then_some(()));
+}
+
+#[test]
+fn a_connector_hanging_in_create_delays_no_other_connector() {
+    let env = TestEnv::new();
+    env.configure("call_timeout_ms = 8000");
+    let mut hangs = users();
+    hangs["create_sleep_ms"] = json!(60_000);
+    env.scripted("Hangs", hangs);
+    env.scripted("Fast", users());
+    let d = env.start_unsettled();
+    // Fast runs while Hangs is still in its constructor.
+    d.create("cms.user", json!({"code_name": "first"}));
+    wait_for("Fast to deliver", WAIT, || (names(&d, "Fast") == ["first"]).then_some(()));
+    let still = d.connector("Hangs").unwrap();
+    assert_eq!(still["starting"], true, "{still}");
+    assert_eq!(still["loaded"], false, "{still}");
+    assert!(still["error"].as_str().unwrap().starts_with("starting"), "{still}");
+    let health = d.get("/health?probe=ready");
+    assert_eq!(health.status, 503, "not ready while a connector is starting: {}", health.text);
+    assert_eq!(health.body["connectors"]["Hangs"]["starting"], true);
+    // Registering another connector answers with its own load, at once.
+    let added = d.post(
+        "/api/connectors",
+        &json!({"name": "Added", "assembly_name": "testkit", "class_name": "ScriptedConnector", "enabled": true, "config": users().to_string()}),
+    );
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_eq!(added.body["loaded"], true, "{}", added.text);
+    assert_eq!(d.connector("Hangs").unwrap()["starting"], true, "the edit did not wait for Hangs");
+    d.create("cms.user", json!({"code_name": "second"}));
+    wait_for("Added and Fast to deliver", WAIT, || {
+        (names(&d, "Fast") == ["first", "second"] && names(&d, "Added") == ["second"]).then_some(())
+    });
+    // Its deadline passes: the process is stopped and the reason shown.
+    let settled = wait_for("Hangs to settle", WAIT, || {
+        let row = d.connector("Hangs").unwrap();
+        (row["starting"] == false).then_some(row)
+    });
+    assert_eq!(settled["loaded"], false);
+    assert!(settled["error"].as_str().unwrap().contains("8000 ms"), "{settled}");
+}

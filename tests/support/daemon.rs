@@ -268,7 +268,7 @@ impl TestEnv {
     }
 
     /// Starts a daemon on a free port.
-    pub fn start(&self) -> Daemon {
+    pub fn start_with(&self, settle: Settle) -> Daemon {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log_path = self.dir.path().join(format!("daemon-{}-{n}.log", std::process::id()));
@@ -287,15 +287,15 @@ impl TestEnv {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) =
-                    line.strip_prefix("listening on http://").or(line.strip_prefix("listening on https://"))
-                {
-                    let _ = tx.send(url.to_owned());
+                if let Some(url) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send((url.to_owned(), true));
+                } else if let Some(url) = line.strip_prefix("listening on https://") {
+                    let _ = tx.send((url.to_owned(), false));
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
+        let (addr, plain) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(listening) => listening,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -304,8 +304,31 @@ impl TestEnv {
                 );
             }
         };
-        Daemon { child, addr, log_path }
+        let daemon = Daemon { child, addr, log_path };
+        if plain && settle == Settle::Wait {
+            daemon.settled();
+        }
+        daemon
     }
+
+    /// Starts a daemon on a free port and waits until every connector it
+    /// runs has returned from its create and init.
+    pub fn start(&self) -> Daemon {
+        self.start_with(Settle::Wait)
+    }
+
+    /// Starts a daemon and returns as soon as it listens (a connector may
+    /// still be starting).
+    pub fn start_unsettled(&self) -> Daemon {
+        self.start_with(Settle::DontWait)
+    }
+}
+
+/// Whether [`TestEnv::start_with`] waits for the connectors to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Wait,
+    DontWait,
 }
 
 /// A running daemon; killed when dropped.
@@ -327,6 +350,22 @@ impl Daemon {
     }
     pub fn delete(&self, path: &str) -> Response {
         http::request(&self.addr, "DELETE", path, None)
+    }
+
+    /// Waits until no connector is starting (their create and init ran; a
+    /// reinitialization publishes without those that take longer).
+    pub fn settled(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = self.get("/health");
+            let starting =
+                health.body["connectors"].as_object().is_some_and(|all| all.values().any(|c| c["starting"] == true));
+            if health.status != 200 || !starting {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "connectors still starting after 60 s: {}", health.text);
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The `/api/connectors` row of one connector, if registered.

@@ -167,7 +167,13 @@ mod tests {
         let events = Arc::new(EventLog::new(&db).unwrap());
         let services = Arc::new(testing::Events::default());
         let loader = Loader::new(dir.path().join("connectors"), dir.path().join("state"));
-        let manager = Arc::new(ConnectorManager::new(Registry::new(db.clone()), loader, services, events.clone()));
+        let manager = ConnectorManager::new(crate::manager::ManagerParts {
+            registry: Registry::new(db.clone()),
+            loader,
+            services,
+            events: events.clone(),
+            cluster: None,
+        });
         let queues: Arc<dyn crate::backend::Queues> = Arc::new(SqliteQueues::new(db.clone()));
         let metrics = Arc::new(Metrics::default());
         let config = WorkerConfig::default();

@@ -71,6 +71,10 @@ fn loaded() -> &'static Mutex<HashMap<LoadedKey, Arc<Library>>> {
 /// Prepares the library at `source`: checks it and writes its private copy
 /// in `copies_dir` (nothing is loaded: see [`open_library_copy`]).
 pub(crate) fn prepare_library(source: &Path, copies_dir: &Path) -> Result<Arc<Library>, LoadError> {
+    // Connectors load in parallel: one copy is written at a time (two loads
+    // of one library would share its temporary file).
+    static PREPARING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = PREPARING.lock().unwrap_or_else(|p| p.into_inner());
     let key = fingerprint(source).map(|f| (source.to_owned(), copies_dir.to_owned(), f));
     if let Some(key) = &key {
         if let Some(lib) = loaded().lock().unwrap_or_else(|p| p.into_inner()).get(key) {

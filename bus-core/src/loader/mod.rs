@@ -178,6 +178,11 @@ impl Loader {
 
     /// Loads the row's library, creates its class with the row's config and
     /// a host handle, calls init and checks the reported name.
+    /// The deadline of each call into a connector (create and init too).
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
     pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<Arc<LiveConnector>, LoadError> {
         let path = self.resolve(&row.assembly_name)?;
         self.confine(&path)?;

@@ -102,8 +102,13 @@ impl Worker {
 
     /// Switches to a new instance of the connector (after a reinitialization):
     /// the run in progress ends after its call in flight.
+    /// The same instance again (a connector that finished starting joined
+    /// the set) changes nothing.
     pub(super) fn replace(&self, connector: Arc<LiveConnector>) {
         let mut st = self.shared.lock();
+        if st.connector.as_ref().is_some_and(|c| Arc::ptr_eq(c, &connector)) {
+            return;
+        }
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         st.connector = Some(connector);
         st.handed = None;

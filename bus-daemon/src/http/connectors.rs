@@ -45,6 +45,9 @@ pub struct ConnectorView {
     pub restarts: u64,
     /// Its process's ID, while it runs in one.
     pub pid: Option<u32>,
+    /// Its create or init has not returned yet (the last reinitialization
+    /// went on without it; it runs once they return).
+    pub starting: bool,
 }
 
 fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
@@ -69,6 +72,7 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         running_on: live.and_then(|c| c.runs_on()).map(str::to_owned),
         restarts: live.map_or(0, |c| c.restarts()),
         pid: live.and_then(|c| c.pid()),
+        starting: status.starting,
     }
 }
 
@@ -200,18 +204,30 @@ async fn edit_then_reload<T: Send + 'static>(
     .await
 }
 
+/// The set once the edited connector's own create and init returned (the
+/// reinitialization publishes without connectors that take longer).
+async fn own_load(s: &AppState, name: &str, set: Arc<ConnectorSet>) -> Result<Arc<ConnectorSet>, ApiError> {
+    if !set.status.get(name).is_some_and(|st| st.starting) {
+        return Ok(set);
+    }
+    let (manager, name) = (s.manager.clone(), name.to_owned());
+    blocking(move || Ok(manager.wait_settled(&name))).await
+}
+
 pub async fn create(
     State(s): State<AppState>,
     Caller(actor): Caller,
     ApiJson(new): ApiJson<NewConnector>,
 ) -> Result<impl IntoResponse, ApiError> {
     let events = s.events.clone();
+    let s2 = s.clone();
     let (row, set) = edit_then_reload(s, move |r| {
         let row = r.add(&new)?;
         audit::record(&events, &actor, Action::CreateConnector, &format!("Registered connector `{}`", row.name));
         Ok(row)
     })
     .await?;
+    let set = own_load(&s2, &row.name, set).await?;
     Ok((StatusCode::CREATED, Json(view(row, &set))))
 }
 
@@ -222,6 +238,7 @@ pub async fn update(
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorView>, ApiError> {
     let events = s.events.clone();
+    let s2 = s.clone();
     let (row, set) = edit_then_reload(s, move |r| {
         let row = r.update(&name, &patch)?;
         audit::record(
@@ -233,6 +250,7 @@ pub async fn update(
         Ok(row)
     })
     .await?;
+    let set = own_load(&s2, &row.name, set).await?;
     Ok(Json(view(row, &set)))
 }
 

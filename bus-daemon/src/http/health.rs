@@ -31,6 +31,8 @@ pub struct ConnectorHealth {
     pub restarts: u64,
     /// The daemon that runs it, when another one of the cluster does.
     pub running_on: Option<String>,
+    /// Its create or init has not returned yet.
+    pub starting: bool,
 }
 
 /// This daemon's part in a PostgreSQL cluster.
@@ -75,6 +77,7 @@ pub async fn health(
                 hung_for_seconds,
                 restarts,
                 running_on: st.running_on.clone(),
+                starting: st.starting,
             };
             (name.clone(), health)
         })

@@ -9,10 +9,11 @@
 //!
 //! Object fields read: `outcome` (async result), `sync_outcome` (sync
 //! result), `fail_times` (answer Error that many times first), `sleep_ms`,
-//! `message` (the error message), `match_sleep_ms` (sleep in `is_match`),
+//! `message` (the error message), `message_bytes` (an error message of that
+//! many bytes), `match_sleep_ms` (sleep in `is_match`),
 //! `match_panic` (panic in `is_match`), `print` (print this to stdout),
 //! `crash` (die, when the script says `"crashes": true`: see `crash.rs`). `sleep_ms` in the config slows every
-//! call; `sleep_ms` in the external data of an incoming task slows
+//! call; `create_sleep_ms` in the config slows `create`; `sleep_ms` in the external data of an incoming task slows
 //! `prepare_internal_object`.
 
 use connector_abi::prelude::*;
@@ -31,6 +32,8 @@ struct Script {
     sleep_ms: Option<u64>,
     /// Obey the `crash` field of a task (see `crash.rs`).
     crashes: bool,
+    /// Sleep this long in `create` (a constructor that hangs).
+    create_sleep_ms: Option<u64>,
     /// What `get_internal_object_params` answers, by `"<object type>:<external id>"`.
     external_objects: HashMap<String, ObjectParams>,
     /// What `get_internal_document_params` answers, by external ID.
@@ -51,7 +54,12 @@ fn fields(object: &CmsObject) -> &serde_json::Map<String, Value> {
 }
 
 fn outcome(fields: &serde_json::Map<String, Value>, key: &str) -> ProcessOutcome {
-    let message = fields.get("message").and_then(Value::as_str).unwrap_or("scripted failure").to_owned();
+    let message = match fields.get("message_bytes").and_then(Value::as_u64) {
+        // A message of that many bytes (a connector that sends its whole
+        // response body as the error).
+        Some(n) => "e".repeat(usize::try_from(n).unwrap_or(0)),
+        None => fields.get("message").and_then(Value::as_str).unwrap_or("scripted failure").to_owned(),
+    };
     match fields.get(key).and_then(Value::as_str) {
         Some("Error") => ProcessOutcome::error(message),
         Some("ErrorAndSkip") => ProcessOutcome::error_and_skip(message),
@@ -72,6 +80,9 @@ impl Connector for ScriptedConnector {
         } else {
             serde_json::from_str(config).map_err(|e| ConnectorError(format!("the script is not valid JSON: {e}")))?
         };
+        if let Some(ms) = script.create_sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         Ok(ScriptedConnector { host, script, attempts: Mutex::new(HashMap::new()) })
     }
 
