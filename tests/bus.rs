@@ -39,6 +39,8 @@ mod outgoing;
 mod sample;
 #[path = "cases/security.rs"]
 mod security;
+#[path = "cases/server.rs"]
+mod server;
 #[path = "cases/tidy.rs"]
 mod tidy;
 #[path = "cases/trust.rs"]

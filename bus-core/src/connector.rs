@@ -52,6 +52,11 @@ pub enum CallError {
     /// starts again after a pause.
     #[error("{0}")]
     Restarting(String),
+    /// Not called: the call would have started after the end of the trust
+    /// in its lease (the daemon stalled after its lease check), when
+    /// another daemon may own the queue (see `start_by.rs`).
+    #[error("not called: the call would have started {late_ms} ms after its lease's trust window ended")]
+    PastStartBy { late_ms: u64 },
 }
 
 impl CallError {
@@ -430,6 +435,12 @@ impl Instance {
     /// process gets the call timeout once for each of the `tasks` it carries.
     fn call(&self, request: &[u8], tasks: u32) -> Result<Vec<u8>, CallError> {
         match self {
+            Instance::InProcess(_) | Instance::Remote(_)
+                if crate::start_by::current().is_some_and(|by| by.passed_by().is_some()) =>
+            {
+                let late = crate::start_by::current().and_then(|by| by.passed_by()).unwrap_or_default();
+                Err(CallError::PastStartBy { late_ms: late.as_millis() as u64 })
+            }
             Instance::InProcess(object) => match object.call(RSlice::from_slice(request)) {
                 RResult::ROk(bytes) => Ok(bytes.into_vec()),
                 RResult::RErr(e) => Err(CallError::Aborted(e.into_string())),
@@ -440,6 +451,7 @@ impl Instance {
                     CallError::Killed { kind: request_kind(request), timeout_ms: d.as_millis() as u64 }
                 }
                 restarting @ ChildError::Restarting { .. } => CallError::Restarting(restarting.to_string()),
+                ChildError::NotStarted { late } => CallError::PastStartBy { late_ms: late.as_millis() as u64 },
                 other => CallError::Crashed(other.to_string()),
             }),
             Instance::Remote(remote) => remote.call(request).map_err(CallError::Aborted),

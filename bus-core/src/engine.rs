@@ -170,6 +170,9 @@ pub struct Engine {
     /// How the first load went (the statuses only: holding that set would
     /// keep its instances alive after they are replaced).
     first_load: BTreeMap<String, ConnectorStatus>,
+    /// The lock on a SQLite file this engine serves (see `db/holder.rs`);
+    /// declared last, so it is released after everything else stopped.
+    _hold: Option<crate::db::holder::Hold>,
 }
 
 impl Engine {
@@ -177,6 +180,12 @@ impl Engine {
     /// fails to load is a warning; the others run) and starts the workers,
     /// the scheduler and the registry watcher.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        // One daemon per SQLite file (two would run two workers per queue),
+        // and none while a migration copies it.
+        let hold = match config.store.database.file() {
+            Some(file) => Some(crate::db::holder::take(file, &format!("the daemon with PID {}", std::process::id()))?),
+            None => None,
+        };
         let store = Store::open(&config.store)?;
         let storage = match config.store.database.file() {
             Some(file) => {
@@ -247,6 +256,7 @@ impl Engine {
         };
         running.outgoing = None;
         Ok(Engine {
+            _hold: hold,
             store,
             storage,
             metrics,

@@ -41,6 +41,7 @@ pub mod scheduler;
 mod services;
 pub mod settings;
 pub mod sql;
+mod start_by;
 pub mod storage;
 pub mod store;
 pub mod task_grid;

@@ -329,7 +329,7 @@ pub fn document(
         return Ok(None);
     };
     let document = match direction {
-        Direction::Outgoing => crate::outgoing::payload::async_request(&queued).and_then(|request| {
+        Direction::Outgoing => crate::outgoing::payload::async_request(&queued, None).and_then(|request| {
             let mut envelope: serde_json::Value = serde_json::from_slice(&request).map_err(|e| e.to_string())?;
             Ok(envelope["body"].take())
         }),

@@ -332,6 +332,14 @@ pub struct OutgoingTask {
     /// mode.
     #[serde(default)]
     pub translations: Translations,
+    /// With several daemons on one database (PostgreSQL): the epoch of the
+    /// lease this delivery is made under. It grows each time the queue
+    /// moves to another daemon, so an external system that remembers the
+    /// highest token it accepted per connector, and refuses a write with a
+    /// lower one, is safe even from a daemon that stalled between its lease
+    /// check and its call. `None` on SQLite (one daemon owns every queue).
+    #[serde(default)]
+    pub fencing_token: Option<i64>,
 }
 
 /// A change handed to a connector synchronously, inside the change's request.

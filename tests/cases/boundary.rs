@@ -74,6 +74,7 @@ fn outgoing_task() -> OutgoingTask {
         title: "Create User 'antonio'".into(),
         object: user(),
         translations: Default::default(),
+        fencing_token: None,
     }
 }
 

@@ -62,6 +62,24 @@ fn migrate_copies_a_sqlite_bus_into_an_empty_postgres_database_and_the_bus_runs_
         &json!({"site_name": "Corp", "alias_path": "/Home", "class_name": "cms.menuitem", "culture": "en-US", "name": "Home"}),
     );
     assert_eq!(doc.status, 201, "{}", doc.text);
+    // A copy while the daemon still writes the file is refused (what it
+    // accepted after the copy began would be missing), naming the daemon.
+    let early = bus_tests::postgres::database();
+    let refused = env.cli(&["migrate", "--to", &early.url]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains(&format!("in use by the daemon with PID {}", d.pid())) && why.contains("stop it first"),
+        "{why}"
+    );
+    let tables: i64 = bus_core::sql::Conn::postgres(&early.url)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "nothing was copied");
+    // Nor can a second daemon serve the same file.
+    let second = env.start_fails();
+    assert!(second.contains("in use by the daemon with PID"), "{second}");
     d.stop();
     let before = counts(&env);
     let queued = (queue_of(&env, "A"), queue_of(&env, "B"));

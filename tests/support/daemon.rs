@@ -60,18 +60,28 @@ impl TestEnv {
 
     /// A new environment on the given engine, whatever the suite's pass.
     pub fn with_backend(backend: Backend) -> TestEnv {
+        match backend {
+            Backend::Sqlite => Self::on(None),
+            Backend::Postgres => Self::on(Some(crate::postgres::database())),
+        }
+    }
+
+    /// A new environment on a PostgreSQL server of the test's own (see
+    /// [`crate::postgres::PrivateServer`]).
+    pub fn on_server(server: &crate::postgres::PrivateServer) -> TestEnv {
+        Self::on(Some(server.database()))
+    }
+
+    /// A new environment on `postgres` (its database), or on a SQLite file.
+    fn on(postgres: Option<TestDatabase>) -> TestEnv {
         artifacts();
         let dir = tempfile::tempdir().expect("a temp folder");
         let connectors_dir = dir.path().join("connectors");
         std::fs::create_dir_all(&connectors_dir).unwrap();
         let db_path = dir.path().join("bus.db");
-        let (postgres, database) = match backend {
-            Backend::Sqlite => (None, Location::File(db_path.clone())),
-            Backend::Postgres => {
-                let db = crate::postgres::database();
-                let location = Location::parse(&db.url);
-                (Some(db), location)
-            }
+        let database = match &postgres {
+            None => Location::File(db_path.clone()),
+            Some(db) => Location::parse(&db.url),
         };
         Database::open_at(&database).expect("the database opens");
         let setting = match &database {
@@ -419,6 +429,12 @@ impl Daemon {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         crate::wait_for("the daemon to exit", Duration::from_secs(20), || self.child.try_wait().ok().flatten())
+    }
+
+    /// Sends the daemon a signal (`STOP` stalls it, `CONT` resumes it).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
     }
 
     /// The daemon's process ID.

@@ -200,3 +200,142 @@ fn spawn_reaper(dir: &Path, data: &Path) {
         .expect("the cluster reaper starts");
     assert!(status.success(), "the cluster reaper did not start");
 }
+
+/// A PostgreSQL server of one test's own, for the faults that hit a whole
+/// server: a restart, a stop, a freeze, running out of connections. Made
+/// by `initdb` in a temp folder (a few seconds); stopped at once and
+/// deleted when dropped.
+pub struct PrivateServer {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    options: String,
+    base: String,
+}
+
+impl PrivateServer {
+    /// A new server; `settings` are more `-c name=value` options.
+    pub fn start(settings: &[&str]) -> PrivateServer {
+        let dir = tempfile::tempdir().expect("a temp folder");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        if is_root() {
+            let status = Command::new("chown").arg("postgres").arg(&data).status().expect("chown runs");
+            assert!(status.success(), "cannot give {} to the postgres user", data.display());
+        }
+        let out = as_server_user(&bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("initdb runs");
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut options = format!(
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c shared_buffers=32MB",
+            dir.path().display()
+        );
+        for setting in settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
+        let server = PrivateServer { base: format!("postgres://postgres@127.0.0.1:{port}"), dir, data, options };
+        server.pg_ctl(&["start"]);
+        server
+    }
+
+    fn pg_ctl(&self, action: &[&str]) {
+        let log = self.dir.path().join("server.log");
+        let out = as_server_user(&bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &self.options, "-w", "-t", "60"])
+            .args(action)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl {action:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// A new empty database on this server.
+    pub fn database(&self) -> TestDatabase {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let admin_url = format!("{}/postgres", self.base);
+        let name = format!("bus_private_{}", COUNTER.fetch_add(1, Ordering::Relaxed));
+        let admin = bus_core::sql::Conn::postgres(&admin_url).expect("the private server answers");
+        admin.execute_batch(&format!("CREATE DATABASE {name}")).expect("the test database is created");
+        TestDatabase { url: format!("{}/{name}", self.base), admin_url, name }
+    }
+
+    /// Stops the server (`-m fast`: sessions are ended, as in a restart).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "stop"]);
+    }
+
+    /// Starts the stopped server again.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
+    }
+
+    /// The server's processes: the postmaster and its children.
+    fn processes(&self) -> Vec<i32> {
+        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap_or_default();
+        let Some(main) = pid_file.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else { return Vec::new() };
+        let mut pids = vec![main];
+        for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent is the fourth field, after the command in parentheses.
+            let parent =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if parent == Some(main) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    fn signal_all(&self, signal: rustix::process::Signal) {
+        for pid in self.processes() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    }
+
+    /// Freezes every process of the server (SIGSTOP): connections stay
+    /// open, nothing answers.
+    pub fn freeze(&self) {
+        self.signal_all(rustix::process::Signal::STOP);
+    }
+
+    /// Lets a frozen server go on.
+    pub fn thaw(&self) {
+        self.signal_all(rustix::process::Signal::CONT);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.thaw();
+        let _ = as_server_user(&bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

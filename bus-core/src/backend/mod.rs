@@ -30,6 +30,7 @@ use crate::db::DbError;
 use crate::queue::{Direction, Queued};
 use crate::settings::Settings;
 use connector_abi::IntegrationProcessType;
+use std::time::Instant;
 use thiserror::Error;
 
 /// One connector's queue in one direction.
@@ -64,15 +65,28 @@ pub(crate) trait Queues: Send + Sync + 'static {
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError>;
 }
 
+/// Whether, and until when, this daemon may start a call into a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallWindow {
+    /// A call may start before `until` (the end of the trust in the last
+    /// renewal); `token` is the lease epoch, the fencing token the call
+    /// carries (none on SQLite, where one daemon owns every queue).
+    Open { until: Option<Instant>, token: Option<i64> },
+    /// No call may start now: the lease is not held, not renewed recently
+    /// enough, or the previous owner's trust in it has not run out yet.
+    Closed,
+}
+
 /// One worker's access to its queue. Reads see committed state only and
 /// pass over deliveries already made durable.
 pub(crate) trait QueueSession: Send {
     /// The settings, as committed.
     fn settings(&mut self) -> Result<Settings, QueueError>;
-    /// Whether this daemon may still call the connector for its queues: on
-    /// a shared database only while it surely holds their leases.
-    fn may_call(&self, _connector_id: i64) -> bool {
-        true
+    /// Whether, and until when, this daemon may start a call for `key`'s
+    /// connector: on a shared database only while it surely holds the
+    /// queue's lease (the call then carries the lease epoch).
+    fn call_window(&self, _key: QueueKey) -> CallWindow {
+        CallWindow::Open { until: None, token: None }
     }
     /// Whether task IDs are in commit order (one writer at a time), so a
     /// reader may go on from the last ID it read.

@@ -9,7 +9,7 @@
 //! changed and records nothing ([`QueueError::Fenced`]). Locks are taken in
 //! the order a connector delete takes them (connector, then its rows).
 
-use super::{QueueError, QueueKey, QueueSession, Queues};
+use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues};
 use crate::cluster::Cluster;
 use crate::db::Database;
 use crate::queue::{self, Direction, Queued};
@@ -101,9 +101,10 @@ impl QueueSession for PostgresSession {
     }
 
     /// Only while the lease is held and was renewed recently enough that
-    /// it cannot have expired on the server.
-    fn may_call(&self, connector_id: i64) -> bool {
-        self.cluster.surely_holds(connector_id)
+    /// it cannot have expired on the server, and no earlier owner may still
+    /// trust it.
+    fn call_window(&self, key: QueueKey) -> CallWindow {
+        self.cluster.call_window(key)
     }
 
     /// Identity values are drawn before commit: with writers on several

@@ -13,6 +13,9 @@ type Result<T, E = DbError> = std::result::Result<T, E>;
 
 pub(super) struct Tick {
     pub holding: Holding,
+    /// Connectors claimed while the previous owner's lease still ran, with
+    /// how much of it was left.
+    pub taken_early: Vec<(i64, Duration)>,
     pub remote: BTreeMap<i64, RemoteSpec>,
     pub leader: bool,
 }
@@ -68,10 +71,16 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         let (key, epoch) = row?;
         holding.epochs.insert(key, epoch);
     }
-    let alive = i64::try_from(1 + others - gone.len()).unwrap_or(1);
     let enabled: i64 =
         tx.query_row("SELECT COUNT(*) FROM Integration_Connector WHERE ConnectorEnabled = 1", [], |r| r.get(0))?;
-    let share = usize::try_from((enabled + alive.max(1) - 1) / alive.max(1)).unwrap_or(0);
+    let held_by: BTreeMap<String, usize> = tx
+        .prepare_cached(
+            "SELECT LeaseOwner, COUNT(*) FROM Integration_Lease \
+             WHERE LeaseOwner IS NOT NULL AND LeaseIsInbound = 0 GROUP BY LeaseOwner",
+        )?
+        .query_map([], |r| Ok((r.get::<String>(0)?, usize::try_from(r.get::<i64>(1)?).unwrap_or(0))))?
+        .collect::<crate::sql::Result<_>>()?;
+    let share = share(usize::try_from(enabled).unwrap_or(0), me, &others, &held_by);
     let held: Vec<i64> = holding.connectors().into_iter().collect();
     if held.len() > share {
         // Above this daemon's share (another one joined): hand the newest
@@ -86,8 +95,10 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         ))?
         .execute(values)?;
         holding.epochs.retain(|(id, _), _| !extra.contains(id));
-    } else if held.len() < share {
-        claim(&tx, me, ttl_ms, &gone, share - held.len(), &mut holding)?;
+    }
+    let mut taken_early = Vec::new();
+    if held.len() < share {
+        taken_early = claim(&tx, me, ttl_ms, &gone, share - held.len(), &mut holding)?;
     }
     tx.commit()?;
     let remote = remote::declared(&conn)?;
@@ -105,7 +116,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     if leader {
         maintain(&conn, ttl_ms)?;
     }
-    Ok(Tick { holding, remote, leader })
+    Ok(Tick { holding, taken_early, remote, leader })
 }
 
 /// Whether the session holding a daemon's liveness lock (`DaemonLockKey`,
@@ -116,9 +127,24 @@ const SESSION_LIVES: &str = "EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype =
      AND k.objsubid = 1 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
      AND k.classid = ((DaemonLockKey >> 32) & 4294967295)::oid AND k.objid = (DaemonLockKey & 4294967295)::oid)";
 
-/// How many other daemons heartbeat recently, and those of them whose
-/// session ended (killed, disconnected): they deliver nothing any more.
-fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(usize, Vec<String>)> {
+/// This daemon's share of `enabled` connectors among the daemons alive
+/// (`others` and itself): each gets the whole part, and the remainder goes
+/// one each to the daemons holding the most now (then by ID), so a daemon
+/// joining moves nothing that need not move — and with at least as many
+/// connectors as daemons every daemon runs one (rounding every share up
+/// left the last daemon idle: 4 connectors on 3 daemons went 2/2/0).
+fn share(enabled: usize, me: &str, others: &[String], held_by: &BTreeMap<String, usize>) -> usize {
+    let alive = others.len() + 1;
+    let held = |id: &str| held_by.get(id).copied().unwrap_or(0);
+    let before_me =
+        others.iter().filter(|o| (std::cmp::Reverse(held(o)), o.as_str()) < (std::cmp::Reverse(held(me)), me)).count();
+    enabled / alive + usize::from(before_me < enabled % alive)
+}
+
+/// The other daemons that heartbeat recently and whose session lives, and
+/// those whose session ended (killed, disconnected): they deliver nothing
+/// any more.
+fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(Vec<String>, Vec<String>)> {
     let others: Vec<(String, bool)> = tx
         .prepare_cached(&format!(
             "SELECT DaemonID, {SESSION_LIVES} FROM Integration_Daemon WHERE DaemonID <> ?1 \
@@ -126,13 +152,16 @@ fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(usize,
         ))?
         .query_map(params![me, ttl_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<crate::sql::Result<_>>()?;
-    let count = others.len();
-    Ok((count, others.into_iter().filter(|(_, lives)| !lives).map(|(id, _)| id).collect()))
+    let (alive, gone): (Vec<_>, Vec<_>) = others.into_iter().partition(|(_, lives)| *lives);
+    Ok((alive.into_iter().map(|(id, _)| id).collect(), gone.into_iter().map(|(id, _)| id).collect()))
 }
 
 /// Claims up to `wanted` connectors whose two leases are both free, expired
 /// or held by a daemon that is `gone` (rows another daemon is claiming
-/// right now are skipped).
+/// right now are skipped). Returns the connectors taken from a gone daemon
+/// before its lease ran out, with what was left of it: its session ended
+/// (a kill, or a server restart that ended every session), but it may
+/// still trust its last renewal that long.
 fn claim(
     tx: &Conn,
     me: &str,
@@ -140,27 +169,34 @@ fn claim(
     gone: &[String],
     wanted: usize,
     holding: &mut Holding,
-) -> crate::sql::Result<()> {
+) -> crate::sql::Result<Vec<(i64, Duration)>> {
     let of_gone =
         if gone.is_empty() { String::new() } else { format!(" OR l.LeaseOwner IN ({})", marks(1, gone.len())) };
     let values: Vec<&dyn ToValue> = gone.iter().map(|g| g as &dyn ToValue).collect();
-    let free: Vec<(i64, bool)> = tx
+    let free: Vec<(i64, bool, i64)> = tx
         .prepare_cached(&format!(
-            "SELECT l.LeaseConnectorID, l.LeaseIsInbound FROM Integration_Lease l \
+            "SELECT l.LeaseConnectorID, l.LeaseIsInbound, CASE WHEN l.LeaseOwner IS NULL OR l.LeaseExpires IS NULL THEN 0 \
+             ELSE GREATEST(0, CEIL(EXTRACT(EPOCH FROM (l.LeaseExpires - clock_timestamp())) * 1000))::BIGINT END \
+             FROM Integration_Lease l \
              JOIN Integration_Connector c ON c.ConnectorID = l.LeaseConnectorID AND c.ConnectorEnabled = 1 \
              WHERE (l.LeaseOwner IS NULL OR l.LeaseExpires IS NULL OR l.LeaseExpires < clock_timestamp(){of_gone}) \
              ORDER BY l.LeaseConnectorID, l.LeaseIsInbound FOR UPDATE OF l SKIP LOCKED"
         ))?
-        .query_map(values, |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(values, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<crate::sql::Result<_>>()?;
     let mut both: Vec<i64> = Vec::new();
+    let mut early = Vec::new();
     for pair in free.windows(2) {
         if pair[0].0 == pair[1].0 && !pair[0].1 && pair[1].1 && both.len() < wanted {
             both.push(pair[0].0);
+            let left = pair[0].2.max(pair[1].2);
+            if left > 0 {
+                early.push((pair[0].0, Duration::from_millis(u64::try_from(left).unwrap_or(0))));
+            }
         }
     }
     if both.is_empty() {
-        return Ok(());
+        return Ok(early);
     }
     let mut values: Vec<&dyn ToValue> = vec![&me, &ttl_ms];
     values.extend(both.iter().map(|id| id as &dyn ToValue));
@@ -176,7 +212,7 @@ fn claim(
         let (key, epoch) = row?;
         holding.epochs.insert(key, epoch);
     }
-    Ok(())
+    Ok(early)
 }
 
 /// The elected daemon's chores: daemons gone for a long time are
@@ -248,4 +284,34 @@ pub(super) fn view(db: &Database, ttl: Duration) -> Result<(Vec<DaemonView>, Vec
         })?
         .collect::<crate::sql::Result<_>>()?;
     Ok((daemons, leases))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn every_daemon_gets_a_share_when_there_are_enough_connectors() {
+        let ids = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let holding =
+            |pairs: &[(&str, usize)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<BTreeMap<_, _>>();
+        let shares = |enabled: usize, held: &BTreeMap<String, usize>| -> Vec<usize> {
+            let all = ["a", "b", "c"];
+            all.iter()
+                .map(|me| share(enabled, me, &ids(&all.iter().filter(|o| *o != me).copied().collect::<Vec<_>>()), held))
+                .collect()
+        };
+        // 4 on 3, split 2/2/0: one of the two gives one up, the idle one takes it.
+        assert_eq!(shares(4, &holding(&[("a", 2), ("b", 2)])), [2, 1, 1]);
+        assert_eq!(shares(4, &holding(&[("b", 2), ("c", 2)])), [1, 2, 1]);
+        // Nothing held yet: by ID.
+        assert_eq!(shares(4, &BTreeMap::new()), [2, 1, 1]);
+        // A daemon joining takes nothing that need not move: 1 on 2.
+        assert_eq!(share(1, "a", &ids(&["b"]), &holding(&[("b", 1)])), 0);
+        assert_eq!(share(1, "b", &ids(&["a"]), &holding(&[("b", 1)])), 1);
+        assert_eq!(shares(6, &BTreeMap::new()), [2, 2, 2]);
+        assert_eq!(share(0, "a", &[], &BTreeMap::new()), 0);
+        assert_eq!(share(5, "a", &[], &BTreeMap::new()), 5);
+    }
 }

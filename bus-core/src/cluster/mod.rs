@@ -25,7 +25,7 @@ pub use remote::{Forward, ForwardError};
 pub(crate) use remote::{RemoteInstance, RemoteSpec};
 pub(crate) use thread::ClusterThread;
 
-use crate::backend::QueueKey;
+use crate::backend::{CallWindow, QueueKey};
 use crate::db::{Database, DbError};
 use crate::queue::Direction;
 use serde::Serialize;
@@ -81,6 +81,10 @@ struct State {
     leader: bool,
     /// The instances running elsewhere, as last read.
     remote: BTreeMap<i64, RemoteSpec>,
+    /// Connectors taken from another daemon whose lease had not expired
+    /// yet: no call before the old lease's end, by which the previous
+    /// owner has stopped trusting it.
+    not_before: BTreeMap<i64, Instant>,
     last_error: Option<String>,
 }
 
@@ -186,13 +190,24 @@ impl Cluster {
         self.state().holding.epochs.contains_key(&(connector_id, false))
     }
 
-    /// Whether this daemon holds the connector's leases and renewed them so
-    /// recently that they cannot have expired on the server (the renewal
-    /// started at most four fifths of the lease time ago).
-    pub(crate) fn surely_holds(&self, connector_id: i64) -> bool {
+    /// Whether this daemon may call the connector now, and until when: it
+    /// holds the connector's leases, renewed them so recently that they
+    /// cannot have expired on the server (the renewal started at most four
+    /// fifths of the lease time ago), and the previous owner's lease has
+    /// run out (see `not_before`).
+    pub(crate) fn call_window(&self, key: QueueKey) -> CallWindow {
         let state = self.state();
-        let fresh = state.renewed.is_some_and(|r| r.elapsed() < self.config.lease_ttl * 4 / 5);
-        fresh && state.holding.epochs.contains_key(&(connector_id, false))
+        let now = Instant::now();
+        let Some(&epoch) = state.holding.epochs.get(&(key.connector_id, key.direction == Direction::Incoming)) else {
+            return CallWindow::Closed;
+        };
+        let Some(until) = state.renewed.map(|r| r + self.config.lease_ttl * 4 / 5).filter(|u| *u > now) else {
+            return CallWindow::Closed;
+        };
+        if state.not_before.get(&key.connector_id).is_some_and(|at| *at > now) {
+            return CallWindow::Closed;
+        }
+        CallWindow::Open { until: Some(until), token: Some(epoch) }
     }
 
     /// The epoch of a held queue's lease.
@@ -248,6 +263,10 @@ impl Cluster {
                     self.lease_changes.fetch_add(moved as u64, Ordering::Relaxed);
                     tracing::info!(daemon = %self.id, held = ?t.holding.connectors(), "leases changed");
                 }
+                for (connector_id, wait) in t.taken_early {
+                    state.not_before.insert(connector_id, Instant::now() + wait);
+                }
+                state.not_before.retain(|id, at| t.holding.connectors().contains(id) && *at > Instant::now());
                 state.holding = t.holding;
                 state.remote = t.remote;
                 state.leader = t.leader;
@@ -279,7 +298,10 @@ impl Cluster {
         if alive.query_row("SELECT 1", [], |r| r.get::<i64>(0)).is_ok() {
             return Ok(());
         }
-        tracing::warn!(daemon = %self.id, "the liveness session ended; taking the lock again");
+        // The others may take this daemon for gone and its leases for free
+        // from now on: no call until the leases are renewed on a new session.
+        self.state().renewed = None;
+        tracing::warn!(daemon = %self.id, "the liveness session ended; no calls until the leases are renewed; taking the lock again");
         let fresh = self.db.open_connection()?;
         fresh.query_row("SELECT pg_advisory_lock(?1)::text", [self.lock_key], |_| Ok(()))?;
         *alive = fresh;

@@ -84,6 +84,13 @@ pub fn to_postgres(source: &Database, target: &Location) -> Result<Copied, Migra
         return Err(MigrateError::SourceNotFile(source.location().clone()));
     }
     let Location::Postgres(url) = target else { return Err(MigrateError::TargetNotPostgres(target.clone())) };
+    // No daemon may write the file while it is copied (what it accepted
+    // after the copy began would be missing from the target), and none may
+    // start on it until the copy is done.
+    let _hold = match source.location() {
+        Location::File(path) => Some(super::holder::take(path, &format!("a migration (PID {})", std::process::id()))?),
+        Location::Postgres(_) => None,
+    };
     let mut from = source.connect()?;
     // One read transaction: every table as of one moment, even while a
     // daemon still writes to the file.

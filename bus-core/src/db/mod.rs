@@ -1,6 +1,7 @@
 //! The SQLite database: opening connections with the bus's pragmas, and the
 //! schema migrations.
 
+pub mod holder;
 mod location;
 pub mod migrate;
 mod postgres;
@@ -43,6 +44,10 @@ pub enum DbError {
     Seed(String),
     #[error("database error: {0}")]
     Sql(#[from] SqlError),
+    #[error("the database {location} is in use by {holder}; stop it first")]
+    Held { location: Location, holder: String },
+    #[error("cannot lock {path}: {source}")]
+    Hold { path: PathBuf, source: std::io::Error },
 }
 
 /// How hard a commit waits for the disk (SQLite's `synchronous`). In WAL

@@ -47,7 +47,7 @@ impl Drain for IncomingDrain {
                 return Ok(RunEnd::Drained);
             }
             for q in &batch {
-                if !run.is_current() {
+                if !run.is_current(Direction::Incoming) {
                     return Ok(RunEnd::Interrupted);
                 }
                 let started = Instant::now();

@@ -16,6 +16,7 @@ use super::frame::{self, Frame, Outcome, Tag};
 use super::pool::Pool;
 use super::{platform, Limits};
 use crate::loader::open_library_copy;
+use crate::start_by::StartBy;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use connector_abi::abi::{ConnectorBox, HostObject, HostObject_TO};
@@ -139,11 +140,23 @@ pub fn run_host() -> Result<(), HostError> {
         let Ok(f) = incoming.recv() else { return Ok(()) };
         let f = f.map_err(HostError::Read)?;
         match f.tag {
-            Tag::Call => {
+            Tag::Call | Tag::CallBy => {
                 let (object, out) = (object.clone(), out.clone());
                 pool.run(Box::new(move || {
+                    let request = match f.tag {
+                        Tag::CallBy if f.body.len() >= 8 => {
+                            let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
+                            if let Some(late) = by.passed_by() {
+                                let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
+                                send(&out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
+                                return;
+                            }
+                            &f.body[8..]
+                        }
+                        _ => &f.body[..],
+                    };
                     CURRENT_CALL.with(|c| c.set(f.number));
-                    let result = object.call(RSlice::from_slice(&f.body));
+                    let result = object.call(RSlice::from_slice(request));
                     CURRENT_CALL.with(|c| c.set(0));
                     match result {
                         RResult::ROk(bytes) => send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),

@@ -30,6 +30,10 @@ pub(crate) enum Tag {
     HostReply = 6,
     /// Daemon → host: call the connector's shutdown, then exit.
     Shutdown = 7,
+    /// Daemon → host: a `Call` that must start by a moment (8 bytes: a
+    /// [`crate::start_by::StartBy`]; then the request document): past it
+    /// the host answers [`Outcome::NotStarted`] without calling.
+    CallBy = 8,
 }
 
 impl Tag {
@@ -42,6 +46,7 @@ impl Tag {
             5 => Tag::HostCall,
             6 => Tag::HostReply,
             7 => Tag::Shutdown,
+            8 => Tag::CallBy,
             _ => return None,
         })
     }
@@ -56,6 +61,9 @@ pub(crate) enum Outcome {
     /// The call failed before an answer (a panic caught by the SDK); the
     /// error text follows.
     Failed = 1,
+    /// The call was not made: its start deadline had passed when the frame
+    /// arrived (8 bytes: by how many nanoseconds).
+    NotStarted = 2,
 }
 
 /// One frame.

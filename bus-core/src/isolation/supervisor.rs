@@ -39,6 +39,10 @@ pub(crate) enum ChildError {
     /// The call failed inside the connector (a panic its SDK caught).
     #[error("{0}")]
     Failed(String),
+    /// The call was not made: its start deadline had passed when the
+    /// process received it.
+    #[error("not called: the start deadline had passed by {} ms", .late.as_millis())]
+    NotStarted { late: Duration },
     /// The process could not be started or set up.
     #[error("{0}")]
     Start(String),
@@ -414,7 +418,10 @@ impl Process {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         lock(&self.waiting).insert(number, Waiting { answer: tx, lane: lane::current_lane() });
-        let sent = self.send(tag, number, &[request]);
+        let sent = match crate::start_by::current().filter(|_| tag == Tag::Call) {
+            Some(by) => self.send(Tag::CallBy, number, &[&by.to_bytes(), request]),
+            None => self.send(tag, number, &[request]),
+        };
         let answer = match sent {
             Err(cause) => Err(ChildError::Crashed(cause)),
             Ok(()) => match rx.recv_timeout(timeout) {
@@ -619,6 +626,10 @@ fn reply(process: &Process, frame: Frame) {
     let Some(waiter) = lock(&process.waiting).remove(&frame.number) else { return };
     let answer = match frame.body.split_first() {
         Some((&b, rest)) if b == Outcome::Answered as u8 => Ok(rest.to_vec()),
+        Some((&b, rest)) if b == Outcome::NotStarted as u8 => {
+            let nanos = rest.get(..8).map_or(0, |n| u64::from_le_bytes(n.try_into().expect("eight bytes")));
+            Err(ChildError::NotStarted { late: Duration::from_nanos(nanos) })
+        }
         Some((_, rest)) => Err(ChildError::Failed(String::from_utf8_lossy(rest).into_owned())),
         None => Err(ChildError::Failed("the connector process sent an empty reply".into())),
     };

@@ -6,10 +6,11 @@
 use super::answer;
 use super::payload::{self, Payload};
 use super::subscribers;
-use crate::backend::{QueueError, QueueKey, QueueSession, GATHER};
+use crate::backend::{CallWindow, QueueError, QueueKey, QueueSession, GATHER};
 use crate::connector::LiveConnector;
 use crate::queue::{Direction, Matching, Queued};
 use crate::settings::Settings;
+use crate::start_by;
 use crate::worker::{Drain, Run, RunEnd, RunKind};
 use connector_abi::protocol::{kind, BatchResponse, ProcessResponse};
 use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType};
@@ -42,6 +43,7 @@ impl Drain for OutgoingDrain {
             // commit to wait for.
             quick: true,
             key,
+            window: CallWindow::Closed,
         };
         let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
         loop {
@@ -54,7 +56,8 @@ impl Drain for OutgoingDrain {
             // connector process that takes batches; one task otherwise).
             let mut group: Vec<Cow<'_, Queued>> = Vec::with_capacity(group_size);
             for q in &batch {
-                if !run.is_current() {
+                state.window = run.call_window(Direction::Outgoing);
+                if state.window == CallWindow::Closed {
                     run.queue.call_ended();
                     state.delivered.remove(run.queue, key)?;
                     return Ok(RunEnd::Interrupted);
@@ -101,6 +104,9 @@ struct Delivering {
     delivered: Delivered,
     quick: bool,
     key: QueueKey,
+    /// The call window found at the last check: its deadline and fencing
+    /// token go with the next call.
+    window: CallWindow,
 }
 
 impl Delivering {
@@ -109,7 +115,10 @@ impl Delivering {
         let tasks: Vec<&Queued> = group.iter().map(AsRef::as_ref).collect();
         let started = Instant::now();
         run.queue.call_begins(self.quick);
-        let responses = deliver_all(run.connector, &tasks);
+        let CallWindow::Open { until, token } = self.window else {
+            return Err(QueueError::Fenced { connector_id: self.key.connector_id, direction: self.key.direction });
+        };
+        let responses = start_by::within(until, || deliver_all(run.connector, &tasks, token));
         let elapsed = started.elapsed();
         self.quick = elapsed < GATHER;
         let each = elapsed / tasks.len().max(1) as u32;
@@ -187,17 +196,17 @@ impl Delivered {
 /// of them when it takes batches — and returns a result per task, in order:
 /// a call that fails counts as `Error` for the task it was about; the tasks
 /// after an `Error` are not attempted and get no result.
-fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessResponse> {
+fn deliver_all(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>) -> Vec<ProcessResponse> {
     if let [one] = tasks {
-        return vec![deliver(connector, one)];
+        return vec![deliver(connector, one, token)];
     }
     if tasks.iter().any(|q| q.unreadable.is_some()) {
-        return deliver_one_by_one(connector, tasks);
+        return deliver_one_by_one(connector, tasks, token);
     }
-    let request = match payload::batch_request(tasks) {
+    let request = match payload::batch_request(tasks, token) {
         Ok(r) => r,
         // One task cannot be spliced: each goes on its own, so the error is its own.
-        Err(_) => return deliver_one_by_one(connector, tasks),
+        Err(_) => return deliver_one_by_one(connector, tasks, token),
     };
     let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
     match connector.request_batch::<BatchResponse>(&request, count) {
@@ -227,10 +236,10 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessRespo
     }
 }
 
-fn deliver_one_by_one(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<ProcessResponse> {
+fn deliver_one_by_one(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>) -> Vec<ProcessResponse> {
     let mut out = Vec::with_capacity(tasks.len());
     for q in tasks {
-        let response = deliver(connector, q);
+        let response = deliver(connector, q, token);
         let stop = response.result == IntegrationProcessResult::Error;
         out.push(response);
         if stop {
@@ -241,11 +250,11 @@ fn deliver_one_by_one(connector: &LiveConnector, tasks: &[&Queued]) -> Vec<Proce
 }
 
 /// Hands one task to the connector; a call that fails counts as `Error`.
-fn deliver(connector: &LiveConnector, q: &Queued) -> ProcessResponse {
+fn deliver(connector: &LiveConnector, q: &Queued, token: Option<i64>) -> ProcessResponse {
     if let Some(problem) = &q.unreadable {
         return ProcessResponse::error(problem.clone());
     }
-    let request = match payload::async_request(q) {
+    let request = match payload::async_request(q, token) {
         Ok(r) => r,
         Err(e) => return ProcessResponse::error(e),
     };

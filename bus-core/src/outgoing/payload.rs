@@ -103,19 +103,19 @@ pub(crate) fn downgrade(payload: &mut Payload, to: TaskDataType) {
 
 /// The `process_internal_task_async` request for one queued task (see
 /// [`async_body`]).
-pub(crate) fn async_request(q: &Queued) -> Result<Vec<u8>, String> {
-    Ok(encode_request_raw(kind::PROCESS_ASYNC, async_body(q)?.as_bytes()))
+pub(crate) fn async_request(q: &Queued, token: Option<i64>) -> Result<Vec<u8>, String> {
+    Ok(encode_request_raw(kind::PROCESS_ASYNC, async_body(q, token)?.as_bytes()))
 }
 
 /// The `process_internal_tasks_async` request for tasks of one queue:
 /// `{"tasks": [<body>, …]}`, each body as [`async_body`] splices it.
-pub(crate) fn batch_request(tasks: &[&Queued]) -> Result<Vec<u8>, String> {
+pub(crate) fn batch_request(tasks: &[&Queued], token: Option<i64>) -> Result<Vec<u8>, String> {
     let mut body = String::from("{\"tasks\":[");
     for (i, q) in tasks.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&async_body(q)?);
+        body.push_str(&async_body(q, token)?);
     }
     body.push_str("]}");
     Ok(encode_request_raw(kind::PROCESS_ASYNC_BATCH, body.as_bytes()))
@@ -123,8 +123,9 @@ pub(crate) fn batch_request(tasks: &[&Queued]) -> Result<Vec<u8>, String> {
 
 /// The body of a delivery: the task fields, then the stored payload's
 /// fields as they are (re-serialized only when the connector subscribed
-/// with a poorer data mode than stored).
-fn async_body(q: &Queued) -> Result<String, String> {
+/// with a poorer data mode than stored); `token` is the lease epoch the
+/// delivery is made under (`fencing_token`).
+fn async_body(q: &Queued, token: Option<i64>) -> Result<String, String> {
     let data = if q.data_type == q.task_data_type {
         std::borrow::Cow::Borrowed(q.data.as_str())
     } else {
@@ -145,6 +146,10 @@ fn async_body(q: &Queued) -> Result<String, String> {
     body.push_str(&serde_json::to_string(&q.site_name).expect("a string serializes"));
     body.push_str(",\"title\":");
     body.push_str(&serde_json::to_string(&q.title).expect("a string serializes"));
+    if let Some(token) = token {
+        body.push_str(",\"fencing_token\":");
+        body.push_str(&token.to_string());
+    }
     body.push(',');
     body.push_str(rest);
     Ok(body)
@@ -189,7 +194,7 @@ mod tests {
             },
         };
         for (wanted, translations, children) in [("Snapshot", 1, 1), ("SimpleSnapshot", 1, 0), ("Simple", 0, 0)] {
-            let bytes = async_request(&queued(&payload, "Snapshot", wanted)).unwrap();
+            let bytes = async_request(&queued(&payload, "Snapshot", wanted), None).unwrap();
             let env: RequestEnvelope<'_> = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(env.kind, kind::PROCESS_ASYNC);
             let task: OutgoingTask = decode_body(env.body).unwrap();

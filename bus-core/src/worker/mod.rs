@@ -5,7 +5,7 @@
 
 mod thread;
 
-use crate::backend::{QueueError, QueueKey, QueueSession, Queues};
+use crate::backend::{CallWindow, QueueError, QueueKey, QueueSession, Queues};
 use crate::connector::LiveConnector;
 use crate::manager::{ConnectorManager, ConnectorSet};
 use crate::metrics::Metrics;
@@ -67,8 +67,17 @@ impl Run<'_> {
     /// reinitialization or an unload ends the turn, and the run makes no
     /// further call; so does a lease this daemon no longer surely holds
     /// (a shared database), before the reinitialization that follows.
-    pub(crate) fn is_current(&self) -> bool {
-        self.turn.is_current() && self.queue.may_call(self.connector.id)
+    pub(crate) fn is_current(&self, direction: Direction) -> bool {
+        self.call_window(direction) != CallWindow::Closed
+    }
+
+    /// Whether a call into the connector for this run's queue in
+    /// `direction` may start now, with its deadline and fencing token.
+    pub(crate) fn call_window(&self, direction: Direction) -> CallWindow {
+        if !self.turn.is_current() {
+            return CallWindow::Closed;
+        }
+        self.queue.call_window(self.key(direction))
     }
 
     /// Reads the run's tasks, oldest first, a batch at a time.
@@ -259,7 +268,7 @@ pub enum SynchronizeError {
 }
 
 /// Why a worker did not run a synchronize request (its reply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
     #[error("the connector was unloaded")]
     Unloaded,
@@ -267,6 +276,8 @@ pub enum Refusal {
     Disabled(Direction),
     #[error("the connector was reinitialized or unloaded during the run; synchronize again")]
     Interrupted,
+    #[error("the database cannot be reached: {0}")]
+    Database(String),
 }
 
 /// One worker per loaded connector for one direction.
@@ -318,6 +329,14 @@ impl Workers {
                 me.update(set);
             }
         }));
+    }
+
+    /// The workers that cannot reach the database: since how long, and why.
+    pub fn troubles(&self) -> BTreeMap<String, (std::time::Duration, String)> {
+        self.workers()
+            .iter()
+            .filter_map(|(name, w)| w.trouble().map(|(since, why)| (name.clone(), (since.elapsed(), why))))
+            .collect()
     }
 
     fn workers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Worker>> {
@@ -482,7 +501,7 @@ mod tests {
             // that sees it.
             let phase = self.phase.load(Ordering::SeqCst);
             // As the real drains do before every call into the connector.
-            if !run.is_current() {
+            if !run.is_current(Direction::Outgoing) {
                 return Ok(RunEnd::Interrupted);
             }
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;

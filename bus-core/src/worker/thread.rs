@@ -33,6 +33,9 @@ struct State {
     /// the newest is kept: a task heads the queue only once the one handed
     /// before it is gone.
     handed: Option<Queued>,
+    /// Since when, and why, the worker cannot reach the database (cleared
+    /// by the next run that could).
+    trouble: Option<(Instant, String)>,
 }
 
 struct Shared {
@@ -143,6 +146,11 @@ impl Worker {
         let mut st = self.shared.lock();
         st.jobs.push_back(job);
         self.shared.cv.notify_one();
+    }
+
+    /// Since when, and why, the worker cannot reach the database.
+    pub(super) fn trouble(&self) -> Option<(Instant, String)> {
+        self.shared.lock().trouble.clone()
     }
 
     /// Asks the thread to end after its current call; returns the thread,
@@ -272,12 +280,28 @@ impl Runner {
         if self.session.is_none() {
             match self.queues.session() {
                 Ok(s) => self.session = Some(s),
-                Err(e) => {
-                    tracing::warn!(connector = %self.shared.name, error = %e, "the worker cannot open the database")
-                }
+                Err(e) => self.database_trouble(&format!("cannot open a database session: {e}")),
             }
         }
         self.session.as_deref_mut()
+    }
+
+    /// The database failed the worker outside a run: the session is dropped
+    /// (a new one is opened next time: a server restart ends every session),
+    /// the trouble noted for `/health`, and the queue looked at again after
+    /// a pause that grows with each failure in a row.
+    fn database_trouble(&mut self, error: &str) {
+        self.session = None;
+        let mut st = self.shared.lock();
+        st.failures = st.failures.saturating_add(1);
+        let factor = 1u32.checked_shl(st.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+        let delay = self.config.retry_base.saturating_mul(factor).min(self.config.retry_max);
+        st.retry_at = Some(Instant::now() + delay);
+        if st.trouble.is_none() {
+            tracing::warn!(connector = %self.shared.name, error = %error, "the worker cannot reach the database; retrying");
+        }
+        let since = st.trouble.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+        st.trouble = Some((since, error.to_owned()));
     }
 
     /// True when tasks arrived that this worker has not seen (logged by
@@ -285,10 +309,22 @@ impl Runner {
     /// is off are not news: switching it on leaves them for the next trigger.
     fn has_news(&mut self, connector: &LiveConnector) -> bool {
         let drain = self.drain.clone();
-        let enabled = self.settings(true).is_some_and(|s| drain.enabled(&s));
+        // Settings that cannot be read are not "processing off": the tasks
+        // queued meanwhile stay news, and the worker tries again soon.
+        let Some(settings) = self.settings(true) else { return false };
+        let enabled = drain.enabled(&settings);
         let key = QueueKey { connector_id: connector.id, direction: drain.direction() };
         let Some(session) = self.session() else { return false };
-        let newest = session.newest(key).unwrap_or(0);
+        let newest = match session.newest(key) {
+            Ok(newest) => {
+                self.shared.lock().trouble = None;
+                newest
+            }
+            Err(e) => {
+                self.database_trouble(&e.to_string());
+                return false;
+            }
+        };
         let news = enabled && self.was_enabled && newest > self.last_seen;
         if !enabled || !self.was_enabled {
             self.last_seen = self.last_seen.max(newest);
@@ -310,7 +346,7 @@ impl Runner {
                 Some(s)
             }
             Some(Err(e)) => {
-                tracing::warn!(connector = %self.shared.name, error = %e, "cannot read the settings");
+                self.database_trouble(&format!("cannot read the settings: {e}"));
                 None
             }
             None => None,
@@ -326,7 +362,16 @@ impl Runner {
         let handed: Vec<Queued> =
             handed.filter(|t| jobs.is_empty() && t.task_id > self.looked_at).into_iter().collect();
         // A synchronize request always sees the current settings.
-        let enabled = self.settings(fresh || !jobs.is_empty()).is_some_and(|s| self.drain.enabled(&s));
+        let Some(settings) = self.settings(fresh || !jobs.is_empty()) else {
+            // The database is away: the requests get the reason, the queue
+            // a retry (`database_trouble` set it), the wake-up is kept.
+            let why = self.shared.lock().trouble.clone().map(|(_, e)| e).unwrap_or_default();
+            for job in jobs {
+                let _ = job.reply.send(Err(Refusal::Database(why.clone())));
+            }
+            return;
+        };
+        let enabled = self.drain.enabled(&settings);
         self.was_enabled = enabled;
         for job in jobs {
             if !enabled {
@@ -349,10 +394,14 @@ impl Runner {
 
     fn after_run(&mut self, end: Result<RunEnd, QueueError>) {
         let mut st = self.shared.lock();
+        if end.is_ok() {
+            st.trouble = None;
+        }
         match end {
             Ok(RunEnd::Drained) => {
                 st.failures = 0;
                 st.retry_at = None;
+                st.trouble = None;
             }
             // Interrupted without a new instance: the lease was in doubt
             // (a shared database): look again shortly, the queue still
@@ -373,6 +422,8 @@ impl Runner {
                 tracing::warn!(connector = %self.shared.name, direction = self.drain.direction().name(), error = %e, "the queue could not be processed");
                 self.session = None;
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
+                let since = st.trouble.as_ref().map_or_else(Instant::now, |(at, _)| *at);
+                st.trouble = Some((since, e.to_string()));
             }
         }
     }

@@ -34,6 +34,9 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -57,7 +60,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Duplicate(_) | RegistryError::DuplicateIgnoringCase { .. } => StatusCode::CONFLICT,
             RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
             RegistryError::HasQueue { .. } => StatusCode::CONFLICT,
-            RegistryError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RegistryError::Db(e) => return db_error(e),
         };
         ApiError::new(status, e.to_string())
     }
@@ -91,7 +94,13 @@ impl From<ChangeError> for ApiError {
                 ApiError::new(inner.status, message)
             }
             ChangeError::Db(DbError::Sql(e)) => sql_error(&e),
-            ChangeError::Db(e) => ApiError::internal(format!("{e}; nothing was written")),
+            ChangeError::Db(e) => {
+                let inner = db_error(&e);
+                match inner.status {
+                    StatusCode::SERVICE_UNAVAILABLE => inner,
+                    _ => ApiError::internal(format!("{e}; nothing was written")),
+                }
+            }
         }
     }
 }
@@ -130,8 +139,7 @@ impl From<IncomingError> for ApiError {
             IncomingError::Disabled(_) | IncomingError::NotLoaded(_) => StatusCode::CONFLICT,
             IncomingError::UnknownConnector(_) => StatusCode::NOT_FOUND,
             IncomingError::Connector(_) | IncomingError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            IncomingError::Db(DbError::Sql(e)) => return sql_error(e),
-            IncomingError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            IncomingError::Db(e) => return db_error(e),
         };
         ApiError::new(status, e.to_string())
     }
@@ -142,8 +150,7 @@ impl From<SchedulerError> for ApiError {
         let status = match &e {
             SchedulerError::NotFound(_) => StatusCode::NOT_FOUND,
             SchedulerError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            SchedulerError::Db(DbError::Sql(e)) => return sql_error(e),
-            SchedulerError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SchedulerError::Db(e) => return db_error(e),
         };
         ApiError::new(status, e.to_string())
     }
@@ -151,7 +158,22 @@ impl From<SchedulerError> for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::internal(e.to_string())
+        db_error(&e)
+    }
+}
+
+/// A database failure behind any route, read or write: a server that
+/// cannot be reached (down, restarting, refusing connections) is a 503
+/// with the reason, as for writes; anything else a 500.
+fn db_error(e: &DbError) -> ApiError {
+    use bus_core::sql::ErrorKind;
+    match e {
+        DbError::Sql(e) => sql_error(e),
+        DbError::Open { source, .. } if source.kind() == ErrorKind::Disconnected => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database server cannot be reached ({e}); nothing was written, retry later"),
+        ),
+        other => ApiError::internal(other.to_string()),
     }
 }
 

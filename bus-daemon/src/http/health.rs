@@ -33,6 +33,9 @@ pub struct ConnectorHealth {
     pub running_on: Option<String>,
     /// Its create or init has not returned yet.
     pub starting: bool,
+    /// Why one of its workers cannot reach the database (and has not made
+    /// progress since), while that lasts.
+    pub stalled: Option<String>,
 }
 
 /// This daemon's part in a PostgreSQL cluster.
@@ -58,11 +61,20 @@ pub struct Health {
     pub cluster: Option<ClusterHealth>,
 }
 
+/// How long a worker may fail to reach the database (retrying with a
+/// growing pause) before the daemon stops being ready: a session cut once
+/// heals at the next try, well within it.
+const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn health(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<Params>,
 ) -> Result<(StatusCode, Json<Health>), ApiError> {
     let set = s.manager.current();
+    let mut troubles = s.outgoing.troubles();
+    for (name, trouble) in s.incoming.workers().troubles() {
+        troubles.entry(name).or_insert(trouble);
+    }
     let connectors: BTreeMap<String, ConnectorHealth> = set
         .status
         .iter()
@@ -78,6 +90,9 @@ pub async fn health(
                 restarts,
                 running_on: st.running_on.clone(),
                 starting: st.starting,
+                stalled: troubles.get(name).filter(|(since, _)| *since >= STALLED_AFTER).map(|(since, why)| {
+                    format!("its worker cannot reach the database (for {:.1} s): {why}", since.as_secs_f64())
+                }),
             };
             (name.clone(), health)
         })
@@ -85,7 +100,11 @@ pub async fn health(
     let storage_fault = s.protection.storage.fault();
     let ready = storage_fault.is_none()
         && connectors.values().all(|c| {
-            !c.enabled || ((c.loaded || c.running_on.is_some()) && c.error.is_none() && c.hung_for_seconds.is_none())
+            !c.enabled
+                || ((c.loaded || c.running_on.is_some())
+                    && c.error.is_none()
+                    && c.hung_for_seconds.is_none()
+                    && c.stalled.is_none())
         });
     let status = match p.probe.as_deref() {
         None | Some("live") => StatusCode::OK,

@@ -267,6 +267,7 @@ fn check_processing(s: &AppState, direction: Direction) -> Result<(), ApiError> 
 fn sync_error(e: SynchronizeError) -> ApiError {
     match e {
         SynchronizeError::NotLoaded(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        SynchronizeError::Refused(bus_core::worker::Refusal::Database(_)) => ApiError::unavailable(e.to_string()),
         SynchronizeError::Refused(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
     }
 }

@@ -109,6 +109,9 @@ impl Connector for ScriptedConnector {
     }
 
     fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
+        let called_at_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let f = fields(&task.object);
         if let Some(text) = f.get("print").and_then(Value::as_str) {
             // To stdout on purpose: under process isolation it must reach
@@ -136,6 +139,8 @@ impl Connector for ScriptedConnector {
         let report = json!({
             "task_id": task.task_id,
             "attempt": attempt,
+            "called_at_us": called_at_us,
+            "fencing_token": task.fencing_token,
             "task_type": task.task_type,
             "data_type": task.data_type,
             "site_name": task.site_name,

@@ -1,0 +1,107 @@
+//! Faults of a whole PostgreSQL server under a cluster of daemons, on a
+//! server of the test's own (`PrivateServer`): a restart with an outage
+//! longer than the lease time, during a backlog and with changes arriving.
+
+use bus_tests::postgres::PrivateServer;
+use bus_tests::{wait_for, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn users() -> Value {
+    json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}], "sleep_ms": 5})
+}
+
+/// Each report's (time the call started, fencing token, task ID), in the
+/// order the calls started.
+fn calls(env: &TestEnv, connector: &str) -> Vec<(u64, Option<i64>, i64)> {
+    let sql = env.sql();
+    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
+    let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
+        .query_map([connector], |r| r.get::<String>(0))
+        .unwrap()
+        .filter_map(|d| {
+            let report = serde_json::from_str::<Value>(&d.unwrap()).ok()?;
+            Some((report["called_at_us"].as_u64()?, report["fencing_token"].as_i64(), report["task_id"].as_i64()?))
+        })
+        .collect();
+    calls.sort_unstable();
+    calls
+}
+
+fn queued(d: &Daemon) -> Option<i64> {
+    let r = d.get("/api/tasks/outgoing/count");
+    (r.status == 200).then(|| r.body["count"].as_i64()).flatten()
+}
+
+/// Posts a change, again while the server is away (503), until it is taken.
+fn create_until_taken(d: &Daemon, code_name: &str) {
+    wait_for("the change to be taken", WAIT, || {
+        let r = d.post("/api/objects/cms.user", &json!({"code_name": code_name}));
+        assert!(r.status == 201 || r.status == 503, "{}: {}", r.status, r.text);
+        (r.status == 201).then_some(())
+    });
+}
+
+#[test]
+fn a_server_restart_heals_every_session_and_no_call_outlives_its_lease() {
+    let server = PrivateServer::start(&[]);
+    let env = TestEnv::on_server(&server);
+    env.configure_section("cluster", "lease_ttl_ms = 2000");
+    env.scripted("A", users());
+    env.scripted("B", users());
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    wait_for("each daemon to run a connector", WAIT, || {
+        daemons
+            .iter()
+            .all(|d| d.get("/health").body["cluster"]["leases"].as_array().is_some_and(|l| l.len() == 1))
+            .then_some(())
+    });
+    for i in 0..300 {
+        create_until_taken(&daemons[i % 2], &format!("before{i:03}"));
+    }
+    wait_for("deliveries to be under way", WAIT, || (calls(&env, "A").len() >= 30).then_some(()));
+
+    // The server goes away for longer than the lease time (every session
+    // ends with it), then comes back.
+    server.stop();
+    for d in &daemons {
+        for route in ["/api/connectors", "/api/tasks/outgoing", "/api/cluster", "/api/eventlog"] {
+            let r = d.get(route);
+            assert_eq!(r.status, 503, "a read during the outage ({route}) says the database is away: {}", r.text);
+            assert!(r.body["error"].as_str().unwrap().contains("cannot be reached"), "{route}: {}", r.text);
+        }
+        let w = d.post("/api/objects/cms.user", &json!({"code_name": "during"}));
+        assert_eq!(w.status, 503, "{}", w.text);
+    }
+    wait_for("the daemons to say they are not ready", WAIT, || {
+        daemons.iter().all(|d| d.get("/health?probe=ready").status == 503).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2500)); // the outage outlasts the 2 s leases
+    server.start_again();
+
+    for i in 0..100 {
+        create_until_taken(&daemons[i % 2], &format!("after{i:03}"));
+    }
+    wait_for("both queues to drain", WAIT, || daemons.iter().all(|d| queued(d) == Some(0)).then_some(()));
+    for name in ["A", "B"] {
+        let all = calls(&env, name);
+        let distinct: BTreeSet<i64> = all.iter().map(|(_, _, id)| *id).collect();
+        assert_eq!(distinct.len(), 400, "{name}: every acknowledged change delivered");
+        assert!(all.len() - distinct.len() <= 2, "{name}: {} repeats", all.len() - distinct.len());
+        let tokens: Vec<i64> = all.iter().map(|(_, t, _)| t.expect("every call carries its lease epoch")).collect();
+        assert!(
+            tokens.windows(2).all(|w| w[0] <= w[1]),
+            "{name}: a call under an older lease started after one under a newer lease"
+        );
+    }
+    for d in &daemons {
+        let health = wait_for("each daemon to be ready again", WAIT, || {
+            let h = d.get("/health?probe=ready");
+            (h.status == 200).then_some(h)
+        });
+        assert!(health.body["connectors"]["A"]["stalled"].is_null(), "{}", health.text);
+    }
+}
