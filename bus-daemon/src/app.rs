@@ -28,11 +28,17 @@ pub fn open_store(config: &Config) -> Result<Store> {
 pub fn engine_config(config: &Config, address: Option<String>) -> Result<EngineConfig> {
     config.cluster.check()?;
     let call_timeout = Duration::from_millis(config.call_timeout_ms);
-    let token = config.auth_token.as_deref().map(std::sync::Arc::from);
+    let address = config.cluster.address.clone().or(address);
+    let forwarder = crate::http::cluster::Forwarder::new(crate::http::cluster::ForwarderParts {
+        call_timeout,
+        token: config.auth_token.as_deref(),
+        from: address.clone().unwrap_or_default(),
+        ca_cert: config.cluster.ca_cert.clone(),
+    })?;
     let cluster = ClusterConfig {
         lease_ttl: Duration::from_millis(config.cluster.lease_ttl_ms),
-        address: config.cluster.address.clone().or(address),
-        forward: Some(std::sync::Arc::new(crate::http::cluster::Forwarder::new(call_timeout, token)?)),
+        address,
+        forward: Some(std::sync::Arc::new(forwarder)),
     };
     Ok(EngineConfig {
         store: store_config(config),

@@ -262,9 +262,14 @@ pub struct ClusterSection {
     #[serde(default = "default_lease_ttl_ms")]
     pub lease_ttl_ms: u64,
     /// This daemon's API as the other daemons reach it (default: the
-    /// listening address); calls to the connectors it runs are routed there.
+    /// listening address; required when that is a wildcard address); calls
+    /// to the connectors it runs are routed there.
     #[serde(default)]
     pub address: Option<String>,
+    /// A PEM file of the CA certificates the other daemons' HTTPS
+    /// certificates are checked against (default: the public roots).
+    #[serde(default)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 fn default_lease_ttl_ms() -> u64 {
@@ -273,7 +278,7 @@ fn default_lease_ttl_ms() -> u64 {
 
 impl Default for ClusterSection {
     fn default() -> Self {
-        ClusterSection { lease_ttl_ms: default_lease_ttl_ms(), address: None }
+        ClusterSection { lease_ttl_ms: default_lease_ttl_ms(), address: None, ca_cert: None }
     }
 }
 
@@ -285,6 +290,11 @@ impl ClusterSection {
         }
         if let Some(a) = &self.address {
             connector_http::check_url(a).map_err(|e| anyhow::anyhow!("[cluster] address: {e}"))?;
+        }
+        if let Some(ca) = &self.ca_cert {
+            if !ca.is_file() {
+                anyhow::bail!("[cluster] ca_cert: {} is not a readable file", ca.display());
+            }
         }
         Ok(())
     }

@@ -28,6 +28,15 @@ pub fn run(config: Config) -> Result<()> {
     // A wildcard address says nothing to another machine: `[cluster] address`
     // then names this daemon.
     let advertised = (!addr.ip().is_unspecified()).then(|| format!("{scheme}://{addr}"));
+    if advertised.is_none()
+        && config.cluster.address.is_none()
+        && bus_core::db::Location::parse(&config.database.to_string_lossy()).is_postgres()
+    {
+        anyhow::bail!(
+            "the daemon listens on {addr}, a wildcard address, and shares a PostgreSQL database with other daemons: \
+             set `[cluster] address` in bus.toml to the URL they reach this daemon at (calls to the connectors it runs are routed there)"
+        );
+    }
     let engine = Engine::start(app::engine_config(&config, advertised)?)?;
     for (name, status) in engine.first_load() {
         match (&status.error, status.loaded) {
@@ -65,6 +74,7 @@ pub fn run(config: Config) -> Result<()> {
         tls: config.tls_cert.is_some(),
         max_request_bytes: config.http.max_request_bytes,
         requests: Arc::default(),
+        cluster_calls: Arc::new(http::cluster_auth::CallAuth::new(config.auth_token.as_deref())),
     };
     http::error::MAX_REQUEST_BYTES.store(config.http.max_request_bytes, std::sync::atomic::Ordering::Relaxed);
     let tls = match (&config.tls_cert, &config.tls_key) {

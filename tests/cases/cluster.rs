@@ -410,3 +410,101 @@ fn a_stalled_daemon_makes_no_call_after_its_lease_moved() {
     );
     assert_fenced_in_call_order(&all, "A");
 }
+
+#[test]
+fn routed_calls_are_signed_never_carry_the_token_and_trust_the_cluster_ca() {
+    const TOKEN: &str = "cluster-test-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let certs = bus_tests::tls::issue(dir.path());
+    // Whoever can write `Integration_Daemon.DaemonAddress` can point the
+    // routed calls anywhere: here, at a server with a private CA's
+    // certificate, as the owner of `Sync` advertises it.
+    let impostor = bus_tests::hook_server::HookServer::start_tls(&certs.chain, &certs.key);
+    let env = TestEnv::with_backend(Backend::Postgres);
+    env.configure(&format!("auth_token = \"{TOKEN}\""));
+    env.configure_section(
+        "cluster",
+        &format!("lease_ttl_ms = 3000\naddress = \"{}\"\nca_cert = \"{}\"", impostor.url(""), certs.ca.display()),
+    );
+    env.scripted("Sync", json!({"subscriptions": [users("SyncSnapshot")]}));
+    env.scripted("Other", json!({"subscriptions": [users("AsyncSimple")]}));
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    let auth = [("authorization", format!("Bearer {TOKEN}"))];
+    let get = |d: &Daemon, path: &str| {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        bus_tests::http::request_with(&d.addr, "GET", path, None, "application/json", &headers)
+    };
+    let owner_of_sync = wait_for("Sync to run on one daemon", WAIT, || {
+        daemons.iter().position(|d| {
+            serde_json::from_str::<Value>(&get(d, "/health").text).ok().is_some_and(|h| {
+                h["connectors"]["Sync"]["loaded"] == true && h["connectors"]["Sync"]["running_on"].is_null()
+            })
+        })
+    });
+    let outsider = &daemons[1 - owner_of_sync];
+    wait_for("the outsider to know where Sync runs", WAIT, || {
+        let c: Value = serde_json::from_str(&get(outsider, "/api/connectors").text).ok()?;
+        c.as_array()?.iter().any(|c| c["name"] == "Sync" && c["running_on"].is_string()).then_some(())
+    });
+    let headers: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let body = serde_json::to_vec(&json!({"code_name": "routed"})).unwrap();
+    let r = bus_tests::http::request_with(
+        &outsider.addr,
+        "POST",
+        "/api/objects/cms.user",
+        Some(&body),
+        "application/json",
+        &headers,
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The call reached the impostor over TLS with the cluster's CA, signed,
+    // and without the token in any form.
+    let call = wait_for("the routed call", WAIT, || {
+        impostor.posts().into_iter().find(|p| p.path == "/api/cluster/connectors/Sync/call")
+    });
+    for (name, value) in &call.headers {
+        assert!(!value.contains(TOKEN), "the token leaked in `{name}`");
+    }
+    assert!(!String::from_utf8_lossy(&call.raw).contains(TOKEN));
+    let header = |name: &str| call.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let signed: Vec<(&str, String)> = ["x-bus-cluster-from", "x-bus-cluster-time", "x-bus-cluster-signature"]
+        .iter()
+        .map(|h| (*h, header(h).unwrap_or_else(|| panic!("no {h} header: {:?}", call.headers))))
+        .collect();
+    // The daemon that runs Sync takes the signed call once, from nobody
+    // else and not for the token.
+    let owner = &daemons[owner_of_sync];
+    let path = "/api/cluster/connectors/Sync/call";
+    let as_signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first =
+        bus_tests::http::request_with(&owner.addr, "POST", path, Some(&call.raw), "application/json", &as_signed);
+    assert_eq!(first.status, 200, "{}", first.text);
+    let replay =
+        bus_tests::http::request_with(&owner.addr, "POST", path, Some(&call.raw), "application/json", &as_signed);
+    assert_eq!(replay.status, 401, "{}", replay.text);
+    assert!(replay.text.contains("replay"), "{}", replay.text);
+    let with_token =
+        bus_tests::http::request_with(&owner.addr, "POST", path, Some(&call.raw), "application/json", &headers);
+    assert_eq!(with_token.status, 401, "the token is not accepted on the daemons' route: {}", with_token.text);
+    let mut tampered = call.raw.clone();
+    tampered.push(b' ');
+    let forged =
+        bus_tests::http::request_with(&owner.addr, "POST", path, Some(&tampered), "application/json", &as_signed);
+    assert_eq!(forged.status, 401, "{}", forged.text);
+    // Every routed call is in the event log with its origin.
+    let events: Value = serde_json::from_str(&get(owner, "/api/eventlog?limit=500").text).unwrap();
+    let routed: Vec<&Value> =
+        events["items"].as_array().unwrap().iter().filter(|e| e["code"] == "ROUTEDCALL").collect();
+    assert_eq!(routed.len(), 1, "{routed:?}");
+    assert!(routed[0]["description"].as_str().unwrap().contains(&impostor.url("")), "{}", routed[0]);
+}
+
+#[test]
+fn a_clustered_daemon_on_a_wildcard_address_needs_its_cluster_address() {
+    let env = cluster_env(3000);
+    env.configure("auth_token = \"cluster-test-token-0123456789\"");
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    std::fs::write(&env.config_path, config.replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"")).unwrap();
+    let log = env.start_fails();
+    assert!(log.contains("wildcard address") && log.contains("[cluster] address"), "{log}");
+}

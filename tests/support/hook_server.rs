@@ -17,6 +17,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// The body as it arrived.
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -154,6 +156,7 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>) {
             path: path.clone(),
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            raw: body.clone(),
         });
         answer
     };

@@ -73,9 +73,15 @@ pub(super) fn open_route(path: &str) -> bool {
     path == "/" || path == "/health" || path.starts_with("/ui/") || path == "/api/login" || path == "/api/logout"
 }
 
+/// The route the daemons of a cluster call each other on: it takes their
+/// signature (`cluster_auth.rs`), checked by its handler, and no token.
+pub(super) fn daemon_route(path: &str) -> bool {
+    path.strip_prefix("/api/cluster/connectors/").is_some_and(|rest| rest.ends_with("/call"))
+}
+
 pub async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Response {
     let Some(token) = s.auth_token.as_deref() else { return next.run(request).await };
-    if open_route(request.uri().path()) {
+    if open_route(request.uri().path()) || daemon_route(request.uri().path()) {
         return next.run(request).await;
     }
     let headers = request.headers();

@@ -3,17 +3,20 @@
 //! call a connector that runs here (a synchronous subscription, a
 //! synchronous custom subscription of a change that entered there).
 
+use super::cluster_auth::{CallAuth, Signed, FROM_HEADER, SIGNATURE_HEADER, TIME_HEADER};
 use super::error::{blocking, ApiError, ApiPath};
 use super::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bus_core::cluster::{ClusterView, Forward, ForwardError};
 use bus_core::connector::LiveConnector;
-use std::sync::Arc;
+use bus_core::eventlog::NewEvent;
+use connector_abi::EventType;
 use std::time::Duration;
 
 /// The cluster as this daemon sees it (404 on SQLite: one daemon per file).
@@ -32,6 +35,8 @@ pub async fn view(State(s): State<AppState>) -> Result<Json<ClusterView>, ApiErr
 pub async fn call(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     if s.manager.cluster().is_none() {
@@ -43,7 +48,26 @@ pub async fn call(
         StatusCode::PAYLOAD_TOO_LARGE => super::error::too_large(),
         status => ApiError::new(status, rejection.body_text()),
     })?;
+    let signed = signed(&headers);
+    s.cluster_calls
+        .verify(uri.path(), &body, signed.as_ref())
+        .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, why))?;
+    let from = signed.map_or_else(
+        || "a daemon of the cluster (unsigned: no access token)".to_owned(),
+        |s| format!("the daemon at {}", s.from),
+    );
+    let kind =
+        connector_abi::protocol::parse_request(&body).map_or_else(|_| "a request".to_owned(), |r| r.kind.into_owned());
     let answer = blocking(move || {
+        // Every routed call is in the event log, with where it came from.
+        s.events.write_or_warn(&NewEvent {
+            event_type: EventType::Information,
+            source: bus_core::eventlog::BUS_SOURCE,
+            code: "ROUTEDCALL",
+            description: &format!("Connector `{name}` was called (`{kind}`) for {from}"),
+            document_name: None,
+            ..Default::default()
+        });
         // Unknown here is unknown everywhere (one registry): 404, not "moved".
         s.registry.get(&name)?;
         let live = s.manager.get(&name).filter(|c| c.runs_on().is_none()).ok_or_else(|| {
@@ -58,19 +82,32 @@ pub async fn call(
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
-/// Calls connectors on other daemons over their HTTP API.
+/// Calls connectors on other daemons over their HTTP API, each call signed
+/// with the cluster key (never the token itself: see `cluster_auth.rs`).
 pub struct Forwarder {
     client: connector_http::Client,
-    token: Option<Arc<str>>,
+    auth: CallAuth,
+    /// This daemon's address, as it signs its calls.
+    from: String,
+}
+
+/// What [`Forwarder::new`] needs.
+pub struct ForwarderParts<'a> {
+    pub call_timeout: Duration,
+    pub token: Option<&'a str>,
+    pub from: String,
+    /// The CA the other daemons' certificates are checked against.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Forwarder {
     /// A forwarder whose calls wait a little longer than the call timeout
     /// (the other daemon applies the timeout itself).
-    pub fn new(call_timeout: Duration, token: Option<Arc<str>>) -> anyhow::Result<Forwarder> {
-        let options = connector_http::Options { timeout: call_timeout + Duration::from_secs(1), ca_cert: None };
+    pub fn new(parts: ForwarderParts<'_>) -> anyhow::Result<Forwarder> {
+        let options =
+            connector_http::Options { timeout: parts.call_timeout + Duration::from_secs(1), ca_cert: parts.ca_cert };
         let client = connector_http::Client::new(&options).map_err(anyhow::Error::msg)?;
-        Ok(Forwarder { client, token })
+        Ok(Forwarder { client, auth: CallAuth::new(parts.token), from: parts.from })
     }
 }
 
@@ -82,13 +119,16 @@ impl Forward for Forwarder {
         request: &[u8],
         _timeout: Duration,
     ) -> Result<Vec<u8>, ForwardError> {
-        let url = format!(
-            "{}/api/cluster/connectors/{}/call",
-            address.trim_end_matches('/'),
-            connector_http::query_escape(connector)
-        );
-        let headers: Vec<(String, String)> =
-            self.token.iter().map(|t| ("authorization".to_owned(), format!("Bearer {t}"))).collect();
+        let path = format!("/api/cluster/connectors/{}/call", connector_http::query_escape(connector));
+        let url = format!("{}{path}", address.trim_end_matches('/'));
+        let headers: Vec<(String, String)> = match self.auth.sign(&path, &self.from, request) {
+            Some(signed) => vec![
+                (FROM_HEADER.to_owned(), signed.from),
+                (TIME_HEADER.to_owned(), signed.time.to_string()),
+                (SIGNATURE_HEADER.to_owned(), signed.signature),
+            ],
+            None => Vec::new(),
+        };
         let response = self
             .client
             .send("POST", &url, &headers, request)
@@ -102,4 +142,14 @@ impl Forward for Forwarder {
         }
         Ok(response.body.into_bytes())
     }
+}
+
+/// The signature headers of a routed call, when it has them all.
+fn signed(headers: &HeaderMap) -> Option<Signed> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::to_owned);
+    Some(Signed {
+        from: text(FROM_HEADER)?,
+        time: text(TIME_HEADER)?.parse().ok()?,
+        signature: text(SIGNATURE_HEADER)?,
+    })
 }

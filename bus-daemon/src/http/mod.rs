@@ -3,6 +3,7 @@
 mod auth;
 mod caller;
 pub mod cluster;
+pub mod cluster_auth;
 mod connections;
 mod connectors;
 mod content;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// Requests by route, method and status (see `request_metrics.rs`).
     pub requests: Arc<request_metrics::RequestMetrics>,
+    /// Checks the signature of calls routed here by the cluster's daemons
+    /// (see `cluster_auth.rs`).
+    pub cluster_calls: Arc<cluster_auth::CallAuth>,
 }
 
 pub fn router(state: AppState) -> Router {

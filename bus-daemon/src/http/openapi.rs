@@ -8,7 +8,7 @@
 //! check that every route answers, that live answers match their schemas,
 //! and Schemathesis fuzzes the server against this document.
 
-use super::auth::open_route;
+use super::auth::{daemon_route, open_route};
 use super::routes::{Answer, Listed, Route, SchemaOf};
 use super::schema_shape;
 use schemars::generate::SchemaSettings;
@@ -192,6 +192,9 @@ pub(super) fn document(routes: &[Route]) -> Value {
         if open_route(r.path) {
             op["security"] = json!([]);
         }
+        if daemon_route(r.path) {
+            op["security"] = json!([{}, {"cluster": []}]);
+        }
         if let Some(body) = r.body {
             op["requestBody"] = json!({"required": true, "content": json_content(body(&mut generator))});
         }
@@ -216,7 +219,9 @@ pub(super) fn document(routes: &[Route]) -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "The daemon's `auth_token` (bus.toml)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": super::auth::COOKIE,
-                            "description": "Set by `POST /api/login`; requests that change something also send `X-Bus-Csrf: 1`"}
+                            "description": "Set by `POST /api/login`; requests that change something also send `X-Bus-Csrf: 1`"},
+                "cluster": {"type": "apiKey", "in": "header", "name": super::cluster_auth::SIGNATURE_HEADER,
+                            "description": "Between daemons only: an HMAC-SHA256 signature with a key derived from the shared `auth_token`, over the route, `X-Bus-Cluster-From`, `X-Bus-Cluster-Time` (seconds, within 30 s) and the body's SHA-256; each signature is accepted once. The token itself is not accepted on this route."}
             }
         }
     });
