@@ -17,7 +17,9 @@ fn users() -> Value {
 /// Each report's (time the call started, fencing token, task ID), in the
 /// order the calls started.
 fn calls(env: &TestEnv, connector: &str) -> Vec<(u64, Option<i64>, i64)> {
-    let sql = env.sql();
+    let bus_core::db::Location::Postgres(url) = &env.database else { panic!("not on PostgreSQL") };
+    // A session of the test's own, when the server has one to spare.
+    let sql = wait_for("a session for the test's reads", WAIT, || bus_core::sql::Conn::postgres(url).ok());
     let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
     let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
         .query_map([connector], |r| r.get::<String>(0))
@@ -103,5 +105,41 @@ fn a_server_restart_heals_every_session_and_no_call_outlives_its_lease() {
             (h.status == 200).then_some(h)
         });
         assert!(health.body["connectors"]["A"]["stalled"].is_null(), "{}", health.text);
+    }
+}
+
+#[test]
+fn a_server_at_its_connection_limit_slows_the_cluster_down_but_never_wedges_it() {
+    // 16 sessions in all: two daemons' long-lived sessions take 10 of them;
+    // their workers (six, for three connectors), ticks, requests and this
+    // test's reads share the rest — as long as a quiet daemon gives back
+    // what it does not use (an idle worker holds none, an idle pooled
+    // session is closed after two seconds).
+    let server = PrivateServer::start(&["max_connections=16"]);
+    let env = TestEnv::on_server(&server);
+    env.configure_section("cluster", "lease_ttl_ms = 2000");
+    for name in ["A", "B", "C"] {
+        env.scripted(name, users());
+    }
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    wait_for("the connectors to be spread", WAIT, || {
+        let held: usize =
+            daemons.iter().map(|d| d.get("/health").body["cluster"]["leases"].as_array().map_or(0, Vec::len)).sum();
+        (held == 3).then_some(())
+    });
+    for i in 0..150 {
+        create_until_taken(&daemons[i % 2], &format!("u{i:03}"));
+    }
+    wait_for("every queue to drain", WAIT, || daemons.iter().all(|d| queued(d) == Some(0)).then_some(()));
+    for name in ["A", "B", "C"] {
+        let distinct: BTreeSet<i64> = calls(&env, name).iter().map(|(_, _, id)| *id).collect();
+        assert_eq!(distinct.len(), 150, "{name}: every change delivered");
+    }
+    for d in &daemons {
+        let h = wait_for("each daemon to be ready", WAIT, || {
+            let h = d.get("/health?probe=ready");
+            (h.status == 200).then_some(h)
+        });
+        assert!(h.body["cluster"]["error"].is_null(), "{}", h.text);
     }
 }

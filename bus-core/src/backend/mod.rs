@@ -63,6 +63,20 @@ pub(crate) trait Queues: Send + Sync + 'static {
     fn recover(&self) -> Result<(), QueueError>;
     /// A session for one worker.
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError>;
+    /// Whether a worker keeps its session between runs.
+    fn sessions(&self) -> SessionUse {
+        SessionUse::KeepOpen
+    }
+}
+
+/// What a worker does with its session between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionUse {
+    /// Keeps it (SQLite: a session is its place in shared commits).
+    KeepOpen,
+    /// Gives it back after each run (PostgreSQL: an idle worker holds no
+    /// server connection; the pool lends one for the next run).
+    ReturnWhenIdle,
 }
 
 /// Whether, and until when, this daemon may start a call into a connector.

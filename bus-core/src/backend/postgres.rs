@@ -9,9 +9,9 @@
 //! changed and records nothing ([`QueueError::Fenced`]). Locks are taken in
 //! the order a connector delete takes them (connector, then its rows).
 
-use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues};
+use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::cluster::Cluster;
-use crate::db::Database;
+use crate::db::{Database, Pooled};
 use crate::queue::{self, Direction, Queued};
 use crate::settings::{self, Settings};
 use crate::sql::{params, Conn};
@@ -37,12 +37,17 @@ impl Queues for PostgresQueues {
     }
 
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError> {
-        Ok(Box::new(PostgresSession { conn: self.db.open_connection()?, cluster: self.cluster.clone() }))
+        Ok(Box::new(PostgresSession { conn: self.db.connect()?, cluster: self.cluster.clone() }))
+    }
+
+    fn sessions(&self) -> SessionUse {
+        SessionUse::ReturnWhenIdle
     }
 }
 
 struct PostgresSession {
-    conn: Conn,
+    /// Lent by the pool for a run; back to it when the worker lets go.
+    conn: Pooled,
     cluster: Arc<Cluster>,
 }
 

@@ -234,6 +234,22 @@ impl Cluster {
         self.state().leader
     }
 
+    /// Why this daemon could not renew its leases for a whole lease time
+    /// (the server away, refusing connections, …): it delivers nothing
+    /// meanwhile, so it is not ready.
+    pub fn trouble(&self) -> Option<String> {
+        let state = self.state();
+        let error = state.last_error.as_ref()?;
+        let since = state.renewed.map(|r| r.elapsed());
+        if since.is_some_and(|s| s < self.config.lease_ttl) {
+            return None;
+        }
+        Some(match since {
+            Some(s) => format!("the leases were last renewed {:.1} s ago: {error}", s.as_secs_f64()),
+            None => format!("the leases cannot be renewed: {error}"),
+        })
+    }
+
     /// Renews, balances and refreshes; true when the placement changed
     /// (what runs here, or what runs elsewhere and how).
     pub(crate) fn tick(&self) -> Result<bool, DbError> {

@@ -36,21 +36,20 @@ impl Notifier {
     pub(crate) fn spawn(db: Database) -> std::io::Result<Arc<Notifier>> {
         let (sender, receiver) = mpsc::channel::<String>();
         let join = std::thread::Builder::new().name("notify".into()).spawn(move || {
-            let mut conn = None;
             while let Ok(first) = receiver.recv() {
                 let mut keys = BTreeSet::from([first]);
                 keys.extend(receiver.try_iter());
-                if conn.is_none() {
-                    conn = db.open_connection().map_err(|e| tracing::warn!(error = %e, "cannot open the notification connection")).ok();
-                }
-                if let Some(c) = &conn {
-                    for key in &keys {
-                        if let Err(e) = c.query_row("SELECT pg_notify(?1, ?2)::text", crate::params![QUEUE_CHANNEL, key], |_| Ok(())) {
-                            tracing::warn!(error = %e, queue = %key, "cannot send a wake-up; the worker finds the task at its next poll");
-                            conn = None;
-                            break;
+                // A pooled session per batch: an idle daemon holds none for this.
+                match db.connect() {
+                    Ok(c) => {
+                        for key in &keys {
+                            if let Err(e) = c.query_row("SELECT pg_notify(?1, ?2)::text", crate::params![QUEUE_CHANNEL, key], |_| Ok(())) {
+                                tracing::warn!(error = %e, queue = %key, "cannot send a wake-up; the worker finds the task at its next poll");
+                                break;
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot send wake-ups; the workers find the tasks at their next poll"),
                 }
                 std::thread::sleep(WINDOW);
             }

@@ -105,13 +105,20 @@ pub struct Database {
     max_pages: Option<u64>,
     /// Idle PostgreSQL connections (a SQLite connection is cheap to open
     /// and is never pooled).
-    idle: Arc<Mutex<Vec<Conn>>>,
+    idle: IdlePool,
     /// Checkpoints the WAL while any handle on the database lives.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
 
+/// Idle PostgreSQL connections, each with the moment it was given back.
+type IdlePool = Arc<Mutex<Vec<(Conn, std::time::Instant)>>>;
+
 /// Idle PostgreSQL connections kept for the next caller.
 const MAX_IDLE: usize = 8;
+/// How long an idle PostgreSQL connection is kept: a daemon that is quiet
+/// gives its sessions back to the server, which other daemons may need
+/// (`max_connections` is shared by the whole cluster).
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct Migration {
     version: u32,
@@ -242,7 +249,11 @@ impl Database {
                 .map(Conn::from)
                 .map_err(|source| DbError::Open { location: self.location.clone(), source: source.into() })?,
             Location::Postgres(url) => {
-                let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let idle = {
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
+                    idle.pop().map(|(conn, _)| conn)
+                };
                 match idle {
                     Some(c) => c,
                     None => Conn::postgres(url)
@@ -304,7 +315,7 @@ impl Database {
 /// A connection from [`Database::connect`]; derefs to [`Conn`].
 pub struct Pooled {
     conn: Option<Conn>,
-    idle: Option<Arc<Mutex<Vec<Conn>>>>,
+    idle: Option<IdlePool>,
 }
 
 impl std::ops::Deref for Pooled {
@@ -326,8 +337,9 @@ impl Drop for Pooled {
         // A connection left inside a transaction, or broken, is not reused.
         if conn.is_autocommit() && conn.is_usable() {
             let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
             if idle.len() < MAX_IDLE {
-                idle.push(conn);
+                idle.push((conn, std::time::Instant::now()));
             }
         }
     }

@@ -14,6 +14,9 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 /// the cache instead of growing it without end.
 const MAX_STATEMENTS: usize = 512;
 
+/// How long a new connection may take unless the URL says otherwise.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) struct PgConn {
     client: RefCell<postgres::Client>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
@@ -22,7 +25,14 @@ pub(crate) struct PgConn {
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<PgConn> {
-        let client = postgres::Client::connect(url, postgres::NoTls)?;
+        let mut config: postgres::Config = url.parse()?;
+        // A server that does not answer (a wrong host, a dropped network)
+        // fails the connection after this long, not after the kernel's
+        // minutes; a URL may set its own `connect_timeout`.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let client = config.connect(postgres::NoTls)?;
         Ok(PgConn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
@@ -240,7 +250,13 @@ pub(super) fn kind(e: &postgres::Error) -> ErrorKind {
             ErrorKind::Conflict
         }
         Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED => ErrorKind::Busy,
-        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") => ErrorKind::Disconnected,
+        // Down, restarting, or refusing more sessions (`max_connections`):
+        // the server cannot be used now; the message says which.
+        Some(c)
+            if c.code().starts_with("08") || c.code().starts_with("57P") || *c == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            ErrorKind::Disconnected
+        }
         Some(_) => ErrorKind::Other,
         None => ErrorKind::Disconnected,
     }

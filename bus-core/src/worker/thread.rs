@@ -3,7 +3,7 @@
 //! hands the queue to its [`Drain`].
 
 use super::{Drain, Recorder, Refusal, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
-use crate::backend::{QueueError, QueueKey, QueueSession, Queues};
+use crate::backend::{QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::connector::LiveConnector;
 use crate::metrics::Metrics;
 use crate::queue::{Queued, Selection};
@@ -216,6 +216,10 @@ struct Work {
 impl Runner {
     fn run(mut self) {
         loop {
+            if self.queues.sessions() == SessionUse::ReturnWhenIdle {
+                // Between runs a worker holds no server connection.
+                self.session = None;
+            }
             match self.wait() {
                 Wakeup::Stop => return,
                 Wakeup::Idle(connector, generation) => {

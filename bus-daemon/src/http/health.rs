@@ -46,6 +46,8 @@ pub struct ClusterHealth {
     pub leases: Vec<i64>,
     pub lease_changes: u64,
     pub leader: bool,
+    /// Why it could not renew its leases for a whole lease time.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -106,6 +108,8 @@ pub async fn health(
                     && c.hung_for_seconds.is_none()
                     && c.stalled.is_none())
         });
+    let cluster_trouble = s.manager.cluster().and_then(|c| c.trouble());
+    let ready = ready && cluster_trouble.is_none();
     let status = match p.probe.as_deref() {
         None | Some("live") => StatusCode::OK,
         Some("ready") if ready => StatusCode::OK,
@@ -124,6 +128,7 @@ pub async fn health(
             leases: c.held().into_iter().collect(),
             lease_changes: c.lease_changes(),
             leader: c.is_leader(),
+            error: c.trouble(),
         }),
     };
     Ok((status, Json(health)))
