@@ -143,3 +143,44 @@ fn a_server_at_its_connection_limit_slows_the_cluster_down_but_never_wedges_it()
         assert!(h.body["cluster"]["error"].is_null(), "{}", h.text);
     }
 }
+
+#[test]
+fn a_frozen_server_gets_answers_in_bounded_time_and_the_daemon_recovers_when_it_thaws() {
+    let server = PrivateServer::start(&[]);
+    let mut env = TestEnv::on_server(&server);
+    // The server's own statement limit, 2 s: the client gives up a second
+    // after it (the server cannot enforce it while frozen).
+    let bus_core::db::Location::Postgres(url) = env.database.clone() else { unreachable!() };
+    env.use_database(bus_core::db::Location::Postgres(format!("{url}?options=-c%20statement_timeout%3D2000")));
+    env.configure_section("cluster", "lease_ttl_ms = 2000");
+    env.scripted("A", users());
+    let d = env.start();
+    create_until_taken(&d, "before");
+    wait_for("the first delivery", WAIT, || (calls(&env, "A").len() == 1).then_some(()));
+
+    // Every process of the server stops: connections stay open, nothing
+    // answers. Writes and reads get an answer anyway (the test's client
+    // waits at most 30 s for one; without deadlines they would wait until
+    // the thaw below).
+    server.freeze();
+    let write = d.post("/api/objects/cms.user", &json!({"code_name": "frozen"}));
+    assert_eq!(write.status, 503, "{}", write.text);
+    let read = d.get("/api/connectors");
+    assert_eq!(read.status, 503, "{}", read.text);
+    wait_for("the daemon to say it is not ready", WAIT, || (d.get("/health?probe=ready").status == 503).then_some(()));
+    server.thaw();
+
+    create_until_taken(&d, "after");
+    wait_for("the queue to drain", WAIT, || (queued(&d) == Some(0)).then_some(()));
+    let delivered: BTreeSet<i64> = calls(&env, "A").iter().map(|(_, _, id)| *id).collect();
+    let names: Vec<String> = d.get("/api/objects/cms.user").body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["code_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"before".to_owned()) && names.contains(&"after".to_owned()), "{names:?}");
+    // The write that got 503 is either whole (object, task, delivery) or absent.
+    assert_eq!(delivered.len(), names.len(), "every stored change delivered once: {names:?}");
+    wait_for("the daemon to be ready again", WAIT, || (d.get("/health?probe=ready").status == 200).then_some(()));
+}

@@ -11,7 +11,6 @@
 
 use crate::db::Database;
 use crate::queue::Direction;
-use postgres::fallible_iterator::FallibleIterator;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -101,10 +100,7 @@ fn listen(db: &Database, stop: &AtomicBool, on_wake: &dyn Fn(Direction, &str)) -
     conn.execute_batch(&format!("LISTEN {QUEUE_CHANNEL}")).map_err(|e| e.to_string())?;
     let pg = conn.as_postgres().ok_or("not a PostgreSQL connection")?;
     while !stop.load(Ordering::Relaxed) {
-        let mut client = pg.client();
-        let mut notifications = client.notifications();
-        let mut next = notifications.timeout_iter(Duration::from_millis(250));
-        match next.next() {
+        match pg.client().next_notification(Duration::from_millis(250)) {
             Ok(Some(n)) => {
                 let Some((direction, connector)) = n.payload().split_once(':') else { continue };
                 if let Ok(direction) = direction.parse::<Direction>() {

@@ -40,7 +40,7 @@ pub enum SqlError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", postgres::describe(.0))]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] pg_client::Error),
     #[error("column {index}: {message}")]
     Column { index: usize, message: String },
     #[error("the query returned no rows")]
@@ -58,6 +58,10 @@ pub enum ErrorKind {
     Busy,
     /// The connection to the server is gone.
     Disconnected,
+    /// The server did not answer within the deadline (frozen, or cut off
+    /// silently): the connection is given up; a commit in flight may or
+    /// may not have happened.
+    NoAnswer,
     /// A serialization failure or deadlock: the transaction may be retried.
     Conflict,
     Other,
@@ -299,7 +303,7 @@ impl Drop for Tx<'_> {
 enum StmtInner<'c> {
     SqliteCached(rusqlite::CachedStatement<'c>),
     Sqlite(rusqlite::Statement<'c>),
-    Postgres(&'c PgConn, ::postgres::Statement),
+    Postgres(&'c PgConn, pg_client::Statement),
 }
 
 /// A prepared statement.

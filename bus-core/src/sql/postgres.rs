@@ -4,9 +4,10 @@
 
 use super::{ErrorKind, Result, SqlError, ToValue, Value, ValueRef};
 use bytes::BytesMut;
-use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use pg_client::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
@@ -14,46 +15,42 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 /// the cache instead of growing it without end.
 const MAX_STATEMENTS: usize = 512;
 
-/// How long a new connection may take unless the URL says otherwise.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a new connection, and any one call on it, may take (unless the
+/// URL sets `connect_timeout`, or the server's `statement_timeout` through
+/// `options`): a server that stopped answering — frozen, or behind a silent
+/// network — fails the call instead of holding the caller.
+const DEADLINES: pg_client::Deadlines =
+    pg_client::Deadlines { connect: Duration::from_secs(5), call: Duration::from_secs(30) };
 
 pub(crate) struct PgConn {
-    client: RefCell<postgres::Client>,
-    statements: RefCell<HashMap<String, postgres::Statement>>,
+    client: pg_client::Client,
+    statements: RefCell<HashMap<String, pg_client::Statement>>,
     in_transaction: Cell<bool>,
 }
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<PgConn> {
-        let mut config: postgres::Config = url.parse()?;
-        // A server that does not answer (a wrong host, a dropped network)
-        // fails the connection after this long, not after the kernel's
-        // minutes; a URL may set its own `connect_timeout`.
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let client = config.connect(postgres::NoTls)?;
         Ok(PgConn {
-            client: RefCell::new(client),
+            client: pg_client::Client::connect(url, DEADLINES)?,
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
         })
     }
 
     /// The client, for what only PostgreSQL has (notifications).
-    pub(crate) fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
-        self.client.borrow_mut()
+    pub(crate) fn client(&self) -> &pg_client::Client {
+        &self.client
     }
 
     pub(super) fn in_transaction(&self) -> bool {
         self.in_transaction.get()
     }
 
-    pub(super) fn statement(&self, sql: &str) -> Result<postgres::Statement> {
+    pub(super) fn statement(&self, sql: &str) -> Result<pg_client::Statement> {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.borrow_mut().prepare(&placeholders(sql))?;
+        let statement = self.client.prepare(&placeholders(sql))?;
         let mut cache = self.statements.borrow_mut();
         if cache.len() >= MAX_STATEMENTS {
             cache.clear();
@@ -64,7 +61,7 @@ impl PgConn {
 
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
         let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-        let result = self.client.borrow_mut().batch_execute(sql);
+        let result = self.client.batch_execute(sql);
         match word.as_str() {
             "BEGIN" if result.is_ok() => self.in_transaction.set(true),
             "COMMIT" | "ROLLBACK" | "END" => self.in_transaction.set(false),
@@ -73,19 +70,25 @@ impl PgConn {
         Ok(result?)
     }
 
-    pub(super) fn execute(&self, s: &postgres::Statement, params: &[&dyn ToValue]) -> Result<usize> {
+    pub(super) fn execute(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<usize> {
         let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let n = self.client.borrow_mut().execute(s, &refs)?;
+        let n = self.client.execute(s, &refs)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    pub(super) fn query(&self, s: &postgres::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
+    pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
         let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let rows = self.client.borrow_mut().query(s, &refs)?;
+        let rows = self.client.query(s, &refs)?;
         rows.iter()
-            .map(|row| (0..row.len()).map(|i| row.try_get::<_, Any>(i).map(|a| a.0).map_err(SqlError::from)).collect())
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<_, Any>(i).map(|a| a.0).map_err(|e| SqlError::from(pg_client::Error::from(e)))
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -219,7 +222,8 @@ impl<'a> FromSql<'a> for Any {
 
 /// The server's message with its detail, instead of the client's bare
 /// "db error".
-pub(super) fn describe(e: &postgres::Error) -> String {
+pub(super) fn describe(e: &pg_client::Error) -> String {
+    let pg_client::Error::Postgres(e) = e else { return e.to_string() };
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{}: {}", db.severity(), db.message());
@@ -238,8 +242,13 @@ pub(super) fn describe(e: &postgres::Error) -> String {
     }
 }
 
-pub(super) fn kind(e: &postgres::Error) -> ErrorKind {
-    use postgres::error::SqlState;
+pub(super) fn kind(e: &pg_client::Error) -> ErrorKind {
+    use pg_client::SqlState;
+    let e = match e {
+        pg_client::Error::Postgres(e) => e,
+        pg_client::Error::TimedOut(_) => return ErrorKind::NoAnswer,
+        pg_client::Error::Closed | pg_client::Error::Runtime(_) => return ErrorKind::Disconnected,
+    };
     if e.is_closed() {
         return ErrorKind::Disconnected;
     }

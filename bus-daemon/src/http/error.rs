@@ -124,6 +124,13 @@ fn sql_error(e: &bus_core::sql::SqlError) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the database server cannot be reached ({e}); nothing was written, retry later"),
         ),
+        ErrorKind::NoAnswer => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the database server did not answer in time ({e}); if it was committing this change when it stopped \
+                 answering, the change may still appear: read it back before retrying"
+            ),
+        ),
         ErrorKind::Conflict => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the change conflicted with a concurrent one; nothing was written, retry",
@@ -169,10 +176,12 @@ fn db_error(e: &DbError) -> ApiError {
     use bus_core::sql::ErrorKind;
     match e {
         DbError::Sql(e) => sql_error(e),
-        DbError::Open { source, .. } if source.kind() == ErrorKind::Disconnected => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the database server cannot be reached ({e}); nothing was written, retry later"),
-        ),
+        DbError::Open { source, .. } if matches!(source.kind(), ErrorKind::Disconnected | ErrorKind::NoAnswer) => {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the database server cannot be reached ({e}); nothing was written, retry later"),
+            )
+        }
         other => ApiError::internal(other.to_string()),
     }
 }
