@@ -48,6 +48,8 @@ pub enum DbError {
     Held { location: Location, holder: String },
     #[error("cannot lock {path}: {source}")]
     Hold { path: PathBuf, source: std::io::Error },
+    #[error("all {lent} database sessions this daemon lends out are in use (waited {} ms for one)", .waited.as_millis())]
+    Exhausted { lent: usize, waited: std::time::Duration },
 }
 
 /// How hard a commit waits for the disk (SQLite's `synchronous`). In WAL
@@ -106,12 +108,48 @@ pub struct Database {
     /// Idle PostgreSQL connections (a SQLite connection is cheap to open
     /// and is never pooled).
     idle: IdlePool,
+    /// PostgreSQL connections lent out now (see [`MAX_LENT`]).
+    lending: Arc<Lending>,
     /// Checkpoints the WAL while any handle on the database lives.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 /// Idle PostgreSQL connections, each with the moment it was given back.
 type IdlePool = Arc<Mutex<Vec<(Conn, std::time::Instant)>>>;
+
+/// At most this many PostgreSQL connections are lent out at once (besides
+/// the few long-lived ones: the write gate, the liveness lock, the event
+/// log, the incoming logger, the listener): a burst of requests or workers
+/// waits for one instead of opening sessions until the server refuses.
+const MAX_LENT: usize = 64;
+/// How long a borrower waits for a lent connection to come back.
+const LEND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many connections are lent out, and a signal when one comes back.
+#[derive(Debug, Default)]
+struct Lending {
+    lent: Mutex<usize>,
+    returned: std::sync::Condvar,
+}
+
+impl Lending {
+    fn take(self: &Arc<Self>) -> Result<Arc<Self>, DbError> {
+        let lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut lent, wait) =
+            self.returned.wait_timeout_while(lent, LEND_WAIT, |n| *n >= MAX_LENT).unwrap_or_else(|p| p.into_inner());
+        if wait.timed_out() && *lent >= MAX_LENT {
+            return Err(DbError::Exhausted { lent: MAX_LENT, waited: LEND_WAIT });
+        }
+        *lent += 1;
+        Ok(self.clone())
+    }
+
+    fn give_back(&self) {
+        let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        *lent = lent.saturating_sub(1);
+        self.returned.notify_one();
+    }
+}
 
 /// Idle PostgreSQL connections kept for the next caller.
 const MAX_IDLE: usize = 8;
@@ -172,6 +210,7 @@ impl Database {
                     gate: WriteGate(Arc::new(Mutex::new(conn)), Some(location.clone())),
                     max_pages: None,
                     idle: Arc::default(),
+                    lending: Arc::default(),
                     _checkpointer: None,
                 };
                 Ok((db, created))
@@ -201,6 +240,7 @@ impl Database {
             gate: WriteGate(Arc::new(Mutex::new(conn)), None),
             max_pages: None,
             idle: Arc::default(),
+            lending: Arc::default(),
             _checkpointer: Some(Arc::new(checkpointer)),
         };
         Ok((db, created))
@@ -249,27 +289,40 @@ impl Database {
                 .map(Conn::from)
                 .map_err(|source| DbError::Open { location: self.location.clone(), source: source.into() })?,
             Location::Postgres(url) => {
+                let permit = self.lending.take()?;
                 let idle = {
                     let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                     idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
                     idle.pop().map(|(conn, _)| conn)
                 };
-                match idle {
+                let conn = match idle {
                     Some(c) => c,
-                    None => Conn::postgres(url)
-                        .map_err(|source| DbError::Open { location: self.location.clone(), source })?,
-                }
+                    None => match Conn::postgres(url) {
+                        Ok(c) => c,
+                        Err(source) => {
+                            permit.give_back();
+                            return Err(DbError::Open { location: self.location.clone(), source });
+                        }
+                    },
+                };
+                return Ok(Pooled { conn: Some(conn), idle: Some(self.idle.clone()), permit: Some(permit) });
             }
         };
-        Ok(Pooled { conn: Some(conn), idle: self.location.is_postgres().then(|| self.idle.clone()) })
+        Ok(Pooled { conn: Some(conn), idle: None, permit: None })
     }
 
-    /// A connection of its own for a long-lived owner (a worker, the event
-    /// log), never pooled.
+    /// A connection of its own for a long-lived owner (the event log, the
+    /// listener), never pooled nor counted as lent.
     pub fn open_connection(&self) -> Result<Conn, DbError> {
-        let mut pooled = self.connect()?;
-        pooled.idle = None;
-        Ok(pooled.conn.take().expect("a new connection is present"))
+        match &self.location {
+            Location::Postgres(url) => {
+                Conn::postgres(url).map_err(|source| DbError::Open { location: self.location.clone(), source })
+            }
+            Location::File(_) => {
+                let mut pooled = self.connect()?;
+                Ok(pooled.conn.take().expect("a new connection is present"))
+            }
+        }
     }
 
     /// A plain rusqlite connection with the bus's pragmas, for tools that
@@ -316,6 +369,8 @@ impl Database {
 pub struct Pooled {
     conn: Option<Conn>,
     idle: Option<IdlePool>,
+    /// Counted as lent until dropped (PostgreSQL).
+    permit: Option<Arc<Lending>>,
 }
 
 impl std::ops::Deref for Pooled {
@@ -333,6 +388,9 @@ impl std::ops::DerefMut for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            permit.give_back();
+        }
         let (Some(conn), Some(idle)) = (self.conn.take(), &self.idle) else { return };
         // A connection left inside a transaction, or broken, is not reused.
         if conn.is_autocommit() && conn.is_usable() {

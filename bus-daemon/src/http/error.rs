@@ -176,6 +176,9 @@ fn db_error(e: &DbError) -> ApiError {
     use bus_core::sql::ErrorKind;
     match e {
         DbError::Sql(e) => sql_error(e),
+        DbError::Exhausted { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; nothing was written, retry later"))
+        }
         DbError::Open { source, .. } if matches!(source.kind(), ErrorKind::Disconnected | ErrorKind::NoAnswer) => {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
