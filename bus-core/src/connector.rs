@@ -434,12 +434,12 @@ impl Instance {
     /// One request document in, one response document out; a connector
     /// process gets the call timeout once for each of the `tasks` it carries.
     fn call(&self, request: &[u8], tasks: u32) -> Result<Vec<u8>, CallError> {
+        // A connector process checks the start deadline itself, when the
+        // call frame arrives; here it is checked right before the call.
+        let late = crate::start_by::current().and_then(|by| by.passed_by());
         match self {
-            Instance::InProcess(_) | Instance::Remote(_)
-                if crate::start_by::current().is_some_and(|by| by.passed_by().is_some()) =>
-            {
-                let late = crate::start_by::current().and_then(|by| by.passed_by()).unwrap_or_default();
-                Err(CallError::PastStartBy { late_ms: late.as_millis() as u64 })
+            Instance::InProcess(_) | Instance::Remote(_) if late.is_some() => {
+                Err(CallError::PastStartBy { late_ms: late.unwrap_or_default().as_millis() as u64 })
             }
             Instance::InProcess(object) => match object.call(RSlice::from_slice(request)) {
                 RResult::ROk(bytes) => Ok(bytes.into_vec()),

@@ -321,35 +321,6 @@ fn a_daemon_whose_database_sessions_are_cut_connects_again_and_keeps_delivering(
     assert_eq!(health.body["cluster"]["leases"].as_array().unwrap().len(), 1, "it still runs A: {}", health.text);
 }
 
-/// Each report's (time the call started, fencing token, task ID), in the
-/// order the calls started.
-fn calls(env: &TestEnv, connector: &str) -> Vec<(u64, Option<i64>, i64)> {
-    let sql = env.sql();
-    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
-    let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
-        .query_map([connector], |r| r.get::<String>(0))
-        .unwrap()
-        .filter_map(|d| {
-            let report = serde_json::from_str::<Value>(&d.unwrap()).ok()?;
-            Some((report["called_at_us"].as_u64()?, report["fencing_token"].as_i64(), report["task_id"].as_i64()?))
-        })
-        .collect();
-    calls.sort();
-    calls
-}
-
-/// No call started under a lease epoch lower than one already used: once a
-/// daemon took the queue over, the one it took it from made no new call.
-fn assert_fenced_in_call_order(calls: &[(u64, Option<i64>, i64)], what: &str) {
-    let tokens: Vec<i64> = calls.iter().map(|(_, t, _)| t.expect("every call carries its lease epoch")).collect();
-    let back = tokens.windows(2).position(|w| w[1] < w[0]);
-    assert!(
-        back.is_none(),
-        "{what}: a call with an older lease epoch started after a newer one: {:?}",
-        &calls[back.unwrap().saturating_sub(2)..(back.unwrap() + 3).min(calls.len())]
-    );
-}
-
 #[test]
 fn four_connectors_on_three_daemons_leave_none_idle_and_calls_carry_the_lease_epoch() {
     let env = cluster_env(2000);
@@ -374,7 +345,7 @@ fn four_connectors_on_three_daemons_leave_none_idle_and_calls_carry_the_lease_ep
             leases.as_array().unwrap().iter().find(|l| l["connector"] == name && l["direction"] == "outgoing").unwrap()
                 ["epoch"]
                 .as_i64();
-        assert_eq!(calls(&env, name)[0].1, epoch, "{name}: the call carries its lease's epoch");
+        assert_eq!(env.calls(name)[0].1, epoch, "{name}: the call carries its lease's epoch");
     }
 }
 
@@ -400,7 +371,7 @@ fn a_stalled_daemon_makes_no_call_after_its_lease_moved() {
     wait_for("b to deliver", WAIT, || (delivered(&env, "A").len() >= 120).then_some(()));
     a.signal(rustix::process::Signal::CONT);
     wait_for("the queue to drain", WAIT, || (waiting(&b) == 0).then_some(()));
-    let all = calls(&env, "A");
+    let all = env.calls("A");
     let distinct: BTreeSet<i64> = all.iter().map(|(_, _, id)| *id).collect();
     assert_eq!(distinct.len(), 300, "every change delivered");
     assert!(
@@ -408,7 +379,7 @@ fn a_stalled_daemon_makes_no_call_after_its_lease_moved() {
         "at most the call in flight at the stall repeated: {}",
         all.len() - distinct.len()
     );
-    assert_fenced_in_call_order(&all, "A");
+    bus_tests::daemon::assert_fenced_in_call_order(&all, "A");
 }
 
 #[test]

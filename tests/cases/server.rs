@@ -14,25 +14,6 @@ fn users() -> Value {
     json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}], "sleep_ms": 5})
 }
 
-/// Each report's (time the call started, fencing token, task ID), in the
-/// order the calls started.
-fn calls(env: &TestEnv, connector: &str) -> Vec<(u64, Option<i64>, i64)> {
-    let bus_core::db::Location::Postgres(url) = &env.database else { panic!("not on PostgreSQL") };
-    // A session of the test's own, when the server has one to spare.
-    let sql = wait_for("a session for the test's reads", WAIT, || bus_core::sql::Conn::postgres(url).ok());
-    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
-    let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
-        .query_map([connector], |r| r.get::<String>(0))
-        .unwrap()
-        .filter_map(|d| {
-            let report = serde_json::from_str::<Value>(&d.unwrap()).ok()?;
-            Some((report["called_at_us"].as_u64()?, report["fencing_token"].as_i64(), report["task_id"].as_i64()?))
-        })
-        .collect();
-    calls.sort_unstable();
-    calls
-}
-
 fn queued(d: &Daemon) -> Option<i64> {
     let r = d.get("/api/tasks/outgoing/count");
     (r.status == 200).then(|| r.body["count"].as_i64()).flatten()
@@ -64,7 +45,7 @@ fn a_server_restart_heals_every_session_and_no_call_outlives_its_lease() {
     for i in 0..300 {
         create_until_taken(&daemons[i % 2], &format!("before{i:03}"));
     }
-    wait_for("deliveries to be under way", WAIT, || (calls(&env, "A").len() >= 30).then_some(()));
+    wait_for("deliveries to be under way", WAIT, || (env.calls("A").len() >= 30).then_some(()));
 
     // The server goes away for longer than the lease time (every session
     // ends with it), then comes back.
@@ -89,15 +70,11 @@ fn a_server_restart_heals_every_session_and_no_call_outlives_its_lease() {
     }
     wait_for("both queues to drain", WAIT, || daemons.iter().all(|d| queued(d) == Some(0)).then_some(()));
     for name in ["A", "B"] {
-        let all = calls(&env, name);
+        let all = env.calls(name);
         let distinct: BTreeSet<i64> = all.iter().map(|(_, _, id)| *id).collect();
         assert_eq!(distinct.len(), 400, "{name}: every acknowledged change delivered");
         assert!(all.len() - distinct.len() <= 2, "{name}: {} repeats", all.len() - distinct.len());
-        let tokens: Vec<i64> = all.iter().map(|(_, t, _)| t.expect("every call carries its lease epoch")).collect();
-        assert!(
-            tokens.windows(2).all(|w| w[0] <= w[1]),
-            "{name}: a call under an older lease started after one under a newer lease"
-        );
+        bus_tests::daemon::assert_fenced_in_call_order(&all, name);
     }
     for d in &daemons {
         let health = wait_for("each daemon to be ready again", WAIT, || {
@@ -132,7 +109,7 @@ fn a_server_at_its_connection_limit_slows_the_cluster_down_but_never_wedges_it()
     }
     wait_for("every queue to drain", WAIT, || daemons.iter().all(|d| queued(d) == Some(0)).then_some(()));
     for name in ["A", "B", "C"] {
-        let distinct: BTreeSet<i64> = calls(&env, name).iter().map(|(_, _, id)| *id).collect();
+        let distinct: BTreeSet<i64> = env.calls(name).iter().map(|(_, _, id)| *id).collect();
         assert_eq!(distinct.len(), 150, "{name}: every change delivered");
     }
     for d in &daemons {
@@ -156,7 +133,7 @@ fn a_frozen_server_gets_answers_in_bounded_time_and_the_daemon_recovers_when_it_
     env.scripted("A", users());
     let d = env.start();
     create_until_taken(&d, "before");
-    wait_for("the first delivery", WAIT, || (calls(&env, "A").len() == 1).then_some(()));
+    wait_for("the first delivery", WAIT, || (env.calls("A").len() == 1).then_some(()));
 
     // Every process of the server stops: connections stay open, nothing
     // answers. Writes and reads get an answer anyway (the test's client
@@ -172,7 +149,7 @@ fn a_frozen_server_gets_answers_in_bounded_time_and_the_daemon_recovers_when_it_
 
     create_until_taken(&d, "after");
     wait_for("the queue to drain", WAIT, || (queued(&d) == Some(0)).then_some(()));
-    let delivered: BTreeSet<i64> = calls(&env, "A").iter().map(|(_, _, id)| *id).collect();
+    let delivered: BTreeSet<i64> = env.calls("A").iter().map(|(_, _, id)| *id).collect();
     let names: Vec<String> = d.get("/api/objects/cms.user").body["items"]
         .as_array()
         .unwrap()

@@ -255,6 +255,30 @@ impl TestEnv {
             .expect("the daemon binary runs")
     }
 
+    /// What a scripted connector was called with, one entry per call: the
+    /// time the call started (µs), its fencing token and its task ID, in
+    /// the order the calls started (read from the shared event log).
+    /// On a server at its connection limit, it waits for a session.
+    pub fn calls(&self, connector: &str) -> Vec<(u64, Option<i64>, i64)> {
+        let sql = match &self.database {
+            Location::Postgres(url) => {
+                crate::wait_for("a session for the test's reads", Duration::from_secs(60), || Conn::postgres(url).ok())
+            }
+            Location::File(_) => self.sql(),
+        };
+        let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
+        let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
+            .query_map([connector], |r| r.get::<String>(0))
+            .unwrap()
+            .filter_map(|d| {
+                let report = serde_json::from_str::<Value>(&d.unwrap()).ok()?;
+                Some((report["called_at_us"].as_u64()?, report["fencing_token"].as_i64(), report["task_id"].as_i64()?))
+            })
+            .collect();
+        calls.sort_unstable();
+        calls
+    }
+
     /// Appends a section to `bus.toml` (`[name]` and its lines).
     pub fn configure_section(&self, name: &str, lines: &str) {
         let mut text = std::fs::read_to_string(&self.config_path).unwrap();
@@ -467,4 +491,16 @@ impl Drop for Daemon {
 /// Reads a file's text, for assertions.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// No call started under a lease epoch lower than one already used: once a
+/// daemon took the queue over, the one it took it from made no new call.
+pub fn assert_fenced_in_call_order(calls: &[(u64, Option<i64>, i64)], what: &str) {
+    let tokens: Vec<i64> = calls.iter().map(|(_, t, _)| t.expect("every call carries its lease epoch")).collect();
+    let back = tokens.windows(2).position(|w| w[1] < w[0]);
+    assert!(
+        back.is_none(),
+        "{what}: a call with an older lease epoch started after a newer one: {:?}",
+        &calls[back.unwrap().saturating_sub(2)..(back.unwrap() + 3).min(calls.len())]
+    );
 }

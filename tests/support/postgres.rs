@@ -124,39 +124,34 @@ fn start_shared_cluster() -> Server {
     Server { admin_url: format!("{base}/postgres"), base, _users: Some(users) }
 }
 
-fn init_and_start(dir: &Path) -> u16 {
-    let data = dir.join("data");
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_file(dir.join("port"));
-    let user_owned = |p: &Path| {
-        if is_root() {
-            let status = Command::new("chown").arg("postgres").arg(p).status().expect("chown runs");
-            assert!(status.success(), "cannot give {} to the postgres user", p.display());
-        }
-    };
-    std::fs::create_dir_all(&data).unwrap();
-    user_owned(&data);
+/// A new cluster in `data` (an empty folder made here), owned by the
+/// server's user.
+fn initdb(data: &Path) {
+    std::fs::create_dir_all(data).unwrap();
+    if is_root() {
+        let status = Command::new("chown").arg("postgres").arg(data).status().expect("chown runs");
+        assert!(status.success(), "cannot give {} to the postgres user", data.display());
+    }
     let out = as_server_user(&bin("initdb"))
         .arg("-D")
-        .arg(&data)
+        .arg(data)
         .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
         .stdin(Stdio::null())
         .output()
         .expect("initdb runs");
     assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = format!(
-        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB",
-        dir.display()
-    );
-    let log = dir.join("server.log");
+}
+
+/// `pg_ctl <action>` on the cluster in `data`, waiting for it to finish;
+/// a failure shows the server's log.
+fn pg_ctl(data: &Path, log: &Path, options: &str, action: &[&str]) {
     let out = as_server_user(&bin("pg_ctl"))
         .arg("-D")
-        .arg(&data)
+        .arg(data)
         .arg("-l")
-        .arg(&log)
-        .args(["-o", &options, "-w", "-t", "60", "start"])
+        .arg(log)
+        .args(["-o", options, "-w", "-t", "60"])
+        .args(action)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -164,10 +159,24 @@ fn init_and_start(dir: &Path) -> u16 {
         .expect("pg_ctl runs");
     assert!(
         out.status.success(),
-        "the test PostgreSQL server did not start: {}{}",
+        "pg_ctl {action:?} failed: {}{}",
         String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(log).unwrap_or_default()
     );
+}
+
+fn init_and_start(dir: &Path) -> u16 {
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(dir.join("port"));
+    initdb(&data);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = format!(
+        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB",
+        dir.display()
+    );
+    pg_ctl(&data, &dir.join("server.log"), &options, &["start"]);
     std::fs::write(dir.join("port"), port.to_string()).unwrap();
     spawn_reaper(dir, &data);
     port
@@ -218,19 +227,7 @@ impl PrivateServer {
         let dir = tempfile::tempdir().expect("a temp folder");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        if is_root() {
-            let status = Command::new("chown").arg("postgres").arg(&data).status().expect("chown runs");
-            assert!(status.success(), "cannot give {} to the postgres user", data.display());
-        }
-        let out = as_server_user(&bin("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("initdb runs");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        initdb(&data);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut options = format!(
             "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
@@ -247,25 +244,7 @@ impl PrivateServer {
     }
 
     fn pg_ctl(&self, action: &[&str]) {
-        let log = self.dir.path().join("server.log");
-        let out = as_server_user(&bin("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", &self.options, "-w", "-t", "60"])
-            .args(action)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("pg_ctl runs");
-        assert!(
-            out.status.success(),
-            "pg_ctl {action:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        pg_ctl(&self.data, &self.dir.path().join("server.log"), &self.options, action);
     }
 
     /// A new empty database on this server.

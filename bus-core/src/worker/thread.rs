@@ -38,6 +38,27 @@ struct State {
     trouble: Option<(Instant, String)>,
 }
 
+impl State {
+    /// One more failure in a row: the queue is looked at again after a
+    /// pause that doubles with each (from `retry_base`, capped at
+    /// `retry_max`). Returns the pause.
+    fn back_off(&mut self, config: &WorkerConfig) -> std::time::Duration {
+        self.failures = self.failures.saturating_add(1);
+        let factor = 1u32.checked_shl(self.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+        let delay = config.retry_base.saturating_mul(factor).min(config.retry_max);
+        self.retry_at = Some(Instant::now() + delay);
+        delay
+    }
+
+    /// Notes why the database cannot be reached, keeping since when; true
+    /// when the trouble is new.
+    fn note_trouble(&mut self, error: String) -> bool {
+        let since = self.trouble.as_ref().map(|(at, _)| *at);
+        self.trouble = Some((since.unwrap_or_else(Instant::now), error));
+        since.is_none()
+    }
+}
+
 struct Shared {
     name: String,
     state: Mutex<State>,
@@ -105,6 +126,7 @@ impl Worker {
 
     /// Switches to a new instance of the connector (after a reinitialization):
     /// the run in progress ends after its call in flight.
+    ///
     /// The same instance again (a connector that finished starting joined
     /// the set) changes nothing.
     pub(super) fn replace(&self, connector: Arc<LiveConnector>) {
@@ -297,15 +319,10 @@ impl Runner {
     fn database_trouble(&mut self, error: &str) {
         self.session = None;
         let mut st = self.shared.lock();
-        st.failures = st.failures.saturating_add(1);
-        let factor = 1u32.checked_shl(st.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
-        let delay = self.config.retry_base.saturating_mul(factor).min(self.config.retry_max);
-        st.retry_at = Some(Instant::now() + delay);
-        if st.trouble.is_none() {
+        st.back_off(&self.config);
+        if st.note_trouble(error.to_owned()) {
             tracing::warn!(connector = %self.shared.name, error = %error, "the worker cannot reach the database; retrying");
         }
-        let since = st.trouble.as_ref().map_or_else(Instant::now, |(at, _)| *at);
-        st.trouble = Some((since, error.to_owned()));
     }
 
     /// True when tasks arrived that this worker has not seen (logged by
@@ -405,7 +422,6 @@ impl Runner {
             Ok(RunEnd::Drained) => {
                 st.failures = 0;
                 st.retry_at = None;
-                st.trouble = None;
             }
             // Interrupted without a new instance: the lease was in doubt
             // (a shared database): look again shortly, the queue still
@@ -416,18 +432,14 @@ impl Runner {
             Ok(RunEnd::Interrupted) => {}
             Ok(RunEnd::Stopped) if !self.drain.automatic() => {}
             Ok(RunEnd::Stopped) => {
-                st.failures = st.failures.saturating_add(1);
-                let factor = 1u32.checked_shl(st.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
-                let delay = self.config.retry_base.saturating_mul(factor).min(self.config.retry_max);
-                st.retry_at = Some(Instant::now() + delay);
+                let delay = st.back_off(&self.config);
                 tracing::info!(connector = %self.shared.name, retry_in_ms = delay.as_millis() as u64, "queue stopped by an error; retrying later");
             }
             Err(e) => {
                 tracing::warn!(connector = %self.shared.name, direction = self.drain.direction().name(), error = %e, "the queue could not be processed");
                 self.session = None;
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
-                let since = st.trouble.as_ref().map_or_else(Instant::now, |(at, _)| *at);
-                st.trouble = Some((since, e.to_string()));
+                st.note_trouble(e.to_string());
             }
         }
     }
