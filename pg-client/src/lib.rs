@@ -10,13 +10,24 @@
 //!
 //! The engine stays synchronous: the async runtime is private to this crate
 //! (one per connection, running only while a call waits).
+//!
+//! TLS follows libpq's `sslmode` and `sslrootcert` (see `tls.rs`), on
+//! rustls. A statement may be deferred ([`Client::defer_batch`]: the
+//! `BEGIN` of a transaction) and is then sent in the same write as the next
+//! call, saving a round trip to the server.
+
+mod tls;
+
+pub use tls::Mode as SslMode;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use tokio_postgres::error::SqlState;
 pub use tokio_postgres::{types, Notification, Row, Statement};
@@ -34,6 +45,10 @@ pub enum Error {
     Closed,
     #[error("cannot start the database client's runtime: {0}")]
     Runtime(std::io::Error),
+    /// The URL's TLS settings cannot be used (an unknown `sslmode`, a CA
+    /// file that cannot be read or holds no certificate).
+    #[error("TLS to the database server: {0}")]
+    Tls(String),
 }
 
 /// How long calls may take.
@@ -71,12 +86,20 @@ pub struct Client {
     deadline: Duration,
     /// A call timed out: the connection is not used again.
     given_up: Cell<bool>,
+    /// A statement sent with the next call (see [`Client::defer_batch`]).
+    deferred: Cell<Option<&'static str>>,
 }
 
 impl Client {
-    /// Connects to `url` (libpq's URL or key-value form).
+    /// Connects to `url` (libpq's URL or key-value form; in the URL form
+    /// also `sslmode=verify-ca|verify-full` and `sslrootcert=<path>`).
     pub fn connect(url: &str, deadlines: Deadlines) -> Result<Client, Error> {
+        let (url, tls) = tls::split(url).map_err(Error::Tls)?;
         let mut config: tokio_postgres::Config = url.parse()?;
+        if url.starts_with("postgres") {
+            config.ssl_mode(tls.mode.ssl_mode());
+        }
+        let rustls_config = tls::client_config(&tls).map_err(Error::Tls)?;
         let connect = config.get_connect_timeout().copied().unwrap_or(deadlines.connect);
         config.connect_timeout(connect);
         let call = config
@@ -84,36 +107,46 @@ impl Client {
             .and_then(statement_timeout)
             .map_or(deadlines.call, |server| server + Duration::from_secs(1));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
         // The start-up exchange after the TCP connect has no timeout of its
         // own in tokio-postgres: the whole connect gets one.
         // (A timer is made inside the runtime it belongs to.)
-        let connecting = async { tokio::time::timeout(connect, config.connect(tokio_postgres::NoTls)).await };
-        let (client, mut connection) = runtime.block_on(connecting).map_err(|_| Error::TimedOut(connect))??;
-        let (sender, receiver) = mpsc::unbounded_channel();
-        // Drives the connection (while a call waits) and keeps what the
-        // server sends unasked: notifications.
-        runtime.spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(n))) => {
-                        let _ = sender.send(n);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return,
-                }
-            }
-        });
+        let client = match rustls_config {
+            None => runtime.block_on(start(&runtime, &config, tokio_postgres::NoTls, connect, sender))?,
+            Some(c) => runtime.block_on(start(&runtime, &config, MakeRustlsConnect::new(c), connect, sender))?,
+        };
         Ok(Client {
             runtime,
             client,
             notifications: RefCell::new(receiver),
             deadline: call,
             given_up: Cell::new(false),
+            deferred: Cell::new(None),
         })
     }
 
+    /// Sends `sql` (statements without parameters) together with the next
+    /// call instead of on its own: `BEGIN` then costs no round trip. An
+    /// error of `sql` is that call's error.
+    pub fn defer_batch(&self, sql: &'static str) {
+        self.deferred.set(Some(sql));
+    }
+
+    /// Takes back what [`Self::defer_batch`] left unsent; whether there was
+    /// any (a transaction that ran no statement has nothing to end).
+    pub fn cancel_deferred(&self) -> bool {
+        self.deferred.take().is_some()
+    }
+
     fn call<T>(&self, work: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, Error> {
-        match self.runtime.block_on(async { tokio::time::timeout(self.deadline, work).await }) {
+        let deferred = self.deferred.take();
+        let both = async {
+            match deferred {
+                None => work.await,
+                Some(sql) => first_then(self.client.batch_execute(sql), work).await,
+            }
+        };
+        match self.runtime.block_on(async { tokio::time::timeout(self.deadline, both).await }) {
             Ok(result) => Ok(result?),
             Err(_) => {
                 self.given_up.set(true);
@@ -154,6 +187,69 @@ impl Client {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// Connects with `tls` and spawns the task that drives the connection
+/// (while a call waits) and keeps what the server sends unasked:
+/// notifications.
+async fn start<T>(
+    runtime: &Runtime,
+    config: &tokio_postgres::Config,
+    tls: T,
+    within: Duration,
+    notifications: mpsc::UnboundedSender<Notification>,
+) -> Result<tokio_postgres::Client, Error>
+where
+    T: MakeTlsConnect<tokio_postgres::Socket> + 'static,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) =
+        tokio::time::timeout(within, config.connect(tls)).await.map_err(|_| Error::TimedOut(within))??;
+    runtime.spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let _ = notifications.send(n);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    });
+    Ok(client)
+}
+
+/// Runs `first` and `then` pipelined: `first` is polled first, so its
+/// request is queued on the connection before `then`'s, and both go out in
+/// one write; `first`'s error wins.
+async fn first_then<T>(
+    first: impl Future<Output = Result<(), tokio_postgres::Error>>,
+    then: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    let mut first = std::pin::pin!(first);
+    let mut then = std::pin::pin!(then);
+    let mut first_done = None;
+    let mut then_done = None;
+    std::future::poll_fn(|cx| {
+        if first_done.is_none() {
+            if let std::task::Poll::Ready(r) = first.as_mut().poll(cx) {
+                first_done = Some(r);
+            }
+        }
+        if then_done.is_none() {
+            if let std::task::Poll::Ready(r) = then.as_mut().poll(cx) {
+                then_done = Some(r);
+            }
+        }
+        if first_done.is_some() && then_done.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    first_done.expect("polled to the end")?;
+    then_done.expect("polled to the end")
 }
 
 #[cfg(test)]

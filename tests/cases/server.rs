@@ -161,3 +161,64 @@ fn a_frozen_server_gets_answers_in_bounded_time_and_the_daemon_recovers_when_it_
     assert_eq!(delivered.len(), names.len(), "every stored change delivered once: {names:?}");
     wait_for("the daemon to be ready again", WAIT, || (d.get("/health?probe=ready").status == 200).then_some(()));
 }
+
+/// TLS to the server as libpq's URL parameters say (shared/DESIGN.md
+/// "PostgreSQL connection security"): `verify-full` checks the chain and the
+/// server's name, `verify-ca` the chain only; a certificate from another CA,
+/// or for another name under `verify-full`, is refused before a byte of the
+/// bus's data crosses, with an error that says which.
+#[test]
+fn tls_to_the_server_checks_the_ca_and_the_name_as_libpq_does() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = bus_tests::tls::issue_for(certs_dir.path(), "DNS:db.bus.test");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_ca = bus_tests::tls::issue_for(other_dir.path(), "DNS:db.bus.test").ca;
+    let server = PrivateServer::start_with_tls(&certs);
+    let port = server.port();
+    let url = |host: &str, database: &str, query: String| {
+        format!("postgres://postgres@{host}:{port}/{database}?hostaddr=127.0.0.1&{query}")
+    };
+    let opens = |u: &str| bus_core::db::Database::open_at(&bus_core::db::Location::parse(u)).map(drop);
+
+    // verify-full: the daemon serves over TLS, its sessions encrypted.
+    let mut db = server.database();
+    let name = db.name.clone();
+    db.url = url("db.bus.test", &name, format!("sslmode=verify-full&sslrootcert={}", certs.ca.display()));
+    let env = TestEnv::on_database(db);
+    env.scripted("A", users());
+    let d = env.start();
+    let r = d.post("/api/objects/cms.user", &json!({"code_name": "over-tls"}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    wait_for("the delivery", WAIT, || (env.calls("A").len() == 1).then_some(()));
+    let admin = bus_core::sql::Conn::postgres(&format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"))
+        .unwrap();
+    let (tls, plain): (i64, i64) = admin
+        .query_row(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = ?1",
+            [&name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(tls > 0 && plain == 0, "every session of the daemon is encrypted: {tls} with TLS, {plain} without");
+
+    // verify-ca does not check the name; verify-full does.
+    let ca = certs.ca.display();
+    opens(&url("127.0.0.1", &name, format!("sslmode=verify-ca&sslrootcert={ca}"))).expect("verify-ca ignores the name");
+    let err = opens(&url("127.0.0.1", &name, format!("sslmode=verify-full&sslrootcert={ca}"))).unwrap_err().to_string();
+    assert!(err.contains("TLS") && err.contains("not valid for name"), "a wrong name says so: {err}");
+    // Another CA is refused whatever the mode that checks.
+    for mode in ["verify-ca", "verify-full"] {
+        let u = url("db.bus.test", &name, format!("sslmode={mode}&sslrootcert={}", other_ca.display()));
+        let err = opens(&u).unwrap_err().to_string();
+        assert!(err.contains("TLS") && err.contains("invalid peer certificate"), "{mode}, another CA: {err}");
+    }
+    // Bad settings are named before any connection.
+    let err = opens(&url("db.bus.test", &name, "sslmode=verify_full".into())).unwrap_err().to_string();
+    assert!(err.contains("sslmode `verify_full` is not one of"), "{err}");
+    let missing = certs_dir.path().join("missing.pem");
+    let err = opens(&url("db.bus.test", &name, format!("sslmode=verify-full&sslrootcert={}", missing.display())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sslrootcert") && err.contains("missing.pem"), "{err}");
+}

@@ -72,6 +72,12 @@ impl TestEnv {
         Self::on(Some(server.database()))
     }
 
+    /// A new environment on a PostgreSQL database reached by its `url` (a
+    /// URL with TLS parameters, say).
+    pub fn on_database(database: TestDatabase) -> TestEnv {
+        Self::on(Some(database))
+    }
+
     /// A new environment on `postgres` (its database), or on a SQLite file.
     fn on(postgres: Option<TestDatabase>) -> TestEnv {
         artifacts();

@@ -28,7 +28,7 @@ const BIN_DIRS: &[&str] =
 pub struct TestDatabase {
     pub url: String,
     admin_url: String,
-    name: String,
+    pub name: String,
 }
 
 impl Drop for TestDatabase {
@@ -219,6 +219,8 @@ pub struct PrivateServer {
     data: PathBuf,
     options: String,
     base: String,
+    /// The server's certificate and key, with TLS on.
+    _keys: Option<tempfile::TempDir>,
 }
 
 impl PrivateServer {
@@ -238,9 +240,37 @@ impl PrivateServer {
             options.push_str(" -c ");
             options.push_str(setting);
         }
-        let server = PrivateServer { base: format!("postgres://postgres@127.0.0.1:{port}"), dir, data, options };
+        let server = PrivateServer { base: format!("postgres://postgres@127.0.0.1:{port}"), dir, data, options, _keys: None };
         server.pg_ctl(&["start"]);
         server
+    }
+
+    /// A new server that takes TLS sessions (`ssl=on`) with `certs`'s
+    /// server certificate; plain sessions are still taken.
+    pub fn start_with_tls(certs: &crate::tls::TestCerts) -> PrivateServer {
+        let keys = tempfile::tempdir().expect("a temp folder");
+        std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (chain, key) = (keys.path().join("server.crt"), keys.path().join("server.key"));
+        std::fs::copy(&certs.chain, &chain).unwrap();
+        std::fs::copy(&certs.key, &key).unwrap();
+        // The server reads its key only when it alone may.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            let status = Command::new("chown").arg("postgres").arg(&chain).arg(&key).status().expect("chown runs");
+            assert!(status.success(), "cannot give the server's key to the postgres user");
+        }
+        let mut server = PrivateServer::start(&[
+            "ssl=on",
+            &format!("ssl_cert_file={}", chain.display()),
+            &format!("ssl_key_file={}", key.display()),
+        ]);
+        server._keys = Some(keys);
+        server
+    }
+
+    /// The port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.base.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("the base URL ends with the port")
     }
 
     fn pg_ctl(&self, action: &[&str]) {

@@ -25,6 +25,12 @@ fn openssl(args: &[&str], dir: &Path) {
 
 /// Writes a CA and a server certificate into `dir`.
 pub fn issue(dir: &Path) -> TestCerts {
+    issue_for(dir, "IP:127.0.0.1,DNS:localhost")
+}
+
+/// Writes a CA and a server certificate for the names `subject_alt_names`
+/// (openssl's `subjectAltName` syntax) into `dir`.
+pub fn issue_for(dir: &Path, subject_alt_names: &str) -> TestCerts {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=bus test CA", "-keyout", "ca.key", "-out", "ca.pem"];
     ca.extend(ec);
@@ -34,7 +40,9 @@ pub fn issue(dir: &Path) -> TestCerts {
     openssl(&csr, dir);
     std::fs::write(
         dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName={subject_alt_names}\n"
+        ),
     )
     .unwrap();
     openssl(

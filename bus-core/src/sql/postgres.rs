@@ -61,6 +61,20 @@ impl PgConn {
 
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
         let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        match word.as_str() {
+            // Sent with the transaction's first statement: no round trip.
+            "BEGIN" if sql.trim().eq_ignore_ascii_case("BEGIN") => {
+                self.client.defer_batch("BEGIN");
+                self.in_transaction.set(true);
+                return Ok(());
+            }
+            // A transaction that ran nothing was never begun on the server.
+            "COMMIT" | "ROLLBACK" | "END" if self.client.cancel_deferred() => {
+                self.in_transaction.set(false);
+                return Ok(());
+            }
+            _ => {}
+        }
         let result = self.client.batch_execute(sql);
         match word.as_str() {
             "BEGIN" if result.is_ok() => self.in_transaction.set(true),
@@ -248,6 +262,7 @@ pub(super) fn kind(e: &pg_client::Error) -> ErrorKind {
         pg_client::Error::Postgres(e) => e,
         pg_client::Error::TimedOut(_) => return ErrorKind::NoAnswer,
         pg_client::Error::Closed | pg_client::Error::Runtime(_) => return ErrorKind::Disconnected,
+        pg_client::Error::Tls(_) => return ErrorKind::Other,
     };
     if e.is_closed() {
         return ErrorKind::Disconnected;
