@@ -198,11 +198,13 @@ impl EventLog {
     pub fn grid(&self, filters: &EventQuery, grid: &GridQuery<EventSort>) -> Result<GridPage<Event>, DbError> {
         let conn = self.lock();
         let search = grid.search.as_deref().map(contains_pattern);
-        let filter = "FROM CMS_EventLog WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) \
-            AND (EventCode = ?3 OR ?3 IS NULL) AND (Description LIKE ?4 ESCAPE '\\' \
-            OR Source LIKE ?4 ESCAPE '\\' OR EventCode LIKE ?4 ESCAPE '\\' OR UserName LIKE ?4 ESCAPE '\\' \
-            OR DocumentName LIKE ?4 ESCAPE '\\' OR ?4 IS NULL)";
-        let filter = &conn.dialect().case_insensitive_like(filter);
+        let like = crate::driver::of(&conn).like_ignoring_case();
+        let filter = &format!(
+            "FROM CMS_EventLog WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) \
+             AND (EventCode = ?3 OR ?3 IS NULL) AND (Description {like} ?4 ESCAPE '\\' \
+             OR Source {like} ?4 ESCAPE '\\' OR EventCode {like} ?4 ESCAPE '\\' OR UserName {like} ?4 ESCAPE '\\' \
+             OR DocumentName {like} ?4 ESCAPE '\\' OR ?4 IS NULL)"
+        );
         let args = params![filters.source, filters.event_type, filters.code, search];
         let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) {filter}"))?.query_row(args, |r| r.get(0))?;
         let order = grid.order.sql();

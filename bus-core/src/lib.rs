@@ -19,6 +19,7 @@ mod checkpoint;
 pub mod cluster;
 pub mod connector;
 pub mod db;
+mod driver;
 pub mod engine;
 pub mod eventlog;
 pub mod grid;

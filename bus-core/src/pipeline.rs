@@ -3,15 +3,13 @@
 //! hand over to the workers and the synchronous subscribers.
 
 use crate::change::{self, Applied, Change};
-use crate::db::{Database, DbError, WriteGate};
+use crate::db::{Database, DbError};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Outbox, SyncPlan};
 use crate::outgoing::sync::{self, SyncOutcome};
-use crate::registry;
-use crate::settings;
-use crate::sql::{Conn, Dialect};
+use crate::sql::Conn;
 use crate::store::StoreError;
 use crate::worker::Workers;
 use connector_abi::CmsObject;
@@ -59,7 +57,7 @@ struct Pending {
 
 /// Applies changes to the content store.
 pub struct Pipeline {
-    gate: WriteGate,
+    db: Database,
     types: Arc<ObjectTypes>,
     manager: Arc<ConnectorManager>,
     outgoing: Arc<Workers>,
@@ -74,7 +72,7 @@ impl Pipeline {
         outgoing: Arc<Workers>,
         events: Arc<EventLog>,
     ) -> Result<Self, DbError> {
-        Ok(Pipeline { gate: db.gate().clone(), types, manager, outgoing, events })
+        Ok(Pipeline { db: db.clone(), types, manager, outgoing, events })
     }
 
     pub fn types(&self) -> &ObjectTypes {
@@ -116,32 +114,13 @@ impl Pipeline {
         work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let set = self.manager.current();
-        let mut turn = self.gate.enter();
-        let tx = turn.transaction_with(crate::sql::Begin::Immediate)?;
-        let settings = settings::read(&tx)?;
+        let mut writer = self.db.writer()?;
+        let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
+        let settings = self.db.settings().read(&tx)?;
         // A registry edit not yet reinitialized (a connector deleted with
         // plain SQL, say): only connectors that still exist get tasks.
-        let live: Vec<_> = match tx.dialect() {
-            // The write lock keeps the registry as read until the commit.
-            Dialect::Sqlite => {
-                let stale = registry::registry_version(&tx)? != set.registry_version;
-                let mut live = Vec::with_capacity(set.live.len());
-                for c in set.live.values() {
-                    if !stale || registry::exists(&tx, c.id)? {
-                        live.push(c.clone());
-                    }
-                }
-                live
-            }
-            // Another daemon (or psql) may delete a connector at any moment:
-            // the rows of the live connectors are locked against deletion
-            // until the commit (edits that keep the key still go through).
-            Dialect::Postgres => {
-                let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
-                let present = registry::lock_present(&tx, &ids)?;
-                set.live.values().filter(|c| present.contains(&c.id)).cloned().collect()
-            }
-        };
+        let live: Vec<_> = set.live.values().cloned().collect();
+        let live = crate::driver::of(&tx).present_connectors(&tx, &live, set.registry_version)?;
         let applied_all = work(&tx, &self.types)?;
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);
@@ -166,7 +145,7 @@ impl Pipeline {
         }
         let after_commit = outbox.finish();
         tx.commit()?;
-        drop(turn);
+        drop(writer);
         if !after_commit.woken.is_empty() {
             self.outgoing.hand_over(after_commit.heads);
             self.outgoing.wake(after_commit.woken.iter().map(String::as_str));

@@ -60,33 +60,74 @@ pub(crate) struct NewTask<'a> {
 }
 
 pub(crate) fn insert_task(conn: &Conn, t: &NewTask<'_>) -> crate::sql::Result<i64> {
-    let (object_type, object_id, node_id, document_id, alias_path) = match t.object {
-        CmsObject::Object(o) => (Some(o.object_type.as_str()), Some(o.id), None, None, None),
-        CmsObject::Document(d) => (None, None, Some(d.node_id), Some(d.document_id), Some(d.node_alias_path.as_str())),
-    };
     conn.prepare_cached(
         "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, \
          TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING TaskID",
     )?
-    .query_row(
-        params![
-        t.direction,
-        t.task_type.name(),
-        t.data_type.name(),
-        t.process_type.map(|p| p.name()),
-        t.site_name,
-        t.title,
+    .query_row(task_columns(t).values(), |r| r.get(0))
+}
+
+/// A new task's columns as `Integration_Task` stores them.
+pub(crate) struct TaskColumns<'a> {
+    direction: Direction,
+    task_type: &'static str,
+    data_type: &'static str,
+    process_type: Option<&'static str>,
+    site_name: Option<&'a str>,
+    title: &'a str,
+    object_type: Option<&'a str>,
+    object_id: Option<i64>,
+    node_id: Option<i64>,
+    document_id: Option<i64>,
+    alias_path: Option<&'a str>,
+    data: &'a str,
+    time: String,
+}
+
+impl TaskColumns<'_> {
+    /// The values in the order of the task `INSERT`'s thirteen columns
+    /// (`TaskIsInbound` … `TaskTime`).
+    pub(crate) fn values(&self) -> Vec<&dyn crate::sql::ToValue> {
+        vec![
+            &self.direction,
+            &self.task_type,
+            &self.data_type,
+            &self.process_type,
+            &self.site_name,
+            &self.title,
+            &self.object_type,
+            &self.object_id,
+            &self.node_id,
+            &self.document_id,
+            &self.alias_path,
+            &self.data,
+            &self.time,
+        ]
+    }
+}
+
+/// The columns `t` is stored with.
+pub(crate) fn task_columns<'a>(t: &NewTask<'a>) -> TaskColumns<'a> {
+    let (object_type, object_id, node_id, document_id, alias_path) = match t.object {
+        CmsObject::Object(o) => (Some(o.object_type.as_str()), Some(o.id), None, None, None),
+        CmsObject::Document(d) => (None, None, Some(d.node_id), Some(d.document_id), Some(d.node_alias_path.as_str())),
+    };
+    TaskColumns {
+        direction: t.direction,
+        task_type: t.task_type.name(),
+        data_type: t.data_type.name(),
+        process_type: t.process_type.map(|p| p.name()),
+        site_name: t.site_name,
+        title: t.title,
         object_type,
         object_id,
         node_id,
         document_id,
         alias_path,
-        t.data,
-        crate::db::now()
-        ],
-        |r| r.get(0),
-    )
+        data: t.data,
+        time: crate::db::now(),
+    }
 }
 
 /// Queues a task for one connector.
@@ -113,7 +154,7 @@ pub(crate) enum Matching {
 }
 
 impl Matching {
-    fn column(self) -> Option<&'static str> {
+    pub(crate) fn column(self) -> Option<&'static str> {
         match self {
             Matching::Decided => None,
             Matching::Ask => Some("Ask"),

@@ -563,12 +563,7 @@ impl Registry {
     pub fn delete(&self, name: &str, queue: QueuedTasks) -> Result<i64, RegistryError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with(crate::sql::Begin::Immediate)?;
-        if tx.dialect() == crate::sql::Dialect::Postgres {
-            // SQLite's IMMEDIATE already holds the write lock: on PostgreSQL
-            // the row is locked before counting, so no change queues for it
-            // between the count and the delete (a change locks it first).
-            tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = ?1 FOR UPDATE", [name])?;
-        }
+        crate::driver::of(&tx).lock_connector_for_delete(&tx, name)?;
         let queued = queued_relations(&tx, name)?.ok_or_else(|| RegistryError::NotFound(name.to_owned()))?;
         if queued > 0 && queue == QueuedTasks::Keep {
             return Err(RegistryError::HasQueue { name: name.to_owned(), queued });
@@ -643,19 +638,6 @@ fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::
 /// Of `ids`, the connectors still registered, each locked against deletion
 /// until the transaction ends (PostgreSQL's `FOR KEY SHARE`: edits that keep
 /// the ID go through, a delete waits).
-pub(crate) fn lock_present(conn: &Conn, ids: &[i64]) -> Result<Vec<i64>, crate::sql::SqlError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let marks = vec!["?"; ids.len()].join(", ");
-    let values: Vec<&dyn crate::sql::ToValue> = ids.iter().map(|id| id as &dyn crate::sql::ToValue).collect();
-    conn.prepare_cached(&format!(
-        "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID IN ({marks}) ORDER BY ConnectorID FOR KEY SHARE"
-    ))?
-    .query_map(values, |r| r.get(0))?
-    .collect()
-}
-
 pub fn exists(conn: &Conn, connector_id: i64) -> Result<bool, crate::sql::SqlError> {
     conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?.exists([connector_id])
 }

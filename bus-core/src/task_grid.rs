@@ -47,12 +47,19 @@ impl std::str::FromStr for TaskSort {
     }
 }
 
-const FROM: &str = "FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
-    JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
-    WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL) \
-    AND (t.TaskTitle LIKE ?3 ESCAPE '\\' OR t.TaskType LIKE ?3 ESCAPE '\\' \
-         OR c.ConnectorDisplayName LIKE ?3 ESCAPE '\\' OR ?3 IS NULL) \
-    AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
+/// The rows a task grid lists, searched with `like` (the driver's
+/// case-ignoring `LIKE`).
+fn from(conn: &Conn) -> String {
+    let like = crate::driver::of(conn).like_ignoring_case();
+    format!(
+        "FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
+         JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
+         WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL) \
+         AND (t.TaskTitle {like} ?3 ESCAPE '\\' OR t.TaskType {like} ?3 ESCAPE '\\' \
+              OR c.ConnectorDisplayName {like} ?3 ESCAPE '\\' OR ?3 IS NULL) \
+         AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)"
+    )
+}
 
 /// What a task grid lists before it sorts and pages: the rows of one
 /// direction, of one connector or all, whose title, type or connector name
@@ -73,7 +80,7 @@ impl TaskFilter<'_> {
 
 /// The rows a filter lists, in creation order: `(connector ID, task ID)`.
 pub fn listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<Vec<(i64, i64)>> {
-    let from = conn.dialect().case_insensitive_like(FROM);
+    let from = from(conn);
     let sql = format!("SELECT s.SynchronizationConnectorID, t.TaskID {from} ORDER BY t.TaskID, s.SynchronizationID");
     let rows = conn
         .prepare(&sql)?
@@ -85,7 +92,7 @@ pub fn listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<Vec<(i
 /// Deletes exactly the rows a filter lists (each task goes with its last
 /// relation), in one statement; returns how many relations went.
 pub fn delete_listed(conn: &Conn, filter: &TaskFilter<'_>) -> crate::sql::Result<usize> {
-    let from = conn.dialect().case_insensitive_like(FROM);
+    let from = from(conn);
     conn.execute(
         &format!(
             "DELETE FROM Integration_Synchronization WHERE SynchronizationID IN (SELECT s.SynchronizationID {from})"
@@ -102,7 +109,7 @@ pub fn page(
     q: &GridQuery<TaskSort>,
 ) -> crate::sql::Result<GridPage<TaskRow>> {
     let search = TaskFilter { direction, connector_id, search: q.search.as_deref() }.pattern();
-    let from = conn.dialect().case_insensitive_like(FROM);
+    let from = from(conn);
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) {from}"))?
         .query_row(params![direction, connector_id, search], |r| r.get(0))?;

@@ -3,17 +3,18 @@
 //! (the server takes concurrent writers), a delivery removes its relation
 //! in the delivery's own commit (no recorded-deliveries table), and every
 //! write is fenced: it commits only while this daemon still holds the
-//! queue's lease at the epoch it was claimed with. The lease row is read
-//! `FOR SHARE` in the same transaction, so a takeover (an `UPDATE` of that
-//! row) waits for the commit, and a write after a takeover finds the row
-//! changed and records nothing ([`QueueError::Fenced`]). Locks are taken in
-//! the order a connector delete takes them (connector, then its rows).
+//! queue's lease at the epoch it was claimed with (`bus_hold_lease` in the
+//! schema: the lease row read `FOR SHARE` in the same transaction, so a
+//! takeover — an `UPDATE` of that row — waits for the commit, and a write
+//! after a takeover finds the row changed and records nothing:
+//! [`QueueError::Fenced`]). A delivery is one statement, fence and removal
+//! together (`bus_deliver`): one round trip, committed on its own.
 
 use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::cluster::Cluster;
 use crate::db::{Database, Pooled};
 use crate::queue::{self, Direction, Queued};
-use crate::settings::{self, Settings};
+use crate::settings::Settings;
 use crate::sql::{params, Conn};
 use connector_abi::IntegrationProcessType;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ impl Queues for PostgresQueues {
     }
 
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError> {
-        Ok(Box::new(PostgresSession { conn: self.db.connect()?, cluster: self.cluster.clone() }))
+        Ok(Box::new(PostgresSession { conn: self.db.connect()?, db: self.db.clone(), cluster: self.cluster.clone() }))
     }
 
     fn sessions(&self) -> SessionUse {
@@ -48,6 +49,7 @@ impl Queues for PostgresQueues {
 struct PostgresSession {
     /// Lent by the pool for a run; back to it when the worker lets go.
     conn: Pooled,
+    db: Database,
     cluster: Arc<Cluster>,
 }
 
@@ -59,50 +61,63 @@ impl PostgresSession {
         key: QueueKey,
         write: impl FnOnce(&Conn) -> crate::sql::Result<T>,
     ) -> Result<T, QueueError> {
-        let fenced = || QueueError::Fenced { connector_id: key.connector_id, direction: key.direction };
-        let epoch = self.cluster.epoch(key).ok_or_else(fenced)?;
+        let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
         let tx = self.conn.transaction()?;
-        // The connector row first, as a delete of the connector takes it
-        // first too (then its relations and leases, by cascade): in any
-        // other order a delivery and a delete could each wait for the other.
-        let registered = tx
-            .prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1 FOR KEY SHARE")?
-            .exists([key.connector_id])?;
-        if !registered {
-            return Err(fenced());
-        }
-        let holds = tx
-            .prepare_cached(
-                "SELECT 1 FROM Integration_Lease WHERE LeaseConnectorID = ?1 AND LeaseIsInbound = ?2 \
-                 AND LeaseOwner = ?3 AND LeaseEpoch = ?4 AND LeaseExpires > clock_timestamp() FOR SHARE",
-            )?
-            .exists(params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch])?;
-        if !holds {
-            tracing::warn!(
-                connector_id = key.connector_id,
-                direction = key.direction.name(),
-                epoch,
-                "the queue's lease moved on; nothing recorded"
-            );
-            return Err(fenced());
+        if !hold_lease(&tx, key, self.cluster.id(), epoch)? {
+            return Err(moved(key, epoch));
         }
         let value = write(&tx)?;
         tx.commit()?;
         Ok(value)
     }
+
+    /// Removes delivered relations (and tasks left with none) in one round
+    /// trip: the fence and the removal are one statement, committed on its
+    /// own (`bus_deliver`, schema/postgres/v3.sql).
+    fn remove(&mut self, key: QueueKey, sync_ids: &[i64]) -> Result<(), QueueError> {
+        let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
+        let ids = format!("{{{}}}", sync_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let removed: bool = self.conn.query_row(
+            "SELECT bus_deliver(?1, ?2, ?3, ?4, CAST(?5 AS TEXT)::BIGINT[])",
+            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],
+            |r| r.get(0),
+        )?;
+        if removed {
+            Ok(())
+        } else {
+            Err(moved(key, epoch))
+        }
+    }
+
 }
 
-fn delete_relations(tx: &Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
-    let mut stmt = tx.prepare_cached("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1")?;
-    for id in sync_ids {
-        stmt.execute([id])?;
-    }
-    Ok(())
+fn moved(key: QueueKey, epoch: i64) -> QueueError {
+    tracing::warn!(
+        connector_id = key.connector_id,
+        direction = key.direction.name(),
+        epoch,
+        "the queue's lease moved on; nothing recorded"
+    );
+    fenced(key)
+}
+
+fn fenced(key: QueueKey) -> QueueError {
+    QueueError::Fenced { connector_id: key.connector_id, direction: key.direction }
+}
+
+/// Whether this daemon still holds `key`'s lease at `epoch`; if so it keeps
+/// holding it until `tx` ends (`bus_hold_lease`, schema/postgres/v3.sql).
+fn hold_lease(tx: &Conn, key: QueueKey, owner: &str, epoch: i64) -> crate::sql::Result<bool> {
+    tx.query_row(
+        "SELECT bus_hold_lease(?1, ?2, ?3, ?4)",
+        params![key.connector_id, key.direction == Direction::Incoming, owner, epoch],
+        |r| r.get(0),
+    )
 }
 
 impl QueueSession for PostgresSession {
     fn settings(&mut self) -> Result<Settings, QueueError> {
-        Ok(settings::read(&self.conn)?)
+        Ok(self.db.settings().read(&self.conn)?)
     }
 
     /// Only while the lease is held and was renewed recently enough that
@@ -143,7 +158,7 @@ impl QueueSession for PostgresSession {
     /// The removal itself, fenced: a daemon that lost the lease meanwhile
     /// records nothing, and the new owner delivers the task again.
     fn delivered(&mut self, key: QueueKey, sync_ids: &[i64], _next_quick: bool) -> Result<(), QueueError> {
-        self.fenced(key, |tx| delete_relations(tx, sync_ids))
+        self.remove(key, sync_ids)
     }
 
     fn remove_recorded(&mut self) -> Result<(), QueueError> {
@@ -151,7 +166,7 @@ impl QueueSession for PostgresSession {
     }
 
     fn complete(&mut self, key: QueueKey, sync_ids: &[i64]) -> Result<(), QueueError> {
-        self.fenced(key, |tx| delete_relations(tx, sync_ids))
+        self.remove(key, sync_ids)
     }
 
     fn record_failure(&mut self, key: QueueKey, sync_id: i64, message: &str, skipped: bool) -> Result<(), QueueError> {

@@ -112,6 +112,8 @@ pub struct Database {
     lending: Arc<Lending>,
     /// Checkpoints the WAL while any handle on the database lives.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// The settings as last read (kept only where edits are announced).
+    settings: Arc<crate::settings::SettingsCache>,
 }
 
 /// Idle PostgreSQL connections, each with the moment it was given back.
@@ -212,6 +214,7 @@ impl Database {
                     idle: Arc::default(),
                     lending: Arc::default(),
                     _checkpointer: None,
+                    settings: Arc::default(),
                 };
                 Ok((db, created))
             }
@@ -242,6 +245,7 @@ impl Database {
             idle: Arc::default(),
             lending: Arc::default(),
             _checkpointer: Some(Arc::new(checkpointer)),
+            settings: Arc::default(),
         };
         Ok((db, created))
     }
@@ -264,6 +268,22 @@ impl Database {
     /// the connection it writes through.
     pub(crate) fn gate(&self) -> &WriteGate {
         &self.gate
+    }
+
+    /// Where a write transaction of this process runs: on SQLite the
+    /// shared writing connection, one writer at a time (the gate); on
+    /// PostgreSQL a pooled connection of the writer's own — the server
+    /// takes concurrent writers, and a gate would make them one.
+    pub(crate) fn writer(&self) -> Result<Writer<'_>, DbError> {
+        Ok(match self.location {
+            Location::File(_) => Writer::Gate(self.gate.enter()),
+            Location::Postgres(_) => Writer::Pooled(self.connect()?),
+        })
+    }
+
+    /// The settings, kept between reads where every edit is announced.
+    pub fn settings(&self) -> &crate::settings::SettingsCache {
+        &self.settings
     }
 
     /// Where the database is.
@@ -362,6 +382,31 @@ impl Database {
     /// (see [`revive`]); a no-op on SQLite.
     pub(crate) fn revive(&self, conn: &mut Conn) {
         revive(&self.location, conn);
+    }
+}
+
+/// A write turn from [`Database::writer`]; derefs to its [`Conn`].
+pub(crate) enum Writer<'a> {
+    Gate(MutexGuard<'a, Conn>),
+    Pooled(Pooled),
+}
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            Writer::Gate(c) => c,
+            Writer::Pooled(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            Writer::Gate(c) => c,
+            Writer::Pooled(c) => c,
+        }
     }
 }
 

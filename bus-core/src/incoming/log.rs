@@ -7,7 +7,7 @@
 use super::IncomingError;
 use crate::change;
 use crate::connector::LiveConnector;
-use crate::db::WriteGate;
+use crate::db::Database;
 use crate::object_types::ObjectTypes;
 use crate::outgoing::payload::Payload;
 use crate::queue::{self, Direction, NewTask};
@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// meanwhile.
 pub(super) fn log(
     settings: &Settings,
-    gate: &WriteGate,
+    db: &Database,
     types: &ObjectTypes,
     connector: &Arc<LiveConnector>,
     request: LogIncomingTaskRequest,
@@ -85,7 +85,7 @@ pub(super) fn log(
     let payload = Payload { object, translations };
     let data = serde_json::to_string(&payload).expect("a payload serializes");
     // The connector was asked everything above; only now take the write turn.
-    let mut turn = gate.enter();
+    let mut turn = db.writer()?;
     // IMMEDIATE: the existence check reads first, and a read transaction
     // that turns into a write fails at once if another process committed
     // in between (SQLite's busy snapshot), instead of waiting its turn.

@@ -94,9 +94,9 @@ impl Incoming {
         let settings = {
             let mut logger = self.logger.lock().unwrap_or_else(|p| p.into_inner());
             self.db.revive(&mut logger);
-            settings::read(&logger)?
+            self.db.settings().read(&logger)?
         };
-        log::log(&settings, self.db.gate(), &self.types, &live, request)
+        log::log(&settings, &self.db, &self.types, &live, request)
     }
 
     /// Starts processing the incoming queue of one connector, or of every

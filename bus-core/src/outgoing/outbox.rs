@@ -8,6 +8,7 @@ use super::payload;
 use super::subscribers::{self, subscribers, Route, Subscriber};
 use crate::change::Applied;
 use crate::connector::LiveConnector;
+use crate::driver::QueueHeads;
 use crate::object_types::ObjectTypes;
 use crate::queue::{self, Direction, Matching, NewRelation, NewTask, Queued};
 use crate::store::StoreError;
@@ -149,12 +150,11 @@ impl<'a> Outbox<'a> {
             object: &applied.object,
             data: &data,
         };
-        let task_id = queue::insert_task(self.tx, &task)?;
+        // Only one writer at a time makes "the queue was empty" exact (see
+        // `QueueHeads`); else the worker always reads its queue.
+        let driver = crate::driver::of(self.tx);
         let mut starts = Vec::new();
-        // Only SQLite's write lock makes "the queue was empty" exact: on
-        // PostgreSQL another daemon may commit an older task for the same
-        // queue meanwhile, so its worker always reads the queue.
-        if self.hand_over == HandOver::Now && self.tx.dialect() == crate::sql::Dialect::Sqlite {
+        if self.hand_over == HandOver::Now && driver.queue_heads() == QueueHeads::Known {
             for (s, r) in subs.iter().zip(&relations) {
                 if self.busy.contains(&s.connector.id) {
                     continue;
@@ -165,7 +165,7 @@ impl<'a> Outbox<'a> {
                 }
             }
         }
-        queue::insert_relations(self.tx, task_id, Direction::Outgoing, &relations)?;
+        let task_id = driver.log_task(self.tx, &task, &relations)?;
         if !starts.is_empty() {
             let ids = queue::relation_ids(self.tx, task_id, Direction::Outgoing)?;
             for (s, r) in starts {

@@ -23,17 +23,6 @@ pub enum Dialect {
     Postgres,
 }
 
-impl Dialect {
-    /// SQL text written with SQLite's `LIKE` (case-insensitive for ASCII)
-    /// with the operator that matches the same way in this dialect.
-    pub fn case_insensitive_like(self, sql: &str) -> String {
-        match self {
-            Dialect::Sqlite => sql.to_owned(),
-            Dialect::Postgres => sql.replace(" LIKE ", " ILIKE "),
-        }
-    }
-}
-
 /// An error from either engine, or a column that did not read as asked.
 #[derive(Debug, Error)]
 pub enum SqlError {
@@ -68,6 +57,14 @@ pub enum ErrorKind {
 }
 
 impl SqlError {
+    /// The constraint a PostgreSQL error names (SQLite's errors name none).
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            SqlError::Postgres(pg_client::Error::Postgres(e)) => e.as_db_error().and_then(|d| d.constraint()),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             SqlError::Sqlite(e) => sqlite::kind(e),

@@ -3,7 +3,7 @@
 use super::guid::{is_guid, new_guid};
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{ObjectType, ObjectTypes, SiteRule};
-use crate::sql::{params, Conn, Dialect, OptionalExtension, Row};
+use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::{ObjectData, ObjectRef, DOCUMENT_NODE, DOCUMENT_VERSION};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -279,14 +279,7 @@ pub fn create(
     let id = match inserted {
         Ok(id) => id,
         Err(e) if StoreError::unique_violation(&e) => {
-            // PostgreSQL refuses every statement after an error until the
-            // transaction ends; its error names the constraint instead.
-            let guid_taken = match conn.dialect() {
-                crate::sql::Dialect::Sqlite => {
-                    conn.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = ?1")?.exists([&guid])?
-                }
-                crate::sql::Dialect::Postgres => e.to_string().to_ascii_lowercase().contains("objectguid"),
-            };
+            let guid_taken = crate::driver::of(conn).guid_taken(conn, &e, &guid)?;
             return Err(if guid_taken {
                 StoreError::Duplicate(format!("an object with GUID {guid} already exists"))
             } else {
@@ -378,21 +371,7 @@ fn move_site(conn: &Conn, from: &str, to: &str) -> Result<(), StoreError> {
 
 /// IDs of objects of `binding_type` whose `field` holds `id`.
 pub(crate) fn referencing(conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>, StoreError> {
-    let (field, sql) = match conn.dialect() {
-        Dialect::Sqlite => (
-            format!("$.\"{}\"", field.replace('"', "")),
-            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 ORDER BY ObjectID",
-        ),
-        Dialect::Postgres => (
-            field.to_owned(),
-            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 \
-             AND jsonb_typeof(ObjectFields::jsonb -> CAST(?2 AS TEXT)) = 'number' \
-             AND ObjectFields::jsonb ->> CAST(?2 AS TEXT) = CAST(?3 AS TEXT) ORDER BY ObjectID",
-        ),
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let ids = stmt.query_map(params![object_type, field, id], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
-    Ok(ids)
+    Ok(crate::driver::of(conn).objects_referencing(conn, object_type, field, id)?)
 }
 
 /// Deletes an object with its children and the bindings that refer to it;
@@ -419,21 +398,7 @@ pub fn delete(conn: &Conn, types: &ObjectTypes, object_type: &str, id: i64) -> R
             if !target.eq_ignore_ascii_case(&t.name) {
                 continue;
             }
-            let (path, sql) = match conn.dialect() {
-                Dialect::Sqlite => (
-                    format!("$.\"{}\"", field.replace('"', "")),
-                    "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
-                     WHERE n.NodeClassName = ?1 AND json_extract(d.DocumentFields, ?2) = ?3 LIMIT 1",
-                ),
-                Dialect::Postgres => (
-                    field.clone(),
-                    "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
-                     WHERE n.NodeClassName = ?1 AND jsonb_typeof(d.DocumentFields::jsonb -> CAST(?2 AS TEXT)) = 'number' \
-                     AND d.DocumentFields::jsonb ->> CAST(?2 AS TEXT) = CAST(?3 AS TEXT) LIMIT 1",
-                ),
-            };
-            let referrer: Option<i64> =
-                conn.prepare_cached(sql)?.query_row(params![class.class_name, path, id], |r| r.get(0)).optional()?;
+            let referrer = crate::driver::of(conn).document_referencing(conn, &class.class_name, field, id)?;
             if let Some(doc) = referrer {
                 return Err(StoreError::Conflict(format!(
                     "{} {id} is still referenced by document {doc} (field `{field}`); change or delete that first",

@@ -1,0 +1,80 @@
+//! The storage drivers: what the two engines do differently, one method per
+//! operation, each driver with its own SQL — `sqlite.rs` for the embedded
+//! file, `postgres.rs` for a server shared by several daemons. Business
+//! code asks [`of`] for the driver of its connection and never branches on
+//! the engine itself (River's `riverdriver` is the model).
+//!
+//! The statements both engines spell alike are still written once, beside
+//! the business code; an operation moves here when the engines need
+//! different SQL or a different number of round trips for it.
+
+mod postgres;
+mod sqlite;
+
+use crate::connector::LiveConnector;
+use crate::queue::{NewRelation, NewTask};
+use crate::sql::{Conn, Dialect, SqlError};
+use std::sync::Arc;
+
+pub(crate) type Result<T> = std::result::Result<T, SqlError>;
+
+/// Whether a change's transaction can tell that a queue was empty before
+/// it (and so hand the new task to the worker as the queue's head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueHeads {
+    /// One writer at a time (SQLite's write lock): what the transaction
+    /// reads is what is committed before it.
+    Known,
+    /// Writers on several daemons: an older task may commit meanwhile, so
+    /// the worker always reads its queue.
+    Unknown,
+}
+
+/// What differs between the engines.
+pub(crate) trait Driver: Sync {
+    /// Logs a task and its relations (at least one); returns the task's ID.
+    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64>;
+
+    /// See [`QueueHeads`].
+    fn queue_heads(&self) -> QueueHeads;
+
+    /// The connectors of `live` that still exist, kept from being deleted
+    /// until `tx` ends (a registry edit may not be reinitialized yet).
+    /// `registry_version`: the version `live` was loaded from.
+    fn present_connectors(
+        &self,
+        tx: &Conn,
+        live: &[Arc<LiveConnector>],
+        registry_version: i64,
+    ) -> Result<Vec<Arc<LiveConnector>>>;
+
+    /// Locks the connector `name` before a delete counts its queue, so no
+    /// change queues for it in between.
+    fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()>;
+
+    /// After a unique violation inserting an object: whether its GUID was
+    /// the value taken (else its code name was). On PostgreSQL nothing more
+    /// can be asked in the failed transaction; the error names the
+    /// constraint.
+    fn guid_taken(&self, tx: &Conn, error: &SqlError, guid: &str) -> Result<bool>;
+
+    /// IDs of objects of `object_type` whose JSON `field` holds the number
+    /// `id`, in ID order.
+    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>>;
+
+    /// A document of class `class_name` whose JSON `field` holds the number
+    /// `id`, if any.
+    fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>>;
+
+    /// `LIKE` that ignores ASCII case, as grids search (SQLite's `LIKE`
+    /// does; PostgreSQL's needs `ILIKE`).
+    fn like_ignoring_case(&self) -> &'static str;
+}
+
+/// The driver of `conn`'s engine.
+pub(crate) fn of(conn: &Conn) -> &'static dyn Driver {
+    match conn.dialect() {
+        Dialect::Sqlite => &sqlite::Sqlite,
+        Dialect::Postgres => &postgres::Postgres,
+    }
+}

@@ -1,0 +1,127 @@
+//! The PostgreSQL driver: writers on several daemons at once, each
+//! statement a round trip to the server — so an operation is as few
+//! statements as it can be.
+
+use super::{Driver, QueueHeads, Result};
+use crate::connector::LiveConnector;
+use crate::queue::{self, NewRelation, NewTask};
+use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
+use std::sync::{Arc, OnceLock};
+
+pub(super) struct Postgres;
+
+/// How many relations the statement that logs a task carries at most (the
+/// rest, rare, follow in statements of their own).
+const RELATIONS_WITH_TASK: usize = 8;
+
+/// The unique constraint on `CMS_Object.ObjectGUID` (PostgreSQL's name for
+/// the column's `UNIQUE`).
+const OBJECT_GUID_KEY: &str = "cms_object_objectguid_key";
+
+/// The statement that logs a task with `n` relations: the task row and its
+/// relations in one round trip.
+fn log_task_sql(n: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    &SQL.get_or_init(|| {
+        (1..=RELATIONS_WITH_TASK)
+            .map(|n| {
+                let rows: Vec<String> = (0..n)
+                    .map(|i| format!("(${}::BIGINT, ${}::TEXT, ${}::TEXT)", 14 + 3 * i, 15 + 3 * i, 16 + 3 * i))
+                    .collect();
+                format!(
+                    "WITH task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
+                     TaskProcessType, TaskSiteName, TaskTitle, TaskObjectType, TaskObjectID, TaskNodeID, \
+                     TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING TaskID) \
+                     INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
+                     SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
+                     SELECT task.TaskID, $1, r.connector, r.data_type, r.matching FROM task, \
+                     (VALUES {}) AS r (connector, data_type, matching) RETURNING SynchronizationTaskID",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    })[n - 1]
+}
+
+impl Driver for Postgres {
+    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64> {
+        let (first, rest) = relations.split_at(relations.len().min(RELATIONS_WITH_TASK));
+        let columns = queue::task_columns(task);
+        let relation_columns: Vec<(&str, Option<&str>)> =
+            first.iter().map(|r| (r.data_type.name(), r.matching.column())).collect();
+        let mut values: Vec<&dyn ToValue> = columns.values();
+        for (r, (data_type, matching)) in first.iter().zip(&relation_columns) {
+            values.push(&r.connector_id);
+            values.push(data_type);
+            values.push(matching);
+        }
+        let task_id: i64 = tx.prepare_cached(log_task_sql(first.len()))?.query_row(values, |r| r.get(0))?;
+        if !rest.is_empty() {
+            queue::insert_relations(tx, task_id, task.direction, rest)?;
+        }
+        Ok(task_id)
+    }
+
+    fn queue_heads(&self) -> QueueHeads {
+        QueueHeads::Unknown
+    }
+
+    /// Another daemon (or psql) may delete a connector at any moment: the
+    /// rows of the live connectors are locked against deletion until the
+    /// commit (edits that keep the key still go through).
+    fn present_connectors(
+        &self,
+        tx: &Conn,
+        live: &[Arc<LiveConnector>],
+        _registry_version: i64,
+    ) -> Result<Vec<Arc<LiveConnector>>> {
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = format!("{{{}}}", live.iter().map(|c| c.id.to_string()).collect::<Vec<_>>().join(","));
+        let present: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) \
+                 ORDER BY ConnectorID FOR KEY SHARE",
+            )?
+            .query_map([ids], |r| r.get(0))?
+            .collect::<Result<_>>()?;
+        Ok(live.iter().filter(|c| present.contains(&c.id)).cloned().collect())
+    }
+
+    /// The row is locked before counting, so no change queues for the
+    /// connector between the count and the delete (a change locks it
+    /// first, [`Self::present_connectors`]).
+    fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
+        tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE", [name]).map(drop)
+    }
+
+    fn guid_taken(&self, _tx: &Conn, error: &SqlError, _guid: &str) -> Result<bool> {
+        Ok(error.constraint() == Some(OBJECT_GUID_KEY))
+    }
+
+    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>> {
+        conn.prepare_cached(
+            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = $1 \
+             AND jsonb_typeof(ObjectFields::jsonb -> CAST($2 AS TEXT)) = 'number' \
+             AND ObjectFields::jsonb ->> CAST($2 AS TEXT) = CAST($3 AS TEXT) ORDER BY ObjectID",
+        )?
+        .query_map(params![object_type, field, id], |r| r.get(0))?
+        .collect()
+    }
+
+    fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>> {
+        conn.prepare_cached(
+            "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
+             WHERE n.NodeClassName = $1 AND jsonb_typeof(d.DocumentFields::jsonb -> CAST($2 AS TEXT)) = 'number' \
+             AND d.DocumentFields::jsonb ->> CAST($2 AS TEXT) = CAST($3 AS TEXT) LIMIT 1",
+        )?
+        .query_row(params![class_name, field, id], |r| r.get(0))
+        .optional()
+    }
+
+    fn like_ignoring_case(&self) -> &'static str {
+        "ILIKE"
+    }
+}

@@ -1,0 +1,79 @@
+//! The SQLite driver: one writer at a time (the write gate, then SQLite's
+//! write lock), so a transaction sees exactly what committed before it.
+
+use super::{Driver, QueueHeads, Result};
+use crate::connector::LiveConnector;
+use crate::queue::{self, NewRelation, NewTask};
+use crate::registry;
+use crate::sql::{params, Conn, OptionalExtension, SqlError};
+use std::sync::Arc;
+
+pub(super) struct Sqlite;
+
+/// A JSON path naming one top-level field.
+fn json_path(field: &str) -> String {
+    format!("$.\"{}\"", field.replace('"', ""))
+}
+
+impl Driver for Sqlite {
+    /// Two statements: SQLite has no `INSERT` inside `WITH`, and a
+    /// statement costs no round trip.
+    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64> {
+        let task_id = queue::insert_task(tx, task)?;
+        queue::insert_relations(tx, task_id, task.direction, relations)?;
+        Ok(task_id)
+    }
+
+    fn queue_heads(&self) -> QueueHeads {
+        QueueHeads::Known
+    }
+
+    /// The write lock keeps the registry as read until the commit; the rows
+    /// are looked at only when the registry changed since `live` was loaded.
+    fn present_connectors(
+        &self,
+        tx: &Conn,
+        live: &[Arc<LiveConnector>],
+        registry_version: i64,
+    ) -> Result<Vec<Arc<LiveConnector>>> {
+        let stale = registry::registry_version(tx)? != registry_version;
+        let mut present = Vec::with_capacity(live.len());
+        for c in live {
+            if !stale || registry::exists(tx, c.id)? {
+                present.push(c.clone());
+            }
+        }
+        Ok(present)
+    }
+
+    /// `BEGIN IMMEDIATE` already holds the write lock.
+    fn lock_connector_for_delete(&self, _tx: &Conn, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn guid_taken(&self, tx: &Conn, _error: &SqlError, guid: &str) -> Result<bool> {
+        tx.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = ?1")?.exists([guid])
+    }
+
+    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>> {
+        conn.prepare_cached(
+            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 \
+             ORDER BY ObjectID",
+        )?
+        .query_map(params![object_type, json_path(field), id], |r| r.get(0))?
+        .collect()
+    }
+
+    fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>> {
+        conn.prepare_cached(
+            "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
+             WHERE n.NodeClassName = ?1 AND json_extract(d.DocumentFields, ?2) = ?3 LIMIT 1",
+        )?
+        .query_row(params![class_name, json_path(field), id], |r| r.get(0))
+        .optional()
+    }
+
+    fn like_ignoring_case(&self) -> &'static str {
+        "LIKE"
+    }
+}
