@@ -102,7 +102,7 @@ fn peak_rss_mb() -> f64 {
 fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some(bus_core::isolation::HOST_COMMAND) {
         // A connector process of a `process`-isolated rig.
-        return Ok(bus_core::isolation::run_host()?);
+        return Ok(bus_core::connector_host::run_host()?);
     }
     let o = options()?;
     let lib = library()?;

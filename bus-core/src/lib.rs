@@ -18,6 +18,7 @@ pub mod change;
 mod checkpoint;
 pub mod cluster;
 pub mod connector;
+pub mod connector_host;
 pub mod db;
 mod driver;
 pub mod engine;

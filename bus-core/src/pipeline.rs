@@ -119,8 +119,9 @@ impl Pipeline {
         let settings = self.db.settings().read(&tx)?;
         // A registry edit not yet reinitialized (a connector deleted with
         // plain SQL, say): only connectors that still exist get tasks.
-        let live: Vec<_> = set.live.values().cloned().collect();
-        let live = crate::driver::of(&tx).present_connectors(&tx, &live, set.registry_version)?;
+        let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
+        let present = crate::driver::of(&tx).present_connectors(&tx, &ids, set.registry_version)?;
+        let live: Vec<_> = set.live.values().filter(|c| present.contains(&c.id)).cloned().collect();
         let applied_all = work(&tx, &self.types)?;
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);

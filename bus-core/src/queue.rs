@@ -28,6 +28,13 @@ impl Direction {
 }
 
 /// Bound as the `...IsInbound` columns store it: 1 for incoming, 0 for outgoing.
+/// One connector's queue in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueKey {
+    pub connector_id: i64,
+    pub direction: Direction,
+}
+
 impl crate::sql::ToValue for Direction {
     fn to_value(&self) -> ValueRef<'_> {
         ValueRef::Integer(i64::from(self.inbound()))

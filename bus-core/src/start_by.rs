@@ -14,6 +14,18 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+/// Whether, and until when, this daemon may start a call into a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallWindow {
+    /// A call may start before `until` (the end of the trust in the last
+    /// renewal); `token` is the lease epoch, the fencing token the call
+    /// carries (none on SQLite, where one daemon owns every queue).
+    Open { until: Option<Instant>, token: Option<i64> },
+    /// No call may start now: the lease is not held, not renewed recently
+    /// enough, or the previous owner's trust in it has not run out yet.
+    Closed,
+}
+
 /// A start deadline, in nanoseconds of `CLOCK_MONOTONIC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StartBy(u64);

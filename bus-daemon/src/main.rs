@@ -73,7 +73,7 @@ fn init_tracing(default: &str) {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Command::ConnectorHost = cli.command {
-        return Ok(bus_core::isolation::run_host()?);
+        return Ok(bus_core::connector_host::run_host()?);
     }
     let config_path = cli.config.clone().or_else(|| {
         let default = PathBuf::from("bus.toml");

@@ -43,9 +43,7 @@ impl Mode {
             // libpq's `allow` tries plain first; the bus never downgrades
             // silently, so it is refused rather than read as something else.
             other => {
-                return Err(format!(
-                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
-                ))
+                return Err(format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"))
             }
         })
     }

@@ -190,8 +190,9 @@ fn tls_to_the_server_checks_the_ca_and_the_name_as_libpq_does() {
     let r = d.post("/api/objects/cms.user", &json!({"code_name": "over-tls"}));
     assert_eq!(r.status, 201, "{}", r.text);
     wait_for("the delivery", WAIT, || (env.calls("A").len() == 1).then_some(()));
-    let admin = bus_core::sql::Conn::postgres(&format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"))
-        .unwrap();
+    let admin =
+        bus_core::sql::Conn::postgres(&format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"))
+            .unwrap();
     let (tls, plain): (i64, i64) = admin
         .query_row(
             "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \

@@ -76,6 +76,19 @@ fn sqlite_uses(source: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Lines of code (not comments) that branch on the database engine.
+fn engine_branches(source: &str) -> Vec<usize> {
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split("//").next().unwrap_or("");
+            code.contains("Dialect::") || code.contains(".dialect()")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
 fn has_module_doc(source: &str) -> bool {
     source.lines().next().is_some_and(|l| l.starts_with("//!"))
 }
@@ -101,6 +114,7 @@ fn the_checkers_fail_on_fixtures() {
     assert!(unsafe_uses("// no unsafe here\nlet unsafe_name = 1;\n").is_empty());
     assert!(!has_module_doc("use std::fs;\n"));
     assert_eq!(sqlite_uses("use rusqlite::Connection;\n// rusqlite in a comment\nlet g = db.gate();\n"), [1, 3]);
+    assert_eq!(engine_branches("match conn.dialect() {\n// Dialect::Sqlite\nDialect::Postgres => x,\n"), [1, 3]);
     assert!(named_in_code_map("| `http/` | `guard.rs` (…) |", Path::new("bus-daemon/src/http/guard.rs")));
     assert!(!named_in_code_map("| `http/` | routes |", Path::new("bus-daemon/src/http/secret.rs")));
 }
@@ -122,6 +136,20 @@ fn unsafe_code_appears_only_in_the_loader_each_block_justified() {
             assert!(allowed, "{}:{line}: `unsafe` outside bus-core/src/loader/", file.display());
             assert!(justified, "{}:{line}: an `unsafe` block without a `// SAFETY:` line above it", file.display());
         }
+    }
+}
+
+#[test]
+fn only_the_storage_layer_branches_on_the_database_engine() {
+    // The drivers, the connection type, the database handle (which opens
+    // either engine) and the engine's assembly (which picks the queue
+    // backend and the cluster) — nothing else asks which engine it is on.
+    let storage = ["bus-core/src/driver/", "bus-core/src/sql/", "bus-core/src/db/", "bus-core/src/engine.rs"];
+    let engine_files = rust_files().into_iter().filter(|f| f.starts_with("bus-core/src"));
+    for file in engine_files.filter(|f| !storage.iter().any(|s| f.starts_with(s))) {
+        let source = std::fs::read_to_string(root().join(&file)).unwrap();
+        let lines = engine_branches(&source);
+        assert!(lines.is_empty(), "{}: lines {lines:?} branch on the engine; add a driver method", file.display());
     }
 }
 

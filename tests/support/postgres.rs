@@ -240,7 +240,8 @@ impl PrivateServer {
             options.push_str(" -c ");
             options.push_str(setting);
         }
-        let server = PrivateServer { base: format!("postgres://postgres@127.0.0.1:{port}"), dir, data, options, _keys: None };
+        let server =
+            PrivateServer { base: format!("postgres://postgres@127.0.0.1:{port}"), dir, data, options, _keys: None };
         server.pg_ctl(&["start"]);
         server
     }

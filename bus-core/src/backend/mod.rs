@@ -25,20 +25,15 @@ mod sqlite;
 pub(crate) use group_commit::GATHER;
 pub(crate) use postgres::PostgresQueues;
 pub(crate) use sqlite::SqliteQueues;
+// Named by the cluster too, which lies below this seam (no cycle).
+pub(crate) use crate::queue::QueueKey;
+pub(crate) use crate::start_by::CallWindow;
 
 use crate::db::DbError;
 use crate::queue::{Direction, Queued};
 use crate::settings::Settings;
 use connector_abi::IntegrationProcessType;
-use std::time::Instant;
 use thiserror::Error;
-
-/// One connector's queue in one direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct QueueKey {
-    pub connector_id: i64,
-    pub direction: Direction,
-}
 
 /// Why a queue operation failed; nothing of it was written.
 #[derive(Debug, Error)]
@@ -77,18 +72,6 @@ pub(crate) enum SessionUse {
     /// Gives it back after each run (PostgreSQL: an idle worker holds no
     /// server connection; the pool lends one for the next run).
     ReturnWhenIdle,
-}
-
-/// Whether, and until when, this daemon may start a call into a connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallWindow {
-    /// A call may start before `until` (the end of the trust in the last
-    /// renewal); `token` is the lease epoch, the fencing token the call
-    /// carries (none on SQLite, where one daemon owns every queue).
-    Open { until: Option<Instant>, token: Option<i64> },
-    /// No call may start now: the lease is not held, not renewed recently
-    /// enough, or the previous owner's trust in it has not run out yet.
-    Closed,
 }
 
 /// One worker's access to its queue. Reads see committed state only and

@@ -88,7 +88,6 @@ impl PostgresSession {
             Err(moved(key, epoch))
         }
     }
-
 }
 
 fn moved(key: QueueKey, epoch: i64) -> QueueError {

@@ -25,9 +25,10 @@ pub use remote::{Forward, ForwardError};
 pub(crate) use remote::{RemoteInstance, RemoteSpec};
 pub(crate) use thread::ClusterThread;
 
-use crate::backend::{CallWindow, QueueKey};
 use crate::db::{Database, DbError};
 use crate::queue::Direction;
+use crate::queue::QueueKey;
+use crate::start_by::CallWindow;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

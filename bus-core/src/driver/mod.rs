@@ -11,10 +11,8 @@
 mod postgres;
 mod sqlite;
 
-use crate::connector::LiveConnector;
 use crate::queue::{NewRelation, NewTask};
 use crate::sql::{Conn, Dialect, SqlError};
-use std::sync::Arc;
 
 pub(crate) type Result<T> = std::result::Result<T, SqlError>;
 
@@ -38,15 +36,11 @@ pub(crate) trait Driver: Sync {
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;
 
-    /// The connectors of `live` that still exist, kept from being deleted
+    /// The connectors of `ids` that still exist, kept from being deleted
     /// until `tx` ends (a registry edit may not be reinitialized yet).
-    /// `registry_version`: the version `live` was loaded from.
-    fn present_connectors(
-        &self,
-        tx: &Conn,
-        live: &[Arc<LiveConnector>],
-        registry_version: i64,
-    ) -> Result<Vec<Arc<LiveConnector>>>;
+    /// `registry_version`: the version the caller's connectors were loaded
+    /// from.
+    fn present_connectors(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<Vec<i64>>;
 
     /// Locks the connector `name` before a delete counts its queue, so no
     /// change queues for it in between.

@@ -3,10 +3,9 @@
 //! statements as it can be.
 
 use super::{Driver, QueueHeads, Result};
-use crate::connector::LiveConnector;
 use crate::queue::{self, NewRelation, NewTask};
 use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 pub(super) struct Postgres;
 
@@ -70,24 +69,17 @@ impl Driver for Postgres {
     /// Another daemon (or psql) may delete a connector at any moment: the
     /// rows of the live connectors are locked against deletion until the
     /// commit (edits that keep the key still go through).
-    fn present_connectors(
-        &self,
-        tx: &Conn,
-        live: &[Arc<LiveConnector>],
-        _registry_version: i64,
-    ) -> Result<Vec<Arc<LiveConnector>>> {
-        if live.is_empty() {
+    fn present_connectors(&self, tx: &Conn, ids: &[i64], _registry_version: i64) -> Result<Vec<i64>> {
+        if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = format!("{{{}}}", live.iter().map(|c| c.id.to_string()).collect::<Vec<_>>().join(","));
-        let present: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) \
-                 ORDER BY ConnectorID FOR KEY SHARE",
-            )?
-            .query_map([ids], |r| r.get(0))?
-            .collect::<Result<_>>()?;
-        Ok(live.iter().filter(|c| present.contains(&c.id)).cloned().collect())
+        let ids = format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        tx.prepare_cached(
+            "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) \
+             ORDER BY ConnectorID FOR KEY SHARE",
+        )?
+        .query_map([ids], |r| r.get(0))?
+        .collect()
     }
 
     /// The row is locked before counting, so no change queues for the

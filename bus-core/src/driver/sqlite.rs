@@ -2,11 +2,8 @@
 //! write lock), so a transaction sees exactly what committed before it.
 
 use super::{Driver, QueueHeads, Result};
-use crate::connector::LiveConnector;
 use crate::queue::{self, NewRelation, NewTask};
-use crate::registry;
 use crate::sql::{params, Conn, OptionalExtension, SqlError};
-use std::sync::Arc;
 
 pub(super) struct Sqlite;
 
@@ -29,18 +26,19 @@ impl Driver for Sqlite {
     }
 
     /// The write lock keeps the registry as read until the commit; the rows
-    /// are looked at only when the registry changed since `live` was loaded.
-    fn present_connectors(
-        &self,
-        tx: &Conn,
-        live: &[Arc<LiveConnector>],
-        registry_version: i64,
-    ) -> Result<Vec<Arc<LiveConnector>>> {
-        let stale = registry::registry_version(tx)? != registry_version;
-        let mut present = Vec::with_capacity(live.len());
-        for c in live {
-            if !stale || registry::exists(tx, c.id)? {
-                present.push(c.clone());
+    /// are looked at only when the registry changed since the connectors
+    /// were loaded.
+    fn present_connectors(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<Vec<i64>> {
+        let version: i64 =
+            tx.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))?;
+        if version == registry_version {
+            return Ok(ids.to_vec());
+        }
+        let mut exists = tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
+        let mut present = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if exists.exists([id])? {
+                present.push(id);
             }
         }
         Ok(present)

@@ -13,9 +13,9 @@ const MAX_FRAME: u32 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Tag {
-    /// Daemon → host: open the library and create the class (JSON [`super::child::OpenRequest`]).
+    /// Daemon → host: open the library and create the class (JSON [`super::OpenRequest`]).
     Open = 1,
-    /// Host → daemon: the answer to `Open` (JSON [`super::child::OpenAnswer`]).
+    /// Host → daemon: the answer to `Open` (JSON [`super::OpenAnswer`]).
     Opened = 2,
     /// Daemon → host: a request document for the connector; the number
     /// names the call.

@@ -6,19 +6,20 @@
 //! overflow or a leak past the memory limit ends only the child; a call
 //! past the call timeout kills it; the daemon reports the cause, keeps the
 //! task's Error semantics, and starts the child again with a growing pause
-//! (`supervisor.rs`). The child's side is `child.rs`; what depends on the
+//! (`supervisor.rs`). The child's side is `crate::connector_host` (outside
+//! this module, which the loader below it does not reach); what depends on the
 //! operating system (process groups, private protocol streams, limits) is
-//! `platform.rs`; the child's stderr reaches the log bounded (`stderr.rs`).
+//! `platform.rs`; the child's stderr reaches the log bounded (`stderr.rs`);
+//! `open.rs` holds the documents of the `Open` exchange.
 
-mod child;
-mod frame;
-mod platform;
-mod pool;
+pub(crate) mod frame;
+mod open;
+pub(crate) mod platform;
+pub(crate) mod pool;
 mod stderr;
 mod supervisor;
 
-pub(crate) use child::OpenRequest;
-pub use child::{run_host, HostError};
+pub(crate) use open::{OpenAnswer, OpenRequest};
 pub(crate) use supervisor::{ChildConnector, ChildError};
 
 use serde::{Deserialize, Serialize};

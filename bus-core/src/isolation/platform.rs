@@ -26,7 +26,7 @@ pub(super) fn host_command(program: &std::path::Path, subcommand: &str) -> Comma
 }
 
 /// The protocol streams of a connector host, private to it.
-pub(super) struct ProtocolStreams {
+pub(crate) struct ProtocolStreams {
     pub input: File,
     pub output: File,
 }
@@ -35,7 +35,7 @@ pub(super) struct ProtocolStreams {
 /// read and written on close-on-exec duplicates; stdin becomes `/dev/null`
 /// and stdout the stderr, so neither a program the connector starts nor a
 /// connector's `println!` can read or corrupt a frame.
-pub(super) fn private_protocol_streams() -> std::io::Result<ProtocolStreams> {
+pub(crate) fn private_protocol_streams() -> std::io::Result<ProtocolStreams> {
     let input = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)?;
     let output = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)?;
     let null = File::open("/dev/null")?;
@@ -46,14 +46,14 @@ pub(super) fn private_protocol_streams() -> std::io::Result<ProtocolStreams> {
 
 /// Arms the signal that ends the host when the daemon dies; `false` when
 /// the daemon is gone already.
-pub(super) fn die_with_parent() -> bool {
+pub(crate) fn die_with_parent() -> bool {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     rustix::process::getppid().is_some_and(|p| p.as_raw_nonzero().get() != 1)
 }
 
 impl Limits {
     /// Applies the limits to this process (the connector host).
-    pub(super) fn apply(&self) {
+    pub(crate) fn apply(&self) {
         use rustix::process::{setrlimit, Resource, Rlimit};
         if let Some(mb) = self.memory_mb {
             let bytes = mb.saturating_mul(1024 * 1024);

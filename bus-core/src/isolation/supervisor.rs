@@ -7,12 +7,12 @@
 //! code 3`) and is started again on a later call, after a pause that
 //! doubles with each crash in a row (capped).
 
-use super::child::{OpenAnswer, OpenRequest};
 use super::frame::{self, Frame, Header, Outcome, Tag};
 use super::platform::{self, HostProcess};
 use super::pool::Pool;
 use super::stderr::{self, StderrTail};
 use super::ProcessConfig;
+use super::{OpenAnswer, OpenRequest};
 use crate::host::{self, HostServices};
 use crate::lane;
 use std::collections::{HashMap, VecDeque};

@@ -12,43 +12,20 @@
 //! input at EOF ends it, and the kernel sends it SIGKILL when its parent
 //! dies.
 
-use super::frame::{self, Frame, Outcome, Tag};
-use super::pool::Pool;
-use super::{platform, Limits};
+use crate::isolation::frame::{self, Frame, Outcome, Tag};
+use crate::isolation::pool::Pool;
+use crate::isolation::{platform, OpenAnswer, OpenRequest};
 use crate::loader::open_library_copy;
 use crate::start_by::StartBy;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use connector_abi::abi::{ConnectorBox, HostObject, HostObject_TO};
-use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-
-/// What the daemon asks the host to load (the body of an `Open` frame).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct OpenRequest {
-    /// The user's file (for messages).
-    pub source: PathBuf,
-    /// The content-addressed private copy the daemon checked.
-    pub copy: PathBuf,
-    pub class: String,
-    pub config: String,
-    /// The connector's registry name (for messages).
-    pub name: String,
-    pub limits: Limits,
-}
-
-/// The answer to `Open`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct OpenAnswer {
-    /// Why the class could not be created, in the loader's words.
-    pub error: Option<String>,
-}
 
 /// Why the host stopped with an error (it is printed on stderr, which the
 /// daemon logs).
