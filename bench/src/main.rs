@@ -490,7 +490,7 @@ fn reinitialization(dir: &std::path::Path, lib: &std::path::Path) -> Result<(f64
     for i in 0..5 {
         let generation = rig.manager.current().generation;
         sql.execute(
-            "UPDATE Integration_Connector SET ConnectorDisplayName = ?1 WHERE ConnectorName = 'Noop1'",
+            "UPDATE Integration_Connector SET ConnectorDisplayName = $1 WHERE ConnectorName = 'Noop1'",
             [format!("Noop {i}")],
         )?;
         let committed = Instant::now();

@@ -37,7 +37,7 @@ fn raw_commits(url: &str, durable: bool, budget: Duration) -> Result<f64> {
         if durable { "on" } else { "off" }
     ))?;
     let payload = "x".repeat(PAYLOAD);
-    let mut stmt = conn.prepare("INSERT INTO raw_row (payload) VALUES (?1)")?;
+    let mut stmt = conn.prepare("INSERT INTO raw_row (payload) VALUES ($1)")?;
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < budget {
@@ -58,7 +58,7 @@ fn hand_queue(url: &str, count: u64) -> Result<f64> {
     let payload = "x".repeat(PAYLOAD);
     {
         let tx = conn.transaction()?;
-        let mut insert = tx.prepare("INSERT INTO hand_queue (queue, payload) VALUES (1, ?1)")?;
+        let mut insert = tx.prepare("INSERT INTO hand_queue (queue, payload) VALUES (1, $1)")?;
         for _ in 0..count {
             insert.execute([&payload])?;
         }
@@ -70,7 +70,7 @@ fn hand_queue(url: &str, count: u64) -> Result<f64> {
         let tx = conn.transaction()?;
         let id: i64 =
             tx.query_row("SELECT id FROM hand_queue WHERE queue = 1 ORDER BY id LIMIT 1 FOR UPDATE", [], |r| r.get(0))?;
-        tx.execute("DELETE FROM hand_queue WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM hand_queue WHERE id = $1", [id])?;
         tx.commit()?;
     }
     Ok(count as f64 / start.elapsed().as_secs_f64())

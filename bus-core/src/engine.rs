@@ -84,7 +84,7 @@ impl Store {
             // configuration that does not name it does not get it.
             if !config.seed_connectors.iter().any(|c| c.name == registry::SAMPLE_CONNECTOR) {
                 conn.execute(
-                    "DELETE FROM Integration_Connector WHERE ConnectorName = ?1",
+                    "DELETE FROM Integration_Connector WHERE ConnectorName = $1",
                     [registry::SAMPLE_CONNECTOR],
                 )
                 .map_err(|e| DbError::Seed(format!("removing the unconfigured sample connector: {e}")))?;

@@ -155,7 +155,7 @@ impl EventLog {
         let conn = self.lock();
         let id = conn.prepare_cached(
             "INSERT INTO CMS_EventLog (EventType, Source, EventCode, Description, DocumentName, UserName, IPAddress) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING EventID",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING EventID",
         )?
         .query_row(
             params![
@@ -185,8 +185,8 @@ impl EventLog {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM CMS_EventLog \
-             WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) AND (EventCode = ?3 OR ?3 IS NULL) \
-             AND (EventID < ?4 OR ?4 IS NULL) ORDER BY EventID DESC LIMIT {}",
+             WHERE (Source = $1 OR $1 IS NULL) AND (EventType = $2 OR $2 IS NULL) AND (EventCode = $3 OR $3 IS NULL) \
+             AND (EventID < $4 OR $4 IS NULL) ORDER BY EventID DESC LIMIT {}",
             q.limit.max(1)
         ))?;
         let rows = stmt.query_map(params![q.source, q.event_type, q.code, q.before_id], event)?;
@@ -200,10 +200,10 @@ impl EventLog {
         let search = grid.search.as_deref().map(contains_pattern);
         let like = crate::driver::of(&conn).like_ignoring_case();
         let filter = &format!(
-            "FROM CMS_EventLog WHERE (Source = ?1 OR ?1 IS NULL) AND (EventType = ?2 OR ?2 IS NULL) \
-             AND (EventCode = ?3 OR ?3 IS NULL) AND (Description {like} ?4 ESCAPE '\\' \
-             OR Source {like} ?4 ESCAPE '\\' OR EventCode {like} ?4 ESCAPE '\\' OR UserName {like} ?4 ESCAPE '\\' \
-             OR DocumentName {like} ?4 ESCAPE '\\' OR ?4 IS NULL)"
+            "FROM CMS_EventLog WHERE (Source = $1 OR $1 IS NULL) AND (EventType = $2 OR $2 IS NULL) \
+             AND (EventCode = $3 OR $3 IS NULL) AND (Description {like} $4 ESCAPE '\\' \
+             OR Source {like} $4 ESCAPE '\\' OR EventCode {like} $4 ESCAPE '\\' OR UserName {like} $4 ESCAPE '\\' \
+             OR DocumentName {like} $4 ESCAPE '\\' OR $4 IS NULL)"
         );
         let args = params![filters.source, filters.event_type, filters.code, search];
         let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) {filter}"))?.query_row(args, |r| r.get(0))?;

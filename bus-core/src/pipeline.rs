@@ -116,12 +116,13 @@ impl Pipeline {
         let set = self.manager.current();
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let settings = self.db.settings().read(&tx)?;
-        // A registry edit not yet reinitialized (a connector deleted with
-        // plain SQL, say): only connectors that still exist get tasks.
+        // The settings as committed, and — a registry edit may not be
+        // reinitialized yet (a connector deleted with plain SQL, say) —
+        // only connectors that still exist get tasks.
         let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
-        let present = crate::driver::of(&tx).present_connectors(&tx, &ids, set.registry_version)?;
-        let live: Vec<_> = set.live.values().filter(|c| present.contains(&c.id)).cloned().collect();
+        let start = crate::driver::of(&tx).begin_change(&tx, &ids, set.registry_version)?;
+        let settings = start.settings;
+        let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
         let applied_all = work(&tx, &self.types)?;
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);

@@ -70,7 +70,7 @@ pub(crate) fn insert_task(conn: &Conn, t: &NewTask<'_>) -> crate::sql::Result<i6
     conn.prepare_cached(
         "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, \
          TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING TaskID",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING TaskID",
     )?
     .query_row(task_columns(t).values(), |r| r.get(0))
 }
@@ -202,7 +202,7 @@ pub(crate) fn insert_relations(
         (1..=RELATIONS_PER_INSERT)
             .map(|n| {
                 let rows: Vec<String> =
-                    (0..n).map(|i| format!("(?1, ?2, ?{}, ?{}, ?{})", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i)).collect();
+                    (0..n).map(|i| format!("($1, $2, ${}, ${}, ${})", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i)).collect();
                 format!(
                     "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
                      SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) VALUES {}",
@@ -340,8 +340,8 @@ pub(crate) fn next_batch(
     include_skipped: bool,
 ) -> crate::sql::Result<Vec<Queued>> {
     conn.prepare_cached(&format!(
-        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
-         AND s.SynchronizationTaskID > ?3 AND (?4 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
+        "{QUEUED} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
+         AND s.SynchronizationTaskID > $3 AND ($4 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
          ORDER BY s.SynchronizationTaskID LIMIT {limit}"
     ))?
     .query_map(params![connector_id, direction, after_task_id, include_skipped], queued)?
@@ -352,7 +352,7 @@ pub(crate) fn next_batch(
 pub fn is_empty(conn: &Conn, connector_id: i64, direction: Direction) -> crate::sql::Result<bool> {
     conn.prepare_cached(
         "SELECT NOT EXISTS (SELECT 1 FROM Integration_Synchronization \
-         WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2)",
+         WHERE SynchronizationConnectorID = $1 AND SynchronizationIsInbound = $2)",
     )?
     .query_row(params![connector_id, direction], |r| r.get(0))
 }
@@ -361,7 +361,7 @@ pub fn is_empty(conn: &Conn, connector_id: i64, direction: Direction) -> crate::
 pub(crate) fn relation_ids(conn: &Conn, task_id: i64, direction: Direction) -> crate::sql::Result<Vec<(i64, i64)>> {
     conn.prepare_cached(
         "SELECT SynchronizationConnectorID, SynchronizationID FROM Integration_Synchronization \
-         WHERE SynchronizationIsInbound = ?1 AND SynchronizationTaskID = ?2",
+         WHERE SynchronizationIsInbound = $1 AND SynchronizationTaskID = $2",
     )?
     .query_map(params![direction, task_id], |r| Ok((r.get(0)?, r.get(1)?)))?
     .collect()
@@ -371,7 +371,7 @@ pub(crate) fn relation_ids(conn: &Conn, task_id: i64, direction: Direction) -> c
 pub fn newest(conn: &Conn, connector_id: i64, direction: Direction) -> crate::sql::Result<i64> {
     conn.prepare_cached(
         "SELECT coalesce(max(SynchronizationTaskID), 0) FROM Integration_Synchronization \
-         WHERE SynchronizationConnectorID = ?1 AND SynchronizationIsInbound = ?2",
+         WHERE SynchronizationConnectorID = $1 AND SynchronizationIsInbound = $2",
     )?
     .query_row(params![connector_id, direction], |r| r.get(0))
 }
@@ -384,8 +384,8 @@ pub(crate) fn queued_task(
     task_id: i64,
 ) -> crate::sql::Result<Option<Queued>> {
     conn.prepare_cached(&format!(
-        "{QUEUED} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
-         AND s.SynchronizationTaskID = ?3 AND {NOT_DELIVERED}"
+        "{QUEUED} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
+         AND s.SynchronizationTaskID = $3 AND {NOT_DELIVERED}"
     ))?
     .query_row(params![connector_id, direction, task_id], queued)
     .optional()
@@ -393,7 +393,7 @@ pub(crate) fn queued_task(
 
 /// Removes processed relations (and tasks left with none) in one transaction.
 pub fn complete(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
-    for_each_id(conn, "DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", sync_ids)
+    for_each_id(conn, "DELETE FROM Integration_Synchronization WHERE SynchronizationID = $1", sync_ids)
 }
 
 /// Runs `sql` once for each ID, all in one transaction.
@@ -421,7 +421,7 @@ fn for_each_id(conn: &mut Conn, sql: &str, ids: &[i64]) -> crate::sql::Result<()
 pub(crate) fn record_delivered(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
     for_each_id(
         conn,
-        "INSERT INTO Integration_Delivered (DeliveredSynchronizationID) VALUES (?1) ON CONFLICT DO NOTHING",
+        "INSERT INTO Integration_Delivered (DeliveredSynchronizationID) VALUES ($1) ON CONFLICT DO NOTHING",
         sync_ids,
     )
 }
@@ -450,13 +450,13 @@ pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipp
 /// [`record_failure`]'s two writes, inside the caller's transaction.
 pub(crate) fn write_failure(tx: &Conn, sync_id: i64, message: &str, skipped: bool) -> crate::sql::Result<()> {
     tx.prepare_cached(
-        "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = ?1, \
-         SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = ?3, \
-         SynchronizationLastRun = bus_now() WHERE SynchronizationID = ?2",
+        "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = $1, \
+         SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = $3, \
+         SynchronizationLastRun = bus_now() WHERE SynchronizationID = $2",
     )?
     .execute(params![message, sync_id, skipped])?;
     tx.prepare_cached(
-        "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES (?1, ?2)",
+        "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES ($1, $2)",
     )?
     .execute(params![sync_id, message])?;
     Ok(())
@@ -466,7 +466,7 @@ pub(crate) fn write_failure(tx: &Conn, sync_id: i64, message: &str, skipped: boo
 pub(crate) fn mark_run(conn: &Conn, sync_id: i64) -> crate::sql::Result<()> {
     conn.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationLastRun = bus_now() \
-         WHERE SynchronizationID = ?1",
+         WHERE SynchronizationID = $1",
     )?
     .execute([sync_id])?;
     Ok(())
@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(next, sync_ids[1..], "the delivered relation is passed over");
         let first_task = conn
             .query_row(
-                "SELECT SynchronizationTaskID FROM Integration_Synchronization WHERE SynchronizationID = ?1",
+                "SELECT SynchronizationTaskID FROM Integration_Synchronization WHERE SynchronizationID = $1",
                 [sync_ids[0]],
                 |r| r.get(0),
             )
@@ -559,7 +559,7 @@ mod tests {
         {
             conn.execute(
                 "INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskTitle, TaskData)
-                 VALUES (1, ?1, 'SimpleSnapshot', ?2, 't', '{}')",
+                 VALUES (1, $1, 'SimpleSnapshot', $2, 't', '{}')",
                 params![task_type, process_type],
             )
             .unwrap();

@@ -72,14 +72,14 @@ pub fn list(
     match connector_id {
         Some(c) => conn
             .prepare_cached(&format!(
-                "{select} WHERE s.SynchronizationConnectorID = ?1 AND s.SynchronizationIsInbound = ?2 \
-                 AND s.SynchronizationTaskID > ?3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
+                "{select} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
+                 AND s.SynchronizationTaskID > $3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
             ))?
             .query_map(params![c, direction, after.0], row)?
             .collect(),
         None => conn
             .prepare_cached(&format!(
-                "{select} WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationTaskID, s.SynchronizationID) > (?2, ?3) \
+                "{select} WHERE s.SynchronizationIsInbound = $1 AND (s.SynchronizationTaskID, s.SynchronizationID) > ($2, $3) \
                  AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
             ))?
             .query_map(params![direction, after.0, after.1], row)?
@@ -128,7 +128,7 @@ pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail
     let task = conn
         .prepare_cached(
             "SELECT TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, TaskTime, TaskData \
-             FROM Integration_Task WHERE TaskID = ?1",
+             FROM Integration_Task WHERE TaskID = $1",
         )?
         .query_row([task_id], |r| {
             Ok(TaskDetail {
@@ -155,7 +155,7 @@ pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail
          FROM Integration_Synchronization s \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
          LEFT JOIN Integration_SyncLog l ON l.SyncLogSynchronizationID = s.SynchronizationID \
-         WHERE s.SynchronizationTaskID = ?1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName, s.SynchronizationID, l.SyncLogID"
+         WHERE s.SynchronizationTaskID = $1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName, s.SynchronizationID, l.SyncLogID"
     ))?;
     let rows = relations.query_map([task_id], |r| {
         let relation = Relation {
@@ -200,15 +200,15 @@ pub fn delete(
     let tx = conn.transaction()?;
     let removed = match selection {
         Selection::All => tx.execute(
-            "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
-             AND (SynchronizationConnectorID = ?2 OR ?2 IS NULL)",
+            "DELETE FROM Integration_Synchronization WHERE SynchronizationIsInbound = $1 \
+             AND (SynchronizationConnectorID = $2 OR $2 IS NULL)",
             params![direction, connector_id],
         )?,
         Selection::Ids(ids) => {
             let mut n = 0;
             let mut stmt = tx.prepare_cached(
-                "DELETE FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1 AND SynchronizationIsInbound = ?2 \
-                 AND (SynchronizationConnectorID = ?3 OR ?3 IS NULL)",
+                "DELETE FROM Integration_Synchronization WHERE SynchronizationTaskID = $1 AND SynchronizationIsInbound = $2 \
+                 AND (SynchronizationConnectorID = $3 OR $3 IS NULL)",
             )?;
             for id in ids {
                 n += stmt.execute(params![id, direction, connector_id])?;
@@ -233,7 +233,7 @@ pub fn connectors_of(
     sorted.dedup();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT s.SynchronizationConnectorID FROM Integration_Synchronization s \
-         WHERE s.SynchronizationTaskID = ?1 AND s.SynchronizationIsInbound = ?2 AND {NOT_DELIVERED}"
+         WHERE s.SynchronizationTaskID = $1 AND s.SynchronizationIsInbound = $2 AND {NOT_DELIVERED}"
     ))?;
     for id in sorted {
         for c in stmt.query_map(params![id, direction], |r| r.get::<i64>(0))? {
@@ -252,16 +252,16 @@ pub fn connectors_of(
 pub(crate) fn remove_orphans(conn: &Conn) -> crate::sql::Result<Vec<(i64, usize)>> {
     let mut next = conn.prepare_cached(
         "SELECT SynchronizationConnectorID FROM Integration_Synchronization \
-         WHERE SynchronizationConnectorID > ?1 ORDER BY SynchronizationConnectorID LIMIT 1",
+         WHERE SynchronizationConnectorID > $1 ORDER BY SynchronizationConnectorID LIMIT 1",
     )?;
-    let mut known = conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
+    let mut known = conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?;
     let mut removed = Vec::new();
     let mut after = i64::MIN;
     while let Some(id) = next.query_row([after], |r| r.get::<i64>(0)).optional()? {
         after = id;
         if !known.exists([id])? {
             let n =
-                conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1", [id])?;
+                conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = $1", [id])?;
             removed.push((id, n));
         }
     }
@@ -305,11 +305,11 @@ pub fn count(conn: &Conn, direction: Direction, connector_id: Option<i64>) -> cr
     // All relations minus the recorded deliveries among them: the first
     // count stays a scan of the index alone, the second reads a few rows.
     conn.prepare_cached(
-        "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = ?1 \
-                 AND (SynchronizationConnectorID = ?2 OR ?2 IS NULL)) \
+        "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = $1 \
+                 AND (SynchronizationConnectorID = $2 OR $2 IS NULL)) \
               - (SELECT COUNT(*) FROM Integration_Delivered d JOIN Integration_Synchronization s \
-                 ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = ?1 \
-                 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL))",
+                 ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = $1 \
+                 AND (s.SynchronizationConnectorID = $2 OR $2 IS NULL))",
     )?
     .query_row(params![direction, connector_id], |r| r.get(0))
 }

@@ -404,7 +404,7 @@ fn check_unique_ignoring_case(conn: &Conn, name: &str, except_id: i64) -> Result
     let other: Option<String> = conn
         .query_row(
             "SELECT ConnectorName FROM Integration_Connector \
-             WHERE ConnectorName = ?1 COLLATE NOCASE AND ConnectorName != ?1 AND ConnectorID != ?2",
+             WHERE ConnectorName = $1 COLLATE NOCASE AND ConnectorName != $1 AND ConnectorID != $2",
             params![name, except_id],
             |r| r.get(0),
         )
@@ -465,7 +465,7 @@ impl Registry {
     pub fn get(&self, name: &str) -> Result<ConnectorRow, RegistryError> {
         let conn = self.conn()?;
         conn.query_row(
-            &format!("SELECT {COLUMNS} FROM Integration_Connector WHERE ConnectorName = ?1"),
+            &format!("SELECT {COLUMNS} FROM Integration_Connector WHERE ConnectorName = $1"),
             [name],
             from_row,
         )
@@ -481,7 +481,7 @@ impl Registry {
         let inserted = conn.execute(
             "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
              ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ConnectorName) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ConnectorName) DO NOTHING",
             params![
                 new.name,
                 display,
@@ -529,10 +529,10 @@ impl Registry {
             check_unique_ignoring_case(&conn, &next.name, current.id)?;
         }
         let result = conn.execute(
-            "UPDATE Integration_Connector SET ConnectorName = ?1, ConnectorDisplayName = ?2, \
-             ConnectorAssemblyName = ?3, ConnectorClassName = ?4, ConnectorEnabled = ?5, ConnectorConfig = ?6, \
-             ConnectorIsolation = ?8, ConnectorLastModified = bus_now() \
-             WHERE ConnectorID = ?7",
+            "UPDATE Integration_Connector SET ConnectorName = $1, ConnectorDisplayName = $2, \
+             ConnectorAssemblyName = $3, ConnectorClassName = $4, ConnectorEnabled = $5, ConnectorConfig = $6, \
+             ConnectorIsolation = $8, ConnectorLastModified = bus_now() \
+             WHERE ConnectorID = $7",
             params![
                 next.name,
                 next.display_name,
@@ -568,7 +568,7 @@ impl Registry {
         if queued > 0 && queue == QueuedTasks::Keep {
             return Err(RegistryError::HasQueue { name: name.to_owned(), queued });
         }
-        tx.execute("DELETE FROM Integration_Connector WHERE ConnectorName = ?1", [name])?;
+        tx.execute("DELETE FROM Integration_Connector WHERE ConnectorName = $1", [name])?;
         tx.commit()?;
         Ok(queued)
     }
@@ -605,7 +605,7 @@ pub(crate) fn seed(conn: &Conn, new: &NewConnector) -> Result<(), RegistryError>
     let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (ConnectorName) DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
          ConnectorAssemblyName = excluded.ConnectorAssemblyName, ConnectorClassName = excluded.ConnectorClassName, \
          ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig, \
@@ -627,7 +627,7 @@ pub enum QueuedTasks {
 fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::SqlError> {
     conn.query_row(
         "SELECT (SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = c.ConnectorID) \
-         FROM Integration_Connector c WHERE c.ConnectorName = ?1",
+         FROM Integration_Connector c WHERE c.ConnectorName = $1",
         [name],
         |r| r.get(0),
     )
@@ -639,7 +639,7 @@ fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::
 /// until the transaction ends (PostgreSQL's `FOR KEY SHARE`: edits that keep
 /// the ID go through, a delete waits).
 pub fn exists(conn: &Conn, connector_id: i64) -> Result<bool, crate::sql::SqlError> {
-    conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?.exists([connector_id])
+    conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?.exists([connector_id])
 }
 
 #[cfg(test)]

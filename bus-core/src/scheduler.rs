@@ -65,7 +65,7 @@ pub fn list(conn: &Conn) -> Result<Vec<ScheduledTask>, SchedulerError> {
 }
 
 pub fn get(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError> {
-    conn.query_row(&format!("{SELECT} WHERE TaskName = ?1"), [name], row)
+    conn.query_row(&format!("{SELECT} WHERE TaskName = $1"), [name], row)
         .optional()?
         .ok_or_else(|| SchedulerError::NotFound(name.to_owned()))
 }
@@ -84,13 +84,13 @@ pub fn update(
             return Err(SchedulerError::Invalid(format!("interval_seconds must be between 1 and 31622400, not {i}")));
         }
         conn.execute(
-            "UPDATE CMS_ScheduledTask SET TaskIntervalSeconds = ?1, \
-             TaskNextRun = bus_after(?1) WHERE TaskName = ?2",
+            "UPDATE CMS_ScheduledTask SET TaskIntervalSeconds = $1, \
+             TaskNextRun = bus_after($1) WHERE TaskName = $2",
             params![i, name],
         )?;
     }
     if let Some(e) = enabled {
-        conn.execute("UPDATE CMS_ScheduledTask SET TaskEnabled = ?1 WHERE TaskName = ?2", params![e, name])?;
+        conn.execute("UPDATE CMS_ScheduledTask SET TaskEnabled = $1 WHERE TaskName = $2", params![e, name])?;
     }
     get(conn, name)
 }
@@ -99,13 +99,13 @@ pub fn update(
 /// command line asks a daemon in another process to run a task).
 pub fn run_soon(conn: &Conn, name: &str) -> Result<ScheduledTask, SchedulerError> {
     get(conn, name)?;
-    conn.execute("UPDATE CMS_ScheduledTask SET TaskNextRun = bus_now() WHERE TaskName = ?1", [name])?;
+    conn.execute("UPDATE CMS_ScheduledTask SET TaskNextRun = bus_now() WHERE TaskName = $1", [name])?;
     get(conn, name)
 }
 
 /// Records the result of a run.
 fn record_run(conn: &Conn, name: &str, result: &str) -> Result<(), SchedulerError> {
-    conn.execute("UPDATE CMS_ScheduledTask SET TaskLastResult = ?1 WHERE TaskName = ?2", params![result, name])?;
+    conn.execute("UPDATE CMS_ScheduledTask SET TaskLastResult = $1 WHERE TaskName = $2", params![result, name])?;
     Ok(())
 }
 
@@ -153,7 +153,7 @@ impl Scheduler {
         get(&conn, name)?;
         conn.execute(
             "UPDATE CMS_ScheduledTask SET TaskNextRun = bus_after(TaskIntervalSeconds), TaskLastRun = bus_now(), \
-             TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?1",
+             TaskExecutions = TaskExecutions + 1 WHERE TaskName = $1",
             [name],
         )?;
         self.run(&conn, name)?;
@@ -167,7 +167,7 @@ impl Scheduler {
         let conn = self.db.connect()?;
         let won = conn.execute(
             "UPDATE CMS_ScheduledTask SET TaskNextRun = bus_after(TaskIntervalSeconds), TaskLastRun = bus_now(), \
-             TaskExecutions = TaskExecutions + 1 WHERE TaskName = ?1 AND TaskNextRun = ?2 AND TaskEnabled = 1",
+             TaskExecutions = TaskExecutions + 1 WHERE TaskName = $1 AND TaskNextRun = $2 AND TaskEnabled = 1",
             params![name, due_at],
         )? == 1;
         if won {

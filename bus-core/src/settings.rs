@@ -1,11 +1,7 @@
-//! The five settings of the integration bus, stored in `CMS_SettingsKey`,
-//! and [`SettingsCache`]: the settings kept between reads where every edit
-//! is announced.
+//! The five settings of the integration bus, stored in `CMS_SettingsKey`.
 
 use crate::sql::{params, Conn};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// The settings, as the API shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -32,65 +28,6 @@ pub struct SettingsPatch {
     pub process_incoming: Option<bool>,
     pub log_outgoing: Option<bool>,
     pub process_outgoing: Option<bool>,
-}
-
-/// The settings as last read, kept while every edit is announced: on
-/// PostgreSQL a trigger on `CMS_SettingsKey` notifies `bus_settings` on
-/// any write (the API's, another daemon's, `psql`'s), and the daemon's
-/// listener calls [`Self::changed`] when it hears one — and switches the
-/// cache off ([`Self::announced`]) whenever it is not listening, so an
-/// edit made while it reconnects is never missed. Without announcements
-/// (SQLite, where a read costs no round trip) every read goes to the
-/// database. An edit through this daemon ([`Self::update`]) is seen by its
-/// next read at once.
-#[derive(Debug, Default)]
-pub struct SettingsCache {
-    /// Bumped by every announced edit; a kept copy is good only for the
-    /// generation it was read in.
-    generation: AtomicU64,
-    announced: AtomicBool,
-    kept: Mutex<Option<(u64, Settings)>>,
-}
-
-impl SettingsCache {
-    /// The settings, from the kept copy when it is still good.
-    pub fn read(&self, conn: &Conn) -> crate::sql::Result<Settings> {
-        if !self.announced.load(Ordering::Acquire) {
-            return read(conn);
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some((g, s)) = *self.kept.lock().unwrap_or_else(|p| p.into_inner()) {
-            if g == generation {
-                return Ok(s);
-            }
-        }
-        let s = read(conn)?;
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        // An edit announced while reading may not be in what was read.
-        if self.generation.load(Ordering::Acquire) == generation {
-            *kept = Some((generation, s));
-        }
-        Ok(s)
-    }
-
-    /// Applies a patch (see [`update`]); this daemon's next read sees it.
-    pub fn update(&self, conn: &mut Conn, patch: &SettingsPatch) -> crate::sql::Result<Settings> {
-        let result = update(conn, patch);
-        self.changed();
-        result
-    }
-
-    /// An edit was announced: the kept copy is no longer good.
-    pub(crate) fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Whether every edit is announced from now on (the listener is
-    /// listening) or may not be (it is not).
-    pub(crate) fn announced(&self, on: bool) {
-        self.announced.store(on, Ordering::Release);
-        self.changed();
-    }
 }
 
 /// The setting names of the API and the keys of `CMS_SettingsKey`.
@@ -156,6 +93,13 @@ impl SettingsPatch {
 /// Reads the settings (a missing key reads as enabled).
 pub fn read(conn: &Conn) -> crate::sql::Result<Settings> {
     let mut stmt = conn.prepare_cached("SELECT KeyName, KeyValue FROM CMS_SettingsKey")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)))?;
+    Ok(from_keys(rows.collect::<crate::sql::Result<Vec<_>>>()?))
+}
+
+/// The settings `CMS_SettingsKey`'s `(KeyName, KeyValue)` rows say (a
+/// missing key reads as enabled; other keys are passed over).
+pub(crate) fn from_keys(rows: impl IntoIterator<Item = (String, String)>) -> Settings {
     let mut s = Settings {
         enabled: true,
         log_incoming: true,
@@ -163,9 +107,7 @@ pub fn read(conn: &Conn) -> crate::sql::Result<Settings> {
         log_outgoing: true,
         process_outgoing: true,
     };
-    let rows = stmt.query_map([], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)))?;
-    for row in rows {
-        let (key, value) = row?;
+    for (key, value) in rows {
         let on = value == "True";
         match key.as_str() {
             "CMSIntegrationEnabled" => s.enabled = on,
@@ -176,7 +118,7 @@ pub fn read(conn: &Conn) -> crate::sql::Result<Settings> {
             _ => {}
         }
     }
-    Ok(s)
+    s
 }
 
 /// Applies a patch in one transaction and returns the new settings.
@@ -193,7 +135,7 @@ pub fn write(conn: &Conn, patch: &SettingsPatch) -> crate::sql::Result<()> {
     for (name, key) in KEYS {
         if let Some(on) = patch.get(name) {
             conn.execute(
-                "INSERT INTO CMS_SettingsKey (KeyName, KeyValue) VALUES (?1, ?2) \
+                "INSERT INTO CMS_SettingsKey (KeyName, KeyValue) VALUES ($1, $2) \
                  ON CONFLICT (KeyName) DO UPDATE SET KeyValue = excluded.KeyValue",
                 params![key, if on { "True" } else { "False" }],
             )?;
@@ -233,29 +175,5 @@ mod tests {
         let s = update(&mut conn, &SettingsPatch { enabled: Some(false), ..Default::default() }).unwrap();
         assert!(!s.logs_outgoing() && !s.logs_incoming() && s.log_outgoing);
         assert!(describe(&s).contains("enabled = false"));
-    }
-
-    #[test]
-    fn the_cache_keeps_a_copy_only_while_edits_are_announced() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
-        let mut conn = db.connect().unwrap();
-        let cache = SettingsCache::default();
-        let off = SettingsPatch { process_outgoing: Some(false), ..Default::default() };
-        let on = SettingsPatch { process_outgoing: Some(true), ..Default::default() };
-        // Not announced: every read sees an edit made behind its back.
-        assert!(cache.read(&conn).unwrap().process_outgoing);
-        update(&mut conn, &off).unwrap();
-        assert!(!cache.read(&conn).unwrap().process_outgoing);
-        cache.announced(true);
-        assert!(!cache.read(&conn).unwrap().process_outgoing);
-        // Announced: an unannounced edit is not seen (the kept copy is used)…
-        update(&mut conn, &on).unwrap();
-        assert!(!cache.read(&conn).unwrap().process_outgoing, "the kept copy answers");
-        // …until it is announced; an edit through the cache is seen at once.
-        cache.changed();
-        assert!(cache.read(&conn).unwrap().process_outgoing);
-        assert!(!cache.update(&mut conn, &off).unwrap().process_outgoing);
-        assert!(!cache.read(&conn).unwrap().process_outgoing);
     }
 }

@@ -54,9 +54,9 @@ fn from(conn: &Conn) -> String {
     format!(
         "FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
-         WHERE s.SynchronizationIsInbound = ?1 AND (s.SynchronizationConnectorID = ?2 OR ?2 IS NULL) \
-         AND (t.TaskTitle {like} ?3 ESCAPE '\\' OR t.TaskType {like} ?3 ESCAPE '\\' \
-              OR c.ConnectorDisplayName {like} ?3 ESCAPE '\\' OR ?3 IS NULL) \
+         WHERE s.SynchronizationIsInbound = $1 AND (s.SynchronizationConnectorID = $2 OR $2 IS NULL) \
+         AND (t.TaskTitle {like} $3 ESCAPE '\\' OR t.TaskType {like} $3 ESCAPE '\\' \
+              OR c.ConnectorDisplayName {like} $3 ESCAPE '\\' OR $3 IS NULL) \
          AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)"
     )
 }

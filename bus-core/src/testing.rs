@@ -81,7 +81,7 @@ pub(crate) fn database(names: &[&str]) -> (tempfile::TempDir, Database, Vec<i64>
         .map(|n| {
             conn.execute(
                 "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, ConnectorClassName) \
-                 VALUES (?1, ?1, 'test', 'Test')",
+                 VALUES ($1, $1, 'test', 'Test')",
                 [n],
             )
             .unwrap();

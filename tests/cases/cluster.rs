@@ -81,7 +81,7 @@ fn id_of(d: &Daemon) -> String {
 /// processed them (read from the shared event log, all of them).
 fn reported(env: &TestEnv, connector: &str) -> Vec<(i64, String)> {
     let sql = env.sql();
-    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
+    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = $1 ORDER BY EventID").unwrap();
     stmt.query_map([connector], |r| r.get::<String>(0))
         .unwrap()
         .filter_map(|d| {

@@ -36,7 +36,7 @@ fn queue_of(env: &TestEnv, connector: &str) -> Vec<i64> {
     let mut stmt = sql
         .prepare(
             "SELECT s.SynchronizationTaskID FROM Integration_Synchronization s JOIN Integration_Connector c \
-             ON c.ConnectorID = s.SynchronizationConnectorID WHERE c.ConnectorName = ?1 ORDER BY s.SynchronizationTaskID",
+             ON c.ConnectorID = s.SynchronizationConnectorID WHERE c.ConnectorName = $1 ORDER BY s.SynchronizationTaskID",
         )
         .unwrap();
     stmt.query_map([connector], |r| r.get(0)).unwrap().map(Result::unwrap).collect()

@@ -196,7 +196,7 @@ fn tls_to_the_server_checks_the_ca_and_the_name_as_libpq_does() {
     let (tls, plain): (i64, i64) = admin
         .query_row(
             "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
-             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = ?1",
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1",
             [&name],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -204,7 +204,7 @@ impl TestEnv {
         self.sql()
             .execute(
                 "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-                 ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
+                 ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES ($1, $1, $2, $3, $4, $5)",
                 bus_core::params![name, assembly, class, enabled, config],
             )
             .unwrap();
@@ -245,7 +245,7 @@ impl TestEnv {
         let key = bus_core::settings::KEYS.iter().find(|(n, _)| *n == name).expect("a setting name").1;
         self.sql()
             .execute(
-                "UPDATE CMS_SettingsKey SET KeyValue = ?1 WHERE KeyName = ?2",
+                "UPDATE CMS_SettingsKey SET KeyValue = $1 WHERE KeyName = $2",
                 bus_core::params![if on { "True" } else { "False" }, key],
             )
             .unwrap();
@@ -272,7 +272,7 @@ impl TestEnv {
             }
             Location::File(_) => self.sql(),
         };
-        let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = ?1 ORDER BY EventID").unwrap();
+        let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = $1 ORDER BY EventID").unwrap();
         let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
             .query_map([connector], |r| r.get::<String>(0))
             .unwrap()

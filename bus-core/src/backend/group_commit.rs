@@ -204,7 +204,7 @@ mod tests {
             for c in &ids {
                 conn.execute(
                     "INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationConnectorID,
-                     SynchronizationIsInbound, SynchronizationDataType) VALUES (?1, ?2, 0, 'SimpleSnapshot')",
+                     SynchronizationIsInbound, SynchronizationDataType) VALUES ($1, $2, 0, 'SimpleSnapshot')",
                     [task, *c],
                 )
                 .unwrap();
@@ -218,7 +218,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let conn = db.connect().unwrap();
                     let mine: Vec<i64> = conn
-                        .prepare("SELECT SynchronizationID FROM Integration_Synchronization WHERE SynchronizationConnectorID = ?1 ORDER BY 1")
+                        .prepare("SELECT SynchronizationID FROM Integration_Synchronization WHERE SynchronizationConnectorID = $1 ORDER BY 1")
                         .unwrap()
                         .query_map([connector], |r| r.get(0))
                         .unwrap()
@@ -232,7 +232,7 @@ mod tests {
                             .connect()
                             .unwrap()
                             .query_row(
-                                "SELECT count(*) FROM Integration_Delivered WHERE DeliveredSynchronizationID = ?1",
+                                "SELECT count(*) FROM Integration_Delivered WHERE DeliveredSynchronizationID = $1",
                                 [id],
                                 |r| r.get(0),
                             )

@@ -14,7 +14,7 @@ use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::cluster::Cluster;
 use crate::db::{Database, Pooled};
 use crate::queue::{self, Direction, Queued};
-use crate::settings::Settings;
+use crate::settings::{self, Settings};
 use crate::sql::{params, Conn};
 use connector_abi::IntegrationProcessType;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ impl Queues for PostgresQueues {
     }
 
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError> {
-        Ok(Box::new(PostgresSession { conn: self.db.connect()?, db: self.db.clone(), cluster: self.cluster.clone() }))
+        Ok(Box::new(PostgresSession { conn: self.db.connect()?, cluster: self.cluster.clone() }))
     }
 
     fn sessions(&self) -> SessionUse {
@@ -49,7 +49,6 @@ impl Queues for PostgresQueues {
 struct PostgresSession {
     /// Lent by the pool for a run; back to it when the worker lets go.
     conn: Pooled,
-    db: Database,
     cluster: Arc<Cluster>,
 }
 
@@ -78,7 +77,7 @@ impl PostgresSession {
         let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
         let ids = format!("{{{}}}", sync_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
         let removed: bool = self.conn.query_row(
-            "SELECT bus_deliver(?1, ?2, ?3, ?4, CAST(?5 AS TEXT)::BIGINT[])",
+            "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[])",
             params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],
             |r| r.get(0),
         )?;
@@ -108,7 +107,7 @@ fn fenced(key: QueueKey) -> QueueError {
 /// holding it until `tx` ends (`bus_hold_lease`, schema/postgres/v3.sql).
 fn hold_lease(tx: &Conn, key: QueueKey, owner: &str, epoch: i64) -> crate::sql::Result<bool> {
     tx.query_row(
-        "SELECT bus_hold_lease(?1, ?2, ?3, ?4)",
+        "SELECT bus_hold_lease($1, $2, $3, $4)",
         params![key.connector_id, key.direction == Direction::Incoming, owner, epoch],
         |r| r.get(0),
     )
@@ -116,7 +115,7 @@ fn hold_lease(tx: &Conn, key: QueueKey, owner: &str, epoch: i64) -> crate::sql::
 
 impl QueueSession for PostgresSession {
     fn settings(&mut self) -> Result<Settings, QueueError> {
-        Ok(self.db.settings().read(&self.conn)?)
+        Ok(settings::read(&self.conn)?)
     }
 
     /// Only while the lease is held and was renewed recently enough that
@@ -184,7 +183,7 @@ impl QueueSession for PostgresSession {
     ) -> Result<(), QueueError> {
         self.fenced(key, |tx| {
             tx.execute(
-                "UPDATE Integration_Task SET TaskProcessType = ?1 WHERE TaskID = ?2",
+                "UPDATE Integration_Task SET TaskProcessType = $1 WHERE TaskID = $2",
                 params![process_type.name(), task_id],
             )
             .map(drop)

@@ -118,7 +118,7 @@ impl QueueSession for SqliteSession {
         process_type: IntegrationProcessType,
     ) -> Result<(), QueueError> {
         self.db.gate().enter().execute(
-            "UPDATE Integration_Task SET TaskProcessType = ?1 WHERE TaskID = ?2",
+            "UPDATE Integration_Task SET TaskProcessType = $1 WHERE TaskID = $2",
             params![process_type.name(), task_id],
         )?;
         Ok(())

@@ -26,7 +26,7 @@ fn millis(d: Duration) -> i64 {
 
 /// `IN (?, ?, …)` for `n` values starting at placeholder `first`.
 fn marks(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>, ttl: Duration) -> Result<Tick> {
@@ -42,7 +42,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         (ttl_ms / 2).max(200)
     ))?;
     tx.execute(
-        "INSERT INTO Integration_Daemon (DaemonID, DaemonAddress, DaemonLockKey) VALUES (?1, ?2, ?3) \
+        "INSERT INTO Integration_Daemon (DaemonID, DaemonAddress, DaemonLockKey) VALUES ($1, $2, $3) \
          ON CONFLICT (DaemonID) DO UPDATE SET DaemonHeartbeat = clock_timestamp(), DaemonAddress = excluded.DaemonAddress",
         params![me, address, lock_key],
     )?;
@@ -56,15 +56,15 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         [],
     )?;
     tx.execute(
-        "UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = ?1 \
+        "UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = $1 \
          AND LeaseConnectorID IN (SELECT ConnectorID FROM Integration_Connector WHERE ConnectorEnabled <> 1)",
         [me],
     )?;
     let mut holding = Holding::default();
     for row in tx
         .prepare_cached(
-            "UPDATE Integration_Lease SET LeaseExpires = clock_timestamp() + ?2 * interval '1 millisecond' \
-             WHERE LeaseOwner = ?1 RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
+            "UPDATE Integration_Lease SET LeaseExpires = clock_timestamp() + $2 * interval '1 millisecond' \
+             WHERE LeaseOwner = $1 RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
         )?
         .query_map(params![me, ttl_ms], |r| Ok(((r.get::<i64>(0)?, r.get::<bool>(1)?), r.get::<i64>(2)?)))?
     {
@@ -90,7 +90,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
         values.extend(extra.iter().map(|id| id as &dyn ToValue));
         tx.prepare(&format!(
             "UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL \
-             WHERE LeaseOwner = ?1 AND LeaseConnectorID IN ({})",
+             WHERE LeaseOwner = $1 AND LeaseConnectorID IN ({})",
             marks(2, extra.len())
         ))?
         .execute(values)?;
@@ -105,7 +105,7 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     let leader: Option<String> = conn
         .query_row(
             "SELECT DaemonID FROM Integration_Daemon \
-             WHERE DaemonHeartbeat > clock_timestamp() - ?1 * interval '1 millisecond' \
+             WHERE DaemonHeartbeat > clock_timestamp() - $1 * interval '1 millisecond' \
              ORDER BY DaemonStarted, DaemonID LIMIT 1",
             [ttl_ms],
             |r| r.get(0),
@@ -147,8 +147,8 @@ fn share(enabled: usize, me: &str, others: &[String], held_by: &BTreeMap<String,
 fn other_daemons(tx: &Conn, me: &str, ttl_ms: i64) -> crate::sql::Result<(Vec<String>, Vec<String>)> {
     let others: Vec<(String, bool)> = tx
         .prepare_cached(&format!(
-            "SELECT DaemonID, {SESSION_LIVES} FROM Integration_Daemon WHERE DaemonID <> ?1 \
-             AND DaemonHeartbeat > clock_timestamp() - ?2 * interval '1 millisecond'"
+            "SELECT DaemonID, {SESSION_LIVES} FROM Integration_Daemon WHERE DaemonID <> $1 \
+             AND DaemonHeartbeat > clock_timestamp() - $2 * interval '1 millisecond'"
         ))?
         .query_map(params![me, ttl_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<crate::sql::Result<_>>()?;
@@ -202,8 +202,8 @@ fn claim(
     values.extend(both.iter().map(|id| id as &dyn ToValue));
     for row in tx
         .prepare(&format!(
-            "UPDATE Integration_Lease SET LeaseOwner = ?1, LeaseEpoch = LeaseEpoch + 1, \
-             LeaseExpires = clock_timestamp() + ?2 * interval '1 millisecond' \
+            "UPDATE Integration_Lease SET LeaseOwner = $1, LeaseEpoch = LeaseEpoch + 1, \
+             LeaseExpires = clock_timestamp() + $2 * interval '1 millisecond' \
              WHERE LeaseConnectorID IN ({}) RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
             marks(3, both.len())
         ))?
@@ -220,11 +220,11 @@ fn claim(
 fn maintain(conn: &Conn, ttl_ms: i64) -> crate::sql::Result<()> {
     conn.execute(
         "DELETE FROM Integration_ConnectorInstance WHERE InstanceDaemonID IN (SELECT DaemonID FROM Integration_Daemon \
-         WHERE DaemonHeartbeat < clock_timestamp() - ?1 * interval '1 millisecond')",
+         WHERE DaemonHeartbeat < clock_timestamp() - $1 * interval '1 millisecond')",
         [ttl_ms * 10],
     )?;
     conn.execute(
-        "DELETE FROM Integration_Daemon WHERE DaemonHeartbeat < clock_timestamp() - ?1 * interval '1 millisecond'",
+        "DELETE FROM Integration_Daemon WHERE DaemonHeartbeat < clock_timestamp() - $1 * interval '1 millisecond'",
         [ttl_ms * 10],
     )?;
     Ok(())
@@ -234,9 +234,9 @@ fn maintain(conn: &Conn, ttl_ms: i64) -> crate::sql::Result<()> {
 pub(super) fn leave(db: &Database, me: &str) -> Result<()> {
     let mut conn = db.connect()?;
     let tx = conn.transaction()?;
-    tx.execute("UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = ?1", [me])?;
-    tx.execute("DELETE FROM Integration_ConnectorInstance WHERE InstanceDaemonID = ?1", [me])?;
-    tx.execute("DELETE FROM Integration_Daemon WHERE DaemonID = ?1", [me])?;
+    tx.execute("UPDATE Integration_Lease SET LeaseOwner = NULL, LeaseExpires = NULL WHERE LeaseOwner = $1", [me])?;
+    tx.execute("DELETE FROM Integration_ConnectorInstance WHERE InstanceDaemonID = $1", [me])?;
+    tx.execute("DELETE FROM Integration_Daemon WHERE DaemonID = $1", [me])?;
     Ok(tx.commit()?)
 }
 

@@ -159,7 +159,7 @@ impl Cluster {
             .unwrap_or(1)
             | 0x4000_0000_0000_0000;
         let alive = db.open_connection()?;
-        alive.query_row("SELECT pg_advisory_lock(?1)::text", [lock_key], |_| Ok(()))?;
+        alive.query_row("SELECT pg_advisory_lock($1)::text", [lock_key], |_| Ok(()))?;
         let cluster = Arc::new(Cluster {
             id,
             db,
@@ -320,7 +320,7 @@ impl Cluster {
         self.state().renewed = None;
         tracing::warn!(daemon = %self.id, "the liveness session ended; no calls until the leases are renewed; taking the lock again");
         let fresh = self.db.open_connection()?;
-        fresh.query_row("SELECT pg_advisory_lock(?1)::text", [self.lock_key], |_| Ok(()))?;
+        fresh.query_row("SELECT pg_advisory_lock($1)::text", [self.lock_key], |_| Ok(()))?;
         *alive = fresh;
         Ok(())
     }

@@ -7,9 +7,7 @@
 //! changes costs one notification per queue and window (the first at
 //! once, the rest at the end of the window: none is lost). Receiving is a
 //! thread with a connection of its own that reconnects when the server
-//! goes away; polling (the workers' idle poll) stays the fallback. The same
-//! session hears edits of the settings (`bus_settings`) for the settings
-//! cache, which keeps a copy only while this session is listening.
+//! goes away; polling (the workers' idle poll) stays the fallback.
 
 use crate::db::Database;
 use crate::queue::Direction;
@@ -23,10 +21,6 @@ use std::time::Duration;
 /// The channel queue wake-ups travel on; the payload is
 /// `outgoing:<connector>` or `incoming:<connector>`.
 pub(crate) const QUEUE_CHANNEL: &str = "bus_queue";
-
-/// The channel the trigger on `CMS_SettingsKey` notifies on any edit
-/// (schema/postgres/v3.sql): the settings cache lets its copy go.
-pub(crate) const SETTINGS_CHANNEL: &str = "bus_settings";
 
 /// At most one notification per queue in this long.
 const WINDOW: Duration = Duration::from_millis(5);
@@ -48,7 +42,7 @@ impl Notifier {
                 match db.connect() {
                     Ok(c) => {
                         for key in &keys {
-                            if let Err(e) = c.query_row("SELECT pg_notify(?1, ?2)::text", crate::params![QUEUE_CHANNEL, key], |_| Ok(())) {
+                            if let Err(e) = c.query_row("SELECT pg_notify($1, $2)::text", crate::params![QUEUE_CHANNEL, key], |_| Ok(())) {
                                 tracing::warn!(error = %e, queue = %key, "cannot send a wake-up; the worker finds the task at its next poll");
                                 break;
                             }
@@ -90,10 +84,7 @@ impl Listener {
             let stop = stop.clone();
             move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let result = listen(&db, &stop, &on_wake);
-                    // Edits made while nobody listens would go unheard.
-                    db.settings().announced(false);
-                    if let Err(e) = result {
+                    if let Err(e) = listen(&db, &stop, &on_wake) {
                         tracing::warn!(error = %e, "the wake-up listener lost its connection; listening again shortly");
                         std::thread::sleep(Duration::from_millis(500));
                     }
@@ -106,13 +97,10 @@ impl Listener {
 
 fn listen(db: &Database, stop: &AtomicBool, on_wake: &dyn Fn(Direction, &str)) -> Result<(), String> {
     let conn = db.open_connection().map_err(|e| e.to_string())?;
-    conn.execute_batch(&format!("LISTEN {QUEUE_CHANNEL}; LISTEN {SETTINGS_CHANNEL}")).map_err(|e| e.to_string())?;
-    // From here on every settings edit reaches this session.
-    db.settings().announced(true);
+    conn.execute_batch(&format!("LISTEN {QUEUE_CHANNEL}")).map_err(|e| e.to_string())?;
     let pg = conn.as_postgres().ok_or("not a PostgreSQL connection")?;
     while !stop.load(Ordering::Relaxed) {
         match pg.client().next_notification(Duration::from_millis(250)) {
-            Ok(Some(n)) if n.channel() == SETTINGS_CHANNEL => db.settings().changed(),
             Ok(Some(n)) => {
                 let Some((direction, connector)) = n.payload().split_once(':') else { continue };
                 if let Ok(direction) = direction.parse::<Direction>() {

@@ -70,7 +70,7 @@ pub(super) fn publish(
     let init = serde_json::to_string(init).expect("an init answer serializes");
     conn.execute(
         "INSERT INTO Integration_ConnectorInstance (InstanceConnectorID, InstanceDaemonID, InstanceInit, InstanceLoadedAt) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (InstanceConnectorID) DO UPDATE \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (InstanceConnectorID) DO UPDATE \
          SET InstanceDaemonID = excluded.InstanceDaemonID, InstanceInit = excluded.InstanceInit, \
              InstanceLoadedAt = excluded.InstanceLoadedAt \
          WHERE Integration_ConnectorInstance.InstanceDaemonID <> excluded.InstanceDaemonID \

@@ -134,7 +134,7 @@ fn copy_table(from: &Conn, to: &Conn, table: &Table) -> Result<i64, MigrateError
         .collect::<Result<_, _>>()?;
     let key_index = columns.iter().position(|c| c.eq_ignore_ascii_case(table.key)).unwrap_or(0);
     let list = columns.join(", ");
-    let marks = (1..=columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let marks = (1..=columns.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
     let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", table.name);
     let mut read =
         from.prepare(&format!("SELECT {list} FROM {} {} ORDER BY {}", table.name, table.filter, table.key))?;

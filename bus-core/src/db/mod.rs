@@ -112,8 +112,6 @@ pub struct Database {
     lending: Arc<Lending>,
     /// Checkpoints the WAL while any handle on the database lives.
     _checkpointer: Option<Arc<Checkpointer>>,
-    /// The settings as last read (kept only where edits are announced).
-    settings: Arc<crate::settings::SettingsCache>,
 }
 
 /// Idle PostgreSQL connections, each with the moment it was given back.
@@ -214,7 +212,6 @@ impl Database {
                     idle: Arc::default(),
                     lending: Arc::default(),
                     _checkpointer: None,
-                    settings: Arc::default(),
                 };
                 Ok((db, created))
             }
@@ -245,7 +242,6 @@ impl Database {
             idle: Arc::default(),
             lending: Arc::default(),
             _checkpointer: Some(Arc::new(checkpointer)),
-            settings: Arc::default(),
         };
         Ok((db, created))
     }
@@ -279,11 +275,6 @@ impl Database {
             Location::File(_) => Writer::Gate(self.gate.enter()),
             Location::Postgres(_) => Writer::Pooled(self.connect()?),
         })
-    }
-
-    /// The settings, kept between reads where every edit is announced.
-    pub fn settings(&self) -> &crate::settings::SettingsCache {
-        &self.settings
     }
 
     /// Where the database is.

@@ -28,7 +28,7 @@ pub(super) fn open(location: &Location, url: &str, seed: &Seed<'_>) -> Result<(C
 /// Takes the lock daemons (and `migrate --to`) create the schema under, for
 /// the rest of `tx`.
 pub(super) fn lock_schema(tx: &Conn) -> Result<(), DbError> {
-    tx.query_row("SELECT pg_advisory_xact_lock(?1)::text", [MIGRATION_LOCK], |_| Ok(()))?;
+    tx.query_row("SELECT pg_advisory_xact_lock($1)::text", [MIGRATION_LOCK], |_| Ok(()))?;
     Ok(())
 }
 
@@ -54,7 +54,7 @@ fn apply(location: &Location, tx: &Conn, current: u32) -> Result<(), DbError> {
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let err = |source| DbError::Migrate { location: location.clone(), version: m.version, source };
         tx.execute_batch(m.sql).map_err(err)?;
-        tx.execute("UPDATE Integration_SchemaVersion SET Version = ?1", [m.version]).map_err(err)?;
+        tx.execute("UPDATE Integration_SchemaVersion SET Version = $1", [m.version]).map_err(err)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod postgres;
 mod sqlite;
 
 use crate::queue::{NewRelation, NewTask};
+use crate::settings::Settings;
 use crate::sql::{Conn, Dialect, SqlError};
 
 pub(crate) type Result<T> = std::result::Result<T, SqlError>;
@@ -28,6 +29,14 @@ pub(crate) enum QueueHeads {
     Unknown,
 }
 
+/// What a change's transaction starts from.
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeStart {
+    pub settings: Settings,
+    /// The connectors (of those asked about) that still exist.
+    pub present: Vec<i64>,
+}
+
 /// What differs between the engines.
 pub(crate) trait Driver: Sync {
     /// Logs a task and its relations (at least one); returns the task's ID.
@@ -36,11 +45,12 @@ pub(crate) trait Driver: Sync {
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;
 
-    /// The connectors of `ids` that still exist, kept from being deleted
-    /// until `tx` ends (a registry edit may not be reinitialized yet).
+    /// The start of a change's transaction: the settings as committed, and
+    /// which connectors of `ids` still exist, kept from being deleted until
+    /// `tx` ends (a registry edit may not be reinitialized yet).
     /// `registry_version`: the version the caller's connectors were loaded
     /// from.
-    fn present_connectors(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<Vec<i64>>;
+    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<ChangeStart>;
 
     /// Locks the connector `name` before a delete counts its queue, so no
     /// change queues for it in between.

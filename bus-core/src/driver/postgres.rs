@@ -2,8 +2,9 @@
 //! statement a round trip to the server — so an operation is as few
 //! statements as it can be.
 
-use super::{Driver, QueueHeads, Result};
+use super::{ChangeStart, Driver, QueueHeads, Result};
 use crate::queue::{self, NewRelation, NewTask};
+use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
 use std::sync::OnceLock;
 
@@ -69,22 +70,30 @@ impl Driver for Postgres {
     /// Another daemon (or psql) may delete a connector at any moment: the
     /// rows of the live connectors are locked against deletion until the
     /// commit (edits that keep the key still go through).
-    fn present_connectors(&self, tx: &Conn, ids: &[i64], _registry_version: i64) -> Result<Vec<i64>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// One statement (sent with the transaction's `BEGIN`): the settings
+    /// rows and the live connectors' rows, those locked `FOR KEY SHARE` —
+    /// another daemon (or psql) may delete a connector at any moment, and
+    /// a delete now waits for this commit (edits that keep the key still
+    /// go through).
+    fn begin_change(&self, tx: &Conn, ids: &[i64], _registry_version: i64) -> Result<ChangeStart> {
         let ids = format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-        tx.prepare_cached(
-            "SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) \
-             ORDER BY ConnectorID FOR KEY SHARE",
-        )?
-        .query_map([ids], |r| r.get(0))?
-        .collect()
+        let rows: Vec<(Option<String>, Option<String>, Option<i64>)> = tx
+            .prepare_cached(
+                "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
+                 WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
+                 SELECT KeyName, KeyValue, NULL::BIGINT FROM CMS_SettingsKey \
+                 UNION ALL SELECT NULL, NULL, ConnectorID FROM present",
+            )?
+            .query_map([ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_>>()?;
+        let present = rows.iter().filter_map(|(_, _, id)| *id).collect();
+        let keys = rows.into_iter().filter_map(|(key, value, _)| Some((key?, value?)));
+        Ok(ChangeStart { settings: settings::from_keys(keys), present })
     }
 
     /// The row is locked before counting, so no change queues for the
     /// connector between the count and the delete (a change locks it
-    /// first, [`Self::present_connectors`]).
+    /// first, [`Self::begin_change`]).
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
         tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE", [name]).map(drop)
     }

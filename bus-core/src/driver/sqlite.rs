@@ -1,8 +1,9 @@
 //! The SQLite driver: one writer at a time (the write gate, then SQLite's
 //! write lock), so a transaction sees exactly what committed before it.
 
-use super::{Driver, QueueHeads, Result};
+use super::{ChangeStart, Driver, QueueHeads, Result};
 use crate::queue::{self, NewRelation, NewTask};
+use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError};
 
 pub(super) struct Sqlite;
@@ -25,23 +26,25 @@ impl Driver for Sqlite {
         QueueHeads::Known
     }
 
-    /// The write lock keeps the registry as read until the commit; the rows
-    /// are looked at only when the registry changed since the connectors
-    /// were loaded.
-    fn present_connectors(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<Vec<i64>> {
+    /// Statements cost no round trip here: the settings, then the registry
+    /// version. The write lock keeps the registry as read until the commit;
+    /// the rows are looked at only when the registry changed since the
+    /// connectors were loaded.
+    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<ChangeStart> {
+        let settings = settings::read(tx)?;
         let version: i64 =
             tx.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))?;
         if version == registry_version {
-            return Ok(ids.to_vec());
+            return Ok(ChangeStart { settings, present: ids.to_vec() });
         }
-        let mut exists = tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = ?1")?;
+        let mut exists = tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?;
         let mut present = Vec::with_capacity(ids.len());
         for &id in ids {
             if exists.exists([id])? {
                 present.push(id);
             }
         }
-        Ok(present)
+        Ok(ChangeStart { settings, present })
     }
 
     /// `BEGIN IMMEDIATE` already holds the write lock.
@@ -50,12 +53,12 @@ impl Driver for Sqlite {
     }
 
     fn guid_taken(&self, tx: &Conn, _error: &SqlError, guid: &str) -> Result<bool> {
-        tx.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = ?1")?.exists([guid])
+        tx.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = $1")?.exists([guid])
     }
 
     fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>> {
         conn.prepare_cached(
-            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = ?1 AND json_extract(ObjectFields, ?2) = ?3 \
+            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = $1 AND json_extract(ObjectFields, $2) = $3 \
              ORDER BY ObjectID",
         )?
         .query_map(params![object_type, json_path(field), id], |r| r.get(0))?
@@ -65,7 +68,7 @@ impl Driver for Sqlite {
     fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>> {
         conn.prepare_cached(
             "SELECT d.DocumentID FROM CMS_Document d JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID \
-             WHERE n.NodeClassName = ?1 AND json_extract(d.DocumentFields, ?2) = ?3 LIMIT 1",
+             WHERE n.NodeClassName = $1 AND json_extract(d.DocumentFields, $2) = $3 LIMIT 1",
         )?
         .query_row(params![class_name, json_path(field), id], |r| r.get(0))
         .optional()

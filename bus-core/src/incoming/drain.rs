@@ -134,7 +134,7 @@ impl IncomingDrain {
                 // Nothing removed: another worker (another daemon, after a
                 // lease moved) applied it meanwhile; this copy rolls back.
                 let removed =
-                    tx.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = ?1", [sync_id])?;
+                    tx.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = $1", [sync_id])?;
                 if removed == 0 {
                     return Err(ChangeError::Single(crate::store::StoreError::Conflict(
                         "the task is no longer queued: it was applied elsewhere".into(),

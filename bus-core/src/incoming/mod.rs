@@ -94,7 +94,7 @@ impl Incoming {
         let settings = {
             let mut logger = self.logger.lock().unwrap_or_else(|p| p.into_inner());
             self.db.revive(&mut logger);
-            self.db.settings().read(&logger)?
+            settings::read(&logger)?
         };
         log::log(&settings, &self.db, &self.types, &live, request)
     }

@@ -290,12 +290,12 @@ mod tests {
         );
         assert!(after.heads.iter().all(|(_, q)| q.task_data_type == TaskDataType::Snapshot));
         let stored: String = tx
-            .query_row("SELECT TaskDataType FROM Integration_Task WHERE TaskID = ?1", [task_id], |r| r.get(0))
+            .query_row("SELECT TaskDataType FROM Integration_Task WHERE TaskID = $1", [task_id], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, "Snapshot", "one payload, for the richest mode any subscriber may need");
         let relations: i64 = tx
             .query_row(
-                "SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationTaskID = ?1",
+                "SELECT count(*) FROM Integration_Synchronization WHERE SynchronizationTaskID = $1",
                 [task_id],
                 |r| r.get(0),
             )

@@ -2,10 +2,12 @@
 //! embedded default) and PostgreSQL (several daemons on one database).
 //!
 //! The API follows rusqlite's shape (`prepare_cached` → `execute` /
-//! `query_row` / `query_map`, `transaction` → `commit`), so a statement is
-//! written once: placeholders are `?` or `?N` (rewritten to `$N` for
-//! PostgreSQL, once per statement text), and the few constructs the two
-//! dialects spell differently are chosen with [`Conn::dialect`].
+//! `query_row` / `query_map`, `transaction` → `commit`). Parameters are
+//! written `$1`, `$2`, … — PostgreSQL's own syntax, which SQLite reads as
+//! named parameters and binds by name (`sqlite.rs`) — so the same text goes
+//! to either engine unchanged. What the engines do differently is a
+//! method of a storage driver (`crate::driver`), which asks
+//! [`Conn::dialect`].
 
 mod postgres;
 mod sqlite;
@@ -310,8 +312,14 @@ impl Stmt<'_> {
     /// Runs the statement; the number of rows it changed.
     pub fn execute(&mut self, params: impl Params) -> Result<usize> {
         params.with(|p| match &mut self.0 {
-            StmtInner::SqliteCached(s) => Ok(s.execute(sqlite::bind(p))?),
-            StmtInner::Sqlite(s) => Ok(s.execute(sqlite::bind(p))?),
+            StmtInner::SqliteCached(s) => {
+                sqlite::bind(s, p)?;
+                Ok(s.raw_execute()?)
+            }
+            StmtInner::Sqlite(s) => {
+                sqlite::bind(s, p)?;
+                Ok(s.raw_execute()?)
+            }
             StmtInner::Postgres(c, s) => c.execute(s, p),
         })
     }
@@ -320,8 +328,14 @@ impl Stmt<'_> {
     pub fn query(&mut self, params: impl Params) -> Result<Rows<'_>> {
         params.with(|p| {
             Ok(Rows(match &mut self.0 {
-                StmtInner::SqliteCached(s) => RowsInner::Sqlite(s.query(sqlite::bind(p))?),
-                StmtInner::Sqlite(s) => RowsInner::Sqlite(s.query(sqlite::bind(p))?),
+                StmtInner::SqliteCached(s) => {
+                    sqlite::bind(s, p)?;
+                    RowsInner::Sqlite(s.raw_query())
+                }
+                StmtInner::Sqlite(s) => {
+                    sqlite::bind(s, p)?;
+                    RowsInner::Sqlite(s.raw_query())
+                }
                 StmtInner::Postgres(c, s) => RowsInner::Postgres(c.query(s, p)?.into_iter(), None),
             }))
         })
@@ -415,8 +429,9 @@ mod tests {
     fn statements_bind_read_and_roll_back_on_drop() {
         let mut c = memory();
         c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)").unwrap();
-        c.execute("INSERT INTO t VALUES (?1, ?2)", params![1, "one"]).unwrap();
-        c.execute("INSERT INTO t VALUES (?, ?)", params![2, None::<String>]).unwrap();
+        c.execute("INSERT INTO t VALUES ($1, $2)", params![1, "one"]).unwrap();
+        // Bound by name: `$2` written before `$1` still takes the second value.
+        c.execute("INSERT INTO t (b, a) VALUES ($2, $1)", params![2, None::<String>]).unwrap();
         let rows: Vec<(i64, Option<String>)> = c
             .prepare("SELECT a, b FROM t ORDER BY a")
             .unwrap()
@@ -431,7 +446,8 @@ mod tests {
         }
         let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 2, "a dropped transaction rolls back");
-        let missing = c.query_row("SELECT a FROM t WHERE a = ?1", [9], |r| r.get::<i64>(0)).optional().unwrap();
+        let missing =
+            c.query_row("SELECT a FROM t WHERE a = $1 OR $1 = -$1", [9], |r| r.get::<i64>(0)).optional().unwrap();
         assert_eq!(missing, None);
         let err = c.query_row("SELECT b FROM t WHERE a = 1", [], |r| r.get::<i64>(0)).unwrap_err();
         assert!(err.to_string().contains("column 0: expected an integer, found text"), "{err}");
@@ -443,10 +459,14 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_become_numbered_outside_literals() {
-        assert_eq!(
-            postgres::placeholders("SELECT ?, '?', ?3, \"a?\" -- ?\n, ?"),
-            "SELECT $1, '?', $3, \"a?\" -- ?\n, $4"
-        );
+    fn parameters_are_written_as_postgresql_writes_them() {
+        let c = memory();
+        let err = c.query_row("SELECT ?1", [1], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(err.to_string().contains("parameters are written $1, $2"), "{err}");
+        let err = c.query_row("SELECT $1 + $2", [1], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(matches!(err, SqlError::Sqlite(rusqlite::Error::InvalidParameterCount(2, 1))), "{err}");
+        let err = c.query_row("SELECT $1", [1, 2], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(matches!(err, SqlError::Sqlite(rusqlite::Error::InvalidParameterCount(2, 1))), "{err}");
+        assert_eq!(c.query_row("SELECT $2 - $1", [1, 5], |r| r.get::<i64>(0)).unwrap(), 4);
     }
 }

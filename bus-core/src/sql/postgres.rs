@@ -1,5 +1,5 @@
 //! The PostgreSQL side of [`super::Conn`]: one synchronous client, its
-//! statements prepared once per SQL text (placeholders rewritten), values
+//! statements prepared once per SQL text (as written: `$n` parameters), values
 //! converted to and from the shared [`Value`] by the column's type.
 
 use super::{ErrorKind, Result, SqlError, ToValue, Value, ValueRef};
@@ -50,7 +50,7 @@ impl PgConn {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.prepare(&placeholders(sql))?;
+        let statement = self.client.prepare(sql)?;
         let mut cache = self.statements.borrow_mut();
         if cache.len() >= MAX_STATEMENTS {
             cache.clear();
@@ -105,49 +105,6 @@ impl PgConn {
             })
             .collect()
     }
-}
-
-/// `?` and `?N` outside literals, quoted names and comments become `$N`;
-/// a bare `?` takes the number after the highest so far, as in SQLite.
-pub(super) fn placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.chars().peekable();
-    let mut highest = 0u32;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == c {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '?' => {
-                let mut digits = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    digits.push(*d);
-                    chars.next();
-                }
-                let n = digits.parse().unwrap_or(highest + 1);
-                highest = highest.max(n);
-                out.push('$');
-                out.push_str(&n.to_string());
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A parameter converted to the type the server inferred for it.

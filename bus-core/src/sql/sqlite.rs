@@ -1,4 +1,4 @@
-//! The SQLite side of [`super::Conn`]: parameters handed to rusqlite
+//! The SQLite side of [`super::Conn`]: parameters bound by their `$n` names
 //! without copying, its values and error codes in the shared terms.
 
 use super::{ErrorKind, ToValue, ValueRef};
@@ -19,8 +19,26 @@ impl rusqlite::ToSql for Bind<'_> {
     }
 }
 
-pub(super) fn bind<'a>(params: &'a [&'a dyn ToValue]) -> rusqlite::ParamsFromIter<impl Iterator<Item = Bind<'a>>> {
-    rusqlite::params_from_iter(params.iter().map(|p| Bind(*p)))
+/// Binds `params` to `stmt` by name: the parameter `$n` takes the `n`-th
+/// value (SQLite numbers named parameters in order of first appearance, so
+/// binding by position would misplace `$2` written before `$1`). The SQL is
+/// the same text PostgreSQL gets; nothing is rewritten.
+pub(super) fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[&dyn ToValue]) -> rusqlite::Result<()> {
+    let mut highest = 0;
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or("?");
+        let n: usize =
+            name.strip_prefix('$').and_then(|digits| digits.parse().ok()).filter(|n| *n > 0).ok_or_else(|| {
+                rusqlite::Error::InvalidParameterName(format!("{name} (parameters are written $1, $2, …)"))
+            })?;
+        let value = params.get(n - 1).ok_or(rusqlite::Error::InvalidParameterCount(n, params.len()))?;
+        stmt.raw_bind_parameter(index, Bind(*value))?;
+        highest = highest.max(n);
+    }
+    if highest != params.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(params.len(), highest));
+    }
+    Ok(())
 }
 
 pub(super) fn value(v: SqliteRef<'_>) -> ValueRef<'_> {

@@ -98,7 +98,7 @@ fn one(
 
 /// A document (culture version) by DocumentID.
 pub fn get(conn: &Conn, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
-    one(conn, types, "d.DocumentID = ?1", [document_id])?
+    one(conn, types, "d.DocumentID = $1", [document_id])?
         .ok_or_else(|| StoreError::NotFound(format!("there is no document with ID {document_id}")))
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn find_by_guid(
     one(
         conn,
         types,
-        "n.NodeGUID = ?1 AND d.DocumentCulture = ?2 COLLATE NOCASE AND n.NodeSiteName = ?3 COLLATE NOCASE",
+        "n.NodeGUID = $1 AND d.DocumentCulture = $2 COLLATE NOCASE AND n.NodeSiteName = $3 COLLATE NOCASE",
         params![node_guid, culture, site],
     )
 }
@@ -128,8 +128,8 @@ pub fn list(
     limit: u32,
 ) -> Result<Vec<DocumentData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE (n.NodeSiteName = ?1 OR ?1 IS NULL) AND (substr(n.NodeAliasPath, 1, length(?2)) = ?2 OR ?2 IS NULL) \
-         AND d.DocumentID > ?3 ORDER BY d.DocumentID LIMIT {limit}"
+        "{SELECT} WHERE (n.NodeSiteName = $1 OR $1 IS NULL) AND (substr(n.NodeAliasPath, 1, length($2)) = $2 OR $2 IS NULL) \
+         AND d.DocumentID > $3 ORDER BY d.DocumentID LIMIT {limit}"
     ))?;
     let mut rows = stmt.query_map(params![site, path_prefix, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
     rows.iter_mut().for_each(|d| describe(types, d));
@@ -159,7 +159,7 @@ fn check_culture(culture: &str) -> Result<(), StoreError> {
 fn site_exists(conn: &Conn, site: &str) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
+            "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = $1 COLLATE NOCASE",
         )?
         .exists([site])?)
 }
@@ -176,7 +176,7 @@ pub fn create(conn: &Conn, types: &ObjectTypes, input: DocumentInput) -> Result<
     check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &input.fields)?;
     let node: Option<(i64, String, String)> = conn
         .prepare_cached(
-            "SELECT NodeID, NodeClassName, NodeGUID FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2",
+            "SELECT NodeID, NodeClassName, NodeGUID FROM CMS_Tree WHERE NodeSiteName = $1 AND NodeAliasPath = $2",
         )?
         .query_row(params![input.site_name, input.alias_path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -202,7 +202,7 @@ pub fn create(conn: &Conn, types: &ObjectTypes, input: DocumentInput) -> Result<
                 None
             } else {
                 Some(
-                    conn.prepare_cached("SELECT NodeID FROM CMS_Tree WHERE NodeSiteName = ?1 AND NodeAliasPath = ?2")?
+                    conn.prepare_cached("SELECT NodeID FROM CMS_Tree WHERE NodeSiteName = $1 AND NodeAliasPath = $2")?
                         .query_row(params![input.site_name, parent_path], |r| r.get(0))
                         .optional()?
                         .ok_or_else(|| {
@@ -219,7 +219,7 @@ pub fn create(conn: &Conn, types: &ObjectTypes, input: DocumentInput) -> Result<
                 None => new_guid(),
             };
             conn.prepare_cached(
-                "INSERT INTO CMS_Tree (NodeGUID, NodeAliasPath, NodeParentID, NodeClassName, NodeSiteName) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING NodeID",
+                "INSERT INTO CMS_Tree (NodeGUID, NodeAliasPath, NodeParentID, NodeClassName, NodeSiteName) VALUES ($1, $2, $3, $4, $5) RETURNING NodeID",
             )?
             .query_row(params![guid, input.alias_path, parent_id, class.class_name, input.site_name], |r| r.get(0))
             .map_err(|e| {
@@ -234,7 +234,7 @@ pub fn create(conn: &Conn, types: &ObjectTypes, input: DocumentInput) -> Result<
     let fields = serde_json::to_string(&input.fields).expect("a JSON map serializes");
     let document_id = conn.prepare_cached(
         "INSERT INTO CMS_Document (DocumentNodeID, DocumentCulture, DocumentName, DocumentFields, DocumentPublished) \
-         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING DocumentID",
+         VALUES ($1, $2, $3, $4, $5) RETURNING DocumentID",
     )?
     .query_row(params![node_id, input.culture, input.name, fields, input.published], |r| r.get::<i64>(0))
     .map_err(|e| {
@@ -264,8 +264,8 @@ pub fn update(
     let name = patch.name.unwrap_or(current.name);
     check_name("name", &name)?;
     conn.prepare_cached(
-        "UPDATE CMS_Document SET DocumentName = ?1, DocumentFields = ?2, \
-         DocumentLastModified = bus_now() WHERE DocumentID = ?3",
+        "UPDATE CMS_Document SET DocumentName = $1, DocumentFields = $2, \
+         DocumentLastModified = bus_now() WHERE DocumentID = $3",
     )?
     .execute(params![name, serde_json::to_string(&fields).expect("a JSON map serializes"), document_id])?;
     get(conn, types, document_id)
@@ -280,8 +280,8 @@ pub(crate) fn set_state(
 ) -> Result<DocumentData, StoreError> {
     get(conn, types, document_id)?;
     conn.prepare_cached(
-        "UPDATE CMS_Document SET DocumentPublished = ?1, DocumentArchived = ?2, \
-         DocumentLastModified = bus_now() WHERE DocumentID = ?3",
+        "UPDATE CMS_Document SET DocumentPublished = $1, DocumentArchived = $2, \
+         DocumentLastModified = bus_now() WHERE DocumentID = $3",
     )?
     .execute(params![publish, !publish, document_id])?;
     get(conn, types, document_id)
@@ -292,11 +292,11 @@ pub(crate) fn set_state(
 pub fn delete(conn: &Conn, types: &ObjectTypes, document_id: i64) -> Result<DocumentData, StoreError> {
     let current = get(conn, types, document_id)?;
     let versions: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM CMS_Document WHERE DocumentNodeID = ?1")?
+        .prepare_cached("SELECT COUNT(*) FROM CMS_Document WHERE DocumentNodeID = $1")?
         .query_row([current.node_id], |r| r.get(0))?;
     if versions == 1 {
         let children: i64 = conn
-            .prepare_cached("SELECT COUNT(*) FROM CMS_Tree WHERE NodeParentID = ?1")?
+            .prepare_cached("SELECT COUNT(*) FROM CMS_Tree WHERE NodeParentID = $1")?
             .query_row([current.node_id], |r| r.get(0))?;
         if children > 0 {
             return Err(StoreError::Conflict(format!(
@@ -305,9 +305,9 @@ pub fn delete(conn: &Conn, types: &ObjectTypes, document_id: i64) -> Result<Docu
             )));
         }
     }
-    conn.prepare_cached("DELETE FROM CMS_Document WHERE DocumentID = ?1")?.execute([document_id])?;
+    conn.prepare_cached("DELETE FROM CMS_Document WHERE DocumentID = $1")?.execute([document_id])?;
     if versions == 1 {
-        conn.prepare_cached("DELETE FROM CMS_Tree WHERE NodeID = ?1")?.execute([current.node_id])?;
+        conn.prepare_cached("DELETE FROM CMS_Tree WHERE NodeID = $1")?.execute([current.node_id])?;
     }
     Ok(current)
 }

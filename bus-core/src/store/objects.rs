@@ -82,7 +82,7 @@ pub fn describe(types: &ObjectTypes, object: &mut ObjectData) {
 
 /// Any object by ID.
 pub fn get(conn: &Conn, types: &ObjectTypes, id: i64) -> Result<Option<ObjectData>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE ObjectID = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE ObjectID = $1"))?;
     let mut object = stmt.query_row([id], from_row).optional()?;
     if let Some(o) = &mut object {
         describe(types, o);
@@ -110,7 +110,7 @@ pub fn list(
 ) -> Result<Vec<ObjectData>, StoreError> {
     let t = self::object_type(types, object_type)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE ObjectType = ?1 AND (ObjectSiteName = ?2 OR ?2 IS NULL) AND ObjectID > ?3 ORDER BY ObjectID LIMIT {limit}"
+        "{SELECT} WHERE ObjectType = $1 AND (ObjectSiteName = $2 OR $2 IS NULL) AND ObjectID > $3 ORDER BY ObjectID LIMIT {limit}"
     ))?;
     let mut rows = stmt.query_map(params![t.name, site_name, after_id], from_row)?.collect::<Result<Vec<_>, _>>()?;
     rows.iter_mut().for_each(|o| describe(types, o));
@@ -128,8 +128,8 @@ pub(crate) fn find_by_code_name(
     parent_id: Option<i64>,
 ) -> Result<Option<ObjectData>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{SELECT} WHERE ObjectType = ?1 AND ObjectCodeName = ?2 COLLATE NOCASE \
-         AND coalesce(ObjectSiteName, '') = coalesce(?3, '') AND (ObjectParentID = ?4 OR ?4 IS NULL)"
+        "{SELECT} WHERE ObjectType = $1 AND ObjectCodeName = $2 COLLATE NOCASE \
+         AND coalesce(ObjectSiteName, '') = coalesce($3, '') AND (ObjectParentID = $4 OR $4 IS NULL)"
     ))?;
     let mut object = stmt.query_row(params![object_type, code_name, site_name, parent_id], from_row).optional()?;
     if let Some(o) = &mut object {
@@ -140,7 +140,7 @@ pub(crate) fn find_by_code_name(
 
 fn site_exists(conn: &Conn, site: &str) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
+        "SELECT 1 FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = $1 COLLATE NOCASE",
     )?;
     Ok(stmt.exists([site])?)
 }
@@ -180,11 +180,11 @@ pub(crate) fn check_foreign_keys(
         };
         let exists = match target.as_str() {
             DOCUMENT_VERSION => {
-                conn.prepare_cached("SELECT 1 FROM CMS_Document WHERE DocumentID = ?1")?.exists([id])?
+                conn.prepare_cached("SELECT 1 FROM CMS_Document WHERE DocumentID = $1")?.exists([id])?
             }
-            DOCUMENT_NODE => conn.prepare_cached("SELECT 1 FROM CMS_Tree WHERE NodeID = ?1")?.exists([id])?,
+            DOCUMENT_NODE => conn.prepare_cached("SELECT 1 FROM CMS_Tree WHERE NodeID = $1")?.exists([id])?,
             object_type => conn
-                .prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectID = ?1 AND ObjectType = ?2")?
+                .prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectID = $1 AND ObjectType = $2")?
                 .exists(params![id, object_type])?,
         };
         if !exists {
@@ -259,7 +259,7 @@ pub fn create(
         .prepare_cached(
             "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
          ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING ObjectID",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ObjectID",
         )?
         .query_row(
             params![
@@ -331,9 +331,9 @@ pub fn update(
     let text = serde_json::to_string(&fields).expect("a JSON map serializes");
     let updated = conn
         .prepare_cached(
-            "UPDATE CMS_Object SET ObjectCodeName = ?1, ObjectDisplayName = ?2, ObjectGroupID = ?3, ObjectFields = ?4, \
-             ObjectParentType = ?5, ObjectParentID = ?6, ObjectLastModified = bus_now() \
-             WHERE ObjectID = ?7",
+            "UPDATE CMS_Object SET ObjectCodeName = $1, ObjectDisplayName = $2, ObjectGroupID = $3, ObjectFields = $4, \
+             ObjectParentType = $5, ObjectParentID = $6, ObjectLastModified = bus_now() \
+             WHERE ObjectID = $7",
         )?
         .execute(params![
             code_name,
@@ -361,9 +361,9 @@ pub fn update(
 /// the site by its code name, so they move to the new name in the change's
 /// transaction (never left under a site that no longer exists).
 fn move_site(conn: &Conn, from: &str, to: &str) -> Result<(), StoreError> {
-    conn.execute("UPDATE CMS_Tree SET NodeSiteName = ?2 WHERE NodeSiteName = ?1 COLLATE NOCASE", params![from, to])?;
+    conn.execute("UPDATE CMS_Tree SET NodeSiteName = $2 WHERE NodeSiteName = $1 COLLATE NOCASE", params![from, to])?;
     conn.execute(
-        "UPDATE CMS_Object SET ObjectSiteName = ?2 WHERE ObjectSiteName = ?1 COLLATE NOCASE",
+        "UPDATE CMS_Object SET ObjectSiteName = $2 WHERE ObjectSiteName = $1 COLLATE NOCASE",
         params![from, to],
     )?;
     Ok(())
@@ -411,8 +411,8 @@ pub fn delete(conn: &Conn, types: &ObjectTypes, object_type: &str, id: i64) -> R
         let on_site = |sql: &str| -> Result<i64, StoreError> {
             Ok(conn.prepare_cached(sql)?.query_row([&current.code_name], |r| r.get(0))?)
         };
-        let objects = on_site("SELECT COUNT(*) FROM CMS_Object WHERE ObjectSiteName = ?1 COLLATE NOCASE")?;
-        let documents = on_site("SELECT COUNT(*) FROM CMS_Tree WHERE NodeSiteName = ?1 COLLATE NOCASE")?;
+        let objects = on_site("SELECT COUNT(*) FROM CMS_Object WHERE ObjectSiteName = $1 COLLATE NOCASE")?;
+        let documents = on_site("SELECT COUNT(*) FROM CMS_Tree WHERE NodeSiteName = $1 COLLATE NOCASE")?;
         if objects + documents > 0 {
             return Err(StoreError::Conflict(format!(
                 "site `{}` still has {objects} object(s) and {documents} document node(s); delete or move them first",
@@ -433,16 +433,16 @@ fn delete_tree(conn: &Conn, types: &ObjectTypes, t: &ObjectType, id: i64) -> Res
     }
     for (binding, field) in types.bindings_of(&t.name) {
         for b in referencing(conn, &binding.name, field, id)? {
-            conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = ?1")?.execute([b])?;
+            conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = $1")?.execute([b])?;
         }
     }
-    conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = $1")?.execute([id])?;
     Ok(())
 }
 
 fn site_id(conn: &Conn, site: &str) -> Result<i64, StoreError> {
     conn.prepare_cached(
-        "SELECT ObjectID FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = ?1 COLLATE NOCASE",
+        "SELECT ObjectID FROM CMS_Object WHERE ObjectType = 'cms.site' AND ObjectCodeName = $1 COLLATE NOCASE",
     )?
     .query_row([site], |r| r.get(0))
     .optional()?
@@ -501,7 +501,7 @@ pub fn remove_from_site(
     for binding in bindings {
         let row = get(conn, types, binding)?.expect("the binding exists");
         if row.fields.get(&b.site_field).and_then(Value::as_i64) == Some(site_id) {
-            conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = ?1")?.execute([binding])?;
+            conn.prepare_cached("DELETE FROM CMS_Object WHERE ObjectID = $1")?.execute([binding])?;
             return Ok(object);
         }
     }

@@ -55,10 +55,10 @@ pub(crate) fn collect(
 fn document(conn: &Conn, id: i64, by_document_id: bool) -> Result<Option<DocumentTranslation>, StoreError> {
     let sql = if by_document_id {
         "SELECT n.NodeClassName, n.NodeGUID, d.DocumentCulture, n.NodeSiteName FROM CMS_Document d \
-         JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID WHERE d.DocumentID = ?1"
+         JOIN CMS_Tree n ON n.NodeID = d.DocumentNodeID WHERE d.DocumentID = $1"
     } else {
         "SELECT n.NodeClassName, n.NodeGUID, coalesce((SELECT DocumentCulture FROM CMS_Document WHERE DocumentNodeID = n.NodeID \
-         ORDER BY DocumentID LIMIT 1), ''), n.NodeSiteName FROM CMS_Tree n WHERE n.NodeID = ?1"
+         ORDER BY DocumentID LIMIT 1), ''), n.NodeSiteName FROM CMS_Tree n WHERE n.NodeID = $1"
     };
     Ok(conn
         .prepare_cached(sql)?

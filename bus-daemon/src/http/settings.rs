@@ -21,7 +21,7 @@ pub async fn put(
     let (db, events) = (s.db.clone(), s.events.clone());
     let updated = blocking(move || {
         let before = settings::read(&*db.connect()?)?;
-        let after = db.settings().update(&mut *db.connect()?, &patch)?;
+        let after = settings::update(&mut *db.connect()?, &patch)?;
         let changed = settings::changes(&before, &after);
         if !changed.is_empty() {
             audit::record(&events, &actor, Action::UpdateSettings, &format!("Changed settings: {changed}"));

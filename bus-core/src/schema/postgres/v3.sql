@@ -1,19 +1,5 @@
--- PostgreSQL schema version 3: every edit of the settings is announced.
-
--- Daemons keep the settings between reads (one round trip less for each
--- change and each worker run) and let their copy go when they hear this
--- notification. A trigger, so an edit through psql is heard as well as
--- one through a daemon.
-CREATE FUNCTION bus_settings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('bus_settings', '');
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER CMS_SettingsKey_Announced
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON CMS_SettingsKey
-    FOR EACH STATEMENT EXECUTE FUNCTION bus_settings_changed();
+-- PostgreSQL schema version 3: a worker's writes fenced in one call, a
+-- delivery in one round trip.
 
 -- The fence of every write a worker makes to its queue: true while the
 -- daemon `owner` still holds the lease of the connector's queue (`inbound`
