@@ -382,7 +382,7 @@ impl Clustered {
             let manager = Arc::downgrade(manager);
             move || {
                 if let Some(manager) = manager.upgrade() {
-                    if let Err(e) = manager.reload_all() {
+                    if let Err(e) = manager.reload_placement() {
                         tracing::warn!(error = %e, "cannot reinitialize the connectors after a lease change");
                     }
                 }

@@ -40,6 +40,16 @@ pub struct ConnectorStatus {
     pub running_on: Option<String>,
 }
 
+/// What a reinitialization creates anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    /// Every connector that runs here (a registry edit, a library change,
+    /// the start).
+    All,
+    /// Only the connectors a placement change brought here.
+    Placement,
+}
+
 /// The connectors of one generation: replaced whole on every reinitialization.
 #[derive(Debug, Default)]
 pub struct ConnectorSet {
@@ -158,6 +168,18 @@ impl ConnectorManager {
     /// loaded anew. A row whose load fails keeps its previous instance when
     /// there was one (and says so); the others keep running either way.
     pub fn reload_all(&self) -> Result<Arc<ConnectorSet>, RegistryError> {
+        self.reload(Reload::All)
+    }
+
+    /// Follows a placement change of the cluster: the connectors whose
+    /// leases came here are created, those whose leases went elsewhere are
+    /// dropped, and the others keep their running instance — unless the
+    /// registry changed since they were loaded, which reinitializes all.
+    pub fn reload_placement(&self) -> Result<Arc<ConnectorSet>, RegistryError> {
+        self.reload(Reload::Placement)
+    }
+
+    fn reload(&self, scope: Reload) -> Result<Arc<ConnectorSet>, RegistryError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         // In a cluster, what runs here follows the leases as they are now
@@ -178,13 +200,23 @@ impl ConnectorManager {
             started: Some(started),
             ..Default::default()
         };
-        // Every connector that runs here starts on a thread of its own; the
-        // ones not back within SETTLE are published as starting.
+        // A placement change with the registry as it was keeps the
+        // instances that already ran here (not a stand-in for one that ran
+        // on another daemon).
+        let kept = |row: &ConnectorRow| {
+            (scope == Reload::Placement && registry_version == previous.registry_version)
+                .then(|| previous.live.get(&row.name).filter(|live| live.runs_on().is_none()))
+                .flatten()
+                .zip(previous.status.get(&row.name))
+        };
+        // Every other connector that runs here starts on a thread of its
+        // own; the ones not back within SETTLE are published as starting.
         let loads = Arc::new(Loads::default());
-        for row in rows.iter().filter(|r| self.loads_here(r)) {
+        let to_load: Vec<&ConnectorRow> = rows.iter().filter(|r| self.loads_here(r) && kept(r).is_none()).collect();
+        for row in &to_load {
             self.start_load(row, next.generation, &loads);
         }
-        let mut done = loads.settle(rows.iter().filter(|r| self.loads_here(r)).count(), started + SETTLE);
+        let mut done = loads.settle(to_load.len(), started + SETTLE);
         let mut failed = 0usize;
         for row in &rows {
             if let Ok(path) = self.loader.resolve(&row.assembly_name) {
@@ -192,9 +224,13 @@ impl ConnectorManager {
                     next.watched.push(path);
                 }
             }
-            let status = match self.loads_here(row) {
-                false => self.load_row(row, &mut next),
-                true => match done.remove(&row.name) {
+            let status = match (self.loads_here(row), kept(row)) {
+                (false, _) => self.load_row(row, &mut next),
+                (true, Some((live, status))) => {
+                    next.live.insert(row.name.clone(), live.clone());
+                    status.clone()
+                }
+                (true, None) => match done.remove(&row.name) {
                     Some(result) => self.settle_row(row, result, previous.live.get(&row.name).cloned(), &mut next),
                     None => starting(row),
                 },

@@ -479,3 +479,35 @@ fn a_clustered_daemon_on_a_wildcard_address_needs_its_cluster_address() {
     let log = env.start_fails();
     assert!(log.contains("wildcard address") && log.contains("[cluster] address"), "{log}");
 }
+
+/// A lease move re-creates only the connector that moved: when a second
+/// daemon joins and takes its share, the connectors that stay keep their
+/// running instance (same creation time, still delivering), and only the
+/// moved one is created on the daemon that took it.
+#[test]
+fn a_lease_move_re_creates_only_the_connector_that_moved() {
+    let env = cluster_env(2000);
+    let names = ["A", "B", "C", "D"];
+    for name in names {
+        env.scripted(name, json!({"subscriptions": [users("AsyncSimple")]}));
+    }
+    let a = env.start();
+    let alone = placement(&a, 4, 1);
+    settled(&[&a], &alone);
+    let loaded_at = |d: &Daemon, name: &str| d.connector(name).and_then(|c| c["loaded_at"].as_str().map(str::to_owned));
+    let before: BTreeMap<&str, Option<String>> = names.iter().map(|n| (*n, loaded_at(&a, n))).collect();
+    assert!(before.values().all(Option::is_some), "every connector runs on the first daemon: {before:?}");
+    let b = env.start();
+    let owners = placement(&b, 4, 2);
+    settled(&[&a, &b], &owners);
+    let stayed: Vec<&str> = names.iter().copied().filter(|n| owners[*n] == id_of(&a)).collect();
+    assert_eq!(stayed.len(), 2, "the second daemon takes half: {owners:?}");
+    for name in &stayed {
+        assert_eq!(loaded_at(&a, name), before[name], "{name} stayed on the first daemon and kept its instance");
+    }
+    // Everything still delivers, wherever it runs.
+    a.create("cms.user", json!({"code_name": "after-the-move"}));
+    for name in names {
+        wait_for("the change to reach every connector", WAIT, || (delivered(&env, name).len() == 1).then_some(()));
+    }
+}
