@@ -17,6 +17,8 @@ mod contract;
 mod crm;
 #[path = "cases/docs.rs"]
 mod docs;
+#[path = "cases/drivers.rs"]
+mod drivers;
 #[path = "cases/faults.rs"]
 mod faults;
 #[path = "cases/hardening.rs"]

@@ -21,6 +21,9 @@ pub mod connector;
 pub mod connector_host;
 pub mod db;
 mod driver;
+/// The storage drivers' conformance suite (for the tests of every engine).
+#[doc(hidden)]
+pub use driver::conformance as driver_conformance;
 pub mod engine;
 pub mod eventlog;
 pub mod grid;

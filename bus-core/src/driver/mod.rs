@@ -8,6 +8,7 @@
 //! the business code; an operation moves here when the engines need
 //! different SQL or a different number of round trips for it.
 
+pub mod conformance;
 mod postgres;
 mod sqlite;
 
@@ -62,9 +63,11 @@ pub(crate) trait Driver: Sync {
     /// constraint.
     fn guid_taken(&self, tx: &Conn, error: &SqlError, guid: &str) -> Result<bool>;
 
-    /// IDs of objects of `object_type` whose JSON `field` holds the number
-    /// `id`, in ID order.
-    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>>;
+    /// Objects that refer to `id`: for each `(object type, JSON field)` of
+    /// `references`, the objects of that type whose field holds the number
+    /// `id`, as `(index in references, object ID)` in that order, then ID
+    /// order (one round trip on PostgreSQL, however many references).
+    fn objects_referencing(&self, conn: &Conn, references: &[(&str, &str)], id: i64) -> Result<Vec<(usize, i64)>>;
 
     /// A document of class `class_name` whose JSON `field` holds the number
     /// `id`, if any.

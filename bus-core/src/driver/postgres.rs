@@ -44,6 +44,12 @@ fn log_task_sql(n: usize) -> &'static str {
     })[n - 1]
 }
 
+/// A PostgreSQL array literal of texts (`{"a","b"}`), each element quoted.
+fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = items.map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
 impl Driver for Postgres {
     fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64> {
         let (first, rest) = relations.split_at(relations.len().min(RELATIONS_WITH_TASK));
@@ -102,13 +108,23 @@ impl Driver for Postgres {
         Ok(error.constraint() == Some(OBJECT_GUID_KEY))
     }
 
-    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>> {
+    fn objects_referencing(&self, conn: &Conn, references: &[(&str, &str)], id: i64) -> Result<Vec<(usize, i64)>> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types = text_array(references.iter().map(|(t, _)| *t));
+        let fields = text_array(references.iter().map(|(_, f)| *f));
         conn.prepare_cached(
-            "SELECT ObjectID FROM CMS_Object WHERE ObjectType = $1 \
-             AND jsonb_typeof(ObjectFields::jsonb -> CAST($2 AS TEXT)) = 'number' \
-             AND ObjectFields::jsonb ->> CAST($2 AS TEXT) = CAST($3 AS TEXT) ORDER BY ObjectID",
+            "SELECT r.ord, o.ObjectID FROM unnest(CAST($1 AS TEXT)::TEXT[], CAST($2 AS TEXT)::TEXT[]) \
+             WITH ORDINALITY AS r (object_type, field, ord) \
+             JOIN CMS_Object o ON o.ObjectType = r.object_type \
+             AND jsonb_typeof(o.ObjectFields::jsonb -> r.field) = 'number' \
+             AND o.ObjectFields::jsonb ->> r.field = CAST($3 AS TEXT) ORDER BY r.ord, o.ObjectID",
         )?
-        .query_map(params![object_type, field, id], |r| r.get(0))?
+        .query_map(params![types, fields, id], |r| {
+            let ord: i64 = r.get(0)?;
+            Ok((usize::try_from(ord - 1).unwrap_or(usize::MAX), r.get(1)?))
+        })?
         .collect()
     }
 

@@ -56,13 +56,18 @@ impl Driver for Sqlite {
         tx.prepare_cached("SELECT 1 FROM CMS_Object WHERE ObjectGUID = $1")?.exists([guid])
     }
 
-    fn objects_referencing(&self, conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>> {
-        conn.prepare_cached(
+    fn objects_referencing(&self, conn: &Conn, references: &[(&str, &str)], id: i64) -> Result<Vec<(usize, i64)>> {
+        let mut stmt = conn.prepare_cached(
             "SELECT ObjectID FROM CMS_Object WHERE ObjectType = $1 AND json_extract(ObjectFields, $2) = $3 \
              ORDER BY ObjectID",
-        )?
-        .query_map(params![object_type, json_path(field), id], |r| r.get(0))?
-        .collect()
+        )?;
+        let mut found = Vec::new();
+        for (index, (object_type, field)) in references.iter().enumerate() {
+            for object_id in stmt.query_map(params![object_type, json_path(field), id], |r| r.get(0))? {
+                found.push((index, object_id?));
+            }
+        }
+        Ok(found)
     }
 
     fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>> {

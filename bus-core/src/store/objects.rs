@@ -371,7 +371,8 @@ fn move_site(conn: &Conn, from: &str, to: &str) -> Result<(), StoreError> {
 
 /// IDs of objects of `binding_type` whose `field` holds `id`.
 pub(crate) fn referencing(conn: &Conn, object_type: &str, field: &str, id: i64) -> Result<Vec<i64>, StoreError> {
-    Ok(crate::driver::of(conn).objects_referencing(conn, object_type, field, id)?)
+    let found = crate::driver::of(conn).objects_referencing(conn, &[(object_type, field)], id)?;
+    Ok(found.into_iter().map(|(_, object_id)| object_id).collect())
 }
 
 /// Deletes an object with its children and the bindings that refer to it;

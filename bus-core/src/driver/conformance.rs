@@ -1,0 +1,216 @@
+//! The drivers' conformance suite: one set of checks every storage driver
+//! must pass, run by the integration tests (`drivers::`) against an
+//! embedded SQLite file and a PostgreSQL database alike (River's
+//! `riverdrivertest` is the model). Each check says which operation of
+//! [`super::Driver`] it exercises; a failure panics with what differed.
+
+use super::of;
+use crate::change::{self, Change};
+use crate::db::Database;
+use crate::grid::{GridQuery, Order};
+use crate::object_types::ObjectTypes;
+use crate::queue::{Direction, Matching, NewRelation, NewTask};
+use crate::settings::{self, SettingsPatch};
+use crate::sql::Conn;
+use crate::store::objects::ObjectInput;
+use crate::task_grid::{self, TaskSort};
+use connector_abi::{CmsObject, TaskDataType, TaskType};
+use serde_json::json;
+
+/// Runs every check against `db`, a new empty bus database.
+pub fn run(db: &Database) {
+    let names: Vec<String> = (0..11).map(|i| format!("C{i}")).collect();
+    let ids = connectors(db, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    log_task_stores_the_task_and_every_relation(db, &ids);
+    begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
+    guid_taken_tells_the_guid_from_the_code_name(db);
+    objects_referencing_finds_every_reference_in_order(db);
+    like_ignoring_case_finds_any_case(db, ids[0]);
+    lock_connector_for_delete_takes_a_missing_name(db);
+}
+
+fn connectors(db: &Database, names: &[&str]) -> Vec<i64> {
+    let conn = db.connect().expect("a connection");
+    names
+        .iter()
+        .map(|name| {
+            conn.query_row(
+                "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+                 ConnectorClassName, ConnectorEnabled, ConnectorConfig) VALUES ($1, $1, 'x', 'X', 1, '') \
+                 RETURNING ConnectorID",
+                [name],
+                |r| r.get(0),
+            )
+            .expect("a connector row")
+        })
+        .collect()
+}
+
+fn create(tx: &Conn, object_type: &str, code_name: &str, fields: serde_json::Value) -> Result<i64, String> {
+    let object = ObjectInput {
+        // A binding's code name is derived from its keys.
+        code_name: (!code_name.is_empty()).then(|| code_name.into()),
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    let applied =
+        change::apply(tx, &ObjectTypes::defaults(), Change::CreateObject { object_type: object_type.into(), object })
+            .map_err(|e| e.to_string())?;
+    match applied.object {
+        CmsObject::Object(o) => Ok(o.id),
+        CmsObject::Document(_) => unreachable!("an object was created"),
+    }
+}
+
+/// `log_task`: the task row once, a relation per connector (more than one
+/// statement carries on PostgreSQL), each with its data type and matching.
+fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
+    let mut conn = db.connect().unwrap();
+    let tx = conn.transaction().unwrap();
+    let object = CmsObject::Object(connector_abi::ObjectData {
+        object_type: "cms.user".into(),
+        id: 7,
+        code_name: "ann".into(),
+        ..Default::default()
+    });
+    let task = NewTask {
+        direction: Direction::Outgoing,
+        task_type: TaskType::CreateObject,
+        data_type: TaskDataType::Snapshot,
+        process_type: None,
+        site_name: None,
+        title: "Create User 'ann'",
+        object: &object,
+        data: "{}",
+    };
+    // Eleven relations: past the eight one PostgreSQL statement carries.
+    let relations: Vec<NewRelation> = (0..11)
+        .map(|i| NewRelation {
+            connector_id: ids[i],
+            data_type: if i % 2 == 0 { TaskDataType::Simple } else { TaskDataType::Snapshot },
+            matching: if i == 10 { Matching::Ask } else { Matching::Decided },
+        })
+        .collect();
+    let driver = of(&tx);
+    let first = driver.log_task(&tx, &task, &relations[..1]).expect("one relation");
+    let second = driver.log_task(&tx, &task, &relations).expect("eleven relations");
+    assert!(second > first, "task IDs grow: {first}, {second}");
+    let rows: Vec<(i64, i64, String, Option<String>)> = tx
+        .prepare(
+            "SELECT SynchronizationTaskID, SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch \
+             FROM Integration_Synchronization ORDER BY SynchronizationID",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 12, "one relation, then eleven: {rows:?}");
+    assert!(rows[1..].iter().all(|r| r.0 == second), "every relation names its task: {rows:?}");
+    let expected: Vec<(i64, String, Option<String>)> = relations
+        .iter()
+        .map(|r| (r.connector_id, r.data_type.name().to_owned(), (r.matching == Matching::Ask).then(|| "Ask".into())))
+        .collect();
+    let stored: Vec<(i64, String, Option<String>)> =
+        rows[1..].iter().map(|r| (r.1, r.2.clone(), r.3.clone())).collect();
+    assert_eq!(stored, expected, "each relation as given");
+    let title: String =
+        tx.query_row("SELECT TaskTitle FROM Integration_Task WHERE TaskID = $1", [second], |r| r.get(0)).unwrap();
+    assert_eq!(title, "Create User 'ann'");
+    tx.commit().unwrap();
+}
+
+/// `begin_change`: the settings as committed, and only the connectors that
+/// still exist.
+fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Database, ids: &[i64]) {
+    let mut conn = db.connect().unwrap();
+    settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(false), ..Default::default() }).unwrap();
+    conn.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [ids[2]]).unwrap();
+    let tx = conn.transaction().unwrap();
+    let start = of(&tx).begin_change(&tx, &ids[..3], -1).expect("the start of a change");
+    assert!(!start.settings.process_outgoing && start.settings.log_outgoing, "{:?}", start.settings);
+    assert_eq!(start.present, ids[..2], "the deleted connector is not present");
+    let none = of(&tx).begin_change(&tx, &[], -1).expect("no connectors");
+    assert!(none.present.is_empty());
+    drop(tx);
+    settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(true), ..Default::default() }).unwrap();
+}
+
+/// `guid_taken`: after a unique violation, whether the GUID or the code
+/// name was taken (asked in the failed transaction, as the store does).
+fn guid_taken_tells_the_guid_from_the_code_name(db: &Database) {
+    let mut conn = db.connect().unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        create(&tx, "cms.role", "first", json!({})).unwrap();
+        tx.commit().unwrap();
+    }
+    let guid: String =
+        conn.query_row("SELECT ObjectGUID FROM CMS_Object WHERE ObjectCodeName = 'first'", [], |r| r.get(0)).unwrap();
+    for (code_name, guid, taken) in [("second", Some(guid), true), ("first", None, false)] {
+        let tx = conn.transaction().unwrap();
+        let object = ObjectInput { code_name: Some(code_name.into()), guid, ..Default::default() };
+        let change = Change::CreateObject { object_type: "cms.role".into(), object };
+        let err = change::apply(&tx, &ObjectTypes::defaults(), change).expect_err("a duplicate is refused");
+        let text = err.to_string();
+        assert_eq!(text.contains("GUID"), taken, "{code_name}: {text}");
+    }
+}
+
+/// `objects_referencing`: every `(type, field)` asked, in the order asked,
+/// then by ID; a field holding the number as text does not count.
+fn objects_referencing_finds_every_reference_in_order(db: &Database) {
+    let mut conn = db.connect().unwrap();
+    let tx = conn.transaction().unwrap();
+    let user = create(&tx, "cms.user", "referenced", json!({})).unwrap();
+    let role = create(&tx, "cms.role", "editors", json!({})).unwrap();
+    let other = create(&tx, "cms.role", "viewers", json!({})).unwrap();
+    let b1 = create(&tx, "cms.userrole", "", json!({"UserID": user, "RoleID": other})).unwrap();
+    let b2 = create(&tx, "cms.userrole", "", json!({"UserID": user, "RoleID": role})).unwrap();
+    let found = of(&tx)
+        .objects_referencing(
+            &tx,
+            &[("cms.usersite", "UserID"), ("cms.userrole", "UserID"), ("cms.userrole", "RoleID")],
+            user,
+        )
+        .unwrap();
+    assert_eq!(found, [(1, b1), (1, b2)], "the user's two bindings, by the second reference");
+    let by_role = of(&tx).objects_referencing(&tx, &[("cms.userrole", "RoleID")], role).unwrap();
+    assert_eq!(by_role, [(0, b2)]);
+    assert!(of(&tx).objects_referencing(&tx, &[], user).unwrap().is_empty());
+    tx.execute(
+        "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectFields, ObjectLastModified) \
+         VALUES ('cms.usersite', 'text-guid', 'as-text', $1, 'x')",
+        [json!({"UserID": user.to_string()}).to_string()],
+    )
+    .unwrap();
+    let as_text = of(&tx).objects_referencing(&tx, &[("cms.usersite", "UserID")], user).unwrap();
+    assert!(as_text.is_empty(), "a number written as text is no reference: {as_text:?}");
+}
+
+/// `like_ignoring_case`: a grid search finds a title in any case.
+fn like_ignoring_case_finds_any_case(db: &Database, connector_id: i64) {
+    let conn = db.connect().unwrap();
+    let query = |search: &str| GridQuery {
+        sort: TaskSort::default(),
+        order: Order::Asc,
+        search: Some(search.into()),
+        offset: 0,
+        limit: 10,
+    };
+    for search in ["ANN", "ann", "User 'Ann"] {
+        let page = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query(search)).unwrap();
+        assert!(page.total > 0, "`{search}` finds the task titled \"Create User 'ann'\"");
+    }
+    let none = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query("bob")).unwrap();
+    assert_eq!(none.total, 0);
+}
+
+/// `lock_connector_for_delete`: a name that does not exist is no error
+/// (the delete then says it is not found).
+fn lock_connector_for_delete_takes_a_missing_name(db: &Database) {
+    let mut conn = db.connect().unwrap();
+    let tx = conn.transaction().unwrap();
+    of(&tx).lock_connector_for_delete(&tx, "C0").expect("an existing connector");
+    of(&tx).lock_connector_for_delete(&tx, "Nobody").expect("a missing one");
+}
