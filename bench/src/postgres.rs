@@ -3,6 +3,8 @@
 //! commit of one row (durable, and with `synchronous_commit = off`) and a
 //! hand-written ordered queue cycle (take the oldest row of one queue,
 //! delete it, commit) — so the figures are ratios, not absolute claims.
+//! The batched logging and end-to-end phases also run on SQLite in the
+//! same invocation, for PostgreSQL's ratio to the embedded engine.
 
 use crate::bus;
 use crate::raw::PAYLOAD;
@@ -138,18 +140,34 @@ pub fn run(admin: &str, lib: &Path, dir: &Path, budget: Duration, quick: bool) -
     line("hand-written ordered queue cycle (one queue)", hand, "rows/s");
 
     let mut n = 0u64;
+    let pg_logging;
     {
         let r = rig(&dir.join("pg-logging"), lib, &database(admin, "bench_logging")?, 3, "", false)?;
         line("bus: one change per transaction, 1 writer", bus::logging(&r, 1, budget, &mut n)?, "changes/s");
         line("bus: one change per transaction, 8 writers", concurrent_logging(&r, 8, budget)?, "changes/s");
-        line("bus: 100 changes per transaction", bus::logging(&r, 100, budget, &mut n)?, "changes/s");
+        pg_logging = bus::logging(&r, 100, budget, &mut n)?;
+        line("bus: 100 changes per transaction", pg_logging, "changes/s");
     }
+    // The same two phases on SQLite (a file, WAL, synchronous=NORMAL as the
+    // daemon's default), in this run, for the ratios below.
+    let sqlite_logging = {
+        let r = Rig::new(&dir.join("sqlite-logging"), lib, Durability::Normal, 3, "", false)?;
+        bus::logging(&r, 100, budget, &mut n)?
+    };
+    line("SQLite, same run: 100 changes per transaction", sqlite_logging, "changes/s");
+    line("PostgreSQL / SQLite: 100 changes per transaction", pg_logging / sqlite_logging * 100.0, "%");
+    let sqlite_e2e = {
+        let r = Rig::new(&dir.join("sqlite-e2e"), lib, Durability::Normal, 3, "", true)?;
+        bus::end_to_end(&r, count, &mut n)?
+    };
+    line("SQLite, same run: end to end, 3 connectors", sqlite_e2e, "tasks/s (each to 3 connectors)");
     let e2e_url = database(admin, "bench_e2e")?;
     {
         let r = rig(&dir.join("pg-e2e"), lib, &e2e_url, 3, "", true)?;
         let tasks = end_to_end(&r, &[&r], count, &mut n)?;
         line("bus: end to end, 3 connectors, 1 daemon", tasks, "tasks/s (each to 3 connectors)");
         line("bus: end to end per connector / hand-written ordered cycle", tasks / hand * 100.0, "%");
+        line("PostgreSQL / SQLite: end to end", tasks / sqlite_e2e * 100.0, "%");
     }
     {
         let url = database(admin, "bench_e2e2")?;
