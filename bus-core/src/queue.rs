@@ -271,16 +271,10 @@ impl Queued {
 }
 
 /// Queued tasks with their payloads (deliveries recorded but not yet
-/// removed are left out by adding [`NOT_DELIVERED`] to the conditions).
+/// removed are left out by the driver's `not_delivered` condition).
 const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
     t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData, s.SynchronizationMatch \
     FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
-/// A relation (`s`) not recorded as delivered: every read of the queues,
-/// by workers and observers alike, passes over recorded deliveries, so a
-/// delivered task is gone the moment its delivery commits.
-pub(crate) const NOT_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM Integration_Delivered d \
-    WHERE d.DeliveredSynchronizationID = s.SynchronizationID)";
-
 fn queued(r: &Row<'_>) -> crate::sql::Result<Queued> {
     let mut unreadable = None;
     let task_type = parsed(r.get_ref(2)?, "TaskType", TaskType::UpdateObject, &mut unreadable);
@@ -339,9 +333,10 @@ pub(crate) fn next_batch(
     limit: u32,
     include_skipped: bool,
 ) -> crate::sql::Result<Vec<Queued>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
-         AND s.SynchronizationTaskID > $3 AND ($4 OR s.SynchronizationIsSkipped = 0) AND {NOT_DELIVERED} \
+         AND s.SynchronizationTaskID > $3 AND ($4 OR s.SynchronizationIsSkipped = 0) AND {not_delivered} \
          ORDER BY s.SynchronizationTaskID LIMIT {limit}"
     ))?
     .query_map(params![connector_id, direction, after_task_id, include_skipped], queued)?
@@ -383,9 +378,10 @@ pub(crate) fn queued_task(
     direction: Direction,
     task_id: i64,
 ) -> crate::sql::Result<Option<Queued>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     conn.prepare_cached(&format!(
         "{QUEUED} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
-         AND s.SynchronizationTaskID = $3 AND {NOT_DELIVERED}"
+         AND s.SynchronizationTaskID = $3 AND {not_delivered}"
     ))?
     .query_row(params![connector_id, direction, task_id], queued)
     .optional()

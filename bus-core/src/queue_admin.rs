@@ -4,7 +4,7 @@
 //! connector vanished. The workers' hot path (insert, read, complete) is in
 //! `queue.rs`; the grids' sorting and search in `task_grid.rs`.
 
-use crate::queue::{Direction, Selection, NOT_DELIVERED};
+use crate::queue::{Direction, Selection};
 use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::TaskType;
 use serde::Serialize;
@@ -63,6 +63,7 @@ pub fn list(
     after: (i64, i64),
     limit: u32,
 ) -> crate::sql::Result<Vec<TaskRow>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     let select = format!(
         "SELECT {TASK_ROW_COLUMNS} FROM Integration_Synchronization s \
          JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
@@ -73,14 +74,14 @@ pub fn list(
         Some(c) => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
-                 AND s.SynchronizationTaskID > $3 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
+                 AND s.SynchronizationTaskID > $3 AND {not_delivered} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
             ))?
             .query_map(params![c, direction, after.0], row)?
             .collect(),
         None => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationIsInbound = $1 AND (s.SynchronizationTaskID, s.SynchronizationID) > ($2, $3) \
-                 AND {NOT_DELIVERED} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
+                 AND {not_delivered} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
             ))?
             .query_map(params![direction, after.0, after.1], row)?
             .collect(),
@@ -125,6 +126,7 @@ pub struct TaskDetail {
 }
 
 pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     let task = conn
         .prepare_cached(
             "SELECT TaskIsInbound, TaskType, TaskDataType, TaskProcessType, TaskSiteName, TaskTitle, TaskTime, TaskData \
@@ -155,7 +157,7 @@ pub fn detail(conn: &Conn, task_id: i64) -> crate::sql::Result<Option<TaskDetail
          FROM Integration_Synchronization s \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
          LEFT JOIN Integration_SyncLog l ON l.SyncLogSynchronizationID = s.SynchronizationID \
-         WHERE s.SynchronizationTaskID = $1 AND {NOT_DELIVERED} ORDER BY c.ConnectorName, s.SynchronizationID, l.SyncLogID"
+         WHERE s.SynchronizationTaskID = $1 AND {not_delivered} ORDER BY c.ConnectorName, s.SynchronizationID, l.SyncLogID"
     ))?;
     let rows = relations.query_map([task_id], |r| {
         let relation = Relation {
@@ -227,13 +229,14 @@ pub fn connectors_of(
     direction: Direction,
     ids: &[i64],
 ) -> crate::sql::Result<std::collections::BTreeMap<i64, Vec<i64>>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT s.SynchronizationConnectorID FROM Integration_Synchronization s \
-         WHERE s.SynchronizationTaskID = $1 AND s.SynchronizationIsInbound = $2 AND {NOT_DELIVERED}"
+         WHERE s.SynchronizationTaskID = $1 AND s.SynchronizationIsInbound = $2 AND {not_delivered}"
     ))?;
     for id in sorted {
         for c in stmt.query_map(params![id, direction], |r| r.get::<i64>(0))? {
@@ -280,12 +283,13 @@ pub struct QueueStats {
 
 /// Every non-empty queue with its depth and the age of its oldest task.
 pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
+    let not_delivered = crate::driver::of(conn).not_delivered();
     conn.prepare_cached(&format!(
         "SELECT c.ConnectorName, q.inbound, q.depth, \
          t.TaskTime \
          FROM (SELECT s.SynchronizationConnectorID AS connector, s.SynchronizationIsInbound AS inbound, \
                COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest FROM Integration_Synchronization s \
-               WHERE {NOT_DELIVERED} GROUP BY 1, 2) q \
+               WHERE {not_delivered} GROUP BY 1, 2) q \
          JOIN Integration_Connector c ON c.ConnectorID = q.connector \
          LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2"
     ))?

@@ -50,14 +50,15 @@ impl std::str::FromStr for TaskSort {
 /// The rows a task grid lists, searched with `like` (the driver's
 /// case-ignoring `LIKE`).
 fn from(conn: &Conn) -> String {
-    let like = crate::driver::of(conn).like_ignoring_case();
+    let driver = crate::driver::of(conn);
+    let (like, not_delivered) = (driver.like_ignoring_case(), driver.not_delivered());
     format!(
         "FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID \
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID \
          WHERE s.SynchronizationIsInbound = $1 AND (s.SynchronizationConnectorID = $2 OR $2 IS NULL) \
          AND (t.TaskTitle {like} $3 ESCAPE '\\' OR t.TaskType {like} $3 ESCAPE '\\' \
               OR c.ConnectorDisplayName {like} $3 ESCAPE '\\' OR $3 IS NULL) \
-         AND NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)"
+         AND {not_delivered}"
     )
 }
 

@@ -26,6 +26,7 @@ pub fn run(db: &Database) {
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
     like_ignoring_case_finds_any_case(db, ids[0]);
+    not_delivered_passes_over_recorded_deliveries(db, ids[0]);
     lock_connector_for_delete_takes_a_missing_name(db);
 }
 
@@ -204,6 +205,27 @@ fn like_ignoring_case_finds_any_case(db: &Database, connector_id: i64) {
     }
     let none = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query("bob")).unwrap();
     assert_eq!(none.total, 0);
+}
+
+/// `not_delivered`: a relation is listed until its delivery is recorded
+/// (SQLite: `Integration_Delivered`) or it is removed (both engines).
+fn not_delivered_passes_over_recorded_deliveries(db: &Database, connector_id: i64) {
+    let conn = db.connect().unwrap();
+    let queued = || crate::queue_admin::count(&conn, Direction::Outgoing, Some(connector_id)).unwrap();
+    let listed =
+        || crate::queue::next_batch(&conn, connector_id, Direction::Outgoing, 0, 100, true).unwrap().len() as i64;
+    let before = listed();
+    assert!(before > 0 && queued() == before, "listed {before}, counted {}", queued());
+    let sync_id: i64 = conn
+        .query_row(
+            "SELECT min(SynchronizationID) FROM Integration_Synchronization WHERE SynchronizationConnectorID = $1",
+            [connector_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM Integration_Synchronization WHERE SynchronizationID = $1", [sync_id]).unwrap();
+    assert_eq!(listed(), before - 1, "a removed relation is not listed");
+    assert_eq!(queued(), before - 1, "nor counted");
 }
 
 /// `lock_connector_for_delete`: a name that does not exist is no error

@@ -73,6 +73,11 @@ pub(crate) trait Driver: Sync {
     /// `id`, if any.
     fn document_referencing(&self, conn: &Conn, class_name: &str, field: &str, id: i64) -> Result<Option<i64>>;
 
+    /// A condition on a relation `s` that passes over deliveries recorded
+    /// but not yet removed (SQLite's `Integration_Delivered`; PostgreSQL
+    /// removes a relation in its delivery's commit and keeps none).
+    fn not_delivered(&self) -> &'static str;
+
     /// `LIKE` that ignores ASCII case, as grids search (SQLite's `LIKE`
     /// does; PostgreSQL's needs `ILIKE`).
     fn like_ignoring_case(&self) -> &'static str;

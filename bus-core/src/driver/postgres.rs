@@ -138,6 +138,10 @@ impl Driver for Postgres {
         .optional()
     }
 
+    fn not_delivered(&self) -> &'static str {
+        "TRUE"
+    }
+
     fn like_ignoring_case(&self) -> &'static str {
         "ILIKE"
     }

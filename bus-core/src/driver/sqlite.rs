@@ -79,6 +79,10 @@ impl Driver for Sqlite {
         .optional()
     }
 
+    fn not_delivered(&self) -> &'static str {
+        "NOT EXISTS (SELECT 1 FROM Integration_Delivered d WHERE d.DeliveredSynchronizationID = s.SynchronizationID)"
+    }
+
     fn like_ignoring_case(&self) -> &'static str {
         "LIKE"
     }
