@@ -447,10 +447,10 @@ pub(crate) fn record_failure(conn: &mut Conn, sync_id: i64, message: &str, skipp
 pub(crate) fn write_failure(tx: &Conn, sync_id: i64, message: &str, skipped: bool) -> crate::sql::Result<()> {
     tx.prepare_cached(
         "UPDATE Integration_Synchronization SET SynchronizationErrorMessage = $1, \
-         SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = $3, \
-         SynchronizationLastRun = bus_now() WHERE SynchronizationID = $2",
+         SynchronizationAttempts = SynchronizationAttempts + 1, SynchronizationIsSkipped = $2, \
+         SynchronizationLastRun = bus_now() WHERE SynchronizationID = $3",
     )?
-    .execute(params![message, sync_id, skipped])?;
+    .execute(params![message, skipped, sync_id])?;
     tx.prepare_cached(
         "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogErrorMessage) VALUES ($1, $2)",
     )?

@@ -531,8 +531,8 @@ impl Registry {
         let result = conn.execute(
             "UPDATE Integration_Connector SET ConnectorName = $1, ConnectorDisplayName = $2, \
              ConnectorAssemblyName = $3, ConnectorClassName = $4, ConnectorEnabled = $5, ConnectorConfig = $6, \
-             ConnectorIsolation = $8, ConnectorLastModified = bus_now() \
-             WHERE ConnectorID = $7",
+             ConnectorIsolation = $7, ConnectorLastModified = bus_now() \
+             WHERE ConnectorID = $8",
             params![
                 next.name,
                 next.display_name,
@@ -540,8 +540,8 @@ impl Registry {
                 next.class_name,
                 next.enabled,
                 next.config,
-                current.id,
-                next.isolation.column()
+                next.isolation.column(),
+                current.id
             ],
         );
         match result {

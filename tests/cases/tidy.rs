@@ -89,6 +89,64 @@ fn engine_branches(source: &str) -> Vec<usize> {
         .collect()
 }
 
+/// String literals (by line of their start) whose `$n` parameters do not
+/// first appear in order `$1`, `$2`, …: SQLite would bind them to the
+/// wrong values (it numbers named parameters by first appearance).
+fn misnumbered_parameters(source: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut line = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => line += 1,
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\'' if bytes.get(i + 2) == Some(&b'\'') || bytes.get(i + 1) == Some(&b'\\') => {
+                // A character literal ('"', '\\'): passed over.
+                i += if bytes.get(i + 1) == Some(&b'\\') { 4 } else { 3 };
+                continue;
+            }
+            b'"' => {
+                let start = line;
+                let mut text = String::new();
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    if bytes.get(i) == Some(&b'\n') {
+                        line += 1;
+                    }
+                    text.push(*bytes.get(i).unwrap_or(&b' ') as char);
+                    i += 1;
+                }
+                let mut seen: Vec<usize> = Vec::new();
+                let mut rest = text.as_str();
+                while let Some(at) = rest.find('$') {
+                    rest = &rest[at + 1..];
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    if let Ok(n) = digits.parse::<usize>() {
+                        if !seen.contains(&n) {
+                            seen.push(n);
+                        }
+                    }
+                }
+                if seen.iter().enumerate().any(|(k, n)| *n != k + 1) {
+                    out.push(start);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
 fn has_module_doc(source: &str) -> bool {
     source.lines().next().is_some_and(|l| l.starts_with("//!"))
 }
@@ -114,6 +172,8 @@ fn the_checkers_fail_on_fixtures() {
     assert!(unsafe_uses("// no unsafe here\nlet unsafe_name = 1;\n").is_empty());
     assert!(!has_module_doc("use std::fs;\n"));
     assert_eq!(sqlite_uses("use rusqlite::Connection;\n// rusqlite in a comment\nlet g = db.gate();\n"), [1, 3]);
+    assert_eq!(misnumbered_parameters("let a = \"SELECT $1, $2, $1\";\nlet b = \"x $2 $1\";\n"), [2]);
+    assert!(misnumbered_parameters("format!(\"(${}, $1)\")").is_empty(), "a placeholder for a number is no parameter");
     assert_eq!(engine_branches("match conn.dialect() {\n// Dialect::Sqlite\nDialect::Postgres => x,\n"), [1, 3]);
     assert!(named_in_code_map("| `http/` | `guard.rs` (…) |", Path::new("bus-daemon/src/http/guard.rs")));
     assert!(!named_in_code_map("| `http/` | routes |", Path::new("bus-daemon/src/http/secret.rs")));
@@ -151,6 +211,22 @@ fn only_the_storage_layer_branches_on_the_database_engine() {
         let lines = engine_branches(&source);
         assert!(lines.is_empty(), "{}: lines {lines:?} branch on the engine; add a driver method", file.display());
     }
+}
+
+#[test]
+fn sql_parameters_are_numbered_in_order_of_first_appearance() {
+    let engine = ["bus-core/src", "bus-daemon/src", "bench/src"];
+    let misnumbered: Vec<String> = rust_files()
+        .into_iter()
+        .filter(|f| engine.iter().any(|e| f.starts_with(e)) && !f.ends_with("bus-core/src/sql/mod.rs"))
+        .filter_map(|file| {
+            let lines = misnumbered_parameters(&std::fs::read_to_string(root().join(&file)).unwrap());
+            (!lines.is_empty()).then(|| format!("{}: lines {lines:?}", file.display()))
+        })
+        .collect();
+    // (sql/mod.rs holds a misnumbered statement on purpose: its test shows
+    // the refusal.)
+    assert!(misnumbered.is_empty(), "string literals number their $n parameters out of order: {misnumbered:?}");
 }
 
 #[test]

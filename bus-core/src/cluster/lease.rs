@@ -63,10 +63,10 @@ pub(super) fn tick(db: &Database, me: &str, lock_key: i64, address: Option<&str>
     let mut holding = Holding::default();
     for row in tx
         .prepare_cached(
-            "UPDATE Integration_Lease SET LeaseExpires = clock_timestamp() + $2 * interval '1 millisecond' \
-             WHERE LeaseOwner = $1 RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
+            "UPDATE Integration_Lease SET LeaseExpires = clock_timestamp() + $1 * interval '1 millisecond' \
+             WHERE LeaseOwner = $2 RETURNING LeaseConnectorID, LeaseIsInbound, LeaseEpoch",
         )?
-        .query_map(params![me, ttl_ms], |r| Ok(((r.get::<i64>(0)?, r.get::<bool>(1)?), r.get::<i64>(2)?)))?
+        .query_map(params![ttl_ms, me], |r| Ok(((r.get::<i64>(0)?, r.get::<bool>(1)?), r.get::<i64>(2)?)))?
     {
         let (key, epoch) = row?;
         holding.epochs.insert(key, epoch);

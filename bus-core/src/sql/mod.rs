@@ -3,9 +3,9 @@
 //!
 //! The API follows rusqlite's shape (`prepare_cached` → `execute` /
 //! `query_row` / `query_map`, `transaction` → `commit`). Parameters are
-//! written `$1`, `$2`, … — PostgreSQL's own syntax, which SQLite reads as
-//! named parameters and binds by name (`sqlite.rs`) — so the same text goes
-//! to either engine unchanged. What the engines do differently is a
+//! written `$1`, `$2`, … in order of first appearance — PostgreSQL's own
+//! syntax, which SQLite reads as named parameters numbered in that same
+//! order (`sqlite.rs`) — so the same text goes to either engine unchanged. What the engines do differently is a
 //! method of a storage driver (`crate::driver`), which asks
 //! [`Conn::dialect`].
 
@@ -430,8 +430,7 @@ mod tests {
         let mut c = memory();
         c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)").unwrap();
         c.execute("INSERT INTO t VALUES ($1, $2)", params![1, "one"]).unwrap();
-        // Bound by name: `$2` written before `$1` still takes the second value.
-        c.execute("INSERT INTO t (b, a) VALUES ($2, $1)", params![2, None::<String>]).unwrap();
+        c.execute("INSERT INTO t (a, b) VALUES ($1, $2)", params![2, None::<String>]).unwrap();
         let rows: Vec<(i64, Option<String>)> = c
             .prepare("SELECT a, b FROM t ORDER BY a")
             .unwrap()
@@ -463,10 +462,16 @@ mod tests {
         let c = memory();
         let err = c.query_row("SELECT ?1", [1], |r| r.get::<i64>(0)).unwrap_err();
         assert!(err.to_string().contains("parameters are written $1, $2"), "{err}");
+        let err = c.query_row("SELECT $2 - $1", [1, 5], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(err.to_string().contains("in order of first appearance"), "{err}");
         let err = c.query_row("SELECT $1 + $2", [1], |r| r.get::<i64>(0)).unwrap_err();
-        assert!(matches!(err, SqlError::Sqlite(rusqlite::Error::InvalidParameterCount(2, 1))), "{err}");
+        assert!(matches!(err, SqlError::Sqlite(rusqlite::Error::InvalidParameterCount(1, 2))), "{err}");
         let err = c.query_row("SELECT $1", [1, 2], |r| r.get::<i64>(0)).unwrap_err();
         assert!(matches!(err, SqlError::Sqlite(rusqlite::Error::InvalidParameterCount(2, 1))), "{err}");
-        assert_eq!(c.query_row("SELECT $2 - $1", [1, 5], |r| r.get::<i64>(0)).unwrap(), 4);
+        assert_eq!(
+            c.query_row("SELECT $1 - $2 + $1", [5, 1], |r| r.get::<i64>(0)).unwrap(),
+            9,
+            "a parameter used twice"
+        );
     }
 }

@@ -19,24 +19,36 @@ impl rusqlite::ToSql for Bind<'_> {
     }
 }
 
-/// Binds `params` to `stmt` by name: the parameter `$n` takes the `n`-th
-/// value (SQLite numbers named parameters in order of first appearance, so
-/// binding by position would misplace `$2` written before `$1`). The SQL is
-/// the same text PostgreSQL gets; nothing is rewritten.
+/// Binds `params` to `stmt`: the value `n` to the parameter `$n`. The SQL
+/// is the text PostgreSQL gets, nothing rewritten. SQLite numbers named
+/// parameters in order of first appearance, and the bus's SQL writes them
+/// in that order (`$1` first, then `$2`, … — a parameter may appear again
+/// later), so the `n`-th value binds to index `n` without looking names up
+/// on every execution; debug builds (every test) check each statement's
+/// names, and the tidy test checks every SQL literal of the engine.
 pub(super) fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[&dyn ToValue]) -> rusqlite::Result<()> {
-    let mut highest = 0;
+    let count = stmt.parameter_count();
+    if count != params.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(params.len(), count));
+    }
+    #[cfg(debug_assertions)]
+    check_names(stmt)?;
+    for (index, value) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(index + 1, Bind(*value))?;
+    }
+    Ok(())
+}
+
+/// Each parameter is `$n` at index `n`.
+#[cfg(debug_assertions)]
+fn check_names(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<()> {
     for index in 1..=stmt.parameter_count() {
         let name = stmt.parameter_name(index).unwrap_or("?");
-        let n: usize =
-            name.strip_prefix('$').and_then(|digits| digits.parse().ok()).filter(|n| *n > 0).ok_or_else(|| {
-                rusqlite::Error::InvalidParameterName(format!("{name} (parameters are written $1, $2, …)"))
-            })?;
-        let value = params.get(n - 1).ok_or(rusqlite::Error::InvalidParameterCount(n, params.len()))?;
-        stmt.raw_bind_parameter(index, Bind(*value))?;
-        highest = highest.max(n);
-    }
-    if highest != params.len() {
-        return Err(rusqlite::Error::InvalidParameterCount(params.len(), highest));
+        if name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) != Some(index) {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "{name} (parameters are written $1, $2, … in order of first appearance)"
+            )));
+        }
     }
     Ok(())
 }

@@ -361,10 +361,10 @@ pub fn update(
 /// the site by its code name, so they move to the new name in the change's
 /// transaction (never left under a site that no longer exists).
 fn move_site(conn: &Conn, from: &str, to: &str) -> Result<(), StoreError> {
-    conn.execute("UPDATE CMS_Tree SET NodeSiteName = $2 WHERE NodeSiteName = $1 COLLATE NOCASE", params![from, to])?;
+    conn.execute("UPDATE CMS_Tree SET NodeSiteName = $1 WHERE NodeSiteName = $2 COLLATE NOCASE", params![to, from])?;
     conn.execute(
-        "UPDATE CMS_Object SET ObjectSiteName = $2 WHERE ObjectSiteName = $1 COLLATE NOCASE",
-        params![from, to],
+        "UPDATE CMS_Object SET ObjectSiteName = $1 WHERE ObjectSiteName = $2 COLLATE NOCASE",
+        params![to, from],
     )?;
     Ok(())
 }
