@@ -77,6 +77,36 @@ pub(crate) struct Applied {
     pub snapshot_loaded: bool,
 }
 
+/// Marks the snapshots that need no reading: nothing can refer to an
+/// object before it exists, so an object created by one change of a
+/// transaction can only have children or bindings made by a later change
+/// of the same transaction — when no later change touches one of its child
+/// or binding types, it has none, and its payload is built without asking
+/// the database (a round trip per change on PostgreSQL).
+pub(crate) fn mark_fresh_snapshots(types: &ObjectTypes, applied: &mut [Applied]) {
+    for i in 0..applied.len() {
+        let (done, later) = applied.split_at_mut(i + 1);
+        let created = &mut done[i];
+        let CmsObject::Object(o) = &created.object else { continue };
+        if created.task_type != TaskType::CreateObject || created.snapshot_loaded {
+            continue;
+        }
+        let referrers: Vec<&str> = types
+            .children_of(&o.object_type)
+            .into_iter()
+            .map(|t| t.name.as_str())
+            .chain(types.bindings_of(&o.object_type).into_iter().map(|(t, _)| t.name.as_str()))
+            .collect();
+        let referred_later = later.iter().any(|a| match &a.object {
+            CmsObject::Object(other) => referrers.iter().any(|r| r.eq_ignore_ascii_case(&other.object_type)),
+            CmsObject::Document(_) => false,
+        });
+        if !referred_later {
+            created.snapshot_loaded = true;
+        }
+    }
+}
+
 /// Applies a change on `conn` (the caller's transaction).
 pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
     let object = |task_type, o: connector_abi::ObjectData, site: Option<String>| {
@@ -153,5 +183,37 @@ pub fn title(types: &ObjectTypes, task_type: TaskType, object: &CmsObject) -> St
             };
             format!("{verb} document {}", d.name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn create(tx: &Conn, types: &ObjectTypes, object_type: &str, object: serde_json::Value) -> Applied {
+        let object: ObjectInput = serde_json::from_value(object).unwrap();
+        apply(tx, types, Change::CreateObject { object_type: object_type.into(), object }).unwrap()
+    }
+
+    #[test]
+    fn a_new_objects_snapshot_is_read_only_when_a_later_change_may_refer_to_it() {
+        let (_dir, db, _) = testing::database(&[]);
+        let types = ObjectTypes::defaults();
+        let mut conn = db.connect().unwrap();
+        let tx = conn.transaction().unwrap();
+        let user = create(&tx, &types, "cms.user", serde_json::json!({"code_name": "ann"}));
+        let role = create(&tx, &types, "cms.role", serde_json::json!({"code_name": "editors"}));
+        let CmsObject::Object(u) = &user.object else { panic!() };
+        let CmsObject::Object(r) = &role.object else { panic!() };
+        let binding =
+            create(&tx, &types, "cms.userrole", serde_json::json!({"fields": {"UserID": u.id, "RoleID": r.id}}));
+        let other = create(&tx, &types, "cms.user", serde_json::json!({"code_name": "bob"}));
+        let mut applied = vec![user, role, binding, other];
+        mark_fresh_snapshots(&types, &mut applied);
+        let fresh: Vec<bool> = applied.iter().map(|a| a.snapshot_loaded).collect();
+        // ann and editors get a binding later in the transaction: read;
+        // the binding and bob have nothing after them that can refer.
+        assert_eq!(fresh, [false, false, true, true]);
     }
 }

@@ -123,7 +123,8 @@ impl Pipeline {
         let start = crate::driver::of(&tx).begin_change(&tx, &ids, set.registry_version)?;
         let settings = start.settings;
         let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
-        let applied_all = work(&tx, &self.types)?;
+        let mut applied_all = work(&tx, &self.types)?;
+        change::mark_fresh_snapshots(&self.types, &mut applied_all);
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);
         let mut results = Vec::with_capacity(applied_all.len());
