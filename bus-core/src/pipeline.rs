@@ -127,28 +127,36 @@ impl Pipeline {
         change::mark_fresh_snapshots(&self.types, &mut applied_all);
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);
-        let mut results = Vec::with_capacity(applied_all.len());
-        let mut pending = Vec::with_capacity(applied_all.len());
-        for (index, applied) in applied_all.into_iter().enumerate() {
+        let mut entries = Vec::with_capacity(applied_all.len());
+        for (index, applied) in applied_all.iter().enumerate() {
             let title = change::title(&self.types, applied.task_type, &applied.object);
             let entry = if settings.logs_outgoing() {
-                outbox.log(&applied, &title).map_err(|source| ChangeError::Change { index, source })?
+                outbox.log(applied, &title).map_err(|source| ChangeError::Change { index, source })?
             } else {
-                Entry { task_id: None, queued_for: Vec::new(), sync: SyncPlan::None }
+                Entry { task: None, queued_for: Vec::new(), sync: SyncPlan::None }
             };
+            entries.push((title, entry));
+        }
+        let logged = outbox.finish().map_err(|e| match e {
+            StoreError::Sql(e) => ChangeError::Db(DbError::Sql(e)),
+            other => ChangeError::Single(other),
+        })?;
+        tx.commit()?;
+        drop(writer);
+        let mut results = Vec::with_capacity(applied_all.len());
+        let mut pending = Vec::with_capacity(applied_all.len());
+        for (applied, (title, entry)) in applied_all.into_iter().zip(entries) {
             pending.push(Pending { title: title.clone(), sync: entry.sync });
             results.push(ChangeResult {
                 object: applied.object,
                 task_type: applied.task_type,
-                task_id: entry.task_id,
+                task_id: entry.task.map(|t| logged.task_id(t)),
                 title,
                 queued_for: entry.queued_for,
                 sync: Vec::new(),
             });
         }
-        let after_commit = outbox.finish();
-        tx.commit()?;
-        drop(writer);
+        let after_commit = logged.after_commit;
         if !after_commit.woken.is_empty() {
             self.outgoing.hand_over(after_commit.heads);
             self.outgoing.wake(after_commit.woken.iter().map(String::as_str));

@@ -54,6 +54,7 @@ impl std::str::FromStr for Direction {
 }
 
 /// A task to insert.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct NewTask<'a> {
     pub direction: Direction,
     pub task_type: TaskType,

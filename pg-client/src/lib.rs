@@ -167,6 +167,41 @@ impl Client {
         self.call(self.client.query(statement, params))
     }
 
+    /// Runs several statements pipelined: all are sent in one write, in
+    /// order, and their rows come back in that order — one round trip for
+    /// all. The first error is the answer (the statements after a failed
+    /// one in a transaction fail too; outside one, those before it stand).
+    pub fn query_pipelined(
+        &self,
+        calls: &[(&Statement, &[&(dyn types::ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, Error> {
+        let mut futures: Vec<_> =
+            calls.iter().map(|(statement, params)| Box::pin(self.client.query(*statement, params))).collect();
+        let all = async {
+            let mut results: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
+                (0..futures.len()).map(|_| None).collect();
+            // Polled in order: each request is queued on the connection
+            // before the next one's.
+            std::future::poll_fn(|cx| {
+                for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
+                    if result.is_none() {
+                        if let std::task::Poll::Ready(r) = future.as_mut().poll(cx) {
+                            *result = Some(r);
+                        }
+                    }
+                }
+                if results.iter().all(Option::is_some) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            results.into_iter().map(|r| r.expect("polled to the end")).collect::<Result<Vec<_>, _>>()
+        };
+        self.call(all)
+    }
+
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.call(self.client.batch_execute(sql))
     }

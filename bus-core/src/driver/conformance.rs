@@ -63,8 +63,9 @@ fn create(tx: &Conn, object_type: &str, code_name: &str, fields: serde_json::Val
     }
 }
 
-/// `log_task`: the task row once, a relation per connector (more than one
-/// statement carries on PostgreSQL), each with its data type and matching.
+/// `log_tasks`: each task row once, in order, a relation per connector
+/// (more than one statement carries on PostgreSQL), each with its data type
+/// and matching.
 fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
     let mut conn = db.connect().unwrap();
     let tx = conn.transaction().unwrap();
@@ -93,9 +94,10 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
         })
         .collect();
     let driver = of(&tx);
-    let first = driver.log_task(&tx, &task, &relations[..1]).expect("one relation");
-    let second = driver.log_task(&tx, &task, &relations).expect("eleven relations");
-    assert!(second > first, "task IDs grow: {first}, {second}");
+    let ids = driver.log_tasks(&tx, &[(task, &relations[..1]), (task, &relations)]).expect("two tasks at once");
+    let [first, second] = ids[..] else { panic!("two IDs: {ids:?}") };
+    assert!(second > first, "task IDs grow in the order given: {first}, {second}");
+    assert!(driver.log_tasks(&tx, &[]).expect("no task").is_empty());
     let rows: Vec<(i64, i64, String, Option<String>)> = tx
         .prepare(
             "SELECT SynchronizationTaskID, SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch \

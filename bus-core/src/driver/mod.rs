@@ -40,8 +40,10 @@ pub(crate) struct ChangeStart {
 
 /// What differs between the engines.
 pub(crate) trait Driver: Sync {
-    /// Logs a task and its relations (at least one); returns the task's ID.
-    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64>;
+    /// Logs tasks, each with its relations (at least one), in the order
+    /// given (their IDs grow in that order); returns their IDs. On
+    /// PostgreSQL one round trip for all.
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>>;
 
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;

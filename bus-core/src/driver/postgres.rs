@@ -5,7 +5,7 @@
 use super::{ChangeStart, Driver, QueueHeads, Result};
 use crate::queue::{self, NewRelation, NewTask};
 use crate::settings;
-use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
+use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue, Value, ValueRef};
 use std::sync::OnceLock;
 
 pub(super) struct Postgres;
@@ -51,22 +51,53 @@ fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 impl Driver for Postgres {
-    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64> {
-        let (first, rest) = relations.split_at(relations.len().min(RELATIONS_WITH_TASK));
-        let columns = queue::task_columns(task);
-        let relation_columns: Vec<(&str, Option<&str>)> =
-            first.iter().map(|r| (r.data_type.name(), r.matching.column())).collect();
-        let mut values: Vec<&dyn ToValue> = columns.values();
-        for (r, (data_type, matching)) in first.iter().zip(&relation_columns) {
-            values.push(&r.connector_id);
-            values.push(data_type);
-            values.push(matching);
+    /// A statement a task (the task row with up to eight relations), all
+    /// of them pipelined: one round trip for the whole transaction's tasks.
+    /// Their IDs are drawn as they run, in order, after every write the
+    /// transaction made before — so a later change to an object always
+    /// gets a later task.
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>> {
+        let columns: Vec<_> = tasks.iter().map(|(task, _)| queue::task_columns(task)).collect();
+        let relation_columns: Vec<Vec<(&str, Option<&str>)>> = tasks
+            .iter()
+            .map(|(_, relations)| {
+                relations.iter().take(RELATIONS_WITH_TASK).map(|r| (r.data_type.name(), r.matching.column())).collect()
+            })
+            .collect();
+        let values: Vec<Vec<&dyn ToValue>> = tasks
+            .iter()
+            .zip(&columns)
+            .zip(&relation_columns)
+            .map(|(((_, relations), columns), relation_columns)| {
+                let mut values = columns.values();
+                for (r, (data_type, matching)) in relations.iter().zip(relation_columns) {
+                    values.push(&r.connector_id);
+                    values.push(data_type);
+                    values.push(matching);
+                }
+                values
+            })
+            .collect();
+        let calls: Vec<(&str, &[&dyn ToValue])> = relation_columns
+            .iter()
+            .zip(&values)
+            .map(|(relations, values)| (log_task_sql(relations.len()), values.as_slice()))
+            .collect();
+        let mut ids = Vec::with_capacity(tasks.len());
+        for rows in tx.query_pipelined(&calls)? {
+            let first = rows.first().and_then(|row| row.first()).map(Value::as_ref);
+            match first {
+                Some(ValueRef::Integer(id)) => ids.push(id),
+                other => return Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
+            }
         }
-        let task_id: i64 = tx.prepare_cached(log_task_sql(first.len()))?.query_row(values, |r| r.get(0))?;
-        if !rest.is_empty() {
-            queue::insert_relations(tx, task_id, task.direction, rest)?;
+        // More than eight relations (rare): the rest in statements of their own.
+        for ((task, relations), task_id) in tasks.iter().zip(&ids) {
+            if relations.len() > RELATIONS_WITH_TASK {
+                queue::insert_relations(tx, *task_id, task.direction, &relations[RELATIONS_WITH_TASK..])?;
+            }
         }
-        Ok(task_id)
+        Ok(ids)
     }
 
     fn queue_heads(&self) -> QueueHeads {

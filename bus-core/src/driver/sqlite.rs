@@ -14,12 +14,17 @@ fn json_path(field: &str) -> String {
 }
 
 impl Driver for Sqlite {
-    /// Two statements: SQLite has no `INSERT` inside `WITH`, and a
+    /// Two statements a task: SQLite has no `INSERT` inside `WITH`, and a
     /// statement costs no round trip.
-    fn log_task(&self, tx: &Conn, task: &NewTask<'_>, relations: &[NewRelation]) -> Result<i64> {
-        let task_id = queue::insert_task(tx, task)?;
-        queue::insert_relations(tx, task_id, task.direction, relations)?;
-        Ok(task_id)
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>> {
+        tasks
+            .iter()
+            .map(|(task, relations)| {
+                let task_id = queue::insert_task(tx, task)?;
+                queue::insert_relations(tx, task_id, task.direction, relations)?;
+                Ok(task_id)
+            })
+            .collect()
     }
 
     fn queue_heads(&self) -> QueueHeads {

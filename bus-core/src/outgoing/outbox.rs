@@ -2,7 +2,10 @@
 //! a change, store its payload once (the richest data mode they need) with
 //! one relation per connector, and collect what is handed over after the
 //! commit — the head rows of queues the change started, the workers to wake
-//! and the synchronous subscribers with their snapshot.
+//! and the synchronous subscribers with their snapshot. The tasks of a
+//! transaction are written together when it is about to commit
+//! ([`Outbox::finish`]: one round trip for all of them on PostgreSQL), after
+//! every other write of the transaction.
 
 use super::payload;
 use super::subscribers::{self, subscribers, Route, Subscriber};
@@ -37,13 +40,45 @@ pub(crate) struct Outbox<'a> {
     hand_over: HandOver,
     /// Connectors whose queue is known not to be empty in this transaction.
     busy: Vec<i64>,
+    /// The tasks to write at [`Self::finish`], in the order of the changes.
+    tasks: Vec<PendingTask<'a>>,
     after_commit: AfterCommit,
+}
+
+/// A task the outbox writes when the transaction is about to commit.
+struct PendingTask<'a> {
+    applied: &'a Applied,
+    title: String,
+    data_type: TaskDataType,
+    data: String,
+    relations: Vec<NewRelation>,
+    /// The queues this task starts (SQLite): connector name and the index
+    /// of its relation.
+    starts: Vec<(String, usize)>,
+}
+
+/// Which pending task an [`Entry`] logged (its ID is known after
+/// [`Outbox::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskRef(usize);
+
+/// What the outbox wrote, once the transaction's tasks are written.
+pub(crate) struct Logged {
+    task_ids: Vec<i64>,
+    pub after_commit: AfterCommit,
+}
+
+impl Logged {
+    /// The ID of a task an [`Entry`] names.
+    pub(crate) fn task_id(&self, task: TaskRef) -> i64 {
+        self.task_ids[task.0]
+    }
 }
 
 /// What one change put in the outbox.
 pub(crate) struct Entry {
     /// The task logged for the asynchronous subscribers, if any.
-    pub task_id: Option<i64>,
+    pub task: Option<TaskRef>,
     /// Connectors whose queues got the task.
     pub queued_for: Vec<String>,
     /// What the synchronous subscribers get after the commit.
@@ -79,16 +114,25 @@ impl<'a> Outbox<'a> {
         origin: Option<&'a str>,
         hand_over: HandOver,
     ) -> Self {
-        Outbox { tx, types, live, origin, hand_over, busy: Vec::new(), after_commit: AfterCommit::default() }
+        Outbox {
+            tx,
+            types,
+            live,
+            origin,
+            hand_over,
+            busy: Vec::new(),
+            tasks: Vec::new(),
+            after_commit: AfterCommit::default(),
+        }
     }
 
     /// Puts one applied change in the outbox.
-    pub(crate) fn log(&mut self, applied: &Applied, title: &str) -> Result<Entry, StoreError> {
+    pub(crate) fn log(&mut self, applied: &'a Applied, title: &str) -> Result<Entry, StoreError> {
         let (queued, sync): (Vec<Subscriber>, Vec<Subscriber>) =
             subscribers(self.live, applied, self.origin).into_iter().partition(Subscriber::is_queued);
-        let mut entry = Entry { task_id: None, queued_for: Vec::new(), sync: SyncPlan::None };
+        let mut entry = Entry { task: None, queued_for: Vec::new(), sync: SyncPlan::None };
         if !queued.is_empty() {
-            entry.task_id = Some(self.log_task(applied, title, &queued)?);
+            entry.task = Some(self.log_task(applied, title, &queued)?);
             entry.queued_for = queued.into_iter().map(|s| s.connector.name.clone()).collect();
             self.after_commit.woken.extend(entry.queued_for.iter().cloned());
         }
@@ -110,24 +154,44 @@ impl<'a> Outbox<'a> {
         Ok(entry)
     }
 
-    /// What to hand the workers after the commit (nothing when processing
-    /// is off).
-    pub(crate) fn finish(self) -> AfterCommit {
+    /// Writes the transaction's tasks (in the order of their changes; IDs
+    /// drawn after every other write of the transaction, so a later change
+    /// to an object always has a later task) and says what to hand the
+    /// workers after the commit (nothing when processing is off).
+    pub(crate) fn finish(self) -> Result<Logged, StoreError> {
+        let tasks: Vec<NewTask<'_>> = self.tasks.iter().map(PendingTask::new_task).collect();
+        let rows: Vec<(NewTask<'_>, &[NewRelation])> =
+            tasks.iter().zip(&self.tasks).map(|(t, p)| (*t, p.relations.as_slice())).collect();
+        let task_ids =
+            if rows.is_empty() { Vec::new() } else { crate::driver::of(self.tx).log_tasks(self.tx, &rows)? };
         let mut after = self.after_commit;
         if self.hand_over == HandOver::Later {
-            return AfterCommit::default();
+            return Ok(Logged { task_ids, after_commit: AfterCommit::default() });
+        }
+        for ((pending, task), &task_id) in self.tasks.iter().zip(&tasks).zip(&task_ids) {
+            if pending.starts.is_empty() {
+                continue;
+            }
+            let ids = queue::relation_ids(self.tx, task_id, Direction::Outgoing)?;
+            for (name, index) in &pending.starts {
+                let relation = &pending.relations[*index];
+                if let Some(&(_, sync_id)) = ids.iter().find(|(c, _)| *c == relation.connector_id) {
+                    after.heads.push((name.clone(), Queued::head(task, task_id, sync_id, relation)));
+                }
+            }
         }
         after.woken.sort();
         after.woken.dedup();
-        after
+        Ok(Logged { task_ids, after_commit: after })
     }
 
-    /// Logs one task for the queued subscribers: the payload once, for the
-    /// richest data mode among them, and one relation per connector. When
-    /// the task starts a connector's queue (and processing is on) it is
-    /// kept as that queue's head: the worker gets it with its wake-up and
-    /// calls the connector without reading the queue.
-    fn log_task(&mut self, applied: &Applied, title: &str, subs: &[Subscriber]) -> Result<i64, StoreError> {
+    /// Puts one task in the outbox for the queued subscribers: the payload
+    /// once, for the richest data mode among them, and one relation per
+    /// connector (written at [`Self::finish`]). When the task starts a
+    /// connector's queue (and processing is on) it is kept as that queue's
+    /// head: the worker gets it with its wake-up and calls the connector
+    /// without reading the queue.
+    fn log_task(&mut self, applied: &'a Applied, title: &str, subs: &[Subscriber]) -> Result<TaskRef, StoreError> {
         let relations: Vec<NewRelation> = subs.iter().map(|s| relation(s, &applied.object)).collect();
         let richest = subs
             .iter()
@@ -140,41 +204,37 @@ impl<'a> Outbox<'a> {
             .fold(TaskDataType::Simple, payload::richer);
         let data = serde_json::to_string(&payload::build(self.tx, self.types, applied, richest)?)
             .expect("a payload serializes");
-        let task = NewTask {
-            direction: Direction::Outgoing,
-            task_type: applied.task_type,
-            data_type: richest,
-            process_type: None,
-            site_name: applied.site_name.as_deref(),
-            title,
-            object: &applied.object,
-            data: &data,
-        };
         // Only one writer at a time makes "the queue was empty" exact (see
         // `QueueHeads`); else the worker always reads its queue.
-        let driver = crate::driver::of(self.tx);
         let mut starts = Vec::new();
-        if self.hand_over == HandOver::Now && driver.queue_heads() == QueueHeads::Known {
-            for (s, r) in subs.iter().zip(&relations) {
+        if self.hand_over == HandOver::Now && crate::driver::of(self.tx).queue_heads() == QueueHeads::Known {
+            for (index, s) in subs.iter().enumerate() {
                 if self.busy.contains(&s.connector.id) {
                     continue;
                 }
                 self.busy.push(s.connector.id);
                 if queue::is_empty(self.tx, s.connector.id, Direction::Outgoing)? {
-                    starts.push((s, r));
+                    starts.push((s.connector.name.clone(), index));
                 }
             }
         }
-        let task_id = driver.log_task(self.tx, &task, &relations)?;
-        if !starts.is_empty() {
-            let ids = queue::relation_ids(self.tx, task_id, Direction::Outgoing)?;
-            for (s, r) in starts {
-                if let Some(&(_, sync_id)) = ids.iter().find(|(c, _)| *c == s.connector.id) {
-                    self.after_commit.heads.push((s.connector.name.clone(), Queued::head(&task, task_id, sync_id, r)));
-                }
-            }
+        self.tasks.push(PendingTask { applied, title: title.to_owned(), data_type: richest, data, relations, starts });
+        Ok(TaskRef(self.tasks.len() - 1))
+    }
+}
+
+impl PendingTask<'_> {
+    fn new_task(&self) -> NewTask<'_> {
+        NewTask {
+            direction: Direction::Outgoing,
+            task_type: self.applied.task_type,
+            data_type: self.data_type,
+            process_type: None,
+            site_name: self.applied.site_name.as_deref(),
+            title: &self.title,
+            object: &self.applied.object,
+            data: &self.data,
         }
-        Ok(task_id)
     }
 }
 
@@ -273,12 +333,14 @@ mod tests {
         assert_eq!(o.code_name, "ann");
         // The second change in the same transaction: the queues are known
         // not to be empty any more, so it is no queue head.
-        outbox.log(&second, "Create User 'bob'").unwrap();
-        let after = outbox.finish();
+        let entry2 = outbox.log(&second, "Create User 'bob'").unwrap();
+        let logged = outbox.finish().unwrap();
+        let task_id = logged.task_id(entry.task.unwrap());
+        assert!(logged.task_id(entry2.task.unwrap()) > task_id, "tasks are written in the order of their changes");
+        let after = logged.after_commit;
         assert_eq!(after.woken, ["A", "B"], "each connector woken once");
         let heads: Vec<(&str, i64, TaskDataType, crate::queue::Matching)> =
             after.heads.iter().map(|(n, q)| (n.as_str(), q.task_id, q.data_type, q.matching)).collect();
-        let task_id = entry.task_id.unwrap();
         assert_eq!(
             heads,
             [
@@ -316,9 +378,9 @@ mod tests {
         let applied = change::apply(&tx, &types, user("ann")).unwrap();
         let mut outbox = Outbox::new(&tx, &types, &live, Some("A"), HandOver::Later);
         let entry = outbox.log(&applied, "t").unwrap();
-        assert_eq!(entry.task_id, None, "the connector a change came from gets no task for it");
+        assert_eq!(entry.task, None, "the connector a change came from gets no task for it");
         assert!(matches!(&entry.sync, SyncPlan::Skipped(s) if s.len() == 1), "processing off: C is passed over");
-        let after = outbox.finish();
+        let after = outbox.finish().unwrap().after_commit;
         assert!(after.heads.is_empty() && after.woken.is_empty());
     }
 }

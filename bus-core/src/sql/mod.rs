@@ -219,6 +219,29 @@ impl Conn {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
+    /// Runs several statements and returns each one's rows (as values), in
+    /// order; on PostgreSQL they are pipelined — one round trip for all.
+    /// The first error is the answer.
+    pub fn query_pipelined(&self, calls: &[(&str, &[&dyn ToValue])]) -> Result<Vec<Vec<Vec<Value>>>> {
+        match &self.0 {
+            Inner::Postgres(c) => c.query_pipelined(calls),
+            Inner::Sqlite(_) => calls
+                .iter()
+                .map(|(sql, params)| {
+                    let mut stmt = self.prepare_cached(sql)?;
+                    let mut rows = stmt.query(*params)?;
+                    let mut out = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        let RowInner::Sqlite(r) = row.0 else { unreachable!("a SQLite row") };
+                        let n = r.as_ref().column_count();
+                        out.push((0..n).map(|i| row.get_ref(i).map(|v| v.to_owned_value())).collect::<Result<_>>()?);
+                    }
+                    Ok(out)
+                })
+                .collect(),
+        }
+    }
+
     /// Runs statements separated by semicolons, without parameters.
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.0 {

@@ -91,20 +91,33 @@ impl PgConn {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    /// Statements pipelined: one round trip for all (see
+    /// [`pg_client::Client::query_pipelined`]).
+    pub(super) fn query_pipelined(&self, calls: &[(&str, &[&dyn ToValue])]) -> Result<Vec<Vec<Vec<Value>>>> {
+        let statements = calls.iter().map(|(sql, _)| self.statement(sql)).collect::<Result<Vec<_>>>()?;
+        let binds: Vec<Vec<Bind<'_>>> =
+            calls.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
+            binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
+        let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
+            statements.iter().zip(&refs).map(|(s, r)| (s, r.as_slice())).collect();
+        let results = self.client.query_pipelined(&pairs)?;
+        results.iter().map(|rows| rows.iter().map(values).collect()).collect()
+    }
+
     pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
         let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let rows = self.client.query(s, &refs)?;
-        rows.iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| {
-                        row.try_get::<_, Any>(i).map(|a| a.0).map_err(|e| SqlError::from(pg_client::Error::from(e)))
-                    })
-                    .collect()
-            })
-            .collect()
+        rows.iter().map(values).collect()
     }
+}
+
+/// A row's columns as [`Value`]s.
+fn values(row: &pg_client::Row) -> Result<Vec<Value>> {
+    (0..row.len())
+        .map(|i| row.try_get::<_, Any>(i).map(|a| a.0).map_err(|e| SqlError::from(pg_client::Error::from(e))))
+        .collect()
 }
 
 /// A parameter converted to the type the server inferred for it.

@@ -40,6 +40,17 @@ impl Value {
 }
 
 impl ValueRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_value(&self) -> Value {
+        match *self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => Value::Integer(n),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+
     /// The storage class, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
