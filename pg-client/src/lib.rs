@@ -18,8 +18,6 @@
 
 mod tls;
 
-pub use tls::Mode as SslMode;
-
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::Duration;

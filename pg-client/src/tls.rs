@@ -24,7 +24,7 @@ use tokio_postgres::config::SslMode;
 
 /// What the URL asks of TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Disable,
     Prefer,
     Require,

@@ -75,7 +75,7 @@ impl PostgresSession {
     /// own (`bus_deliver`, schema/postgres/v3.sql).
     fn remove(&mut self, key: QueueKey, sync_ids: &[i64]) -> Result<(), QueueError> {
         let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
-        let ids = format!("{{{}}}", sync_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let ids = crate::driver::bigint_array(sync_ids);
         let removed: bool = self.conn.query_row(
             "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[])",
             params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],

@@ -12,6 +12,8 @@ pub mod conformance;
 mod postgres;
 mod sqlite;
 
+pub(crate) use postgres::bigint_array;
+
 use crate::queue::{NewRelation, NewTask};
 use crate::settings::Settings;
 use crate::sql::{Conn, Dialect, SqlError};

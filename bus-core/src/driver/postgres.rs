@@ -44,6 +44,12 @@ fn log_task_sql(n: usize) -> &'static str {
     })[n - 1]
 }
 
+/// A PostgreSQL array literal of integers (`{1,2}`), for a parameter
+/// written `CAST($n AS TEXT)::BIGINT[]`.
+pub(crate) fn bigint_array(ids: &[i64]) -> String {
+    format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+}
+
 /// A PostgreSQL array literal of texts (`{"a","b"}`), each element quoted.
 fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let quoted: Vec<String> = items.map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
@@ -113,7 +119,7 @@ impl Driver for Postgres {
     /// a delete now waits for this commit (edits that keep the key still
     /// go through).
     fn begin_change(&self, tx: &Conn, ids: &[i64], _registry_version: i64) -> Result<ChangeStart> {
-        let ids = format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let ids = bigint_array(ids);
         let rows: Vec<(Option<String>, Option<String>, Option<i64>)> = tx
             .prepare_cached(
                 "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
