@@ -94,10 +94,14 @@ pub fn run(config: Config) -> Result<()> {
             }
         });
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        // The stop signals are caught from here on, before anyone learns
+        // the daemon listens: a SIGTERM can no longer find the default
+        // action (an unclean exit) however soon it comes.
+        let stop = shutdown_signal();
         tracing::info!(%addr, database = %config.database_location(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
         println!("listening on {scheme}://{addr}");
-        http::server::serve(listener, http::router(state), &config.http, tls, shutdown_signal()).await?;
+        http::server::serve(listener, http::router(state), &config.http, tls, stop).await?;
         anyhow::Ok(())
     });
     // A request still waiting on a connector call (at most the call
@@ -134,27 +138,47 @@ fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// Catches SIGINT and SIGTERM at once (not when the returned future is
+/// first polled); the future ends when one arrives.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let caught = |kind: SignalKind, name: &'static str| {
+        signal(kind)
+            .map_err(|e| tracing::warn!(error = %e, signal = name, "cannot catch the stop signal; it ends the daemon at once"))
+            .ok()
     };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let (mut interrupt, mut terminate) =
+        (caught(SignalKind::interrupt(), "SIGINT"), caught(SignalKind::terminate(), "SIGTERM"));
+    async move {
+        tokio::select! {
+            () = received(interrupt.as_mut()) => {},
+            () = received(terminate.as_mut()) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        tracing::info!(limit_ms = STOP_LIMIT.as_millis() as u64, "shutdown requested");
+        start_stop_watchdog();
     }
-    tracing::info!(limit_ms = STOP_LIMIT.as_millis() as u64, "shutdown requested");
-    start_stop_watchdog();
+}
+
+/// The next delivery of a caught signal (never, when it is not caught).
+#[cfg(unix)]
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        let _ = ctrl_c.await;
+        tracing::info!(limit_ms = STOP_LIMIT.as_millis() as u64, "shutdown requested");
+        start_stop_watchdog();
+    }
 }
 
 /// Connections the kernel queues before the daemon accepts them.
