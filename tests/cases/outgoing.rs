@@ -275,7 +275,26 @@ fn each_connector_gets_commit_order_under_concurrent_writers_and_a_slow_one_dela
     assert!(slow_so_far < 20, "Fast finished while Slow was still working ({slow_so_far} of 20)");
     wait_for("Slow to get every task", Duration::from_secs(30), || (d.reports("Slow").len() == 20).then_some(()));
     for c in ["Fast", "Slow"] {
-        let ids: Vec<i64> = d.reports(c).iter().map(|r| r["task_id"].as_i64().unwrap()).collect();
+        assert_commit_order(&env, c, &d.reports(c), "w", 4, 5);
+    }
+}
+
+/// Asserts that a connector got its tasks in commit order: each writer's
+/// changes (users `{prefix}{w}u{i}`) in the order it made them, and on
+/// SQLite — one writer commits at a time, so task IDs follow commits and the
+/// queue goes in ID order — ascending task IDs. PostgreSQL's writers commit
+/// at once: an ID drawn earlier may commit later, the queue goes in commit
+/// order, and changes that raced have no order between them.
+fn assert_commit_order(env: &TestEnv, c: &str, reports: &[Value], prefix: &str, writers: usize, each: usize) {
+    for w in 0..writers {
+        let mine: Vec<usize> = reports
+            .iter()
+            .filter_map(|r| r["name"].as_str()?.strip_prefix(&format!("{prefix}{w}u"))?.parse().ok())
+            .collect();
+        assert_eq!(mine, (0..each).collect::<Vec<_>>(), "{c}: writer {w}'s changes out of order");
+    }
+    if env.backend() == Backend::Sqlite {
+        let ids: Vec<i64> = reports.iter().map(|r| r["task_id"].as_i64().unwrap()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{c} got tasks out of commit order: {ids:?}");
     }
 }
@@ -313,21 +332,7 @@ fn racing_writers_and_workers_deliver_every_task_once_in_commit_order() {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), 180, "{c} got a task twice: {ids:?}");
-        // Each writer's changes arrive in the order it made them.
-        for w in 0..3 {
-            let mine: Vec<usize> = reports
-                .iter()
-                .filter_map(|r| r["name"].as_str()?.strip_prefix(&format!("r{w}u"))?.parse().ok())
-                .collect();
-            assert_eq!(mine, (0..60).collect::<Vec<_>>(), "{c}: writer {w}'s changes out of order");
-        }
-        // One writer at a time (SQLite): task IDs follow commits, and the
-        // queue goes in ID order. PostgreSQL's writers commit at once, an
-        // ID drawn earlier may commit later, and the queue goes in commit
-        // order (changes that raced have no order between them).
-        if env.backend() == Backend::Sqlite {
-            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{c} got tasks out of commit order: {ids:?}");
-        }
+        assert_commit_order(&env, c, &reports, "r", 3, 60);
     }
     wait_for("the queue to empty", WAIT, || (d.get("/api/tasks/outgoing/count").body["count"] == 0).then_some(()));
 }
