@@ -15,6 +15,8 @@ mod content;
 mod contract;
 #[path = "cases/crm.rs"]
 mod crm;
+#[path = "cases/delivery.rs"]
+mod delivery;
 #[path = "cases/docs.rs"]
 mod docs;
 #[path = "cases/drivers.rs"]

@@ -133,6 +133,10 @@ impl Rig {
                 enabled: true,
                 config: rig.config.clone(),
                 isolation: IsolationSetting::Default,
+                ordering: Default::default(),
+                concurrency: None,
+                batch_size: None,
+                rate_limit: None,
             })
             .collect();
         let engine = Engine::start(EngineConfig {

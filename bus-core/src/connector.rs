@@ -60,6 +60,20 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// True when the call got no answer from the connector at all — its
+    /// process crashed, was killed or is down, or the call timed out —
+    /// rather than an answer about the task.
+    pub(crate) fn lost(&self) -> bool {
+        matches!(
+            self,
+            CallError::Crashed(_)
+                | CallError::Killed { .. }
+                | CallError::TimedOut { .. }
+                | CallError::Hung { .. }
+                | CallError::Restarting(_)
+        )
+    }
+
     /// The error of a lane call that gave no answer.
     fn from_lane(kind: &str, e: LaneError) -> Self {
         match e {
@@ -87,6 +101,10 @@ pub struct LiveConnector {
     pub(crate) library: Arc<Library>,
     /// What the connector reported at init.
     pub info: InitResponse,
+    /// How its outgoing queue is delivered (the registry row's settings).
+    pub delivery: crate::delivery::DeliverySettings,
+    /// When its next delivery call may start (`ConnectorRateLimit`).
+    pub(crate) rate: Option<crate::rate_limit::RateLimit>,
     /// When this instance was created (UTC, ISO 8601).
     pub loaded_at: String,
     object: Arc<Instance>,
@@ -266,6 +284,8 @@ impl LiveConnector {
             class: p.row.class_name.clone(),
             library: p.library,
             info,
+            delivery: p.row.delivery(),
+            rate: crate::rate_limit::RateLimit::new(p.row.rate_limit),
             loaded_at,
             object: Arc::new(p.object),
             lane: p.lane,
@@ -289,12 +309,27 @@ impl LiveConnector {
     }
 
     /// How many queued tasks one delivery request carries: more than one
-    /// only for a connector process whose SDK knows the batch request.
+    /// only for a connector whose SDK knows the batch request, as its row's
+    /// `ConnectorBatchSize` says (or, in a connector process, `[isolation]
+    /// batch_size`).
     pub(crate) fn delivery_batch(&self) -> usize {
+        if self.batch_failed.load(Ordering::Relaxed) || !self.supports(kind::PROCESS_ASYNC_BATCH) {
+            return 1;
+        }
+        match (&*self.object, self.delivery.batch_size) {
+            (Instance::Remote(_), _) => 1,
+            (_, Some(n)) => usize::try_from(n).unwrap_or(1).max(1),
+            (Instance::Child(child), None) => child.batch_size(),
+            (Instance::InProcess(_), None) => 1,
+        }
+    }
+
+    /// How long until the connector can take a call again, while its
+    /// process is down after a crash (`process` isolation).
+    pub(crate) fn down_for(&self) -> Option<Duration> {
         match &*self.object {
-            _ if self.batch_failed.load(Ordering::Relaxed) => 1,
-            Instance::Child(child) if self.supports(kind::PROCESS_ASYNC_BATCH) => child.batch_size(),
-            _ => 1,
+            Instance::Child(child) => child.down_for(),
+            Instance::InProcess(_) | Instance::Remote(_) => None,
         }
     }
 

@@ -57,6 +57,12 @@ pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     d.deserialize_option(Optional)
 }
 
+/// A patch's `Option<Option<i64>>`: absent (with `#[serde(default)]`) is
+/// `None`, `null` is `Some(None)`.
+pub fn set_or_clear<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    optional(d).map(Some)
+}
+
 /// One integer of a list.
 #[derive(serde::Deserialize)]
 struct Item(#[serde(deserialize_with = "integer")] i64);

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod connector;
 pub mod connector_host;
 pub mod db;
+pub mod delivery;
 mod driver;
 /// The storage drivers' conformance suite (for the tests of every engine).
 #[doc(hidden)]
@@ -41,6 +42,7 @@ mod outgoing;
 pub mod pipeline;
 pub mod queue;
 pub mod queue_admin;
+mod rate_limit;
 pub mod registry;
 pub mod scheduler;
 mod services;

@@ -249,6 +249,8 @@ pub(crate) struct Queued {
     /// A column that does not read as its type (a row edited with plain
     /// SQL): the task fails with this message and no connector is called.
     pub unreadable: Option<String>,
+    /// The last attempt ended in an `Error` (the task waits for a retry).
+    pub failed: bool,
 }
 
 impl Queued {
@@ -267,6 +269,7 @@ impl Queued {
             data: task.data.to_owned(),
             matching: relation.matching,
             unreadable: None,
+            failed: false,
         }
     }
 }
@@ -274,7 +277,8 @@ impl Queued {
 /// Queued tasks with their payloads (deliveries recorded but not yet
 /// removed are left out by the driver's `not_delivered` condition).
 const QUEUED: &str = "SELECT s.SynchronizationID, t.TaskID, t.TaskType, t.TaskDataType, s.SynchronizationDataType, \
-    t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData, s.SynchronizationMatch \
+    t.TaskProcessType, t.TaskSiteName, t.TaskTitle, t.TaskData, s.SynchronizationMatch, \
+    s.SynchronizationErrorMessage IS NOT NULL AND s.SynchronizationIsSkipped = 0 \
     FROM Integration_Synchronization s JOIN Integration_Task t ON t.TaskID = s.SynchronizationTaskID";
 fn queued(r: &Row<'_>) -> crate::sql::Result<Queued> {
     let mut unreadable = None;
@@ -297,6 +301,7 @@ fn queued(r: &Row<'_>) -> crate::sql::Result<Queued> {
         data: r.get(8)?,
         matching: Matching::from_column(r.get::<Option<String>>(9)?.as_deref()),
         unreadable,
+        failed: r.get(10)?,
     })
 }
 

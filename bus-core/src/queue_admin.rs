@@ -28,6 +28,9 @@ pub struct TaskRow {
     pub error: Option<String>,
     pub attempts: i64,
     pub last_run: Option<String>,
+    /// In `object` ordering: the failed task this one waits for (it shares
+    /// an object with it, directly or through the tasks between them).
+    pub waiting_for: Option<i64>,
 }
 
 /// The columns [`task_row`] reads (`s` a relation, `t` its task, `c` its connector).
@@ -52,6 +55,7 @@ pub(crate) fn task_row(r: &Row<'_>) -> crate::sql::Result<TaskRow> {
         error: r.get(9)?,
         attempts: r.get(10)?,
         last_run: r.get(11)?,
+        waiting_for: None,
     })
 }
 
@@ -70,22 +74,24 @@ pub fn list(
          JOIN Integration_Connector c ON c.ConnectorID = s.SynchronizationConnectorID"
     );
     let row = task_row;
-    match connector_id {
+    let mut rows: Vec<TaskRow> = match connector_id {
         Some(c) => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationConnectorID = $1 AND s.SynchronizationIsInbound = $2 \
                  AND s.SynchronizationTaskID > $3 AND {not_delivered} ORDER BY s.SynchronizationTaskID LIMIT {limit}"
             ))?
             .query_map(params![c, direction, after.0], row)?
-            .collect(),
+            .collect::<Result<_, _>>()?,
         None => conn
             .prepare_cached(&format!(
                 "{select} WHERE s.SynchronizationIsInbound = $1 AND (s.SynchronizationTaskID, s.SynchronizationID) > ($2, $3) \
                  AND {not_delivered} ORDER BY s.SynchronizationTaskID, s.SynchronizationID LIMIT {limit}"
             ))?
             .query_map(params![direction, after.0, after.1], row)?
-            .collect(),
-    }
+            .collect::<Result<_, _>>()?,
+    };
+    crate::outgoing::parked::annotate(conn, direction, &mut rows)?;
+    Ok(rows)
 }
 
 /// One attempt that failed.

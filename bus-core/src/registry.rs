@@ -1,6 +1,7 @@
 //! The connector registry: the `Integration_Connector` table.
 
 use crate::db::{Database, DbError};
+use crate::delivery::{DeliverySettings, Ordering};
 use crate::isolation::Isolation;
 use crate::sql::{params, Conn, OptionalExtension, Row};
 use crate::text;
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One registered connector, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnectorRow {
     pub id: i64,
     /// The code name; must equal the name the connector reports at init.
@@ -25,6 +26,20 @@ pub struct ConnectorRow {
     /// Where the connector runs (`ConnectorIsolation`).
     #[serde(default)]
     pub isolation: IsolationSetting,
+    /// In which order its outgoing tasks go (`ConnectorOrdering`).
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Calls in flight at once with `object` ordering
+    /// (`ConnectorConcurrency`; null: 1).
+    #[serde(default)]
+    pub concurrency: Option<i64>,
+    /// Tasks per delivery request (`ConnectorBatchSize`; null: the
+    /// `[isolation] batch_size` of `bus.toml`).
+    #[serde(default)]
+    pub batch_size: Option<i64>,
+    /// Calls per second at most (`ConnectorRateLimit`; null: no limit).
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
     /// Why the row cannot be used as stored (a value SQL put there that the
     /// daemon does not accept); such a row is not loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -169,7 +184,7 @@ fn validate_config(config: &str) -> Result<(), RegistryError> {
 }
 
 /// A connector to register.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct NewConnector {
@@ -196,10 +211,36 @@ pub struct NewConnector {
     /// Where it runs; absent: the default of `bus.toml`.
     #[serde(default)]
     pub isolation: IsolationSetting,
+    /// In which order its outgoing tasks go; absent: `connector`.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Calls in flight at once with `object` ordering; absent or null: 1.
+    #[serde(default, deserialize_with = "crate::json_int::optional")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: Option<i64>,
+    /// Tasks per delivery request; absent or null: `[isolation] batch_size`.
+    #[serde(default, deserialize_with = "crate::json_int::optional")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub batch_size: Option<i64>,
+    /// Calls per second at most; absent or null: no limit.
+    #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub rate_limit: Option<f64>,
+}
+
+impl NewConnector {
+    fn delivery(&self) -> DeliverySettings {
+        DeliverySettings {
+            ordering: self.ordering,
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+            rate_limit: self.rate_limit,
+        }
+    }
 }
 
 /// Changes to a registered connector; absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct ConnectorPatch {
@@ -223,6 +264,26 @@ pub struct ConnectorPatch {
     /// `default` goes back to the default of `bus.toml`.
     #[serde(default)]
     pub isolation: Option<IsolationSetting>,
+    #[serde(default)]
+    pub ordering: Option<Ordering>,
+    /// null goes back to the default (1).
+    #[serde(default, deserialize_with = "crate::json_int::set_or_clear")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: Option<Option<i64>>,
+    /// null goes back to the default (`[isolation] batch_size`).
+    #[serde(default, deserialize_with = "crate::json_int::set_or_clear")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub batch_size: Option<Option<i64>>,
+    /// null removes the limit.
+    #[serde(default, deserialize_with = "set_or_clear_number")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub rate_limit: Option<Option<f64>>,
+}
+
+/// A patch field that may be set to `null`: absent is `None`, `null` is
+/// `Some(None)`.
+fn set_or_clear_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
 }
 
 impl ConnectorPatch {
@@ -250,6 +311,19 @@ impl ConnectorPatch {
         }
         if let Some(v) = self.isolation {
             parts.push(format!("isolation → {}", v.column().unwrap_or("default")));
+        }
+        if let Some(v) = self.ordering {
+            parts.push(format!("ordering → {v}"));
+        }
+        let or_default = |v: Option<String>| v.unwrap_or_else(|| "default".into());
+        if let Some(v) = self.concurrency {
+            parts.push(format!("concurrency → {}", or_default(v.map(|n| n.to_string()))));
+        }
+        if let Some(v) = self.batch_size {
+            parts.push(format!("batch size → {}", or_default(v.map(|n| n.to_string()))));
+        }
+        if let Some(v) = self.rate_limit {
+            parts.push(format!("rate limit → {}", v.map_or_else(|| "none".into(), |r| format!("{r}/s"))));
         }
         if parts.is_empty() {
             "nothing".into()
@@ -284,7 +358,8 @@ impl From<crate::sql::SqlError> for RegistryError {
 }
 
 const COLUMNS: &str = "ConnectorID, ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-    ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig, ConnectorIsolation";
+    ConnectorClassName, ConnectorEnabled, ConnectorLastModified, ConnectorConfig, ConnectorIsolation, \
+    ConnectorOrdering, ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit";
 
 fn from_row(r: &Row<'_>) -> crate::sql::Result<ConnectorRow> {
     use crate::sql::ValueRef;
@@ -306,12 +381,17 @@ fn from_row(r: &Row<'_>) -> crate::sql::Result<ConnectorRow> {
         last_modified: text(r, 6, "ConnectorLastModified", &mut problems)?,
         config: text(r, 7, "ConnectorConfig", &mut problems)?,
         isolation: IsolationSetting::Default,
+        ordering: Ordering::Connector,
+        concurrency: None,
+        batch_size: None,
+        rate_limit: None,
         problems: Vec::new(),
     };
     if !matches!(r.get_ref(8)?, crate::sql::ValueRef::Null) {
         let value = text(r, 8, "ConnectorIsolation", &mut problems)?;
         row.isolation = IsolationSetting::from_column(&value, &mut problems);
     }
+    row.set_delivery(DeliverySettings::from_columns(r, 9, &mut problems)?);
     check_row(&row, &mut problems);
     row.problems = problems;
     Ok(row)
@@ -480,8 +560,9 @@ impl Registry {
         check_unique_ignoring_case(&conn, &new.name, -1)?;
         let inserted = conn.execute(
             "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-             ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ConnectorName) DO NOTHING",
+             ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation, ConnectorOrdering, \
+             ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (ConnectorName) DO NOTHING",
             params![
                 new.name,
                 display,
@@ -489,7 +570,11 @@ impl Registry {
                 new.class_name,
                 new.enabled,
                 new.config,
-                new.isolation.column()
+                new.isolation.column(),
+                new.ordering.column(),
+                new.concurrency,
+                new.batch_size,
+                new.rate_limit
             ],
         )?;
         if inserted == 0 {
@@ -510,6 +595,10 @@ impl Registry {
             enabled: patch.enabled.unwrap_or(current.enabled),
             config: patch.config.clone().unwrap_or(current.config.clone()),
             isolation: patch.isolation.unwrap_or(current.isolation),
+            ordering: patch.ordering.unwrap_or(current.ordering),
+            concurrency: patch.concurrency.unwrap_or(current.concurrency),
+            batch_size: patch.batch_size.unwrap_or(current.batch_size),
+            rate_limit: patch.rate_limit.unwrap_or(current.rate_limit),
             ..current.clone()
         };
         // What the patch sets meets the write rules; what it leaves as it
@@ -521,6 +610,7 @@ impl Registry {
         validate_assembly(&next.assembly_name, rules(patch.assembly_name.is_some()))?;
         validate_text("class name", &next.class_name, rules(patch.class_name.is_some()))?;
         validate_config(&next.config)?;
+        validate_delivery(&next.delivery())?;
         if next == current {
             return Ok(current);
         }
@@ -531,8 +621,9 @@ impl Registry {
         let result = conn.execute(
             "UPDATE Integration_Connector SET ConnectorName = $1, ConnectorDisplayName = $2, \
              ConnectorAssemblyName = $3, ConnectorClassName = $4, ConnectorEnabled = $5, ConnectorConfig = $6, \
-             ConnectorIsolation = $7, ConnectorLastModified = bus_now() \
-             WHERE ConnectorID = $8",
+             ConnectorIsolation = $7, ConnectorOrdering = $8, ConnectorConcurrency = $9, ConnectorBatchSize = $10, \
+             ConnectorRateLimit = $11, ConnectorLastModified = bus_now() \
+             WHERE ConnectorID = $12",
             params![
                 next.name,
                 next.display_name,
@@ -541,6 +632,10 @@ impl Registry {
                 next.enabled,
                 next.config,
                 next.isolation.column(),
+                next.ordering.column(),
+                next.concurrency,
+                next.batch_size,
+                next.rate_limit,
                 current.id
             ],
         );
@@ -596,7 +691,31 @@ fn checked(new: &NewConnector) -> Result<String, RegistryError> {
     let display = new.display_name.clone().filter(|d| !text::is_blank(d)).unwrap_or_else(|| new.name.clone());
     validate_text("display name", &display, Rules::Write)?;
     validate_config(&new.config)?;
+    validate_delivery(&new.delivery())?;
     Ok(display)
+}
+
+fn validate_delivery(settings: &DeliverySettings) -> Result<(), RegistryError> {
+    settings.check().map_err(|(field, reason)| RegistryError::Invalid { field, reason })
+}
+
+impl ConnectorRow {
+    /// How its outgoing queue is delivered.
+    pub fn delivery(&self) -> DeliverySettings {
+        DeliverySettings {
+            ordering: self.ordering,
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+            rate_limit: self.rate_limit,
+        }
+    }
+
+    fn set_delivery(&mut self, d: DeliverySettings) {
+        self.ordering = d.ordering;
+        self.concurrency = d.concurrency;
+        self.batch_size = d.batch_size;
+        self.rate_limit = d.rate_limit;
+    }
 }
 
 /// Registers `new`, or brings the row with its code name to these values,
@@ -605,12 +724,28 @@ pub(crate) fn seed(conn: &Conn, new: &NewConnector) -> Result<(), RegistryError>
     let display = checked(new)?;
     conn.execute(
         "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation, ConnectorOrdering, \
+         ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (ConnectorName) DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
          ConnectorAssemblyName = excluded.ConnectorAssemblyName, ConnectorClassName = excluded.ConnectorClassName, \
          ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig, \
-         ConnectorIsolation = excluded.ConnectorIsolation",
-        params![new.name, display, new.assembly_name, new.class_name, new.enabled, new.config, new.isolation.column()],
+         ConnectorIsolation = excluded.ConnectorIsolation, ConnectorOrdering = excluded.ConnectorOrdering, \
+         ConnectorConcurrency = excluded.ConnectorConcurrency, ConnectorBatchSize = excluded.ConnectorBatchSize, \
+         ConnectorRateLimit = excluded.ConnectorRateLimit",
+        params![
+            new.name,
+            display,
+            new.assembly_name,
+            new.class_name,
+            new.enabled,
+            new.config,
+            new.isolation.column(),
+            new.ordering.column(),
+            new.concurrency,
+            new.batch_size,
+            new.rate_limit
+        ],
     )?;
     Ok(())
 }
@@ -661,6 +796,10 @@ mod tests {
             enabled: true,
             config: String::new(),
             isolation: IsolationSetting::Default,
+            ordering: Ordering::Connector,
+            concurrency: None,
+            batch_size: None,
+            rate_limit: None,
         }
     }
 

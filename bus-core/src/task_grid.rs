@@ -123,9 +123,10 @@ pub fn page(
         q.limit.max(1),
         q.offset
     );
-    let items = conn
+    let mut items = conn
         .prepare(&sql)?
         .query_map(params![direction, connector_id, search], task_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    crate::outgoing::parked::annotate(conn, direction, &mut items)?;
     Ok(GridPage { items, total, offset: q.offset, limit: q.limit })
 }

@@ -62,7 +62,7 @@ pub(crate) fn live<T: Connector>(id: i64, name: &str, config: &str) -> Arc<LiveC
         last_modified: String::new(),
         config: config.to_owned(),
         isolation: IsolationSetting::InProcess,
-        problems: Vec::new(),
+        ..Default::default()
     };
     let library = Arc::new(Library { source: "test".into(), copy: "test".into(), hash: "0".into() });
     let lane = Arc::new(Lane::new(name));

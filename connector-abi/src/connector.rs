@@ -98,6 +98,21 @@ pub trait Connector: Send + Sync + Sized + 'static {
         }
     }
 
+    /// Processes several queued tasks of this connector, oldest first, in one
+    /// go — override it to send one bulk request to your system. Return one
+    /// outcome per task processed, in order; stop after the first `Error`
+    /// (the tasks after it were not attempted and stay queued). The bus
+    /// hands over up to `ConnectorBatchSize` tasks at once (1 by default,
+    /// and this method is then never called); a crash or a timeout of the
+    /// whole call repeats at most the tasks of that batch.
+    ///
+    /// The default processes each task with
+    /// [`Self::process_internal_task_async`] in turn, a panic being that
+    /// task's `Error`.
+    fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
+        crate::export::each_in_turn(self, tasks)
+    }
+
     /// Processes an outgoing task for an object; `object` is `task.object`
     /// unwrapped. The default returns `Error`, which stops the connector's
     /// queue at the task, so override it when you subscribe to objects

@@ -142,11 +142,23 @@ fn dispatch<T: Connector>(c: &T, request: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Each task in order; a panic is that task's `Error` (and the end of the
-/// batch, as any `Error` is): the tasks before it keep their results.
+/// A batch through the connector's batch method; a panic out of it (an
+/// override that sends one bulk request) is the first task's `Error`, and
+/// the others stay queued.
 fn process_batch<T: Connector>(c: &T, batch: &TaskBatch) -> BatchResponse {
-    let mut results = Vec::with_capacity(batch.tasks.len());
-    for task in &batch.tasks {
+    let results =
+        catch_unwind(AssertUnwindSafe(|| c.process_internal_tasks_async(&batch.tasks))).unwrap_or_else(|panic| {
+            vec![ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))]
+        });
+    BatchResponse { results }
+}
+
+/// The default batch method: each task in order; a panic is that task's
+/// `Error` (and the end of the batch, as any `Error` is): the tasks before
+/// it keep their results.
+pub(crate) fn each_in_turn<T: Connector>(c: &T, tasks: &[OutgoingTask]) -> Vec<ProcessResponse> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
         let result = catch_unwind(AssertUnwindSafe(|| c.process_internal_task_async(task))).unwrap_or_else(|panic| {
             ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))
         });
@@ -156,7 +168,7 @@ fn process_batch<T: Connector>(c: &T, batch: &TaskBatch) -> BatchResponse {
             break;
         }
     }
-    BatchResponse { results }
+    results
 }
 
 fn init_response<T: Connector>(c: &T, req: InitRequest) -> InitResponse {

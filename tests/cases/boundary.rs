@@ -46,8 +46,7 @@ fn row(name: &str, assembly: &str, class: &str, config: &str) -> ConnectorRow {
         enabled: true,
         last_modified: String::new(),
         config: config.into(),
-        isolation: bus_core::registry::IsolationSetting::Default,
-        problems: Vec::new(),
+        ..Default::default()
     }
 }
 

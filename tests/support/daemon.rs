@@ -261,6 +261,23 @@ impl TestEnv {
             .expect("the daemon binary runs")
     }
 
+    /// Every report a scripted connector wrote (event-log descriptions that
+    /// are JSON), in the order they were written — all of them, read with
+    /// SQL (the API pages at 500).
+    pub fn all_reports(&self, connector: &str) -> Vec<Value> {
+        let sql = match &self.database {
+            Location::Postgres(url) => {
+                crate::wait_for("a session for the test's reads", Duration::from_secs(60), || Conn::postgres(url).ok())
+            }
+            Location::File(_) => self.sql(),
+        };
+        let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = $1 ORDER BY EventID").unwrap();
+        stmt.query_map([connector], |r| r.get::<String>(0))
+            .unwrap()
+            .filter_map(|d| serde_json::from_str::<Value>(&d.unwrap()).ok())
+            .collect()
+    }
+
     /// What a scripted connector was called with, one entry per call: the
     /// time the call started (µs), its fencing token and its task ID, in
     /// the order the calls started (read from the shared event log).

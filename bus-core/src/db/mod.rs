@@ -171,6 +171,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../schema/v5.sql") },
     Migration { version: 6, sql: include_str!("../schema/v6.sql") },
     Migration { version: 7, sql: include_str!("../schema/v7.sql") },
+    Migration { version: 8, sql: include_str!("../schema/v8.sql") },
 ];
 
 impl Database {

@@ -124,6 +124,16 @@ impl ChildConnector {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    /// How long until the process may start again, while it is down after
+    /// a crash and its pause is not over (a call now fails at once).
+    pub(crate) fn down_for(&self) -> Option<Duration> {
+        let st = lock(&self.state);
+        if st.process.as_ref().is_some_and(|p| !p.is_dead()) {
+            return None;
+        }
+        st.not_before.and_then(|at| at.checked_duration_since(Instant::now()))
+    }
+
     /// How many queued tasks go to the process in one request.
     pub(crate) fn batch_size(&self) -> usize {
         self.config.batch_size

@@ -8,6 +8,7 @@ use super::payload::{self, Payload};
 use super::subscribers;
 use crate::backend::{CallWindow, QueueError, QueueKey, QueueSession, GATHER};
 use crate::connector::LiveConnector;
+use crate::delivery::Ordering;
 use crate::queue::{Direction, Matching, Queued};
 use crate::settings::Settings;
 use crate::start_by;
@@ -36,7 +37,6 @@ impl Drain for OutgoingDrain {
 
     fn process(&self, run: &mut Run<'_>) -> Result<RunEnd, QueueError> {
         let key = run.key(Direction::Outgoing);
-        let group_size = run.connector.delivery_batch();
         let mut state = Delivering {
             delivered: Delivered { recorded: None, kept: Vec::new() },
             // Whether this worker's calls are short enough for a shared
@@ -45,65 +45,111 @@ impl Drain for OutgoingDrain {
             key,
             window: CallWindow::Closed,
         };
-        let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
-        loop {
-            let batch = batches.next(run.queue)?;
-            if batch.is_empty() {
-                run.connector.set_batch_failed(false);
-                return Ok(RunEnd::Drained);
+        match run.connector.delivery.ordering {
+            Ordering::Connector => in_queue_order(run, &mut state),
+            Ordering::Object => {
+                state.quick = false;
+                super::parallel::per_object(run, &mut state)
             }
-            // Tasks decided and waiting to go out together (one request to a
-            // connector process that takes batches; one task otherwise).
-            let mut group: Vec<Cow<'_, Queued>> = Vec::with_capacity(group_size);
-            for q in &batch {
-                state.window = run.call_window(Direction::Outgoing);
-                if state.window == CallWindow::Closed {
-                    run.queue.call_ended();
-                    state.delivered.remove(run.queue, key)?;
-                    return Ok(RunEnd::Interrupted);
+        }
+    }
+}
+
+/// The specification's order: one call at a time, oldest first; an `Error`
+/// stops the queue.
+fn in_queue_order(run: &mut Run<'_>, state: &mut Delivering) -> Result<RunEnd, QueueError> {
+    let key = state.key;
+    let group_size = run.connector.delivery_batch();
+    let mut batches = run.batches(Direction::Outgoing, run.kind == RunKind::Manual);
+    loop {
+        let batch = batches.next(run.queue)?;
+        if batch.is_empty() {
+            run.connector.set_batch_failed(false);
+            return Ok(RunEnd::Drained);
+        }
+        // Tasks decided and waiting to go out together (one request to a
+        // connector process that takes batches; one task otherwise).
+        let mut group: Vec<Cow<'_, Queued>> = Vec::with_capacity(group_size);
+        for q in &batch {
+            state.window = wait_for_rate(run);
+            if state.window == CallWindow::Closed {
+                run.queue.call_ended();
+                state.delivered.remove(run.queue, key)?;
+                return Ok(RunEnd::Interrupted);
+            }
+            match decide(run.connector, q) {
+                Ok(Some(q)) => group.push(q),
+                // No custom subscription matched: removed without a call
+                // (with the batch's removals; a crash before asks again).
+                Ok(None) => {
+                    run.recorder.passed(q.task_id);
+                    state.delivered.kept.push(q.sync_id);
                 }
-                match decide(run.connector, q) {
-                    Ok(Some(q)) => group.push(q),
-                    // No custom subscription matched: removed without a call
-                    // (with the batch's removals; a crash before asks again).
-                    Ok(None) => {
-                        run.recorder.passed(q.task_id);
-                        state.delivered.kept.push(q.sync_id);
-                    }
-                    // Unreadable task data: the delivery itself reports it.
-                    Err(e) => {
-                        tracing::warn!(connector = %run.connector.name, task = q.task_id, error = %e, "cannot ask the custom subscriptions");
-                        group.push(Cow::Borrowed(q));
-                    }
-                }
-                if group.len() >= group_size && state.send(run, &std::mem::take(&mut group))? == Step::Stop {
-                    run.queue.call_ended();
-                    return Ok(RunEnd::Stopped);
+                // Unreadable task data: the delivery itself reports it.
+                Err(e) => {
+                    tracing::warn!(connector = %run.connector.name, task = q.task_id, error = %e, "cannot ask the custom subscriptions");
+                    group.push(Cow::Borrowed(q));
                 }
             }
-            if !group.is_empty() && state.send(run, &group)? == Step::Stop {
+            if group.len() >= group_size && state.send(run, &std::mem::take(&mut group))? == Step::Stop {
                 run.queue.call_ended();
                 return Ok(RunEnd::Stopped);
             }
-            run.queue.call_ended();
-            state.delivered.remove(run.queue, key)?;
         }
+        if !group.is_empty() && state.send(run, &group)? == Step::Stop {
+            run.queue.call_ended();
+            return Ok(RunEnd::Stopped);
+        }
+        run.queue.call_ended();
+        state.delivered.remove(run.queue, key)?;
+    }
+}
+
+/// Waits until the connector's rate limit lets the next call start, then
+/// says whether it may (a reinitialization or a lost lease during the wait
+/// closes the window).
+fn wait_for_rate(run: &Run<'_>) -> CallWindow {
+    if let Some(limit) = &run.connector.rate {
+        while let Some(wait) = limit.take() {
+            if !pause(run, wait) {
+                return CallWindow::Closed;
+            }
+        }
+    }
+    run.call_window(Direction::Outgoing)
+}
+
+/// Waits `wait` (in steps, so a reinitialization or a lost lease is seen);
+/// false when the run is no longer current.
+pub(super) fn pause(run: &Run<'_>, wait: Duration) -> bool {
+    /// How often a long wait looks whether the run is still current.
+    const LOOK: Duration = Duration::from_millis(50);
+    let until = Instant::now() + wait;
+    loop {
+        if !run.is_current(Direction::Outgoing) {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(LOOK));
     }
 }
 
 /// Whether the queue goes on after a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     Next,
     /// An `Error` stopped the queue.
     Stop,
 }
 
 /// One run's deliveries in progress.
-struct Delivering {
-    delivered: Delivered,
+pub(super) struct Delivering {
+    pub(super) delivered: Delivered,
     quick: bool,
-    key: QueueKey,
+    pub(super) key: QueueKey,
     /// The call window found at the last check: its deadline and fencing
     /// token go with the next call.
     window: CallWindow,
@@ -118,9 +164,21 @@ impl Delivering {
         let CallWindow::Open { until, token } = self.window else {
             return Err(QueueError::Fenced { connector_id: self.key.connector_id, direction: self.key.direction });
         };
-        let responses = start_by::within(until, || deliver_all(run.connector, &tasks, token));
+        let (responses, _) = start_by::within(until, || deliver_all(run.connector, &tasks, token));
         let elapsed = started.elapsed();
         self.quick = elapsed < GATHER;
+        self.record(run, &tasks, responses, elapsed)
+    }
+
+    /// Records the results of one call, in order: what was delivered, the
+    /// failures; `Stop` after an `Error` (the tasks after it got no result).
+    pub(super) fn record(
+        &mut self,
+        run: &mut Run<'_>,
+        tasks: &[&Queued],
+        responses: Vec<ProcessResponse>,
+        elapsed: Duration,
+    ) -> Result<Step, QueueError> {
         let each = elapsed / tasks.len().max(1) as u32;
         let mut ok = Vec::new();
         let mut step = Step::Next;
@@ -171,16 +229,16 @@ impl Delivering {
 const LISTED_AT_MOST: Duration = Duration::from_millis(100);
 
 /// What a run delivered and has not removed yet.
-struct Delivered {
+pub(super) struct Delivered {
     /// Since when deliveries are recorded apart (not removed yet).
     recorded: Option<Instant>,
     /// Delivered relations not recorded anywhere yet (`delete_batch` > 1).
-    kept: Vec<i64>,
+    pub(super) kept: Vec<i64>,
 }
 
 impl Delivered {
     /// Removes the delivered relations (and tasks left with none).
-    fn remove(&mut self, queue: &mut dyn QueueSession, key: QueueKey) -> Result<(), QueueError> {
+    pub(super) fn remove(&mut self, queue: &mut dyn QueueSession, key: QueueKey) -> Result<(), QueueError> {
         if self.recorded.take().is_some() {
             queue.remove_recorded()?;
         }
@@ -192,13 +250,28 @@ impl Delivered {
     }
 }
 
+/// Whether a call got an answer from the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// The connector answered (its results may be errors).
+    Given,
+    /// No answer at all: the process crashed, was killed or is down, or
+    /// the call timed out (see [`crate::connector::CallError::lost`]).
+    Lost,
+}
+
 /// Hands tasks to the connector — one request each, or one request for all
 /// of them when it takes batches — and returns a result per task, in order:
 /// a call that fails counts as `Error` for the task it was about; the tasks
 /// after an `Error` are not attempted and get no result.
-fn deliver_all(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>) -> Vec<ProcessResponse> {
+pub(super) fn deliver_all(
+    connector: &LiveConnector,
+    tasks: &[&Queued],
+    token: Option<i64>,
+) -> (Vec<ProcessResponse>, Answer) {
     if let [one] = tasks {
-        return vec![deliver(connector, one, token)];
+        let (response, answer) = deliver(connector, one, token);
+        return (vec![response], answer);
     }
     if tasks.iter().any(|q| q.unreadable.is_some()) {
         return deliver_one_by_one(connector, tasks, token);
@@ -209,7 +282,7 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>)
         Err(_) => return deliver_one_by_one(connector, tasks, token),
     };
     let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
-    match connector.request_batch::<BatchResponse>(&request, count) {
+    let results = match connector.request_batch::<BatchResponse>(&request, count) {
         Ok(batch) => {
             let mut results = batch.results;
             let answered_all = results.len() >= tasks.len();
@@ -231,41 +304,56 @@ fn deliver_all(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>)
         // and go one by one from now on until the queue drains.
         Err(e) => {
             connector.set_batch_failed(true);
-            vec![answer::bounded(Err(e))]
+            let lost = if e.lost() { Answer::Lost } else { Answer::Given };
+            return (vec![answer::bounded(Err(e))], lost);
         }
-    }
+    };
+    (results, Answer::Given)
 }
 
-fn deliver_one_by_one(connector: &LiveConnector, tasks: &[&Queued], token: Option<i64>) -> Vec<ProcessResponse> {
+fn deliver_one_by_one(
+    connector: &LiveConnector,
+    tasks: &[&Queued],
+    token: Option<i64>,
+) -> (Vec<ProcessResponse>, Answer) {
     let mut out = Vec::with_capacity(tasks.len());
     for q in tasks {
-        let response = deliver(connector, q, token);
+        let (response, answer) = deliver(connector, q, token);
         let stop = response.result == IntegrationProcessResult::Error;
         out.push(response);
+        if answer == Answer::Lost {
+            return (out, answer);
+        }
         if stop {
             break;
         }
     }
-    out
+    (out, Answer::Given)
 }
 
 /// Hands one task to the connector; a call that fails counts as `Error`.
-fn deliver(connector: &LiveConnector, q: &Queued, token: Option<i64>) -> ProcessResponse {
+fn deliver(connector: &LiveConnector, q: &Queued, token: Option<i64>) -> (ProcessResponse, Answer) {
     if let Some(problem) = &q.unreadable {
-        return ProcessResponse::error(problem.clone());
+        return (ProcessResponse::error(problem.clone()), Answer::Given);
     }
     let request = match payload::async_request(q, token) {
         Ok(r) => r,
-        Err(e) => return ProcessResponse::error(e),
+        Err(e) => return (ProcessResponse::error(e), Answer::Given),
     };
-    answer::bounded(connector.request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request))
+    match connector.request_raw::<ProcessResponse>(kind::PROCESS_ASYNC, &request) {
+        Ok(r) => (answer::bounded(Ok(r)), Answer::Given),
+        Err(e) => {
+            let lost = if e.lost() { Answer::Lost } else { Answer::Given };
+            (answer::bounded(Err(e)), lost)
+        }
+    }
 }
 
 /// A relation that still has to ask the connector's custom subscriptions
 /// (see `outgoing::subscribers`), decided here, on the connector's own
 /// worker, right before delivery: `None` when nothing matches, else the task
 /// with the data type of the winning process type.
-fn decide<'q>(connector: &LiveConnector, q: &'q Queued) -> Result<Option<Cow<'q, Queued>>, String> {
+pub(super) fn decide<'q>(connector: &LiveConnector, q: &'q Queued) -> Result<Option<Cow<'q, Queued>>, String> {
     if let Some(problem) = &q.unreadable {
         return Err(problem.clone());
     }

@@ -4,7 +4,10 @@
 
 mod answer;
 mod deliver;
+mod keys;
 pub(crate) mod outbox;
+mod parallel;
+pub(crate) mod parked;
 pub(crate) mod payload;
 pub(crate) mod subscribers;
 pub(crate) mod sync;

@@ -173,6 +173,7 @@ mod tests {
             data: serde_json::to_string(data).unwrap(),
             matching: crate::queue::Matching::Decided,
             unreadable: None,
+            failed: false,
         }
     }
 

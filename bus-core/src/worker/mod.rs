@@ -45,6 +45,17 @@ pub(crate) enum RunKind {
     Manual,
 }
 
+/// Whether a run retries the tasks that failed before (`object` ordering:
+/// a run that new tasks started passes over failed chains until their
+/// retry is due).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retries {
+    /// A retry was due, or a synchronize request asked.
+    Due,
+    /// Started by new tasks while a retry is pending.
+    NotYet,
+}
+
 /// Everything one run of a drain works with.
 pub(crate) struct Run<'a> {
     /// The worker's session with the database (the storage seam): reads
@@ -54,6 +65,8 @@ pub(crate) struct Run<'a> {
     pub connector: &'a LiveConnector,
     pub selection: &'a Selection,
     pub kind: RunKind,
+    /// Whether tasks that failed before are retried in this run.
+    pub retries: Retries,
     /// The first tasks of the queue as the change pipeline handed them over
     /// (see [`Workers::hand_over`]); the rest is read from the database.
     pub handed: Vec<Queued>,
@@ -218,6 +231,9 @@ pub(crate) enum RunEnd {
     /// The connector instance was replaced or unloaded: the run made no
     /// further call after the one in flight.
     Interrupted,
+    /// Every task was looked at but the failed chains passed over: their
+    /// retry stays as scheduled.
+    Waiting,
 }
 
 /// Timing of the workers (from `bus.toml`).

@@ -2,7 +2,7 @@
 //! (a wake-up, a synchronize request, a due retry), reads the settings, and
 //! hands the queue to its [`Drain`].
 
-use super::{Drain, Recorder, Refusal, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
+use super::{Drain, Recorder, Refusal, Retries, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
 use crate::backend::{QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::connector::LiveConnector;
 use crate::metrics::Metrics;
@@ -233,6 +233,8 @@ struct Work {
     /// Read the settings again first.
     fresh: bool,
     handed: Option<Queued>,
+    /// Failed tasks are retried in this run.
+    retries: Retries,
 }
 
 impl Runner {
@@ -253,6 +255,7 @@ impl Runner {
                             run_queue: true,
                             fresh: false,
                             handed: None,
+                            retries: self.retries_now(),
                         });
                     }
                 }
@@ -278,6 +281,7 @@ impl Runner {
                 if retry_due {
                     st.retry_at = None;
                 }
+                let retries = if st.retry_at.is_none() { Retries::Due } else { Retries::NotYet };
                 return Wakeup::Work(Box::new(Work {
                     connector,
                     generation: self.shared.generation.load(Ordering::SeqCst),
@@ -285,6 +289,7 @@ impl Runner {
                     jobs: st.jobs.drain(..).collect(),
                     fresh: std::mem::take(&mut st.settings_changed),
                     handed: st.handed.take(),
+                    retries,
                 }));
             }
             let timeout = st.retry_at.map_or(self.config.idle_poll, |at| (at - now).min(self.config.idle_poll));
@@ -374,8 +379,16 @@ impl Runner {
         }
     }
 
+    /// Whether failed tasks are due for a retry now.
+    fn retries_now(&self) -> Retries {
+        match self.shared.lock().retry_at {
+            Some(at) if at > Instant::now() => Retries::NotYet,
+            _ => Retries::Due,
+        }
+    }
+
     fn work(&mut self, work: Work) {
-        let Work { connector, generation, jobs, run_queue, fresh, handed } = work;
+        let Work { connector, generation, jobs, run_queue, fresh, handed, retries } = work;
         let connector = &*connector;
         let shared = self.shared.clone();
         // A handed-over task heads the queue only if no run got to it first
@@ -401,14 +414,20 @@ impl Runner {
             }
             let mut outcomes = Vec::new();
             let turn = Turn { generation: &shared.generation, mine: generation };
-            let end = self.process(connector, turn, &job.selection, RunKind::Manual, Vec::new(), Some(&mut outcomes));
+            let end = self.process(
+                connector,
+                turn,
+                (&job.selection, RunKind::Manual, Retries::Due),
+                Vec::new(),
+                Some(&mut outcomes),
+            );
             let interrupted = matches!(end, Ok(RunEnd::Interrupted));
             self.after_run(end);
             let _ = job.reply.send(if interrupted { Err(Refusal::Interrupted) } else { Ok(outcomes) });
         }
         if enabled && run_queue {
             let turn = Turn { generation: &shared.generation, mine: generation };
-            let end = self.process(connector, turn, &Selection::All, RunKind::Automatic, handed, None);
+            let end = self.process(connector, turn, (&Selection::All, RunKind::Automatic, retries), handed, None);
             self.after_run(end);
         }
     }
@@ -430,6 +449,13 @@ impl Runner {
                 st.retry_at = Some(Instant::now() + self.config.retry_base);
             }
             Ok(RunEnd::Interrupted) => {}
+            // Failed chains passed over until their retry: it stays as
+            // scheduled (or comes after the first pause).
+            Ok(RunEnd::Waiting) => {
+                if st.retry_at.is_none() {
+                    st.back_off(&self.config);
+                }
+            }
             Ok(RunEnd::Stopped) if !self.drain.automatic() => {}
             Ok(RunEnd::Stopped) => {
                 let delay = st.back_off(&self.config);
@@ -449,8 +475,7 @@ impl Runner {
         &mut self,
         connector: &LiveConnector,
         turn: Turn<'_>,
-        selection: &Selection,
-        kind: RunKind,
+        (selection, kind, retries): (&Selection, RunKind, Retries),
         handed: Vec<Queued>,
         outcomes: Option<&mut Vec<TaskOutcome>>,
     ) -> Result<RunEnd, QueueError> {
@@ -466,7 +491,7 @@ impl Runner {
             outcomes,
             newest: 0,
         };
-        let mut run = Run { queue, connector, selection, kind, handed, config: &config, recorder, turn };
+        let mut run = Run { queue, connector, selection, kind, retries, handed, config: &config, recorder, turn };
         let end = drain.process(&mut run);
         let looked_at = run.recorder.newest;
         let queue = run.queue;

@@ -3,10 +3,29 @@
 
 use crate::audit::{self, Action};
 use anyhow::Result;
+use bus_core::delivery::Ordering;
 use bus_core::engine::Store as Bus;
 use bus_core::eventlog::Actor;
 use bus_core::registry::{ConnectorPatch, ConnectorRow, IsolationSetting, NewConnector, QueuedTasks};
 use clap::Subcommand;
+
+/// An option that sets a value or, with `default`, goes back to the default.
+#[derive(Debug, Clone, Copy)]
+pub struct OrDefault<T>(Option<T>);
+
+impl<T: std::str::FromStr> std::str::FromStr for OrDefault<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "default" | "none" => Ok(OrDefault(None)),
+            value => value.parse().map(|v| OrDefault(Some(v))).map_err(|e| format!("{e} (or `default`)")),
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
@@ -40,6 +59,8 @@ pub enum ConnectorCommand {
         /// Where it runs: process, in-process, or default (bus.toml's `isolation`).
         #[arg(long, default_value = "default")]
         isolation: IsolationSetting,
+        #[command(flatten)]
+        delivery: DeliveryArgs,
     },
     /// Change a connector; options not given stay as they are.
     Edit {
@@ -59,6 +80,8 @@ pub enum ConnectorCommand {
         /// Where it runs: process, in-process, or default (bus.toml's `isolation`).
         #[arg(long)]
         isolation: Option<IsolationSetting>,
+        #[command(flatten)]
+        delivery: DeliveryArgs,
     },
     /// Unregister a connector.
     Delete {
@@ -73,6 +96,25 @@ pub enum ConnectorCommand {
     Disable { name: String },
 }
 
+/// How the connector's outgoing tasks are delivered (`default` goes back to
+/// the default when editing).
+#[derive(Debug, clap::Args)]
+pub struct DeliveryArgs {
+    /// connector (the specification's order; the default) or object
+    /// (parallel calls for tasks that share no object).
+    #[arg(long)]
+    ordering: Option<Ordering>,
+    /// Calls in flight at once with object ordering, 1–256 (default 1).
+    #[arg(long)]
+    concurrency: Option<OrDefault<i64>>,
+    /// Tasks per delivery request, 1–1000 (default: bus.toml's batch_size).
+    #[arg(long)]
+    batch_size: Option<OrDefault<i64>>,
+    /// Calls per second at most (default: none).
+    #[arg(long)]
+    rate_limit: Option<OrDefault<f64>>,
+}
+
 fn print_row(row: &ConnectorRow) {
     println!("code name:     {}", row.name);
     println!("display name:  {}", row.display_name);
@@ -80,6 +122,10 @@ fn print_row(row: &ConnectorRow) {
     println!("class:         {}", row.class_name);
     println!("enabled:       {}", row.enabled);
     println!("isolation:     {}", row.isolation);
+    println!("ordering:      {}", row.ordering);
+    println!("concurrency:   {}", row.concurrency.map_or_else(|| "default (1)".into(), |n| n.to_string()));
+    println!("batch size:    {}", row.batch_size.map_or_else(|| "default".into(), |n| n.to_string()));
+    println!("rate limit:    {}", row.rate_limit.map_or_else(|| "none".into(), |r| format!("{r} calls/s")));
     println!("last modified: {}", row.last_modified);
     if !row.config.is_empty() {
         println!("config:        {}", row.config);
@@ -109,7 +155,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             }
         }
         ConnectorCommand::Show { name } => print_row(&registry.get(&name)?),
-        ConnectorCommand::Add { name, display_name, assembly, class, enabled, config_text, isolation } => {
+        ConnectorCommand::Add { name, display_name, assembly, class, enabled, config_text, isolation, delivery } => {
             let row = registry.add(&NewConnector {
                 name,
                 display_name,
@@ -118,6 +164,10 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 enabled,
                 config: config_text,
                 isolation,
+                ordering: delivery.ordering.unwrap_or_default(),
+                concurrency: delivery.concurrency.and_then(|v| v.0),
+                batch_size: delivery.batch_size.and_then(|v| v.0),
+                rate_limit: delivery.rate_limit.and_then(|v| v.0),
             })?;
             audit::record(
                 &bus.events,
@@ -127,7 +177,17 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             );
             println!("registered connector `{}`", row.name);
         }
-        ConnectorCommand::Edit { name, new_name, display_name, assembly, class, enabled, config_text, isolation } => {
+        ConnectorCommand::Edit {
+            name,
+            new_name,
+            display_name,
+            assembly,
+            class,
+            enabled,
+            config_text,
+            isolation,
+            delivery,
+        } => {
             let patch = ConnectorPatch {
                 name: new_name,
                 display_name,
@@ -136,9 +196,13 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
                 enabled,
                 config: config_text,
                 isolation,
+                ordering: delivery.ordering,
+                concurrency: delivery.concurrency.map(|v| v.0),
+                batch_size: delivery.batch_size.map(|v| v.0),
+                rate_limit: delivery.rate_limit.map(|v| v.0),
             };
             if patch == ConnectorPatch::default() {
-                anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text, --isolation");
+                anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text, --isolation, --ordering, --concurrency, --batch-size, --rate-limit");
             }
             let row = registry.update(&name, &patch)?;
             let what = format!("Changed connector `{name}`: {}", patch.describe());

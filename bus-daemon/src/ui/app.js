@@ -211,6 +211,7 @@ async function renderConnectors() {
     el("td", {}, c.class_name),
     el("td", { class: "enabled" }, c.enabled ? "Yes" : "No"),
     el("td", { class: "isolation", title: isolationTitle(c) }, isolationText(c)),
+    el("td", { class: "delivery" }, deliveryText(c)),
     el("td", { class: "actions" },
       el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
@@ -222,7 +223,7 @@ async function renderConnectors() {
       ...searchBox(g, "connector-search", r),
       el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
     table([sortable(g, "State", "state", r), sortable(g, "Display name", "display_name", r), sortable(g, "Code name", "name", r),
-      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Actions"], rows),
+      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Delivery", "Actions"], rows),
     pager(g, total, "connectors", r),
     cluster);
 }
@@ -250,6 +251,14 @@ function isolationText(c) {
   if (c.running_on) return `on ${c.running_on}`;
   const running = c.running_isolation || (c.isolation === "default" ? "default" : c.isolation);
   return c.restarts ? `${running} (${c.restarts} restart${c.restarts === 1 ? "" : "s"})` : running;
+}
+
+// How the outgoing queue goes: the order, calls at once, batch, rate limit.
+function deliveryText(c) {
+  const parts = [c.ordering === "object" ? `per object, ${c.concurrency || 1} at once` : "in queue order"];
+  if (c.batch_size) parts.push(`batches of ${c.batch_size}`);
+  if (c.rate_limit) parts.push(`at most ${c.rate_limit}/s`);
+  return parts.join(", ");
 }
 
 function isolationTitle(c) {
@@ -283,10 +292,19 @@ async function deleteConnector(name) {
   renderConnectors();
 }
 
+// An optional number field: empty is null (the default).
+function optionalNumber(text) {
+  return text === null || String(text).trim() === "" ? null : Number(text);
+}
+
 function editConnector(c) {
   const field = (label, name, value, multiline) => [
     el("label", { for: "f-" + name }, label),
     multiline ? el("textarea", { id: "f-" + name, name }, value || "") : el("input", { type: "text", id: "f-" + name, name, value: value || "" }),
+  ];
+  const number = (label, name, value, min, max, step) => [
+    el("label", { for: "f-" + name }, label),
+    el("input", { type: "number", id: "f-" + name, name, value: value == null ? "" : String(value), min, max, step }),
   ];
   const error = el("div", { class: "error" });
   const form = el("form", { class: "edit" },
@@ -300,6 +318,13 @@ function editConnector(c) {
     el("select", { id: "f-isolation", name: "isolation" },
       [["default", "Default (bus.toml)"], ["process", "Own process"], ["in-process", "Inside the daemon"]].map(([v, label]) =>
         el("option", { value: v, selected: (c ? c.isolation : "default") === v }, label))),
+    el("label", { for: "f-ordering" }, "Order of outgoing tasks"),
+    el("select", { id: "f-ordering", name: "ordering" },
+      [["connector", "Queue order (an error stops the queue)"], ["object", "Per object (parallel; an error holds only its object)"]].map(([v, label]) =>
+        el("option", { value: v, selected: (c ? c.ordering : "connector") === v }, label))),
+    number("Calls at once (per-object order; empty: 1)", "concurrency", c && c.concurrency, 1, 256, 1),
+    number("Tasks per request (empty: the bus.toml default)", "batch_size", c && c.batch_size, 1, 1000, 1),
+    number("Calls per second at most (empty: no limit)", "rate_limit", c && c.rate_limit, 0.001, null, "any"),
     el("label", {}, el("input", { type: "checkbox", id: "f-enabled", name: "enabled", checked: c ? c.enabled : true }), " Enabled"),
     error,
     el("button", { class: "primary", type: "submit", id: "connector-ok" }, "OK"));
@@ -308,7 +333,9 @@ function editConnector(c) {
     const f = new FormData(form);
     const body = { display_name: f.get("display_name"), name: f.get("name"), assembly_name: f.get("assembly_name"),
       class_name: f.get("class_name"), config: f.get("config"), enabled: form.elements.enabled.checked,
-      isolation: f.get("isolation") };
+      isolation: f.get("isolation"), ordering: f.get("ordering"),
+      concurrency: optionalNumber(f.get("concurrency")), batch_size: optionalNumber(f.get("batch_size")),
+      rate_limit: optionalNumber(f.get("rate_limit")) };
     try {
       const saved = c ? await api("PUT", "/api/connectors/" + encodeURIComponent(c.name), body) : await api("POST", "/api/connectors", body);
       closeModal();
@@ -329,6 +356,10 @@ const queueState = {
 // What the Result column says: a failure (the link opens the synchronization
 // log), and for incoming tasks whether it blocks the queue or was skipped.
 function resultCell(direction, t) {
+  if (!t.error && t.waiting_for) {
+    return el("a", { class: "waiting", href: "#", title: "Shares an object with a failed task: it goes once that one is delivered",
+      onclick: (e) => { e.preventDefault(); viewTask(t.waiting_for, true); } }, `Waiting for task ${t.waiting_for}`);
+  }
   if (!t.error) return direction === "incoming" && t.process_type === "Error" ? "Blocked" : "";
   const kind = direction === "incoming" && t.process_type === "SkipOnError" ? "Failed (skipped)"
     : direction === "incoming" && t.process_type === "Error" ? "Failed (blocks the queue)" : "Failed";

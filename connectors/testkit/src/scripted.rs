@@ -34,6 +34,9 @@ struct Script {
     crashes: bool,
     /// Sleep this long in `create` (a constructor that hangs).
     create_sleep_ms: Option<u64>,
+    /// Take batches in one go (`process_internal_tasks_async`): one sleep of
+    /// `sleep_ms` for the whole batch, a `BATCH` event naming its tasks.
+    bulk: bool,
     /// What `get_internal_object_params` answers, by `"<object type>:<external id>"`.
     external_objects: HashMap<String, ObjectParams>,
     /// What `get_internal_document_params` answers, by external ID.
@@ -69,49 +72,21 @@ fn outcome(fields: &serde_json::Map<String, Value>, key: &str) -> ProcessOutcome
     }
 }
 
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 fn names(list: &[ObjectData]) -> Vec<String> {
     list.iter().map(|o| format!("{}:{}", o.object_type, o.code_name)).collect()
 }
 
-impl Connector for ScriptedConnector {
-    fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
-        let script: Script = if config.trim().is_empty() {
-            Script::default()
-        } else {
-            serde_json::from_str(config).map_err(|e| ConnectorError(format!("the script is not valid JSON: {e}")))?
-        };
-        if let Some(ms) = script.create_sleep_ms {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
-        Ok(ScriptedConnector { host, script, attempts: Mutex::new(HashMap::new()) })
-    }
-
-    fn init(&self, init: &mut Init) {
-        let name = self.script.name.clone().unwrap_or_else(|| init.registry_name().to_owned());
-        init.set_connector_name(name);
-        for s in &self.script.subscriptions {
-            init.subscribe_to(s.clone());
-        }
-    }
-
-    fn is_match(&self, _subscription: &str, object: &CmsObject, _task_type: TaskType) -> Option<TaskProcessType> {
-        let f = fields(object);
-        if let Some(ms) = f.get("match_sleep_ms").and_then(Value::as_u64) {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
-        if f.get("match_panic").is_some() {
-            panic!("scripted panic in is_match");
-        }
-        match object {
-            CmsObject::Object(o) if o.code_name.starts_with("vip") => self.script.custom,
-            _ => None,
-        }
-    }
-
-    fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
-        let called_at_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+impl ScriptedConnector {
+    /// One task; `sleep`: the configured `sleep_ms` applies (not within a
+    /// bulk batch, which slept once for all).
+    fn process(&self, task: &OutgoingTask, sleep: bool) -> ProcessOutcome {
+        let called_at_us = now_us();
         let f = fields(&task.object);
         if let Some(text) = f.get("print").and_then(Value::as_str) {
             // To stdout on purpose: under process isolation it must reach
@@ -121,7 +96,7 @@ impl Connector for ScriptedConnector {
         if let Some(how) = f.get("crash").and_then(Value::as_str).filter(|_| self.script.crashes) {
             crate::crash::crash(how);
         }
-        if let Some(ms) = f.get("sleep_ms").and_then(Value::as_u64).or(self.script.sleep_ms) {
+        if let Some(ms) = f.get("sleep_ms").and_then(Value::as_u64).or(self.script.sleep_ms.filter(|_| sleep)) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         let attempt = {
@@ -140,6 +115,7 @@ impl Connector for ScriptedConnector {
             "task_id": task.task_id,
             "attempt": attempt,
             "called_at_us": called_at_us,
+            "returning_at_us": now_us(),
             "fencing_token": task.fencing_token,
             "task_type": task.task_type,
             "data_type": task.data_type,
@@ -177,6 +153,58 @@ impl Connector for ScriptedConnector {
             return ProcessOutcome::error(format!("scripted failure {attempt} of {fail_times}"));
         }
         outcome(f, "outcome")
+    }
+}
+
+impl Connector for ScriptedConnector {
+    fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
+        let script: Script = if config.trim().is_empty() {
+            Script::default()
+        } else {
+            serde_json::from_str(config).map_err(|e| ConnectorError(format!("the script is not valid JSON: {e}")))?
+        };
+        if let Some(ms) = script.create_sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        Ok(ScriptedConnector { host, script, attempts: Mutex::new(HashMap::new()) })
+    }
+
+    fn init(&self, init: &mut Init) {
+        let name = self.script.name.clone().unwrap_or_else(|| init.registry_name().to_owned());
+        init.set_connector_name(name);
+        for s in &self.script.subscriptions {
+            init.subscribe_to(s.clone());
+        }
+    }
+
+    fn is_match(&self, _subscription: &str, object: &CmsObject, _task_type: TaskType) -> Option<TaskProcessType> {
+        let f = fields(object);
+        if let Some(ms) = f.get("match_sleep_ms").and_then(Value::as_u64) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if f.get("match_panic").is_some() {
+            panic!("scripted panic in is_match");
+        }
+        match object {
+            CmsObject::Object(o) if o.code_name.starts_with("vip") => self.script.custom,
+            _ => None,
+        }
+    }
+
+    fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
+        if !self.script.bulk {
+            return tasks.iter().map(|t| self.process_internal_task_async(t)).collect();
+        }
+        let ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
+        let _ = self.host.log_event(EventType::Information, "BATCH", &json!({"batch": ids}).to_string(), None);
+        if let Some(ms) = self.script.sleep_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        tasks.iter().map(|t| self.process(t, false)).collect()
+    }
+
+    fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
+        self.process(task, true)
     }
 
     fn process_internal_task_sync(&self, task: &SyncTask) -> ProcessOutcome {
