@@ -10,6 +10,7 @@ mod raw;
 mod report;
 mod rig;
 mod schema;
+mod slow;
 
 use anyhow::{bail, Context, Result};
 use bus_core::db::Durability;
@@ -117,6 +118,13 @@ fn main() -> Result<()> {
     }
     let mut figures = Vec::new();
     let mut n = 0u64;
+    if o.only.as_deref() == Some("slow") {
+        let s = slow::run(dir, &lib, o.quick, &mut n)?;
+        for figure in slow_figures(&s) {
+            eprintln!("{}: {:.1} {}", figure.name, figure.value, figure.unit);
+        }
+        return Ok(());
+    }
     if let Some(phase) = &o.only {
         // Profiling one phase: no raw anchors, no report.
         let delete_batch = if phase == "e2e-batched" { 256 } else { 1 };
@@ -359,6 +367,10 @@ fn main() -> Result<()> {
     ));
 
     settle();
+    eprintln!("bus: a connector that waits 20 ms per call…");
+    figures.extend(slow_figures(&slow::run(dir, &lib, o.quick, &mut n)?));
+
+    settle();
     eprintln!("bus: reinitialization…");
     let (noticed, reinit) = reinitialization(&dir.join("reinit"), &lib)?;
     figures.push(Figure::below("bus: registry edit noticed after commit", noticed, "ms", 1000.0));
@@ -461,6 +473,44 @@ fn main() -> Result<()> {
     std::fs::write(o.out.join("latest.svg"), report::svg(&groups))?;
     eprintln!("wrote {}/latest.json and latest.svg", o.out.display());
     Ok(())
+}
+
+/// The slow-connector figures, each against the serial rate (or the limit).
+fn slow_figures(s: &slow::Slow) -> Vec<Figure> {
+    let serial = ("one call at a time", s.serial);
+    vec![
+        Figure::plain("bus: 20 ms connector, one call at a time (connector ordering)", s.serial, "tasks/s"),
+        Figure::at_least(
+            "bus: 20 ms connector, object ordering, 16 calls at once",
+            s.object_16,
+            "tasks/s",
+            serial,
+            12.0,
+        ),
+        Figure::at_least(
+            "bus: 20 ms connector, object ordering, 64 calls at once",
+            s.object_64,
+            "tasks/s",
+            serial,
+            40.0,
+        ),
+        Figure::at_least(
+            "bus: 20 ms connector, object ordering, 16 calls at once, process isolation",
+            s.object_16_process,
+            "tasks/s",
+            serial,
+            12.0,
+        ),
+        Figure::at_least("bus: 20 ms per batch of 100 (the SDK batch method)", s.batch_100, "tasks/s", serial, 50.0),
+        Figure::at_least("bus: rate limit 100 calls/s, measured", s.rate_100, "calls/s", ("the limit", 100.0), 0.95),
+        Figure::at_most(
+            "bus: rate limit 100 calls/s, measured, at most",
+            s.rate_100,
+            "calls/s",
+            ("the limit", 100.0),
+            1.05,
+        ),
+    ]
 }
 
 /// The same rows a change writes, by hand on the bus's tables: FULL changes

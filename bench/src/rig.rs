@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use bus_core::db::{Database, Durability};
+use bus_core::delivery::DeliverySettings;
 use bus_core::engine::{Engine, EngineConfig, Host, StoreConfig, Watch};
 use bus_core::host::{HostError, HostServices};
 use bus_core::isolation::{Isolation, IsolationConfig};
@@ -76,6 +77,8 @@ pub struct RigConfig {
     pub batch_size: usize,
     /// A PostgreSQL URL instead of a SQLite file in the rig's folder.
     pub database: Option<String>,
+    /// How the connectors' queues are delivered (their registry columns).
+    pub delivery: DeliverySettings,
 }
 
 impl RigConfig {
@@ -90,6 +93,7 @@ impl RigConfig {
             isolation: Isolation::InProcess,
             batch_size: 1,
             database: None,
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -133,10 +137,10 @@ impl Rig {
                 enabled: true,
                 config: rig.config.clone(),
                 isolation: IsolationSetting::Default,
-                ordering: Default::default(),
-                concurrency: None,
-                batch_size: None,
-                rate_limit: None,
+                ordering: rig.delivery.ordering,
+                concurrency: rig.delivery.concurrency,
+                batch_size: rig.delivery.batch_size,
+                rate_limit: rig.delivery.rate_limit,
             })
             .collect();
         let engine = Engine::start(EngineConfig {

@@ -237,7 +237,9 @@ fn a_connector_takes_batches_in_one_call_up_to_its_batch_size() {
 fn a_rate_limit_spaces_the_calls() {
     let env = TestEnv::new();
     env.scripted("Limited", users_and_roles(json!({})));
-    set_columns(&env, "Limited", "ConnectorRateLimit = 20");
+    // One task per call (the batched pass hands 8 to a connector process
+    // by default): a batch counts as one call.
+    set_columns(&env, "Limited", "ConnectorRateLimit = 20, ConnectorBatchSize = 1");
     env.set_setting("process_outgoing", false);
     let d = env.start();
     assert_eq!(d.connector("Limited").unwrap()["rate_limit"], 20.0);
@@ -311,7 +313,9 @@ fn a_crash_with_calls_in_flight_repeats_at_most_those_calls() {
     set_columns(
         &env,
         "Crashy",
-        "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorIsolation = 'process'",
+        // One task per call, so the bound is in tasks (a batch of N would
+        // repeat up to N per call in flight).
+        "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorIsolation = 'process', ConnectorBatchSize = 1",
     );
     env.set_setting("process_outgoing", false);
     let d = env.start();
@@ -343,7 +347,8 @@ fn a_crash_with_calls_in_flight_repeats_at_most_those_calls() {
 fn no_call_starts_after_a_disable_during_a_parallel_drain() {
     let env = TestEnv::new();
     env.scripted("Par", users_and_roles(json!({"sleep_ms": 20})));
-    set_columns(&env, "Par", "ConnectorOrdering = 'object', ConnectorConcurrency = 8");
+    // One task per call: the reports' start times are the calls'.
+    set_columns(&env, "Par", "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorBatchSize = 1");
     env.set_setting("process_outgoing", false);
     let d = env.start();
     for i in 0..150 {

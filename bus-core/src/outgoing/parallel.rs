@@ -396,7 +396,12 @@ impl Scheduler {
             // go down with the next one. One at a time for the rest of the run.
             self.most = 1;
         }
-        let results: Vec<IntegrationProcessResult> = responses.iter().map(|r| r.result).collect();
+        // As the result table is recorded: nothing after an `Error` counts
+        // (those tasks stay queued and go again).
+        let mut results: Vec<IntegrationProcessResult> = responses.iter().map(|r| r.result).collect();
+        if let Some(at) = results.iter().position(|r| *r == IntegrationProcessResult::Error) {
+            results.truncate(at + 1);
+        }
         let refs: Vec<&Queued> = tasks.iter().collect();
         state.record(run, &refs, responses, elapsed)?;
         for ((q, keys), result) in

@@ -85,11 +85,36 @@ impl Connector for PanickingConnector {
 pub struct NoopConnector {
     host: Host,
     signal: bool,
+    /// `sleep_ms=N` in the config: each call waits this long (a slow
+    /// external system); `bulk`: a batch is one call that waits once.
+    sleep: Option<std::time::Duration>,
+    bulk: bool,
 }
 
 impl Connector for NoopConnector {
     fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
-        Ok(NoopConnector { host, signal: config.contains("signal") })
+        let sleep = config
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("sleep_ms="))
+            .map(|ms| ms.parse().map(std::time::Duration::from_millis))
+            .transpose()
+            .map_err(|e| ConnectorError::new(format!("sleep_ms: {e}")))?;
+        Ok(NoopConnector {
+            host,
+            signal: config.contains("signal"),
+            sleep,
+            bulk: config.split_whitespace().any(|w| w == "bulk"),
+        })
+    }
+
+    fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
+        if !self.bulk {
+            return tasks.iter().map(|t| self.process_internal_task_async(t)).collect();
+        }
+        if let Some(sleep) = self.sleep {
+            std::thread::sleep(sleep);
+        }
+        tasks.iter().map(|_| ProcessOutcome::ok()).collect()
     }
 
     fn init(&self, init: &mut Init) {
@@ -98,6 +123,9 @@ impl Connector for NoopConnector {
     }
 
     fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
+        if let Some(sleep) = self.sleep {
+            std::thread::sleep(sleep);
+        }
         if self.signal {
             let _ = self.host.log_event(EventType::Information, "SEEN", &task.task_id.to_string(), None);
         }

@@ -192,15 +192,25 @@ impl Connector for ScriptedConnector {
     }
 
     fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
-        if !self.script.bulk {
-            return tasks.iter().map(|t| self.process_internal_task_async(t)).collect();
+        let sleep = !self.script.bulk;
+        if self.script.bulk {
+            let ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
+            let _ = self.host.log_event(EventType::Information, "BATCH", &json!({"batch": ids}).to_string(), None);
+            if let Some(ms) = self.script.sleep_ms {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
         }
-        let ids: Vec<i64> = tasks.iter().map(|t| t.task_id).collect();
-        let _ = self.host.log_event(EventType::Information, "BATCH", &json!({"batch": ids}).to_string(), None);
-        if let Some(ms) = self.script.sleep_ms {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+        // Up to the first Error, as the batch method promises.
+        let mut results = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let result = self.process(t, sleep);
+            let stop = result.result == IntegrationProcessResult::Error;
+            results.push(result);
+            if stop {
+                break;
+            }
         }
-        tasks.iter().map(|t| self.process(t, false)).collect()
+        results
     }
 
     fn process_internal_task_async(&self, task: &OutgoingTask) -> ProcessOutcome {
