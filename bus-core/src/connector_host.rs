@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// Why the host stopped with an error (it is printed on stderr, which the
 /// daemon logs).
@@ -75,9 +75,13 @@ pub fn run_host() -> Result<(), HostError> {
     let waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>> = Arc::default();
     // One thread reads the daemon's frames and answers host requests at
     // once, so a connector may use its host anywhere — also while it is
-    // being created or shut down on this thread.
+    // being created or shut down on this thread. Once the connector is
+    // created it hands each call straight to a pool thread (one wake-up
+    // between the pipe and the connector).
     let (frames, incoming) = mpsc::channel::<Result<Frame, std::io::Error>>();
     let routing = waiting.clone();
+    let calls: Arc<OnceLock<Calls>> = Arc::default();
+    let dispatch = calls.clone();
     std::thread::Builder::new()
         .name("daemon-reader".into())
         .spawn(move || loop {
@@ -85,6 +89,11 @@ pub fn run_host() -> Result<(), HostError> {
                 Ok(Some(f)) if f.tag == Tag::HostReply => {
                     if let Some(waiter) = routing.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
                         let _ = waiter.send(f.body);
+                    }
+                }
+                Ok(Some(f)) if matches!(f.tag, Tag::Call | Tag::CallBy) && dispatch.get().is_some() => {
+                    if let Some(calls) = dispatch.get() {
+                        calls.answer(f);
                     }
                 }
                 Ok(Some(f)) => {
@@ -103,46 +112,24 @@ pub fn run_host() -> Result<(), HostError> {
         .map_err(HostError::Streams)?;
     let host = ProxyHost { out: out.clone(), waiting, next: AtomicU64::new(1) };
     let object = match create(&open, host) {
-        Ok(object) => {
-            answer_open(&out, None);
-            Arc::new(object)
-        }
+        Ok(object) => Arc::new(object),
         Err(e) => {
             answer_open(&out, Some(e));
             return Ok(());
         }
     };
-    let pool = Pool::new("connector-call");
+    // Set before the daemon hears the connector is open: no call comes
+    // earlier.
+    let _ = calls.set(Calls { object: object.clone(), out: out.clone(), pool: Pool::new("connector-call") });
+    answer_open(&out, None);
     loop {
         let Ok(f) = incoming.recv() else { return Ok(()) };
         let f = f.map_err(HostError::Read)?;
         match f.tag {
-            Tag::Call | Tag::CallBy => {
-                let (object, out) = (object.clone(), out.clone());
-                pool.run(Box::new(move || {
-                    let request = match f.tag {
-                        Tag::CallBy if f.body.len() >= 8 => {
-                            let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
-                            if let Some(late) = by.passed_by() {
-                                let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
-                                send(&out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
-                                return;
-                            }
-                            &f.body[8..]
-                        }
-                        _ => &f.body[..],
-                    };
-                    CURRENT_CALL.with(|c| c.set(f.number));
-                    let result = object.call(RSlice::from_slice(request));
-                    CURRENT_CALL.with(|c| c.set(0));
-                    match result {
-                        RResult::ROk(bytes) => send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
-                        RResult::RErr(e) => {
-                            send(&out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()])
-                        }
-                    }
-                }));
-            }
+            Tag::Call | Tag::CallBy => match calls.get() {
+                Some(calls) => calls.answer(f),
+                None => return Err(HostError::Protocol("a call before the connector was open".into())),
+            },
             Tag::Shutdown => {
                 object.shutdown();
                 send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8]]);
@@ -150,6 +137,44 @@ pub fn run_host() -> Result<(), HostError> {
             }
             other => return Err(HostError::Protocol(format!("an unexpected {other:?} frame"))),
         }
+    }
+}
+
+/// Where calls go once the connector is created: each on a pool thread.
+struct Calls {
+    object: Arc<ConnectorBox>,
+    out: Writer,
+    pool: Pool,
+}
+
+impl Calls {
+    /// Answers a call frame on a pool thread (a slow call never holds up
+    /// another).
+    fn answer(&self, f: Frame) {
+        let (object, out) = (self.object.clone(), self.out.clone());
+        self.pool.run(Box::new(move || {
+            let request = match f.tag {
+                Tag::CallBy if f.body.len() >= 8 => {
+                    let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
+                    if let Some(late) = by.passed_by() {
+                        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
+                        send(&out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
+                        return;
+                    }
+                    &f.body[8..]
+                }
+                _ => &f.body[..],
+            };
+            CURRENT_CALL.with(|c| c.set(f.number));
+            let result = object.call(RSlice::from_slice(request));
+            CURRENT_CALL.with(|c| c.set(0));
+            match result {
+                RResult::ROk(bytes) => send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
+                RResult::RErr(e) => {
+                    send(&out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()])
+                }
+            }
+        }));
     }
 }
 

@@ -511,3 +511,72 @@ fn a_lease_move_re_creates_only_the_connector_that_moved() {
         wait_for("the change to reach every connector", WAIT, || (delivered(&env, name).len() == 1).then_some(()));
     }
 }
+
+#[test]
+fn an_object_ordered_drain_keeps_each_objects_order_across_a_lease_move() {
+    let env = cluster_env(10_000);
+    env.scripted("Par", json!({"sleep_ms": 20, "subscriptions": [users("AsyncSimple")]}));
+    env.sql()
+        .execute(
+            "UPDATE Integration_Connector SET ConnectorOrdering = 'object', ConnectorConcurrency = 8, \
+             ConnectorBatchSize = 1 WHERE ConnectorName = 'Par'",
+            [],
+        )
+        .unwrap();
+    env.set_setting("process_outgoing", false);
+    let daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    let owners = placement(&daemons[0], 1, 2);
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
+    let ids: Vec<String> = daemons.iter().map(id_of).collect();
+    let victim = ids.iter().position(|id| *id == owners["Par"]).unwrap();
+    let entry = &daemons[1 - victim];
+    // 30 users, each created and updated three times: 120 tasks, each
+    // user's four in commit order.
+    let users: Vec<i64> = (0..30)
+        .map(|i| entry.create("cms.user", json!({"code_name": format!("m{i:02}")}))["object"]["id"].as_i64().unwrap())
+        .collect();
+    for round in 0..3 {
+        for u in &users {
+            let r = entry.put(&format!("/api/objects/cms.user/{u}"), &json!({"display_name": format!("v{round}")}));
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+    assert_eq!(entry.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    entry.create("cms.user", json!({"code_name": "trigger"}));
+    wait_for("the drain to be under way", WAIT, || (delivered(&env, "Par").len() >= 20).then_some(()));
+    let mut daemons = daemons;
+    daemons.remove(victim).kill();
+    let survivor = &daemons[0];
+    let after = placement(survivor, 1, 1);
+    assert_ne!(after["Par"], owners["Par"], "Par moved to the living daemon");
+    wait_for("the queue to drain", WAIT, || (waiting(survivor) == 0).then_some(()));
+
+    let sql = env.sql();
+    let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = 'Par' ORDER BY EventID").unwrap();
+    let reports: Vec<Value> = stmt
+        .query_map([], |r| r.get::<String>(0))
+        .unwrap()
+        .filter_map(|d| serde_json::from_str::<Value>(&d.unwrap()).ok())
+        .filter(|r| r["task_id"].is_i64())
+        .collect();
+    let mut seen = BTreeSet::new();
+    let first: Vec<&Value> = reports.iter().filter(|r| seen.insert(r["task_id"].as_i64().unwrap())).collect();
+    assert_eq!(first.len(), 121, "every task delivered");
+    assert!(reports.len() - first.len() <= 8, "at most the calls in flight at the kill repeated");
+    for i in 0..30 {
+        let name = format!("m{i:02}");
+        let mut chain: Vec<&&Value> = first.iter().filter(|r| r["name"] == name.as_str()).collect();
+        chain.sort_by_key(|r| r["task_id"].as_i64());
+        assert_eq!(chain.len(), 4, "{name}");
+        for pair in chain.windows(2) {
+            let (ended, started) = (pair[0]["returning_at_us"].as_u64(), pair[1]["called_at_us"].as_u64());
+            assert!(
+                ended <= started,
+                "{name}: task {} started before task {} returned",
+                pair[1]["task_id"],
+                pair[0]["task_id"]
+            );
+        }
+    }
+    env.check_integrity();
+}

@@ -25,7 +25,7 @@ use crate::backend::{CallWindow, QueueError};
 use crate::connector::LiveConnector;
 use crate::queue::{Direction, Queued};
 use crate::start_by;
-use crate::worker::{Retries, Run, RunEnd, RunKind};
+use crate::worker::{Retries, Run, RunEnd, RunKind, Turn};
 use connector_abi::protocol::ProcessResponse;
 use connector_abi::IntegrationProcessResult;
 use std::collections::{HashMap, VecDeque};
@@ -62,6 +62,10 @@ struct Pending {
 /// Drains the queue of a connector in `object` ordering.
 pub(super) fn per_object(run: &mut Run<'_>, state: &mut Delivering) -> Result<RunEnd, QueueError> {
     let connector: &LiveConnector = run.connector;
+    // Copied out of the run (it is borrowed mutably below): each call
+    // thread checks it right before its call, so a call handed out just
+    // before a disable or a reinitialization does not start after it.
+    let turn = run.turn();
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<Done>();
@@ -72,7 +76,7 @@ pub(super) fn per_object(run: &mut Run<'_>, state: &mut Delivering) -> Result<Ru
             let jobs = &job_rx;
             let spawned = std::thread::Builder::new()
                 .name(format!("call-{}", connector.name.replace('\0', "?")))
-                .spawn_scoped(scope, move || call_thread(connector, jobs, &done));
+                .spawn_scoped(scope, move || call_thread(connector, turn, jobs, &done));
             if let Err(e) = &spawned {
                 tracing::error!(connector = %connector.name, error = %e, "cannot start a call thread");
             }
@@ -94,12 +98,22 @@ pub(super) fn per_object(run: &mut Run<'_>, state: &mut Delivering) -> Result<Ru
     })
 }
 
-fn call_thread(connector: &LiveConnector, jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
+fn call_thread(connector: &LiveConnector, turn: Turn<'_>, jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
     loop {
         let job = match jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
+        if !turn.is_current() {
+            // Not called: the tasks go back to the window, and the run
+            // finds its turn over before handing out another call.
+            let Job { id, tasks, .. } = job;
+            let not_called = Done { id, tasks, responses: Vec::new(), answer: Answer::Given, elapsed: Duration::ZERO };
+            if done.send(not_called).is_err() {
+                return;
+            }
+            continue;
+        }
         let started = Instant::now();
         let tasks: Vec<&Queued> = job.tasks.iter().collect();
         let (responses, answer) = start_by::within(job.until, || deliver_all(connector, &tasks, job.token));

@@ -105,6 +105,14 @@ impl Run<'_> {
     }
 }
 
+impl<'a> Run<'a> {
+    /// The run's turn, for a thread of the run that calls the connector:
+    /// it checks [`Turn::is_current`] right before each call.
+    pub(crate) fn turn(&self) -> Turn<'a> {
+        self.turn
+    }
+}
+
 /// A worker's turn with one connector instance: it lasts while the worker's
 /// generation is the one the run started in.
 #[derive(Clone, Copy)]
@@ -114,7 +122,7 @@ pub(crate) struct Turn<'a> {
 }
 
 impl Turn<'_> {
-    fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.generation.load(std::sync::atomic::Ordering::SeqCst) == self.mine
     }
 }

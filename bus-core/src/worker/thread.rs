@@ -405,6 +405,13 @@ impl Runner {
             }
             return;
         };
+        // Processing found off in the cache is read again: it may have been
+        // switched on by another process (another daemon, the CLI) since,
+        // and the task that woke the worker would otherwise count as seen.
+        let settings = match self.drain.enabled(&settings) {
+            false if !fresh => self.settings(true).unwrap_or(settings),
+            _ => settings,
+        };
         let enabled = self.drain.enabled(&settings);
         self.was_enabled = enabled;
         for job in jobs {
