@@ -230,6 +230,28 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
             .first()
             .is_some_and(|e| b.text(e) == "in-process")
     });
+    // Delivery: per-object order with 4 calls at once and a rate limit; an
+    // unusable value is refused in the form with the field named.
+    b.click_css("tr[data-name='SampleIntegrationConnector'] .edit");
+    b.click_css("#f-ordering option[value='object']");
+    b.fill("#f-concurrency", "999");
+    b.click_css("#connector-ok");
+    b.wait_until("the refusal in the form", |b| {
+        b.find_all("form.edit .error").first().is_some_and(|e| b.text(e).contains("concurrency"))
+    });
+    b.fill("#f-concurrency", "4");
+    b.fill("#f-rate_limit", "7.5");
+    b.click_css("#connector-ok");
+    b.wait_until("the delivery column", |b| {
+        b.find_all("tr[data-name='SampleIntegrationConnector'] .delivery")
+            .first()
+            .is_some_and(|e| b.text(e) == "per object, 4 at once, at most 7.5/s")
+    });
+    let c = d.connector("SampleIntegrationConnector").unwrap();
+    assert_eq!(
+        (c["ordering"].clone(), c["concurrency"].clone(), c["rate_limit"].clone()),
+        (json!("object"), json!(4), json!(7.5))
+    );
 
     // Step 5: the settings — the bus on, incoming off, outgoing logged but not processed.
     b.click_css("[data-tab='settings']");

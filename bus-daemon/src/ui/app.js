@@ -307,7 +307,9 @@ function editConnector(c) {
     el("input", { type: "number", id: "f-" + name, name, value: value == null ? "" : String(value), min, max, step }),
   ];
   const error = el("div", { class: "error" });
-  const form = el("form", { class: "edit" },
+  // The server checks every field and says which one is wrong (in the
+  // form's error line), as for every other client.
+  const form = el("form", { class: "edit", novalidate: true },
     el("h2", {}, c ? `Edit connector ${c.name}` : "New connector"),
     field("Display name", "display_name", c && c.display_name),
     field("Code name", "name", c && c.name),
