@@ -71,7 +71,9 @@ fn in_queue_order(run: &mut Run<'_>, state: &mut Delivering) -> Result<RunEnd, Q
         // connector process that takes batches; one task otherwise).
         let mut group: Vec<Cow<'_, Queued>> = Vec::with_capacity(group_size);
         for q in &batch {
-            state.window = wait_for_rate(run);
+            // The rate limit counts calls: a slot for the first task of
+            // each request.
+            state.window = if group.is_empty() { wait_for_rate(run) } else { run.call_window(Direction::Outgoing) };
             if state.window == CallWindow::Closed {
                 run.queue.call_ended();
                 state.delivered.remove(run.queue, key)?;

@@ -64,39 +64,55 @@ impl Keys {
     }
 }
 
-/// The keys held by tasks that came before (earlier in the window, or
-/// parked): a later task sharing one waits.
+/// The keys held by tasks of a queue (parked behind a failure, or earlier
+/// in a scan), each with the place in the queue where it was first held: a
+/// task read after that place that shares the key waits; one read before
+/// it does not.
 #[derive(Default)]
 pub(crate) struct Held {
-    keys: HashMap<Key, (Access, i64)>,
-    /// A task whose keys are unknown holds everything.
-    all: Option<i64>,
+    keys: HashMap<Key, Hold>,
+    /// A task whose keys are unknown holds everything after it.
+    all: Option<Hold>,
+}
+
+/// Who holds a key, how, and from where on.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    access: Access,
+    /// The failed task the chain waits for.
+    by: i64,
+    /// The place in the queue (read order) of the first task holding it.
+    from: u64,
 }
 
 impl Held {
-    /// The task holding a key `keys` needs, if any.
-    pub(crate) fn blocker(&self, keys: &Keys) -> Option<i64> {
-        if let Some(by) = self.all {
-            return Some(by);
+    /// The failed task a task at `place` with `keys` waits for, if any.
+    pub(crate) fn blocker(&self, keys: &Keys, place: u64) -> Option<i64> {
+        if let Some(all) = self.all.filter(|h| h.from < place) {
+            return Some(all.by);
         }
+        let before = |h: &&Hold| h.from < place;
         match keys {
-            Keys::All => self.keys.values().map(|(_, by)| *by).min(),
-            Keys::Of(list) => list.iter().find_map(|(k, access)| match self.keys.get(k) {
-                Some((held, by)) if *held == Access::Own || *access == Access::Own => Some(*by),
+            Keys::All => self.keys.values().filter(before).min_by_key(|h| h.from).map(|h| h.by),
+            Keys::Of(list) => list.iter().find_map(|(k, access)| match self.keys.get(k).filter(before) {
+                Some(held) if held.access == Access::Own || *access == Access::Own => Some(held.by),
                 _ => None,
             }),
         }
     }
 
-    pub(crate) fn add(&mut self, keys: &Keys, by: i64) {
+    /// Holds `keys` for the chain of `by`, from `place` on.
+    pub(crate) fn add(&mut self, keys: &Keys, by: i64, place: u64) {
+        let hold = Hold { access: Access::Refers, by, from: place };
         match keys {
             Keys::All => {
-                self.all.get_or_insert(by);
+                self.all.get_or_insert(hold);
             }
             Keys::Of(list) => {
                 for (k, access) in list {
-                    let entry = self.keys.entry(k.clone()).or_insert((*access, by));
-                    entry.0 = entry.0.max(*access);
+                    let entry = self.keys.entry(k.clone()).or_insert(Hold { access: *access, ..hold });
+                    entry.access = entry.access.max(*access);
+                    entry.from = entry.from.min(place);
                 }
             }
         }
@@ -206,6 +222,23 @@ mod tests {
         assert!(doc(2, 20, Some(1)).meets(&doc(2, 21, Some(1))), "two cultures of one node");
         assert!(doc(2, 20, Some(1)).meets(&doc(1, 10, None)), "a child and its parent node");
         assert!(!doc(2, 20, Some(1)).meets(&doc(3, 30, Some(1))), "siblings only refer to their parent");
+    }
+
+    #[test]
+    fn a_held_key_holds_only_the_tasks_after_the_one_that_holds_it() {
+        let user = object("cms.user", 1, json!({}), json!({}));
+        let binding = object("cms.userrole", 9, json!({"UserID": 1}), json!({"UserID": "cms.user"}));
+        let mut parked = Held::default();
+        // A binding at place 10 was parked behind failed task 7.
+        parked.add(&binding, 7, 10);
+        assert_eq!(parked.blocker(&user, 11), Some(7), "a later change of the user waits");
+        assert_eq!(parked.blocker(&user, 5), None, "an earlier one does not");
+        assert_eq!(parked.blocker(&binding, 12), Some(7));
+        let other = object("cms.user", 2, json!({}), json!({}));
+        assert_eq!(parked.blocker(&other, 11), None);
+        parked.add(&Keys::All, 3, 20);
+        assert_eq!(parked.blocker(&other, 21), Some(3), "behind a task whose keys are unknown");
+        assert_eq!(parked.blocker(&other, 19), None);
     }
 
     #[test]

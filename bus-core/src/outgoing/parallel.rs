@@ -40,6 +40,8 @@ const MAX_WINDOW: usize = 10_000;
 struct Job {
     id: u64,
     tasks: Vec<Queued>,
+    /// Each task's place in the queue (see [`Pending::place`]).
+    places: Vec<u64>,
     until: Option<Instant>,
     token: Option<i64>,
 }
@@ -48,6 +50,7 @@ struct Job {
 struct Done {
     id: u64,
     tasks: Vec<Queued>,
+    places: Vec<u64>,
     responses: Vec<ProcessResponse>,
     answer: Answer,
     elapsed: Duration,
@@ -57,6 +60,10 @@ struct Done {
 struct Pending {
     q: Queued,
     keys: Keys,
+    /// Its place in the queue: the order it was read in, which is commit
+    /// order (on PostgreSQL a task that committed late with a lower ID is
+    /// read later, and comes later).
+    place: u64,
 }
 
 /// Drains the queue of a connector in `object` ordering.
@@ -104,21 +111,30 @@ fn call_thread(connector: &LiveConnector, turn: Turn<'_>, jobs: &Mutex<Receiver<
             Ok(job) => job,
             Err(_) => return,
         };
+        let Job { id, tasks, places, until, token } = job;
         if !turn.is_current() {
             // Not called: the tasks go back to the window, and the run
             // finds its turn over before handing out another call.
-            let Job { id, tasks, .. } = job;
-            let not_called = Done { id, tasks, responses: Vec::new(), answer: Answer::Given, elapsed: Duration::ZERO };
+            let not_called =
+                Done { id, tasks, places, responses: Vec::new(), answer: Answer::Given, elapsed: Duration::ZERO };
             if done.send(not_called).is_err() {
                 return;
             }
             continue;
         }
         let started = Instant::now();
-        let tasks: Vec<&Queued> = job.tasks.iter().collect();
-        let (responses, answer) = start_by::within(job.until, || deliver_all(connector, &tasks, job.token));
+        let refs: Vec<&Queued> = tasks.iter().collect();
+        // A panic here would leave the run waiting for this call for ever:
+        // it comes back as a call without an answer, its tasks still queued.
+        let (responses, answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            start_by::within(until, || deliver_all(connector, &refs, token))
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(connector = %connector.name, "a call thread panicked; its tasks stay queued");
+            (Vec::new(), Answer::Lost)
+        });
         let elapsed = started.elapsed();
-        if done.send(Done { id: job.id, tasks: job.tasks, responses, answer, elapsed }).is_err() {
+        if done.send(Done { id, tasks, places, responses, answer, elapsed }).is_err() {
             return;
         }
     }
@@ -195,6 +211,8 @@ struct Scheduler {
     parked: Held,
     busy: Busy,
     next_id: u64,
+    /// The place the next task read gets.
+    next_place: u64,
     /// The call retrying a failed task, alone, while it is in flight.
     probe: Option<u64>,
     /// A task failed in this run.
@@ -218,6 +236,7 @@ impl Scheduler {
             parked: Held::default(),
             busy: Busy::default(),
             next_id: 0,
+            next_place: 0,
             probe: None,
             failed: false,
             waiting: false,
@@ -238,7 +257,10 @@ impl Scheduler {
             while !self.exhausted && self.window.len() < self.read_ahead {
                 let batch = batches.next(run.queue)?;
                 self.exhausted = batch.is_empty();
-                self.window.extend(batch.into_iter().map(|q| Pending { keys: Keys::of(&q), q }));
+                for q in batch {
+                    self.next_place += 1;
+                    self.window.push_back(Pending { keys: Keys::of(&q), q, place: self.next_place });
+                }
             }
             let held_for = if self.halt == Halt::No { self.hand_out(run, state, jobs, threads)? } else { None };
             if self.busy.calls.is_empty() {
@@ -269,15 +291,16 @@ impl Scheduler {
         }
         run.queue.call_ended();
         state.delivered.remove(run.queue, state.key)?;
-        if self.halt == Halt::No {
-            run.connector.set_batch_failed(false);
-        }
-        Ok(match self.halt {
+        let end = match self.halt {
             Halt::Interrupted => RunEnd::Interrupted,
             Halt::No if self.failed => RunEnd::Stopped,
             Halt::No if self.waiting => RunEnd::Waiting,
             Halt::No => RunEnd::Drained,
-        })
+        };
+        if end == RunEnd::Drained {
+            run.connector.set_batch_failed(false);
+        }
+        Ok(end)
     }
 
     /// Hands out every task that may go now, oldest first, up to the calls
@@ -295,26 +318,25 @@ impl Scheduler {
             return Ok(None);
         }
         let mut earlier = Held::default();
-        let mut group: Vec<(Queued, Keys)> = Vec::new();
+        let mut group: Vec<(Queued, Keys, u64)> = Vec::new();
         let mut window = CallWindow::Closed;
         let mut i = 0;
         while i < self.window.len() {
             let p = &self.window[i];
-            if let Some(by) = self.parked.blocker(&p.keys) {
+            if let Some(by) = self.parked.blocker(&p.keys, p.place) {
                 // Behind a failed task: parked with its chain.
                 let p = self.window.remove(i).expect("index in range");
-                self.parked.add(&p.keys, by);
+                self.parked.add(&p.keys, by, p.place);
                 continue;
             }
             if p.q.failed && !self.retry_failed {
                 let p = self.window.remove(i).expect("index in range");
-                self.parked.add(&p.keys, p.q.task_id);
+                self.parked.add(&p.keys, p.q.task_id, p.place);
                 self.waiting = true;
                 continue;
             }
-            if earlier.blocker(&p.keys).is_some() || self.busy.conflicts(&p.keys) {
-                let by = p.q.task_id;
-                earlier.add(&p.keys, by);
+            if earlier.blocker(&p.keys, p.place).is_some() || self.busy.conflicts(&p.keys) {
+                earlier.add(&p.keys, p.q.task_id, p.place);
                 i += 1;
                 continue;
             }
@@ -354,8 +376,8 @@ impl Scheduler {
                 }
             };
             // Later tasks of this scan that share a key wait for this call.
-            earlier.add(&p.keys, q.task_id);
-            group.push((q, p.keys));
+            earlier.add(&p.keys, q.task_id, p.place);
+            group.push((q, p.keys, p.place));
             if probe {
                 self.probe = self.send(std::mem::take(&mut group), window, jobs, threads);
                 break;
@@ -373,13 +395,20 @@ impl Scheduler {
     /// Hands a call to a call thread; returns its ID.
     fn send(
         &mut self,
-        group: Vec<(Queued, Keys)>,
+        group: Vec<(Queued, Keys, u64)>,
         window: CallWindow,
         jobs: &Sender<Job>,
         threads: &mut dyn FnMut(usize) -> bool,
     ) -> Option<u64> {
         let CallWindow::Open { until, token } = window else { return None };
-        let (tasks, keys): (Vec<Queued>, Vec<Keys>) = group.into_iter().unzip();
+        let mut tasks = Vec::with_capacity(group.len());
+        let mut keys = Vec::with_capacity(group.len());
+        let mut places = Vec::with_capacity(group.len());
+        for (q, k, place) in group {
+            tasks.push(q);
+            keys.push(k);
+            places.push(place);
+        }
         let id = self.next_id;
         self.next_id += 1;
         for k in &keys {
@@ -387,7 +416,7 @@ impl Scheduler {
         }
         self.busy.calls.insert(id, keys);
         let busy = self.busy.calls.len() - 1;
-        if !threads(busy) || jobs.send(Job { id, tasks, until, token }).is_err() {
+        if !threads(busy) || jobs.send(Job { id, tasks, places, until, token }).is_err() {
             // No thread to make the call: it stays queued.
             self.busy.release(id);
             self.halt = Halt::Interrupted;
@@ -399,7 +428,7 @@ impl Scheduler {
     /// Records a call's results; tasks it did not get to go back to the
     /// window, and a failed task parks its keys.
     fn finished(&mut self, run: &mut Run<'_>, state: &mut Delivering, d: Done) -> Result<(), QueueError> {
-        let Done { id, tasks, responses, answer, elapsed } = d;
+        let Done { id, tasks, places, responses, answer, elapsed } = d;
         let keys = self.busy.calls.get(&id).cloned().unwrap_or_default();
         self.busy.release(id);
         if self.probe == Some(id) {
@@ -407,8 +436,10 @@ impl Scheduler {
         }
         if answer == Answer::Lost {
             // The connector is in trouble: the calls beside a crash would
-            // go down with the next one. One at a time for the rest of the run.
+            // go down with the next one. One call of one task at a time for
+            // the rest of the run.
             self.most = 1;
+            self.group_size = 1;
         }
         // As the result table is recorded: nothing after an `Error` counts
         // (those tasks stay queued and go again).
@@ -418,20 +449,23 @@ impl Scheduler {
         }
         let refs: Vec<&Queued> = tasks.iter().collect();
         state.record(run, &refs, responses, elapsed)?;
-        for ((q, keys), result) in
-            tasks.into_iter().zip(keys).zip(results.into_iter().map(Some).chain(std::iter::repeat(None)))
-        {
+        let results = results.into_iter().map(Some).chain(std::iter::repeat(None));
+        for (((q, keys), place), result) in tasks.into_iter().zip(keys).zip(places).zip(results) {
             match result {
                 Some(IntegrationProcessResult::Error) => {
                     self.failed = true;
-                    self.parked.add(&keys, q.task_id);
+                    self.parked.add(&keys, q.task_id, place);
                 }
-                // Left for the next run: its chain waits with it.
-                Some(IntegrationProcessResult::SkipNow) => self.parked.add(&keys, q.task_id),
+                // Left for the next run, which comes after a pause: its
+                // chain waits with it.
+                Some(IntegrationProcessResult::SkipNow) => {
+                    self.waiting = true;
+                    self.parked.add(&keys, q.task_id, place);
+                }
                 Some(_) => {}
                 None => {
-                    let at = self.window.partition_point(|p| p.q.task_id < q.task_id);
-                    self.window.insert(at, Pending { q, keys });
+                    let at = self.window.partition_point(|p| p.place < place);
+                    self.window.insert(at, Pending { q, keys, place });
                 }
             }
         }

@@ -68,12 +68,14 @@ fn chains(conn: &Conn, connector_id: i64, until: i64) -> crate::sql::Result<Vec<
         read += batch.len();
         for q in batch.iter().filter(|q| q.task_id <= until) {
             let keys = Keys::of(q);
-            match parked.blocker(&keys) {
+            // In queue order: a task's place is its ID.
+            let place = u64::try_from(q.task_id).unwrap_or(0);
+            match parked.blocker(&keys, place) {
                 Some(by) => {
                     out.push((q.task_id, by));
-                    parked.add(&keys, by);
+                    parked.add(&keys, by, place);
                 }
-                None if q.failed => parked.add(&keys, q.task_id),
+                None if q.failed => parked.add(&keys, q.task_id, place),
                 None => {}
             }
         }

@@ -207,8 +207,13 @@ impl Batches {
                 let head =
                     queue.next_batch(self.key, 0, self.batch_size.saturating_add(extra), self.include_skipped)?;
                 // What the head still shows of the tasks looked at stays
-                // looked at; the delivered ones are gone from it.
-                self.looked.retain(|id| head.iter().any(|q| q.task_id == *id));
+                // looked at; the delivered ones are gone from it — known
+                // only when the head came whole (a head cut at its limit
+                // may leave out tasks still queued, which must stay looked
+                // at, or they would be read and delivered again).
+                if head.len() < self.batch_size.saturating_add(extra) as usize {
+                    self.looked.retain(|id| head.iter().any(|q| q.task_id == *id));
+                }
                 let batch: Vec<Queued> = head
                     .into_iter()
                     .filter(|q| !self.looked.contains(&q.task_id))

@@ -46,7 +46,11 @@ impl State {
         self.failures = self.failures.saturating_add(1);
         let factor = 1u32.checked_shl(self.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
         let delay = config.retry_base.saturating_mul(factor).min(config.retry_max);
-        self.retry_at = Some(Instant::now() + delay);
+        // A retry already due earlier stays (a run started by new tasks
+        // that failed again must not push the pending retry of the tasks
+        // it passed over further away, for ever under steady traffic).
+        let at = Instant::now() + delay;
+        self.retry_at = Some(self.retry_at.map_or(at, |earlier| earlier.min(at)));
         delay
     }
 
