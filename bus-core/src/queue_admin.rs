@@ -90,8 +90,22 @@ pub fn list(
             .query_map(params![direction, after.0, after.1], row)?
             .collect::<Result<_, _>>()?,
     };
-    crate::outgoing::parked::annotate(conn, direction, &mut rows)?;
+    annotate(conn, direction, &mut rows)?;
     Ok(rows)
+}
+
+/// Fills in `waiting_for` on the rows of connectors in `object` ordering
+/// (`outgoing/parked.rs`).
+pub(crate) fn annotate(conn: &Conn, direction: Direction, rows: &mut [TaskRow]) -> crate::sql::Result<()> {
+    let listed: Vec<(&str, i64)> = rows.iter().map(|r| (r.connector.as_str(), r.task_id)).collect();
+    let waiting = crate::outgoing::parked::waiting_for(conn, direction, &listed)?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    for row in rows.iter_mut() {
+        row.waiting_for = waiting.get(&(row.connector.clone(), row.task_id)).copied();
+    }
+    Ok(())
 }
 
 /// One attempt that failed.

@@ -127,6 +127,6 @@ pub fn page(
         .prepare(&sql)?
         .query_map(params![direction, connector_id, search], task_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    crate::outgoing::parked::annotate(conn, direction, &mut items)?;
+    crate::queue_admin::annotate(conn, direction, &mut items)?;
     Ok(GridPage { items, total, offset: q.offset, limit: q.limit })
 }

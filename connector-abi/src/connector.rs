@@ -4,10 +4,12 @@
 use crate::data::{CmsObject, DocumentData, DocumentTranslation, ObjectData, ObjectTranslation};
 use crate::host::Host;
 use crate::init::Init;
+use crate::panic::panic_message;
 use crate::protocol::{
     DocumentParams, ObjectParams, OutgoingTask, PrepareInternalObjectRequest, ProcessResponse, SyncTask,
 };
 use crate::types::{IntegrationProcessResult, TaskProcessType, TaskType};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What a connector reports after processing a task.
 pub type ProcessOutcome = ProcessResponse;
@@ -110,7 +112,7 @@ pub trait Connector: Send + Sync + Sized + 'static {
     /// [`Self::process_internal_task_async`] in turn, a panic being that
     /// task's `Error`.
     fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
-        crate::export::each_in_turn(self, tasks)
+        each_in_turn(self, tasks)
     }
 
     /// Processes an outgoing task for an object; `object` is `task.object`
@@ -179,4 +181,22 @@ pub trait Connector: Send + Sync + Sized + 'static {
 
     /// Releases resources; called once when the host drops this instance.
     fn shutdown(&self) {}
+}
+
+/// The default batch method: each task in order; a panic is that task's
+/// `Error` (and the end of the batch, as any `Error` is): the tasks before
+/// it keep their results.
+pub(crate) fn each_in_turn<T: Connector>(c: &T, tasks: &[OutgoingTask]) -> Vec<ProcessResponse> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let result = catch_unwind(AssertUnwindSafe(|| c.process_internal_task_async(task))).unwrap_or_else(|panic| {
+            ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))
+        });
+        let stop = result.result == IntegrationProcessResult::Error;
+        results.push(result);
+        if stop {
+            break;
+        }
+    }
+    results
 }

@@ -9,17 +9,16 @@ use crate::abi::{
 use crate::connector::{Connector, ConnectorError};
 use crate::host::Host;
 use crate::init::Init;
+use crate::panic::panic_message;
 use crate::protocol::{
     self, kind, BatchResponse, DocumentParamsResponse, GetExternalDocumentIdRequest, GetInternalDocumentParamsRequest,
     GetInternalObjectParamsRequest, IdResponse, InitRequest, InitResponse, IsMatchRequest, IsMatchResponse,
     ObjectParamsResponse, OutgoingTask, PrepareInternalObjectRequest, PrepareInternalObjectResponse, ProcessResponse,
     SyncTask, TaskBatch, PROTOCOL_REVISION,
 };
-use crate::types::IntegrationProcessResult;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -77,17 +76,6 @@ extern "C" fn new_connector(class: RStr<'_>, config: RStr<'_>, host: HostBox) ->
 fn make_connector<T: Connector>(config: &str, host: HostBox) -> Result<ConnectorBox, ConnectorError> {
     let inner = T::create(config, Host::new(host))?;
     Ok(ConnectorObject_TO::from_value(Dispatcher { inner }, TD_Opaque))
-}
-
-/// Renders a panic payload as text.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
-    }
 }
 
 struct Dispatcher<T: Connector> {
@@ -151,24 +139,6 @@ fn process_batch<T: Connector>(c: &T, batch: &TaskBatch) -> BatchResponse {
             vec![ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))]
         });
     BatchResponse { results }
-}
-
-/// The default batch method: each task in order; a panic is that task's
-/// `Error` (and the end of the batch, as any `Error` is): the tasks before
-/// it keep their results.
-pub(crate) fn each_in_turn<T: Connector>(c: &T, tasks: &[OutgoingTask]) -> Vec<ProcessResponse> {
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let result = catch_unwind(AssertUnwindSafe(|| c.process_internal_task_async(task))).unwrap_or_else(|panic| {
-            ProcessResponse::error(format!("the connector panicked: {}", panic_message(&*panic)))
-        });
-        let stop = result.result == IntegrationProcessResult::Error;
-        results.push(result);
-        if stop {
-            break;
-        }
-    }
-    results
 }
 
 fn init_response<T: Connector>(c: &T, req: InitRequest) -> InitResponse {

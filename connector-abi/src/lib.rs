@@ -15,6 +15,7 @@ pub mod data;
 pub mod export;
 mod host;
 mod init;
+mod panic;
 pub mod protocol;
 pub mod subscription;
 mod translate;
@@ -23,9 +24,9 @@ pub mod wildcard;
 
 pub use connector::{Connector, ConnectorError, ProcessOutcome};
 pub use data::{CmsObject, DocumentData, DocumentTranslation, ObjectData, ObjectRef, ObjectTranslation, Translations};
-pub use export::panic_message;
 pub use host::Host;
 pub use init::Init;
+pub use panic::panic_message;
 pub use protocol::{
     CallFailure, DocumentParams, ObjectParams, OutgoingTask, PrepareInternalObjectRequest, ProcessResponse, SyncTask,
 };

@@ -3,6 +3,7 @@
 //! tasks, and synchronous processing.
 
 mod answer;
+mod call;
 mod deliver;
 mod keys;
 pub(crate) mod outbox;

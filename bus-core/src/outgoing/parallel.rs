@@ -19,7 +19,7 @@
 //! answer (a crash, a kill, a timeout) the rest of the run goes one call at
 //! a time, and no call starts while the process is down.
 
-use super::deliver::{decide, deliver_all, pause, Answer, Delivering};
+use super::call::{decide, deliver_all, pause, Answer, Delivering};
 use super::keys::{Access, Held, Key, Keys};
 use crate::backend::{CallWindow, QueueError};
 use crate::connector::LiveConnector;

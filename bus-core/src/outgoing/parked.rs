@@ -6,18 +6,22 @@
 
 use super::keys::{Held, Keys};
 use crate::queue::{self, Direction};
-use crate::queue_admin::TaskRow;
 use crate::sql::{params, Conn};
 use std::collections::{BTreeMap, HashMap};
 
 /// The most queued tasks read to work out one connector's chains.
 const MAX_SCAN: usize = 100_000;
 
-/// Fills in `waiting_for` on outgoing rows of connectors in `object`
-/// ordering.
-pub(crate) fn annotate(conn: &Conn, direction: Direction, rows: &mut [TaskRow]) -> crate::sql::Result<()> {
+/// Of the listed outgoing rows — `(connector name, task ID)` —, those of
+/// connectors in `object` ordering that wait behind a failed task, with the
+/// failed task's ID.
+pub(crate) fn waiting_for(
+    conn: &Conn,
+    direction: Direction,
+    rows: &[(&str, i64)],
+) -> crate::sql::Result<HashMap<(String, i64), i64>> {
     if direction != Direction::Outgoing || rows.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     // Per connector in `object` ordering: the newest listed task.
     let object_ordered: HashMap<String, i64> = conn
@@ -26,25 +30,20 @@ pub(crate) fn annotate(conn: &Conn, direction: Direction, rows: &mut [TaskRow]) 
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut newest: BTreeMap<i64, i64> = BTreeMap::new();
-    for row in rows.iter() {
-        if let Some(id) = object_ordered.get(&row.connector) {
-            let n = newest.entry(*id).or_insert(row.task_id);
-            *n = (*n).max(row.task_id);
+    let mut newest: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for (connector, task_id) in rows {
+        if let Some(id) = object_ordered.get(*connector) {
+            let n = newest.entry(connector).or_insert((*id, *task_id));
+            n.1 = n.1.max(*task_id);
         }
     }
-    let mut waiting: HashMap<(i64, i64), i64> = HashMap::new();
-    for (connector_id, until) in newest {
+    let mut waiting = HashMap::new();
+    for (connector, (connector_id, until)) in newest {
         for (task_id, by) in chains(conn, connector_id, until)? {
-            waiting.insert((connector_id, task_id), by);
+            waiting.insert((connector.to_owned(), task_id), by);
         }
     }
-    for row in rows.iter_mut() {
-        if let Some(id) = object_ordered.get(&row.connector) {
-            row.waiting_for = waiting.get(&(*id, row.task_id)).copied();
-        }
-    }
-    Ok(())
+    Ok(waiting)
 }
 
 /// The tasks up to `until` waiting behind a failed one, with the failed
