@@ -13,7 +13,6 @@
 //! dies.
 
 use crate::isolation::frame::{self, Frame, Outcome, Tag};
-use crate::isolation::pool::Pool;
 use crate::isolation::{platform, OpenAnswer, OpenRequest};
 use crate::loader::open_library_copy;
 use crate::start_by::StartBy;
@@ -24,7 +23,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// Why the host stopped with an error (it is printed on stderr, which the
@@ -73,43 +72,21 @@ pub fn run_host() -> Result<(), HostError> {
     };
     open.limits.apply();
     let waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>> = Arc::default();
-    // One thread reads the daemon's frames and answers host requests at
-    // once, so a connector may use its host anywhere — also while it is
-    // being created or shut down on this thread. Once the connector is
-    // created it hands each call straight to a pool thread (one wake-up
-    // between the pipe and the connector).
+    // The daemon's frames are read by whichever thread of the host holds
+    // the input (leader/follower): host replies are routed at once, so a
+    // connector may use its host anywhere — also while it is being created
+    // or shut down on this thread —, and a call is answered by the thread
+    // that read it, right away, once another thread is there to take over
+    // reading (one wake-up between the pipe and the connector).
     let (frames, incoming) = mpsc::channel::<Result<Frame, std::io::Error>>();
-    let routing = waiting.clone();
-    let calls: Arc<OnceLock<Calls>> = Arc::default();
-    let dispatch = calls.clone();
-    std::thread::Builder::new()
-        .name("daemon-reader".into())
-        .spawn(move || loop {
-            match frame::read(&mut input) {
-                Ok(Some(f)) if f.tag == Tag::HostReply => {
-                    if let Some(waiter) = routing.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
-                        let _ = waiter.send(f.body);
-                    }
-                }
-                Ok(Some(f)) if matches!(f.tag, Tag::Call | Tag::CallBy) && dispatch.get().is_some() => {
-                    if let Some(calls) = dispatch.get() {
-                        calls.answer(f);
-                    }
-                }
-                Ok(Some(f)) => {
-                    if frames.send(Ok(f)).is_err() {
-                        return;
-                    }
-                }
-                // The daemon is gone (or sent nonsense): the host ends.
-                Ok(None) => std::process::exit(0),
-                Err(e) => {
-                    let _ = frames.send(Err(e));
-                    return;
-                }
-            }
-        })
-        .map_err(HostError::Streams)?;
+    let readers = Arc::new(Readers {
+        input: Mutex::new(input),
+        waiting_to_read: AtomicUsize::new(0),
+        routing: waiting.clone(),
+        calls: OnceLock::new(),
+        to_main: Mutex::new(frames),
+    });
+    Readers::spawn(&readers).map_err(HostError::Streams)?;
     let host = ProxyHost { out: out.clone(), waiting, next: AtomicU64::new(1) };
     let object = match create(&open, host) {
         Ok(object) => Arc::new(object),
@@ -120,61 +97,113 @@ pub fn run_host() -> Result<(), HostError> {
     };
     // Set before the daemon hears the connector is open: no call comes
     // earlier.
-    let _ = calls.set(Calls { object: object.clone(), out: out.clone(), pool: Pool::new("connector-call") });
+    let _ = readers.calls.set(Calls { object: object.clone(), out: out.clone() });
     answer_open(&out, None);
-    loop {
-        let Ok(f) = incoming.recv() else { return Ok(()) };
-        let f = f.map_err(HostError::Read)?;
-        match f.tag {
-            Tag::Call | Tag::CallBy => match calls.get() {
-                Some(calls) => calls.answer(f),
-                None => return Err(HostError::Protocol("a call before the connector was open".into())),
-            },
-            Tag::Shutdown => {
-                object.shutdown();
-                send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8]]);
-                return Ok(());
+    // The readers answer the calls; this thread waits for the shutdown.
+    let Ok(f) = incoming.recv() else { return Ok(()) };
+    let f = f.map_err(HostError::Read)?;
+    match f.tag {
+        Tag::Shutdown => {
+            object.shutdown();
+            send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8]]);
+            Ok(())
+        }
+        other => Err(HostError::Protocol(format!("an unexpected {other:?} frame"))),
+    }
+}
+
+/// The threads that read the daemon's frames, one at a time.
+struct Readers {
+    input: Mutex<BufReader<File>>,
+    /// Threads waiting for their turn to read.
+    waiting_to_read: AtomicUsize,
+    /// Host requests waiting for their reply, by number.
+    routing: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>>,
+    /// Set once the connector is created.
+    calls: OnceLock<Calls>,
+    /// Frames for the main thread (shutdown), and a read that failed.
+    to_main: Mutex<mpsc::Sender<Result<Frame, std::io::Error>>>,
+}
+
+impl Readers {
+    fn spawn(me: &Arc<Readers>) -> std::io::Result<()> {
+        let me = me.clone();
+        std::thread::Builder::new().name("connector-call".into()).spawn(move || me.read_and_answer()).map(drop)
+    }
+
+    fn read_and_answer(self: Arc<Self>) {
+        loop {
+            self.waiting_to_read.fetch_add(1, Ordering::SeqCst);
+            let read = {
+                let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
+                self.waiting_to_read.fetch_sub(1, Ordering::SeqCst);
+                frame::read(&mut *input)
+            };
+            match read {
+                Ok(Some(f)) if f.tag == Tag::HostReply => {
+                    if let Some(waiter) = self.routing.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
+                        let _ = waiter.send(f.body);
+                    }
+                }
+                Ok(Some(f)) if matches!(f.tag, Tag::Call | Tag::CallBy) && self.calls.get().is_some() => {
+                    // Someone must go on reading while this thread answers
+                    // (the call's own host requests need their replies
+                    // read): a new thread when nobody waits for the turn.
+                    if self.waiting_to_read.load(Ordering::SeqCst) == 0 {
+                        if let Err(e) = Readers::spawn(&self) {
+                            eprintln!("cannot start a thread to read the daemon's frames: {e}");
+                            std::process::exit(1);
+                        }
+                    }
+                    if let Some(calls) = self.calls.get() {
+                        calls.answer(f);
+                    }
+                }
+                Ok(Some(f)) => {
+                    if self.to_main.lock().unwrap_or_else(|p| p.into_inner()).send(Ok(f)).is_err() {
+                        return;
+                    }
+                }
+                // The daemon is gone (or sent nonsense): the host ends.
+                Ok(None) => std::process::exit(0),
+                Err(e) => {
+                    let _ = self.to_main.lock().unwrap_or_else(|p| p.into_inner()).send(Err(e));
+                    return;
+                }
             }
-            other => return Err(HostError::Protocol(format!("an unexpected {other:?} frame"))),
         }
     }
 }
 
-/// Where calls go once the connector is created: each on a pool thread.
+/// How calls are answered once the connector is created.
 struct Calls {
     object: Arc<ConnectorBox>,
     out: Writer,
-    pool: Pool,
 }
 
 impl Calls {
-    /// Answers a call frame on a pool thread (a slow call never holds up
-    /// another).
+    /// Answers a call frame on this thread.
     fn answer(&self, f: Frame) {
-        let (object, out) = (self.object.clone(), self.out.clone());
-        self.pool.run(Box::new(move || {
-            let request = match f.tag {
-                Tag::CallBy if f.body.len() >= 8 => {
-                    let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
-                    if let Some(late) = by.passed_by() {
-                        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
-                        send(&out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
-                        return;
-                    }
-                    &f.body[8..]
+        let out = &self.out;
+        let request = match f.tag {
+            Tag::CallBy if f.body.len() >= 8 => {
+                let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
+                if let Some(late) = by.passed_by() {
+                    let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
+                    send(out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
+                    return;
                 }
-                _ => &f.body[..],
-            };
-            CURRENT_CALL.with(|c| c.set(f.number));
-            let result = object.call(RSlice::from_slice(request));
-            CURRENT_CALL.with(|c| c.set(0));
-            match result {
-                RResult::ROk(bytes) => send(&out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
-                RResult::RErr(e) => {
-                    send(&out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()])
-                }
+                &f.body[8..]
             }
-        }));
+            _ => &f.body[..],
+        };
+        CURRENT_CALL.with(|c| c.set(f.number));
+        let result = self.object.call(RSlice::from_slice(request));
+        CURRENT_CALL.with(|c| c.set(0));
+        match result {
+            RResult::ROk(bytes) => send(out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
+            RResult::RErr(e) => send(out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()]),
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! A growing pool of threads for jobs that must not wait for each other
-//! (the connector host's calls, the daemon's host requests from a connector
-//! process).
+//! (the daemon's host requests from a connector process).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
