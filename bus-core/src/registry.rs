@@ -558,25 +558,7 @@ impl Registry {
         let display = checked(new)?;
         let conn = self.conn()?;
         check_unique_ignoring_case(&conn, &new.name, -1)?;
-        let inserted = conn.execute(
-            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-             ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation, ConnectorOrdering, \
-             ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (ConnectorName) DO NOTHING",
-            params![
-                new.name,
-                display,
-                new.assembly_name,
-                new.class_name,
-                new.enabled,
-                new.config,
-                new.isolation.column(),
-                new.ordering.column(),
-                new.concurrency,
-                new.batch_size,
-                new.rate_limit
-            ],
-        )?;
+        let inserted = insert(&conn, new, &display, "DO NOTHING")?;
         if inserted == 0 {
             return Err(RegistryError::Duplicate(new.name.clone()));
         }
@@ -722,17 +704,30 @@ impl ConnectorRow {
 /// in the caller's transaction (seeding a new database).
 pub(crate) fn seed(conn: &Conn, new: &NewConnector) -> Result<(), RegistryError> {
     let display = checked(new)?;
-    conn.execute(
-        "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-         ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation, ConnectorOrdering, \
-         ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (ConnectorName) DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
+    insert(
+        conn,
+        new,
+        &display,
+        "DO UPDATE SET ConnectorDisplayName = excluded.ConnectorDisplayName, \
          ConnectorAssemblyName = excluded.ConnectorAssemblyName, ConnectorClassName = excluded.ConnectorClassName, \
          ConnectorEnabled = excluded.ConnectorEnabled, ConnectorConfig = excluded.ConnectorConfig, \
          ConnectorIsolation = excluded.ConnectorIsolation, ConnectorOrdering = excluded.ConnectorOrdering, \
          ConnectorConcurrency = excluded.ConnectorConcurrency, ConnectorBatchSize = excluded.ConnectorBatchSize, \
          ConnectorRateLimit = excluded.ConnectorRateLimit",
+    )?;
+    Ok(())
+}
+
+/// Writes `new` as a registry row with `display` as its display name;
+/// `on_conflict` says what a row with the same code name gets (`DO …`).
+fn insert(conn: &Conn, new: &NewConnector, display: &str, on_conflict: &str) -> crate::sql::Result<usize> {
+    conn.execute(
+        &format!(
+            "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
+             ConnectorClassName, ConnectorEnabled, ConnectorConfig, ConnectorIsolation, ConnectorOrdering, \
+             ConnectorConcurrency, ConnectorBatchSize, ConnectorRateLimit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (ConnectorName) {on_conflict}"
+        ),
         params![
             new.name,
             display,
@@ -746,8 +741,7 @@ pub(crate) fn seed(conn: &Conn, new: &NewConnector) -> Result<(), RegistryError>
             new.batch_size,
             new.rate_limit
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// What deleting a connector does with its queued tasks.

@@ -29,6 +29,19 @@ fn set_columns(env: &TestEnv, connector: &str, assignments: &str) {
         .unwrap();
 }
 
+/// Registers scripted connector `name` (users and roles, with `extra` in its
+/// script), sets its delivery `columns` with plain SQL (when any), and
+/// starts the daemon with outgoing processing off, so the test can queue a
+/// backlog first (see [`go`]).
+fn start_paused(env: &TestEnv, name: &str, extra: Value, columns: &str) -> Daemon {
+    env.scripted(name, users_and_roles(extra));
+    if !columns.is_empty() {
+        set_columns(env, name, columns);
+    }
+    env.set_setting("process_outgoing", false);
+    env.start()
+}
+
 /// Switches outgoing processing on and gives the queues a trigger (a new
 /// task), as switching on alone starts nothing.
 fn go(d: &Daemon, trigger: &str) -> i64 {
@@ -70,10 +83,8 @@ fn most_at_once(reports: &[Value]) -> usize {
 #[test]
 fn object_ordering_keeps_each_objects_order_under_16_concurrent_calls() {
     let env = TestEnv::new();
-    env.scripted("Par", users_and_roles(json!({"sleep_ms": 20})));
-    set_columns(&env, "Par", "ConnectorOrdering = 'object', ConnectorConcurrency = 16");
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d =
+        start_paused(&env, "Par", json!({"sleep_ms": 20}), "ConnectorOrdering = 'object', ConnectorConcurrency = 16");
     assert_eq!(d.connector("Par").unwrap()["ordering"], "object");
     d.create("cms.site", json!({"code_name": "CorpSite"}));
     let roles: Vec<i64> = (0..4)
@@ -158,10 +169,7 @@ fn a_failure_parks_only_its_objects_chain_until_a_retry_releases_it() {
     let config =
         config.replace("retry_base_ms = 100\nretry_max_ms = 400", "retry_base_ms = 600000\nretry_max_ms = 600000");
     std::fs::write(&env.config_path, config).unwrap();
-    env.scripted("Par", users_and_roles(json!({})));
-    set_columns(&env, "Par", "ConnectorOrdering = 'object', ConnectorConcurrency = 4");
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = start_paused(&env, "Par", json!({}), "ConnectorOrdering = 'object', ConnectorConcurrency = 4");
     let bad = d.create("cms.user", json!({"code_name": "bad", "fields": {"fail_times": 2}}));
     let bad_task = bad["task_id"].as_i64().unwrap();
     let bad_id = bad["object"]["id"].as_i64().unwrap();
@@ -209,9 +217,7 @@ fn a_failure_parks_only_its_objects_chain_until_a_retry_releases_it() {
 #[test]
 fn a_connector_takes_batches_in_one_call_up_to_its_batch_size() {
     let env = TestEnv::new();
-    env.scripted("Bulk", users_and_roles(json!({"bulk": true, "sleep_ms": 20})));
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = start_paused(&env, "Bulk", json!({"bulk": true, "sleep_ms": 20}), "");
     let r = d.put("/api/connectors/Bulk", &json!({"batch_size": 10}));
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["batch_size"], 10);
@@ -236,12 +242,9 @@ fn a_connector_takes_batches_in_one_call_up_to_its_batch_size() {
 #[test]
 fn a_rate_limit_spaces_the_calls() {
     let env = TestEnv::new();
-    env.scripted("Limited", users_and_roles(json!({})));
     // One task per call (the batched pass hands 8 to a connector process
     // by default): a batch counts as one call.
-    set_columns(&env, "Limited", "ConnectorRateLimit = 20, ConnectorBatchSize = 1");
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = start_paused(&env, "Limited", json!({}), "ConnectorRateLimit = 20, ConnectorBatchSize = 1");
     assert_eq!(d.connector("Limited").unwrap()["rate_limit"], 20.0);
     for i in 0..9 {
         d.create("cms.user", json!({"code_name": format!("l{i}")}));
@@ -309,16 +312,11 @@ fn delivery_columns_are_checked_in_the_api_the_cli_and_rows_written_with_sql() {
 #[test]
 fn a_crash_with_calls_in_flight_repeats_at_most_those_calls() {
     let env = TestEnv::new();
-    env.scripted("Crashy", users_and_roles(json!({"crashes": true, "sleep_ms": 30})));
-    set_columns(
-        &env,
-        "Crashy",
-        // One task per call, so the bound is in tasks (a batch of N would
-        // repeat up to N per call in flight).
-        "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorIsolation = 'process', ConnectorBatchSize = 1",
-    );
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    // One task per call, so the bound is in tasks (a batch of N would
+    // repeat up to N per call in flight).
+    let columns =
+        "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorIsolation = 'process', ConnectorBatchSize = 1";
+    let d = start_paused(&env, "Crashy", json!({"crashes": true, "sleep_ms": 30}), columns);
     for i in 0..40 {
         let fields = if i == 20 { json!({"crash": "abort"}) } else { json!({}) };
         d.create("cms.user", json!({"code_name": format!("c{i:02}"), "fields": fields}));
@@ -346,11 +344,9 @@ fn a_crash_with_calls_in_flight_repeats_at_most_those_calls() {
 #[test]
 fn no_call_starts_after_a_disable_during_a_parallel_drain() {
     let env = TestEnv::new();
-    env.scripted("Par", users_and_roles(json!({"sleep_ms": 20})));
     // One task per call: the reports' start times are the calls'.
-    set_columns(&env, "Par", "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorBatchSize = 1");
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let columns = "ConnectorOrdering = 'object', ConnectorConcurrency = 8, ConnectorBatchSize = 1";
+    let d = start_paused(&env, "Par", json!({"sleep_ms": 20}), columns);
     for i in 0..150 {
         d.create("cms.user", json!({"code_name": format!("p{i:03}")}));
     }
