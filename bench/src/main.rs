@@ -7,6 +7,7 @@
 mod bus;
 mod postgres;
 mod raw;
+mod raw_ipc;
 mod report;
 mod rig;
 mod schema;
@@ -105,6 +106,9 @@ fn main() -> Result<()> {
         // A connector process of a `process`-isolated rig.
         return Ok(bus_core::connector_host::run_host()?);
     }
+    if std::env::args().nth(1).as_deref() == Some(raw_ipc::ECHO_COMMAND) {
+        return raw_ipc::echo();
+    }
     let o = options()?;
     let lib = library()?;
     let tmp = tempfile::tempdir()?;
@@ -122,6 +126,13 @@ fn main() -> Result<()> {
         let s = slow::run(dir, &lib, o.quick, &mut n)?;
         for figure in slow_figures(&s) {
             eprintln!("{}: {:.1} {}", figure.name, figure.value, figure.unit);
+        }
+        return Ok(());
+    }
+    if o.only.as_deref() == Some("ipc") {
+        for pairs in [1, 3] {
+            let rate = raw_ipc::round_trips(pairs, 100_000)?;
+            eprintln!("{pairs} pair(s): {rate:.0} round trips/s per pair ({:.1} µs each)", 1e6 / rate);
         }
         return Ok(());
     }
@@ -305,6 +316,25 @@ fn main() -> Result<()> {
         "tasks/s",
         ("in-process end-to-end", e2e),
         0.90,
+    ));
+    settle();
+    eprintln!("raw: round trips between two processes…");
+    let ipc_one = raw_ipc::round_trips(1, 20_000)?;
+    settle();
+    let ipc_three = raw_ipc::round_trips(3, 20_000)?;
+    figures.push(Figure::plain("raw: round trips between two processes over a Unix socket, one pair", ipc_one, "/s"));
+    figures.push(Figure::plain(
+        "raw: round trips between two processes over a Unix socket, three pairs at once, per pair",
+        ipc_three,
+        "/s",
+    ));
+    // Each connector delivers every task: the time a task takes per
+    // connector is 1 / (tasks/s), in either mode.
+    figures.push(Figure::compared(
+        "bus: what process isolation adds to each task's delivery, vs one raw round trip (one pair)",
+        1e6 / e2e_process - 1e6 / e2e,
+        "µs",
+        ("raw round trip", 1e6 / ipc_one),
     ));
     settle();
     let batched_process_rig = Rig::build(

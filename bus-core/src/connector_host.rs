@@ -1,9 +1,11 @@
 //! The connector host: the child process a connector runs in under
 //! `process` isolation (`bus-daemon connector-host`, or any embedder that
 //! calls [`run_host`]). It opens the private library copy the daemon
-//! prepared, creates the class, and answers call frames on stdin with reply
-//! frames on stdout; host requests the connector makes (from any of its
-//! threads) go to the daemon as frames and wait for the answer.
+//! prepared, creates the class, and answers calls on the sockets the daemon
+//! passes it on stdin (a thread per socket, each answering on its own
+//! socket); host requests the connector makes (from any of its threads)
+//! go to the daemon as frames on stdout and wait for the answer, which one
+//! reader thread routes from stdin.
 //!
 //! The protocol runs on private duplicates of stdin and stdout
 //! (`platform.rs`): a connector's `println!` ends up in the daemon's log
@@ -13,7 +15,8 @@
 //! dies.
 
 use crate::isolation::frame::{self, Frame, Outcome, Tag};
-use crate::isolation::{platform, OpenAnswer, OpenRequest};
+use crate::isolation::platform::{self, FdInput};
+use crate::isolation::{OpenAnswer, OpenRequest};
 use crate::loader::open_library_copy;
 use crate::start_by::StartBy;
 use abi_stable::sabi_trait::TD_Opaque;
@@ -23,7 +26,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// Why the host stopped with an error (it is printed on stderr, which the
@@ -72,21 +76,19 @@ pub fn run_host() -> Result<(), HostError> {
     };
     open.limits.apply();
     let waiting: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>> = Arc::default();
-    // The daemon's frames are read by whichever thread of the host holds
-    // the input (leader/follower): host replies are routed at once, so a
-    // connector may use its host anywhere — also while it is being created
-    // or shut down on this thread —, and a call is answered by the thread
-    // that read it, right away, once another thread is there to take over
-    // reading (one wake-up between the pipe and the connector).
+    // One thread reads stdin from here on: host replies are routed at
+    // once, so a connector may use its host anywhere — also while it is
+    // being created or shut down on this thread —, and each call socket
+    // passed gets a thread that answers its calls.
     let (frames, incoming) = mpsc::channel::<Result<Frame, std::io::Error>>();
-    let readers = Arc::new(Readers {
-        input: Mutex::new(input),
-        waiting_to_read: AtomicUsize::new(0),
-        routing: waiting.clone(),
-        calls: OnceLock::new(),
-        to_main: Mutex::new(frames),
-    });
-    Readers::spawn(&readers).map_err(HostError::Streams)?;
+    let reader = Arc::new(Reader { routing: waiting.clone(), calls: OnceLock::new(), to_main: frames });
+    {
+        let reader = reader.clone();
+        std::thread::Builder::new()
+            .name("connector-frames".into())
+            .spawn(move || reader.read(input))
+            .map_err(HostError::Streams)?;
+    }
     let host = ProxyHost { out: out.clone(), waiting, next: AtomicU64::new(1) };
     let object = match create(&open, host) {
         Ok(object) => Arc::new(object),
@@ -97,7 +99,7 @@ pub fn run_host() -> Result<(), HostError> {
     };
     // Set before the daemon hears the connector is open: no call comes
     // earlier.
-    let _ = readers.calls.set(Calls { object: object.clone(), out: out.clone() });
+    let _ = reader.calls.set(Calls { object: object.clone() });
     answer_open(&out, None);
     // The readers answer the calls; this thread waits for the shutdown.
     let Ok(f) = incoming.recv() else { return Ok(()) };
@@ -112,64 +114,81 @@ pub fn run_host() -> Result<(), HostError> {
     }
 }
 
-/// The threads that read the daemon's frames, one at a time.
-struct Readers {
-    input: Mutex<BufReader<File>>,
-    /// Threads waiting for their turn to read.
-    waiting_to_read: AtomicUsize,
+/// The thread that reads the daemon's frames on stdin.
+struct Reader {
     /// Host requests waiting for their reply, by number.
     routing: Arc<Mutex<HashMap<u64, mpsc::SyncSender<Vec<u8>>>>>,
     /// Set once the connector is created.
     calls: OnceLock<Calls>,
     /// Frames for the main thread (shutdown), and a read that failed.
-    to_main: Mutex<mpsc::Sender<Result<Frame, std::io::Error>>>,
+    to_main: mpsc::Sender<Result<Frame, std::io::Error>>,
 }
 
-impl Readers {
-    fn spawn(me: &Arc<Readers>) -> std::io::Result<()> {
-        let me = me.clone();
-        std::thread::Builder::new().name("connector-call".into()).spawn(move || me.read_and_answer()).map(drop)
-    }
-
-    fn read_and_answer(self: Arc<Self>) {
+impl Reader {
+    fn read(self: Arc<Self>, input: BufReader<FdInput>) {
+        let mut input = input;
         loop {
-            self.waiting_to_read.fetch_add(1, Ordering::SeqCst);
-            let read = {
-                let mut input = self.input.lock().unwrap_or_else(|p| p.into_inner());
-                self.waiting_to_read.fetch_sub(1, Ordering::SeqCst);
-                frame::read(&mut *input)
-            };
-            match read {
+            match frame::read(&mut input) {
                 Ok(Some(f)) if f.tag == Tag::HostReply => {
                     if let Some(waiter) = self.routing.lock().unwrap_or_else(|p| p.into_inner()).remove(&f.number) {
                         let _ = waiter.send(f.body);
                     }
                 }
-                Ok(Some(f)) if matches!(f.tag, Tag::Call | Tag::CallBy) && self.calls.get().is_some() => {
-                    // Someone must go on reading while this thread answers
-                    // (the call's own host requests need their replies
-                    // read): a new thread when nobody waits for the turn.
-                    if self.waiting_to_read.load(Ordering::SeqCst) == 0 {
-                        if let Err(e) = Readers::spawn(&self) {
-                            eprintln!("cannot start a thread to read the daemon's frames: {e}");
-                            std::process::exit(1);
-                        }
-                    }
-                    if let Some(calls) = self.calls.get() {
-                        calls.answer(f);
+                Ok(Some(f)) if f.tag == Tag::Socket => {
+                    let Some(fd) = input.get_mut().take_fd() else {
+                        eprintln!("the daemon sent a call socket frame without a socket");
+                        std::process::exit(1);
+                    };
+                    let me = self.clone();
+                    let socket = UnixStream::from(fd);
+                    let started =
+                        std::thread::Builder::new().name("connector-call".into()).spawn(move || me.answer_on(socket));
+                    if let Err(e) = started {
+                        eprintln!("cannot start a thread to answer calls: {e}");
+                        std::process::exit(1);
                     }
                 }
                 Ok(Some(f)) => {
-                    if self.to_main.lock().unwrap_or_else(|p| p.into_inner()).send(Ok(f)).is_err() {
+                    if self.to_main.send(Ok(f)).is_err() {
                         return;
                     }
                 }
                 // The daemon is gone (or sent nonsense): the host ends.
                 Ok(None) => std::process::exit(0),
                 Err(e) => {
-                    let _ = self.to_main.lock().unwrap_or_else(|p| p.into_inner()).send(Err(e));
+                    let _ = self.to_main.send(Err(e));
                     return;
                 }
+            }
+        }
+    }
+
+    /// Answers the calls that come on one call socket, one at a time,
+    /// until the daemon closes it.
+    fn answer_on(&self, socket: UnixStream) {
+        let mut input = BufReader::new(&socket);
+        loop {
+            let f = match frame::read(&mut input) {
+                Ok(Some(f)) if matches!(f.tag, Tag::Call | Tag::CallBy) => f,
+                Ok(None) => return,
+                Ok(Some(f)) => {
+                    eprintln!("the daemon sent a {:?} frame on a call socket", f.tag);
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("reading a call socket failed: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let number = f.number;
+            let reply = |parts: &[&[u8]]| frame::write(&mut &socket, Tag::Reply, number, parts);
+            let sent = match self.calls.get() {
+                Some(calls) => calls.answer(f, reply),
+                None => reply(&[&[Outcome::Failed as u8], b"the connector is not created yet"]),
+            };
+            if sent.is_err() {
+                // The daemon let go of the call (it is ending this process).
+                return;
             }
         }
     }
@@ -178,20 +197,18 @@ impl Readers {
 /// How calls are answered once the connector is created.
 struct Calls {
     object: Arc<ConnectorBox>,
-    out: Writer,
 }
 
 impl Calls {
-    /// Answers a call frame on this thread.
-    fn answer(&self, f: Frame) {
-        let out = &self.out;
+    /// Answers a call frame on this thread, handing `reply` the parts of
+    /// the reply's body.
+    fn answer<R>(&self, f: Frame, reply: impl FnOnce(&[&[u8]]) -> R) -> R {
         let request = match f.tag {
             Tag::CallBy if f.body.len() >= 8 => {
                 let by = StartBy::from_bytes(f.body[..8].try_into().expect("eight bytes"));
                 if let Some(late) = by.passed_by() {
                     let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).to_le_bytes();
-                    send(out, Tag::Reply, f.number, &[&[Outcome::NotStarted as u8], &late]);
-                    return;
+                    return reply(&[&[Outcome::NotStarted as u8], &late]);
                 }
                 &f.body[8..]
             }
@@ -201,8 +218,8 @@ impl Calls {
         let result = self.object.call(RSlice::from_slice(request));
         CURRENT_CALL.with(|c| c.set(0));
         match result {
-            RResult::ROk(bytes) => send(out, Tag::Reply, f.number, &[&[Outcome::Answered as u8], &bytes]),
-            RResult::RErr(e) => send(out, Tag::Reply, f.number, &[&[Outcome::Failed as u8], e.as_str().as_bytes()]),
+            RResult::ROk(bytes) => reply(&[&[Outcome::Answered as u8], &bytes]),
+            RResult::RErr(e) => reply(&[&[Outcome::Failed as u8], e.as_str().as_bytes()]),
         }
     }
 }

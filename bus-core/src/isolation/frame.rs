@@ -1,8 +1,9 @@
 //! The frames the daemon and a connector host exchange over the child's
-//! stdin and stdout: a little-endian `u32` length (of what follows), a tag
-//! byte, a little-endian `u64` number, and the body. Bodies are the same
-//! request and response documents the in-process path passes (JSON), so
-//! the child adds framing, not a second protocol.
+//! stdin and stdout and over the sockets for calls: a little-endian `u32`
+//! length (of what follows), a tag byte, a little-endian `u64` number, and
+//! the body. Bodies are the same request and response documents the
+//! in-process path passes (JSON), so the child adds framing, not a second
+//! protocol.
 
 use std::io::{self, Read, Write};
 
@@ -17,11 +18,12 @@ pub(crate) enum Tag {
     Open = 1,
     /// Host → daemon: the answer to `Open` (JSON [`super::OpenAnswer`]).
     Opened = 2,
-    /// Daemon → host: a request document for the connector; the number
-    /// names the call.
+    /// Daemon → host, on a call socket: a request document for the
+    /// connector; the number names the call.
     Call = 3,
-    /// Host → daemon: the answer to a call ([`Outcome`] byte, then the
-    /// response document or the error text).
+    /// Host → daemon: the answer to a call, on the socket the call came on
+    /// ([`Outcome`] byte, then the response document or the error text),
+    /// or to `Shutdown` on stdout.
     Reply = 4,
     /// Host → daemon: a host request the connector made (8 bytes: the
     /// call it was made during, 0 for none; then the request document).
@@ -34,6 +36,10 @@ pub(crate) enum Tag {
     /// [`crate::start_by::StartBy`]; then the request document): past it
     /// the host answers [`Outcome::NotStarted`] without calling.
     CallBy = 8,
+    /// Daemon → host, on stdin, with a socket passed along (`SCM_RIGHTS`):
+    /// the socket one caller sends its calls on, one at a time, and gets
+    /// their replies from (empty body).
+    Socket = 9,
 }
 
 impl Tag {
@@ -47,6 +53,7 @@ impl Tag {
             6 => Tag::HostReply,
             7 => Tag::Shutdown,
             8 => Tag::CallBy,
+            9 => Tag::Socket,
             _ => return None,
         })
     }
@@ -84,6 +91,12 @@ impl Frame {
 /// Writes one frame in one `write_all` (header and body together), so
 /// frames written from several threads under one lock never interleave.
 pub(crate) fn write(out: &mut impl Write, tag: Tag, number: u64, parts: &[&[u8]]) -> io::Result<()> {
+    out.write_all(&encode(tag, number, parts)?)?;
+    out.flush()
+}
+
+/// One frame's bytes; `InvalidInput` when it is over the limit.
+pub(crate) fn encode(tag: Tag, number: u64, parts: &[&[u8]]) -> io::Result<Vec<u8>> {
     let len: usize = 1 + 8 + parts.iter().map(|p| p.len()).sum::<usize>();
     let len = u32::try_from(len).ok().filter(|l| *l <= MAX_FRAME).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("a frame of {len} bytes is over the limit"))
@@ -95,8 +108,7 @@ pub(crate) fn write(out: &mut impl Write, tag: Tag, number: u64, parts: &[&[u8]]
     for p in parts {
         buf.extend_from_slice(p);
     }
-    out.write_all(&buf)?;
-    out.flush()
+    Ok(buf)
 }
 
 /// What a frame's first 13 bytes say.

@@ -1,8 +1,9 @@
 //! Connector isolation: a connector runs either inside the daemon
 //! (`in-process`, a panic is contained, a crash or a hang is not) or in a
 //! child process of its own (`process`): a connector host that loads the
-//! same private library copy and answers the same request documents over
-//! framed pipes (`frame.rs`). In that mode a segfault, an abort, a stack
+//! same private library copy and answers the same request documents in
+//! frames (`frame.rs`), each call on a socket of its caller's own
+//! (`call_socket.rs`). In that mode a segfault, an abort, a stack
 //! overflow or a leak past the memory limit ends only the child; a call
 //! past the call timeout kills it; the daemon reports the cause, keeps the
 //! task's Error semantics, and starts the child again with a growing pause
@@ -12,6 +13,7 @@
 //! `platform.rs`; the child's stderr reaches the log bounded (`stderr.rs`);
 //! `open.rs` holds the documents of the `Open` exchange.
 
+mod call_socket;
 pub(crate) mod frame;
 mod open;
 pub(crate) mod platform;

@@ -1,12 +1,14 @@
 //! The daemon's side of a connector in its own process: starts the
-//! connector host, sends it calls and waits for each answer at most the
-//! call timeout, serves the host requests the connector makes, and notices
-//! when the process dies. A call past its deadline kills the process (here
+//! connector host, sends it calls — each on a socket of the calling
+//! thread's own (`call_socket.rs`), read by that thread — and waits for
+//! each answer at most the call timeout, serves the host requests the
+//! connector makes, and notices when the process dies. A call past its deadline kills the process (here
 //! a hung call *is* interrupted); a dead process fails its calls in flight
 //! with the cause (`killed by signal 11 (SIGSEGV)`, `aborted`, `exited with
 //! code 3`) and is started again on a later call, after a pause that
 //! doubles with each crash in a row (capped).
 
+use super::call_socket::{CallSocket, SocketError};
 use super::frame::{self, Frame, Header, Outcome, Tag};
 use super::platform::{self, HostProcess};
 use super::pool::Pool;
@@ -16,9 +18,9 @@ use super::{OpenAnswer, OpenRequest};
 use crate::host::{self, HostServices};
 use crate::lane;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::ChildStdin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -148,16 +150,18 @@ impl ChildConnector {
         let mut child = spawn_host(&self.config.program).map_err(|e| {
             ChildError::Start(format!("cannot start the connector host {}: {e}", self.config.program.display()))
         })?;
+        let requests = child.take_requests();
         let pipes = child.child_mut();
-        let (Some(stdin), Some(stdout), Some(stderr)) = (pipes.stdin.take(), pipes.stdout.take(), pipes.stderr.take())
-        else {
+        let (Some(requests), Some(stdout), Some(stderr)) = (requests, pipes.stdout.take(), pipes.stderr.take()) else {
             let _ = child.end();
             return Err(ChildError::Start("the connector host's pipes are missing".into()));
         };
         let process = Arc::new(Process {
+            name: self.name.clone(),
             pid: child.id(),
             child: Mutex::new(child),
-            writer: Mutex::new(BufWriter::new(stdin)),
+            writer: Mutex::new(requests),
+            sockets: Mutex::new(Vec::new()),
             waiting: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             dead: OnceLock::new(),
@@ -292,7 +296,7 @@ impl ChildConnector {
         if process.is_dead() {
             return;
         }
-        let _ = process.call_tagged(Tag::Shutdown, &[], SHUTDOWN_GRACE);
+        let _ = process.ask(Tag::Shutdown, SHUTDOWN_GRACE);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while Instant::now() < deadline {
             if lock(&process.child).has_ended() {
@@ -325,7 +329,7 @@ fn spawn_host(program: &std::path::Path) -> std::io::Result<HostProcess> {
         let (tx, rx) = mpsc::channel::<Request>();
         let started = std::thread::Builder::new().name("connector-spawner".into()).spawn(move || {
             for (program, reply) in rx {
-                let child = HostProcess::spawn(&mut platform::host_command(&program, super::HOST_COMMAND));
+                let child = HostProcess::spawn(&program, super::HOST_COMMAND);
                 let _ = reply.send(child);
             }
         });
@@ -355,8 +359,9 @@ enum Ending {
 
 /// A call waiting for its reply.
 struct Waiting {
-    /// Where the answer goes.
-    answer: mpsc::SyncSender<Result<Vec<u8>, ChildError>>,
+    /// Where the answer goes, for a call whose reply comes on stdout
+    /// (`Shutdown`); a call on a socket reads its own reply.
+    answer: Option<mpsc::SyncSender<Result<Vec<u8>, ChildError>>>,
     /// The lane the call was made from, so host requests made during it
     /// count as nested in that lane.
     lane: usize,
@@ -364,9 +369,15 @@ struct Waiting {
 
 /// One running connector host.
 struct Process {
+    /// The connector's name, for the log.
+    name: String,
     pid: u32,
     child: Mutex<HostProcess>,
-    writer: Mutex<BufWriter<ChildStdin>>,
+    /// The host's stdin: frames, and the call sockets passed with them.
+    writer: Mutex<UnixStream>,
+    /// Call sockets not in use (one is taken per call, and made when none
+    /// is free).
+    sockets: Mutex<Vec<CallSocket>>,
     /// Calls waiting for their reply, by number.
     waiting: Mutex<HashMap<u64, Waiting>>,
     next: AtomicU64,
@@ -417,22 +428,75 @@ impl Process {
         }
     }
 
+    /// Calls the connector on a socket of this call's own and reads the
+    /// reply on this thread.
     fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
-        self.call_tagged(Tag::Call, request, timeout)
+        if let Some(cause) = self.dead.get() {
+            return Err(ChildError::Crashed(cause.clone()));
+        }
+        let mut socket = self.socket()?;
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        // Known by number so host requests made during it count as its
+        // lane's.
+        lock(&self.waiting).insert(number, Waiting { answer: None, lane: lane::current_lane() });
+        let by = crate::start_by::current().map(|by| by.to_bytes());
+        let replied = match &by {
+            Some(by) => socket.call(Tag::CallBy, number, &[by, request], timeout, MAX_FRAME_FROM_CONNECTOR),
+            None => socket.call(Tag::Call, number, &[request], timeout, MAX_FRAME_FROM_CONNECTOR),
+        };
+        lock(&self.waiting).remove(&number);
+        let kept = |answer| {
+            lock(&self.sockets).push(socket);
+            answer
+        };
+        match replied {
+            Ok(body) => kept(outcome(&body)),
+            Err(SocketError::Unsendable(e)) => {
+                kept(Err(ChildError::Crashed(format!("could not be sent the request: {e}"))))
+            }
+            Err(SocketError::Oversized(bytes)) => {
+                kept(Err(ChildError::Failed(oversized(&self.name, Tag::Reply, bytes))))
+            }
+            Err(SocketError::TimedOut) => {
+                self.kill(&format!("was killed: a call did not return within {} ms", timeout.as_millis()));
+                Err(ChildError::TimedOut(timeout))
+            }
+            Err(SocketError::Closed) => Err(ChildError::Crashed(self.end_within(EXIT_GRACE, "was stopped"))),
+            Err(SocketError::Garbled(e)) => {
+                tracing::warn!(connector = %self.name, error = %e, "the connector process sent an unreadable reply");
+                Err(ChildError::Crashed(
+                    self.end_within(Duration::ZERO, "sent output that is not the protocol; it was stopped"),
+                ))
+            }
+        }
     }
 
-    fn call_tagged(&self, tag: Tag, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
+    /// A free call socket, or a new one passed to the host.
+    fn socket(&self) -> Result<CallSocket, ChildError> {
+        if let Some(socket) = lock(&self.sockets).pop() {
+            return Ok(socket);
+        }
+        let (mine, theirs) = platform::socket_pair()
+            .map_err(|e| ChildError::Failed(format!("no socket could be made for the call: {e}")))?;
+        let frame = frame::encode(Tag::Socket, 0, &[]).expect("an empty frame is within the limit");
+        let passed = platform::send_with_fd(&lock(&self.writer), &frame, &theirs);
+        if passed.is_err() {
+            return Err(ChildError::Crashed(
+                self.end_within(EXIT_GRACE, "stopped reading its requests; it was stopped"),
+            ));
+        }
+        Ok(CallSocket::new(mine))
+    }
+
+    /// A request whose reply comes on stdout (`Shutdown`).
+    fn ask(&self, tag: Tag, timeout: Duration) -> Result<Vec<u8>, ChildError> {
         if let Some(cause) = self.dead.get() {
             return Err(ChildError::Crashed(cause.clone()));
         }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.waiting).insert(number, Waiting { answer: tx, lane: lane::current_lane() });
-        let sent = match crate::start_by::current().filter(|_| tag == Tag::Call) {
-            Some(by) => self.send(Tag::CallBy, number, &[&by.to_bytes(), request]),
-            None => self.send(tag, number, &[request]),
-        };
-        let answer = match sent {
+        lock(&self.waiting).insert(number, Waiting { answer: Some(tx), lane: lane::current_lane() });
+        let answer = match self.send(tag, number, &[]) {
             Err(cause) => Err(ChildError::Crashed(cause)),
             Ok(()) => match rx.recv_timeout(timeout) {
                 Ok(answer) => answer,
@@ -497,7 +561,9 @@ impl Process {
             Ending::Garbled => self.end_within(Duration::ZERO, "sent output that is not the protocol; it was stopped"),
         };
         for (_, waiting) in lock(&self.waiting).drain() {
-            let _ = waiting.answer.try_send(Err(ChildError::Crashed(cause.clone())));
+            if let Some(answer) = waiting.answer {
+                let _ = answer.try_send(Err(ChildError::Crashed(cause.clone())));
+            }
         }
     }
 }
@@ -612,16 +678,11 @@ fn admit(name: &str, process: &Process, header: &Header) -> Admit {
     if header.body_len <= MAX_FRAME_FROM_CONNECTOR {
         return Admit::Read;
     }
-    let why = format!(
-        "the connector process sent {} bytes in one frame, over the limit of {} MiB; it was not read",
-        header.body_len,
-        MAX_FRAME_FROM_CONNECTOR >> 20
-    );
-    tracing::warn!(connector = %name, tag = ?header.tag, bytes = header.body_len, "{why}");
+    let why = oversized(name, header.tag, header.body_len);
     match header.tag {
         Tag::Reply => {
-            if let Some(waiter) = lock(&process.waiting).remove(&header.number) {
-                let _ = waiter.answer.try_send(Err(ChildError::Failed(why)));
+            if let Some(answer) = lock(&process.waiting).remove(&header.number).and_then(|w| w.answer) {
+                let _ = answer.try_send(Err(ChildError::Failed(why)));
             }
         }
         Tag::HostCall => {
@@ -632,9 +693,24 @@ fn admit(name: &str, process: &Process, header: &Header) -> Admit {
     Admit::PassOver
 }
 
+/// Says (and logs) that a frame of `bytes` was over the limit and passed over.
+fn oversized(name: &str, tag: Tag, bytes: usize) -> String {
+    let why = format!(
+        "the connector process sent {bytes} bytes in one frame, over the limit of {} MiB; it was not read",
+        MAX_FRAME_FROM_CONNECTOR >> 20
+    );
+    tracing::warn!(connector = %name, tag = ?tag, bytes, "{why}");
+    why
+}
+
 fn reply(process: &Process, frame: Frame) {
-    let Some(waiter) = lock(&process.waiting).remove(&frame.number) else { return };
-    let answer = match frame.body.split_first() {
+    let Some(answer) = lock(&process.waiting).remove(&frame.number).and_then(|w| w.answer) else { return };
+    let _ = answer.try_send(outcome(&frame.body));
+}
+
+/// What a reply's body says: the response document, or why there is none.
+fn outcome(body: &[u8]) -> Result<Vec<u8>, ChildError> {
+    match body.split_first() {
         Some((&b, rest)) if b == Outcome::Answered as u8 => Ok(rest.to_vec()),
         Some((&b, rest)) if b == Outcome::NotStarted as u8 => {
             let nanos = rest.get(..8).map_or(0, |n| u64::from_le_bytes(n.try_into().expect("eight bytes")));
@@ -642,8 +718,7 @@ fn reply(process: &Process, frame: Frame) {
         }
         Some((_, rest)) => Err(ChildError::Failed(String::from_utf8_lossy(rest).into_owned())),
         None => Err(ChildError::Failed("the connector process sent an empty reply".into())),
-    };
-    let _ = waiter.answer.try_send(answer);
+    }
 }
 
 fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostServices>, frame: Frame) {
