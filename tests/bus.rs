@@ -3,6 +3,8 @@
 
 #[path = "cases/api.rs"]
 mod api;
+#[path = "cases/author.rs"]
+mod author;
 #[path = "cases/boundary.rs"]
 mod boundary;
 #[path = "cases/cli.rs"]

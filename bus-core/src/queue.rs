@@ -8,7 +8,8 @@ use crate::sql::{params, Conn, OptionalExtension, Row};
 use connector_abi::{CmsObject, IntegrationProcessType, TaskDataType, TaskType};
 
 /// Which queue: changes going out to connectors, or coming in from them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     Outgoing,
     Incoming,

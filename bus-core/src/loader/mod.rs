@@ -81,6 +81,15 @@ pub enum Links {
     MayLeave,
 }
 
+/// Whether a loaded connector must report the row's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names {
+    /// A registered connector: the name it reports is its code name.
+    MustMatch,
+    /// A build tried outside the registry (a replay): any name.
+    Any,
+}
+
 /// The name of the constructor call in messages.
 const CREATE: &str = "create";
 
@@ -184,6 +193,16 @@ impl Loader {
     }
 
     pub fn load(&self, row: &ConnectorRow, services: Arc<dyn HostServices>) -> Result<Arc<LiveConnector>, LoadError> {
+        self.load_as(row, services, Names::MustMatch)
+    }
+
+    /// [`Loader::load`], with the check of the reported name as `names` says.
+    pub(crate) fn load_as(
+        &self,
+        row: &ConnectorRow,
+        services: Arc<dyn HostServices>,
+        names: Names,
+    ) -> Result<Arc<LiveConnector>, LoadError> {
         let path = self.resolve(&row.assembly_name)?;
         self.confine(&path)?;
         let library = prepare_library(&path, &self.copies_dir)?;
@@ -196,7 +215,7 @@ impl Loader {
         };
         let live = LiveConnector::initialize(row, library, object, lane, services, self.call_timeout)
             .map_err(LoadError::InitFailed)?;
-        if live.info.connector_name != row.name {
+        if names == Names::MustMatch && live.info.connector_name != row.name {
             return Err(LoadError::NameMismatch {
                 registered: row.name.clone(),
                 reported: live.info.connector_name.clone(),

@@ -94,6 +94,9 @@ pub enum ConnectorCommand {
     Enable { name: String },
     /// Disable a connector.
     Disable { name: String },
+    /// Hand a build the tasks of a `task export` file, in a process of its
+    /// own, and print what each call answers; writes nothing.
+    Replay(super::replay::ReplayArgs),
 }
 
 /// How the connector's outgoing tasks are delivered (`default` goes back to
@@ -230,6 +233,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("disabled connector `{name}`");
         }
+        ConnectorCommand::Replay(args) => super::replay::run(args)?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `bus-daemon task list|show|sync|delete`: the queues. `list`, `show` and
-//! `delete` work on the database; `sync` asks the running daemon (which runs
-//! the connectors) over HTTP, in chunks, oldest first, with a progress bar.
+//! `bus-daemon task list|show|export|sync|delete`: the queues. `list`,
+//! `show`, `export` and `delete` work on the database; `sync` asks the
+//! running daemon (which runs the connectors) over HTTP, in chunks, oldest
+//! first, with a progress bar.
 
 use crate::audit::{self, Action};
 use anyhow::{bail, Context, Result};
@@ -45,6 +46,20 @@ pub enum TaskCommand {
     },
     /// Show one task: its data and synchronization log.
     Show { id: i64 },
+    /// Write the tasks queued for a connector as JSON lines, oldest first,
+    /// each with the document the connector receives (replay them with
+    /// `connector replay`).
+    Export {
+        #[arg(long)]
+        connector: String,
+        /// `outgoing` or `incoming`.
+        #[arg(long, default_value = "outgoing")]
+        direction: Direction,
+        /// The file to write (default: standard output); written whole or
+        /// not at all.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Process tasks now through the running daemon, in creation order.
     Sync {
         #[command(flatten)]
@@ -65,6 +80,48 @@ fn connector_id(bus: &Bus, name: Option<&str>) -> Result<Option<i64>> {
         Some(n) => Some(bus.registry.get(n)?.id),
         None => None,
     })
+}
+
+/// Writes the export to `out` (through a temporary file renamed at the
+/// end, so a failed export leaves no half file) or to stdout.
+fn export(
+    bus: &Bus,
+    conn: &bus_core::sql::Conn,
+    connector: &str,
+    direction: Direction,
+    out: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let id = bus.registry.get(connector)?.id;
+    let write_all = |sink: &mut dyn Write| {
+        bus_core::export::export_each(conn, id, direction, |task| {
+            serde_json::to_writer(&mut *sink, &task)?;
+            sink.write_all(b"\n")
+        })
+    };
+    let n = match &out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let n = write_all(&mut stdout)?;
+            stdout.flush()?;
+            n
+        }
+        Some(path) => {
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let mut file = tempfile::NamedTempFile::new_in(folder)
+                .with_context(|| format!("cannot write in {}", folder.display()))?;
+            let n = {
+                let mut sink = std::io::BufWriter::new(file.as_file_mut());
+                let n = write_all(&mut sink)?;
+                sink.flush()?;
+                n
+            };
+            file.as_file().sync_all()?;
+            file.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+            n
+        }
+    };
+    eprintln!("exported {n} {} task(s) of connector `{connector}`", direction.name());
+    Ok(())
 }
 
 /// Draws `[#####.....]  40/100` on stderr.
@@ -119,6 +176,7 @@ pub fn run(bus: &Bus, daemon: &Daemon, command: TaskCommand) -> Result<()> {
                 );
             }
         }
+        TaskCommand::Export { connector, direction, out } => export(bus, &conn, &connector, direction, out)?,
         TaskCommand::Show { id } => {
             let detail = queue_admin::detail(&conn, id)?.with_context(|| format!("there is no task with ID {id}"))?;
             println!("{}", serde_json::to_string_pretty(&detail)?);
