@@ -92,11 +92,12 @@ fn main() -> Result<()> {
             init_tracing("warn");
             cli::migrate::run(&Config::load(config_path.as_deref(), &overrides)?, args)
         }
-        // Runs a build outside any bus: no configuration, no database.
+        // Outside any bus: no configuration, no database.
         Command::Connector(cli::connector::ConnectorCommand::Replay(args)) => {
             init_tracing("warn");
             cli::replay::run(args)
         }
+        Command::Connector(cli::connector::ConnectorCommand::New(args)) => cli::scaffold::run(args),
         command => {
             init_tracing("warn");
             let config = Config::load(config_path.as_deref(), &overrides)?;

@@ -162,3 +162,86 @@ fn export_and_replay_refuse_bad_input_clearly_and_leave_no_half_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("NoSuchClass"), "{}", stderr(&out));
 }
+
+/// Runs `cargo <args>` offline in `dir`, with the generated crates' own
+/// target folder beside the workspace's (kept between runs).
+fn cargo(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let target = artifacts().dir.parent().expect("the profile folder is in the target folder").join("scaffold");
+    std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .arg("--offline")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(dir)
+        .output()
+        .expect("cargo runs")
+}
+
+#[test]
+fn a_new_connector_builds_passes_its_test_and_delivers_once_registered() {
+    let env = TestEnv::new();
+    // Made in a folder of its own, with no configuration: nothing but the
+    // crate is written.
+    let work = env.dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let new = |name: &str| {
+        std::process::Command::new(&artifacts().daemon)
+            .args(["connector", "new", name, "--dir"])
+            .arg(&work)
+            .current_dir(&work)
+            .output()
+            .unwrap()
+    };
+    for (bad, says) in
+        [("acme", "capital letter"), ("Acme-Erp", "letters and digits"), ("", "give the connector a name")]
+    {
+        let out = new(bad);
+        assert!(!out.status.success(), "{bad}");
+        assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "a refused name writes nothing");
+    let out = new("AcmeErp");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made: Vec<String> =
+        std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(made, ["acme_erp"], "the crate and nothing else (no database)");
+    let again = new("AcmeErp");
+    assert!(!again.status.success() && stderr(&again).contains("exists already"), "{}", stderr(&again));
+
+    // It builds offline as it is, and its own test passes.
+    let crate_dir = work.join("acme_erp");
+    let built = cargo(&crate_dir, &["build", "--quiet"]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let tested = cargo(&crate_dir, &["test", "--quiet"]);
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    assert!(
+        String::from_utf8_lossy(&tested.stdout).contains("1 passed"),
+        "{}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+
+    // Registered as its README says, it delivers to the event log.
+    let file = format!("{}acme_erp_connector{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let library = artifacts().dir.parent().unwrap().join("scaffold").join("debug").join(&file);
+    std::fs::copy(&library, env.library_path("acme_erp_connector")).unwrap();
+    let add = env.cli(&[
+        "connector",
+        "add",
+        "--name",
+        "AcmeErp",
+        "--assembly",
+        "acme_erp_connector",
+        "--class",
+        "AcmeErpConnector",
+        "--enabled",
+    ]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let d = env.start();
+    assert_eq!(d.connector("AcmeErp").unwrap()["loaded"], true, "{}", d.connector("AcmeErp").unwrap());
+    d.create("cms.user", json!({"code_name": "ann"}));
+    bus_tests::wait_for("the new connector's event-log entry", std::time::Duration::from_secs(15), || {
+        let events = d.events("&source=AcmeErp&code=DELIVERED");
+        events.first().map(|e| e["description"].as_str().unwrap_or_default().to_owned())
+    });
+    let events = d.events("&source=AcmeErp&code=DELIVERED");
+    assert_eq!(events[0]["description"], "CreateObject cms.user ann");
+}

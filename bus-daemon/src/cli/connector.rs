@@ -97,6 +97,9 @@ pub enum ConnectorCommand {
     /// Hand a build the tasks of a `task export` file, in a process of its
     /// own, and print what each call answers; writes nothing.
     Replay(super::replay::ReplayArgs),
+    /// Create a connector crate that builds as it is, with a README and a
+    /// test (writes nothing else).
+    New(super::scaffold::NewArgs),
 }
 
 /// How the connector's outgoing tasks are delivered (`default` goes back to
@@ -234,6 +237,7 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             println!("disabled connector `{name}`");
         }
         ConnectorCommand::Replay(args) => super::replay::run(args)?,
+        ConnectorCommand::New(args) => super::scaffold::run(args)?,
     }
     Ok(())
 }
