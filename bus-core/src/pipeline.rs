@@ -3,11 +3,14 @@
 //! hand over to the workers and the synchronous subscribers.
 
 use crate::change::{self, Applied, Change};
+use crate::connector::LiveConnector;
 use crate::db::{Database, DbError};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
-use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Outbox, SyncPlan};
+use crate::outgoing::outbox::{synchronous_subscribers, Entry, HandOver, Logged, Outbox, SyncPlan};
+use crate::outgoing::preview;
+pub use crate::outgoing::preview::{Delivery, DryRun, How};
 use crate::outgoing::sync::{self, SyncOutcome};
 use crate::sql::Conn;
 use crate::store::StoreError;
@@ -113,34 +116,9 @@ impl Pipeline {
         origin: Option<&str>,
         work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
-        let set = self.manager.current();
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        // The settings as committed, and — a registry edit may not be
-        // reinitialized yet (a connector deleted with plain SQL, say) —
-        // only connectors that still exist get tasks.
-        let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
-        let start = crate::driver::of(&tx).begin_change(&tx, &ids, set.registry_version)?;
-        let settings = start.settings;
-        let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
-        let mut applied_all = work(&tx, &self.types)?;
-        change::mark_fresh_snapshots(&self.types, &mut applied_all);
-        let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
-        let mut outbox = Outbox::new(&tx, &self.types, &live, origin, hand_over);
-        let mut entries = Vec::with_capacity(applied_all.len());
-        for (index, applied) in applied_all.iter().enumerate() {
-            let title = change::title(&self.types, applied.task_type, &applied.object);
-            let entry = if settings.logs_outgoing() {
-                outbox.log(applied, &title).map_err(|source| ChangeError::Change { index, source })?
-            } else {
-                Entry { task: None, queued_for: Vec::new(), sync: SyncPlan::None }
-            };
-            entries.push((title, entry));
-        }
-        let logged = outbox.finish().map_err(|e| match e {
-            StoreError::Sql(e) => ChangeError::Db(DbError::Sql(e)),
-            other => ChangeError::Single(other),
-        })?;
+        let Staged { applied: applied_all, entries, logged, .. } = self.stage(&tx, origin, work)?;
         tx.commit()?;
         drop(writer);
         let mut results = Vec::with_capacity(applied_all.len());
@@ -173,4 +151,76 @@ impl Pipeline {
         }
         Ok(results)
     }
+
+    /// Applies one change and logs its tasks as [`Self::apply`] would, reads
+    /// what each connector would get, and rolls it all back: nothing is
+    /// written and no connector is called (`outgoing/preview.rs`).
+    pub fn dry_run(&self, change: Change) -> Result<DryRun, ChangeError> {
+        let mut writer = self.db.writer()?;
+        let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
+        let staged = self.stage(&tx, None, |tx, types| {
+            change::apply(tx, types, change).map(|a| vec![a]).map_err(ChangeError::Single)
+        })?;
+        let (Some(applied), Some((title, entry))) = (staged.applied.first(), staged.entries.first()) else {
+            unreachable!("one change was staged")
+        };
+        let deliveries = preview::deliveries(&tx, &staged.live, entry, entry.task.map(|t| staged.logged.task_id(t)))?;
+        let dry_run = DryRun {
+            written: false,
+            task_type: applied.task_type,
+            title: title.clone(),
+            object: applied.object.clone(),
+            deliveries,
+        };
+        // Dropped uncommitted: rolled back.
+        drop(tx);
+        Ok(dry_run)
+    }
+
+    /// A change's transaction up to its commit: the settings and live
+    /// connectors read in its first statement, `work` applied, its tasks
+    /// put in the outbox and written.
+    fn stage(
+        &self,
+        tx: &Conn,
+        origin: Option<&str>,
+        work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+    ) -> Result<Staged, ChangeError> {
+        let set = self.manager.current();
+        // The settings as committed, and — a registry edit may not be
+        // reinitialized yet (a connector deleted with plain SQL, say) —
+        // only connectors that still exist get tasks.
+        let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
+        let start = crate::driver::of(tx).begin_change(tx, &ids, set.registry_version)?;
+        let settings = start.settings;
+        let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
+        let mut applied = work(tx, &self.types)?;
+        change::mark_fresh_snapshots(&self.types, &mut applied);
+        let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
+        let mut outbox = Outbox::new(tx, &self.types, &live, origin, hand_over);
+        let mut entries = Vec::with_capacity(applied.len());
+        for (index, one) in applied.iter().enumerate() {
+            let title = change::title(&self.types, one.task_type, &one.object);
+            let entry = if settings.logs_outgoing() {
+                outbox.log(one, &title).map_err(|source| ChangeError::Change { index, source })?
+            } else {
+                Entry { task: None, queued_for: Vec::new(), sync: SyncPlan::None }
+            };
+            entries.push((title, entry));
+        }
+        let logged = outbox.finish().map_err(|e| match e {
+            StoreError::Sql(e) => ChangeError::Db(DbError::Sql(e)),
+            other => ChangeError::Single(other),
+        })?;
+        Ok(Staged { applied, entries, logged, live })
+    }
+}
+
+/// A change's transaction, staged and not committed yet.
+struct Staged {
+    applied: Vec<Applied>,
+    entries: Vec<(String, Entry)>,
+    logged: Logged,
+    /// The connectors that could get its tasks.
+    live: Vec<Arc<LiveConnector>>,
 }

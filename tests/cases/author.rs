@@ -245,3 +245,74 @@ fn a_new_connector_builds_passes_its_test_and_delivers_once_registered() {
     let events = d.events("&source=AcmeErp&code=DELIVERED");
     assert_eq!(events[0]["description"], "CreateObject cms.user ann");
 }
+
+#[test]
+fn a_dry_run_shows_what_each_connector_would_get_and_writes_nothing() {
+    let env = TestEnv::new();
+    env.scripted("Queued", json!({"subscriptions": [{"scope": "objects", "process_type": "AsyncSimpleSnapshot"}]}));
+    env.scripted(
+        "Synced",
+        json!({"subscriptions": [{"scope": "objects", "object_type": "cms.user", "process_type": "SyncSnapshot"}]}),
+    );
+    env.scripted(
+        "Roles",
+        json!({"subscriptions": [{"scope": "objects", "object_type": "cms.role", "process_type": "AsyncSimple"}]}),
+    );
+    let d = env.start();
+    d.create("cms.role", json!({"code_name": "editors"}));
+    // Delivered and reported, so nothing moves but what the test does.
+    bus_tests::wait_for("the role to be delivered", std::time::Duration::from_secs(15), || {
+        (d.reports("Queued").len() == 1 && d.reports("Roles").len() == 1 && footprint(&env).0 == 0).then_some(())
+    });
+    let before = footprint(&env);
+    let objects = || -> i64 { env.sql().query_row("SELECT COUNT(*) FROM CMS_Object", [], |r| r.get(0)).unwrap() };
+    let objects_before = objects();
+
+    let change = json!({"op": "create_object", "object_type": "cms.user", "object": {"code_name": "ann", "fields": {"email": "ann@example.com"}}});
+    let r = d.post("/api/dry-run", &change);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["written"], false);
+    assert_eq!(r.body["task_type"], "CreateObject");
+    assert_eq!(r.body["object"]["code_name"], "ann");
+    let deliveries = r.body["deliveries"].as_array().unwrap();
+    let names: Vec<&str> = deliveries.iter().map(|d| d["connector"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Queued", "Synced"], "the user reaches these two, not Roles: {}", r.text);
+    assert_eq!(deliveries[0]["how"], "queued");
+    assert_eq!(deliveries[0]["process_type"], "AsyncSimpleSnapshot");
+    assert_eq!(deliveries[1]["how"], "synchronous");
+    assert_eq!(deliveries[1]["process_type"], "SyncSnapshot");
+    assert_eq!(deliveries[1]["document"]["object"]["code_name"], "ann", "{}", r.text);
+    assert_eq!(footprint(&env), before, "no task, relation or event-log row was written");
+    assert_eq!(objects(), objects_before, "the object was not created");
+    assert!(d.reports("Synced").is_empty(), "no connector was called");
+
+    // Made for real, the queued connector gets exactly the document shown
+    // (but for the IDs the real transaction draws).
+    let mut shown = deliveries[0]["document"].clone();
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": false})).status, 200, "held in the queue to read");
+    let made = d.post("/api/batch", &json!({"changes": [change]}));
+    assert_eq!(made.status, 200, "{}", made.text);
+    let task = made.body["results"][0]["task_id"].as_i64().unwrap();
+    let mut sent = d.get(&format!("/api/tasks/{task}/payload?connector=Queued")).body;
+    for doc in [&mut shown, &mut sent] {
+        doc["task_id"] = Value::Null;
+        for id in ["id", "guid"] {
+            doc["object"][id] = Value::Null;
+        }
+    }
+    assert_eq!(shown, sent);
+
+    // Bad input: a clear 4xx, nothing written.
+    let before = footprint(&env);
+    for (bad, status, says) in [
+        (json!({"op": "explode"}), 422, "unknown variant"),
+        (json!({"op": "create_object", "object_type": "cms.user", "object": {"code_name": "ann"}}), 409, "ann"),
+        (json!({"op": "update_object", "object_type": "cms.user", "id": 999999, "patch": {}}), 404, "999999"),
+        (json!([null, true]), 422, ""),
+    ] {
+        let r = d.post("/api/dry-run", &bad);
+        assert_eq!(r.status, status, "{bad}: {}", r.text);
+        assert!(r.body["error"].as_str().unwrap_or_default().contains(says), "{bad}: {}", r.text);
+    }
+    assert_eq!(footprint(&env), before);
+}

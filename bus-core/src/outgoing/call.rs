@@ -14,7 +14,7 @@ use crate::queue::{Direction, Matching, Queued};
 use crate::start_by;
 use crate::worker::Run;
 use connector_abi::protocol::{kind, BatchResponse, ProcessResponse};
-use connector_abi::{IntegrationProcessResult, TaskDataType, TaskProcessType};
+use connector_abi::{IntegrationProcessResult, TaskProcessType};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -270,11 +270,7 @@ pub(super) fn decide<'q>(connector: &LiveConnector, q: &'q Queued) -> Result<Opt
     let decided = match q.matching {
         Matching::Decided => return Ok(Some(Cow::Borrowed(q))),
         Matching::Ask => None,
-        Matching::AskOrKeep => Some(match q.data_type {
-            TaskDataType::Simple => TaskProcessType::AsyncSimple,
-            TaskDataType::SimpleSnapshot => TaskProcessType::AsyncSimpleSnapshot,
-            TaskDataType::Snapshot => TaskProcessType::AsyncSnapshot,
-        }),
+        Matching::AskOrKeep => Some(payload::async_process_type(q.data_type)),
     };
     let payload: Payload =
         serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;

@@ -10,6 +10,7 @@ pub(crate) mod outbox;
 mod parallel;
 pub(crate) mod parked;
 pub(crate) mod payload;
+pub(crate) mod preview;
 pub(crate) mod subscribers;
 pub(crate) mod sync;
 

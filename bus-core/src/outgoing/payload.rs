@@ -28,6 +28,15 @@ pub(crate) fn data_type_for(process_type: TaskProcessType, object: &CmsObject) -
     }
 }
 
+/// The asynchronous process type that delivers a data mode.
+pub(crate) fn async_process_type(data_type: TaskDataType) -> TaskProcessType {
+    match data_type {
+        TaskDataType::Simple => TaskProcessType::AsyncSimple,
+        TaskDataType::SimpleSnapshot => TaskProcessType::AsyncSimpleSnapshot,
+        TaskDataType::Snapshot => TaskProcessType::AsyncSnapshot,
+    }
+}
+
 fn rank(dt: TaskDataType) -> u8 {
     match dt {
         TaskDataType::Simple => 0,

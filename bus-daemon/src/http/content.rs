@@ -125,6 +125,17 @@ pub async fn batch(State(s): State<AppState>, ApiJson(batch): ApiJson<Batch>) ->
     Ok(Json(BatchResult { results }))
 }
 
+/// What one change (the body of one `/api/batch` element) would do: it is
+/// applied and its tasks logged in a transaction that is rolled back, so
+/// the answer is exactly what the change would cause now; nothing is
+/// written and no connector is called.
+pub async fn dry_run(
+    State(s): State<AppState>,
+    ApiJson(change): ApiJson<Change>,
+) -> Result<Json<bus_core::pipeline::DryRun>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.pipeline.dry_run(change)?)).await?))
+}
+
 /// The query of a document listing.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -175,6 +175,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(post "/api/documents/{id}/publish", content::publish_document, "Publish a document").answers(200, J(of::<ChangeResult>)).errors(&[404, 409]),
         route!(post "/api/documents/{id}/archive", content::archive_document, "Archive a document").answers(200, J(of::<ChangeResult>)).errors(&[404, 409]),
         route!(post "/api/batch", content::batch, "Apply many changes in one transaction").answers(200, J(of::<content::BatchResult>)).body(of::<content::Batch>).errors(&[404, 409, 422]),
+        route!(post "/api/dry-run", content::dry_run, "What one change would do: the connectors it would reach, how, and the exact document each would receive; nothing is written and no connector is called").answers(200, J(of::<bus_core::pipeline::DryRun>)).body(of::<bus_core::change::Change>).errors(&[404, 409, 422]),
         route!(get "/api/tasks/outgoing", tasks::list_outgoing, "The outgoing queue, oldest first (or a grid page)").answers(200, J(of::<tasks::TaskPage>)).query(of::<tasks::ListParams>).errors(&[400, 404]),
         route!(get "/api/tasks/incoming", tasks::list_incoming, "The incoming queue, oldest first (or a grid page)").answers(200, J(of::<tasks::TaskPage>)).query(of::<tasks::ListParams>).errors(&[400, 404]),
         route!(get "/api/tasks/outgoing/count", tasks::count_outgoing, "How many outgoing tasks wait").answers(200, J(of::<tasks::Count>)).query(of::<tasks::CountParams>).errors(&[404]),
