@@ -39,7 +39,7 @@ pub mod prelude {
     pub use crate::{
         export_connectors, translate_columns_to_external, CmsObject, Connector, ConnectorError, DocumentData,
         DocumentParams, DocumentTranslation, EventType, Host, Init, IntegrationProcessResult, IntegrationProcessType,
-        ObjectData, ObjectParams, ObjectTranslation, OutgoingTask, ProcessOutcome, Subscription, SyncTask,
-        TaskDataType, TaskProcessType, TaskType,
+        ObjectData, ObjectParams, ObjectTranslation, OutgoingTask, PrepareInternalObjectRequest, ProcessOutcome,
+        Subscription, SyncTask, TaskDataType, TaskProcessType, TaskType,
     };
 }

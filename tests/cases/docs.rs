@@ -78,3 +78,62 @@ fn a_foreign_key_without_translation_data_says_which_process_type_to_use() {
     assert!(error.contains("no translation data for cms.user"), "{error}");
     assert!(error.contains("AsyncSimpleSnapshot or AsyncSnapshot"), "{error}");
 }
+
+/// The `sh` block of the README's incoming section: its request bodies.
+fn incoming_bodies(readme: &str) -> Vec<serde_json::Value> {
+    let section = &readme[readme.find("## 4. The incoming direction").expect("the README has section 4")..];
+    let block = &section[section.find("```sh\n").unwrap()..];
+    let block = &block[..block[6..].find("```").unwrap() + 6];
+    block
+        .split("-d '")
+        .skip(1)
+        .map(|rest| serde_json::from_str(&rest[..rest.find('\'').unwrap()]).expect("a body is JSON"))
+        .collect()
+}
+
+#[test]
+fn the_incoming_example_of_the_readme_is_the_crate_and_applies_as_written() {
+    let readme = readme();
+    let section = &readme[readme.find("## 4. The incoming direction").expect("the README has section 4")..];
+    let start = section.find("```rust\n").unwrap() + "```rust\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let crate_source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/erp-example/src/lib.rs")).unwrap();
+    let body: String =
+        crate_source.lines().skip_while(|l| l.starts_with("//!") || l.is_empty()).map(|l| format!("{l}\n")).collect();
+    assert_eq!(body, block, "connectors/erp-example/src/lib.rs must be the README's example, word for word");
+
+    let env = TestEnv::new();
+    env.install("erp_example_connector", "erp_example_connector");
+    env.register("Erp", "erp_example_connector", "Erp", true, "");
+    let d = env.start();
+    assert_eq!(d.connector("Erp").unwrap()["loaded"], true, "{}", d.connector("Erp").unwrap());
+    d.create("cms.site", json!({"code_name": "CorpSite"}));
+    let editors =
+        d.create("cms.role", json!({"code_name": "editors", "site_name": "CorpSite"}))["object"]["id"].clone();
+    let bodies = incoming_bodies(&readme);
+    assert_eq!(bodies.len(), 2, "a customer and a membership");
+    for body in &bodies {
+        let r = d.post("/api/connectors/Erp/incoming", body);
+        assert_eq!(r.status, 201, "{body}: {}", r.text);
+    }
+    assert_eq!(d.post("/api/integration/notify?connector=Erp", &json!({})).status, 202);
+    let maria = wait_for("the customer to be applied", WAIT, || {
+        d.get("/api/objects/cms.user?limit=1000").body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["code_name"] == "maria" && u["display_name"] == "Maria")
+            .map(|u| u["id"].clone())
+    });
+    // The membership's ERP numbers were translated to the bus's IDs.
+    wait_for("the membership to be applied with translated keys", WAIT, || {
+        d.get("/api/objects/cms.userrole?limit=1000").body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["fields"]["UserID"] == maria && b["fields"]["RoleID"] == editors)
+            .then_some(())
+    });
+    assert!(d.queue("incoming", "").is_empty(), "both tasks were applied");
+}

@@ -26,6 +26,7 @@ const PACKAGES: &[&str] = &[
     "crm-connector",
     "webhook-connector",
     "acme-crm-connector",
+    "erp-example-connector",
     "testkit-connector",
     "testkit-v2-connector",
     "legacy-connector",
