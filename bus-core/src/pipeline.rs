@@ -167,6 +167,7 @@ impl Pipeline {
         let deliveries = preview::deliveries(&tx, &staged.live, entry, entry.task.map(|t| staged.logged.task_id(t)))?;
         let dry_run = DryRun {
             written: false,
+            note: preview::NOTHING_WRITTEN,
             task_type: applied.task_type,
             title: title.clone(),
             object: applied.object.clone(),

@@ -272,6 +272,7 @@ fn a_dry_run_shows_what_each_connector_would_get_and_writes_nothing() {
     let r = d.post("/api/dry-run", &change);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["written"], false);
+    assert!(r.body["note"].as_str().unwrap().starts_with("Nothing was written"), "{}", r.text);
     assert_eq!(r.body["task_type"], "CreateObject");
     assert_eq!(r.body["object"]["code_name"], "ann");
     let deliveries = r.body["deliveries"].as_array().unwrap();

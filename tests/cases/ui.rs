@@ -285,6 +285,22 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.click_css("tr.content-row[data-code='antonio'] .edit");
     b.fill("#c-display_name", "Antonio Banderas");
     b.fill("#c-fields", "{\"email\": \"antonio@example.com\"}");
+    // Previewed first: who would get the change and what; nothing written.
+    b.click_css("#content-preview");
+    b.wait_until("the preview", |b| {
+        b.find_all("#preview").first().is_some_and(|e| {
+            let text = b.text(e);
+            text.contains("Nothing was written") && text.contains("SampleIntegrationConnector — queued (AsyncSnapshot)")
+        })
+    });
+    let antonio = d.get("/api/objects/cms.user?limit=100").body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["code_name"] == "antonio")
+        .cloned()
+        .unwrap();
+    assert_eq!(antonio["display_name"], "Antonio", "the preview changed nothing");
     b.click_css("#content-save");
     b.wait_until("the edited user", |b| {
         b.find_all("tr.content-row[data-code='antonio']")
@@ -298,6 +314,12 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.click_css("#document-save");
     b.click_css("tr.content-row.document[data-path='/Apple iPad 2'] .edit");
     b.fill("#d-fields", "{\"price\": 499}");
+    b.click_css("#document-preview");
+    b.wait_until("the document's preview", |b| {
+        b.find_all("#preview")
+            .first()
+            .is_some_and(|e| b.text(e).contains("SampleIntegrationConnector — queued (AsyncSimpleSnapshot)"))
+    });
     b.click_css("#document-save");
     b.wait_until("the document's update", |b| {
         b.find_all("tr.content-row.document[data-path='/Apple iPad 2']").len() == 1

@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub struct DryRun {
     /// Always `false`: the change ran in a transaction that was rolled back.
     pub written: bool,
+    /// The same, in words.
+    pub note: &'static str,
     pub task_type: TaskType,
     pub title: String,
     /// The object or document as the change would leave it.
@@ -44,6 +46,10 @@ pub struct Delivery {
     /// would not be called.
     pub document: Option<serde_json::Value>,
 }
+
+/// What [`DryRun::note`] says.
+pub(crate) const NOTHING_WRITTEN: &str =
+    "Nothing was written: the change was applied in a transaction that was rolled back, and no connector was called.";
 
 /// When a connector would get the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]

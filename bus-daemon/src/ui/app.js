@@ -683,6 +683,33 @@ function formField(prefix, name, label, input) {
   return [el("label", { for: input.id }, label), input];
 }
 
+// Preview: what a change would do — the connectors it would reach, how,
+// and the document each would receive — from POST /api/dry-run, which
+// writes nothing.
+const HOW = {
+  queued: "queued",
+  queued_if_matched: "queued, if its is_match takes it",
+  synchronous: "called at once, synchronously",
+  synchronous_if_matched: "called at once, if its is_match takes it",
+  not_called_processing_off: "not called: processing is off",
+};
+
+async function showPreview(change, target) {
+  target.replaceChildren("Previewing…");
+  try {
+    const r = await api("POST", "/api/dry-run", change);
+    const items = r.deliveries.map((d) => el("li", {},
+      el("strong", {}, d.connector), ` — ${HOW[d.how] || d.how}`, d.process_type ? ` (${d.process_type})` : "",
+      d.document ? el("details", {}, el("summary", {}, "The document it would receive"),
+        el("pre", { class: "raw-json" }, JSON.stringify(d.document, null, 2))) : null));
+    target.replaceChildren(
+      el("p", {}, `Preview of “${r.title}”. Nothing was written.`),
+      items.length ? el("ul", {}, items) : el("p", {}, "No connector would get this change."));
+  } catch (e) {
+    target.replaceChildren(el("span", { class: "error-text" }, `Preview failed: ${e.message}`));
+  }
+}
+
 function parseFields(text) {
   if (!text.trim()) return {};
   const v = JSON.parse(text);
@@ -732,6 +759,7 @@ async function siteAction(type, o, method) {
 
 function editObject(type, o) {
   const error = el("div", { class: "error" });
+  const preview = el("section", { id: "preview", class: "preview", "aria-live": "polite" });
   const fields = el("textarea", {}, o ? JSON.stringify(o.fields || {}, null, 2) : "{}");
   const form = el("form", { class: "edit", id: "content-form" },
     el("h2", {}, o ? `Edit ${type.display_name} ${o.code_name}` : `New ${type.display_name}`),
@@ -740,14 +768,25 @@ function editObject(type, o) {
     !o && type.site !== "global" ? formField("c", "site_name", type.site === "site" ? "Site (code name)" : "Site (code name, empty for a global one)", el("input", { type: "text" })) : null,
     formField("c", "fields", "Fields (JSON)", fields),
     error,
-    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "content-save" }, "Save")));
+    preview,
+    el("div", { class: "modal-actions" },
+      el("button", { type: "button", id: "content-preview", onclick: () => {
+        try { showPreview(change(), preview); } catch (e) { error.textContent = e.message; }
+      } }, "Preview"),
+      el("button", { class: "primary", type: "submit", id: "content-save" }, "Save")));
+  function body() {
+    const b = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: parseFields(fields.value) };
+    if (!o && form.elements.site_name && form.elements.site_name.value.trim()) b.site_name = form.elements.site_name.value.trim();
+    return b;
+  }
+  function change() {
+    return o ? { op: "update_object", object_type: type.type, id: o.id, patch: body() } : { op: "create_object", object_type: type.type, object: body() };
+  }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      const f = parseFields(fields.value);
-      const body = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: f };
-      if (!o && form.elements.site_name && form.elements.site_name.value.trim()) body.site_name = form.elements.site_name.value.trim();
-      const r = o ? await api("PUT", `/api/objects/${encodeURIComponent(type.type)}/${o.id}`, body) : await api("POST", `/api/objects/${encodeURIComponent(type.type)}`, body);
+      const body_ = body();
+      const r = o ? await api("PUT", `/api/objects/${encodeURIComponent(type.type)}/${o.id}`, body_) : await api("POST", `/api/objects/${encodeURIComponent(type.type)}`, body_);
       closeModal();
       changeToast(r);
       renderContent();
@@ -794,6 +833,7 @@ async function docAction(d, action) {
 
 function editDocument(types, d) {
   const error = el("div", { class: "error" });
+  const preview = el("section", { id: "preview", class: "preview", "aria-live": "polite" });
   const fields = el("textarea", {}, d ? JSON.stringify(d.fields || {}, null, 2) : "{}");
   const form = el("form", { class: "edit", id: "document-form" },
     el("h2", {}, d ? `Edit document ${d.node_alias_path} (${d.culture})` : `New document on ${contentState.site}`),
@@ -804,16 +844,29 @@ function editDocument(types, d) {
     formField("d", "fields", "Fields (JSON)", fields),
     d ? null : el("label", {}, el("input", { type: "checkbox", id: "d-published", name: "published" }), " Published"),
     error,
-    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "document-save" }, "Save")));
+    preview,
+    el("div", { class: "modal-actions" },
+      el("button", { type: "button", id: "document-preview", onclick: () => {
+        try { showPreview(change(), preview); } catch (e) { error.textContent = e.message; }
+      } }, "Preview"),
+      el("button", { class: "primary", type: "submit", id: "document-save" }, "Save")));
+  function patch() {
+    return { name: form.elements.name.value.trim() || undefined, fields: parseFields(fields.value) };
+  }
+  function input() {
+    const e = form.elements;
+    return { site_name: contentState.site, alias_path: e.alias_path.value.trim(), class_name: e.class_name.value,
+      culture: e.culture.value.trim(), name: e.name.value.trim(), fields: parseFields(fields.value), published: e.published.checked };
+  }
+  function change() {
+    return d ? { op: "update_document", document_id: d.document_id, patch: patch() } : { op: "create_document", document: input() };
+  }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      const f = parseFields(fields.value);
-      const e = form.elements;
       const r = d
-        ? await api("PUT", `/api/documents/${d.document_id}`, { name: e.name.value.trim() || undefined, fields: f })
-        : await api("POST", "/api/documents", { site_name: contentState.site, alias_path: e.alias_path.value.trim(), class_name: e.class_name.value,
-            culture: e.culture.value.trim(), name: e.name.value.trim(), fields: f, published: e.published.checked });
+        ? await api("PUT", `/api/documents/${d.document_id}`, patch())
+        : await api("POST", "/api/documents", input());
       closeModal();
       changeToast(r);
       renderContent();
