@@ -468,3 +468,48 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     b.goto(&format!("http://{}/#settings", d.addr));
     b.find("#save-settings");
 }
+
+#[test]
+fn every_tab_and_popup_has_no_serious_or_critical_accessibility_violation() {
+    let env = TestEnv::new();
+    env.install("sample_connector", "sample_connector");
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    // Held in the queue, so the grids have rows.
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    d.create("cms.user", json!({"code_name": "antonio", "display_name": "Antonio"}));
+    let b = Browser::start();
+    let base = format!("http://{}/", d.addr);
+    let mut found = Vec::new();
+    let mut check = |b: &Browser, place: &str| {
+        found.extend(b.accessibility_violations().into_iter().map(|v| format!("{place}: {v}")));
+    };
+    for tab in ["connectors", "outgoing", "incoming", "settings", "eventlog", "scheduled", "content"] {
+        b.goto(&format!("{base}#{tab}"));
+        b.wait_until(&format!("the {tab} tab"), |b| {
+            b.find_all(&format!("#tabs [data-tab='{tab}'][aria-selected='true']")).len() == 1
+                && !b.find_all("#view table, #view form").is_empty()
+        });
+        check(&b, &format!("#{tab}"));
+    }
+    // The popups: a connector's form, a task's data, a content form.
+    for (tab, button, place) in [
+        ("connectors", "tr[data-name='Mirror'] .edit", "the connector form"),
+        ("outgoing", "tr .view", "a task's data"),
+        ("content", "#new-object", "the content form"),
+    ] {
+        b.goto(&format!("{base}#{tab}"));
+        b.click_css(button);
+        b.find("#modal:not([hidden]) #modal-body > *");
+        check(&b, place);
+        // Escape closes it, and the focus goes back to what opened it.
+        b.script("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));");
+        b.wait_until(&format!("{place} to close"), |b| b.find_all("#modal[hidden]").len() == 1);
+        let back = b.script(&format!("return document.activeElement.matches({:?});", button));
+        assert_eq!(back, json!(true), "the focus returns to `{button}` after {place}");
+    }
+    assert!(found.is_empty(), "axe-core found serious or critical violations:\n{}", found.join("\n"));
+}

@@ -75,6 +75,33 @@ impl Browser {
         r.body["value"].clone()
     }
 
+    /// Runs `script` in the page (its `return` value comes back).
+    pub fn script(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
+    }
+
+    /// axe-core's serious and critical violations on the page as it is now
+    /// (`BUS_TEST_UI_TOOLS` names the folder `scripts/test` installs it in):
+    /// each as `rule (impact): up to three nodes`.
+    pub fn accessibility_violations(&self) -> Vec<String> {
+        let dir = std::env::var("BUS_TEST_UI_TOOLS")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/ui-tools").to_owned());
+        let path = std::path::Path::new(&dir).join("node_modules/axe-core/axe.min.js");
+        let axe = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("axe-core is not at {} ({e}); scripts/test installs it", path.display()));
+        self.script(&format!("{axe}\nreturn true;"));
+        let found = self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "const done = arguments[arguments.length - 1]; \
+                axe.run(document, {resultTypes: ['violations']}).then((r) => done(r.violations \
+                  .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                  .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`)), \
+                  (e) => done([`axe failed: ${e}`]));", "args": []})),
+        );
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+    }
+
     pub fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url})));
     }

@@ -75,11 +75,33 @@ function toast(message) {
   toast.timer = setTimeout(() => t.classList.remove("show"), 2500);
 }
 
+// The popup is named by its heading, closes with Escape, and gives the
+// focus back to what opened it.
+const modalBox = modal.querySelector(".modal-box");
+let modalOpener = null;
 function openModal(...content) {
   modalBody.replaceChildren(...content.flat(2).filter((c) => c !== null && c !== undefined && c !== false));
+  const heading = modalBody.querySelector("h2, h3");
+  if (heading) {
+    heading.id = heading.id || "modal-title";
+    modalBox.setAttribute("aria-labelledby", heading.id);
+    modalBox.removeAttribute("aria-label");
+  } else {
+    modalBox.removeAttribute("aria-labelledby");
+    modalBox.setAttribute("aria-label", "Details");
+  }
+  if (modal.hidden) modalOpener = document.activeElement;
   modal.hidden = false;
+  const first = modalBody.querySelector("input, select, textarea, button") || document.getElementById("modal-close");
+  first.focus();
 }
-function closeModal() { modal.hidden = true; modalBody.replaceChildren(); }
+function closeModal() {
+  modal.hidden = true;
+  modalBody.replaceChildren();
+  if (modalOpener && modalOpener.isConnected) modalOpener.focus();
+  modalOpener = null;
+}
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !modal.hidden) closeModal(); });
 document.getElementById("modal-close").addEventListener("click", closeModal);
 modal.addEventListener("click", (e) => { if (e.target === modal) closeModal(); });
 
@@ -89,8 +111,11 @@ function fmtTime(iso) {
   return isNaN(d) ? iso : d.toLocaleString();
 }
 
+// A sort button's order is announced on its header cell (`aria-sort`
+// belongs to column headers, not buttons).
 function table(headers, rows) {
-  return el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), el("tbody", {}, rows));
+  const th = (h) => el("th", { "aria-sort": h instanceof Element ? h.dataset.order : undefined }, h);
+  return el("table", {}, el("thead", {}, el("tr", {}, headers.map(th))), el("tbody", {}, rows));
 }
 
 function showError(e) { toast(e.message || String(e)); }
@@ -113,7 +138,7 @@ function gridQuery(g, q) {
 function sortable(g, label, key, rerender) {
   const active = g.sort === key;
   const arrow = active ? (g.order === "asc" ? " ▲" : " ▼") : "";
-  return el("button", { class: "sort" + (active ? " active" : ""), "data-sort": key, "aria-sort": active ? (g.order === "asc" ? "ascending" : "descending") : "none",
+  return el("button", { class: "sort" + (active ? " active" : ""), "data-sort": key, "data-order": active ? (g.order === "asc" ? "ascending" : "descending") : "none",
     onclick: () => { if (active) g.order = g.order === "asc" ? "desc" : "asc"; else { g.sort = key; g.order = "asc"; } g.offset = 0; rerender(); } }, label + arrow);
 }
 
@@ -399,8 +424,8 @@ async function renderTasks(direction) {
 
   const status = el("span", { id: "bulk-status", class: "muted" });
   const progress = el("progress", { id: "bulk-progress", max: "100", value: "0", hidden: true });
-  const scope = el("select", { id: "bulk-scope" }, el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
-  const action = el("select", { id: "bulk-action" }, el("option", { value: "" }, "(select an action)"),
+  const scope = el("select", { id: "bulk-scope", "aria-label": "Which tasks" }, el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
+  const action = el("select", { id: "bulk-action", "aria-label": "Action" }, el("option", { value: "" }, "(select an action)"),
     el("option", { value: "synchronize", disabled: !processing }, "Synchronize"), el("option", { value: "delete" }, "Delete"));
   const ok = el("button", { id: "bulk-ok", onclick: () => bulk(direction, scope.value, action.value, progress, status) }, "OK");
 
@@ -639,7 +664,7 @@ async function renderEventLog() {
   if (logState.type) q.set("type", logState.type);
   const page = await api("GET", "/api/eventlog?" + q);
   const source = el("input", { type: "text", id: "log-source", placeholder: "Source", value: logState.source });
-  const type = el("select", { id: "log-type" }, [["", "(all types)"], ["I", "Information"], ["W", "Warning"], ["E", "Error"]]
+  const type = el("select", { id: "log-type", "aria-label": "Event type" }, [["", "(all types)"], ["I", "Information"], ["W", "Warning"], ["E", "Error"]]
     .map(([v, l]) => el("option", { value: v, selected: logState.type === v }, l)));
   const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; g.offset = 0; renderEventLog(); } }, "Filter");
   const rows = page.items.map((e) => el("tr", { class: "event", "data-id": e.id },
