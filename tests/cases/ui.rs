@@ -513,3 +513,97 @@ fn every_tab_and_popup_has_no_serious_or_critical_accessibility_violation() {
     }
     assert!(found.is_empty(), "axe-core found serious or critical violations:\n{}", found.join("\n"));
 }
+
+#[test]
+fn a_reload_or_a_link_keeps_the_filtered_sorted_page_and_back_closes_the_popup() {
+    let env = TestEnv::new();
+    for name in ["Crm", "Erp"] {
+        env.scripted(
+            name,
+            json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+        );
+    }
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let users: Vec<_> = (0..60)
+        .map(|i| json!({"op": "create_object", "object_type": "cms.user", "object": {"code_name": format!("u{i:02}")}}))
+        .collect();
+    assert_eq!(d.post("/api/batch", &json!({ "changes": users })).status, 200);
+    let b = Browser::start();
+    let base = format!("http://{}/", d.addr);
+    b.goto(&format!("{base}#connectors"));
+    b.find("tr[data-name='Crm']");
+    b.click_css("#tabs [data-tab='outgoing']");
+
+    // Crm's tasks, searched, newest title first, 25 a page, the second page.
+    b.click_css("#connector-filter option[value='Crm']");
+    b.wait_until("the filter", |b| b.find_all(".position").first().is_some_and(|p| b.text(p).contains("60 tasks")));
+    b.fill("#task-search", "User");
+    b.click_css("#task-search-go");
+    b.wait_until("the search in the URL", |b| b.url().contains("search=User"));
+    b.click_css("button.sort[data-sort='title']");
+    b.wait_until("ascending", |b| b.find_all("th[aria-sort='ascending'] button[data-sort='title']").len() == 1);
+    b.click_css("button.sort[data-sort='title']");
+    b.wait_until("descending", |b| b.find_all("th[aria-sort='descending'] button[data-sort='title']").len() == 1);
+    b.click_css(".page-size option[value='25']");
+    b.wait_until("25 a page", |b| b.find_all(".position").first().is_some_and(|p| b.text(p).contains("Page 1 of 3")));
+    b.click_css(".next-page");
+    b.wait_until("the second page", |b| {
+        b.find_all(".position").first().is_some_and(|p| b.text(p).contains("Page 2 of 3"))
+    });
+    let url = b.url();
+    for part in ["#outgoing?", "connector=Crm", "search=User", "sort=title", "order=desc", "page=2", "limit=25"] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let first_title = || -> String { b.text(&b.find("#view tbody tr td:nth-child(3)")) };
+    let shown = first_title();
+    assert!(shown.contains("u34"), "the second page of 60 titles, newest first, starts at u34: {shown}");
+
+    // Reloaded, or opened from the link: the same view.
+    for how in ["reload", "link"] {
+        if how == "reload" {
+            b.refresh();
+        } else {
+            b.goto(&format!("{base}#connectors"));
+            b.find("tr[data-name='Crm']");
+            b.goto(&url);
+        }
+        b.wait_until(&format!("the view after a {how}"), |b| {
+            b.find_all(".position").first().is_some_and(|p| b.text(p).contains("Page 2 of 3 · 60 tasks"))
+        });
+        assert_eq!(first_title(), shown, "after a {how}");
+        assert_eq!(b.property(&b.find("#connector-filter"), "value").as_deref(), Some("Crm"));
+        assert_eq!(b.property(&b.find("#task-search"), "value").as_deref(), Some("User"));
+        let sorted = b.find("th[aria-sort='descending']");
+        assert!(b.text(&sorted).contains("Task title"), "the sorted column is announced");
+    }
+
+    // The open task is in the URL too; Back closes it with its view.
+    b.click_css("#tabs [data-tab='connectors']");
+    b.find("tr[data-name='Crm']");
+    b.click_css("#tabs [data-tab='outgoing']");
+    b.wait_until("the view kept in memory", |b| {
+        b.find_all(".position").first().is_some_and(|p| b.text(p).contains("Page 2 of 3"))
+    });
+    b.click_css("#view tbody tr .view");
+    b.find("#modal:not([hidden]) #modal-body > *");
+    assert!(b.url().contains("task="), "{}", b.url());
+    let with_task = b.url();
+    b.refresh();
+    b.find("#modal:not([hidden]) #modal-body > *");
+    assert_eq!(b.url(), with_task, "reopened after a reload");
+    b.back();
+    b.wait_until("Back to the connectors, the popup gone", |b| {
+        b.find_all("#modal[hidden]").len() == 1
+            && b.find_all("#tabs [data-tab='connectors'][aria-selected='true']").len() == 1
+    });
+
+    // The tab list from the keyboard.
+    b.script("document.querySelector(\"#tabs [data-tab='connectors']\").focus();");
+    b.script("document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));");
+    b.wait_until("the next tab", |b| b.find_all("#tabs [data-tab='outgoing'][aria-selected='true']").len() == 1);
+    b.script("document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'End', bubbles: true}));");
+    b.wait_until("the last tab", |b| b.find_all("#tabs [data-tab='content'][aria-selected='true']").len() == 1);
+    let focused = b.script("return document.activeElement.dataset.tab;");
+    assert_eq!(focused, json!("content"));
+}

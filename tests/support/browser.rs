@@ -184,6 +184,16 @@ impl Browser {
         self.call("POST", "/back", Some(json!({})));
     }
 
+    /// Reloads the page, as the browser's reload button does.
+    pub fn refresh(&self) {
+        self.call("POST", "/refresh", Some(json!({})));
+    }
+
+    /// The page's URL.
+    pub fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
+    }
+
     /// Whether a checkbox (or option) is checked.
     pub fn is_selected(&self, e: &Element) -> bool {
         self.call("GET", &format!("/element/{}/selected", e.0), None).as_bool().unwrap_or(false)

@@ -100,6 +100,7 @@ function closeModal() {
   modalBody.replaceChildren();
   if (modalOpener && modalOpener.isConnected) modalOpener.focus();
   modalOpener = null;
+  if (openTask !== null) { openTask = null; syncUrl(); }
 }
 document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !modal.hidden) closeModal(); });
 document.getElementById("modal-close").addEventListener("click", closeModal);
@@ -123,7 +124,7 @@ function showError(e) { toast(e.message || String(e)); }
 // ---- grids: server-side sorting, search and paging ----
 
 // A grid's state while the page lives: sort column, order, search, page.
-function gridState(sort, order) { return { sort, order, search: "", offset: 0, limit: 50 }; }
+function gridState(sort, order) { return { sort, order, defaultSort: sort, defaultOrder: order, search: "", offset: 0, limit: 50 }; }
 
 function gridQuery(g, q) {
   q.set("sort", g.sort);
@@ -188,16 +189,79 @@ let currentTab = null;
 // Replaces the view, unless the user moved to another tab meanwhile (a slow
 // answer must not paint over the tab now shown).
 function paint(tab, ...nodes) {
-  if (currentTab === tab) view.replaceChildren(...nodes);
+  if (currentTab !== tab) return;
+  view.replaceChildren(...nodes);
+  syncUrl();
+}
+
+// ---- the view in the URL: `#outgoing?connector=…&search=…&sort=…&order=…&page=…&limit=…&task=…` ----
+//
+// A grid's filter, search, sort, page and the open task live in the hash,
+// so a reload or a shared link shows the same view. Changes within a tab
+// replace the entry; another tab is a new one (Back returns to it).
+
+// The grid and filters of a tab, or null for tabs without a grid.
+function viewState(tab) {
+  if (tab === "connectors") return { grid: connectorGrid, filters: {} };
+  if (tab === "outgoing" || tab === "incoming") return { grid: queueState[tab].grid, filters: queueState[tab], keys: ["connector"] };
+  if (tab === "eventlog") return { grid: logState.grid, filters: logState, keys: ["source", "type"] };
+  return null;
+}
+
+let openTask = null;
+
+function hashOf(tab) {
+  const v = viewState(tab);
+  const q = new URLSearchParams();
+  if (v) {
+    for (const k of v.keys || []) if (v.filters[k]) q.set(k, v.filters[k]);
+    const g = v.grid;
+    if (g.search) q.set("search", g.search);
+    if (g.sort !== g.defaultSort || g.order !== g.defaultOrder) { q.set("sort", g.sort); q.set("order", g.order); }
+    if (g.offset) q.set("page", String(Math.floor(g.offset / g.limit) + 1));
+    if (g.limit !== 50) q.set("limit", String(g.limit));
+  }
+  if (openTask !== null && (tab === "outgoing" || tab === "incoming")) q.set("task", String(openTask));
+  const qs = q.toString();
+  return "#" + tab + (qs ? "?" + qs : "");
+}
+
+function syncUrl() {
+  const want = hashOf(currentTab);
+  if (location.hash !== want) history.replaceState(null, "", want);
+}
+
+// Reads `#tab?…` into the tab's state; returns the tab.
+function readUrl() {
+  const [tab, qs] = location.hash.slice(1).split("?");
+  const q = new URLSearchParams(qs || "");
+  const v = viewState(tab);
+  if (v) {
+    for (const k of v.keys || []) v.filters[k] = q.get(k) || "";
+    const g = v.grid;
+    g.search = q.get("search") || "";
+    g.sort = q.get("sort") || g.defaultSort;
+    g.order = q.get("order") === "desc" || q.get("order") === "asc" ? q.get("order") : g.defaultOrder;
+    const limit = Number(q.get("limit"));
+    g.limit = [25, 50, 100, 200].includes(limit) ? limit : 50;
+    const page = Math.max(1, Math.floor(Number(q.get("page")) || 1));
+    g.offset = (page - 1) * g.limit;
+  }
+  const task = Number(q.get("task"));
+  openTask = Number.isInteger(task) && task > 0 ? task : null;
+  return tabs[tab] ? tab : "connectors";
 }
 
 async function show(tab) {
   if (!tabs[tab]) tab = "connectors";
   currentTab = tab;
-  for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+  for (const b of document.querySelectorAll("#tabs button")) {
+    b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+    b.tabIndex = b.dataset.tab === tab ? 0 : -1;
+  }
   // A tab chosen by a click is a new history entry (Back returns to the
-  // previous tab); one reached through the URL or Back only shows.
-  if (location.hash !== "#" + tab) history.pushState(null, "", "#" + tab);
+  // previous tab, as it was); one reached through the URL or Back only shows.
+  if (location.hash.split("?")[0] !== "#" + tab) { openTask = null; history.pushState(null, "", hashOf(tab)); }
   view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
     await tabs[tab]();
@@ -206,6 +270,19 @@ async function show(tab) {
   }
 }
 for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
+// The tab list from the keyboard: Left/Right move to the previous/next
+// tab, Home/End to the first/last, and show it.
+document.getElementById("tabs").addEventListener("keydown", (e) => {
+  const all = [...document.querySelectorAll("#tabs button")];
+  const at = all.indexOf(document.activeElement);
+  if (at < 0) return;
+  const to = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: all.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  const next = all[(to + all.length) % all.length];
+  next.focus();
+  show(next.dataset.tab);
+});
 
 // ---- connectors ----
 
@@ -621,6 +698,7 @@ async function viewTask(id, logFirst) {
     bindings.length ? [el("h2", {}, "Bindings"), ...bindings.map(fieldTable)] : null,
   ];
   openModal(...(logFirst ? [...log, ...detail] : [...detail, ...log]));
+  if (currentTab === "outgoing" || currentTab === "incoming") { openTask = id; syncUrl(); }
 }
 
 // ---- settings ----
@@ -900,7 +978,18 @@ function editDocument(types, d) {
   openModal(form);
 }
 
-// The URL's hash names the tab: a changed hash or Back switches tabs.
-window.addEventListener("popstate", () => show(location.hash.slice(1) || "connectors"));
-window.addEventListener("hashchange", () => { if (location.hash.slice(1) !== currentTab) show(location.hash.slice(1) || "connectors"); });
-show(location.hash.slice(1) || "connectors");
+// The URL's hash names the tab and its view: a changed hash or Back shows
+// that view (and closes a popup left open), as does a reload.
+async function showUrl() {
+  // The popup of the view left goes, without writing that view back.
+  const hash = location.hash;
+  if (!modal.hidden) closeModal();
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+  const tab = readUrl();
+  const task = openTask;
+  await show(tab);
+  if (task !== null) viewTask(task);
+}
+window.addEventListener("popstate", showUrl);
+window.addEventListener("hashchange", () => { if (location.hash !== hashOf(currentTab)) showUrl(); });
+showUrl();
