@@ -297,18 +297,22 @@ pub struct QueueStats {
     pub connector: String,
     pub inbound: bool,
     pub depth: i64,
+    /// Tasks whose last attempt failed.
+    pub failed: i64,
     /// How long the oldest task has waited, in seconds.
     pub oldest_age_seconds: f64,
 }
 
-/// Every non-empty queue with its depth and the age of its oldest task.
+/// Every non-empty queue with its depth, its failed tasks and the age of
+/// its oldest task.
 pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
     let not_delivered = crate::driver::of(conn).not_delivered();
     conn.prepare_cached(&format!(
         "SELECT c.ConnectorName, q.inbound, q.depth, \
-         t.TaskTime \
+         t.TaskTime, q.failed \
          FROM (SELECT s.SynchronizationConnectorID AS connector, s.SynchronizationIsInbound AS inbound, \
-               COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest FROM Integration_Synchronization s \
+               COUNT(*) AS depth, MIN(s.SynchronizationTaskID) AS oldest, \
+               COUNT(s.SynchronizationErrorMessage) AS failed FROM Integration_Synchronization s \
                WHERE {not_delivered} GROUP BY 1, 2) q \
          JOIN Integration_Connector c ON c.ConnectorID = q.connector \
          LEFT JOIN Integration_Task t ON t.TaskID = q.oldest ORDER BY 1, 2"
@@ -319,7 +323,13 @@ pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
             .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
             .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
             .map_or(0.0, |age| age.as_secs_f64());
-        Ok(QueueStats { connector: r.get(0)?, inbound: r.get(1)?, depth: r.get(2)?, oldest_age_seconds })
+        Ok(QueueStats {
+            connector: r.get(0)?,
+            inbound: r.get(1)?,
+            depth: r.get(2)?,
+            failed: r.get(4)?,
+            oldest_age_seconds,
+        })
     })?
     .collect()
 }

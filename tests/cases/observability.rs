@@ -122,3 +122,57 @@ fn metrics_read_zero_for_empty_queues_forget_deleted_connectors_and_count_reques
     let text = d.get("/metrics").text;
     assert!(!text.contains("connector=\"Gone\""), "{text}");
 }
+
+#[test]
+fn each_connector_row_shows_its_queues_and_what_it_did_lately() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Crm",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let queue = |d: &Daemon| d.connector("Crm").unwrap()["queue"].clone();
+    let q = queue(&d);
+    assert_eq!(
+        (q["outgoing"].clone(), q["incoming"].clone(), q["failed"].clone()),
+        (json!(0), json!(0), json!(0)),
+        "{q}"
+    );
+    assert_eq!(q["oldest_age_seconds"], json!(0.0));
+    assert!(q["last_success_at"].is_null() && q["last_error"].is_null(), "{q}");
+
+    // Held: the depth and the age of the oldest.
+    d.create("cms.user", json!({"code_name": "ann"}));
+    d.create("cms.user", json!({"code_name": "bob", "fields": {"outcome": "Error", "message": "CRM is down"}}));
+    d.create("cms.user", json!({"code_name": "cy"}));
+    let q = queue(&d);
+    assert_eq!(q["outgoing"], json!(3), "{q}");
+    assert!(q["oldest_age_seconds"].as_f64().unwrap() >= 0.0, "{q}");
+
+    // Processed: ann goes, bob fails and stops the queue (cy waits behind it).
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    let r = d.post("/api/tasks/outgoing/synchronize", &json!({"all": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let q = wait_for("the figures to follow", Duration::from_secs(15), || {
+        let q = queue(&d);
+        (q["failed"] == json!(1)).then_some(q)
+    });
+    assert_eq!(q["outgoing"], json!(2), "bob and cy still wait: {q}");
+    assert!(q["delivered_last_minute"].as_u64().unwrap() >= 1, "{q}");
+    assert!(q["last_success_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{q}");
+    assert_eq!(q["last_error"], json!("CRM is down"), "{q}");
+    // The same figures on the single row and in the grid form of the list.
+    assert_eq!(d.get("/api/connectors/Crm").body["queue"]["failed"], json!(1));
+    // And in the UI's Queue column, the last error as its tooltip.
+    let b = bus_tests::browser::Browser::start();
+    b.goto(&format!("http://{}/#connectors", d.addr));
+    let cell = b.find("tr[data-name='Crm'] .queue");
+    assert!(b.text(&cell).starts_with("2 out · 0 in · 1 failed"), "{}", b.text(&cell));
+    assert!(b.attribute(&cell, "title").unwrap_or_default().contains("Last error: CRM is down"));
+    let grid = d.get("/api/connectors?sort=name&order=asc");
+    assert_eq!(
+        grid.body.as_array().unwrap().iter().find(|c| c["name"] == "Crm").unwrap()["queue"]["outgoing"],
+        json!(2)
+    );
+}

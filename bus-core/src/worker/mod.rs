@@ -146,7 +146,7 @@ impl Recorder<'_> {
 
     pub fn record(&mut self, task_id: i64, result: TaskResult, error: Option<String>, elapsed: Duration) {
         self.newest = self.newest.max(task_id);
-        self.metrics.record(self.connector, self.direction, result, elapsed);
+        self.metrics.record(self.connector, self.direction, result, error.as_deref(), elapsed);
         if let Some(outcomes) = self.outcomes.as_deref_mut() {
             outcomes.push(TaskOutcome { task_id, connector: self.connector.to_owned(), result, error });
         }

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bus_core::grid::Order;
 use bus_core::manager::{ConnectorSet, ConnectorStatus};
+use bus_core::metrics::Metrics;
+use bus_core::queue_admin::{self, QueueStats};
 use bus_core::registry::{ConnectorPatch, ConnectorRow, NewConnector, QueuedTasks, Registry};
 use serde::Deserialize;
 use serde::Serialize;
@@ -48,9 +50,64 @@ pub struct ConnectorView {
     /// Its create or init has not returned yet (the last reinitialization
     /// went on without it; it runs once they return).
     pub starting: bool,
+    /// Its queues now, and what it did lately on this daemon.
+    pub queue: QueueFigures,
 }
 
-fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
+/// A connector's queues (from the database) and what it did lately (on
+/// the daemon that answers: `delivered_last_minute`, `last_success_at` and
+/// `last_error` count since that daemon started).
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct QueueFigures {
+    /// Outgoing tasks waiting for it.
+    pub outgoing: i64,
+    /// Incoming tasks waiting to be applied.
+    pub incoming: i64,
+    /// Waiting tasks whose last attempt failed (both directions).
+    pub failed: i64,
+    /// How long its oldest waiting task has waited (0: none waits).
+    pub oldest_age_seconds: f64,
+    /// Tasks processed `Ok` in the last 60 seconds.
+    pub delivered_last_minute: u64,
+    /// When a task was last processed `Ok` (RFC 3339).
+    pub last_success_at: Option<String>,
+    /// The error of the last task that failed.
+    pub last_error: Option<String>,
+}
+
+/// What the rows' `queue` figures are made of: every queue's figures, read
+/// once per request, and the daemon's recent activity.
+struct Figures {
+    stats: Vec<QueueStats>,
+    metrics: Arc<Metrics>,
+}
+
+impl Figures {
+    async fn read(s: &AppState) -> Result<Figures, ApiError> {
+        let db = s.db.clone();
+        let stats = blocking(move || Ok(queue_admin::stats(&*db.connect()?)?)).await?;
+        Ok(Figures { stats, metrics: s.metrics.clone() })
+    }
+
+    fn of(&self, connector: &str) -> QueueFigures {
+        let activity = self.metrics.activity(connector);
+        let mut f = QueueFigures {
+            delivered_last_minute: activity.delivered_last_minute,
+            last_success_at: activity.last_success_at,
+            last_error: activity.last_error,
+            ..QueueFigures::default()
+        };
+        for q in self.stats.iter().filter(|q| q.connector == connector) {
+            *(if q.inbound { &mut f.incoming } else { &mut f.outgoing }) += q.depth;
+            f.failed += q.failed;
+            f.oldest_age_seconds = f.oldest_age_seconds.max(q.oldest_age_seconds);
+        }
+        f
+    }
+}
+
+fn view(row: ConnectorRow, set: &ConnectorSet, figures: &Figures) -> ConnectorView {
+    let queue = figures.of(&row.name);
     let live = set.live.get(&row.name);
     let fault = live.and_then(|c| c.last_fault());
     let hung_for_seconds = live.and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
@@ -73,6 +130,7 @@ fn view(row: ConnectorRow, set: &ConnectorSet) -> ConnectorView {
         restarts: live.map_or(0, |c| c.restarts()),
         pid: live.and_then(|c| c.pid()),
         starting: status.starting,
+        queue,
     }
 }
 
@@ -148,13 +206,14 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) 
     let registry = s.registry.clone();
     let rows = blocking(move || Ok(registry.list()?)).await?;
     let set = s.manager.current();
+    let figures = Figures::read(&s).await?;
     let grid = GridParams::new(&p.sort, &p.order, &p.search, p.offset);
     if !grid.given() {
         let page: Vec<ConnectorView> = rows
             .into_iter()
             .filter(|r| p.after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
             .take(limit as usize)
-            .map(|r| view(r, &set))
+            .map(|r| view(r, &set, &figures))
             .collect();
         return Ok(Json(page).into_response());
     }
@@ -167,7 +226,7 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) 
                 [&r.name, &r.display_name, &r.assembly_name, &r.class_name].iter().any(|f| f.to_lowercase().contains(n))
             })
         })
-        .map(|r| view(r, &set))
+        .map(|r| view(r, &set, &figures))
         .collect();
     views.sort_by(|a, b| {
         let by = sort_key(a, q.sort).cmp(&sort_key(b, q.sort)).then_with(|| a.row.name.cmp(&b.row.name));
@@ -185,7 +244,7 @@ pub async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) 
 pub async fn get(State(s): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<ConnectorView>, ApiError> {
     let registry = s.registry.clone();
     let row = blocking(move || Ok(registry.get(&name)?)).await?;
-    Ok(Json(view(row, &s.manager.current())))
+    Ok(Json(view(row, &s.manager.current(), &Figures::read(&s).await?)))
 }
 
 /// Applies a registry edit, then reinitializes every connector so the
@@ -228,7 +287,7 @@ pub async fn create(
     })
     .await?;
     let set = own_load(&s2, &row.name, set).await?;
-    Ok((StatusCode::CREATED, Json(view(row, &set))))
+    Ok((StatusCode::CREATED, Json(view(row, &set, &Figures::read(&s2).await?))))
 }
 
 pub async fn update(
@@ -251,7 +310,7 @@ pub async fn update(
     })
     .await?;
     let set = own_load(&s2, &row.name, set).await?;
-    Ok(Json(view(row, &set)))
+    Ok(Json(view(row, &set, &Figures::read(&s2).await?)))
 }
 
 #[derive(Debug, Deserialize)]

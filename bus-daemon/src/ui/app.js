@@ -296,6 +296,22 @@ function connectorState(c) {
   return c.loaded ? "✔" : "";
 }
 
+// The Queue column: what waits, what failed, what went in the last minute;
+// the last error as the tooltip.
+function queueText(q) {
+  if (!q) return "";
+  const parts = [`${q.outgoing} out`, `${q.incoming} in`];
+  if (q.failed) parts.push(`${q.failed} failed`);
+  if (q.oldest_age_seconds >= 1) parts.push(`oldest ${Math.round(q.oldest_age_seconds)} s`);
+  parts.push(`${q.delivered_last_minute}/min`);
+  return parts.join(" · ");
+}
+function queueTitle(q) {
+  if (!q) return undefined;
+  const last = q.last_success_at ? `Last success: ${fmtTime(q.last_success_at)}` : "No success yet on this daemon";
+  return q.last_error ? `${last}\nLast error: ${q.last_error}` : last;
+}
+
 const connectorGrid = gridState("name", "asc");
 
 async function renderConnectors() {
@@ -314,6 +330,7 @@ async function renderConnectors() {
     el("td", { class: "enabled" }, c.enabled ? "Yes" : "No"),
     el("td", { class: "isolation", title: isolationTitle(c) }, isolationText(c)),
     el("td", { class: "delivery" }, deliveryText(c)),
+    el("td", { class: "queue", title: queueTitle(c.queue) }, queueText(c.queue)),
     el("td", { class: "actions" },
       el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
@@ -325,7 +342,7 @@ async function renderConnectors() {
       ...searchBox(g, "connector-search", r),
       el("span", { class: "muted" }, "Adding, editing or deleting a connector reinitializes all connectors.")),
     table([sortable(g, "State", "state", r), sortable(g, "Display name", "display_name", r), sortable(g, "Code name", "name", r),
-      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Delivery", "Actions"], rows),
+      sortable(g, "Assembly name", "assembly_name", r), sortable(g, "Class name", "class_name", r), sortable(g, "Enabled", "enabled", r), "Isolation", "Delivery", "Queue", "Actions"], rows),
     pager(g, total, "connectors", r),
     cluster);
 }
