@@ -287,46 +287,45 @@ fn set_or_clear_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<
 }
 
 impl ConnectorPatch {
-    /// The fields this patch sets, for the event log (the configuration's
-    /// text is not repeated, it may hold credentials).
-    pub fn describe(&self) -> String {
+    /// The fields this patch changes from `before` (the row as it was), for
+    /// the event log: a form that sends every field logs only what it
+    /// changed (the configuration's text is not repeated, it may hold
+    /// credentials).
+    pub fn describe(&self, before: &ConnectorRow) -> String {
         let mut parts = Vec::new();
-        if let Some(v) = &self.name {
-            parts.push(format!("code name → `{v}`"));
-        }
-        if let Some(v) = &self.display_name {
-            parts.push(format!("display name → `{v}`"));
-        }
-        if let Some(v) = &self.assembly_name {
-            parts.push(format!("assembly name → `{v}`"));
-        }
-        if let Some(v) = &self.class_name {
-            parts.push(format!("class name → `{v}`"));
-        }
-        if let Some(v) = self.enabled {
+        let mut text = |label: &str, new: &Option<String>, old: &str| {
+            if let Some(v) = new.as_deref().filter(|v| *v != old) {
+                parts.push(format!("{label} → `{v}`"));
+            }
+        };
+        text("code name", &self.name, &before.name);
+        text("display name", &self.display_name, &before.display_name);
+        text("assembly name", &self.assembly_name, &before.assembly_name);
+        text("class name", &self.class_name, &before.class_name);
+        if let Some(v) = self.enabled.filter(|v| *v != before.enabled) {
             parts.push(format!("enabled → {v}"));
         }
-        if self.config.is_some() {
+        if self.config.as_ref().is_some_and(|c| *c != before.config) {
             parts.push("configuration changed".into());
         }
-        if let Some(v) = self.isolation {
+        if let Some(v) = self.isolation.filter(|v| *v != before.isolation) {
             parts.push(format!("isolation → {}", v.column().unwrap_or("default")));
         }
-        if let Some(v) = self.ordering {
+        if let Some(v) = self.ordering.filter(|v| *v != before.ordering) {
             parts.push(format!("ordering → {v}"));
         }
         let or_default = |v: Option<String>| v.unwrap_or_else(|| "default".into());
-        if let Some(v) = self.concurrency {
+        if let Some(v) = self.concurrency.filter(|v| *v != before.concurrency) {
             parts.push(format!("concurrency → {}", or_default(v.map(|n| n.to_string()))));
         }
-        if let Some(v) = self.batch_size {
+        if let Some(v) = self.batch_size.filter(|v| *v != before.batch_size) {
             parts.push(format!("batch size → {}", or_default(v.map(|n| n.to_string()))));
         }
-        if let Some(v) = self.rate_limit {
+        if let Some(v) = self.rate_limit.filter(|v| *v != before.rate_limit) {
             parts.push(format!("rate limit → {}", v.map_or_else(|| "none".into(), |r| format!("{r}/s"))));
         }
         if parts.is_empty() {
-            "nothing".into()
+            "nothing changed".into()
         } else {
             parts.join(", ")
         }

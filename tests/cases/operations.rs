@@ -379,7 +379,26 @@ fn management_actions_are_in_the_event_log_with_who_and_from_where() {
     d.create("cms.user", json!({"code_name": "u1"}));
     assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
     assert_eq!(d.post("/api/tasks/outgoing/synchronize", &json!({"all": true})).status, 200);
-    assert_eq!(d.put("/api/connectors/A", &json!({"display_name": "Connector A"})).status, 200);
+    // The UI's form sends every field: only the one that changed is logged.
+    let row = d.connector("A").unwrap();
+    let mut whole = json!({});
+    for field in [
+        "display_name",
+        "assembly_name",
+        "class_name",
+        "enabled",
+        "config",
+        "isolation",
+        "ordering",
+        "concurrency",
+        "batch_size",
+        "rate_limit",
+    ] {
+        whole[field] = row[field].clone();
+    }
+    whole["display_name"] = json!("Connector A");
+    let r = d.put("/api/connectors/A", &whole);
+    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(d.post("/api/scheduled-tasks/ProcessExternalIntegrationTasks/execute", &json!({})).status, 200);
     let out = env.cli(&["connector", "disable", "A"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -406,7 +425,7 @@ fn management_actions_are_in_the_event_log_with_who_and_from_where() {
         .iter()
         .find(|e| e["source"] == "Integration connector" && e["user_name"] == "administrator")
         .unwrap_or_else(|| panic!("no API edit in {events:#?}"));
-    assert!(edit["description"].as_str().unwrap().contains("display name → `Connector A`"), "{edit}");
+    assert_eq!(edit["description"], json!("Changed connector `A`: display name → `Connector A`"), "{edit}");
     let run = find("Scheduled task", "RUNTASK");
     assert_eq!(run["user_name"], "administrator");
     let cli = events

@@ -607,3 +607,34 @@ fn a_reload_or_a_link_keeps_the_filtered_sorted_page_and_back_closes_the_popup()
     let focused = b.script("return document.activeElement.dataset.tab;");
     assert_eq!(focused, json!("content"));
 }
+
+#[test]
+fn a_300_character_name_makes_no_page_wider_than_a_1366_pixel_window() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let long = "W".repeat(300);
+    let r = d.put("/api/connectors/Mirror", &json!({"display_name": long}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = "u".repeat(200);
+    let r = d.post("/api/objects/cms.user", &json!({"code_name": code, "display_name": long}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let b = Browser::start();
+    b.set_window(1366, 900);
+    let base = format!("http://{}/", d.addr);
+    let mut wide = Vec::new();
+    for tab in ["connectors", "outgoing", "eventlog", "content"] {
+        b.goto(&format!("{base}#{tab}"));
+        b.wait_until(&format!("the {tab} tab"), |b| !b.find_all("#view table").is_empty());
+        let (page, window) =
+            (b.script("return document.documentElement.scrollWidth;"), b.script("return window.innerWidth;"));
+        if page.as_u64() > window.as_u64() {
+            wide.push(format!("#{tab}: {page} px in a {window} px window"));
+        }
+    }
+    assert!(wide.is_empty(), "{wide:?}");
+}

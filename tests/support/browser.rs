@@ -184,6 +184,11 @@ impl Browser {
         self.call("POST", "/back", Some(json!({})));
     }
 
+    /// Sizes the browser window.
+    pub fn set_window(&self, width: u32, height: u32) {
+        self.call("POST", "/window/rect", Some(json!({"width": width, "height": height})));
+    }
+
     /// Reloads the page, as the browser's reload button does.
     pub fn refresh(&self) {
         self.call("POST", "/refresh", Some(json!({})));

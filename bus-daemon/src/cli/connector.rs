@@ -210,8 +210,9 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
             if patch == ConnectorPatch::default() {
                 anyhow::bail!("nothing to change: give at least one of --new-name, --display-name, --assembly, --class, --enabled, --config-text, --isolation, --ordering, --concurrency, --batch-size, --rate-limit");
             }
+            let before = registry.get(&name)?;
             let row = registry.update(&name, &patch)?;
-            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            let what = format!("Changed connector `{name}`: {}", patch.describe(&before));
             audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("updated connector `{}`", row.name);
         }
@@ -224,15 +225,17 @@ pub fn run(bus: &Bus, command: ConnectorCommand) -> Result<()> {
         }
         ConnectorCommand::Enable { name } => {
             let patch = ConnectorPatch { enabled: Some(true), ..Default::default() };
+            let before = registry.get(&name)?;
             registry.update(&name, &patch)?;
-            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            let what = format!("Changed connector `{name}`: {}", patch.describe(&before));
             audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("enabled connector `{name}`");
         }
         ConnectorCommand::Disable { name } => {
             let patch = ConnectorPatch { enabled: Some(false), ..Default::default() };
+            let before = registry.get(&name)?;
             registry.update(&name, &patch)?;
-            let what = format!("Changed connector `{name}`: {}", patch.describe());
+            let what = format!("Changed connector `{name}`: {}", patch.describe(&before));
             audit::record(&bus.events, &Actor::cli(), Action::UpdateConnector, &what);
             println!("disabled connector `{name}`");
         }

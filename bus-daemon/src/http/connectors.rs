@@ -299,12 +299,13 @@ pub async fn update(
     let events = s.events.clone();
     let s2 = s.clone();
     let (row, set) = edit_then_reload(s, move |r| {
+        let before = r.get(&name)?;
         let row = r.update(&name, &patch)?;
         audit::record(
             &events,
             &actor,
             Action::UpdateConnector,
-            &format!("Changed connector `{name}`: {}", patch.describe()),
+            &format!("Changed connector `{name}`: {}", patch.describe(&before)),
         );
         Ok(row)
     })
