@@ -638,3 +638,37 @@ fn a_300_character_name_makes_no_page_wider_than_a_1366_pixel_window() {
     }
     assert!(wide.is_empty(), "{wide:?}");
 }
+
+#[test]
+fn a_synchronization_log_shows_repeated_failures_as_one_line_with_their_count_and_time_span() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Failing",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.role"}]}),
+    );
+    let d = env.start();
+    let task = d
+        .create("cms.role", json!({"code_name": "editors", "fields": {"outcome": "Error", "message": "ERP says no"}}))
+        ["task_id"]
+        .as_i64()
+        .unwrap();
+    for _ in 0..3 {
+        let r = d.post(&format!("/api/tasks/{task}/synchronize?connector=Failing"), &json!({}));
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let attempts = wait_for("four failed attempts", Duration::from_secs(15), || {
+        let t = d.get(&format!("/api/tasks/{task}")).body;
+        let n = t["relations"][0]["log"].as_array().map_or(0, Vec::len);
+        (n >= 4).then_some(n)
+    });
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#outgoing?task={task}", d.addr));
+    b.find("#modal:not([hidden]) .synclog");
+    let rows = b.find_all("#modal-body .synclog tr.log-entry");
+    assert_eq!(rows.len(), 1, "identical failures are one line");
+    let count = b.text(&b.find("#modal-body .synclog tr.log-entry .log-attempts"));
+    assert!(count.parse::<usize>().unwrap() >= attempts, "{count} attempts shown, {attempts} logged");
+    assert_eq!(b.text(&b.find("#modal-body .synclog tr.log-entry .log-error")), "ERP says no");
+    let span = b.text(&b.find("#modal-body .synclog tr.log-entry td"));
+    assert!(span.contains(" – "), "from the first to the last attempt: {span}");
+}

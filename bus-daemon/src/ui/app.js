@@ -678,6 +678,18 @@ async function showPayload(id, connector, target) {
   } catch (e) { target.replaceChildren(el("p", { class: "error" }, e.message)); }
 }
 
+// A synchronization log newest first, attempts in a row that failed the
+// same way as one line with their count.
+function logGroups(log) {
+  const groups = [];
+  for (const l of [...log].reverse()) {
+    const last = groups[groups.length - 1];
+    if (last && last.error === l.error) { last.count += 1; last.first = l.time; }
+    else groups.push({ error: l.error, count: 1, first: l.time, last: l.time });
+  }
+  return groups;
+}
+
 async function viewTask(id, logFirst) {
   let t;
   try { t = await api("GET", `/api/tasks/${id}`); } catch (e) { showError(e); return; }
@@ -698,7 +710,9 @@ async function viewTask(id, logFirst) {
       return [el("button", { class: "raw-payload", onclick: () => showPayload(t.task_id, r.connector, raw) }, `Raw JSON as ${r.connector} receives it`), raw];
     })(),
     r.log.length
-      ? table(["Time", "Error"], r.log.map((l) => el("tr", {}, el("td", {}, fmtTime(l.time)), el("td", { class: "log-error" }, l.error))))
+      ? table(["Time", "Attempts", "Error"], logGroups(r.log).map((g) => el("tr", { class: "log-entry" },
+        el("td", {}, g.count > 1 ? `${fmtTime(g.first)} – ${fmtTime(g.last)}` : fmtTime(g.last)),
+        el("td", { class: "log-attempts" }, g.count), el("td", { class: "log-error" }, g.error))))
       : el("p", { class: "muted" }, "No failed attempts.")));
   const detail = [
     el("h2", {}, `Task detail (${t.title})`),
