@@ -225,13 +225,19 @@ impl ConnectorManager {
                 }
             }
             let status = match (self.loads_here(row), kept(row)) {
-                (false, _) => self.load_row(row, &mut next),
+                (false, _) => self.load_row(row, &mut next, error_of(&previous, &row.name)),
                 (true, Some((live, status))) => {
                     next.live.insert(row.name.clone(), live.clone());
                     status.clone()
                 }
                 (true, None) => match done.remove(&row.name) {
-                    Some(result) => self.settle_row(row, result, previous.live.get(&row.name).cloned(), &mut next),
+                    Some(result) => self.settle_row(
+                        row,
+                        result,
+                        previous.live.get(&row.name).cloned(),
+                        &mut next,
+                        error_of(&previous, &row.name),
+                    ),
                     None => starting(row),
                 },
             };
@@ -264,7 +270,7 @@ impl ConnectorManager {
 
     /// The status of a row that runs nowhere here: unusable, disabled, or
     /// run by another daemon of the cluster.
-    fn load_row(&self, row: &ConnectorRow, next: &mut ConnectorSet) -> ConnectorStatus {
+    fn load_row(&self, row: &ConnectorRow, next: &mut ConnectorSet, was: Option<&str>) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         if !row.problems.is_empty() {
             let message = format!(
@@ -273,14 +279,7 @@ impl ConnectorManager {
                 row.problems.join("; ")
             );
             tracing::warn!(connector_id = row.id, error = %message, "unusable registry row");
-            self.events.write_or_warn(&NewEvent {
-                event_type: EventType::Warning,
-                source: BUS_SOURCE,
-                code: "CONNECTORLOAD",
-                description: &format!("Connector `{}` could not be loaded: {message}", row.name.escape_debug()),
-                document_name: None,
-                ..Default::default()
-            });
+            self.load_warning(&row.name.escape_debug().to_string(), &message, was);
             status.error = Some(message);
             return status;
         }
@@ -330,10 +329,28 @@ impl ConnectorManager {
             started: current.started,
             took: current.took,
         };
-        let status = self.settle_row(row, result, None, &mut next);
+        let was = error_of(&current, &row.name);
+        let status = self.settle_row(row, result, None, &mut next, was);
         tracing::info!(connector = %row.name, loaded = status.loaded, "a connector that was still starting settled");
         next.status.insert(row.name.clone(), status);
         self.publish(Arc::new(next));
+    }
+
+    /// Writes a connector's load problem to the event log — once: a
+    /// reinitialization that meets the problem it met last time (`was`)
+    /// does not write it again.
+    fn load_warning(&self, name: &str, message: &str, was: Option<&str>) {
+        if was == Some(message) {
+            return;
+        }
+        self.events.write_or_warn(&NewEvent {
+            event_type: EventType::Warning,
+            source: BUS_SOURCE,
+            code: "CONNECTORLOAD",
+            description: &format!("Connector `{name}` could not be loaded: {message}"),
+            document_name: None,
+            ..Default::default()
+        });
     }
 
     /// Makes `next` the running set and tells the listeners.
@@ -355,6 +372,7 @@ impl ConnectorManager {
         result: Result<Arc<LiveConnector>, String>,
         previous: Option<Arc<LiveConnector>>,
         next: &mut ConnectorSet,
+        was: Option<&str>,
     ) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         let (instance, error) = match result {
@@ -365,14 +383,7 @@ impl ConnectorManager {
                     None => e,
                 };
                 tracing::warn!(connector = %row.name, error = %message, "connector failed to load");
-                self.events.write_or_warn(&NewEvent {
-                    event_type: EventType::Warning,
-                    source: BUS_SOURCE,
-                    code: "CONNECTORLOAD",
-                    description: &format!("Connector `{}` could not be loaded: {message}", row.name),
-                    document_name: None,
-                    ..Default::default()
-                });
+                self.load_warning(&row.name, &message, was);
                 (previous, Some(message))
             }
         };
@@ -489,4 +500,9 @@ impl Loads {
         state.closed = true;
         std::mem::take(&mut state.results)
     }
+}
+
+/// The load problem a connector had in `set`, if any.
+fn error_of<'s>(set: &'s ConnectorSet, name: &str) -> Option<&'s str> {
+    set.status.get(name).and_then(|s| s.error.as_deref())
 }

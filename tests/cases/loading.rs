@@ -102,6 +102,22 @@ fn every_bad_library_gets_its_own_warning_and_the_rest_keep_running() {
     assert_eq!(health.status, 503);
     assert_eq!(health.body["connectors"]["Good"]["loaded"], true);
     assert!(d.log().contains("connector failed to load"));
+
+    // Reinitialized twice more (edits of another connector): the same
+    // problems are not written again; a new problem is.
+    let about = |name: &str| {
+        d.events("&type=W&code=CONNECTORLOAD")
+            .iter()
+            .filter(|w| w["description"].as_str().unwrap().contains(&format!("`{name}`")))
+            .count()
+    };
+    assert_eq!(about("Missing"), 1, "one warning for one problem");
+    for text in ["Good one", "Good two"] {
+        assert_eq!(d.put("/api/connectors/Good", &serde_json::json!({"display_name": text})).status, 200);
+    }
+    assert_eq!(about("Missing"), 1, "the same problem is not logged at each reinitialization");
+    assert_eq!(d.put("/api/connectors/Missing", &serde_json::json!({"assembly_name": "still_not_here"})).status, 200);
+    assert_eq!(about("Missing"), 2, "a different problem is");
 }
 
 #[test]
