@@ -500,6 +500,7 @@ fn every_tab_and_popup_has_no_serious_or_critical_accessibility_violation() {
         ("connectors", "tr[data-name='Mirror'] .edit", "the connector form"),
         ("outgoing", "tr .view", "a task's data"),
         ("content", "#new-object", "the content form"),
+        ("scheduled", "tr[data-name='ProcessExternalIntegrationTasks'] .edit", "the schedule form"),
     ] {
         b.goto(&format!("{base}#{tab}"));
         b.click_css(button);
@@ -671,4 +672,39 @@ fn a_synchronization_log_shows_repeated_failures_as_one_line_with_their_count_an
     assert_eq!(b.text(&b.find("#modal-body .synclog tr.log-entry .log-error")), "ERP says no");
     let span = b.text(&b.find("#modal-body .synclog tr.log-entry td"));
     assert!(span.contains(" – "), "from the first to the last attempt: {span}");
+}
+
+#[test]
+fn a_schedule_is_changed_in_its_form_and_an_error_stays_until_dismissed() {
+    let env = TestEnv::new();
+    env.scripted("Gone", json!({"subscriptions": []}));
+    let d = env.start();
+    let b = Browser::start();
+    let base = format!("http://{}/", d.addr);
+    b.goto(&format!("{base}#scheduled"));
+    b.click_css("tr[data-name='ProcessExternalIntegrationTasks'] .edit");
+    b.fill("#t-interval_seconds", "0");
+    b.click_css("#schedule-save");
+    b.wait_until("the refusal next to the field", |b| {
+        b.find_all("#schedule-form .error").first().is_some_and(|e| b.text(e).contains("at least 1"))
+    });
+    b.fill("#t-interval_seconds", "3600");
+    b.click_css("#schedule-save");
+    b.wait_until("the new interval", |b| {
+        b.find_all("tr[data-name='ProcessExternalIntegrationTasks'] .interval")
+            .first()
+            .is_some_and(|e| b.text(e) == "3600 s")
+    });
+    assert_eq!(d.get("/api/scheduled-tasks/ProcessExternalIntegrationTasks").body["interval_seconds"], json!(3600));
+
+    // An action that fails (the connector was deleted behind the page's
+    // back): the error is an alert with a dismiss button, not a passing toast.
+    b.goto(&format!("{base}#connectors"));
+    let toggle = b.find("tr[data-name='Gone'] .toggle");
+    assert_eq!(d.delete("/api/connectors/Gone").status, 204);
+    b.click(&toggle);
+    b.wait_until("the error", |b| b.find_all("#toast.show.error[role='alert'] .dismiss").len() == 1);
+    assert!(b.text(&b.find("#toast")).contains("Gone"), "{}", b.text(&b.find("#toast")));
+    b.click_css("#toast .dismiss");
+    b.wait_until("the error dismissed", |b| b.find_all("#toast.show").is_empty());
 }

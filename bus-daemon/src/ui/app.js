@@ -67,12 +67,21 @@ function showLogin() {
   openModal(form);
 }
 
-function toast(message) {
+// A success shows for a moment; an error stays until it is dismissed.
+function toast(message, kind) {
   const t = document.getElementById("toast");
-  t.textContent = message;
-  t.classList.add("show");
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => t.classList.remove("show"), 2500);
+  if (kind === "error") {
+    t.className = "show error";
+    t.setAttribute("role", "alert");
+    t.replaceChildren(el("span", {}, message),
+      el("button", { class: "dismiss", "aria-label": "Dismiss", onclick: () => { t.className = ""; } }, "✕"));
+  } else {
+    t.className = "show";
+    t.setAttribute("role", "status");
+    t.replaceChildren(message);
+    toast.timer = setTimeout(() => { t.className = ""; }, 2500);
+  }
 }
 
 // The popup is named by its heading, closes with Escape, and gives the
@@ -119,7 +128,7 @@ function table(headers, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, headers.map(th))), el("tbody", {}, rows));
 }
 
-function showError(e) { toast(e.message || String(e)); }
+function showError(e) { toast(e.message || String(e), "error"); }
 
 // ---- grids: server-side sorting, search and paging ----
 
@@ -799,8 +808,32 @@ async function renderScheduled() {
       renderScheduled();
     } }, "Execute")),
     el("td", {}, t.display_name), el("td", {}, fmtTime(t.last_run)), el("td", {}, t.enabled ? fmtTime(t.next_run) : "(disabled)"),
-    el("td", {}, t.last_result || ""), el("td", { class: "executions" }, t.executions), el("td", {}, `${t.interval_seconds} s`)));
-  paint("scheduled", table(["Actions", "Task name", "Last run", "Next run", "Last result", "Executions", "Interval"], rows));
+    el("td", {}, t.last_result || ""), el("td", { class: "executions" }, t.executions), el("td", { class: "interval" }, `${t.interval_seconds} s`),
+    el("td", {}, el("button", { class: "edit", onclick: () => editSchedule(t) }, "Edit"))));
+  paint("scheduled", table(["Actions", "Task name", "Last run", "Next run", "Last result", "Executions", "Interval", "Change"], rows));
+}
+
+// A scheduled task's interval and enabled flag.
+function editSchedule(t) {
+  const error = el("div", { class: "error" });
+  const form = el("form", { class: "edit", id: "schedule-form", novalidate: true },
+    el("h2", {}, `Scheduled task: ${t.display_name}`),
+    formField("t", "interval_seconds", "Interval (seconds)", el("input", { type: "number", min: "1", value: String(t.interval_seconds) })),
+    el("label", {}, el("input", { type: "checkbox", id: "t-enabled", name: "enabled", checked: t.enabled }), " Enabled"),
+    error,
+    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "schedule-save" }, "Save")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const seconds = Number(form.elements.interval_seconds.value);
+    if (!Number.isInteger(seconds) || seconds < 1) { error.textContent = "The interval is a whole number of seconds, at least 1."; return; }
+    try {
+      await api("PUT", `/api/scheduled-tasks/${encodeURIComponent(t.name)}`, { interval_seconds: seconds, enabled: form.elements.enabled.checked });
+      closeModal();
+      toast(`Saved: ${t.display_name} every ${seconds} s`);
+      renderScheduled();
+    } catch (e) { error.textContent = e.message; }
+  });
+  openModal(form);
 }
 
 // ---- content: the objects and documents the bus keeps in sync ----
