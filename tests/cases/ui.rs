@@ -708,3 +708,24 @@ fn a_schedule_is_changed_in_its_form_and_an_error_stays_until_dismissed() {
     b.click_css("#toast .dismiss");
     b.wait_until("the error dismissed", |b| b.find_all("#toast.show").is_empty());
 }
+
+#[test]
+fn a_user_is_added_to_a_site_picked_from_a_list() {
+    let env = TestEnv::new();
+    let d = env.start();
+    d.create("cms.site", json!({"code_name": "CorpSite", "display_name": "Corporate"}));
+    d.create("cms.site", json!({"code_name": "Shop"}));
+    let user = d.create("cms.user", json!({"code_name": "antonio"}))["object"]["id"].as_i64().unwrap();
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#content", d.addr));
+    b.click_css("tr.content-row[data-code='antonio'] .add-to-site");
+    let options: Vec<String> = b.find_all("#site-pick option").iter().map(|o| b.text(o)).collect();
+    assert_eq!(options, ["Corporate (CorpSite)", "Shop"], "the sites there are, named");
+    b.click_css("#site-pick option[value='Shop']");
+    b.click_css("#site-ok");
+    wait_for("the user on the site", Duration::from_secs(10), || {
+        let bindings = d.get("/api/objects/cms.usersite?limit=100").body;
+        bindings["items"].as_array().unwrap().iter().any(|b| b["fields"]["UserID"] == json!(user)).then_some(())
+    });
+    b.wait_until("the popup closed", |b| b.find_all("#modal[hidden]").len() == 1);
+}

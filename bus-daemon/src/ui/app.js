@@ -917,11 +917,27 @@ async function renderContent() {
     table(["ID", "Code name", "Display name", "Site", "Fields", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "None yet."))]));
 }
 
+// Add to / remove from a site, the site picked from the sites there are.
 async function siteAction(type, o, method) {
-  const site = prompt(`${method === "POST" ? "Add" : "Remove"} ${o.code_name} ${method === "POST" ? "to" : "from"} which site (code name)?`);
-  if (!site) return;
-  try { changeToast(await api(method, `/api/objects/${encodeURIComponent(type.type)}/${o.id}/sites/${encodeURIComponent(site)}`)); } catch (e) { showError(e); }
-  renderContent();
+  let sites;
+  try { sites = (await api("GET", "/api/objects/cms.site?limit=1000")).items; } catch (e) { showError(e); return; }
+  const adding = method === "POST";
+  const error = el("div", { class: "error" });
+  const pick = el("select", { id: "site-pick" }, sites.map((x) => el("option", { value: x.code_name }, x.display_name ? `${x.display_name} (${x.code_name})` : x.code_name)));
+  const form = el("form", { class: "edit", id: "site-form" },
+    el("h2", {}, `${adding ? "Add" : "Remove"} ${type.display_name} ${o.code_name} ${adding ? "to" : "from"} a site`),
+    sites.length ? [el("label", { for: "site-pick" }, "Site"), pick] : el("p", { class: "muted" }, "There is no site yet: create one first (Content → Site)."),
+    error,
+    el("div", { class: "modal-actions" }, el("button", { class: "primary", type: "submit", id: "site-ok", disabled: !sites.length }, adding ? "Add" : "Remove")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      changeToast(await api(method, `/api/objects/${encodeURIComponent(type.type)}/${o.id}/sites/${encodeURIComponent(pick.value)}`));
+      closeModal();
+      renderContent();
+    } catch (e) { error.textContent = e.message; }
+  });
+  openModal(form);
 }
 
 function editObject(type, o) {
