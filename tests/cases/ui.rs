@@ -202,6 +202,10 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.goto(&format!("http://{}/#connectors", d.addr));
 
     // Steps 3–4: the sample is registered but not enabled; edit it, check Enabled, OK.
+    // Not running yet, its Isolation column already says where it will run.
+    let isolation = b.find("tr[data-name='SampleIntegrationConnector'] .isolation");
+    assert_eq!(b.text(&isolation), "process");
+    assert!(b.attribute(&isolation, "title").unwrap_or_default().contains("bus.toml default"));
     b.click_css("tr[data-name='SampleIntegrationConnector'] .edit");
     assert_eq!(b.property(&b.find("#f-name"), "value").as_deref(), Some("SampleIntegrationConnector"));
     set_checkbox(&b, "#f-enabled", true);

@@ -39,6 +39,9 @@ pub struct ConnectorView {
     pub hung_for_seconds: Option<f64>,
     /// Where the running instance runs (`process` or `in-process`).
     pub running_isolation: Option<bus_core::isolation::Isolation>,
+    /// Where it runs, or would run once enabled: its `isolation`, or for
+    /// `default` the mode `bus.toml` sets.
+    pub isolation_mode: bus_core::isolation::Isolation,
     /// The daemon that runs it, when that is another daemon of the cluster
     /// (PostgreSQL): this daemon fans changes out to it and routes its
     /// synchronous calls there.
@@ -80,13 +83,14 @@ pub struct QueueFigures {
 struct Figures {
     stats: Vec<QueueStats>,
     metrics: Arc<Metrics>,
+    manager: Arc<bus_core::manager::ConnectorManager>,
 }
 
 impl Figures {
     async fn read(s: &AppState) -> Result<Figures, ApiError> {
         let db = s.db.clone();
         let stats = blocking(move || Ok(queue_admin::stats(&*db.connect()?)?)).await?;
-        Ok(Figures { stats, metrics: s.metrics.clone() })
+        Ok(Figures { stats, metrics: s.metrics.clone(), manager: s.manager.clone() })
     }
 
     fn of(&self, connector: &str) -> QueueFigures {
@@ -108,6 +112,7 @@ impl Figures {
 
 fn view(row: ConnectorRow, set: &ConnectorSet, figures: &Figures) -> ConnectorView {
     let queue = figures.of(&row.name);
+    let isolation_mode = figures.manager.loader().isolation_of(&row);
     let live = set.live.get(&row.name);
     let fault = live.and_then(|c| c.last_fault());
     let hung_for_seconds = live.and_then(|c| c.hung_for()).map(|d| d.as_secs_f64());
@@ -126,6 +131,7 @@ fn view(row: ConnectorRow, set: &ConnectorSet, figures: &Figures) -> ConnectorVi
         fault,
         hung_for_seconds,
         running_isolation: live.and_then(|c| c.isolation()),
+        isolation_mode,
         running_on: live.and_then(|c| c.runs_on()).map(str::to_owned),
         restarts: live.map_or(0, |c| c.restarts()),
         pid: live.and_then(|c| c.pid()),

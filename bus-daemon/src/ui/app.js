@@ -375,10 +375,12 @@ async function clusterPanel() {
 
 // Where the running instance runs, what the row asks for, and how often its
 // process was restarted after a crash.
+// The mode it runs in — or would run in, for a row not running — the same
+// words for every row; whether that is bus.toml's default is the tooltip.
 function isolationText(c) {
   if (c.running_on) return `on ${c.running_on}`;
-  const running = c.running_isolation || (c.isolation === "default" ? "default" : c.isolation);
-  return c.restarts ? `${running} (${c.restarts} restart${c.restarts === 1 ? "" : "s"})` : running;
+  const mode = c.running_isolation || c.isolation_mode;
+  return c.restarts ? `${mode} (${c.restarts} restart${c.restarts === 1 ? "" : "s"})` : mode;
 }
 
 // How the outgoing queue goes: the order, calls at once, batch, rate limit.
