@@ -733,3 +733,26 @@ fn a_user_is_added_to_a_site_picked_from_a_list() {
     });
     b.wait_until("the popup closed", |b| b.find_all("#modal[hidden]").len() == 1);
 }
+
+#[test]
+fn deleting_a_connector_with_queued_tasks_asks_in_plain_words_with_the_count() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    d.create("cms.user", json!({"code_name": "ann"}));
+    d.create("cms.user", json!({"code_name": "bob"}));
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#connectors", d.addr));
+    b.click_css("tr[data-name='Mirror'] .delete");
+    let asked = b.answer_dialog(false);
+    assert_eq!(asked, "Connector Mirror has 2 queued tasks. Delete it and discard them? They will not be processed.");
+    assert!(d.connector("Mirror").is_some(), "Cancel deleted nothing");
+    b.click_css("tr[data-name='Mirror'] .delete");
+    b.answer_dialog(true);
+    wait_for("the connector to go", Duration::from_secs(10), || d.connector("Mirror").is_none().then_some(()));
+    assert!(d.queue("outgoing", "").is_empty(), "its tasks went with it");
+}

@@ -343,7 +343,7 @@ async function renderConnectors() {
     el("td", { class: "actions" },
       el("button", { class: "edit", title: "Edit", onclick: () => editConnector(c) }, "Edit"),
       el("button", { class: "toggle", onclick: () => saveConnector(c.name, { enabled: !c.enabled }) }, c.enabled ? "Disable" : "Enable"),
-      el("button", { class: "delete", title: "Delete", onclick: () => deleteConnector(c.name) }, "Delete"))));
+      el("button", { class: "delete", title: "Delete", onclick: () => deleteConnector(c) }, "Delete"))));
   const r = renderConnectors;
   const cluster = await clusterPanel();
   paint("connectors",
@@ -404,20 +404,25 @@ async function saveConnector(name, patch) {
   renderConnectors();
 }
 
-// A connector with queued tasks is deleted only after a second confirm that
-// names how many tasks are discarded (the server's refusal says so).
-async function deleteConnector(name) {
-  if (!confirm(`Delete connector ${name}?`)) return;
-  const path = "/api/connectors/" + encodeURIComponent(name);
+// Deleting a connector asks first, naming how many queued tasks would be
+// discarded with it; tasks queued meanwhile make the server refuse, and
+// the question is asked again with the new count.
+async function deleteConnector(c) {
+  const path = "/api/connectors/" + encodeURIComponent(c.name);
+  const waiting = c.queue ? c.queue.outgoing + c.queue.incoming : 0;
+  const question = waiting
+    ? `Connector ${c.name} has ${plural(waiting, "queued task")}. Delete it and discard them? They will not be processed.`
+    : `Delete connector ${c.name}?`;
+  if (!confirm(question)) return;
   try {
-    await api("DELETE", path);
-    toast("Deleted");
+    await api("DELETE", waiting ? path + "?discard_queue=true" : path);
+    toast(waiting ? `Deleted ${c.name} and ${plural(waiting, "queued task")}` : `Deleted ${c.name}`);
   } catch (e) {
-    if (e.status === 409 && confirm(`${e.message}\n\nDelete ${name} and discard its queued tasks?`)) {
-      try { await api("DELETE", path + "?discard_queue=true"); toast("Deleted; its queued tasks were discarded"); } catch (e2) { showError(e2); }
-    } else if (e.status !== 409) {
-      showError(e);
+    if (e.status === 409) {
+      const fresh = await api("GET", path).catch(() => null);
+      if (fresh) { renderConnectors(); return deleteConnector(fresh); }
     }
+    showError(e);
   }
   renderConnectors();
 }
