@@ -756,3 +756,29 @@ fn deleting_a_connector_with_queued_tasks_asks_in_plain_words_with_the_count() {
     wait_for("the connector to go", Duration::from_secs(10), || d.connector("Mirror").is_none().then_some(()));
     assert!(d.queue("outgoing", "").is_empty(), "its tasks went with it");
 }
+
+#[test]
+fn the_content_tab_pages_through_every_object() {
+    let env = TestEnv::new();
+    let d = env.start();
+    let users: Vec<_> = (0..230)
+        .map(|i| json!({"op": "create_object", "object_type": "cms.user", "object": {"code_name": format!("u{i:03}")}}))
+        .collect();
+    assert_eq!(d.post("/api/batch", &json!({ "changes": users })).status, 200);
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#content", d.addr));
+    let position = |b: &Browser| b.find_all(".position").first().map(|p| b.text(p)).unwrap_or_default();
+    b.wait_until("the first page", |b| position(b) == "Rows 1–100");
+    assert_eq!(b.find_all("tr.content-row").len(), 100);
+    b.click_css(".next-page");
+    b.wait_until("the second page", |b| position(b) == "Rows 101–200");
+    b.click_css(".next-page");
+    b.wait_until("the last page", |b| position(b) == "Rows 201–230");
+    assert_eq!(b.find_all("tr.content-row").len(), 30, "nothing stops at 200 rows");
+    assert!(b.find_all("tr.content-row[data-code='u229']").len() == 1);
+    assert!(!b.is_enabled(&b.find(".next-page")));
+    b.click_css(".prev-page");
+    b.wait_until("back to the second page", |b| position(b) == "Rows 101–200");
+    b.click_css(".first-page");
+    b.wait_until("back to the first page", |b| position(b) == "Rows 1–100");
+}

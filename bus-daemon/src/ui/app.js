@@ -848,7 +848,10 @@ function editSchedule(t) {
 // Every change made here goes through the same API as any client's, so it
 // logs outgoing tasks exactly like one.
 
-const contentState = { kind: "cms.user", site: "" };
+// The objects are paged by ID (`after` the last of the page before):
+// `cursor` is this page's, `back` the cursors of the pages before it.
+const CONTENT_PAGE = 100;
+const contentState = { kind: "cms.user", site: "", cursor: null, back: [] };
 
 // A form field: a label and an input (or a textarea / select / checkbox).
 function formField(prefix, name, label, input) {
@@ -899,12 +902,13 @@ function changeToast(r) {
 
 async function renderContent() {
   const types = await api("GET", "/api/object-types");
-  const kind = el("select", { id: "content-kind", "aria-label": "What to show", onchange: (e) => { contentState.kind = e.target.value; renderContent(); } },
+  const kind = el("select", { id: "content-kind", "aria-label": "What to show", onchange: (e) => { contentState.kind = e.target.value; contentState.cursor = null; contentState.back = []; renderContent(); } },
     el("optgroup", { label: "Objects" }, types.objects.map((t) => el("option", { value: t.type, selected: contentState.kind === t.type }, `${t.display_name} (${t.type})`))),
     el("option", { value: "documents", selected: contentState.kind === "documents" }, "Documents"));
   if (contentState.kind === "documents") return renderDocuments(types, kind);
   const type = types.objects.find((t) => t.type === contentState.kind) || types.objects[0];
-  const page = await api("GET", `/api/objects/${encodeURIComponent(type.type)}?limit=200`);
+  const after = contentState.cursor ? `&after=${contentState.cursor}` : "";
+  const page = await api("GET", `/api/objects/${encodeURIComponent(type.type)}?limit=${CONTENT_PAGE}${after}`);
   const path = (o) => `/api/objects/${encodeURIComponent(type.type)}/${o.id}`;
   const rows = page.items.map((o) => el("tr", { class: "content-row", "data-id": o.id, "data-code": o.code_name },
     el("td", {}, o.id), el("td", { class: "code" }, o.code_name), el("td", {}, o.display_name || ""), el("td", {}, o.site_name || ""),
@@ -921,7 +925,19 @@ async function renderContent() {
   paint("content",
     el("div", { class: "toolbar" }, kind, el("button", { class: "primary", id: "new-object", onclick: () => editObject(type, null) }, `New ${type.display_name.toLowerCase()}`),
       el("span", { class: "muted" }, "Changes here log outgoing tasks like any other client's.")),
-    table(["ID", "Code name", "Display name", "Site", "Fields", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "None yet."))]));
+    table(["ID", "Code name", "Display name", "Site", "Fields", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "None yet."))]),
+    contentPager(page));
+}
+
+function contentPager(page) {
+  const st = contentState;
+  const first = st.back.length * CONTENT_PAGE + 1;
+  const go = (cursor, back) => { st.cursor = cursor; st.back = back; renderContent(); };
+  return el("div", { class: "pager" },
+    el("button", { class: "first-page", disabled: !st.back.length, onclick: () => go(null, []) }, "First"),
+    el("button", { class: "prev-page", disabled: !st.back.length, onclick: () => go(st.back[st.back.length - 1], st.back.slice(0, -1)) }, "Previous"),
+    el("span", { class: "position muted" }, page.items.length ? `Rows ${first}–${first + page.items.length - 1}` : "No rows"),
+    el("button", { class: "next-page", disabled: !page.next_after, onclick: () => go(page.next_after, [...st.back, st.cursor]) }, "Next"));
 }
 
 // Add to / remove from a site, the site picked from the sites there are.
