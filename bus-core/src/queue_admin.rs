@@ -336,16 +336,8 @@ pub fn stats(conn: &Conn) -> crate::sql::Result<Vec<QueueStats>> {
 
 /// How many relations wait in one direction (for one connector, or all).
 pub fn count(conn: &Conn, direction: Direction, connector_id: Option<i64>) -> crate::sql::Result<i64> {
-    // All relations minus the recorded deliveries among them: the first
-    // count stays a scan of the index alone, the second reads a few rows.
-    conn.prepare_cached(
-        "SELECT (SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = $1 \
-                 AND (SynchronizationConnectorID = $2 OR $2 IS NULL)) \
-              - (SELECT COUNT(*) FROM Integration_Delivered d JOIN Integration_Synchronization s \
-                 ON s.SynchronizationID = d.DeliveredSynchronizationID WHERE s.SynchronizationIsInbound = $1 \
-                 AND (s.SynchronizationConnectorID = $2 OR $2 IS NULL))",
-    )?
-    .query_row(params![direction, connector_id], |r| r.get(0))
+    conn.prepare_cached(crate::driver::of(conn).count_waiting())?
+        .query_row(params![direction, connector_id], |r| r.get(0))
 }
 
 /// The document a connector gets for one task queued for it: for an

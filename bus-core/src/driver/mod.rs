@@ -82,6 +82,11 @@ pub(crate) trait Driver: Sync {
     /// removes a relation in its delivery's commit and keeps none).
     fn not_delivered(&self) -> &'static str;
 
+    /// How many relations wait in one direction (`$1`) for one connector or
+    /// all (`$2`, or NULL), deliveries recorded but not removed left out:
+    /// one query returning one count.
+    fn count_waiting(&self) -> &'static str;
+
     /// `LIKE` that ignores ASCII case, as grids search (SQLite's `LIKE`
     /// does; PostgreSQL's needs `ILIKE`).
     fn like_ignoring_case(&self) -> &'static str;

@@ -179,6 +179,12 @@ impl Driver for Postgres {
         "TRUE"
     }
 
+    fn count_waiting(&self) -> &'static str {
+        // A delivery removes its relation in its own commit: every relation waits.
+        "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationIsInbound = $1 \
+         AND (SynchronizationConnectorID = $2 OR $2 IS NULL)"
+    }
+
     fn like_ignoring_case(&self) -> &'static str {
         "ILIKE"
     }
