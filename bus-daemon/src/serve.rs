@@ -52,6 +52,8 @@ pub fn run(config: Config) -> Result<()> {
         .thread_name("bus-http")
         .build()
         .context("cannot start the async runtime")?;
+    // Turns true when the server starts to stop: event streams end then.
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let state = http::AppState {
         db: engine.db().clone(),
         registry: engine.store().registry.clone(),
@@ -75,7 +77,12 @@ pub fn run(config: Config) -> Result<()> {
         max_request_bytes: config.http.max_request_bytes,
         requests: Arc::default(),
         cluster_calls: Arc::new(http::cluster_auth::CallAuth::new(config.auth_token.as_deref())),
+        // A quarter of the connection table at most, so requests find room.
+        changes: http::events::Changes::new(config.http.max_connections / 4, stopping),
     };
+    let sources =
+        http::events::Sources { db: state.db.clone(), manager: state.manager.clone(), events: state.events.clone() };
+    let changes = state.changes.clone();
     http::error::MAX_REQUEST_BYTES.store(config.http.max_request_bytes, std::sync::atomic::Ordering::Relaxed);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(http::server::tls_acceptor(cert, key)?),
@@ -97,7 +104,12 @@ pub fn run(config: Config) -> Result<()> {
         // The stop signals are caught from here on, before anyone learns
         // the daemon listens: a SIGTERM can no longer find the default
         // action (an unclean exit) however soon it comes.
-        let stop = shutdown_signal();
+        let signal = shutdown_signal();
+        let stop = async move {
+            signal.await;
+            let _ = stopping_tx.send(true);
+        };
+        tokio::spawn(changes.watch(sources));
         tracing::info!(%addr, database = %config.database_location(), connectors_dir = %config.connectors_dir.display(), "integration bus listening");
         // Tests and scripts read this line to find the port.
         println!("listening on {scheme}://{addr}");

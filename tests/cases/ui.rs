@@ -8,6 +8,17 @@ use bus_tests::{artifacts, wait_for, TestEnv};
 use serde_json::json;
 use std::time::Duration;
 
+/// A scripted connector `name` that takes every user change, outgoing
+/// processing off so its tasks stay listed; the daemon started.
+fn holding_user_tasks(env: &TestEnv, name: &str) -> bus_tests::Daemon {
+    env.scripted(
+        name,
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.set_setting("process_outgoing", false);
+    env.start()
+}
+
 fn shot(b: &Browser, name: &str) {
     let dir = artifacts().dir.parent().unwrap().join("test-artifacts/ui");
     b.screenshot(&dir.join(format!("{name}.png")));
@@ -389,12 +400,7 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
 #[test]
 fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let env = TestEnv::new();
-    env.scripted(
-        "A",
-        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
-    );
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = holding_user_tasks(&env, "A");
     for i in 0..30 {
         d.create("cms.user", json!({"code_name": format!("user{i:02}")}));
     }
@@ -616,12 +622,7 @@ fn a_reload_or_a_link_keeps_the_filtered_sorted_page_and_back_closes_the_popup()
 #[test]
 fn a_300_character_name_makes_no_page_wider_than_a_1366_pixel_window() {
     let env = TestEnv::new();
-    env.scripted(
-        "Mirror",
-        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
-    );
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = holding_user_tasks(&env, "Mirror");
     let long = "W".repeat(300);
     let r = d.put("/api/connectors/Mirror", &json!({"display_name": long}));
     assert_eq!(r.status, 200, "{}", r.text);
@@ -723,6 +724,8 @@ fn a_user_is_added_to_a_site_picked_from_a_list() {
     let b = Browser::start();
     b.goto(&format!("http://{}/#content", d.addr));
     b.click_css("tr.content-row[data-code='antonio'] .add-to-site");
+    // The form opens once the sites have been read.
+    b.wait_until("the sites listed", |b| b.find_all("#site-pick option").len() == 2);
     let options: Vec<String> = b.find_all("#site-pick option").iter().map(|o| b.text(o)).collect();
     assert_eq!(options, ["Corporate (CorpSite)", "Shop"], "the sites there are, named");
     b.click_css("#site-pick option[value='Shop']");
@@ -737,12 +740,7 @@ fn a_user_is_added_to_a_site_picked_from_a_list() {
 #[test]
 fn deleting_a_connector_with_queued_tasks_asks_in_plain_words_with_the_count() {
     let env = TestEnv::new();
-    env.scripted(
-        "Mirror",
-        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
-    );
-    env.set_setting("process_outgoing", false);
-    let d = env.start();
+    let d = holding_user_tasks(&env, "Mirror");
     d.create("cms.user", json!({"code_name": "ann"}));
     d.create("cms.user", json!({"code_name": "bob"}));
     let b = Browser::start();
@@ -781,4 +779,36 @@ fn the_content_tab_pages_through_every_object() {
     b.wait_until("back to the second page", |b| position(b) == "Rows 101–200");
     b.click_css(".first-page");
     b.wait_until("back to the first page", |b| position(b) == "Rows 1–100");
+}
+
+#[test]
+fn a_change_appears_without_a_click_and_a_restart_is_noticed_and_recovered_from() {
+    let env = TestEnv::new();
+    let d = holding_user_tasks(&env, "Mirror");
+    let b = Browser::start();
+    let base = format!("http://{}/", d.addr);
+    b.goto(&format!("{base}#outgoing"));
+    b.wait_until("the empty queue", |b| b.find_all(".position").first().is_some_and(|p| b.text(p).contains("0 tasks")));
+
+    // A change made through the API shows up by itself.
+    d.create("cms.user", json!({"code_name": "ann"}));
+    b.wait_until("the new task, without a click", |b| {
+        b.find_all("#view tbody tr.task").iter().any(|r| b.text(r).contains("ann"))
+    });
+
+    // The daemon stops: a banner says so. Started again on the same
+    // address, the page reconnects by itself and shows what happened.
+    let addr = d.addr.clone();
+    d.stop();
+    b.wait_until("the connection-lost banner", |b| b.find_all("#connection-lost:not([hidden])").len() == 1);
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    std::fs::write(&env.config_path, config.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\"")))
+        .unwrap();
+    let d = env.start();
+    assert_eq!(d.addr, addr);
+    d.create("cms.user", json!({"code_name": "bob"}));
+    b.wait_until("the banner gone and the view refreshed", |b| {
+        b.find_all("#connection-lost[hidden]").len() == 1
+            && b.find_all("#view tbody tr.task").iter().any(|r| b.text(r).contains("bob"))
+    });
 }

@@ -9,6 +9,7 @@ mod connectors;
 mod content;
 pub mod error;
 mod eventlog;
+pub mod events;
 mod grid;
 pub mod guard;
 mod health;
@@ -66,6 +67,8 @@ pub struct AppState {
     /// Checks the signature of calls routed here by the cluster's daemons
     /// (see `cluster_auth.rs`).
     pub cluster_calls: Arc<cluster_auth::CallAuth>,
+    /// What changed, for `GET /api/events` (see `events.rs`).
+    pub changes: Arc<events::Changes>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -108,6 +108,7 @@ fn error_responses() -> Map<String, Value> {
         (401, error("An access token is configured and the request carries no matching bearer token or session cookie")),
         (403, error("A cross-site request (a foreign `Origin`) cannot change anything")),
         (404, error("The named connector, task, object, document, type or scheduled task does not exist")),
+        (406, error("The route answers only in a format the request does not accept (`/api/events`: `Accept: text/event-stream`)")),
         (409, error("Conflicts with the current state: a duplicate, queued tasks, processing switched off, a connector not loaded or running on another daemon")),
         (413, error("The body is larger than `[http] max_request_bytes`; nothing was written")),
         (415, error("A request that changes something takes `Content-Type: application/json`")),
@@ -116,7 +117,7 @@ fn error_responses() -> Map<String, Value> {
         (429, with_retry("Too many failed logins from this client")),
         (500, error("The daemon failed; nothing was half-written")),
         (502, error("The connector did not answer on its daemon")),
-        (503, with_retry("The database is unavailable or busy, or its file was lost; nothing was written, retry later")),
+        (503, with_retry("The database is unavailable or busy, or its file was lost (nothing was written), or too many event streams are open; retry later")),
         (507, error("The database is full; nothing was written")),
     ]
     .into_iter()
@@ -153,6 +154,9 @@ pub(super) fn document(routes: &[Route]) -> Value {
             Answer::Json(schema) => json!({"description": "success", "content": json_content(schema(&mut generator))}),
             Answer::Text => {
                 json!({"description": "success", "content": {"text/plain": {"schema": {"type": "string"}}}})
+            }
+            Answer::EventStream => {
+                json!({"description": "success", "content": {"text/event-stream": {"schema": {"type": "string"}}}})
             }
             Answer::Nothing => json!({"description": "success"}),
         };

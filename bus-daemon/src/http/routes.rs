@@ -7,7 +7,8 @@
 
 use super::AppState;
 use super::{
-    auth, cluster, connectors, content, eventlog, health, incoming, metrics, openapi, schedule, settings, tasks, ui,
+    auth, cluster, connectors, content, eventlog, events, health, incoming, metrics, openapi, schedule, settings,
+    tasks, ui,
 };
 use axum::routing::MethodRouter;
 use axum::Json;
@@ -61,6 +62,8 @@ pub(super) struct Route {
 pub(super) enum Answer {
     Json(SchemaOf),
     Text,
+    /// `text/event-stream` (Server-Sent Events).
+    EventStream,
     Nothing,
 }
 
@@ -141,7 +144,7 @@ impl Route {
     }
 }
 
-use Answer::{Json as J, Nothing, Text};
+use Answer::{EventStream, Json as J, Nothing, Text};
 
 /// Every route the daemon serves.
 #[rustfmt::skip]
@@ -200,6 +203,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(get "/api/openapi.json", openapi_json, "This document").answers(200, J(of::<Value>)),
         route!(get "/health", health::health, "Liveness and readiness (`probe=ready` answers 503 when not ready)").answers(200, J(of::<health::Health>)).query(of::<health::Params>).errors(&[400]).otherwise(503, of::<health::Health>),
         route!(get "/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text).errors(&[503]),
+        route!(get "/api/events", events::stream, "What changed, as Server-Sent Events (`change` with a JSON list of `queues`, `connectors`, `eventlog`, `settings`); a stream lasts at most 25 s and the browser reconnects; 406 without `Accept: text/event-stream`").answers(200, EventStream).errors(&[406, 503]),
     ]
 }
 

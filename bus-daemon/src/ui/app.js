@@ -199,7 +199,11 @@ let currentTab = null;
 // answer must not paint over the tab now shown).
 function paint(tab, ...nodes) {
   if (currentTab !== tab) return;
-  view.replaceChildren(...nodes);
+  // A refresh that shows the same keeps the nodes there are (a click or
+  // text typed into them is not lost).
+  const fresh = document.createElement("div");
+  fresh.append(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+  if (fresh.innerHTML !== view.innerHTML) view.replaceChildren(...fresh.childNodes);
   syncUrl();
 }
 
@@ -311,12 +315,13 @@ function queueText(q) {
   if (!q) return "";
   const parts = [`${q.outgoing} out`, `${q.incoming} in`];
   if (q.failed) parts.push(`${q.failed} failed`);
-  if (q.oldest_age_seconds >= 1) parts.push(`oldest ${Math.round(q.oldest_age_seconds)} s`);
   parts.push(`${q.delivered_last_minute}/min`);
   return parts.join(" · ");
 }
 function queueTitle(q) {
   if (!q) return undefined;
+  // Nothing relative to now here: a refresh that shows the same data
+  // renders the same page (and keeps its nodes).
   const last = q.last_success_at ? `Last success: ${fmtTime(q.last_success_at)}` : "No success yet on this daemon";
   return q.last_error ? `${last}\nLast error: ${q.last_error}` : last;
 }
@@ -1093,6 +1098,50 @@ async function showUrl() {
   await show(tab);
   if (task !== null) viewTask(task);
 }
+// ---- live: what changed, from GET /api/events ----
+//
+// The shown tab is refreshed when a part it shows changed (not while a popup
+// is open: a form being filled is not disturbed). A stream ends every 25 s
+// and the browser connects again; only a connection not back within a few
+// seconds shows the banner, which goes — and the view is refreshed — once it
+// is. The stream is closed while the page is hidden in the back/forward
+// cache, so open tabs do not use up the browser's connections per host.
+const SHOWS = {
+  connectors: ["queues", "connectors"], outgoing: ["queues", "settings"], incoming: ["queues", "settings"],
+  eventlog: ["eventlog"], settings: ["settings"], scheduled: ["eventlog"], content: [],
+};
+const lostBanner = document.getElementById("connection-lost");
+let live = null;
+let lostTimer = null;
+function refreshShown() {
+  if (!modal.hidden || !currentTab) return;
+  // Not while someone types or picks in the view.
+  const active = document.activeElement;
+  if (active && view.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return;
+  tabs[currentTab]().catch(() => {});
+}
+function listen() {
+  if (live) return;
+  live = new EventSource("/api/events");
+  live.addEventListener("hello", () => {
+    clearTimeout(lostTimer);
+    lostTimer = null;
+    if (!lostBanner.hidden) { lostBanner.hidden = true; refreshShown(); }
+  });
+  live.addEventListener("change", (e) => {
+    let what = [];
+    try { what = JSON.parse(e.data); } catch (_) { what = []; }
+    if ((SHOWS[currentTab] || []).some((w) => what.includes(w))) refreshShown();
+  });
+  live.onerror = () => {
+    if (live && live.readyState === EventSource.CLOSED) { live = null; setTimeout(listen, 2000); }
+    if (lostTimer === null) lostTimer = setTimeout(() => { lostBanner.hidden = false; }, 3000);
+  };
+}
+window.addEventListener("pagehide", () => { if (live) { live.close(); live = null; } });
+window.addEventListener("pageshow", listen);
+listen();
+
 window.addEventListener("popstate", showUrl);
 window.addEventListener("hashchange", () => { if (location.hash !== hashOf(currentTab)) showUrl(); });
 showUrl();
