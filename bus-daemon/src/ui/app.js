@@ -370,12 +370,14 @@ async function clusterPanel() {
   const rows = view.daemons.map((d) => el("tr", { "data-daemon": d.id, class: d.alive ? "" : "muted" },
     el("td", { class: "daemon" }, d.id + (d.id === view.this_daemon ? " (this daemon)" : "")),
     el("td", {}, d.address || "—"),
-    el("td", {}, d.alive ? `${d.heartbeat_age_seconds.toFixed(1)} s ago` : "gone"),
+    // Alive or gone, not "n s ago": nothing rendered is relative to now, so
+    // a refresh that shows the same data keeps the page's nodes.
+    el("td", {}, d.alive ? "alive" : "gone"),
     el("td", { class: "held" }, d.connectors.join(", ") || "—")));
   return el("section", { id: "cluster" },
     el("h3", {}, `Cluster: ${view.daemons.filter((d) => d.alive).length} daemon(s), leases of ${view.lease_ttl_ms} ms` +
       (view.leader ? "; this daemon does the maintenance" : "")),
-    table(["Daemon", "Address", "Last heartbeat", "Runs"], rows));
+    table(["Daemon", "Address", "Heartbeat", "Runs"], rows));
 }
 
 // Where the running instance runs, what the row asks for, and how often its
