@@ -796,6 +796,20 @@ fn a_change_appears_without_a_click_and_a_restart_is_noticed_and_recovered_from(
         b.find_all("#view tbody tr.task").iter().any(|r| b.text(r).contains("ann"))
     });
 
+    // A setting changed by someone else shows in the open form (its
+    // checkbox state is not markup, and still counts as a change).
+    b.click_css("#tabs [data-tab='settings']");
+    b.wait_until("processing shown off", |b| {
+        b.find_all("#s-process_outgoing").first().is_some_and(|c| !b.is_selected(c))
+    });
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    b.wait_until("processing shown on, without a click", |b| {
+        b.find_all("#s-process_outgoing").first().is_some_and(|c| b.is_selected(c))
+    });
+    // Off again, so what follows stays listed.
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": false})).status, 200);
+    b.click_css("#tabs [data-tab='outgoing']");
+
     // The daemon stops: a banner says so. Started again on the same
     // address, the page reconnects by itself and shows what happened.
     let addr = d.addr.clone();

@@ -32,8 +32,10 @@ pub(super) struct CallSocket {
 }
 
 /// Reads the socket until a deadline: the socket's read timeout is set
-/// only when the one set last would pass the deadline by more than
-/// [`SLACK`] (so calls with the same timeout cost no extra system call).
+/// only when the one set last is off the time left by more than [`SLACK`]
+/// either way (so calls with the same timeout cost no extra system call,
+/// and a socket whose last read ended near its deadline gets its timeout
+/// back).
 struct ByDeadline {
     stream: UnixStream,
     deadline: Instant,
@@ -50,7 +52,7 @@ impl Read for ByDeadline {
             if left.is_zero() {
                 return Err(ErrorKind::TimedOut.into());
             }
-            if self.timeout_set.is_none_or(|set| set > left + SLACK) {
+            if self.timeout_set.is_none_or(|set| set > left + SLACK || left > set + SLACK) {
                 self.stream.set_read_timeout(Some(left))?;
                 self.timeout_set = Some(left);
             }
@@ -83,9 +85,12 @@ impl CallSocket {
         max: usize,
     ) -> Result<Vec<u8>, SocketError> {
         let bytes = frame::encode(tag, number, parts).map_err(|e| SocketError::Unsendable(e.to_string()))?;
+        // A timeout past any real deadline (a huge setting) is a year.
+        let now = Instant::now();
+        self.input.get_mut().deadline =
+            now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let mut out = &self.input.get_ref().stream;
         std::io::Write::write_all(&mut out, &bytes).map_err(|_| SocketError::Closed)?;
-        self.input.get_mut().deadline = Instant::now() + timeout;
         let header = match frame::read_header(&mut self.input) {
             Ok(Some(header)) => header,
             Ok(None) => return Err(SocketError::Closed),
@@ -142,6 +147,14 @@ mod tests {
             let call = served.join().unwrap();
             assert_eq!((call.tag, call.number, call.body), (Tag::Call, n, b"request".to_vec()));
         }
+    }
+
+    #[test]
+    fn a_timeout_past_any_clock_waits_for_the_reply_without_a_panic() {
+        let (mut socket, host) = pair();
+        let served = answer(&host, Tag::Reply, None, b"ok".to_vec());
+        assert_eq!(socket.call(Tag::Call, 1, &[b"x"], Duration::MAX, 1 << 20).unwrap(), b"ok");
+        served.join().unwrap();
     }
 
     #[test]

@@ -451,8 +451,9 @@ impl Process {
         };
         match replied {
             Ok(body) => kept(outcome(&body)),
+            // The process is fine: this call fails, nothing counts as a crash.
             Err(SocketError::Unsendable(e)) => {
-                kept(Err(ChildError::Crashed(format!("could not be sent the request: {e}"))))
+                kept(Err(ChildError::Failed(format!("could not be sent the request: {e}"))))
             }
             Err(SocketError::Oversized(bytes)) => {
                 kept(Err(ChildError::Failed(oversized(&self.name, Tag::Reply, bytes))))

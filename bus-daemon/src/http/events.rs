@@ -56,6 +56,7 @@ impl Changes {
     pub async fn watch(self: Arc<Self>, sources: Sources) {
         let sources = Arc::new(sources);
         let mut last: Option<Stamp> = None;
+        let mut unheard_since: Option<Instant> = None;
         let mut stopping = self.stopping.clone();
         loop {
             tokio::select! {
@@ -63,9 +64,15 @@ impl Changes {
                 _ = stopping.wait_for(|s| *s) => return,
             }
             if self.tx.receiver_count() == 0 {
-                last = None;
+                // The gap of a reconnect (a stream ends every LIFETIME)
+                // keeps the last stamp; a longer silence forgets it.
+                let since = *unheard_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > RETRY + TICK * 3 {
+                    last = None;
+                }
                 continue;
             }
+            unheard_since = None;
             let read = sources.clone();
             let Ok(Ok(now)) = tokio::task::spawn_blocking(move || read.stamp()).await else { continue };
             // The first look after nobody listened has nothing to compare

@@ -203,8 +203,16 @@ function paint(tab, ...nodes) {
   // text typed into them is not lost).
   const fresh = document.createElement("div");
   fresh.append(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
-  if (fresh.innerHTML !== view.innerHTML) view.replaceChildren(...fresh.childNodes);
+  if (signature(fresh) !== signature(view)) view.replaceChildren(...fresh.childNodes);
   syncUrl();
+}
+
+// What a view shows: its markup and the state of its controls (a checkbox's
+// `checked`, a field's `value` are properties, not markup).
+function signature(root) {
+  const controls = [...root.querySelectorAll("input, select, textarea")]
+    .map((c) => (c.type === "checkbox" || c.type === "radio" ? String(c.checked) : c.value));
+  return root.innerHTML + "\u0000" + controls.join("\u0000");
 }
 
 // ---- the view in the URL: `#outgoing?connector=…&search=…&sort=…&order=…&page=…&limit=…&task=…` ----
@@ -539,7 +547,9 @@ async function renderTasks(direction) {
     el("td", { class: "connector" }, t.connector_display_name),
     el("td", { class: "result" }, resultCell(direction, t))));
 
-  const status = el("span", { id: "bulk-status", class: "muted" });
+  // The last bulk action's outcome stays shown through later refreshes.
+  const status = el("span", { id: "bulk-status", class: state.lastStatus ? state.lastStatus.className : "muted" },
+    state.lastStatus ? state.lastStatus.text : "");
   const progress = el("progress", { id: "bulk-progress", max: "100", value: "0", hidden: true });
   const scope = el("select", { id: "bulk-scope", "aria-label": "Which tasks" }, el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
   const action = el("select", { id: "bulk-action", "aria-label": "Action" }, el("option", { value: "" }, "(select an action)"),
@@ -596,6 +606,8 @@ function syncSummary(ok, failed, firstError) {
 // on the ticked rows (each row is one task for one connector); "All tasks"
 // on every row the grid lists with its connector filter and search. Deletes
 // ask first, naming the count.
+// A bulk action in progress: live refreshes wait for it.
+let bulkRunning = false;
 async function bulk(direction, scope, action, progress, status) {
   if (!action) { toast("Choose an action"); return; }
   const state = queueState[direction];
@@ -611,6 +623,7 @@ async function bulk(direction, scope, action, progress, status) {
   }
   progress.hidden = false;
   progress.value = 0;
+  bulkRunning = true;
   let ok = 0, failed = 0, deleted = 0, firstError = null;
   const count = (r) => {
     if (r.outcomes) {
@@ -659,10 +672,9 @@ async function bulk(direction, scope, action, progress, status) {
   status.textContent = error ? `Stopped: ${error.message}`
     : action === "delete" ? `Done: ${plural(deleted, "task")} deleted` : syncSummary(ok, failed, firstError);
   if (error || failed) status.classList.add("error-text"); else status.classList.remove("error-text");
-  setTimeout(() => renderTasks(direction).then(() => {
-    const s = document.getElementById("bulk-status");
-    if (s) { s.textContent = status.textContent; s.className = status.className; }
-  }), 200);
+  state.lastStatus = { text: status.textContent, className: status.className };
+  bulkRunning = false;
+  setTimeout(() => renderTasks(direction), 200);
 }
 
 function objectFacts(o) {
@@ -1115,12 +1127,16 @@ const SHOWS = {
 const lostBanner = document.getElementById("connection-lost");
 let live = null;
 let lostTimer = null;
+let refreshing = false;
 function refreshShown() {
-  if (!modal.hidden || !currentTab) return;
-  // Not while someone types or picks in the view.
+  if (!modal.hidden || !currentTab || refreshing) return;
+  // Not while someone types or picks in the view, has ticked rows, or a
+  // bulk action runs.
   const active = document.activeElement;
   if (active && view.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return;
-  tabs[currentTab]().catch(() => {});
+  if (view.querySelector("input.pick:checked") || bulkRunning) return;
+  refreshing = true;
+  tabs[currentTab]().catch(() => {}).finally(() => { refreshing = false; });
 }
 function listen() {
   if (live) return;
