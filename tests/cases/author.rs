@@ -31,6 +31,22 @@ fn footprint(env: &TestEnv) -> (i64, i64, i64) {
     (count("Integration_Synchronization"), count("Integration_Task"), count("CMS_EventLog"))
 }
 
+/// `bus-daemon connector replay` of `file` with the testkit library's `class`.
+fn replay(env: &TestEnv, class: &str, config: &str, file: &std::path::Path) -> std::process::Output {
+    let library = artifacts().library("testkit_connector");
+    env.cli(&[
+        "connector",
+        "replay",
+        "--library",
+        library.to_str().unwrap(),
+        "--class",
+        class,
+        "--config-text",
+        config,
+        file.to_str().unwrap(),
+    ])
+}
+
 fn lines(out: &std::process::Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
@@ -69,20 +85,8 @@ fn export_then_replay_reports_each_tasks_outcome_and_writes_nothing() {
 
     // Replayed against a build outside the connectors folder, in a process
     // of its own: one line per task, the exit status says a task failed.
-    let library = artifacts().library("testkit_connector");
-    let replay = |file: &std::path::Path| {
-        env.cli(&[
-            "connector",
-            "replay",
-            "--library",
-            library.to_str().unwrap(),
-            "--class",
-            "ScriptedConnector",
-            "--config-text",
-            r#"{"name": "Erp", "subscriptions": [{"scope": "objects", "process_type": "AsyncSimple"}]}"#,
-            file.to_str().unwrap(),
-        ])
-    };
+    let config = r#"{"name": "Erp", "subscriptions": [{"scope": "objects", "process_type": "AsyncSimple"}]}"#;
+    let replay = |file: &std::path::Path| replay(&env, "ScriptedConnector", config, file);
     let out = replay(&file);
     assert!(!out.status.success(), "a task that was not Ok fails the replay");
     assert_eq!(
@@ -122,19 +126,10 @@ fn export_and_replay_refuse_bad_input_clearly_and_leave_no_half_file() {
     assert!(stderr(&out).contains("no-such-folder"), "{}", stderr(&out));
     assert!(!missing.exists());
 
-    let library = artifacts().library("testkit_connector");
-    let replay = |contents: &str| {
+    let replay_text = |contents: &str| {
         let file = env.dir.path().join("bad.jsonl");
         std::fs::write(&file, contents).unwrap();
-        env.cli(&[
-            "connector",
-            "replay",
-            "--library",
-            library.to_str().unwrap(),
-            "--class",
-            "ScriptedConnector",
-            file.to_str().unwrap(),
-        ])
+        replay(&env, "ScriptedConnector", "", &file)
     };
     let out = env.cli(&["task", "export", "--connector", "Erp"]);
     let good = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_owned();
@@ -143,22 +138,14 @@ fn export_and_replay_refuse_bad_input_clearly_and_leave_no_half_file() {
         (good.replace("\"outgoing\"", "\"incoming\""), "only outgoing tasks can be replayed"),
         (good.replace("\"task_id\"", "\"task\""), "line 1"),
     ] {
-        let out = replay(&contents);
+        let out = replay_text(&contents);
         assert!(!out.status.success(), "{contents}");
         assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
         assert!(lines(&out).is_empty(), "nothing was called: {:?}", lines(&out));
     }
     let file = env.dir.path().join("good.jsonl");
     std::fs::write(&file, format!("{good}\n")).unwrap();
-    let out = env.cli(&[
-        "connector",
-        "replay",
-        "--library",
-        library.to_str().unwrap(),
-        "--class",
-        "NoSuchClass",
-        file.to_str().unwrap(),
-    ]);
+    let out = replay(&env, "NoSuchClass", "", &file);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("NoSuchClass"), "{}", stderr(&out));
 }

@@ -906,6 +906,14 @@ async function showPreview(change, target) {
   }
 }
 
+// A form's Preview button: the change its fields make now, previewed in
+// `target`; a field that cannot be read is said in `error`.
+function previewButton(id, change, target, error) {
+  return el("button", { type: "button", id, onclick: () => {
+    try { showPreview(change(), target); } catch (e) { error.textContent = e.message; }
+  } }, "Preview");
+}
+
 function parseFields(text) {
   if (!text.trim()) return {};
   const v = JSON.parse(text);
@@ -995,9 +1003,7 @@ function editObject(type, o) {
     error,
     preview,
     el("div", { class: "modal-actions" },
-      el("button", { type: "button", id: "content-preview", onclick: () => {
-        try { showPreview(change(), preview); } catch (e) { error.textContent = e.message; }
-      } }, "Preview"),
+      previewButton("content-preview", change, preview, error),
       el("button", { class: "primary", type: "submit", id: "content-save" }, "Save")));
   function body() {
     const b = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: parseFields(fields.value) };
@@ -1071,9 +1077,7 @@ function editDocument(types, d) {
     error,
     preview,
     el("div", { class: "modal-actions" },
-      el("button", { type: "button", id: "document-preview", onclick: () => {
-        try { showPreview(change(), preview); } catch (e) { error.textContent = e.message; }
-      } }, "Preview"),
+      previewButton("document-preview", change, preview, error),
       el("button", { class: "primary", type: "submit", id: "document-save" }, "Save")));
   function patch() {
     return { name: form.elements.name.value.trim() || undefined, fields: parseFields(fields.value) };
