@@ -153,9 +153,39 @@ impl Browser {
         self.call("POST", &format!("/element/{}/click", e.0), None);
     }
 
+    /// Clicks the element `css` matches. A live page may re-render between
+    /// finding the element and the click (a change announced by the
+    /// server): the click then goes to the element as re-rendered, as a
+    /// person's would.
     pub fn click_css(&self, css: &str) {
-        let e = self.find(css);
-        self.click(&e);
+        self.on_current(css, |e| self.try_call("POST", &format!("/element/{}/click", e.0), None));
+    }
+
+    /// Runs `act` on the element `css` matches, finding it again (up to
+    /// 10 s) while the one found was replaced by a re-render before `act`
+    /// reached it (stale, or detached and so not interactable).
+    fn on_current(&self, css: &str, mut act: impl FnMut(&Element) -> Result<Value, String>) {
+        let start = Instant::now();
+        loop {
+            let e = self.find(css);
+            match act(&e) {
+                Ok(_) => return,
+                Err(why) if is_rerendered(&why) && start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(why) => panic!("WebDriver on `{css}` failed: {why}"),
+            }
+        }
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let body = body.or_else(|| (method == "POST").then(|| json!({})));
+        let r = http::request(&self.addr, method, &format!("/session/{}{path}", self.session), body.as_ref());
+        if r.status < 300 {
+            Ok(r.body["value"].clone())
+        } else {
+            Err(r.text)
+        }
     }
 
     /// Types text into an input.
@@ -170,13 +200,24 @@ impl Browser {
         r.body["value"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// An attribute; `None` also when the element went stale (the page
+    /// re-rendered), so waits simply look again.
     pub fn attribute(&self, e: &Element, name: &str) -> Option<String> {
-        self.call("GET", &format!("/element/{}/attribute/{name}", e.0), None).as_str().map(str::to_owned)
+        self.read(&format!("/element/{}/attribute/{name}", e.0))
     }
 
-    /// A DOM property (e.g. an input's current `value`).
+    /// A DOM property (e.g. an input's current `value`); `None` also when
+    /// the element went stale.
     pub fn property(&self, e: &Element, name: &str) -> Option<String> {
-        self.call("GET", &format!("/element/{}/property/{name}", e.0), None).as_str().map(str::to_owned)
+        self.read(&format!("/element/{}/property/{name}", e.0))
+    }
+
+    fn read(&self, path: &str) -> Option<String> {
+        match self.try_call("GET", path, None) {
+            Ok(v) => v.as_str().map(str::to_owned),
+            Err(why) if is_rerendered(&why) => None,
+            Err(why) => panic!("WebDriver GET {path} failed: {why}"),
+        }
     }
 
     /// The browser's Back button.
@@ -199,9 +240,12 @@ impl Browser {
         self.call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
     }
 
-    /// Whether a checkbox (or option) is checked.
+    /// Whether a checkbox (or option) is checked; false when the element
+    /// went stale (the page re-rendered), so waits simply look again.
     pub fn is_selected(&self, e: &Element) -> bool {
-        self.call("GET", &format!("/element/{}/selected", e.0), None).as_bool().unwrap_or(false)
+        self.try_call("GET", &format!("/element/{}/selected", e.0), None)
+            .map(|v| v.as_bool().unwrap_or(false))
+            .unwrap_or_else(|why| if is_rerendered(&why) { false } else { panic!("WebDriver selected failed: {why}") })
     }
 
     /// Empties an input or text area.
@@ -210,10 +254,12 @@ impl Browser {
     }
 
     /// Replaces the text of an input or text area.
+    /// (Found again when a re-render replaced it, as in [`Self::click_css`].)
     pub fn fill(&self, css: &str, text: &str) {
-        let e = self.find(css);
-        self.clear(&e);
-        self.call_type(&e, text);
+        self.on_current(css, |e| {
+            self.try_call("POST", &format!("/element/{}/clear", e.0), Some(json!({})))?;
+            self.try_call("POST", &format!("/element/{}/value", e.0), Some(json!({"text": text})))
+        });
     }
 
     pub fn is_enabled(&self, e: &Element) -> bool {
@@ -269,4 +315,10 @@ fn decode_base64(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether a WebDriver error says the element was replaced by a re-render:
+/// stale, or detached and so not interactable.
+fn is_rerendered(why: &str) -> bool {
+    why.contains("stale element reference") || why.contains("element not interactable")
 }
