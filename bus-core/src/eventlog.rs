@@ -193,19 +193,23 @@ impl EventLog {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// A page for the grid: the filters of `filters` (but its paging), sorted
+    /// A page for the grid: the filters of `filters` (but its paging; its
+    /// source matches any source that contains it, ignoring case), sorted
     /// and searched (description, source, code, user, document) as `grid` says.
     pub fn grid(&self, filters: &EventQuery, grid: &GridQuery<EventSort>) -> Result<GridPage<Event>, DbError> {
         let conn = self.lock();
         let search = grid.search.as_deref().map(contains_pattern);
         let like = crate::driver::of(&conn).like_ignoring_case();
         let filter = &format!(
-            "FROM CMS_EventLog WHERE (Source = $1 OR $1 IS NULL) AND (EventType = $2 OR $2 IS NULL) \
+            "FROM CMS_EventLog WHERE (Source {like} $1 ESCAPE '\\' OR $1 IS NULL) AND (EventType = $2 OR $2 IS NULL) \
              AND (EventCode = $3 OR $3 IS NULL) AND (Description {like} $4 ESCAPE '\\' \
              OR Source {like} $4 ESCAPE '\\' OR EventCode {like} $4 ESCAPE '\\' OR UserName {like} $4 ESCAPE '\\' \
              OR DocumentName {like} $4 ESCAPE '\\' OR $4 IS NULL)"
         );
-        let args = params![filters.source, filters.event_type, filters.code, search];
+        // In the grid a source is what a person types: part of the name, in
+        // any case.
+        let source = filters.source.as_deref().map(contains_pattern);
+        let args = params![source, filters.event_type, filters.code, search];
         let total: i64 = conn.prepare_cached(&format!("SELECT COUNT(*) {filter}"))?.query_row(args, |r| r.get(0))?;
         let order = grid.order.sql();
         let sql = format!(

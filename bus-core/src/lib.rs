@@ -29,6 +29,7 @@ pub mod engine;
 pub mod eventlog;
 pub mod export;
 pub mod grid;
+pub mod history;
 pub mod host;
 pub mod incoming;
 pub mod isolation;

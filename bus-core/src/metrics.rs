@@ -69,6 +69,9 @@ struct Recent {
     per_second: VecDeque<(u64, u32)>,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
+    /// Processed `Ok` and failed since the history last took them
+    /// ([`Metrics::take_unrecorded`]).
+    unrecorded: (u64, u64),
 }
 
 /// What a connector did lately on this daemon (`/api/connectors`' `queue`).
@@ -137,6 +140,11 @@ impl Metrics {
         }
         let r = recent.get_mut(connector).expect("inserted above");
         if result == TaskResult::Ok {
+            r.unrecorded.0 += 1;
+        } else if result.is_failure() {
+            r.unrecorded.1 += 1;
+        }
+        if result == TaskResult::Ok {
             let second = epoch_second(at);
             match r.per_second.back_mut() {
                 Some((s, n)) if *s == second => *n += 1,
@@ -169,6 +177,29 @@ impl Metrics {
                 .sum(),
             last_success_at: r.last_success.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             last_error: r.last_error.clone(),
+        }
+    }
+
+    /// Per connector, the tasks processed `Ok` and the attempts that failed
+    /// since the last call: what `history` adds to the database.
+    pub fn take_unrecorded(&self) -> BTreeMap<String, (u64, u64)> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter_mut()
+            .filter(|(_, r)| r.unrecorded != (0, 0))
+            .map(|(connector, r)| (connector.clone(), std::mem::take(&mut r.unrecorded)))
+            .collect()
+    }
+
+    /// Counts [`Metrics::take_unrecorded`] gave that could not be written,
+    /// kept for the next call (those of connectors forgotten meanwhile go).
+    pub fn give_back(&self, counts: BTreeMap<String, (u64, u64)>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        for (connector, (ok, failed)) in counts {
+            if let Some(r) = recent.get_mut(&connector) {
+                r.unrecorded.0 += ok;
+                r.unrecorded.1 += failed;
+            }
         }
     }
 

@@ -100,6 +100,7 @@ pub fn run(config: Config) -> Result<()> {
                 }
             }
         });
+        tokio::spawn(record_history(state.db.clone(), state.metrics.clone()));
         let listener = tokio::net::TcpListener::from_std(listener)?;
         // The stop signals are caught from here on, before anyone learns
         // the daemon listens: a SIGTERM can no longer find the default
@@ -122,6 +123,31 @@ pub fn run(config: Config) -> Result<()> {
     engine.stop();
     tracing::info!("integration bus stopped");
     result
+}
+
+/// How often the connectors' history takes what this daemon did.
+const HISTORY_TICK: Duration = Duration::from_secs(5);
+
+/// Adds what this daemon did to each connector's history every
+/// [`HISTORY_TICK`] (and keeps the table to a day); a failure is logged
+/// once until a write succeeds again, and what it held is kept for the next.
+async fn record_history(db: bus_core::db::Database, metrics: Arc<bus_core::metrics::Metrics>) {
+    let mut tick = tokio::time::interval(HISTORY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let (db, metrics) = (db.clone(), metrics.clone());
+        let minute = bus_core::history::minute_of(std::time::SystemTime::now());
+        match tokio::task::spawn_blocking(move || bus_core::history::record(&db, &metrics, minute)).await {
+            Ok(Ok(())) => failing = false,
+            Ok(Err(error)) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "cannot record the connectors' history; trying again every few seconds");
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Raises the soft limit of open files to the hard one (as Go's runtime

@@ -143,6 +143,14 @@ fn the_event_log_pages_and_filters() {
     let warnings = d.get("/api/eventlog?type=W").body;
     assert_eq!(warnings["items"][0]["source"], "Integration bus");
     assert!(warnings["items"][0]["description"].as_str().unwrap().contains("`Broken`"));
+    // In the grid (as the UI asks) a source is part of a name, in any case;
+    // without grid parameters it is the exact name.
+    let typed = d.get("/api/eventlog?source=e1&code=INIT&sort=source&order=asc").body;
+    let sources: Vec<&str> = typed["items"].as_array().unwrap().iter().map(|e| e["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["E1"], "{typed}");
+    let typed = d.get("/api/eventlog?source=INTEGRATION&sort=time").body;
+    assert!(typed["total"].as_i64().unwrap() >= 1, "{typed}");
+    assert_eq!(d.get("/api/eventlog?source=e1").body["items"].as_array().unwrap().len(), 0, "exact outside the grid");
 }
 
 #[test]

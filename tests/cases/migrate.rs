@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "Integration_Synchronization",
     "Integration_SyncLog",
     "CMS_EventLog",
+    "Integration_ConnectorHistory",
 ];
 
 fn counts(env: &TestEnv) -> Vec<(String, i64)> {

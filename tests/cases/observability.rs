@@ -176,3 +176,71 @@ fn each_connector_row_shows_its_queues_and_what_it_did_lately() {
         json!(2)
     );
 }
+
+/// `GET /api/history`: what each connector did, a figure per minute, added
+/// by the daemon every few seconds; bad input is refused by name, and a row
+/// older than a day is deleted by the daemon (the table stays bounded).
+#[test]
+fn the_history_counts_each_connectors_deliveries_per_minute_and_keeps_a_day() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    env.scripted(
+        "Other",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.role"}]}),
+    );
+    let d = env.start();
+    for i in 0..3 {
+        d.create("cms.user", json!({"code_name": format!("u{i}")}));
+    }
+    let sum = |series: &serde_json::Value, figure: &str| -> i64 {
+        series[figure].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).sum()
+    };
+    let all = wait_for("the three deliveries in the history", Duration::from_secs(20), || {
+        let r = d.get("/api/history?minutes=5");
+        assert_eq!(r.status, 200, "{}", r.text);
+        let mirror = r.body["connectors"].as_array().unwrap().iter().find(|s| s["connector"] == "Mirror").cloned();
+        (sum(mirror.as_ref()?, "delivered") == 3).then_some(r.body)
+    });
+    assert_eq!(all["minutes"], 5);
+    let series = all["connectors"].as_array().unwrap();
+    let names: Vec<&str> = series.iter().map(|s| s["connector"].as_str().unwrap()).collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]) && names.contains(&"Other"), "every connector, by name: {names:?}");
+    let of = |name: &str| series.iter().find(|s| s["connector"] == name).unwrap();
+    assert_eq!(of("Mirror")["delivered"].as_array().unwrap().len(), 5, "a figure per minute");
+    assert_eq!(sum(of("Mirror"), "failed"), 0);
+    assert_eq!(sum(of("Other"), "delivered"), 0, "another connector's deliveries are not counted");
+    let one = d.get("/api/history?connector=Other&minutes=1440");
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body["connectors"].as_array().unwrap().len(), 1);
+    assert_eq!(one.body["connectors"][0]["delivered"].as_array().unwrap().len(), 1440);
+
+    for (query, status, says) in [
+        ("minutes=0", 400, "between 1 and 1440"),
+        ("minutes=1441", 400, "between 1 and 1440"),
+        ("connector=Nobody", 404, "Nobody"),
+    ] {
+        let r = d.get(&format!("/api/history?{query}"));
+        assert_eq!(r.status, status, "{query}: {}", r.text);
+        assert!(r.text.contains(says), "{query}: {}", r.text);
+    }
+
+    // A row older than a day (as a daemon stopped for a while leaves it)
+    // is deleted at the daemon's next look.
+    env.sql()
+        .execute(
+            "INSERT INTO Integration_ConnectorHistory (HistoryConnectorID, HistoryMinute, HistoryDelivered) \
+             SELECT ConnectorID, 1000, 7 FROM Integration_Connector WHERE ConnectorName = 'Other'",
+            [],
+        )
+        .unwrap();
+    wait_for("the day-old row to be deleted", Duration::from_secs(20), || {
+        let old: i64 = env
+            .sql()
+            .query_row("SELECT COUNT(*) FROM Integration_ConnectorHistory WHERE HistoryMinute = 1000", [], |r| r.get(0))
+            .unwrap();
+        (old == 0).then_some(())
+    });
+}

@@ -299,7 +299,9 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.click_css("#content-save");
     b.click_css("tr.content-row[data-code='antonio'] .edit");
     b.fill("#c-display_name", "Antonio Banderas");
-    b.fill("#c-fields", "{\"email\": \"antonio@example.com\"}");
+    b.click_css("#c-add-field");
+    b.fill("#c-fields .field-row:last-of-type .field-name", "email");
+    b.fill("#c-fields .field-row:last-of-type .field-value", "antonio@example.com");
     // Previewed first: who would get the change and what; nothing written.
     b.click_css("#content-preview");
     b.wait_until("the preview", |b| {
@@ -322,13 +324,18 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
             .first()
             .is_some_and(|e| b.text(e).contains("Antonio Banderas"))
     });
+    let antonio = d.get(&format!("/api/objects/cms.user/{}", antonio["id"])).body;
+    assert_eq!(antonio["fields"]["email"], "antonio@example.com", "the field added in the form: {antonio}");
     choose_kind(&b, "documents", "New document");
     b.click_css("#new-document");
     b.fill("#d-alias_path", "/Apple iPad 2");
     b.fill("#d-name", "Apple iPad 2");
     b.click_css("#document-save");
     b.click_css("tr.content-row.document[data-path='/Apple iPad 2'] .edit");
-    b.fill("#d-fields", "{\"price\": 499}");
+    b.click_css("#d-add-field");
+    b.fill("#d-fields .field-row:last-of-type .field-name", "price");
+    b.click_css("#d-fields .field-row:last-of-type .field-kind option[value='number']");
+    b.fill("#d-fields .field-row:last-of-type .field-value", "499");
     b.click_css("#document-preview");
     b.wait_until("the document's preview", |b| {
         b.find_all("#preview")
@@ -490,18 +497,21 @@ fn every_tab_and_popup_has_no_serious_or_critical_accessibility_violation() {
     // Held in the queue, so the grids have rows.
     env.set_setting("process_outgoing", false);
     let d = env.start();
-    d.create("cms.user", json!({"code_name": "antonio", "display_name": "Antonio"}));
+    d.create(
+        "cms.user",
+        json!({"code_name": "antonio", "display_name": "Antonio", "fields": {"email": "a@example.com", "age": 40}}),
+    );
     let b = Browser::start();
     let base = format!("http://{}/", d.addr);
     let mut found = Vec::new();
     let mut check = |b: &Browser, place: &str| {
         found.extend(b.accessibility_violations().into_iter().map(|v| format!("{place}: {v}")));
     };
-    for tab in ["connectors", "outgoing", "incoming", "settings", "eventlog", "scheduled", "content"] {
+    for tab in ["overview", "connectors", "outgoing", "incoming", "settings", "eventlog", "scheduled", "content"] {
         b.goto(&format!("{base}#{tab}"));
         b.wait_until(&format!("the {tab} tab"), |b| {
             b.find_all(&format!("#tabs [data-tab='{tab}'][aria-selected='true']")).len() == 1
-                && !b.find_all("#view table, #view form").is_empty()
+                && !b.find_all("#view table, #view form, #view .cards").is_empty()
         });
         check(&b, &format!("#{tab}"));
     }
@@ -510,6 +520,7 @@ fn every_tab_and_popup_has_no_serious_or_critical_accessibility_violation() {
         ("connectors", "tr[data-name='Mirror'] .edit", "the connector form"),
         ("outgoing", "tr .view", "a task's data"),
         ("content", "#new-object", "the content form"),
+        ("content", "tr.content-row[data-code='antonio'] .edit", "an object's form with its fields"),
         ("scheduled", "tr[data-name='ProcessExternalIntegrationTasks'] .edit", "the schedule form"),
     ] {
         b.goto(&format!("{base}#{tab}"));
@@ -704,8 +715,12 @@ fn a_schedule_is_changed_in_its_form_and_an_error_stays_until_dismissed() {
 
     // An action that fails (the connector was deleted behind the page's
     // back): the error is an alert with a dismiss button, not a passing toast.
+    // The page stops listening first (as when it is hidden), so the delete
+    // is not shown before the click: the click meets the deleted connector.
     b.goto(&format!("{base}#connectors"));
     let toggle = b.find("tr[data-name='Gone'] .toggle");
+    b.script("window.dispatchEvent(new Event('pagehide'));");
+    b.wait_until("no refresh in flight", |b| b.script("return refreshing;") == json!(false));
     assert_eq!(d.delete("/api/connectors/Gone").status, 204);
     b.click(&toggle);
     b.wait_until("the error", |b| b.find_all("#toast.show.error[role='alert'] .dismiss").len() == 1);
@@ -825,4 +840,137 @@ fn a_change_appears_without_a_click_and_a_restart_is_noticed_and_recovered_from(
         b.find_all("#connection-lost[hidden]").len() == 1
             && b.find_all("#view tbody tr.task").iter().any(|r| b.text(r).contains("bob"))
     });
+}
+
+/// The Overview opens first: a card per connector with its state and
+/// figures, updated without a click when a change is posted through the
+/// API; its sparkline and the connector's page (a day of history, a bar a
+/// minute) count what was delivered; both pass axe-core; a reload keeps
+/// the connector's page.
+#[test]
+fn the_overview_opens_first_updates_by_itself_and_leads_to_a_connectors_day() {
+    let env = TestEnv::new();
+    env.scripted(
+        "Shop",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.role"}]}),
+    );
+    let d = holding_user_tasks(&env, "Mirror");
+    let b = Browser::start();
+    let base = format!("http://{}/", d.addr);
+    b.goto(&base);
+    b.wait_until("the Overview, first", |b| {
+        b.url().ends_with("#overview")
+            && b.find_all("#tabs [data-tab='overview'][aria-selected='true']").len() == 1
+            && b.find_all(".card[data-name='Mirror'] .waiting")
+                .first()
+                .is_some_and(|w| b.text(w).contains("0 outgoing"))
+    });
+    assert_eq!(b.text(&b.find(".card[data-name='Mirror'] p.state")), "Running");
+
+    // A change posted through the API shows on the card by itself.
+    let posted = std::time::Instant::now();
+    d.create("cms.user", json!({"code_name": "ann"}));
+    b.wait_until("the waiting task on the card, without a click", |b| {
+        b.find_all(".card[data-name='Mirror'] .waiting").first().is_some_and(|w| b.text(w).contains("1 outgoing"))
+    });
+    eprintln!("the overview showed the new task {} ms after it was posted", posted.elapsed().as_millis());
+    let mut found: Vec<String> = b.accessibility_violations().into_iter().map(|v| format!("#overview: {v}")).collect();
+
+    // Delivered: the cards' sparklines count it (the history is added to
+    // every few seconds), still without a click. Processing switched on
+    // starts with the next task (the specification's trigger).
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    d.create("cms.user", json!({"code_name": "bob"}));
+    for i in 0..3 {
+        d.create("cms.role", json!({"code_name": format!("r{i}")}));
+    }
+    b.wait_until("the deliveries in the sparklines", |b| {
+        let total = |name: &str| {
+            b.find_all(&format!(".card[data-name='{name}'] .spark-total"))
+                .first()
+                .map(|t| b.text(t))
+                .unwrap_or_default()
+        };
+        total("Mirror") == "2 delivered in 15 min" && total("Shop") == "3 delivered in 15 min"
+    });
+    // A task the shop refuses: the card says so, in red, with the error.
+    d.create("cms.role", json!({"code_name": "blocked", "fields": {"outcome": "Error", "message": "ERP says no"}}));
+    b.wait_until("the failure on Shop's card", |b| {
+        b.find_all(".card.bad[data-name='Shop'] .failed-count").first().is_some_and(|f| b.text(f) == "1")
+            && b.find_all(".card[data-name='Shop'] .last-error").first().is_some_and(|e| b.text(e) == "ERP says no")
+    });
+    shot(&b, "overview");
+
+    // The connector's page: a day of history, and links to its tasks.
+    b.click_css(".card[data-name='Shop'] h2 a");
+    b.wait_until("Shop's page with its deliveries", |b| {
+        b.url().ends_with("#connector?name=Shop")
+            && b.find_all(".summary.delivered").first().is_some_and(|s| b.text(s) == "3 tasks")
+            // The refused task is tried again after a pause: one or more.
+            && b.find_all(".summary.failed").first().is_some_and(|s| {
+                b.text(s).split(' ').next().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n >= 1)
+            })
+    });
+    assert_eq!(b.find_all("figure.chart svg.bars").len(), 3, "delivered, failed and waiting");
+    found.extend(b.accessibility_violations().into_iter().map(|v| format!("#connector: {v}")));
+    shot(&b, "connector");
+    b.refresh();
+    b.wait_until("the same page after a reload", |b| {
+        b.find_all("#connector-title").first().is_some_and(|t| b.text(t).contains("Shop"))
+    });
+    b.click_css("#view a[href='#outgoing?connector=Shop']");
+    b.wait_until("its outgoing tasks", |b| b.url().ends_with("#outgoing?connector=Shop"));
+    assert!(found.is_empty(), "axe-core found serious or critical violations:\n{}", found.join("\n"));
+}
+
+/// A content form is made from the object-type registry: a user role's
+/// user and role are picked from lists of the objects there are, a value
+/// that cannot be read is said next to its field (and nothing is saved),
+/// and what is saved has the kinds the form says.
+#[test]
+fn a_content_form_picks_foreign_keys_from_lists_and_says_what_is_wrong_next_to_the_field() {
+    let env = TestEnv::new();
+    let d = env.start();
+    d.create("cms.user", json!({"code_name": "ann", "display_name": "Ann"}));
+    d.create("cms.role", json!({"code_name": "editors", "display_name": "Editors"}));
+    let id_of = |object_type: &str, code: &str| -> i64 {
+        let list = d.get(&format!("/api/objects/{object_type}?limit=100")).body;
+        list["items"].as_array().unwrap().iter().find(|o| o["code_name"] == code).unwrap()["id"].as_i64().unwrap()
+    };
+    let (ann, editors) = (id_of("cms.user", "ann"), id_of("cms.role", "editors"));
+    let b = Browser::start();
+    b.goto(&format!("http://{}/#content", d.addr));
+    choose_kind(&b, "cms.userrole", "New user role");
+    b.click_css("#new-object");
+    b.click_css(&format!("#c-fk-UserID option[value='{ann}']"));
+    b.click_css(&format!("#c-fk-RoleID option[value='{editors}']"));
+    assert!(b.text(&b.find("label[for='c-fk-UserID']")).contains("User"), "the key says what it points to");
+
+    // A number that is not one: said next to the field, nothing saved.
+    b.click_css("#c-add-field");
+    b.fill("#c-fields .field-row:last-of-type .field-name", "weight");
+    b.click_css("#c-fields .field-row:last-of-type .field-kind option[value='number']");
+    b.fill("#c-fields .field-row:last-of-type .field-value", "heavy");
+    b.click_css("#content-save");
+    b.wait_until("the message next to the field", |b| {
+        b.find_all("#c-fields .field-row:last-of-type .field-error")
+            .first()
+            .is_some_and(|e| b.text(e).contains("“heavy” is not a number"))
+    });
+    assert_eq!(
+        b.script("return document.activeElement.getAttribute('aria-invalid');"),
+        json!("true"),
+        "the focus goes to the field that is wrong"
+    );
+    let count =
+        |d: &bus_tests::Daemon| d.get("/api/objects/cms.userrole?limit=100").body["items"].as_array().unwrap().len();
+    assert_eq!(count(&d), 0, "nothing was saved");
+
+    b.fill("#c-fields .field-row:last-of-type .field-value", "2.5");
+    b.click_css("#content-save");
+    b.wait_until("the form to close", |b| b.find_all("#modal[hidden]").len() == 1);
+    let saved = d.get("/api/objects/cms.userrole?limit=100").body["items"][0].clone();
+    assert_eq!(saved["fields"]["UserID"], ann, "{saved}");
+    assert_eq!(saved["fields"]["RoleID"], editors, "{saved}");
+    assert_eq!(saved["fields"]["weight"], 2.5, "a number, as the form said: {saved}");
 }

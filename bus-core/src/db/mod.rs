@@ -172,6 +172,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../schema/v6.sql") },
     Migration { version: 7, sql: include_str!("../schema/v7.sql") },
     Migration { version: 8, sql: include_str!("../schema/v8.sql") },
+    Migration { version: 9, sql: include_str!("../schema/v9.sql") },
 ];
 
 impl Database {

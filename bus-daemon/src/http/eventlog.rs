@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[derive(schemars::JsonSchema)]
 pub struct Params {
+    /// Only events of this source: exactly this name, or in grid paging
+    /// (any of `sort`, `order`, `search`, `offset` given, as the UI asks)
+    /// any source that contains it, ignoring case.
     source: Option<String>,
     /// `I`, `W` or `E`.
     #[serde(rename = "type")]

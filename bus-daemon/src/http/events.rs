@@ -1,5 +1,5 @@
 //! `GET /api/events`: Server-Sent Events that tell the UI what changed —
-//! `queues`, `connectors`, `eventlog`, `settings` — so it refreshes what it
+//! `queues`, `connectors`, `eventlog`, `settings`, `history` — so it refreshes what it
 //! shows instead of polling. One watcher per daemon compares a stamp of
 //! each once a second, and only while a stream is open (its first look
 //! after an idle spell names everything, as nothing is known to be fresh). A stream never
@@ -32,7 +32,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How often the watcher looks.
 const TICK: Duration = Duration::from_secs(1);
 /// The parts a change can name.
-const EVERYTHING: [&str; 4] = ["queues", "connectors", "eventlog", "settings"];
+const EVERYTHING: [&str; 5] = ["queues", "connectors", "eventlog", "settings", "history"];
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
@@ -104,6 +104,9 @@ struct Stamp {
     connectors: u64,
     eventlog: Option<i64>,
     settings: u64,
+    /// The connectors' history of the last quarter hour (the Overview's
+    /// sparklines).
+    history: (i64, i64),
 }
 
 impl Stamp {
@@ -113,6 +116,7 @@ impl Stamp {
             ("connectors", self.connectors != now.connectors),
             ("eventlog", self.eventlog != now.eventlog),
             ("settings", self.settings != now.settings),
+            ("history", self.history != now.history),
         ]
         .into_iter()
         .filter_map(|(what, changed)| changed.then_some(what))
@@ -135,6 +139,8 @@ impl Sources {
             .events
             .list(&EventQuery { source: None, event_type: None, code: None, before_id: None, limit: 1 })
             .map_err(|e| e.to_string())?;
+        let since = bus_core::history::minute_of(std::time::SystemTime::now()) - 15;
+        let history = bus_core::history::stamp(&conn, since).map_err(|e| e.to_string())?;
         let set = self.manager.current();
         let states: Vec<_> =
             set.status.iter().map(|(name, s)| (name, s.loaded, s.error.as_deref(), s.starting)).collect();
@@ -143,6 +149,7 @@ impl Sources {
             connectors: digest((set.generation, states)),
             eventlog: newest.first().map(|e| e.id),
             settings: digest(format!("{settings:?}")),
+            history,
         })
     }
 }

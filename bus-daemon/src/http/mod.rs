@@ -13,6 +13,7 @@ pub mod events;
 mod grid;
 pub mod guard;
 mod health;
+mod history;
 mod incoming;
 mod metrics;
 mod openapi;

@@ -7,8 +7,8 @@
 
 use super::AppState;
 use super::{
-    auth, cluster, connectors, content, eventlog, events, health, incoming, metrics, openapi, schedule, settings,
-    tasks, ui,
+    auth, cluster, connectors, content, eventlog, events, health, history, incoming, metrics, openapi, schedule,
+    settings, tasks, ui,
 };
 use axum::routing::MethodRouter;
 use axum::Json;
@@ -191,6 +191,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(delete "/api/tasks/{id}", tasks::delete, "Delete a task (with `connector`: that connector's relation only)").answers(204, Nothing).query(of::<tasks::RowParams>).errors(&[404]),
         route!(get "/api/tasks/{id}/payload", tasks::payload, "The document a connector gets for the task").answers(200, J(of::<Value>)).query(of::<tasks::PayloadParams>).errors(&[404]),
         route!(post "/api/tasks/{id}/synchronize", tasks::synchronize_one, "Synchronize one task (with `connector`: for that connector only)").answers(200, J(of::<tasks::SyncReport>)).query(of::<tasks::RowParams>).errors(&[404, 409]),
+        route!(get "/api/history", history::get, "Each connector's history, a figure per minute up to the current one (`delivered`, `failed`, `depth`; default the last 15 minutes, at most a day)").answers(200, J(of::<history::HistoryView>)).query(of::<history::Params>).errors(&[400, 404]),
         route!(get "/api/eventlog", eventlog::list, "The event log, newest first (or a grid page)").answers(200, J(of::<eventlog::Page>)).query(of::<eventlog::Params>).errors(&[400]),
         route!(get "/api/scheduled-tasks", schedule::list, "Scheduled tasks").answers(200, J(of::<Vec<ScheduledTask>>)),
         route!(get "/api/scheduled-tasks/{name}", schedule::get, "One scheduled task").answers(200, J(of::<ScheduledTask>)).errors(&[404]),

@@ -184,6 +184,8 @@ async function settings() {
 // ---- tabs ----
 
 const tabs = {
+  overview: renderOverview,
+  connector: renderConnectorPage,
   connectors: renderConnectors,
   outgoing: () => renderTasks("outgoing"),
   incoming: () => renderTasks("incoming"),
@@ -223,6 +225,7 @@ function signature(root) {
 
 // The grid and filters of a tab, or null for tabs without a grid.
 function viewState(tab) {
+  if (tab === "connector") return { filters: connectorPage, keys: ["name"] };
   if (tab === "connectors") return { grid: connectorGrid, filters: {} };
   if (tab === "outgoing" || tab === "incoming") return { grid: queueState[tab].grid, filters: queueState[tab], keys: ["connector"] };
   if (tab === "eventlog") return { grid: logState.grid, filters: logState, keys: ["source", "type"] };
@@ -236,6 +239,8 @@ function hashOf(tab) {
   const q = new URLSearchParams();
   if (v) {
     for (const k of v.keys || []) if (v.filters[k]) q.set(k, v.filters[k]);
+  }
+  if (v && v.grid) {
     const g = v.grid;
     if (g.search) q.set("search", g.search);
     if (g.sort !== g.defaultSort || g.order !== g.defaultOrder) { q.set("sort", g.sort); q.set("order", g.order); }
@@ -259,6 +264,8 @@ function readUrl() {
   const v = viewState(tab);
   if (v) {
     for (const k of v.keys || []) v.filters[k] = q.get(k) || "";
+  }
+  if (v && v.grid) {
     const g = v.grid;
     g.search = q.get("search") || "";
     g.sort = q.get("sort") || g.defaultSort;
@@ -270,15 +277,17 @@ function readUrl() {
   }
   const task = Number(q.get("task"));
   openTask = Number.isInteger(task) && task > 0 ? task : null;
-  return tabs[tab] ? tab : "connectors";
+  return tabs[tab] ? tab : "overview";
 }
 
 async function show(tab) {
-  if (!tabs[tab]) tab = "connectors";
+  if (!tabs[tab]) tab = "overview";
   currentTab = tab;
+  // A connector's page is part of the Overview.
+  const shown = tab === "connector" ? "overview" : tab;
   for (const b of document.querySelectorAll("#tabs button")) {
-    b.setAttribute("aria-selected", String(b.dataset.tab === tab));
-    b.tabIndex = b.dataset.tab === tab ? 0 : -1;
+    b.setAttribute("aria-selected", String(b.dataset.tab === shown));
+    b.tabIndex = b.dataset.tab === shown ? 0 : -1;
   }
   // A tab chosen by a click is a new history entry (Back returns to the
   // previous tab, as it was); one reached through the URL or Back only shows.
@@ -304,6 +313,121 @@ document.getElementById("tabs").addEventListener("keydown", (e) => {
   next.focus();
   show(next.dataset.tab);
 });
+
+// ---- overview: a card per connector, and a connector's page ----
+//
+// Its state, what waits and failed, what it did lately, and a sparkline of
+// what it delivered per minute (the last quarter hour on the card, a day on
+// its page, from GET /api/history). Nothing is rendered relative to the
+// current second: a refresh that shows the same data keeps the nodes.
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  node.append(...children.flat());
+  return node;
+}
+
+// Its state in words, and whether that is healthy.
+function stateWords(c) {
+  if (!c.enabled) return ["Disabled", "off"];
+  if (c.starting) return ["Starting", "off"];
+  if (c.error) return ["Not loaded: " + c.error, "bad"];
+  if (c.hung_for_seconds != null) return ["Hung: a call has not returned", "bad"];
+  if (c.fault) return ["Fault: " + c.fault, "bad"];
+  if (c.running_on) return [`Running on ${c.running_on}`, "ok"];
+  return c.loaded ? ["Running", "ok"] : ["Not loaded", "off"];
+}
+
+// An age in the coarse words a glance needs (the figure changes less often
+// than every second, so a live refresh rarely repaints for it alone).
+function ageWords(seconds) {
+  if (!seconds) return "none waits";
+  if (seconds < 60) return "under a minute";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86400)} days`;
+}
+
+// Bars, one a minute, scaled to the largest; `label` says what they are.
+function bars(values, label, kind, width, height) {
+  const max = Math.max(1, ...values);
+  const w = width / Math.max(1, values.length);
+  const total = values.reduce((a, b) => a + b, 0);
+  return svg("svg", { class: `bars ${kind}`, viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img",
+    "aria-label": `${label}: ${total} in all, at most ${Math.max(0, ...values)} in a minute` },
+    values.map((v, i) => v ? svg("rect", { x: (i * w).toFixed(2), y: (height - (v / max) * height).toFixed(2),
+      width: Math.max(w - (w > 2 ? 1 : 0), 0.5).toFixed(2), height: ((v / max) * height).toFixed(2) }) : null).filter(Boolean));
+}
+
+function queueFacts(c) {
+  const q = c.queue || {};
+  return el("dl", { class: "facts" },
+    el("dt", {}, "Waiting"), el("dd", { class: "waiting" }, `${q.outgoing || 0} outgoing, ${q.incoming || 0} incoming`),
+    el("dt", {}, "Failed"), el("dd", { class: q.failed ? "failed-count bad" : "failed-count" }, String(q.failed || 0)),
+    el("dt", {}, "Oldest waiting"), el("dd", { class: "oldest" }, ageWords(q.oldest_age_seconds)),
+    el("dt", {}, "Last minute"), el("dd", { class: "rate" }, `${q.delivered_last_minute || 0} delivered`),
+    el("dt", {}, "Last success"), el("dd", {}, q.last_success_at ? fmtTime(q.last_success_at) : "none yet on this daemon"),
+    el("dt", {}, "Last error"), el("dd", { class: "last-error" }, q.last_error || "none on this daemon"));
+}
+
+async function renderOverview() {
+  const [list, hist] = await Promise.all([api("GET", "/api/connectors?limit=1000"), api("GET", "/api/history?minutes=15")]);
+  const series = Object.fromEntries(hist.connectors.map((h) => [h.connector, h]));
+  const cards = list.map((c) => {
+    const [words, health] = stateWords(c);
+    const h = series[c.name] || { delivered: [] };
+    const id = `card-${c.id}`;
+    // A failed task makes the card red too, whatever the load state says.
+    return el("article", { class: `card ${c.queue && c.queue.failed ? "bad" : health}`, "data-name": c.name, "aria-labelledby": id },
+      el("h2", { id }, el("a", { href: `#connector?name=${encodeURIComponent(c.name)}` }, c.display_name || c.name),
+        c.display_name && c.display_name !== c.name ? el("span", { class: "code muted" }, ` ${c.name}`) : null),
+      el("p", { class: `state ${health}` }, words),
+      queueFacts(c),
+      el("div", { class: "spark" }, bars(h.delivered, "Delivered per minute, last 15 minutes", "delivered", 150, 30),
+        el("span", { class: "muted spark-total" }, `${h.delivered.reduce((a, b) => a + b, 0)} delivered in 15 min`)));
+  });
+  paint("overview",
+    el("h2", { class: "visually-hidden" }, "Overview"),
+    cards.length ? el("div", { class: "cards" }, cards)
+      : el("p", { class: "muted" }, "No connector is registered yet: add one on the Connectors tab."));
+}
+
+const connectorPage = { name: "" };
+
+async function renderConnectorPage() {
+  const name = connectorPage.name;
+  let c;
+  try { c = await api("GET", `/api/connectors/${encodeURIComponent(name)}`); } catch (e) {
+    paint("connector", el("p", { class: "error" }, e.status === 404 ? `There is no connector named “${name}”.` : e.message),
+      el("p", {}, el("a", { href: "#overview" }, "Back to the overview")));
+    return;
+  }
+  const h = (await api("GET", `/api/history?minutes=1440&connector=${encodeURIComponent(name)}`)).connectors[0];
+  const [words, health] = stateWords(c);
+  const sum = (v) => v.reduce((a, b) => a + b, 0);
+  // A day of minutes drawn as 144 bars of ten: counts add up, the depth is
+  // the largest of the ten.
+  const tens = (v, join) => Array.from({ length: Math.ceil(v.length / 10) }, (_, i) => join(v.slice(i * 10, i * 10 + 10)));
+  const chart = (values, label, kind, summary) => el("figure", { class: "chart" },
+    el("figcaption", {}, el("strong", {}, label), " — ", el("span", { class: `summary ${kind}` }, summary)),
+    bars(values, `${label}, last 24 hours, a bar per 10 minutes`, kind, 1440, 60),
+    el("div", { class: "axis muted" }, el("span", {}, "24 h ago"), el("span", {}, "12 h ago"), el("span", {}, "now")));
+  paint("connector",
+    el("p", {}, el("a", { href: "#overview" }, "← Overview")),
+    el("h2", { id: "connector-title" }, c.display_name || c.name,
+      c.display_name && c.display_name !== c.name ? el("span", { class: "code muted" }, ` ${c.name}`) : null),
+    el("p", { class: `state ${health}` }, words),
+    el("div", { class: "toolbar" },
+      el("a", { href: `#outgoing?connector=${encodeURIComponent(c.name)}` }, "Its outgoing tasks"),
+      el("a", { href: `#incoming?connector=${encodeURIComponent(c.name)}` }, "Its incoming tasks"),
+      el("button", { class: "edit", onclick: () => editConnector(c) }, "Edit")),
+    queueFacts(c),
+    el("h3", {}, "The last 24 hours"),
+    chart(tens(h.delivered, sum), "Delivered", "delivered", plural(sum(h.delivered), "task")),
+    chart(tens(h.failed, sum), "Failed", "failed", plural(sum(h.failed), "failed attempt")),
+    chart(tens(h.depth, (v) => Math.max(0, ...v)), "Waiting", "depth", `at most ${Math.max(0, ...h.depth)} at once`));
+}
 
 // ---- connectors ----
 
@@ -807,7 +931,7 @@ async function renderEventLog() {
   if (logState.source) q.set("source", logState.source);
   if (logState.type) q.set("type", logState.type);
   const page = await api("GET", "/api/eventlog?" + q);
-  const source = el("input", { type: "text", id: "log-source", placeholder: "Source", value: logState.source });
+  const source = el("input", { type: "text", id: "log-source", placeholder: "Source contains", "aria-label": "Source contains (any case)", value: logState.source });
   const type = el("select", { id: "log-type", "aria-label": "Event type" }, [["", "(all types)"], ["I", "Information"], ["W", "Warning"], ["E", "Error"]]
     .map(([v, l]) => el("option", { value: v, selected: logState.type === v }, l)));
   const apply = el("button", { id: "log-filter", onclick: () => { logState.source = source.value.trim(); logState.type = type.value; g.offset = 0; renderEventLog(); } }, "Filter");
@@ -914,11 +1038,143 @@ function previewButton(id, change, target, error) {
   } }, "Preview");
 }
 
-function parseFields(text) {
-  if (!text.trim()) return {};
-  const v = JSON.parse(text);
-  if (typeof v !== "object" || Array.isArray(v) || v === null) throw new Error("Fields must be a JSON object, like {\"email\": \"a@b.c\"}");
-  return v;
+// The fields of an object or document, a row each, made from the type's
+// entry in the object-type registry: a foreign key is picked from the
+// objects of its type (a document or node ID is typed as a number); any
+// other field has a name, a kind (text, number, yes/no, JSON) and a value.
+// A value that cannot be read is said next to its field, and nothing is
+// sent until it is right.
+const FIELD_KINDS = [["text", "Text"], ["number", "Number"], ["bool", "Yes/no"], ["json", "JSON"]];
+
+function kindOf(v) {
+  if (v === undefined) return "text";
+  if (typeof v === "number") return "number";
+  if (typeof v === "boolean") return "bool";
+  if (typeof v === "string") return "text";
+  return "json";
+}
+
+async function pickableObjects(type) {
+  try { return (await api("GET", `/api/objects/${encodeURIComponent(type)}?limit=1000`)).items; } catch (_) { return []; }
+}
+
+async function fieldsEditor(prefix, types, foreignKeys, initial) {
+  const values = { ...(initial || {}) };
+  const rows = [];
+  let counter = 0;
+  const list = el("div", { class: "fields", id: `${prefix}-fields` });
+  // A field's message, next to it; the input says it is invalid.
+  function say(row, input, message) {
+    row.querySelector(".field-error").textContent = message || "";
+    if (message) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    return !message;
+  }
+  for (const [field, target] of Object.entries(foreignKeys)) {
+    const id = `${prefix}-fk-${field}`;
+    const current = values[field];
+    delete values[field];
+    let input;
+    if (target === "document" || target === "document.node") {
+      input = el("input", { type: "number", id, min: "1", step: "1", value: current == null ? "" : String(current) });
+    } else {
+      const objects = await pickableObjects(target);
+      const known = objects.some((o) => o.id === current);
+      const targetType = types.objects.find((t) => t.type === target);
+      input = el("select", { id },
+        el("option", { value: "" }, "(none)"),
+        current != null && !known ? el("option", { value: String(current), selected: true }, `#${current}`) : null,
+        objects.map((o) => el("option", { value: String(o.id), selected: o.id === current },
+          o.display_name ? `${o.display_name} (${o.code_name})` : o.code_name || `#${o.id}`)));
+      input.dataset.target = targetType ? targetType.display_name : target;
+    }
+    const what = target === "document" ? "a document ID" : target === "document.node" ? "a node ID" : (input.dataset.target || target);
+    const row = el("div", { class: "field-row fk", "data-field": field },
+      el("label", { for: id }, `${field} (${what})`), input, el("span", { class: "field-error", id: `${id}-error`, role: "alert" }));
+    input.setAttribute("aria-describedby", `${id}-error`);
+    rows.push({ row, read: () => {
+      if (input.value === "") return [field, undefined];
+      const n = Number(input.value);
+      if (!Number.isInteger(n) || n < 1) { say(row, input, "Not an ID: a whole number of 1 or more."); return null; }
+      say(row, input, "");
+      return [field, n];
+    } });
+    list.append(row);
+  }
+  function addRow(name, value) {
+    const n = counter++;
+    const ids = { name: `${prefix}-f${n}-name`, kind: `${prefix}-f${n}-kind`, value: `${prefix}-f${n}-value`, error: `${prefix}-f${n}-error` };
+    const kind = el("select", { id: ids.kind, class: "field-kind", "aria-label": "Kind of value" },
+      FIELD_KINDS.map(([k, label]) => el("option", { value: k, selected: kindOf(value) === k }, label)));
+    const nameInput = el("input", { type: "text", id: ids.name, class: "field-name", "aria-label": "Field name", placeholder: "Field name", value: name });
+    const text = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
+    const valueInput = el("input", { type: "text", id: ids.value, class: "field-value", "aria-label": "Value", placeholder: "Value", value: text,
+      "aria-describedby": ids.error });
+    const row = el("div", { class: "field-row" }, nameInput, kind, valueInput,
+      el("button", { type: "button", class: "remove-field", "aria-label": "Remove this field", onclick: () => {
+        row.remove();
+        rows.splice(rows.findIndex((r) => r.row === row), 1);
+      } }, "✖"),
+      el("span", { class: "field-error", id: ids.error, role: "alert" }));
+    rows.push({ row, read: () => {
+      const key = nameInput.value.trim();
+      const raw = valueInput.value;
+      if (!key && !raw.trim()) { say(row, valueInput, ""); return [null, undefined]; }
+      if (!key) { say(row, nameInput, "Give the field a name."); return null; }
+      let v;
+      if (kind.value === "text") v = raw;
+      else if (kind.value === "number") {
+        v = Number(raw.trim());
+        if (!raw.trim() || !Number.isFinite(v)) { say(row, valueInput, `“${raw}” is not a number.`); return null; }
+      } else if (kind.value === "bool") {
+        const t = raw.trim().toLowerCase();
+        if (!["yes", "no", "true", "false"].includes(t)) { say(row, valueInput, "Write yes or no."); return null; }
+        v = t === "yes" || t === "true";
+      } else {
+        try { v = JSON.parse(raw); } catch (e) { say(row, valueInput, `Not JSON: ${e.message}`); return null; }
+      }
+      say(row, valueInput, "");
+      return [key, v];
+    } });
+    list.append(row);
+    return nameInput;
+  }
+  for (const [k, v] of Object.entries(values)) addRow(k, v);
+  const add = el("button", { type: "button", id: `${prefix}-add-field`, onclick: () => addRow("", undefined).focus() }, "Add a field");
+  return {
+    node: el("fieldset", { class: "fields-editor" }, el("legend", {}, "Fields"), list, add),
+    // The fields as the API takes them; throws when one cannot be read
+    // (each says why next to it).
+    read() {
+      const out = {};
+      let bad = null;
+      for (const r of rows) {
+        const got = r.read();
+        if (got === null) { bad = bad || r.row; continue; }
+        const [key, v] = got;
+        if (key === null || v === undefined) continue;
+        if (Object.prototype.hasOwnProperty.call(out, key)) {
+          const input = r.row.querySelector("input");
+          say(r.row, input, `“${key}” is given twice.`);
+          bad = bad || r.row;
+          continue;
+        }
+        out[key] = v;
+      }
+      if (bad) {
+        const first = bad.querySelector("[aria-invalid='true']");
+        if (first) first.focus();
+        throw new Error("A field is not right: see the message next to it.");
+      }
+      return out;
+    },
+  };
+}
+
+// The sites to pick from (code name, shown by display name).
+async function siteOptions(selected, none) {
+  const sites = await pickableObjects("cms.site");
+  return [none ? el("option", { value: "" }, none) : null,
+    ...sites.map((x) => el("option", { value: x.code_name, selected: x.code_name === selected }, x.display_name ? `${x.display_name} (${x.code_name})` : x.code_name))];
 }
 
 function changeToast(r) {
@@ -941,7 +1197,7 @@ async function renderContent() {
     el("td", {}, o.id), el("td", { class: "code" }, o.code_name), el("td", {}, o.display_name || ""), el("td", {}, o.site_name || ""),
     valueCell(o.fields || {}),
     el("td", { class: "actions" },
-      el("button", { class: "edit", onclick: () => editObject(type, o) }, "Edit"),
+      el("button", { class: "edit", onclick: () => editObject(types, type, o) }, "Edit"),
       type.site_binding ? el("button", { class: "add-to-site", onclick: () => siteAction(type, o, "POST") }, "Add to site") : null,
       type.site_binding ? el("button", { class: "remove-from-site", onclick: () => siteAction(type, o, "DELETE") }, "Remove from site") : null,
       el("button", { class: "delete", onclick: async () => {
@@ -950,7 +1206,7 @@ async function renderContent() {
         renderContent();
       } }, "Delete"))));
   paint("content",
-    el("div", { class: "toolbar" }, kind, el("button", { class: "primary", id: "new-object", onclick: () => editObject(type, null) }, `New ${type.display_name.toLowerCase()}`),
+    el("div", { class: "toolbar" }, kind, el("button", { class: "primary", id: "new-object", onclick: () => editObject(types, type, null) }, `New ${type.display_name.toLowerCase()}`),
       el("span", { class: "muted" }, "Changes here log outgoing tasks like any other client's.")),
     table(["ID", "Code name", "Display name", "Site", "Fields", "Actions"], rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "None yet."))]),
     contentPager(page));
@@ -990,24 +1246,27 @@ async function siteAction(type, o, method) {
   openModal(form);
 }
 
-function editObject(type, o) {
-  const error = el("div", { class: "error" });
+async function editObject(types, type, o) {
+  const error = el("div", { class: "error", role: "alert" });
   const preview = el("section", { id: "preview", class: "preview", "aria-live": "polite" });
-  const fields = el("textarea", {}, o ? JSON.stringify(o.fields || {}, null, 2) : "{}");
-  const form = el("form", { class: "edit", id: "content-form" },
+  const fields = await fieldsEditor("c", types, type.foreign_keys || {}, o ? o.fields : {});
+  const site = !o && type.site !== "global"
+    ? formField("c", "site_name", "Site", el("select", {}, await siteOptions("", type.site === "site" ? null : "(none: a global one)")))
+    : null;
+  const form = el("form", { class: "edit", id: "content-form", novalidate: true },
     el("h2", {}, o ? `Edit ${type.display_name} ${o.code_name}` : `New ${type.display_name}`),
-    formField("c", "code_name", "Code name", el("input", { type: "text", value: o ? o.code_name : "" })),
+    formField("c", "code_name", type.binding ? "Code name (may be left empty: made from its keys)" : "Code name", el("input", { type: "text", value: o ? o.code_name : "" })),
     formField("c", "display_name", "Display name", el("input", { type: "text", value: o ? o.display_name || "" : "" })),
-    !o && type.site !== "global" ? formField("c", "site_name", type.site === "site" ? "Site (code name)" : "Site (code name, empty for a global one)", el("input", { type: "text" })) : null,
-    formField("c", "fields", "Fields (JSON)", fields),
+    site,
+    fields.node,
     error,
     preview,
     el("div", { class: "modal-actions" },
       previewButton("content-preview", change, preview, error),
       el("button", { class: "primary", type: "submit", id: "content-save" }, "Save")));
   function body() {
-    const b = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: parseFields(fields.value) };
-    if (!o && form.elements.site_name && form.elements.site_name.value.trim()) b.site_name = form.elements.site_name.value.trim();
+    const b = { code_name: form.elements.code_name.value.trim() || undefined, display_name: form.elements.display_name.value.trim() || undefined, fields: fields.read() };
+    if (!o && form.elements.site_name && form.elements.site_name.value) b.site_name = form.elements.site_name.value;
     return b;
   }
   function change() {
@@ -1015,8 +1274,10 @@ function editObject(type, o) {
   }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    error.textContent = "";
+    let body_;
+    try { body_ = body(); } catch (e) { error.textContent = e.message; return; }
     try {
-      const body_ = body();
       const r = o ? await api("PUT", `/api/objects/${encodeURIComponent(type.type)}/${o.id}`, body_) : await api("POST", `/api/objects/${encodeURIComponent(type.type)}`, body_);
       closeModal();
       changeToast(r);
@@ -1062,17 +1323,27 @@ async function docAction(d, action) {
   renderContent();
 }
 
-function editDocument(types, d) {
-  const error = el("div", { class: "error" });
+async function editDocument(types, d) {
+  const error = el("div", { class: "error", role: "alert" });
   const preview = el("section", { id: "preview", class: "preview", "aria-live": "polite" });
-  const fields = el("textarea", {}, d ? JSON.stringify(d.fields || {}, null, 2) : "{}");
-  const form = el("form", { class: "edit", id: "document-form" },
+  const classOf = (name) => types.documents.find((c) => c.class_name === name) || { foreign_keys: {} };
+  const classPick = el("select", {}, types.documents.map((c) => el("option", { value: c.class_name }, `${c.display_name} (${c.class_name})`)));
+  const fieldsPlace = el("div", {});
+  let fields;
+  // A new document's fields follow the class picked (its foreign keys).
+  async function fieldsFor(className, initial) {
+    fields = await fieldsEditor("d", types, classOf(className).foreign_keys || {}, initial);
+    fieldsPlace.replaceChildren(fields.node);
+  }
+  await fieldsFor(d ? d.class_name : classPick.value, d ? d.fields : {});
+  classPick.addEventListener("change", () => fieldsFor(classPick.value, {}));
+  const form = el("form", { class: "edit", id: "document-form", novalidate: true },
     el("h2", {}, d ? `Edit document ${d.node_alias_path} (${d.culture})` : `New document on ${contentState.site}`),
     d ? null : formField("d", "alias_path", "Alias path (the parent must exist)", el("input", { type: "text", placeholder: "/Products/Apple iPad 2" })),
-    d ? null : formField("d", "class_name", "Class", el("select", {}, types.documents.map((c) => el("option", { value: c.class_name }, `${c.display_name} (${c.class_name})`)))),
+    d ? null : formField("d", "class_name", "Class", classPick),
     d ? null : formField("d", "culture", "Culture", el("input", { type: "text", value: "en-US" })),
     formField("d", "name", "Name", el("input", { type: "text", value: d ? d.name : "" })),
-    formField("d", "fields", "Fields (JSON)", fields),
+    fieldsPlace,
     d ? null : el("label", {}, el("input", { type: "checkbox", id: "d-published", name: "published" }), " Published"),
     error,
     preview,
@@ -1080,22 +1351,23 @@ function editDocument(types, d) {
       previewButton("document-preview", change, preview, error),
       el("button", { class: "primary", type: "submit", id: "document-save" }, "Save")));
   function patch() {
-    return { name: form.elements.name.value.trim() || undefined, fields: parseFields(fields.value) };
+    return { name: form.elements.name.value.trim() || undefined, fields: fields.read() };
   }
   function input() {
     const e = form.elements;
     return { site_name: contentState.site, alias_path: e.alias_path.value.trim(), class_name: e.class_name.value,
-      culture: e.culture.value.trim(), name: e.name.value.trim(), fields: parseFields(fields.value), published: e.published.checked };
+      culture: e.culture.value.trim(), name: e.name.value.trim(), fields: fields.read(), published: e.published.checked };
   }
   function change() {
     return d ? { op: "update_document", document_id: d.document_id, patch: patch() } : { op: "create_document", document: input() };
   }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    error.textContent = "";
+    let body;
+    try { body = d ? patch() : input(); } catch (e) { error.textContent = e.message; return; }
     try {
-      const r = d
-        ? await api("PUT", `/api/documents/${d.document_id}`, patch())
-        : await api("POST", "/api/documents", input());
+      const r = d ? await api("PUT", `/api/documents/${d.document_id}`, body) : await api("POST", "/api/documents", body);
       closeModal();
       changeToast(r);
       renderContent();
@@ -1125,6 +1397,7 @@ async function showUrl() {
 // is. The stream is closed while the page is hidden in the back/forward
 // cache, so open tabs do not use up the browser's connections per host.
 const SHOWS = {
+  overview: ["queues", "connectors", "history"], connector: ["queues", "connectors", "history"],
   connectors: ["queues", "connectors"], outgoing: ["queues", "settings"], incoming: ["queues", "settings"],
   eventlog: ["eventlog"], settings: ["settings"], scheduled: ["eventlog"], content: [],
 };
