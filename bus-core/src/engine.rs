@@ -195,7 +195,7 @@ impl Engine {
         };
         let types = Arc::new(config.object_types);
         let metrics = Arc::new(Metrics::default());
-        let bus_services = Arc::new(BusServices::new(store.events.clone()));
+        let bus_services = Arc::new(BusServices::new(store.events.clone(), store.db.clone()));
         let services: Arc<dyn HostServices> = match &config.host {
             Host::Bus => bus_services.clone(),
             Host::Custom(services) => services.clone(),

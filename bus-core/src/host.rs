@@ -1,11 +1,14 @@
 //! The host object handed to each connector: what a connector may ask of the
-//! bus (write to the event log, log an incoming task, request processing).
+//! bus (write to the event log, log an incoming task, request processing,
+//! read and write the state the bus keeps for it).
 
+use crate::state_store::StateOp;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use connector_abi::abi::{HostBox, HostObject, HostObject_TO};
 use connector_abi::protocol::{
     self, host_kind, Empty, LogEventRequest, LogIncomingTaskRequest, LogIncomingTaskResponse, RequestProcessingRequest,
+    StateGetRequest, StateGetResponse, StatePutRequest,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -17,6 +20,11 @@ pub trait HostServices: Send + Sync + 'static {
     fn log_event(&self, connector: &str, event: LogEventRequest) -> Result<(), HostError>;
     fn log_incoming_task(&self, connector: &str, task: LogIncomingTaskRequest) -> Result<i64, HostError>;
     fn request_processing(&self, connector: &str, request: RequestProcessingRequest) -> Result<(), HostError>;
+    /// Reads or writes the connector's state (see [`crate::state_store`]);
+    /// a read answers the value. A host that keeps no state refuses.
+    fn state(&self, _connector: &str, _op: StateOp<'_>) -> Result<Option<String>, HostError> {
+        Err(HostError::Unavailable("this host keeps no connector state"))
+    }
 }
 
 /// Why the bus refused a connector's request; the connector gets the text.
@@ -70,6 +78,15 @@ pub(crate) fn dispatch(connector: &str, services: &Arc<dyn HostServices>, reques
         }),
         host_kind::REQUEST_PROCESSING => protocol::answer(env.body, |r: RequestProcessingRequest| {
             services.request_processing(c, r).map(|()| Empty {}).map_err(|e| e.to_string())
+        }),
+        host_kind::STATE_GET => protocol::answer(env.body, |r: StateGetRequest| {
+            services.state(c, StateOp::Get(&r.key)).map(|value| StateGetResponse { value }).map_err(|e| e.to_string())
+        }),
+        host_kind::STATE_PUT => protocol::answer(env.body, |r: StatePutRequest| {
+            services.state(c, StateOp::Put(&r.key, &r.value)).map(|_| Empty {}).map_err(|e| e.to_string())
+        }),
+        host_kind::STATE_DELETE => protocol::answer(env.body, |r: StateGetRequest| {
+            services.state(c, StateOp::Delete(&r.key)).map(|_| Empty {}).map_err(|e| e.to_string())
         }),
         other => protocol::encode_unsupported(other),
     }

@@ -52,6 +52,7 @@ mod services;
 pub mod settings;
 pub mod sql;
 mod start_by;
+pub mod state_store;
 pub mod storage;
 pub mod store;
 pub mod task_grid;

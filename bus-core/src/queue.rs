@@ -421,12 +421,29 @@ fn for_each_id(conn: &mut Conn, sql: &str, ids: &[i64]) -> crate::sql::Result<()
 /// Records relations as delivered (`Integration_Delivered`): the queue
 /// reads ([`next_batch`], [`queued_task`]) pass over them, and
 /// [`remove_delivered`] removes them.
-pub(crate) fn record_delivered(conn: &mut Conn, sync_ids: &[i64]) -> crate::sql::Result<()> {
-    for_each_id(
-        conn,
-        "INSERT INTO Integration_Delivered (DeliveredSynchronizationID) VALUES ($1) ON CONFLICT DO NOTHING",
-        sync_ids,
-    )
+/// `state`: connectors' state writes committed in the same transaction
+/// (by connector ID).
+pub(crate) fn record_delivered(
+    conn: &mut Conn,
+    sync_ids: &[i64],
+    state: &[(i64, crate::state_store::Writes)],
+) -> crate::sql::Result<()> {
+    const RECORD: &str =
+        "INSERT INTO Integration_Delivered (DeliveredSynchronizationID) VALUES ($1) ON CONFLICT DO NOTHING";
+    if state.is_empty() {
+        return for_each_id(conn, RECORD, sync_ids);
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(RECORD)?;
+        for id in sync_ids {
+            stmt.execute([id])?;
+        }
+    }
+    for (connector_id, writes) in state {
+        crate::state_store::apply(&tx, *connector_id, writes)?;
+    }
+    tx.commit()
 }
 
 /// Removes every relation recorded as delivered (and tasks left with none),
@@ -517,7 +534,7 @@ mod tests {
             .unwrap();
             sync_ids.push(conn.as_sqlite().unwrap().last_insert_rowid());
         }
-        record_delivered(&mut conn, &sync_ids[..1]).unwrap();
+        record_delivered(&mut conn, &sync_ids[..1], &[]).unwrap();
         let next: Vec<i64> = next_batch(&conn, connector, Direction::Outgoing, 0, 10, false)
             .unwrap()
             .iter()

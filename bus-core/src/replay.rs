@@ -9,6 +9,7 @@ use crate::isolation::{Isolation, IsolationConfig};
 use crate::loader::{LoadError, Loader, Names};
 use crate::queue::Direction;
 use crate::registry::{ConnectorRow, IsolationSetting};
+use crate::state_store::{self, StateOp};
 use connector_abi::protocol::{
     self, kind, LogEventRequest, LogIncomingTaskRequest, ProcessResponse, RequestProcessingRequest,
 };
@@ -113,7 +114,8 @@ pub fn replay(
         rate_limit: None,
         problems: Vec::new(),
     };
-    let live = loader.load_as(&row, Arc::new(Reporter(Box::new(events))), Names::Any)?;
+    let live =
+        loader.load_as(&row, Arc::new(Reporter { report: Box::new(events), state: Default::default() }), Names::Any)?;
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
         let body = serde_json::to_vec(&task.document).expect("a JSON value serializes");
@@ -145,13 +147,33 @@ fn split(library: &Path) -> Result<(PathBuf, String), ReplayError> {
 }
 
 /// The host a replayed connector gets: event-log writes are reported,
-/// nothing is stored.
-struct Reporter(Box<dyn Fn(&LogEventRequest) + Send + Sync>);
+/// nothing is stored in the bus; the connector's state lives in memory for
+/// the replay, starting empty.
+struct Reporter {
+    report: Box<dyn Fn(&LogEventRequest) + Send + Sync>,
+    state: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
 
 impl HostServices for Reporter {
     fn log_event(&self, _connector: &str, event: LogEventRequest) -> Result<(), HostError> {
-        (self.0)(&event);
+        (self.report)(&event);
         Ok(())
+    }
+
+    fn state(&self, _connector: &str, op: StateOp<'_>) -> Result<Option<String>, HostError> {
+        state_store::check(op).map_err(|e| HostError::Invalid(e.to_string()))?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match op {
+            StateOp::Get(key) => state.get(key).cloned(),
+            StateOp::Put(key, value) => {
+                state.insert(key.to_owned(), value.to_owned());
+                None
+            }
+            StateOp::Delete(key) => {
+                state.remove(key);
+                None
+            }
+        })
     }
 
     fn log_incoming_task(&self, _connector: &str, _task: LogIncomingTaskRequest) -> Result<i64, HostError> {

@@ -1,8 +1,10 @@
 //! The bus's answers to connector requests (the host object's backend).
 
+use crate::db::Database;
 use crate::eventlog::{EventLog, NewEvent};
 use crate::host::{HostError, HostServices};
 use crate::incoming::Incoming;
+use crate::state_store::{self, StateError, StateOp};
 use connector_abi::protocol::{LogEventRequest, LogIncomingTaskRequest, RequestProcessingRequest};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -10,12 +12,13 @@ use std::sync::{Arc, OnceLock, Weak};
 /// exists (it needs the connectors, which need these services).
 pub(crate) struct BusServices {
     events: Arc<EventLog>,
+    db: Database,
     incoming: OnceLock<Weak<Incoming>>,
 }
 
 impl BusServices {
-    pub(crate) fn new(events: Arc<EventLog>) -> Self {
-        BusServices { events, incoming: OnceLock::new() }
+    pub(crate) fn new(events: Arc<EventLog>, db: Database) -> Self {
+        BusServices { events, db, incoming: OnceLock::new() }
     }
 
     /// Connects the incoming engine.
@@ -58,5 +61,12 @@ impl HostServices for BusServices {
             .request_processing(request.connector.as_deref())
             .map(|_| ())
             .map_err(|e| HostError::Failed(Box::new(e)))
+    }
+
+    fn state(&self, connector: &str, op: StateOp<'_>) -> Result<Option<String>, HostError> {
+        state_store::serve(&self.db, connector, op).map_err(|e| match e {
+            StateError::Db(e) => HostError::Failed(Box::new(e)),
+            invalid => HostError::Invalid(invalid.to_string()),
+        })
     }
 }

@@ -3,7 +3,7 @@
 use crate::abi::HostBox;
 use crate::protocol::{
     self, host_kind, CallFailure, Empty, LogEventRequest, LogIncomingTaskRequest, LogIncomingTaskResponse,
-    RequestProcessingRequest,
+    RequestProcessingRequest, StateGetRequest, StateGetResponse, StatePutRequest,
 };
 use crate::types::{EventType, IntegrationProcessType, TaskDataType, TaskType};
 use abi_stable::std_types::{RResult, RSlice};
@@ -90,5 +90,36 @@ impl Host {
     pub fn request_processing(&self, connector: Option<&str>) -> Result<(), CallFailure> {
         let body = RequestProcessingRequest { connector: connector.map(str::to_owned) };
         self.call::<_, Empty>(host_kind::REQUEST_PROCESSING, &body).map(|_| ())
+    }
+
+    /// Reads `key` of the state the bus keeps for this connector (`None`:
+    /// no value). While a task is being processed, what this call made so
+    /// far is seen (see [`Host::state_put`]).
+    pub fn state_get(&self, key: &str) -> Result<Option<String>, CallFailure> {
+        self.call::<_, StateGetResponse>(host_kind::STATE_GET, &StateGetRequest { key: key.to_owned() })
+            .map(|r| r.value)
+    }
+
+    /// Sets `key` of the state the bus keeps for this connector (in the bus
+    /// database: it survives restarts and moves between daemons). Keys are
+    /// 1 to 200 characters, values at most 64 KiB.
+    ///
+    /// Written while the bus delivers a task to this connector (from
+    /// `process_internal_task_async` or the batch method, on the calling
+    /// thread), the value is committed with that task's delivery record:
+    /// kept once the task is delivered `Ok`, dropped when the call ends
+    /// otherwise (`Error`, a crash, a timeout) — so a task delivered again
+    /// reads the state as of the last delivered task. Anywhere else (`init`,
+    /// preparing incoming tasks, a thread of your own) it is committed at
+    /// once.
+    pub fn state_put(&self, key: &str, value: &str) -> Result<(), CallFailure> {
+        let body = StatePutRequest { key: key.to_owned(), value: value.to_owned() };
+        self.call::<_, Empty>(host_kind::STATE_PUT, &body).map(|_| ())
+    }
+
+    /// Deletes `key` of this connector's state (committed as
+    /// [`Host::state_put`] says).
+    pub fn state_delete(&self, key: &str) -> Result<(), CallFailure> {
+        self.call::<_, Empty>(host_kind::STATE_DELETE, &StateGetRequest { key: key.to_owned() }).map(|_| ())
     }
 }

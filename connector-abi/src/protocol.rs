@@ -101,6 +101,19 @@ pub mod host_kind {
     /// ([`RequestProcessingRequest`](super::RequestProcessingRequest) →
     /// [`Empty`](super::Empty)); sent by [`crate::Host::request_processing`].
     pub const REQUEST_PROCESSING: &str = "request_processing";
+    /// Reads a value of the connector's state
+    /// ([`StateGetRequest`](super::StateGetRequest) →
+    /// [`StateGetResponse`](super::StateGetResponse)); sent by
+    /// [`crate::Host::state_get`].
+    pub const STATE_GET: &str = "state_get";
+    /// Writes a value of the connector's state
+    /// ([`StatePutRequest`](super::StatePutRequest) → [`Empty`](super::Empty));
+    /// sent by [`crate::Host::state_put`].
+    pub const STATE_PUT: &str = "state_put";
+    /// Deletes a key of the connector's state
+    /// ([`StateGetRequest`](super::StateGetRequest) → [`Empty`](super::Empty));
+    /// sent by [`crate::Host::state_delete`].
+    pub const STATE_DELETE: &str = "state_delete";
 }
 
 /// A request as read by the receiving side: the kind, and the body left
@@ -560,6 +573,32 @@ pub struct RequestProcessingRequest {
     /// One connector's queue, or every connector's when `None`.
     #[serde(default)]
     pub connector: Option<String>,
+}
+
+/// The body of a [`host_kind::STATE_GET`] or [`host_kind::STATE_DELETE`]
+/// request: the key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StateGetRequest {
+    /// The key: 1 to 200 characters.
+    pub key: String,
+}
+
+/// The answer to a [`host_kind::STATE_GET`] request: the value, if the key
+/// has one.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StateGetResponse {
+    /// The value, or `None` when the key has none.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// The body of a [`host_kind::STATE_PUT`] request.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StatePutRequest {
+    /// The key: 1 to 200 characters.
+    pub key: String,
+    /// The value: at most 64 KiB.
+    pub value: String,
 }
 
 /// An empty response body.

@@ -580,3 +580,30 @@ fn an_object_ordered_drain_keeps_each_objects_order_across_a_lease_move() {
     }
     env.check_integrity();
 }
+
+/// A connector's state follows it across a lease move: what it wrote on
+/// the daemon that was killed is what it reads on the daemon that took it
+/// over.
+#[test]
+fn a_connectors_state_follows_it_across_a_lease_move() {
+    let env = cluster_env(10_000);
+    env.scripted("Erp", json!({"subscriptions": [users("AsyncSimple")]}));
+    let mut daemons: Vec<Daemon> = (0..2).map(|_| env.start()).collect();
+    let owners = placement(&daemons[0], 1, 2);
+    settled(&daemons.iter().collect::<Vec<_>>(), &owners);
+    let owner = daemons.iter().position(|d| id_of(d) == owners["Erp"]).unwrap();
+    daemons[1 - owner].create("cms.user", json!({"code_name": "u1", "fields": {"count_state": "seen"}}));
+    let seen = |d: &Daemon| -> Option<String> {
+        let items = d.get("/api/connectors/Erp/state").body["items"].as_array()?.clone();
+        items.iter().find(|e| e["key"] == "seen").and_then(|e| e["value"].as_str().map(str::to_owned))
+    };
+    wait_for("the first write", WAIT, || (seen(&daemons[0]).as_deref() == Some("1")).then_some(()));
+    daemons.remove(owner).kill();
+    let survivor = &daemons[0];
+    placement(survivor, 1, 1);
+    survivor.create("cms.user", json!({"code_name": "u2", "fields": {"count_state": "seen"}}));
+    wait_for("the write after the move", WAIT, || (seen(survivor).as_deref() == Some("2")).then_some(()));
+    let reports = env.all_reports("Erp");
+    let u2 = reports.iter().find(|r| r["name"] == "u2").unwrap();
+    assert_eq!(u2["state_before"], 1, "the new owner read what the old one wrote");
+}

@@ -136,4 +136,9 @@ fn the_incoming_example_of_the_readme_is_the_crate_and_applies_as_written() {
             .then_some(())
     });
     assert!(d.queue("incoming", "").is_empty(), "both tasks were applied");
+    // The customer's number was kept in the bus's state for the connector
+    // (which is what translated the membership's key).
+    let state = d.get("/api/connectors/Erp/state").body;
+    assert_eq!(state["items"][0]["key"], "cms.user:7", "{state}");
+    assert_eq!(state["items"][0]["value"], "maria", "{state}");
 }

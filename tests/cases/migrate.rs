@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "Integration_Synchronization",
     "Integration_SyncLog",
     "CMS_EventLog",
+    "Integration_ConnectorState",
     "Integration_ConnectorHistory",
 ];
 

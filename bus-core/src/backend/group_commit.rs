@@ -15,6 +15,7 @@
 
 use crate::db::WriteGate;
 use crate::queue;
+use crate::state_store::Writes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ const FAILED_KEPT: usize = 64;
 struct State {
     /// Relations waiting for the next round.
     pending: Vec<i64>,
+    /// The connectors' state writes made with them, by connector ID.
+    pending_state: Vec<(i64, Writes)>,
     /// A round is being committed.
     leading: bool,
     /// The round the pending relations will be committed in.
@@ -76,10 +79,13 @@ impl GroupCommit {
     /// the worker's next call, counted from the moment the round commits
     /// when `next_quick` (so the next leader waits for a worker that has not
     /// been scheduled yet).
+    /// `state`: the connector's state writes made in that call, committed
+    /// in the same transaction.
     pub(crate) fn record_delivered(
         self: &Arc<Self>,
         gate: &WriteGate,
         sync_ids: &[i64],
+        state: (i64, &[(String, Option<String>)]),
         mut call: Delivering,
         next_quick: bool,
     ) -> crate::sql::Result<Delivering> {
@@ -92,6 +98,9 @@ impl GroupCommit {
             }
         }
         st.pending.extend_from_slice(sync_ids);
+        if !state.1.is_empty() {
+            st.pending_state.push((state.0, state.1.to_vec()));
+        }
         if next_quick {
             st.continuing += 1;
         }
@@ -103,7 +112,9 @@ impl GroupCommit {
                     // The shared transaction failed: try ours alone, so the
                     // error this worker reports is its own.
                     drop(st);
-                    return queue::record_delivered(&mut gate.enter(), sync_ids).map(|()| next);
+                    let own = [(state.0, state.1.to_vec())];
+                    let own: &[(i64, Writes)] = if state.1.is_empty() { &[] } else { &own };
+                    return queue::record_delivered(&mut gate.enter(), sync_ids, own).map(|()| next);
                 }
                 return Ok(next);
             }
@@ -124,9 +135,10 @@ impl GroupCommit {
             let round = st.next_round;
             st.next_round += 1;
             let batch = std::mem::take(&mut st.pending);
+            let batch_state = std::mem::take(&mut st.pending_state);
             let continuing = std::mem::take(&mut st.continuing);
             drop(st);
-            let result = queue::record_delivered(&mut gate.enter(), &batch);
+            let result = queue::record_delivered(&mut gate.enter(), &batch, &batch_state);
             st = self.lock();
             st.leading = false;
             st.ended = round + 1;
@@ -226,7 +238,7 @@ mod tests {
                         .unwrap();
                     for id in mine {
                         let call = group.delivering(true);
-                        drop(group.record_delivered(db.gate(), &[id], call, true).unwrap());
+                        drop(group.record_delivered(db.gate(), &[id], (0, &[]), call, true).unwrap());
                         // Committed when the call returns: visible to a new reader.
                         let recorded: i64 = db
                             .connect()

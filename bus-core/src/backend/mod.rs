@@ -32,6 +32,7 @@ pub(crate) use crate::start_by::CallWindow;
 use crate::db::DbError;
 use crate::queue::{Direction, Queued};
 use crate::settings::Settings;
+use crate::state_store::Writes;
 use connector_abi::IntegrationProcessType;
 use thiserror::Error;
 
@@ -110,10 +111,17 @@ pub(crate) trait QueueSession: Send {
     /// The call ended without a delivery to record.
     fn call_ended(&mut self);
     /// Makes the delivery of these relations durable before the worker's
-    /// next call (so a crash repeats at most the call in flight); reads
+    /// next call (so a crash repeats at most the call in flight), together
+    /// with the connector's state `writes` made during the call; reads
     /// pass over them from the moment this returns. `next_quick`: the next
     /// call is expected to be short.
-    fn delivered(&mut self, key: QueueKey, sync_ids: &[i64], next_quick: bool) -> Result<(), QueueError>;
+    fn delivered(
+        &mut self,
+        key: QueueKey,
+        sync_ids: &[i64],
+        writes: &Writes,
+        next_quick: bool,
+    ) -> Result<(), QueueError>;
     /// Removes the deliveries made durable so far, if the backend keeps
     /// them apart.
     fn remove_recorded(&mut self) -> Result<(), QueueError>;

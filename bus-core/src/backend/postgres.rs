@@ -16,6 +16,7 @@ use crate::db::{Database, Pooled};
 use crate::queue::{self, Direction, Queued};
 use crate::settings::{self, Settings};
 use crate::sql::{params, Conn};
+use crate::state_store::Writes;
 use connector_abi::IntegrationProcessType;
 use std::sync::Arc;
 
@@ -155,8 +156,32 @@ impl QueueSession for PostgresSession {
 
     /// The removal itself, fenced: a daemon that lost the lease meanwhile
     /// records nothing, and the new owner delivers the task again.
-    fn delivered(&mut self, key: QueueKey, sync_ids: &[i64], _next_quick: bool) -> Result<(), QueueError> {
-        self.remove(key, sync_ids)
+    fn delivered(
+        &mut self,
+        key: QueueKey,
+        sync_ids: &[i64],
+        writes: &Writes,
+        _next_quick: bool,
+    ) -> Result<(), QueueError> {
+        if writes.is_empty() {
+            return self.remove(key, sync_ids);
+        }
+        // The fenced removal and the state writes in one transaction: a
+        // lease that moved on keeps neither.
+        let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
+        let ids = crate::driver::bigint_array(sync_ids);
+        let tx = self.conn.transaction()?;
+        let removed: bool = tx.query_row(
+            "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[])",
+            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],
+            |r| r.get(0),
+        )?;
+        if !removed {
+            return Err(moved(key, epoch));
+        }
+        crate::state_store::apply(&tx, key.connector_id, writes)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn remove_recorded(&mut self) -> Result<(), QueueError> {

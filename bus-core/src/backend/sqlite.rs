@@ -10,6 +10,7 @@ use crate::db::Database;
 use crate::queue::{self, Queued};
 use crate::settings::{self, Settings};
 use crate::sql::{params, Conn};
+use crate::state_store::Writes;
 use connector_abi::IntegrationProcessType;
 use std::sync::Arc;
 
@@ -85,9 +86,16 @@ impl QueueSession for SqliteSession {
         self.call = None;
     }
 
-    fn delivered(&mut self, _key: QueueKey, sync_ids: &[i64], next_quick: bool) -> Result<(), QueueError> {
+    fn delivered(
+        &mut self,
+        key: QueueKey,
+        sync_ids: &[i64],
+        writes: &Writes,
+        next_quick: bool,
+    ) -> Result<(), QueueError> {
         let call = self.call.take().unwrap_or_else(|| self.group.delivering(false));
-        self.call = Some(self.group.record_delivered(self.db.gate(), sync_ids, call, next_quick)?);
+        let state = (key.connector_id, writes.as_slice());
+        self.call = Some(self.group.record_delivered(self.db.gate(), sync_ids, state, call, next_quick)?);
         self.recorded = true;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Moving up: copying a SQLite bus into an empty PostgreSQL database —
 //! registry, settings, schedules, content, queues (with their order and
-//! IDs), sync log, event log and connector history — in one transaction, so a failed copy
+//! IDs), sync log, event log, connector state and history — in one transaction, so a failed copy
 //! leaves the target as empty as it was.
 
 use super::{Database, DbError, Location};
@@ -75,6 +75,12 @@ const TABLES: &[Table] = &[
         identity: true,
     },
     Table { name: "CMS_EventLog", key: "EventID", filter: "", identity: true },
+    Table {
+        name: "Integration_ConnectorState",
+        key: "StateConnectorID",
+        filter: "WHERE StateConnectorID IN (SELECT ConnectorID FROM Integration_Connector)",
+        identity: false,
+    },
     Table {
         name: "Integration_ConnectorHistory",
         key: "HistoryConnectorID",

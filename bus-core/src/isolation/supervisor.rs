@@ -17,6 +17,7 @@ use super::ProcessConfig;
 use super::{OpenAnswer, OpenRequest};
 use crate::host::{self, HostServices};
 use crate::lane;
+use crate::state_store;
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
@@ -365,6 +366,9 @@ struct Waiting {
     /// The lane the call was made from, so host requests made during it
     /// count as nested in that lane.
     lane: usize,
+    /// The state writes of the delivery call it is, so state requests made
+    /// during it join them.
+    state: Option<Arc<state_store::Pending>>,
 }
 
 /// One running connector host.
@@ -438,7 +442,8 @@ impl Process {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         // Known by number so host requests made during it count as its
         // lane's.
-        lock(&self.waiting).insert(number, Waiting { answer: None, lane: lane::current_lane() });
+        lock(&self.waiting)
+            .insert(number, Waiting { answer: None, lane: lane::current_lane(), state: state_store::current() });
         let by = crate::start_by::current().map(|by| by.to_bytes());
         let replied = match &by {
             Some(by) => socket.call(Tag::CallBy, number, &[by, request], timeout, MAX_FRAME_FROM_CONNECTOR),
@@ -496,7 +501,8 @@ impl Process {
         }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.waiting).insert(number, Waiting { answer: Some(tx), lane: lane::current_lane() });
+        lock(&self.waiting)
+            .insert(number, Waiting { answer: Some(tx), lane: lane::current_lane(), state: state_store::current() });
         let answer = match self.send(tag, number, &[]) {
             Err(cause) => Err(ChildError::Crashed(cause)),
             Ok(()) => match rx.recv_timeout(timeout) {
@@ -727,12 +733,12 @@ fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostSe
         return;
     }
     let during = u64::from_le_bytes(frame.body[..8].try_into().expect("eight bytes"));
-    let lane = lock(&process.waiting).get(&during).map_or(0, |w| w.lane);
+    let (lane, state) = lock(&process.waiting).get(&during).map_or((0, None), |w| (w.lane, w.state.clone()));
     let (name, served, services) = (name.to_owned(), process.clone(), services.clone());
     process.host_calls.run(Box::new(move || {
         let request = &frame.body[8..];
         let response = catch_unwind(AssertUnwindSafe(|| {
-            lane::as_lane(lane, || host::dispatch(&name, &services, request))
+            state_store::within(state, || lane::as_lane(lane, || host::dispatch(&name, &services, request)))
         }))
         .unwrap_or_else(|panic| {
             let message = connector_abi::panic_message(&*panic);

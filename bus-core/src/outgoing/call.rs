@@ -12,6 +12,7 @@ use crate::backend::{CallWindow, QueueError, QueueKey, QueueSession, GATHER};
 use crate::connector::LiveConnector;
 use crate::queue::{Direction, Matching, Queued};
 use crate::start_by;
+use crate::state_store;
 use crate::worker::Run;
 use connector_abi::protocol::{kind, BatchResponse, ProcessResponse};
 use connector_abi::{IntegrationProcessResult, TaskProcessType};
@@ -74,20 +75,27 @@ impl Delivering {
         let CallWindow::Open { until, token } = self.window else {
             return Err(QueueError::Fenced { connector_id: self.key.connector_id, direction: self.key.direction });
         };
-        let (responses, _) = start_by::within(until, || deliver_all(run.connector, &tasks, token));
+        // The connector's state writes during the call go with its deliveries.
+        let scope = state_store::Pending::new();
+        let (responses, _) = state_store::within(Some(scope.clone()), || {
+            start_by::within(until, || deliver_all(run.connector, &tasks, token))
+        });
         let elapsed = started.elapsed();
         self.quick = elapsed < GATHER;
-        self.record(run, &tasks, responses, elapsed)
+        self.record(run, &tasks, responses, elapsed, scope.take())
     }
 
     /// Records the results of one call, in order: what was delivered, the
     /// failures; `Stop` after an `Error` (the tasks after it got no result).
+    /// `writes`, the connector's state writes during the call, are
+    /// committed with its deliveries, and dropped when it delivered none.
     pub(super) fn record(
         &mut self,
         run: &mut Run<'_>,
         tasks: &[&Queued],
         responses: Vec<ProcessResponse>,
         elapsed: Duration,
+        writes: state_store::Writes,
     ) -> Result<Step, QueueError> {
         let each = elapsed / tasks.len().max(1) as u32;
         let mut ok = Vec::new();
@@ -113,8 +121,10 @@ impl Delivering {
         }
         if ok.is_empty() {
             run.queue.call_ended();
-        } else if run.config.delete_batch == 1 {
-            run.queue.delivered(self.key, &ok, self.quick)?;
+        } else if run.config.delete_batch == 1 || !writes.is_empty() {
+            // State writes are committed with a delivery record, whatever
+            // the removal batch.
+            run.queue.delivered(self.key, &ok, &writes, self.quick)?;
             let since = *self.delivered.recorded.get_or_insert_with(Instant::now);
             if since.elapsed() >= LISTED_AT_MOST {
                 self.delivered.remove(run.queue, self.key)?;

@@ -25,6 +25,7 @@ use crate::backend::{CallWindow, QueueError};
 use crate::connector::LiveConnector;
 use crate::queue::{Direction, Queued};
 use crate::start_by;
+use crate::state_store;
 use crate::worker::{Retries, Run, RunEnd, RunKind, Turn};
 use connector_abi::protocol::ProcessResponse;
 use connector_abi::IntegrationProcessResult;
@@ -54,6 +55,8 @@ struct Done {
     responses: Vec<ProcessResponse>,
     answer: Answer,
     elapsed: Duration,
+    /// The connector's state writes during the call.
+    writes: state_store::Writes,
 }
 
 /// A task read and not yet handed out.
@@ -115,8 +118,15 @@ fn call_thread(connector: &LiveConnector, turn: Turn<'_>, jobs: &Mutex<Receiver<
         if !turn.is_current() {
             // Not called: the tasks go back to the window, and the run
             // finds its turn over before handing out another call.
-            let not_called =
-                Done { id, tasks, places, responses: Vec::new(), answer: Answer::Given, elapsed: Duration::ZERO };
+            let not_called = Done {
+                id,
+                tasks,
+                places,
+                responses: Vec::new(),
+                answer: Answer::Given,
+                elapsed: Duration::ZERO,
+                writes: Vec::new(),
+            };
             if done.send(not_called).is_err() {
                 return;
             }
@@ -126,15 +136,19 @@ fn call_thread(connector: &LiveConnector, turn: Turn<'_>, jobs: &Mutex<Receiver<
         let refs: Vec<&Queued> = tasks.iter().collect();
         // A panic here would leave the run waiting for this call for ever:
         // it comes back as a call without an answer, its tasks still queued.
+        let scope = state_store::Pending::new();
         let (responses, answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            start_by::within(until, || deliver_all(connector, &refs, token))
+            state_store::within(Some(scope.clone()), || {
+                start_by::within(until, || deliver_all(connector, &refs, token))
+            })
         }))
         .unwrap_or_else(|_| {
             tracing::error!(connector = %connector.name, "a call thread panicked; its tasks stay queued");
             (Vec::new(), Answer::Lost)
         });
         let elapsed = started.elapsed();
-        if done.send(Done { id, tasks, places, responses, answer, elapsed }).is_err() {
+        let writes = scope.take();
+        if done.send(Done { id, tasks, places, responses, answer, elapsed, writes }).is_err() {
             return;
         }
     }
@@ -428,7 +442,7 @@ impl Scheduler {
     /// Records a call's results; tasks it did not get to go back to the
     /// window, and a failed task parks its keys.
     fn finished(&mut self, run: &mut Run<'_>, state: &mut Delivering, d: Done) -> Result<(), QueueError> {
-        let Done { id, tasks, places, responses, answer, elapsed } = d;
+        let Done { id, tasks, places, responses, answer, elapsed, writes } = d;
         let keys = self.busy.calls.get(&id).cloned().unwrap_or_default();
         self.busy.release(id);
         if self.probe == Some(id) {
@@ -448,7 +462,7 @@ impl Scheduler {
             results.truncate(at + 1);
         }
         let refs: Vec<&Queued> = tasks.iter().collect();
-        state.record(run, &refs, responses, elapsed)?;
+        state.record(run, &refs, responses, elapsed, writes)?;
         let results = results.into_iter().map(Some).chain(std::iter::repeat(None));
         for (((q, keys), place), result) in tasks.into_iter().zip(keys).zip(places).zip(results) {
             match result {

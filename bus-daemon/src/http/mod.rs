@@ -23,6 +23,7 @@ mod schedule;
 mod schema_shape;
 pub mod server;
 mod settings;
+mod state;
 mod tasks;
 mod ui;
 

@@ -8,7 +8,7 @@
 use super::AppState;
 use super::{
     auth, cluster, connectors, content, eventlog, events, health, history, incoming, metrics, openapi, schedule,
-    settings, tasks, ui,
+    settings, state, tasks, ui,
 };
 use axum::routing::MethodRouter;
 use axum::Json;
@@ -156,6 +156,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(get "/api/connectors", connectors::list, "The registered connectors with their load state (grid: `sort`, `order`, `search`, `offset`; total in `X-Total-Count`)").answers(200, J(of::<Vec<connectors::ConnectorView>>)).query(of::<connectors::ListParams>).errors(&[400]).headers(&[("X-Total-Count", "How many connectors match the grid's search in all (this page holds at most `limit`)")]),
         route!(post "/api/connectors", connectors::create, "Register a connector (all connectors are reinitialized)").answers(201, J(of::<connectors::ConnectorView>)).body(of::<NewConnector>).errors(&[409, 422]),
         route!(get "/api/connectors/{name}", connectors::get, "One connector").answers(200, J(of::<connectors::ConnectorView>)).errors(&[404]),
+        route!(get "/api/connectors/{name}/state", state::list, "The state the bus keeps for a connector (what it wrote with `Host::state_put`), in key order; paged by `after`").answers(200, J(of::<state::Page>)).query(of::<state::Params>).errors(&[400, 404]),
         route!(put "/api/connectors/{name}", connectors::update, "Change a connector (all connectors are reinitialized)").answers(200, J(of::<connectors::ConnectorView>)).body(of::<ConnectorPatch>).errors(&[404, 409, 422]),
         route!(delete "/api/connectors/{name}", connectors::delete, "Unregister a connector; with queued tasks only with `discard_queue=true` (409 otherwise)").answers(204, Nothing).query(of::<connectors::DeleteParams>).errors(&[400, 404, 409]),
         route!(post "/api/connectors/{name}/incoming", incoming::log, "Log an incoming task for a connector").answers(201, J(of::<incoming::Logged>)).body(of::<incoming::IncomingBody>).errors(&[404, 409, 422]),

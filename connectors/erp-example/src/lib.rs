@@ -5,11 +5,13 @@
 use connector_abi::prelude::*;
 
 /// An ERP that pushes its customers and their group memberships.
-pub struct Erp;
+pub struct Erp {
+    host: Host,
+}
 
 impl Connector for Erp {
-    fn create(_config: &str, _host: Host) -> Result<Self, ConnectorError> {
-        Ok(Erp)
+    fn create(_config: &str, host: Host) -> Result<Self, ConnectorError> {
+        Ok(Erp { host })
     }
 
     fn init(&self, init: &mut Init) {
@@ -27,13 +29,20 @@ impl Connector for Erp {
                 fields: [("UserID".into(), customer.into()), ("RoleID".into(), group.into())].into_iter().collect(),
                 ..Default::default()
             },
-            // A customer: found again by its login on later updates.
-            (Some(_), None) => ObjectData {
-                object_type: "cms.user".into(),
-                code_name: record["login"].as_str().ok_or("a customer without a login")?.into(),
-                display_name: record["name"].as_str().map(Into::into),
-                ..Default::default()
-            },
+            // A customer: found again by its login on later updates. Its
+            // number → login goes into the state the bus keeps for us (in
+            // the bus database: it survives restarts and moves between
+            // daemons), for the memberships that name it.
+            (Some(customer), None) => {
+                let login = record["login"].as_str().ok_or("a customer without a login")?;
+                self.host.state_put(&format!("cms.user:{customer}"), login).map_err(|e| e.to_string())?;
+                ObjectData {
+                    object_type: "cms.user".into(),
+                    code_name: login.into(),
+                    display_name: record["name"].as_str().map(Into::into),
+                    ..Default::default()
+                }
+            }
             _ => return Err("neither a customer nor a membership".into()),
         };
         Ok(CmsObject::Object(object))
@@ -42,7 +51,11 @@ impl Connector for Erp {
     /// What an ERP number points to: the code name (and site) the bus finds
     /// the object by.
     fn get_internal_object_params(&self, id: i64, object_type: &str) -> Option<ObjectParams> {
-        let code_name = erp_code_name(object_type, id)?;
+        let code_name = match object_type {
+            "cms.user" => self.host.state_get(&format!("cms.user:{id}")).ok()??,
+            "cms.role" => erp_group(id)?,
+            _ => return None,
+        };
         let site_name = (object_type == "cms.role").then(|| "CorpSite".to_owned());
         Some(ObjectParams { code_name, site_name, ..Default::default() })
     }
@@ -50,11 +63,7 @@ impl Connector for Erp {
 
 export_connectors!(Erp);
 
-// Your ERP's lookup (or the bus's state store) goes here.
-fn erp_code_name(object_type: &str, id: i64) -> Option<String> {
-    match (object_type, id) {
-        ("cms.user", 7) => Some("maria".into()),
-        ("cms.role", 3) => Some("editors".into()),
-        _ => None,
-    }
+// Your ERP's groups (they could be kept in the state too).
+fn erp_group(id: i64) -> Option<String> {
+    (id == 3).then(|| "editors".into())
 }

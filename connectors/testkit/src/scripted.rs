@@ -12,6 +12,9 @@
 //! `message` (the error message), `message_bytes` (an error message of that
 //! many bytes), `match_sleep_ms` (sleep in `is_match`),
 //! `match_panic` (panic in `is_match`), `print` (print this to stdout),
+//! `count_state` (a key of the connector's state: read it as a number, write
+//! it back one higher — before anything else, so a `crash` comes after the
+//! write — and report what was read as `state_before`),
 //! `crash` (die, when the script says `"crashes": true`: see `crash.rs`). `sleep_ms` in the config slows every
 //! call; `create_sleep_ms` in the config slows `create`; `sleep_ms` in the external data of an incoming task slows
 //! `prepare_internal_object`.
@@ -88,6 +91,11 @@ impl ScriptedConnector {
     fn process(&self, task: &OutgoingTask, sleep: bool) -> ProcessOutcome {
         let called_at_us = now_us();
         let f = fields(&task.object);
+        let state_before = f.get("count_state").and_then(Value::as_str).map(|key| {
+            let before = self.host.state_get(key).ok().flatten().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let _ = self.host.state_put(key, &(before + 1).to_string());
+            before
+        });
         if let Some(text) = f.get("print").and_then(Value::as_str) {
             // To stdout on purpose: under process isolation it must reach
             // the daemon's log, not the protocol.
@@ -117,6 +125,7 @@ impl ScriptedConnector {
             "called_at_us": called_at_us,
             "returning_at_us": now_us(),
             "fencing_token": task.fencing_token,
+            "state_before": state_before,
             "task_type": task.task_type,
             "data_type": task.data_type,
             "site_name": task.site_name,
