@@ -160,15 +160,7 @@ mod tests {
     use std::time::Duration;
 
     fn database() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
-        db.connect()
-            .unwrap()
-            .execute_batch(
-                "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-                 ConnectorClassName) VALUES ('A', 'A', 'a', 'A'), ('B', 'B', 'b', 'B')",
-            )
-            .unwrap();
+        let (dir, db, _) = crate::testing::database(&["A", "B"]);
         (dir, db)
     }
 

@@ -44,6 +44,7 @@ mod outgoing;
 pub mod pipeline;
 pub mod queue;
 pub mod queue_admin;
+mod queue_rows;
 mod rate_limit;
 pub mod registry;
 pub mod replay;

@@ -231,15 +231,7 @@ mod tests {
 
     #[test]
     fn a_calls_writes_wait_for_its_delivery_record_and_others_commit_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, _) = Database::open(&dir.path().join("bus.db")).unwrap();
-        db.connect()
-            .unwrap()
-            .execute_batch(
-                "INSERT INTO Integration_Connector (ConnectorName, ConnectorDisplayName, ConnectorAssemblyName, \
-                 ConnectorClassName) VALUES ('A', 'A', 'a', 'A')",
-            )
-            .unwrap();
+        let (_dir, db, _) = crate::testing::database(&["A"]);
         serve(&db, "A", StateOp::Put("k", "1")).unwrap();
         serve(&db, "A", StateOp::Put("gone", "x")).unwrap();
         assert_eq!(value(&db, "k").as_deref(), Some("1"), "outside a delivery call: committed at once");

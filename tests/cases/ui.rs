@@ -192,6 +192,16 @@ fn choose_kind(b: &Browser, kind: &str, button: &str) {
     b.wait_until(&format!("the {kind} view"), |b| b.find_all(css).first().is_some_and(|e| b.text(e) == button));
 }
 
+/// Adds a field row to the open form (`c`: an object's, `d`: a document's)
+/// and fills in its name, kind and value.
+fn add_field(b: &Browser, form: &str, name: &str, kind: &str, value: &str) {
+    b.click_css(&format!("#{form}-add-field"));
+    let row = format!("#{form}-fields .field-row:last-of-type");
+    b.fill(&format!("{row} .field-name"), name);
+    b.click_css(&format!("{row} .field-kind option[value='{kind}']"));
+    b.fill(&format!("{row} .field-value"), value);
+}
+
 /// Sets a checkbox by clicking it when it is not as wanted.
 fn set_checkbox(b: &Browser, css: &str, on: bool) {
     let e = b.find(css);
@@ -299,9 +309,7 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.click_css("#content-save");
     b.click_css("tr.content-row[data-code='antonio'] .edit");
     b.fill("#c-display_name", "Antonio Banderas");
-    b.click_css("#c-add-field");
-    b.fill("#c-fields .field-row:last-of-type .field-name", "email");
-    b.fill("#c-fields .field-row:last-of-type .field-value", "antonio@example.com");
+    add_field(&b, "c", "email", "text", "antonio@example.com");
     // Previewed first: who would get the change and what; nothing written.
     b.click_css("#content-preview");
     b.wait_until("the preview", |b| {
@@ -332,10 +340,7 @@ fn the_specifications_sample_walk_through_with_clicks_only() {
     b.fill("#d-name", "Apple iPad 2");
     b.click_css("#document-save");
     b.click_css("tr.content-row.document[data-path='/Apple iPad 2'] .edit");
-    b.click_css("#d-add-field");
-    b.fill("#d-fields .field-row:last-of-type .field-name", "price");
-    b.click_css("#d-fields .field-row:last-of-type .field-kind option[value='number']");
-    b.fill("#d-fields .field-row:last-of-type .field-value", "499");
+    add_field(&b, "d", "price", "number", "499");
     b.click_css("#document-preview");
     b.wait_until("the document's preview", |b| {
         b.find_all("#preview")
@@ -947,10 +952,7 @@ fn a_content_form_picks_foreign_keys_from_lists_and_says_what_is_wrong_next_to_t
     assert!(b.text(&b.find("label[for='c-fk-UserID']")).contains("User"), "the key says what it points to");
 
     // A number that is not one: said next to the field, nothing saved.
-    b.click_css("#c-add-field");
-    b.fill("#c-fields .field-row:last-of-type .field-name", "weight");
-    b.click_css("#c-fields .field-row:last-of-type .field-kind option[value='number']");
-    b.fill("#c-fields .field-row:last-of-type .field-value", "heavy");
+    add_field(&b, "c", "weight", "number", "heavy");
     b.click_css("#content-save");
     b.wait_until("the message next to the field", |b| {
         b.find_all("#c-fields .field-row:last-of-type .field-error")

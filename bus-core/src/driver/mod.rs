@@ -14,7 +14,7 @@ mod sqlite;
 
 pub(crate) use postgres::bigint_array;
 
-use crate::queue::{NewRelation, NewTask};
+use crate::queue_rows::{NewRelation, NewTask};
 use crate::settings::Settings;
 use crate::sql::{Conn, Dialect, SqlError};
 

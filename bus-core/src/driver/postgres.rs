@@ -3,7 +3,7 @@
 //! statements as it can be.
 
 use super::{ChangeStart, Driver, QueueHeads, Result};
-use crate::queue::{self, NewRelation, NewTask};
+use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue, Value, ValueRef};
 use std::sync::OnceLock;
@@ -63,7 +63,7 @@ impl Driver for Postgres {
     /// transaction made before — so a later change to an object always
     /// gets a later task.
     fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>> {
-        let columns: Vec<_> = tasks.iter().map(|(task, _)| queue::task_columns(task)).collect();
+        let columns: Vec<_> = tasks.iter().map(|(task, _)| queue_rows::task_columns(task)).collect();
         let relation_columns: Vec<Vec<(&str, Option<&str>)>> = tasks
             .iter()
             .map(|(_, relations)| {
@@ -100,7 +100,7 @@ impl Driver for Postgres {
         // More than eight relations (rare): the rest in statements of their own.
         for ((task, relations), task_id) in tasks.iter().zip(&ids) {
             if relations.len() > RELATIONS_WITH_TASK {
-                queue::insert_relations(tx, *task_id, task.direction, &relations[RELATIONS_WITH_TASK..])?;
+                queue_rows::insert_relations(tx, *task_id, task.direction, &relations[RELATIONS_WITH_TASK..])?;
             }
         }
         Ok(ids)

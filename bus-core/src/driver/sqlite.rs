@@ -2,7 +2,7 @@
 //! write lock), so a transaction sees exactly what committed before it.
 
 use super::{ChangeStart, Driver, QueueHeads, Result};
-use crate::queue::{self, NewRelation, NewTask};
+use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError};
 
@@ -20,8 +20,8 @@ impl Driver for Sqlite {
         tasks
             .iter()
             .map(|(task, relations)| {
-                let task_id = queue::insert_task(tx, task)?;
-                queue::insert_relations(tx, task_id, task.direction, relations)?;
+                let task_id = queue_rows::insert_task(tx, task)?;
+                queue_rows::insert_relations(tx, task_id, task.direction, relations)?;
                 Ok(task_id)
             })
             .collect()

@@ -205,7 +205,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(get "/api/openapi.json", openapi_json, "This document").answers(200, J(of::<Value>)),
         route!(get "/health", health::health, "Liveness and readiness (`probe=ready` answers 503 when not ready)").answers(200, J(of::<health::Health>)).query(of::<health::Params>).errors(&[400]).otherwise(503, of::<health::Health>),
         route!(get "/metrics", metrics::metrics, "Prometheus metrics (text)").answers(200, Text).errors(&[503]),
-        route!(get "/api/events", events::stream, "What changed, as Server-Sent Events (`change` with a JSON list of `queues`, `connectors`, `eventlog`, `settings`); a stream lasts at most 25 s and the browser reconnects; 406 without `Accept: text/event-stream`").answers(200, EventStream).errors(&[406, 503]),
+        route!(get "/api/events", events::stream, "What changed, as Server-Sent Events (`change` with a JSON list of `queues`, `connectors`, `eventlog`, `settings`, `history`); a stream lasts at most 25 s and the browser reconnects; 406 without `Accept: text/event-stream`").answers(200, EventStream).errors(&[406, 503]),
     ]
 }
 
