@@ -63,6 +63,12 @@ pub fn record(db: &Database, metrics: &Metrics, minute: i64) -> Result<(), DbErr
 fn write(db: &Database, minute: i64, samples: &BTreeMap<&str, Sample>) -> Result<(), DbError> {
     let mut turn = db.writer()?;
     let tx = turn.transaction()?;
+    // A queue that emptied reads 0 for the rest of the minute (the upserts
+    // below set the depth of every queue that still holds tasks).
+    tx.prepare_cached(
+        "UPDATE Integration_ConnectorHistory SET HistoryDepth = 0 WHERE HistoryMinute = $1 AND HistoryDepth <> 0",
+    )?
+    .execute(params![minute])?;
     {
         // A minute's depth is the last one read in it; its counts add up
         // over the daemons.
@@ -144,13 +150,16 @@ pub fn read(conn: &Conn, connector: Option<&str>, until: i64, minutes: i64) -> c
 }
 
 /// A digest of the history since minute `since` (row count and the sum of
-/// its figures): what the live view compares to know that a chart changed.
-pub fn stamp(conn: &Conn, since: i64) -> crate::sql::Result<(i64, i64)> {
+/// each figure): what the live view compares to know that a chart changed.
+pub fn stamp(conn: &Conn, since: i64) -> crate::sql::Result<[i64; 4]> {
+    // Each figure summed apart (a delivery moves one from depth to
+    // delivered), and cast: PostgreSQL sums BIGINTs as NUMERIC.
     conn.prepare_cached(
-        "SELECT COUNT(*), COALESCE(SUM(HistoryDelivered + HistoryFailed + HistoryDepth), 0) \
+        "SELECT COUNT(*), CAST(COALESCE(SUM(HistoryDelivered), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(HistoryFailed), 0) AS BIGINT), CAST(COALESCE(SUM(HistoryDepth), 0) AS BIGINT) \
          FROM Integration_ConnectorHistory WHERE HistoryMinute >= $1",
     )?
-    .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row(params![since], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
 }
 
 #[cfg(test)]
@@ -183,6 +192,24 @@ mod tests {
         assert_eq!(of("B").delivered, [0, 0, 0, 0], "every connector, also one with no history");
         let only_b = read(&db.connect().unwrap(), Some("B"), 1002, 2).unwrap();
         assert_eq!(only_b.iter().map(|s| s.connector.as_str()).collect::<Vec<_>>(), ["B"]);
+    }
+
+    #[test]
+    fn a_queue_that_empties_reads_zero_and_the_stamp_sees_a_task_move_from_waiting_to_delivered() {
+        let (_dir, db) = database();
+        let conn = db.connect().unwrap();
+        conn.execute_batch(
+            "INSERT INTO Integration_ConnectorHistory (HistoryConnectorID, HistoryMinute, HistoryDepth) \
+             SELECT ConnectorID, 1000, 1 FROM Integration_Connector WHERE ConnectorName = 'A'",
+        )
+        .unwrap();
+        let waiting = stamp(&conn, 990).unwrap();
+        let m = Metrics::default();
+        m.record("A", "outgoing", TaskResult::Ok, None, Duration::ZERO);
+        record(&db, &m, 1000).unwrap();
+        let a = read(&conn, Some("A"), 1000, 1).unwrap();
+        assert_eq!((a[0].delivered[0], a[0].depth[0]), (1, 0), "nothing waits any more: {a:?}");
+        assert_ne!(stamp(&conn, 990).unwrap(), waiting, "the same sum, another history");
     }
 
     #[test]

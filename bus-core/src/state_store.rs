@@ -72,6 +72,12 @@ impl Pending {
         std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect()
     }
 
+    /// Adds `writes` (taken from another call's writes) after those made
+    /// so far.
+    pub(crate) fn absorb(&self, writes: Writes) {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner()).extend(writes);
+    }
+
     fn get(&self, key: &str) -> Option<Option<String>> {
         self.writes.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
@@ -92,12 +98,18 @@ pub(crate) fn current() -> Option<Arc<Pending>> {
     SCOPE.with(|s| s.borrow().clone())
 }
 
-/// Runs `f` as part of the call whose writes are `scope`.
+/// Runs `f` as part of the call whose writes are `scope` (the thread's
+/// previous scope comes back when `f` returns or unwinds).
 pub(crate) fn within<R>(scope: Option<Arc<Pending>>, f: impl FnOnce() -> R) -> R {
-    let previous = SCOPE.with(|s| s.replace(scope));
-    let result = f();
-    SCOPE.with(|s| *s.borrow_mut() = previous);
-    result
+    struct Restore(Option<Arc<Pending>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SCOPE.with(|s| *s.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(SCOPE.with(|s| s.replace(scope)));
+    f()
 }
 
 /// Refuses a key or value over the limits.
@@ -173,10 +185,13 @@ fn write_now(db: &Database, connector: &str, writes: &[(String, Option<String>)]
 pub(crate) fn apply(tx: &Conn, connector_id: i64, writes: &[(String, Option<String>)]) -> crate::sql::Result<()> {
     for (key, value) in writes {
         match value {
+            // A connector deleted during its call keeps nothing (and fails
+            // no shared commit).
             Some(value) => tx
                 .prepare_cached(
                     "INSERT INTO Integration_ConnectorState (StateConnectorID, StateKey, StateValue) \
-                     VALUES ($1, $2, $3) ON CONFLICT (StateConnectorID, StateKey) DO UPDATE SET \
+                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1) \
+                     ON CONFLICT (StateConnectorID, StateKey) DO UPDATE SET \
                      StateValue = excluded.StateValue, StateLastModified = bus_now()",
                 )?
                 .execute(params![connector_id, key, value])?,

@@ -244,3 +244,54 @@ fn the_history_counts_each_connectors_deliveries_per_minute_and_keeps_a_day() {
         (old == 0).then_some(())
     });
 }
+
+/// Reads the `change` events of an open `/api/events` stream until one
+/// names `part` (or the deadline passes: `false`).
+fn stream_names(
+    stream: &mut std::io::BufReader<std::net::TcpStream>,
+    part: &str,
+    deadline: std::time::Instant,
+) -> bool {
+    use std::io::BufRead;
+    let mut line = String::new();
+    while std::time::Instant::now() < deadline {
+        line.clear();
+        match stream.read_line(&mut line) {
+            Ok(0) => return false,
+            Ok(_) if line.starts_with("data:") && line.contains(&format!("\"{part}\"")) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("reading the event stream: {e}"),
+        }
+    }
+    false
+}
+
+/// `GET /api/events` on either engine: after its first look it names what
+/// changed — the queues when a task waits, the history once deliveries are
+/// added to it.
+#[test]
+fn the_event_stream_names_queue_and_history_changes() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    env.scripted(
+        "Mirror",
+        json!({"subscriptions": [{"process_type": "AsyncSimple", "scope": "objects", "object_type": "cms.user"}]}),
+    );
+    // Held, so the queue is seen to change (a task delivered between two
+    // looks leaves it as it was).
+    env.set_setting("process_outgoing", false);
+    let d = env.start();
+    let mut tcp = std::net::TcpStream::connect(&d.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(tcp, "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", d.addr).unwrap();
+    let mut stream = std::io::BufReader::new(tcp);
+    let soon = || std::time::Instant::now() + Duration::from_secs(20);
+    // The first look names everything; what follows is news.
+    assert!(stream_names(&mut stream, "history", soon()), "the first look");
+    d.create("cms.user", json!({"code_name": "ann"}));
+    assert!(stream_names(&mut stream, "queues", soon()), "a queued task is named");
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    d.create("cms.user", json!({"code_name": "bob"}));
+    assert!(stream_names(&mut stream, "history", soon()), "the deliveries reach the history");
+}

@@ -975,4 +975,13 @@ fn a_content_form_picks_foreign_keys_from_lists_and_says_what_is_wrong_next_to_t
     assert_eq!(saved["fields"]["UserID"], ann, "{saved}");
     assert_eq!(saved["fields"]["RoleID"], editors, "{saved}");
     assert_eq!(saved["fields"]["weight"], 2.5, "a number, as the form said: {saved}");
+
+    // A field removed in the form is removed from the object.
+    b.click_css("tr.content-row .edit");
+    b.click_css("#c-fields .field-row:not(.fk) .remove-field");
+    b.click_css("#content-save");
+    b.wait_until("the form to close again", |b| b.find_all("#modal[hidden]").len() == 1);
+    let saved = d.get(&format!("/api/objects/cms.userrole/{}", saved["id"])).body;
+    assert!(saved["fields"].get("weight").is_none(), "the removed field is gone: {saved}");
+    assert_eq!(saved["fields"]["UserID"], ann, "{saved}");
 }

@@ -733,7 +733,14 @@ fn serve_host_call(name: &str, process: &Arc<Process>, services: &Arc<dyn HostSe
         return;
     }
     let during = u64::from_le_bytes(frame.body[..8].try_into().expect("eight bytes"));
-    let (lane, state) = lock(&process.waiting).get(&during).map_or((0, None), |w| (w.lane, w.state.clone()));
+    let (lane, state) = match lock(&process.waiting).get(&during) {
+        Some(w) => (w.lane, w.state.clone()),
+        // Not during a call, as a connector's own thread asks.
+        None if during == 0 => (0, None),
+        // During a call already given up (a timeout, a crash): its state
+        // writes go nowhere, as the call's own would.
+        None => (0, Some(state_store::Pending::new())),
+    };
     let (name, served, services) = (name.to_owned(), process.clone(), services.clone());
     process.host_calls.run(Box::new(move || {
         let request = &frame.body[8..];

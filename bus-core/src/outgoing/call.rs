@@ -237,8 +237,15 @@ fn deliver_one_by_one(
     token: Option<i64>,
 ) -> (Vec<ProcessResponse>, Answer) {
     let mut out = Vec::with_capacity(tasks.len());
+    // Each task's state writes are its own: only a task delivered `Ok`
+    // passes them on to the call's, which go with the deliveries.
+    let call = state_store::current();
     for q in tasks {
-        let (response, answer) = deliver(connector, q, token);
+        let own = state_store::Pending::new();
+        let (response, answer) = state_store::within(Some(own.clone()), || deliver(connector, q, token));
+        if let (Some(call), IntegrationProcessResult::Ok) = (&call, response.result) {
+            call.absorb(own.take());
+        }
         let stop = response.result == IntegrationProcessResult::Error;
         out.push(response);
         if answer == Answer::Lost {

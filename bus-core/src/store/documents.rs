@@ -42,6 +42,7 @@ pub struct DocumentPatch {
     #[serde(default)]
     #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub name: Option<String>,
+    /// Merged into the stored fields; a field set to `null` is removed.
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
 }
@@ -259,7 +260,7 @@ pub fn update(
     if let Some(changes) = patch.fields {
         let class = class(types, &current.class_name)?;
         check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &changes)?;
-        fields.extend(changes);
+        super::merge_fields(&mut fields, changes);
     }
     let name = patch.name.unwrap_or(current.name);
     check_name("name", &name)?;

@@ -59,3 +59,18 @@ pub(crate) fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
 pub(crate) fn parse_fields(text: &str) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(text).unwrap_or_default()
 }
+
+/// Applies a patch's `changes` to `fields` as JSON Merge Patch does: a
+/// field set to `null` is removed, any other value replaces or adds it.
+pub(crate) fn merge_fields(
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+    changes: serde_json::Map<String, serde_json::Value>,
+) {
+    for (key, value) in changes {
+        if value.is_null() {
+            fields.remove(&key);
+        } else {
+            fields.insert(key, value);
+        }
+    }
+}

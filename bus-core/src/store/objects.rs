@@ -42,6 +42,7 @@ pub struct ObjectPatch {
     pub display_name: Option<String>,
     #[serde(default, deserialize_with = "crate::json_int::optional")]
     pub group_id: Option<i64>,
+    /// Merged into the stored fields; a field set to `null` is removed.
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
 }
@@ -317,7 +318,7 @@ pub fn update(
     let mut fields = current.fields.clone();
     if let Some(changes) = patch.fields {
         check_foreign_keys(conn, types, &t.name, &t.foreign_keys, &changes)?;
-        fields.extend(changes);
+        super::merge_fields(&mut fields, changes);
     }
     let code_name = match (patch.code_name, t.binding) {
         (_, true) => binding_code_name(t, &fields)?,

@@ -106,7 +106,7 @@ struct Stamp {
     settings: u64,
     /// The connectors' history of the last quarter hour (the Overview's
     /// sparklines).
-    history: (i64, i64),
+    history: [i64; 4],
 }
 
 impl Stamp {

@@ -167,7 +167,7 @@ pub(super) fn table() -> Vec<Route> {
         route!(get "/api/objects/{type}", content::list_objects, "Objects of a type").answers(200, J(of::<content::Page<ObjectData>>)).query(of::<content::ObjectListParams>).errors(&[400, 404]),
         route!(post "/api/objects/{type}", content::create_object, "Create an object").answers(201, J(of::<ChangeResult>)).body(of::<ObjectInput>).errors(&[404, 409, 422]),
         route!(get "/api/objects/{type}/{id}", content::get_object, "One object").answers(200, J(of::<ObjectData>)).errors(&[404]),
-        route!(put "/api/objects/{type}/{id}", content::update_object, "Update an object (fields are merged)").answers(200, J(of::<ChangeResult>)).body(of::<ObjectPatch>).errors(&[404, 409, 422]),
+        route!(put "/api/objects/{type}/{id}", content::update_object, "Update an object (fields are merged; a field set to `null` is removed)").answers(200, J(of::<ChangeResult>)).body(of::<ObjectPatch>).errors(&[404, 409, 422]),
         route!(delete "/api/objects/{type}/{id}", content::delete_object, "Delete an object with its children and bindings").answers(200, J(of::<ChangeResult>)).errors(&[404, 409]),
         route!(post "/api/objects/{type}/{id}/sites/{site}", content::add_to_site, "Add an object to a site").answers(200, J(of::<ChangeResult>)).errors(&[404, 409, 422]),
         route!(delete "/api/objects/{type}/{id}/sites/{site}", content::remove_from_site, "Remove an object from a site").answers(200, J(of::<ChangeResult>)).errors(&[404, 409, 422]),

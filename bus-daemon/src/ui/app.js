@@ -404,6 +404,8 @@ async function renderConnectorPage() {
     return;
   }
   const h = (await api("GET", `/api/history?minutes=1440&connector=${encodeURIComponent(name)}`)).connectors[0];
+  // Another connector's page was asked for meanwhile.
+  if (connectorPage.name !== name) return;
   const [words, health] = stateWords(c);
   const sum = (v) => v.reduce((a, b) => a + b, 0);
   // A day of minutes drawn as 144 bars of ten: counts add up, the depth is
@@ -616,7 +618,11 @@ function editConnector(c) {
       const saved = c ? await api("PUT", "/api/connectors/" + encodeURIComponent(c.name), body) : await api("POST", "/api/connectors", body);
       closeModal();
       toast(saved.error ? `Saved; load failed: ${saved.error}` : "Saved");
-      renderConnectors();
+      // Edited from its own page: the page follows it (also when renamed).
+      if (currentTab === "connector" && c && connectorPage.name === c.name) {
+        connectorPage.name = saved.name;
+        renderConnectorPage();
+      } else renderConnectors();
     } catch (e) { error.textContent = e.message; }
   });
   openModal(form);
@@ -1060,13 +1066,17 @@ async function pickableObjects(type) {
 
 async function fieldsEditor(prefix, types, foreignKeys, initial) {
   const values = { ...(initial || {}) };
+  // A field the object had and the form no longer gives is sent as null,
+  // which removes it (fields are merged).
+  const had = Object.keys(values);
   const rows = [];
   let counter = 0;
   const list = el("div", { class: "fields", id: `${prefix}-fields` });
   // A field's message, next to it; the input says it is invalid.
   function say(row, input, message) {
     row.querySelector(".field-error").textContent = message || "";
-    if (message) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    for (const i of row.querySelectorAll("input, select")) i.removeAttribute("aria-invalid");
+    if (message) input.setAttribute("aria-invalid", "true");
     return !message;
   }
   for (const [field, target] of Object.entries(foreignKeys)) {
@@ -1105,7 +1115,8 @@ async function fieldsEditor(prefix, types, foreignKeys, initial) {
     const ids = { name: `${prefix}-f${n}-name`, kind: `${prefix}-f${n}-kind`, value: `${prefix}-f${n}-value`, error: `${prefix}-f${n}-error` };
     const kind = el("select", { id: ids.kind, class: "field-kind", "aria-label": "Kind of value" },
       FIELD_KINDS.map(([k, label]) => el("option", { value: k, selected: kindOf(value) === k }, label)));
-    const nameInput = el("input", { type: "text", id: ids.name, class: "field-name", "aria-label": "Field name", placeholder: "Field name", value: name });
+    const nameInput = el("input", { type: "text", id: ids.name, class: "field-name", "aria-label": "Field name", placeholder: "Field name", value: name,
+      "aria-describedby": ids.error });
     const text = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
     const valueInput = el("input", { type: "text", id: ids.value, class: "field-value", "aria-label": "Value", placeholder: "Value", value: text,
       "aria-describedby": ids.error });
@@ -1165,6 +1176,7 @@ async function fieldsEditor(prefix, types, foreignKeys, initial) {
         if (first) first.focus();
         throw new Error("A field is not right: see the message next to it.");
       }
+      for (const key of had) if (!Object.prototype.hasOwnProperty.call(out, key)) out[key] = null;
       return out;
     },
   };
@@ -1330,9 +1342,14 @@ async function editDocument(types, d) {
   const classPick = el("select", {}, types.documents.map((c) => el("option", { value: c.class_name }, `${c.display_name} (${c.class_name})`)));
   const fieldsPlace = el("div", {});
   let fields;
-  // A new document's fields follow the class picked (its foreign keys).
+  let asked = 0;
+  // A new document's fields follow the class picked (its foreign keys); an
+  // answer for a class picked before the last is dropped.
   async function fieldsFor(className, initial) {
-    fields = await fieldsEditor("d", types, classOf(className).foreign_keys || {}, initial);
+    const mine = ++asked;
+    const made = await fieldsEditor("d", types, classOf(className).foreign_keys || {}, initial);
+    if (mine !== asked) return;
+    fields = made;
     fieldsPlace.replaceChildren(fields.node);
   }
   await fieldsFor(d ? d.class_name : classPick.value, d ? d.fields : {});
@@ -1405,15 +1422,21 @@ const lostBanner = document.getElementById("connection-lost");
 let live = null;
 let lostTimer = null;
 let refreshing = false;
+let refreshAgain = false;
 function refreshShown() {
-  if (!modal.hidden || !currentTab || refreshing) return;
+  if (!modal.hidden || !currentTab) return;
+  // A change announced during a refresh is shown by one more after it.
+  if (refreshing) { refreshAgain = true; return; }
   // Not while someone types or picks in the view, has ticked rows, or a
   // bulk action runs.
   const active = document.activeElement;
   if (active && view.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return;
   if (view.querySelector("input.pick:checked") || bulkRunning) return;
   refreshing = true;
-  tabs[currentTab]().catch(() => {}).finally(() => { refreshing = false; });
+  tabs[currentTab]().catch(() => {}).finally(() => {
+    refreshing = false;
+    if (refreshAgain) { refreshAgain = false; refreshShown(); }
+  });
 }
 function listen() {
   if (live) return;
