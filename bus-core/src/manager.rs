@@ -83,6 +83,11 @@ pub struct ConnectorManager {
     me: std::sync::Weak<ConnectorManager>,
     /// Shut down: late loads are stopped, not added.
     stopped: std::sync::atomic::AtomicBool,
+    /// The load problem last written to the event log, by connector name:
+    /// the same problem is written once, however many reinitializations
+    /// meet it (also one whose create outlives them); forgotten once the
+    /// connector loads.
+    warned: Mutex<std::collections::HashMap<String, String>>,
     /// Several daemons on one database: only the connectors whose leases
     /// this daemon holds run here; the others are reached where they run.
     cluster: Option<Arc<Cluster>>,
@@ -118,6 +123,7 @@ impl ConnectorManager {
             reinitializations: AtomicU64::new(0),
             me: me.clone(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            warned: Mutex::default(),
             cluster: parts.cluster,
         })
     }
@@ -225,19 +231,13 @@ impl ConnectorManager {
                 }
             }
             let status = match (self.loads_here(row), kept(row)) {
-                (false, _) => self.load_row(row, &mut next, error_of(&previous, &row.name)),
+                (false, _) => self.load_row(row, &mut next),
                 (true, Some((live, status))) => {
                     next.live.insert(row.name.clone(), live.clone());
                     status.clone()
                 }
                 (true, None) => match done.remove(&row.name) {
-                    Some(result) => self.settle_row(
-                        row,
-                        result,
-                        previous.live.get(&row.name).cloned(),
-                        &mut next,
-                        error_of(&previous, &row.name),
-                    ),
+                    Some(result) => self.settle_row(row, result, previous.live.get(&row.name).cloned(), &mut next),
                     None => starting(row),
                 },
             };
@@ -248,6 +248,7 @@ impl ConnectorManager {
         }
         self.loader.keep_lanes(rows.iter().map(|r| r.name.as_str()));
         next.took = started.elapsed();
+        self.forget_warnings(&next);
         let next = Arc::new(next);
         self.reinitializations.fetch_add(1, Ordering::Relaxed);
         self.publish(next.clone());
@@ -270,7 +271,7 @@ impl ConnectorManager {
 
     /// The status of a row that runs nowhere here: unusable, disabled, or
     /// run by another daemon of the cluster.
-    fn load_row(&self, row: &ConnectorRow, next: &mut ConnectorSet, was: Option<&str>) -> ConnectorStatus {
+    fn load_row(&self, row: &ConnectorRow, next: &mut ConnectorSet) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         if !row.problems.is_empty() {
             let message = format!(
@@ -279,7 +280,7 @@ impl ConnectorManager {
                 row.problems.join("; ")
             );
             tracing::warn!(connector_id = row.id, error = %message, "unusable registry row");
-            self.load_warning(&row.name.escape_debug().to_string(), &message, was);
+            self.load_warning(&row.name, &message);
             status.error = Some(message);
             return status;
         }
@@ -329,28 +330,39 @@ impl ConnectorManager {
             started: current.started,
             took: current.took,
         };
-        let was = error_of(&current, &row.name);
-        let status = self.settle_row(row, result, None, &mut next, was);
+        let status = self.settle_row(row, result, None, &mut next);
         tracing::info!(connector = %row.name, loaded = status.loaded, "a connector that was still starting settled");
         next.status.insert(row.name.clone(), status);
+        self.forget_warnings(&next);
         self.publish(Arc::new(next));
     }
 
-    /// Writes a connector's load problem to the event log — once: a
-    /// reinitialization that meets the problem it met last time (`was`)
-    /// does not write it again.
-    fn load_warning(&self, name: &str, message: &str, was: Option<&str>) {
-        if was == Some(message) {
+    /// Writes a connector's load problem to the event log — once: the
+    /// problem last written for it is not written again.
+    fn load_warning(&self, name: &str, message: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.get(name).is_some_and(|last| last == message) {
             return;
         }
+        warned.insert(name.to_owned(), message.to_owned());
+        drop(warned);
         self.events.write_or_warn(&NewEvent {
             event_type: EventType::Warning,
             source: BUS_SOURCE,
             code: "CONNECTORLOAD",
-            description: &format!("Connector `{name}` could not be loaded: {message}"),
+            description: &format!("Connector `{}` could not be loaded: {message}", name.escape_debug()),
             document_name: None,
             ..Default::default()
         });
+    }
+
+    /// Forgets the problems of connectors that load now (or left the
+    /// registry): a problem they meet later is written again.
+    fn forget_warnings(&self, set: &ConnectorSet) {
+        self.warned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| set.status.get(name).is_some_and(|s| s.error.is_some()));
     }
 
     /// Makes `next` the running set and tells the listeners.
@@ -372,7 +384,6 @@ impl ConnectorManager {
         result: Result<Arc<LiveConnector>, String>,
         previous: Option<Arc<LiveConnector>>,
         next: &mut ConnectorSet,
-        was: Option<&str>,
     ) -> ConnectorStatus {
         let mut status = ConnectorStatus { enabled: row.enabled, ..Default::default() };
         let (instance, error) = match result {
@@ -383,7 +394,7 @@ impl ConnectorManager {
                     None => e,
                 };
                 tracing::warn!(connector = %row.name, error = %message, "connector failed to load");
-                self.load_warning(&row.name, &message, was);
+                self.load_warning(&row.name, &message);
                 (previous, Some(message))
             }
         };
@@ -500,9 +511,4 @@ impl Loads {
         state.closed = true;
         std::mem::take(&mut state.results)
     }
-}
-
-/// The load problem a connector had in `set`, if any.
-fn error_of<'s>(set: &'s ConnectorSet, name: &str) -> Option<&'s str> {
-    set.status.get(name).and_then(|s| s.error.as_deref())
 }

@@ -205,3 +205,47 @@ fn a_reinitialization_shuts_the_replaced_instances_down() {
         .unwrap();
     bus_tests::wait_for("the second instance's shutdown", Duration::from_secs(20), || (shutdowns() == 2).then_some(()));
 }
+
+/// A connector whose create outlives the reinitialization (it is
+/// `starting`) and then fails writes its load warning once, however many
+/// reinitializations meet the same failure; after it loads once, a new
+/// failure is written again.
+#[test]
+fn a_slow_create_that_fails_writes_its_warning_once_over_reinitializations() {
+    let env = TestEnv::new();
+    env.install("testkit_connector", "testkit");
+    // Its create takes longer than a reinitialization waits (1 s): each
+    // reinitialization publishes it as starting, and it fails after.
+    let script = |error: Option<&str>| {
+        serde_json::json!({"create_sleep_ms": 1500, "create_error": error, "subscriptions": []}).to_string()
+    };
+    env.register("Slow", "testkit", "ScriptedConnector", true, &script(Some("no licence")));
+    env.register("Other", "testkit", "ScriptedConnector", true, "");
+    let d = env.start_unsettled();
+    let warnings = |d: &bus_tests::Daemon| {
+        d.events("&type=W&code=CONNECTORLOAD")
+            .iter()
+            .filter(|w| w["description"].as_str().unwrap().contains("`Slow`"))
+            .count()
+    };
+    let settled = |d: &bus_tests::Daemon| {
+        bus_tests::wait_for("Slow to settle", Duration::from_secs(30), || {
+            let c = d.connector("Slow")?;
+            (c["starting"] == false && c["error"].as_str().is_some_and(|e| e.contains("no licence"))).then_some(())
+        })
+    };
+    settled(&d);
+    assert_eq!(warnings(&d), 1);
+    for text in ["one", "two"] {
+        assert_eq!(d.put("/api/connectors/Other", &serde_json::json!({"display_name": text})).status, 200);
+        settled(&d);
+    }
+    assert_eq!(warnings(&d), 1, "the same failure after each reinitialization is written once");
+    // Loaded once, then failing again: written again.
+    assert_eq!(d.put("/api/connectors/Slow", &serde_json::json!({"config": script(None)})).status, 200);
+    bus_tests::wait_for("Slow to load", Duration::from_secs(30), || {
+        (d.connector("Slow")?["loaded"] == true).then_some(())
+    });
+    assert_eq!(d.put("/api/connectors/Slow", &serde_json::json!({"config": script(Some("no licence"))})).status, 200);
+    bus_tests::wait_for("the failure written again", Duration::from_secs(30), || (warnings(&d) == 2).then_some(()));
+}

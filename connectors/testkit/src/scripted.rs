@@ -16,7 +16,7 @@
 //! it back one higher — before anything else, so a `crash` comes after the
 //! write — and report what was read as `state_before`),
 //! `crash` (die, when the script says `"crashes": true`: see `crash.rs`). `sleep_ms` in the config slows every
-//! call; `create_sleep_ms` in the config slows `create`; `sleep_ms` in the external data of an incoming task slows
+//! call; `create_sleep_ms` in the config slows `create`, `create_error` then fails it; `sleep_ms` in the external data of an incoming task slows
 //! `prepare_internal_object`.
 
 use connector_abi::prelude::*;
@@ -37,6 +37,8 @@ struct Script {
     crashes: bool,
     /// Sleep this long in `create` (a constructor that hangs).
     create_sleep_ms: Option<u64>,
+    /// Then fail `create` with this message.
+    create_error: Option<String>,
     /// Take batches in one go (`process_internal_tasks_async`): one sleep of
     /// `sleep_ms` for the whole batch, a `BATCH` event naming its tasks.
     bulk: bool,
@@ -174,6 +176,9 @@ impl Connector for ScriptedConnector {
         };
         if let Some(ms) = script.create_sleep_ms {
             std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if let Some(message) = &script.create_error {
+            return Err(ConnectorError(message.clone()));
         }
         Ok(ScriptedConnector { host, script, attempts: Mutex::new(HashMap::new()) })
     }
