@@ -5,7 +5,7 @@ use crate::object_types::ObjectTypes;
 use crate::sql::Conn;
 use crate::store::documents::{self, DocumentInput, DocumentPatch};
 use crate::store::objects::{self, ObjectInput, ObjectPatch};
-use crate::store::{snapshot, StoreError};
+use crate::store::{snapshot, Nulls, StoreError};
 use connector_abi::{CmsObject, TaskType};
 use serde::Deserialize;
 
@@ -124,7 +124,7 @@ pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<
             object(TaskType::CreateObject, objects::create(conn, types, &object_type, input)?, None)
         }
         Change::UpdateObject { object_type, id, patch } => {
-            object(TaskType::UpdateObject, objects::update(conn, types, &object_type, id, patch)?, None)
+            object(TaskType::UpdateObject, objects::update(conn, types, &object_type, id, patch, Nulls::Remove)?, None)
         }
         Change::DeleteObject { object_type, id } => {
             let mut before = objects::get_typed(conn, types, &object_type, id)?;
@@ -144,7 +144,7 @@ pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<
             document(TaskType::CreateDocument, documents::create(conn, types, input)?)
         }
         Change::UpdateDocument { document_id, patch } => {
-            document(TaskType::UpdateDocument, documents::update(conn, types, document_id, patch)?)
+            document(TaskType::UpdateDocument, documents::update(conn, types, document_id, patch, Nulls::Remove)?)
         }
         Change::DeleteDocument { document_id } => {
             document(TaskType::DeleteDocument, documents::delete(conn, types, document_id)?)

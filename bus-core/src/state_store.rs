@@ -57,6 +57,9 @@ impl From<crate::sql::SqlError> for StateError {
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     writes: Mutex<BTreeMap<String, Option<String>>>,
+    /// The writes of the call this one is part of (one task of a call made
+    /// one by one): read after its own.
+    parent: Option<Arc<Pending>>,
 }
 
 /// Writes taken from a call, to commit with its deliveries.
@@ -65,6 +68,12 @@ pub(crate) type Writes = Vec<(String, Option<String>)>;
 impl Pending {
     pub(crate) fn new() -> Arc<Pending> {
         Arc::default()
+    }
+
+    /// The writes of one part of `parent`'s call: its reads see its own
+    /// writes, then `parent`'s.
+    pub(crate) fn child(parent: &Arc<Pending>) -> Arc<Pending> {
+        Arc::new(Pending { writes: Mutex::default(), parent: Some(parent.clone()) })
     }
 
     /// The writes made so far (and none left here).
@@ -79,7 +88,8 @@ impl Pending {
     }
 
     fn get(&self, key: &str) -> Option<Option<String>> {
-        self.writes.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        let own = self.writes.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        own.or_else(|| self.parent.as_ref().and_then(|p| p.get(key)))
     }
 
     fn set(&self, key: &str, value: Option<&str>) {
@@ -259,6 +269,14 @@ mod tests {
             assert_eq!(serve(&db, "A", StateOp::Get("gone")).unwrap(), None);
         });
         assert_eq!(value(&db, "k").as_deref(), Some("1"), "not committed before the delivery");
+        // One task of a call made one by one reads the call's writes.
+        let part = Pending::child(&scope);
+        within(Some(part.clone()), || {
+            assert_eq!(serve(&db, "A", StateOp::Get("k")).unwrap().as_deref(), Some("2"));
+            serve(&db, "A", StateOp::Put("k", "3")).unwrap();
+        });
+        assert_eq!(scope.get("k"), Some(Some("2".to_owned())), "a part's writes stay its own until absorbed");
+        scope.absorb(part.take());
         assert_eq!(current().map(|_| ()), None, "the scope ends with the call");
 
         let writes = scope.take();
@@ -267,7 +285,7 @@ mod tests {
         let id: i64 = tx.query_row("SELECT ConnectorID FROM Integration_Connector", [], |r| r.get(0)).unwrap();
         apply(&tx, id, &writes).unwrap();
         tx.commit().unwrap();
-        assert_eq!(value(&db, "k").as_deref(), Some("2"));
+        assert_eq!(value(&db, "k").as_deref(), Some("3"));
         assert_eq!(value(&db, "gone"), None);
         let listed = list(&db.connect().unwrap(), "A", None, 10).unwrap().unwrap();
         assert_eq!(listed.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["k"]);

@@ -10,7 +10,7 @@ use crate::outgoing::payload::Payload;
 use crate::sql::Conn;
 use crate::store::documents::{self, DocumentInput, DocumentPatch};
 use crate::store::objects::{self, ObjectInput, ObjectPatch};
-use crate::store::{snapshot, StoreError};
+use crate::store::{snapshot, Nulls, StoreError};
 use connector_abi::{
     CmsObject, DocumentData, ObjectData, TaskDataType, TaskType, Translations, DOCUMENT_NODE, DOCUMENT_VERSION,
 };
@@ -174,7 +174,7 @@ fn apply_object(
                 group_id: o.group_id,
                 fields: Some(fields),
             };
-            let updated = objects::update(conn, types, &ty.name, current.id, patch)?;
+            let updated = objects::update(conn, types, &ty.name, current.id, patch, Nulls::Keep)?;
             let site = updated.site_name.clone();
             (task_type, updated, site)
         }
@@ -260,7 +260,7 @@ fn apply_children(
                     group_id: child.group_id,
                     fields: Some(fields),
                 };
-                (TaskType::UpdateObject, objects::update(conn, types, &ct.name, current.id, patch)?)
+                (TaskType::UpdateObject, objects::update(conn, types, &ct.name, current.id, patch, Nulls::Keep)?)
             }
             None => {
                 let input = ObjectInput {
@@ -327,6 +327,7 @@ fn apply_document(
                 types,
                 current.document_id,
                 DocumentPatch { name: Some(d.name.clone()), fields: Some(fields) },
+                Nulls::Keep,
             )?
         }
         TaskType::DeleteDocument => documents::delete(conn, types, find()?.document_id)?,

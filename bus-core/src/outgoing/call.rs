@@ -241,7 +241,7 @@ fn deliver_one_by_one(
     // passes them on to the call's, which go with the deliveries.
     let call = state_store::current();
     for q in tasks {
-        let own = state_store::Pending::new();
+        let own = call.as_ref().map_or_else(state_store::Pending::new, state_store::Pending::child);
         let (response, answer) = state_store::within(Some(own.clone()), || deliver(connector, q, token));
         if let (Some(call), IntegrationProcessResult::Ok) = (&call, response.result) {
             call.absorb(own.take());

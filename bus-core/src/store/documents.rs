@@ -42,7 +42,8 @@ pub struct DocumentPatch {
     #[serde(default)]
     #[schemars(pattern(crate::text::NAME), length(max = 200))]
     pub name: Option<String>,
-    /// Merged into the stored fields; a field set to `null` is removed.
+    /// Merged into the stored fields; through the API a field set to
+    /// `null` is removed.
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
 }
@@ -254,13 +255,14 @@ pub fn update(
     types: &ObjectTypes,
     document_id: i64,
     patch: DocumentPatch,
+    nulls: super::Nulls,
 ) -> Result<DocumentData, StoreError> {
     let current = get(conn, types, document_id)?;
     let mut fields = current.fields.clone();
     if let Some(changes) = patch.fields {
         let class = class(types, &current.class_name)?;
         check_foreign_keys(conn, types, &class.class_name, &class.foreign_keys, &changes)?;
-        super::merge_fields(&mut fields, changes);
+        super::merge_fields(&mut fields, changes, nulls);
     }
     let name = patch.name.unwrap_or(current.name);
     check_name("name", &name)?;

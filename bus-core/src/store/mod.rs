@@ -60,14 +60,26 @@ pub(crate) fn parse_fields(text: &str) -> serde_json::Map<String, serde_json::Va
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// Applies a patch's `changes` to `fields` as JSON Merge Patch does: a
-/// field set to `null` is removed, any other value replaces or adds it.
+/// What a `null` among a patch's fields means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    /// It removes the field (JSON Merge Patch): the API's and the UI's
+    /// updates, where a removed or cleared field is sent as `null`.
+    Remove,
+    /// It is stored as `null`: a connector's object applied as it sent it
+    /// (as its create stores it).
+    Keep,
+}
+
+/// Applies a patch's `changes` to `fields`: a value replaces or adds its
+/// field; a `null` does what `nulls` says.
 pub(crate) fn merge_fields(
     fields: &mut serde_json::Map<String, serde_json::Value>,
     changes: serde_json::Map<String, serde_json::Value>,
+    nulls: Nulls,
 ) {
     for (key, value) in changes {
-        if value.is_null() {
+        if value.is_null() && nulls == Nulls::Remove {
             fields.remove(&key);
         } else {
             fields.insert(key, value);

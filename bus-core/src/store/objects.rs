@@ -42,7 +42,8 @@ pub struct ObjectPatch {
     pub display_name: Option<String>,
     #[serde(default, deserialize_with = "crate::json_int::optional")]
     pub group_id: Option<i64>,
-    /// Merged into the stored fields; a field set to `null` is removed.
+    /// Merged into the stored fields; through the API a field set to
+    /// `null` is removed.
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
 }
@@ -312,13 +313,14 @@ pub fn update(
     object_type: &str,
     id: i64,
     patch: ObjectPatch,
+    nulls: super::Nulls,
 ) -> Result<ObjectData, StoreError> {
     let t = self::object_type(types, object_type)?;
     let current = get_typed(conn, types, object_type, id)?;
     let mut fields = current.fields.clone();
     if let Some(changes) = patch.fields {
         check_foreign_keys(conn, types, &t.name, &t.foreign_keys, &changes)?;
-        super::merge_fields(&mut fields, changes);
+        super::merge_fields(&mut fields, changes, nulls);
     }
     let code_name = match (patch.code_name, t.binding) {
         (_, true) => binding_code_name(t, &fields)?,

@@ -399,6 +399,7 @@ async function renderConnectorPage() {
   const name = connectorPage.name;
   let c;
   try { c = await api("GET", `/api/connectors/${encodeURIComponent(name)}`); } catch (e) {
+    if (connectorPage.name !== name) return;
     paint("connector", el("p", { class: "error" }, e.status === 404 ? `There is no connector named “${name}”.` : e.message),
       el("p", {}, el("a", { href: "#overview" }, "Back to the overview")));
     return;
@@ -1066,9 +1067,10 @@ async function pickableObjects(type) {
 
 async function fieldsEditor(prefix, types, foreignKeys, initial) {
   const values = { ...(initial || {}) };
+  const stored = { ...values };
   // A field the object had and the form no longer gives is sent as null,
-  // which removes it (fields are merged).
-  const had = Object.keys(values);
+  // which removes it (fields are merged); one stored as null is left as it is.
+  const had = Object.keys(values).filter((k) => values[k] !== null);
   const rows = [];
   let counter = 0;
   const list = el("div", { class: "fields", id: `${prefix}-fields` });
@@ -1163,6 +1165,7 @@ async function fieldsEditor(prefix, types, foreignKeys, initial) {
         if (got === null) { bad = bad || r.row; continue; }
         const [key, v] = got;
         if (key === null || v === undefined) continue;
+        if (v === null && stored[key] === null) continue;
         if (Object.prototype.hasOwnProperty.call(out, key)) {
           const input = r.row.querySelector("input");
           say(r.row, input, `“${key}” is given twice.`);
@@ -1347,10 +1350,14 @@ async function editDocument(types, d) {
   // answer for a class picked before the last is dropped.
   async function fieldsFor(className, initial) {
     const mine = ++asked;
+    // No save with the fields of the class picked before.
+    const save = document.getElementById("document-save");
+    if (save) save.disabled = true;
     const made = await fieldsEditor("d", types, classOf(className).foreign_keys || {}, initial);
     if (mine !== asked) return;
     fields = made;
     fieldsPlace.replaceChildren(fields.node);
+    if (save) save.disabled = false;
   }
   await fieldsFor(d ? d.class_name : classPick.value, d ? d.fields : {});
   classPick.addEventListener("change", () => fieldsFor(classPick.value, {}));
