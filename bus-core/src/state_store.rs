@@ -178,16 +178,19 @@ fn read(conn: &Conn, connector: &str, key: &str) -> crate::sql::Result<Option<St
 fn write_now(db: &Database, connector: &str, writes: &[(String, Option<String>)]) -> Result<(), DbError> {
     let mut turn = db.writer()?;
     let tx = turn.transaction()?;
-    let id: Option<i64> = tx
-        .prepare_cached("SELECT ConnectorID FROM Integration_Connector WHERE ConnectorName = $1")?
-        .query_row(params![connector], |r| r.get(0))
-        .optional()?;
     // A connector deleted meanwhile has no state to keep.
-    if let Some(id) = id {
+    if let Some(id) = connector_id(&tx, connector)? {
         apply(&tx, id, writes)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The ID of the connector named `connector`, if there is one.
+fn connector_id(conn: &Conn, connector: &str) -> crate::sql::Result<Option<i64>> {
+    conn.prepare_cached("SELECT ConnectorID FROM Integration_Connector WHERE ConnectorName = $1")?
+        .query_row(params![connector], |r| r.get(0))
+        .optional()
 }
 
 /// Applies `writes` of connector `connector_id` in `tx` (the transaction
@@ -230,11 +233,7 @@ pub fn list(
     after: Option<&str>,
     limit: u32,
 ) -> crate::sql::Result<Option<Vec<StateEntry>>> {
-    let id: Option<i64> = conn
-        .prepare_cached("SELECT ConnectorID FROM Integration_Connector WHERE ConnectorName = $1")?
-        .query_row(params![connector], |r| r.get(0))
-        .optional()?;
-    let Some(id) = id else { return Ok(None) };
+    let Some(id) = connector_id(conn, connector)? else { return Ok(None) };
     let entries = conn
         .prepare_cached(&format!(
             "SELECT StateKey, StateValue, StateLastModified FROM Integration_ConnectorState \
