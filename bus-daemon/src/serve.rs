@@ -132,7 +132,10 @@ const HISTORY_TICK: Duration = Duration::from_secs(5);
 /// [`HISTORY_TICK`] (and keeps the table to a day); a failure is logged
 /// once until a write succeeds again, and what it held is kept for the next.
 async fn record_history(db: bus_core::db::Database, metrics: Arc<bus_core::metrics::Metrics>) {
-    let mut tick = tokio::time::interval(HISTORY_TICK);
+    // The first look a tick after the start, not at it: a daemon starting
+    // beside others on a server near its session limit takes no session
+    // for this while they start.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + HISTORY_TICK, HISTORY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut failing = false;
     loop {
