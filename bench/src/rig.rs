@@ -170,6 +170,7 @@ impl Rig {
                 ..IsolationConfig::default()
             },
             cluster: Default::default(),
+            linked: Vec::new(),
         })?;
         // In a cluster a connector may run on the other daemon.
         let loaded = engine.first_load().values().filter(|s| s.loaded || s.running_on.is_some()).count();

@@ -149,6 +149,10 @@ pub struct EngineConfig {
     /// How daemons sharing a PostgreSQL database split the connectors
     /// (unused on SQLite: one daemon per file).
     pub cluster: ClusterConfig,
+    /// Connector classes compiled into the embedding program (the connector
+    /// test harness): a registry row naming one is created from it, in
+    /// process, without a library file. Empty for the daemon.
+    pub linked: Vec<connector_abi::export::ClassEntry>,
 }
 
 /// How often the scheduler looks for due tasks.
@@ -203,7 +207,8 @@ impl Engine {
         let loader = Loader::new(&config.connectors_dir, &config.state_dir)
             .with_call_timeout(config.call_timeout)
             .with_links(config.links)
-            .with_isolation(config.isolation.clone());
+            .with_isolation(config.isolation.clone())
+            .with_linked(config.linked.clone());
         // The storage seam of the workers (see `backend/`): on PostgreSQL
         // this daemon joins the cluster first and delivers only the queues
         // it holds the leases of.

@@ -16,6 +16,15 @@ pub(crate) struct Library {
     pub hash: String,
 }
 
+impl Library {
+    /// What stands for the library of a class compiled into the program
+    /// that runs the bus (the connector test harness: nothing is loaded).
+    pub(crate) fn linked() -> Self {
+        let here = PathBuf::from("(compiled into this program)");
+        Library { source: here.clone(), copy: here, hash: "linked".into() }
+    }
+}
+
 impl std::fmt::Debug for Library {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Library").field("source", &self.source).field("copy", &self.copy).finish()

@@ -54,5 +54,6 @@ pub fn engine_config(config: &Config, address: Option<String>) -> Result<EngineC
         // Connector processes run this very binary, so the ABI matches.
         isolation: config.isolation.config(std::env::current_exe().ok()),
         cluster,
+        linked: Vec::new(),
     })
 }

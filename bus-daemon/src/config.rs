@@ -6,7 +6,7 @@ use bus_core::isolation::{Isolation, IsolationConfig, Limits};
 use bus_core::object_types::ObjectTypes;
 use bus_core::registry::NewConnector;
 use bus_core::settings::SettingsPatch;
-use bus_core::worker::WorkerConfig;
+use bus_core::worker::{Start, WorkerConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -362,6 +362,7 @@ impl OutgoingConfig {
             batch_size: self.batch_size,
             idle_poll: Duration::from_millis(self.idle_poll_ms),
             delete_batch: self.delete_batch,
+            start: Start::ByItself,
         }
     }
 

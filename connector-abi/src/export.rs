@@ -23,6 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 /// One exported connector class.
+#[derive(Debug, Clone, Copy)]
 pub struct ClassEntry {
     pub name: &'static str,
     pub make: fn(config: &str, host: HostBox) -> Result<ConnectorBox, ConnectorError>,

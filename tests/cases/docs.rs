@@ -25,6 +25,14 @@ fn the_readme_example_is_the_crate_that_builds_loads_and_delivers() {
     let body: String =
         crate_source.lines().skip_while(|l| l.starts_with("//!") || l.is_empty()).map(|l| format!("{l}\n")).collect();
     assert_eq!(body, block, "connectors/readme-example/src/lib.rs must be the README's example, word for word");
+    // Its test (run by `cargo test` of the workspace) is the README's too.
+    let start = readme.find("```rust\n//! The example's tests").expect("the README shows the example's test")
+        + "```rust\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let tests =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/readme-example/src/tests.rs"))
+            .unwrap();
+    assert_eq!(tests, block, "connectors/readme-example/src/tests.rs must be the README's test, word for word");
 
     // Installed and registered as the README says, it loads and gets its tasks.
     let env = TestEnv::new();

@@ -93,6 +93,7 @@ impl TestEnv {
         let setting = match &database {
             Location::File(_) => "bus.db".to_owned(),
             Location::Postgres(url) => url.clone(),
+            Location::Memory(_) => unreachable!("a test's daemon keeps its database in a file or on a server"),
         };
         let config_path = dir.path().join("bus.toml");
         std::fs::write(
@@ -164,6 +165,7 @@ impl TestEnv {
                 Conn::from(c)
             }
             Location::Postgres(url) => Conn::postgres(url).unwrap(),
+            Location::Memory(_) => unreachable!("a test's daemon keeps its database in a file or on a server"),
         }
     }
 
@@ -194,7 +196,7 @@ impl TestEnv {
 
     pub fn backend(&self) -> Backend {
         match self.database {
-            Location::File(_) => Backend::Sqlite,
+            Location::File(_) | Location::Memory(_) => Backend::Sqlite,
             Location::Postgres(_) => Backend::Postgres,
         }
     }
@@ -269,7 +271,7 @@ impl TestEnv {
             Location::Postgres(url) => {
                 crate::wait_for("a session for the test's reads", Duration::from_secs(60), || Conn::postgres(url).ok())
             }
-            Location::File(_) => self.sql(),
+            Location::File(_) | Location::Memory(_) => self.sql(),
         };
         let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = $1 ORDER BY EventID").unwrap();
         stmt.query_map([connector], |r| r.get::<String>(0))
@@ -287,7 +289,7 @@ impl TestEnv {
             Location::Postgres(url) => {
                 crate::wait_for("a session for the test's reads", Duration::from_secs(60), || Conn::postgres(url).ok())
             }
-            Location::File(_) => self.sql(),
+            Location::File(_) | Location::Memory(_) => self.sql(),
         };
         let mut stmt = sql.prepare("SELECT Description FROM CMS_EventLog WHERE Source = $1 ORDER BY EventID").unwrap();
         let mut calls: Vec<(u64, Option<i64>, i64)> = stmt
@@ -314,6 +316,7 @@ impl TestEnv {
         let setting = match &location {
             Location::File(p) => p.display().to_string(),
             Location::Postgres(url) => url.clone(),
+            Location::Memory(_) => unreachable!("a test's daemon keeps its database in a file or on a server"),
         };
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let text: Vec<String> = text

@@ -1,5 +1,6 @@
 //! Where the bus database is: a SQLite file (the embedded default) or a
-//! PostgreSQL server, told apart by the `database` setting's scheme.
+//! PostgreSQL server, told apart by the `database` setting's scheme (or a
+//! SQLite database in memory, for the connector test harness).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,10 @@ pub enum Location {
     File(PathBuf),
     /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
     Postgres(String),
+    /// A SQLite database in this process's memory, by name, gone when the
+    /// last handle on it closes (the connector test harness). No setting
+    /// names one.
+    Memory(String),
 }
 
 impl Location {
@@ -28,6 +33,17 @@ impl Location {
     pub fn file(&self) -> Option<&Path> {
         match self {
             Location::File(p) => Some(p),
+            Location::Postgres(_) | Location::Memory(_) => None,
+        }
+    }
+
+    /// Where SQLite opens this database: the file, or for a database in
+    /// memory the URI of SQLite's `memdb` file system (one database that
+    /// every connection of the process shares, with the usual locking).
+    pub(crate) fn sqlite_path(&self) -> Option<PathBuf> {
+        match self {
+            Location::File(p) => Some(p.clone()),
+            Location::Memory(name) => Some(PathBuf::from(format!("file:/{name}?vfs=memdb"))),
             Location::Postgres(_) => None,
         }
     }
@@ -55,6 +71,7 @@ impl std::fmt::Display for Location {
         match self {
             Location::File(p) => write!(f, "{}", p.display()),
             Location::Postgres(url) => f.write_str(&redacted(url)),
+            Location::Memory(name) => write!(f, "(in memory: {name})"),
         }
     }
 }

@@ -101,7 +101,7 @@ pub fn to_postgres(source: &Database, target: &Location) -> Result<Copied, Migra
     // start on it until the copy is done.
     let _hold = match source.location() {
         Location::File(path) => Some(super::holder::take(path, &format!("a migration (PID {})", std::process::id()))?),
-        Location::Postgres(_) => None,
+        Location::Postgres(_) | Location::Memory(_) => None,
     };
     let mut from = source.connect()?;
     // One read transaction: every table as of one moment, even while a

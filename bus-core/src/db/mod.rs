@@ -203,7 +203,7 @@ impl Database {
         seed: &Seed<'_>,
     ) -> Result<(Database, bool), DbError> {
         match location {
-            Location::File(path) => Self::open_file(path, durability, seed),
+            Location::File(_) | Location::Memory(_) => Self::open_file(location, durability, seed),
             Location::Postgres(url) => {
                 let (conn, created) = postgres::open(location, url, seed)?;
                 let db = Database {
@@ -220,30 +220,33 @@ impl Database {
         }
     }
 
-    fn open_file(path: &Path, durability: Durability, seed: &Seed<'_>) -> Result<(Database, bool), DbError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    fn open_file(location: &Location, durability: Durability, seed: &Seed<'_>) -> Result<(Database, bool), DbError> {
+        let path = location.sqlite_path().expect("a SQLite location has a path");
+        if let Some(dir) = location.file().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: dir.to_owned(), source })?;
         }
-        let location = Location::File(path.to_owned());
         let open_err = |source: rusqlite::Error| DbError::Open { location: location.clone(), source: source.into() };
-        let conn = Connection::open(path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
+        let conn = Connection::open(&path).and_then(|c| configure(c, durability, None)).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let mut conn = Conn::from(conn);
-        let created = migrate(&location, &mut conn, seed)?;
-        let checkpointer = Checkpointer::spawn(path.to_owned(), {
-            let path = path.to_owned();
-            move || connection(&path, durability, None)
-        })
-        .map_err(|e| DbError::Checkpointer(e.to_string()))?;
+        let created = migrate(location, &mut conn, seed)?;
+        // A database in memory has no WAL to checkpoint.
+        let checkpointer = match location {
+            Location::File(_) => Some(Arc::new(
+                Checkpointer::spawn(path.clone(), move || connection(&path, durability, None))
+                    .map_err(|e| DbError::Checkpointer(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let db = Database {
-            location,
+            location: location.clone(),
             durability,
             gate: WriteGate(Arc::new(Mutex::new(conn)), None),
             max_pages: None,
             idle: Arc::default(),
             lending: Arc::default(),
-            _checkpointer: Some(Arc::new(checkpointer)),
+            _checkpointer: checkpointer,
         };
         Ok((db, created))
     }
@@ -274,7 +277,7 @@ impl Database {
     /// takes concurrent writers, and a gate would make them one.
     pub(crate) fn writer(&self) -> Result<Writer<'_>, DbError> {
         Ok(match self.location {
-            Location::File(_) => Writer::Gate(self.gate.enter()),
+            Location::File(_) | Location::Memory(_) => Writer::Gate(self.gate.enter()),
             Location::Postgres(_) => Writer::Pooled(self.connect()?),
         })
     }
@@ -286,7 +289,7 @@ impl Database {
 
     pub fn dialect(&self) -> Dialect {
         match self.location {
-            Location::File(_) => Dialect::Sqlite,
+            Location::File(_) | Location::Memory(_) => Dialect::Sqlite,
             Location::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -297,7 +300,7 @@ impl Database {
     /// a new one. It goes back to the pool when dropped.
     pub fn connect(&self) -> Result<Pooled, DbError> {
         let conn = match &self.location {
-            Location::File(_) => self
+            Location::File(_) | Location::Memory(_) => self
                 .connect_raw()
                 .map(Conn::from)
                 .map_err(|source| DbError::Open { location: self.location.clone(), source: source.into() })?,
@@ -331,7 +334,7 @@ impl Database {
             Location::Postgres(url) => {
                 Conn::postgres(url).map_err(|source| DbError::Open { location: self.location.clone(), source })
             }
-            Location::File(_) => {
+            Location::File(_) | Location::Memory(_) => {
                 let mut pooled = self.connect()?;
                 Ok(pooled.conn.take().expect("a new connection is present"))
             }
@@ -345,9 +348,9 @@ impl Database {
     }
 
     fn connect_raw(&self) -> rusqlite::Result<Connection> {
-        match &self.location {
-            Location::File(path) => connection(path, self.durability, self.max_pages),
-            Location::Postgres(_) => Err(rusqlite::Error::InvalidPath(PathBuf::from("(a PostgreSQL database)"))),
+        match self.location.sqlite_path() {
+            Some(path) => connection(&path, self.durability, self.max_pages),
+            None => Err(rusqlite::Error::InvalidPath(PathBuf::from("(a PostgreSQL database)"))),
         }
     }
 }

@@ -12,8 +12,10 @@ use crate::connector::{CallError, Instance, LiveConnector};
 use crate::host::{host_object, HostServices};
 use crate::isolation::{ChildConnector, ChildError, Isolation, IsolationConfig, OpenRequest, ProcessConfig};
 use crate::lane::Lane;
+use crate::library::Library;
 use crate::registry::ConnectorRow;
 use abi_stable::std_types::{RResult, RStr};
+use connector_abi::export::ClassEntry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -69,6 +71,10 @@ pub struct Loader {
     /// Whether a library may be a link to a file outside the folder.
     links: Links,
     isolation: IsolationConfig,
+    /// Connector classes compiled into this program (the connector test
+    /// harness): a row naming one of them is created from it, in this
+    /// process, and no library file is looked for.
+    linked: Arc<Vec<ClassEntry>>,
 }
 
 /// Whether a library in the connectors folder may be a symbolic link to a
@@ -107,7 +113,15 @@ impl Loader {
             lanes: Arc::new(Mutex::new(BTreeMap::new())),
             links: Links::StayInside,
             isolation: IsolationConfig::default(),
+            linked: Arc::default(),
         }
+    }
+
+    /// Serves rows naming one of `classes` from this program itself (see
+    /// `linked` above).
+    pub(crate) fn with_linked(mut self, classes: Vec<ClassEntry>) -> Self {
+        self.linked = Arc::new(classes);
+        self
     }
 
     /// Where connectors run (the default mode, the connector host program,
@@ -203,15 +217,21 @@ impl Loader {
         services: Arc<dyn HostServices>,
         names: Names,
     ) -> Result<Arc<LiveConnector>, LoadError> {
-        let path = self.resolve(&row.assembly_name)?;
-        self.confine(&path)?;
-        let library = prepare_library(&path, &self.copies_dir)?;
         // Creating runs on the connector's lane too, so a constructor that
         // hangs cannot hold up the reinitialization of the others.
         let lane = self.lane(&row.name);
-        let object = match self.isolation_of(row) {
-            Isolation::InProcess => self.create_here(row, &path, &library.copy, &services, &lane)?,
-            Isolation::Process => self.create_in_child(row, &path, &library.copy, &services)?,
+        let (library, object) = match self.linked.iter().find(|c| c.name == row.class_name) {
+            Some(class) => (Arc::new(Library::linked()), self.create_linked(row, *class, &services, &lane)?),
+            None => {
+                let path = self.resolve(&row.assembly_name)?;
+                self.confine(&path)?;
+                let library = prepare_library(&path, &self.copies_dir)?;
+                let object = match self.isolation_of(row) {
+                    Isolation::InProcess => self.create_here(row, &path, &library.copy, &services, &lane)?,
+                    Isolation::Process => self.create_in_child(row, &path, &library.copy, &services)?,
+                };
+                (library, object)
+            }
         };
         let live = LiveConnector::initialize(row, library, object, lane, services, self.call_timeout)
             .map_err(LoadError::InitFailed)?;
@@ -261,6 +281,32 @@ impl Loader {
             RResult::RErr(cause) => {
                 Err(LoadError::CreateFailed { class: row.class_name.clone(), cause: cause.into_string() })
             }
+        }
+    }
+
+    /// Creates a class compiled into this program, on the connector's lane.
+    fn create_linked(
+        &self,
+        row: &ConnectorRow,
+        class: ClassEntry,
+        services: &Arc<dyn HostServices>,
+        lane: &Lane,
+    ) -> Result<Instance, LoadError> {
+        let host = host_object(&row.name, services.clone());
+        let config = row.config.clone();
+        let failed = |cause: String| LoadError::CreateFailed { class: row.class_name.clone(), cause };
+        let created = lane
+            .run(CREATE, self.call_timeout, move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (class.make)(&config, host)))
+            })
+            .map_err(|e| failed(e.to_string()))?;
+        match created {
+            Ok(Ok(object)) => Ok(Instance::InProcess(object)),
+            Ok(Err(cause)) => Err(failed(cause.to_string())),
+            Err(panic) => Err(failed(format!(
+                "the connector panicked while being created: {}",
+                connector_abi::panic_message(&*panic)
+            ))),
         }
     }
 

@@ -265,6 +265,22 @@ pub struct WorkerConfig {
     /// How often an idle worker checks for tasks logged by another process
     /// and for settings changed elsewhere.
     pub idle_poll: Duration,
+    /// Whether runs start by themselves or only when asked.
+    pub start: Start,
+}
+
+/// What starts a worker's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// New tasks, due retries, wake-ups (the scheduler, `notify`, a
+    /// connector's request) and, for outgoing queues, the idle poll — the
+    /// bus as it runs.
+    #[default]
+    ByItself,
+    /// Only [`Workers::synchronize`], answered when its run ends: nothing
+    /// happens between two requests (the connector test harness, where a
+    /// test decides when tasks are delivered).
+    OnRequest,
 }
 
 impl Default for WorkerConfig {
@@ -275,6 +291,7 @@ impl Default for WorkerConfig {
             batch_size: 256,
             delete_batch: 1,
             idle_poll: Duration::from_secs(2),
+            start: Start::ByItself,
         }
     }
 }

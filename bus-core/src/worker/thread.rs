@@ -2,7 +2,7 @@
 //! (a wake-up, a synchronize request, a due retry), reads the settings, and
 //! hands the queue to its [`Drain`].
 
-use super::{Drain, Recorder, Refusal, Retries, Run, RunEnd, RunKind, TaskOutcome, Turn, WorkerConfig};
+use super::{Drain, Recorder, Refusal, Retries, Run, RunEnd, RunKind, Start, TaskOutcome, Turn, WorkerConfig};
 use crate::backend::{QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::connector::LiveConnector;
 use crate::metrics::Metrics;
@@ -278,6 +278,13 @@ impl Runner {
                 st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
             };
+            if self.config.start == Start::OnRequest {
+                // Only a synchronize request starts a run: wake-ups, retries
+                // and handed-over heads are let go.
+                st.wake = false;
+                st.retry_at = None;
+                st.handed = None;
+            }
             let now = Instant::now();
             let retry_due = st.retry_at.is_some_and(|at| at <= now);
             if st.wake || retry_due || !st.jobs.is_empty() {
@@ -301,6 +308,7 @@ impl Runner {
             st = guard;
             if result.timed_out()
                 && self.drain.automatic()
+                && self.config.start == Start::ByItself
                 && st.retry_at.is_none()
                 && st.jobs.is_empty()
                 && !st.wake

@@ -64,3 +64,6 @@ fn push_to_crm(_endpoint: &str, _task_type: TaskType, _object: &CmsObject) -> Re
 fn lookup_crm_id(_endpoint: &str, _object_type: &str, _code_name: &str) -> Option<i64> {
     None
 }
+
+#[cfg(test)]
+mod tests; // src/tests.rs: "Testing your connector without the daemon"
