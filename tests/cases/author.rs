@@ -201,7 +201,7 @@ fn a_new_connector_builds_passes_its_test_and_delivers_once_registered() {
     let tested = cargo(&crate_dir, &["test", "--quiet"]);
     assert!(tested.status.success(), "{}", stderr(&tested));
     assert!(
-        String::from_utf8_lossy(&tested.stdout).contains("1 passed"),
+        String::from_utf8_lossy(&tested.stdout).contains("2 passed"),
         "{}",
         String::from_utf8_lossy(&tested.stdout)
     );

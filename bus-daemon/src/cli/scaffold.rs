@@ -32,6 +32,7 @@ pub fn run(args: NewArgs) -> Result<()> {
     check_name(name)?;
     let stem = snake_case(name);
     let abi = sdk(args.abi.as_deref())?;
+    let harness = harness_beside(&abi)?;
     let target = args.dir.join(&stem);
     if target.exists() {
         bail!("{} exists already; choose another name or folder (nothing was written)", target.display());
@@ -46,6 +47,7 @@ pub fn run(args: NewArgs) -> Result<()> {
     let abi_display = abi.display().to_string();
     // A JSON string is a TOML basic string (the same escapes).
     let abi_toml = serde_json::to_string(&abi_display).expect("a string serializes");
+    let harness_toml = serde_json::to_string(&harness.display().to_string()).expect("a string serializes");
     let fill = |template: &str| {
         template
             .replace("{{Name}}", name)
@@ -53,6 +55,7 @@ pub fn run(args: NewArgs) -> Result<()> {
             .replace("{{lib}}", &lib)
             .replace("{{file}}", &file)
             .replace("{{abi_toml}}", &abi_toml)
+            .replace("{{harness_toml}}", &harness_toml)
             .replace("{{abi}}", &abi_display)
     };
     let files: [(&str, &str); 4] = [
@@ -124,6 +127,19 @@ fn sdk(given: Option<&Path>) -> Result<PathBuf> {
         bail!(
             "the SDK (connector-abi) is not at {} ({whence}); pass --abi with the connector-abi folder of a checkout of the bus",
             path.display()
+        );
+    }
+    path.canonicalize().with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// The test harness (connector-harness) of the source tree the SDK is in.
+fn harness_beside(abi: &Path) -> Result<PathBuf> {
+    let path = abi.parent().map(|tree| tree.join("connector-harness")).unwrap_or_default();
+    let manifest = std::fs::read_to_string(path.join("Cargo.toml")).ok();
+    if !manifest.as_deref().is_some_and(|m| m.lines().any(|l| l.trim() == "name = \"connector-harness\"")) {
+        bail!(
+            "the test harness (connector-harness) is not beside the SDK at {}; give --abi the connector-abi folder of a whole checkout of the bus",
+            abi.display()
         );
     }
     path.canonicalize().with_context(|| format!("cannot resolve {}", path.display()))
