@@ -230,8 +230,10 @@ impl LiveConnector {
         Self::with_timeout(this, &kind.clone(), move |c| c.call_bytes_scaled(&request, 1))
     }
 
-    /// Sends a typed request with the call timeout (see [`Self::with_timeout`]).
-    pub(crate) fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
+    /// Sends a typed request on the connector's lane with the call timeout
+    /// (see [`Self::with_timeout`]), as the bus makes every call but a
+    /// delivery.
+    pub fn request_timeout<B: Serialize, R: DeserializeOwned + Send + 'static>(
         this: &Arc<Self>,
         kind: &'static str,
         body: &B,

@@ -150,9 +150,10 @@ pub struct EngineConfig {
     /// (unused on SQLite: one daemon per file).
     pub cluster: ClusterConfig,
     /// Connector classes compiled into the embedding program (the connector
-    /// test harness): a registry row naming one is created from it, in
-    /// process, without a library file. Empty for the daemon.
-    pub linked: Vec<connector_abi::export::ClassEntry>,
+    /// test harness): the connector registered under a class's name is
+    /// created from it, in process, without a library file. Empty for the
+    /// daemon.
+    pub linked: Vec<crate::loader::LinkedClass>,
 }
 
 /// How often the scheduler looks for due tasks.

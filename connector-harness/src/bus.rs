@@ -7,11 +7,12 @@
 
 use crate::HarnessError;
 use bus_core::db::{Durability, Location};
+use bus_core::delivery::DeliverySettings;
 use bus_core::engine::{Engine, EngineConfig, Host, StoreConfig, Watch};
 use bus_core::eventlog::{Event, EventQuery};
 use bus_core::export::ExportedTask;
 use bus_core::isolation::IsolationConfig;
-use bus_core::loader::Links;
+use bus_core::loader::{LinkedClass, Links};
 use bus_core::object_types::ObjectTypes;
 use bus_core::pipeline::ChangeResult;
 use bus_core::queue::{Direction, Selection};
@@ -23,7 +24,7 @@ use connector_abi::protocol::{
     kind, GetInternalObjectParamsRequest, LogIncomingTaskRequest, ObjectParamsResponse, OutgoingTask,
     PrepareInternalObjectRequest, PrepareInternalObjectResponse,
 };
-use connector_abi::{CmsObject, Connector, DocumentData, ObjectData, ObjectParams};
+use connector_abi::{CmsObject, Connector, DocumentData, ObjectData, ObjectParams, Translations};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ const PAGE: u32 = 500;
 
 /// What [`TestBus::builder`] collects before the bus starts.
 pub struct Builder {
-    connectors: Vec<(NewConnector, ClassEntry)>,
+    connectors: Vec<(NewConnector, LinkedClass)>,
     object_types: ObjectTypes,
     call_timeout: Duration,
 }
@@ -44,9 +45,17 @@ impl Builder {
     /// Adds the connector `T`, registered as `name` with `config` as its
     /// `ConnectorConfig` text. It is created and initialized when the bus
     /// starts, as the daemon would (its `init` must report `name`).
-    pub fn connector<T: Connector>(mut self, name: &str, config: &str) -> Self {
+    pub fn connector<T: Connector>(self, name: &str, config: &str) -> Self {
+        self.connector_with::<T>(name, config, DeliverySettings::default())
+    }
+
+    /// [`Self::connector`] with the registry row's delivery settings
+    /// (`ConnectorOrdering`, `ConnectorConcurrency`, `ConnectorBatchSize` —
+    /// above 1, [`TestBus::deliver`] hands your `process_internal_tasks_async`
+    /// that many tasks at once — and `ConnectorRateLimit`).
+    pub fn connector_with<T: Connector>(mut self, name: &str, config: &str, delivery: DeliverySettings) -> Self {
         let full = std::any::type_name::<T>();
-        // The type's own name, without its path or generic arguments.
+        // The type's own name (what `export_connectors!` exports it as).
         let class = full.split('<').next().unwrap_or(full).rsplit("::").next().unwrap_or(full);
         let row = NewConnector {
             name: name.to_owned(),
@@ -56,19 +65,20 @@ impl Builder {
             enabled: true,
             config: config.to_owned(),
             isolation: IsolationSetting::InProcess,
-            ordering: Default::default(),
-            concurrency: None,
-            batch_size: None,
-            rate_limit: None,
+            ordering: delivery.ordering,
+            concurrency: delivery.concurrency,
+            batch_size: delivery.batch_size,
+            rate_limit: delivery.rate_limit,
         };
-        self.connectors.push((row, ClassEntry::of::<T>(class)));
+        let linked = LinkedClass { connector: name.to_owned(), class: ClassEntry::of::<T>(class) };
+        self.connectors.push((row, linked));
         self
     }
 
     /// The object types of the content store (the text of an
     /// `object_types` file); the bus's shipped types by default.
     pub fn object_types(mut self, text: &str) -> Result<Self, HarnessError> {
-        self.object_types = ObjectTypes::parse(text).map_err(|e| HarnessError::BadChange(e.to_string()))?;
+        self.object_types = ObjectTypes::parse(text).map_err(|e| HarnessError::ObjectTypes(e.to_string()))?;
         Ok(self)
     }
 
@@ -108,7 +118,9 @@ impl Builder {
         })?;
         let bus = TestBus { engine: Some(engine) };
         for row in &rows {
-            let status = bus.engine().first_load().get(&row.name).cloned().unwrap_or_default();
+            // A slow create or init is waited for (within its deadlines).
+            let set = bus.engine().manager().wait_settled(&row.name);
+            let status = set.status.get(&row.name).cloned().unwrap_or_default();
             if !status.loaded {
                 return Err(HarnessError::Load {
                     connector: row.name.clone(),
@@ -164,7 +176,10 @@ impl TestBus {
 
     /// The tasks queued for `connector`, oldest first, each exactly as the
     /// connector would receive it (`process_internal_task_async`): its data
-    /// mode, snapshot and translation data as the bus built them.
+    /// mode, snapshot and translation data as the bus built them. A task of
+    /// a custom subscription is listed too; whether it is delivered is
+    /// decided by the connector's `is_match` when [`Self::deliver`] gets to
+    /// it.
     pub fn queued(&self, connector: &str) -> Result<Vec<OutgoingTask>, HarnessError> {
         self.exported(connector, Direction::Outgoing)?
             .into_iter()
@@ -175,8 +190,20 @@ impl TestBus {
     /// The incoming tasks logged for `connector` and not applied yet,
     /// oldest first, with the object the connector prepared and the
     /// translation data logged with it.
-    pub fn incoming(&self, connector: &str) -> Result<Vec<ExportedTask>, HarnessError> {
-        self.exported(connector, Direction::Incoming)
+    pub fn incoming(&self, connector: &str) -> Result<Vec<IncomingTask>, HarnessError> {
+        self.exported(connector, Direction::Incoming)?
+            .into_iter()
+            .map(|t| {
+                let logged: Logged =
+                    serde_json::from_value(t.document).map_err(|e| HarnessError::Read(e.to_string()))?;
+                Ok(IncomingTask {
+                    task_id: t.task_id,
+                    title: t.title,
+                    object: logged.object,
+                    translations: logged.translations,
+                })
+            })
+            .collect()
     }
 
     fn exported(&self, connector: &str, direction: Direction) -> Result<Vec<ExportedTask>, HarnessError> {
@@ -191,12 +218,21 @@ impl TestBus {
         Ok(tasks)
     }
 
-    /// Delivers the tasks queued for `connector`, oldest first, through
-    /// the bus's worker — the same run as the Synchronize action, so every
-    /// result means what it means in the bus (`Error` stops the run and
-    /// keeps the task; `ErrorAndSkip` records it and goes on; `Ok` removes
-    /// it) — and returns each task's outcome.
+    /// Delivers the tasks queued for `connector`, oldest first, in one run
+    /// of its worker — the run the bus starts by itself when a task is
+    /// queued or a retry is due, so every result means what it means in the
+    /// bus: `Ok` removes the task; `Error` stops the run and keeps it (and
+    /// drops its state writes); `ErrorAndSkip` records it and goes on, and
+    /// later runs pass it over — and returns each task's outcome.
     pub fn deliver(&self, connector: &str) -> Result<Vec<TaskOutcome>, HarnessError> {
+        self.connector_id(connector)?;
+        Ok(self.engine().outgoing().run_now(connector)?)
+    }
+
+    /// The Synchronize action on `connector`'s outgoing queue: like
+    /// [`Self::deliver`], but tasks passed over after `ErrorAndSkip` are
+    /// tried again.
+    pub fn synchronize(&self, connector: &str) -> Result<Vec<TaskOutcome>, HarnessError> {
         self.connector_id(connector)?;
         Ok(self.engine().outgoing().synchronize(connector, Selection::All)?)
     }
@@ -213,12 +249,30 @@ impl TestBus {
     }
 
     /// Applies the incoming tasks of `connector` to the content store, oldest
-    /// first, as the scheduled task "Process external integration tasks"
-    /// does, and returns each task's outcome. What they change is logged
-    /// for the other connectors, never for `connector` itself.
+    /// first, in one run as the scheduled task "Process external integration
+    /// tasks" starts it — a task marked `Error` blocks the queue, a
+    /// `SkipOnce` task is passed over once — and returns each task's
+    /// outcome. What they change is logged for the other connectors, never
+    /// for `connector` itself.
     pub fn process_incoming(&self, connector: &str) -> Result<Vec<TaskOutcome>, HarnessError> {
         self.connector_id(connector)?;
+        Ok(self.engine().incoming().workers().run_now(connector)?)
+    }
+
+    /// The Synchronize action on `connector`'s incoming queue: a task
+    /// marked `Error` is tried again.
+    pub fn synchronize_incoming(&self, connector: &str) -> Result<Vec<TaskOutcome>, HarnessError> {
+        self.connector_id(connector)?;
         Ok(self.engine().incoming().workers().synchronize(connector, Selection::All)?)
+    }
+
+    /// Changes the bus's settings (`PUT /api/settings`): switching
+    /// processing off makes [`Self::deliver`] refuse, logging off makes
+    /// changes log no task.
+    pub fn settings(&self, patch: SettingsPatch) -> Result<(), HarnessError> {
+        let mut conn = self.connection()?;
+        bus_core::settings::update(&mut conn, &patch).map_err(|e| HarnessError::Read(e.to_string()))?;
+        Ok(())
     }
 
     /// The connector's `prepare_internal_object`, called as the bus calls
@@ -246,11 +300,12 @@ impl TestBus {
     }
 
     /// Any call of the connector protocol (`connector_abi::protocol::kind`),
-    /// through the same dispatcher and deadline as in the bus.
-    pub fn call<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    /// as the bus makes every call but a delivery: through the same
+    /// dispatcher, on the connector's own thread, with the call deadline.
+    pub fn call<B: serde::Serialize, R: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         connector: &str,
-        kind: &str,
+        kind: &'static str,
         body: &B,
     ) -> Result<R, HarnessError> {
         let live = self
@@ -258,7 +313,7 @@ impl TestBus {
             .manager()
             .get(connector)
             .ok_or_else(|| HarnessError::UnknownConnector(connector.to_owned()))?;
-        live.request(kind, body)
+        bus_core::connector::LiveConnector::request_timeout(&live, kind, body)
             .map_err(|e| HarnessError::Call { connector: connector.to_owned(), cause: e.to_string() })
     }
 
@@ -323,12 +378,35 @@ impl TestBus {
         Ok(self.objects(object_type)?.into_iter().find(|o| o.code_name == code_name))
     }
 
-    /// The document (culture version) with `document_id`.
-    pub fn document(&self, document_id: i64) -> Result<DocumentData, HarnessError> {
+    /// The document (culture version) with `document_id`, if any.
+    pub fn document(&self, document_id: i64) -> Result<Option<DocumentData>, HarnessError> {
         let conn = self.connection()?;
-        bus_core::store::documents::get(&conn, self.engine().pipeline().types(), document_id)
-            .map_err(|e| HarnessError::Read(e.to_string()))
+        match bus_core::store::documents::get(&conn, self.engine().pipeline().types(), document_id) {
+            Ok(document) => Ok(Some(document)),
+            Err(bus_core::store::StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(HarnessError::Read(e.to_string())),
+        }
     }
+}
+
+/// An incoming task waiting to be applied ([`TestBus::incoming`]).
+#[derive(Debug, Clone)]
+pub struct IncomingTask {
+    pub task_id: i64,
+    pub title: String,
+    /// What the connector's `prepare_internal_object` made of the record.
+    pub object: CmsObject,
+    /// What the foreign keys point to, for SimpleSnapshot and Snapshot
+    /// tasks (asked of the connector when the task was logged).
+    pub translations: Translations,
+}
+
+/// What an incoming task is logged with.
+#[derive(serde::Deserialize)]
+struct Logged {
+    object: CmsObject,
+    #[serde(default)]
+    translations: Translations,
 }
 
 impl Drop for TestBus {

@@ -12,6 +12,9 @@ pub enum HarnessError {
     /// another name, its subscriptions were refused).
     #[error("connector `{connector}` did not load: {cause}")]
     Load { connector: String, cause: String },
+    /// The object types given to the builder are not valid.
+    #[error("the object types are not valid: {0}")]
+    ObjectTypes(String),
     /// The name given is not one of the connectors added to the bus.
     #[error(
         "no connector `{0}` was added to the test bus (add it with TestBus::builder().connector::<T>(name, config))"

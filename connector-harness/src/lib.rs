@@ -51,10 +51,13 @@
 mod bus;
 mod error;
 
-pub use bus::{Builder, TestBus};
+pub use bus::{Builder, IncomingTask, TestBus};
+/// The bus's own types, for what the harness's answers and errors carry.
+pub use bus_core;
+pub use bus_core::delivery::{DeliverySettings, Ordering};
 pub use bus_core::eventlog::Event;
-pub use bus_core::export::ExportedTask;
 pub use bus_core::pipeline::ChangeResult;
+pub use bus_core::settings::SettingsPatch;
 pub use bus_core::worker::{TaskOutcome, TaskResult};
 pub use error::HarnessError;
 pub use serde_json::json;

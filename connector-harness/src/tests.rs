@@ -172,6 +172,14 @@ fn an_incoming_record_becomes_a_user_that_reaches_the_others_but_not_its_source(
     assert_eq!(bus.object("cms.user", "ann").unwrap().unwrap().display_name.as_deref(), Some("Ann"));
     assert!(bus.queued("Feed").unwrap().is_empty(), "no echo to the source");
     assert_eq!(bus.queued("Mirror").unwrap()[0].title, "Create User 'Ann'");
+
+    // A record that cannot be applied is marked Error and blocks the queue
+    // for the scheduled runs; a synchronize tries it again.
+    bus.log_incoming("Feed", record(json!("ann"))).unwrap();
+    let failed = bus.process_incoming("Feed").unwrap();
+    assert_eq!(failed[0].result, TaskResult::Error, "a second ann: {failed:?}");
+    assert_eq!(bus.process_incoming("Feed").unwrap()[0].result, TaskResult::Blocked);
+    assert_eq!(bus.synchronize_incoming("Feed").unwrap()[0].result, TaskResult::Error);
 }
 
 #[test]
@@ -199,4 +207,83 @@ fn mistakes_are_named() {
     assert!(refused.to_string().contains("cms.nothing"), "{refused}");
     let Err(misnamed) = TestBus::with::<Mirror>("Other", "") else { panic!("a name mismatch loads") };
     assert!(misnamed.to_string().contains("calls itself `Mirror`"), "{misnamed}");
+}
+
+/// Answers `ErrorAndSkip` for users whose code name starts with `bad`;
+/// takes batches, writing a `BATCH` event with their size; slow where its
+/// config says so (`slow-create`, `slow-params`).
+struct Picky {
+    host: Host,
+    slow_params: bool,
+}
+
+impl Connector for Picky {
+    fn create(config: &str, host: Host) -> Result<Self, ConnectorError> {
+        if config.contains("slow-create") {
+            // Past the moment the bus publishes a connector as still starting.
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+        Ok(Picky { host, slow_params: config.contains("slow-params") })
+    }
+
+    fn init(&self, init: &mut Init) {
+        init.set_connector_name("Picky");
+        init.subscribe_to(Subscription::objects(TaskProcessType::AsyncSimple, "cms.user"));
+    }
+
+    fn process_internal_tasks_async(&self, tasks: &[OutgoingTask]) -> Vec<ProcessOutcome> {
+        let _ = self.host.log_event(EventType::Information, "BATCH", &tasks.len().to_string(), None);
+        tasks.iter().map(|t| self.process_internal_task_async(t)).collect()
+    }
+
+    fn process_object_async(&self, user: &ObjectData, _task: &OutgoingTask) -> ProcessOutcome {
+        if user.code_name.starts_with("bad") {
+            return ProcessOutcome::error_and_skip(format!("{} is refused", user.code_name));
+        }
+        ProcessOutcome::ok()
+    }
+
+    fn get_internal_object_params(&self, _id: i64, _object_type: &str) -> Option<ObjectParams> {
+        if self.slow_params {
+            std::thread::sleep(std::time::Duration::from_millis(800));
+        }
+        None
+    }
+}
+
+#[test]
+fn a_skipped_task_is_passed_over_by_later_deliveries_and_tried_again_by_a_synchronize() {
+    let bus = TestBus::with::<Picky>("Picky", "").unwrap();
+    for name in ["bad-ann", "bob"] {
+        create(&bus, "cms.user", json!({"code_name": name}));
+    }
+    let results = |outcomes: Vec<crate::TaskOutcome>| outcomes.into_iter().map(|o| o.result).collect::<Vec<_>>();
+    assert_eq!(results(bus.deliver("Picky").unwrap()), [TaskResult::ErrorAndSkip, TaskResult::Ok]);
+    assert!(bus.deliver("Picky").unwrap().is_empty(), "the bus passes a skipped task over");
+    assert_eq!(results(bus.synchronize("Picky").unwrap()), [TaskResult::ErrorAndSkip], "a synchronize retries it");
+}
+
+#[test]
+fn a_batch_size_hands_the_connector_its_tasks_together() {
+    let delivery = crate::DeliverySettings { batch_size: Some(10), ..Default::default() };
+    let bus = TestBus::builder().connector_with::<Picky>("Picky", "", delivery).start().unwrap();
+    for name in ["ann", "bob", "cy"] {
+        create(&bus, "cms.user", json!({"code_name": name}));
+    }
+    assert_eq!(bus.deliver("Picky").unwrap().len(), 3);
+    let batches: Vec<String> = bus.events_from("Picky").unwrap().into_iter().map(|e| e.description).collect();
+    assert_eq!(batches, ["3"], "one call for the three tasks");
+}
+
+#[test]
+fn a_slow_create_is_waited_for_and_a_slow_call_ends_at_its_deadline() {
+    TestBus::with::<Picky>("Picky", "slow-create").expect("a create slower than the bus's settling moment loads");
+    let bus = TestBus::builder()
+        .connector::<Picky>("Picky", "slow-params")
+        .call_timeout(std::time::Duration::from_millis(200))
+        .start()
+        .unwrap();
+    let late = bus.get_internal_object_params("Picky", 1, "cms.role").unwrap_err();
+    assert!(matches!(late, HarnessError::Call { .. }), "{late}");
+    assert!(late.to_string().contains("200 ms"), "{late}");
 }

@@ -369,7 +369,7 @@ fn the_harness_builds_every_connectors_document_as_the_daemons_dry_run_shows_it(
     let ids = |object: &Value| (object["object_type"].clone(), object["id"].clone());
     assert_eq!(ids(&d.get("/api/objects/cms.userrole").body["items"][0]), (json!("cms.userrole"), json!(4)));
     assert_eq!(harness.objects("cms.userrole").unwrap()[0].id, 4, "both stores drew the same IDs");
-    let node = harness.document(1).unwrap().node_id;
+    let node = harness.document(1).unwrap().expect("the page").node_id;
 
     for (change, reached) in [
         (

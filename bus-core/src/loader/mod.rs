@@ -72,9 +72,18 @@ pub struct Loader {
     links: Links,
     isolation: IsolationConfig,
     /// Connector classes compiled into this program (the connector test
-    /// harness): a row naming one of them is created from it, in this
-    /// process, and no library file is looked for.
-    linked: Arc<Vec<ClassEntry>>,
+    /// harness), by the connector they are registered as: that row's
+    /// connector is created from its class, in this process, and no library
+    /// file is looked for.
+    linked: Arc<Vec<LinkedClass>>,
+}
+
+/// A connector class compiled into the program that runs the bus, and the
+/// code name of the registered connector it serves.
+#[derive(Debug, Clone)]
+pub struct LinkedClass {
+    pub connector: String,
+    pub class: ClassEntry,
 }
 
 /// Whether a library in the connectors folder may be a symbolic link to a
@@ -119,7 +128,7 @@ impl Loader {
 
     /// Serves rows naming one of `classes` from this program itself (see
     /// `linked` above).
-    pub(crate) fn with_linked(mut self, classes: Vec<ClassEntry>) -> Self {
+    pub(crate) fn with_linked(mut self, classes: Vec<LinkedClass>) -> Self {
         self.linked = Arc::new(classes);
         self
     }
@@ -220,8 +229,8 @@ impl Loader {
         // Creating runs on the connector's lane too, so a constructor that
         // hangs cannot hold up the reinitialization of the others.
         let lane = self.lane(&row.name);
-        let (library, object) = match self.linked.iter().find(|c| c.name == row.class_name) {
-            Some(class) => (Arc::new(Library::linked()), self.create_linked(row, *class, &services, &lane)?),
+        let (library, object) = match self.linked.iter().find(|l| l.connector == row.name) {
+            Some(linked) => (Arc::new(Library::linked()), self.create_linked(row, linked.class, &services, &lane)?),
             None => {
                 let path = self.resolve(&row.assembly_name)?;
                 self.confine(&path)?;

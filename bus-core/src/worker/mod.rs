@@ -277,9 +277,10 @@ pub enum Start {
     /// bus as it runs.
     #[default]
     ByItself,
-    /// Only [`Workers::synchronize`], answered when its run ends: nothing
-    /// happens between two requests (the connector test harness, where a
-    /// test decides when tasks are delivered).
+    /// Only requests ([`Workers::synchronize`], [`Workers::run_now`]),
+    /// answered when their run ends: nothing happens between two of them
+    /// (the connector test harness, where a test decides when tasks are
+    /// delivered).
     OnRequest,
 }
 
@@ -481,11 +482,30 @@ impl Workers {
     /// worker (so they never run twice at once), and waits for the outcome.
     /// Tasks passed over earlier (ErrorAndSkip, SkipOnError) are retried too.
     pub fn synchronize(&self, connector: &str, selection: Selection) -> Result<Vec<TaskOutcome>, SynchronizeError> {
+        self.run_and_wait(connector, selection, RunKind::Manual)
+    }
+
+    /// Runs one connector's queue now as its worker runs it by itself (a
+    /// new task, a due retry, the scheduler's request) — tasks passed over
+    /// earlier stay passed over, an incoming task marked Error blocks the
+    /// queue, a SkipOnce task is passed over once — and waits for the
+    /// outcome (the connector test harness, whose workers run only when
+    /// asked: [`Start::OnRequest`]).
+    pub fn run_now(&self, connector: &str) -> Result<Vec<TaskOutcome>, SynchronizeError> {
+        self.run_and_wait(connector, Selection::All, RunKind::Automatic)
+    }
+
+    fn run_and_wait(
+        &self,
+        connector: &str,
+        selection: Selection,
+        kind: RunKind,
+    ) -> Result<Vec<TaskOutcome>, SynchronizeError> {
         let (reply, outcome) = mpsc::channel();
         {
             let workers = self.workers();
             let w = workers.get(connector).ok_or_else(|| SynchronizeError::NotLoaded(connector.to_owned()))?;
-            w.submit(Job { selection, reply });
+            w.submit(Job { selection, kind, reply });
         }
         match outcome.recv() {
             Ok(Ok(outcomes)) => Ok(outcomes),

@@ -16,6 +16,9 @@ use std::time::Instant;
 /// A synchronize request handed to a worker.
 pub(crate) struct Job {
     pub selection: Selection,
+    /// A synchronize request (`Manual`), or a run as the worker starts one
+    /// by itself, answered (`Automatic`: the connector test harness).
+    pub kind: RunKind,
     pub reply: mpsc::Sender<Result<Vec<TaskOutcome>, Refusal>>,
 }
 
@@ -436,7 +439,7 @@ impl Runner {
             let end = self.process(
                 connector,
                 turn,
-                (&job.selection, RunKind::Manual, Retries::Due),
+                (&job.selection, job.kind, Retries::Due),
                 Vec::new(),
                 Some(&mut outcomes),
             );
