@@ -5,6 +5,7 @@
 use crate::change::{self, Applied, Change};
 use crate::connector::LiveConnector;
 use crate::db::{Database, DbError};
+use crate::driver::Ending;
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
@@ -118,7 +119,8 @@ impl Pipeline {
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let Staged { applied: applied_all, entries, logged, .. } = self.stage(&tx, origin, work)?;
+        let Staged { applied: applied_all, entries, logged, .. } = self.stage(&tx, origin, Ending::Commit, work)?;
+        // (On PostgreSQL the tasks' round trip committed already.)
         tx.commit()?;
         drop(writer);
         let mut results = Vec::with_capacity(applied_all.len());
@@ -158,7 +160,7 @@ impl Pipeline {
     pub fn dry_run(&self, change: Change) -> Result<DryRun, ChangeError> {
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let staged = self.stage(&tx, None, |tx, types| {
+        let staged = self.stage(&tx, None, Ending::Open, |tx, types| {
             change::apply(tx, types, change).map(|a| vec![a]).map_err(ChangeError::Single)
         })?;
         let (Some(applied), Some((title, entry))) = (staged.applied.first(), staged.entries.first()) else {
@@ -180,11 +182,13 @@ impl Pipeline {
 
     /// A change's transaction up to its commit: the settings and live
     /// connectors read in its first statement, `work` applied, its tasks
-    /// put in the outbox and written.
+    /// put in the outbox and written — and, with [`Ending::Commit`] on
+    /// PostgreSQL, committed in the same round trip.
     fn stage(
         &self,
         tx: &Conn,
         origin: Option<&str>,
+        ending: Ending,
         work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Staged, ChangeError> {
         let set = self.manager.current();
@@ -209,7 +213,7 @@ impl Pipeline {
             };
             entries.push((title, entry));
         }
-        let logged = outbox.finish().map_err(|e| match e {
+        let logged = outbox.finish(ending).map_err(|e| match e {
             StoreError::Sql(e) => ChangeError::Db(DbError::Sql(e)),
             other => ChangeError::Single(other),
         })?;

@@ -4,7 +4,7 @@
 //! `riverdrivertest` is the model). Each check says which operation of
 //! [`super::Driver`] it exercises; a failure panics with what differed.
 
-use super::of;
+use super::{of, Ending};
 use crate::change::{self, Change};
 use crate::db::Database;
 use crate::grid::{GridQuery, Order};
@@ -22,6 +22,7 @@ pub fn run(db: &Database) {
     let names: Vec<String> = (0..11).map(|i| format!("C{i}")).collect();
     let ids = connectors(db, &names.iter().map(String::as_str).collect::<Vec<_>>());
     log_task_stores_the_task_and_every_relation(db, &ids);
+    log_tasks_ending_with_the_commit_commits_all_or_nothing(db, &ids);
     begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
@@ -94,10 +95,11 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
         })
         .collect();
     let driver = of(&tx);
-    let ids = driver.log_tasks(&tx, &[(task, &relations[..1]), (task, &relations)]).expect("two tasks at once");
+    let ids =
+        driver.log_tasks(&tx, &[(task, &relations[..1]), (task, &relations)], Ending::Open).expect("two tasks at once");
     let [first, second] = ids[..] else { panic!("two IDs: {ids:?}") };
     assert!(second > first, "task IDs grow in the order given: {first}, {second}");
-    assert!(driver.log_tasks(&tx, &[]).expect("no task").is_empty());
+    assert!(driver.log_tasks(&tx, &[], Ending::Open).expect("no task").is_empty());
     let rows: Vec<(i64, i64, String, Option<String>)> = tx
         .prepare(
             "SELECT SynchronizationTaskID, SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch \
@@ -120,6 +122,60 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
     let title: String =
         tx.query_row("SELECT TaskTitle FROM Integration_Task WHERE TaskID = $1", [second], |r| r.get(0)).unwrap();
     assert_eq!(title, "Create User 'ann'");
+    tx.commit().unwrap();
+}
+
+/// `log_tasks` with [`Ending::Commit`]: after the caller's commit (which
+/// PostgreSQL made already) every task is there for another connection; a
+/// task that cannot be written leaves nothing of its transaction, and the
+/// connection takes the next one.
+fn log_tasks_ending_with_the_commit_commits_all_or_nothing(db: &Database, ids: &[i64]) {
+    let object = CmsObject::Object(connector_abi::ObjectData {
+        object_type: "cms.user".into(),
+        id: 8,
+        code_name: "bob".into(),
+        ..Default::default()
+    });
+    let task = NewTask {
+        direction: Direction::Outgoing,
+        task_type: TaskType::CreateObject,
+        data_type: TaskDataType::Simple,
+        process_type: None,
+        site_name: None,
+        title: "Create User 'bob'",
+        object: &object,
+        data: "{}",
+    };
+    let relation =
+        |connector_id| NewRelation { connector_id, data_type: TaskDataType::Simple, matching: Matching::Decided };
+    let titled = |conn: &Conn| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM Integration_Task WHERE TaskTitle = $1", ["Create User 'bob'"], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let mut conn = db.connect().unwrap();
+    let other = db.connect().unwrap();
+    let before = titled(&other);
+    {
+        let tx = conn.transaction().unwrap();
+        let good = [relation(ids[0])];
+        let ids = of(&tx).log_tasks(&tx, &[(task, &good[..]), (task, &good[..])], Ending::Commit).unwrap();
+        assert_eq!(ids.len(), 2);
+        tx.commit().expect("the caller's commit succeeds, whoever sent it");
+    }
+    assert_eq!(titled(&other), before + 2, "both tasks are committed");
+    {
+        let tx = conn.transaction().unwrap();
+        let good = [relation(ids[0])];
+        let dangling = [relation(i64::MAX)];
+        let failed = of(&tx).log_tasks(&tx, &[(task, &good[..]), (task, &dangling[..])], Ending::Commit);
+        assert!(failed.is_err(), "a relation to no connector is refused");
+        drop(tx);
+    }
+    assert_eq!(titled(&other), before + 2, "nothing of the failed transaction is kept");
+    let tx = conn.transaction().unwrap();
+    assert_eq!(titled(&tx), before + 2, "the connection takes the next transaction");
     tx.commit().unwrap();
 }
 
@@ -205,7 +261,7 @@ fn like_ignoring_case_finds_any_case(db: &Database, connector_id: i64) {
         let page = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query(search)).unwrap();
         assert!(page.total > 0, "`{search}` finds the task titled \"Create User 'ann'\"");
     }
-    let none = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query("bob")).unwrap();
+    let none = task_grid::page(&conn, Direction::Outgoing, Some(connector_id), &query("nobody")).unwrap();
     assert_eq!(none.total, 0);
 }
 

@@ -32,6 +32,18 @@ pub(crate) enum QueueHeads {
     Unknown,
 }
 
+/// What follows a transaction's tasks ([`Driver::log_tasks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// More of the transaction (a dry run reads the tasks back, then
+    /// rolls back).
+    Open,
+    /// Its commit, nothing else: PostgreSQL sends the `COMMIT` in the same
+    /// round trip as the tasks, and the caller's own commit then has
+    /// nothing left to do. (SQLite commits when the caller does.)
+    Commit,
+}
+
 /// What a change's transaction starts from.
 #[derive(Debug, Clone)]
 pub(crate) struct ChangeStart {
@@ -44,8 +56,9 @@ pub(crate) struct ChangeStart {
 pub(crate) trait Driver: Sync {
     /// Logs tasks, each with its relations (at least one), in the order
     /// given (their IDs grow in that order); returns their IDs. On
-    /// PostgreSQL one round trip for all.
-    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>>;
+    /// PostgreSQL one round trip for all, with the commit when `ending`
+    /// says so.
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])], ending: Ending) -> Result<Vec<i64>>;
 
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;

@@ -2,7 +2,7 @@
 //! statement a round trip to the server — so an operation is as few
 //! statements as it can be.
 
-use super::{ChangeStart, Driver, QueueHeads, Result};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Result};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue, Value, ValueRef};
@@ -13,6 +13,10 @@ pub(super) struct Postgres;
 /// How many relations the statement that logs a task carries at most (the
 /// rest, rare, follow in statements of their own).
 const RELATIONS_WITH_TASK: usize = 8;
+
+/// A transaction's end, sent pipelined after its last statements (see
+/// [`crate::sql::Conn::query_pipelined`]).
+const COMMIT: &str = "COMMIT";
 
 /// The unique constraint on `CMS_Object.ObjectGUID` (PostgreSQL's name for
 /// the column's `UNIQUE`).
@@ -58,11 +62,11 @@ fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 impl Driver for Postgres {
     /// A statement a task (the task row with up to eight relations), all
-    /// of them pipelined: one round trip for the whole transaction's tasks.
-    /// Their IDs are drawn as they run, in order, after every write the
-    /// transaction made before — so a later change to an object always
-    /// gets a later task.
-    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>> {
+    /// of them pipelined: one round trip for the whole transaction's tasks
+    /// — and its `COMMIT`, when that is all that follows. Their IDs are
+    /// drawn as they run, in order, after every write the transaction made
+    /// before — so a later change to an object always gets a later task.
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])], ending: Ending) -> Result<Vec<i64>> {
         let columns: Vec<_> = tasks.iter().map(|(task, _)| queue_rows::task_columns(task)).collect();
         let relation_columns: Vec<Vec<(&str, Option<&str>)>> = tasks
             .iter()
@@ -84,13 +88,22 @@ impl Driver for Postgres {
                 values
             })
             .collect();
-        let calls: Vec<(&str, &[&dyn ToValue])> = relation_columns
+        let mut calls: Vec<(&str, &[&dyn ToValue])> = relation_columns
             .iter()
             .zip(&values)
             .map(|(relations, values)| (log_task_sql(relations.len()), values.as_slice()))
             .collect();
+        // Rare: relations past eight need statements of their own first.
+        let commit = ending == Ending::Commit && tasks.iter().all(|(_, r)| r.len() <= RELATIONS_WITH_TASK);
+        if commit {
+            calls.push((COMMIT, &[]));
+        }
+        let mut results = tx.query_pipelined(&calls)?;
+        if commit {
+            results.pop();
+        }
         let mut ids = Vec::with_capacity(tasks.len());
-        for rows in tx.query_pipelined(&calls)? {
+        for rows in results {
             let first = rows.first().and_then(|row| row.first()).map(Value::as_ref);
             match first {
                 Some(ValueRef::Integer(id)) => ids.push(id),

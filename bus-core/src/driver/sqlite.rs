@@ -1,7 +1,7 @@
 //! The SQLite driver: one writer at a time (the write gate, then SQLite's
 //! write lock), so a transaction sees exactly what committed before it.
 
-use super::{ChangeStart, Driver, QueueHeads, Result};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Result};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError};
@@ -15,8 +15,9 @@ fn json_path(field: &str) -> String {
 
 impl Driver for Sqlite {
     /// Two statements a task: SQLite has no `INSERT` inside `WITH`, and a
-    /// statement costs no round trip.
-    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])]) -> Result<Vec<i64>> {
+    /// statement costs no round trip. The commit stays the caller's (the
+    /// write gate's group commit decides when it reaches the disk).
+    fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])], _ending: Ending) -> Result<Vec<i64>> {
         tasks
             .iter()
             .map(|(task, relations)| {

@@ -11,7 +11,7 @@ use super::payload;
 use super::subscribers::{self, subscribers, Route, Subscriber};
 use crate::change::Applied;
 use crate::connector::LiveConnector;
-use crate::driver::QueueHeads;
+use crate::driver::{Ending, QueueHeads};
 use crate::object_types::ObjectTypes;
 use crate::queue::{self, Direction, Matching, NewRelation, NewTask, Queued};
 use crate::store::StoreError;
@@ -157,13 +157,15 @@ impl<'a> Outbox<'a> {
     /// Writes the transaction's tasks (in the order of their changes; IDs
     /// drawn after every other write of the transaction, so a later change
     /// to an object always has a later task) and says what to hand the
-    /// workers after the commit (nothing when processing is off).
-    pub(crate) fn finish(self) -> Result<Logged, StoreError> {
+    /// workers after the commit (nothing when processing is off). With
+    /// [`Ending::Commit`] nothing of the transaction may follow: PostgreSQL
+    /// commits it with the tasks.
+    pub(crate) fn finish(self, ending: Ending) -> Result<Logged, StoreError> {
         let tasks: Vec<NewTask<'_>> = self.tasks.iter().map(PendingTask::new_task).collect();
         let rows: Vec<(NewTask<'_>, &[NewRelation])> =
             tasks.iter().zip(&self.tasks).map(|(t, p)| (*t, p.relations.as_slice())).collect();
         let task_ids =
-            if rows.is_empty() { Vec::new() } else { crate::driver::of(self.tx).log_tasks(self.tx, &rows)? };
+            if rows.is_empty() { Vec::new() } else { crate::driver::of(self.tx).log_tasks(self.tx, &rows, ending)? };
         let mut after = self.after_commit;
         if self.hand_over == HandOver::Later {
             return Ok(Logged { task_ids, after_commit: AfterCommit::default() });
@@ -334,7 +336,7 @@ mod tests {
         // The second change in the same transaction: the queues are known
         // not to be empty any more, so it is no queue head.
         let entry2 = outbox.log(&second, "Create User 'bob'").unwrap();
-        let logged = outbox.finish().unwrap();
+        let logged = outbox.finish(Ending::Open).unwrap();
         let task_id = logged.task_id(entry.task.unwrap());
         assert!(logged.task_id(entry2.task.unwrap()) > task_id, "tasks are written in the order of their changes");
         let after = logged.after_commit;
@@ -380,7 +382,7 @@ mod tests {
         let entry = outbox.log(&applied, "t").unwrap();
         assert_eq!(entry.task, None, "the connector a change came from gets no task for it");
         assert!(matches!(&entry.sync, SyncPlan::Skipped(s) if s.len() == 1), "processing off: C is passed over");
-        let after = outbox.finish().unwrap().after_commit;
+        let after = outbox.finish(Ending::Open).unwrap().after_commit;
         assert!(after.heads.is_empty() && after.woken.is_empty());
     }
 }

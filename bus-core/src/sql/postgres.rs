@@ -73,6 +73,9 @@ impl PgConn {
                 self.in_transaction.set(false);
                 return Ok(());
             }
+            // Ended already: its `COMMIT` went pipelined with its last
+            // statements (see `query_pipelined`).
+            "COMMIT" | "ROLLBACK" | "END" if !self.in_transaction.get() => return Ok(()),
             _ => {}
         }
         let result = self.client.batch_execute(sql);
@@ -101,8 +104,13 @@ impl PgConn {
             binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
         let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
             statements.iter().zip(&refs).map(|(s, r)| (s, r.as_slice())).collect();
-        let results = self.client.query_pipelined(&pairs)?;
-        results.iter().map(|rows| rows.iter().map(values).collect()).collect()
+        let results = self.client.query_pipelined(&pairs);
+        // A `COMMIT` at the end ends the transaction, whatever came back: a
+        // statement that failed before it made it a rollback.
+        if calls.last().is_some_and(|(sql, _)| sql.eq_ignore_ascii_case("COMMIT")) {
+            self.in_transaction.set(false);
+        }
+        results?.iter().map(|rows| rows.iter().map(values).collect()).collect()
     }
 
     pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
