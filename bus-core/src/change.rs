@@ -3,6 +3,7 @@
 
 use crate::object_types::ObjectTypes;
 use crate::sql::Conn;
+use crate::store::ahead::Ahead;
 use crate::store::documents::{self, DocumentInput, DocumentPatch};
 use crate::store::objects::{self, ObjectInput, ObjectPatch};
 use crate::store::{snapshot, Nulls, StoreError};
@@ -109,6 +110,17 @@ pub(crate) fn mark_fresh_snapshots(types: &ObjectTypes, applied: &mut [Applied])
 
 /// Applies a change on `conn` (the caller's transaction).
 pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<Applied, StoreError> {
+    apply_ahead(conn, types, change, &mut Ahead::default())
+}
+
+/// [`apply`], a created object taking its ID from `ahead` when one was
+/// drawn (its insert then goes with the transaction's next round trip).
+pub(crate) fn apply_ahead(
+    conn: &Conn,
+    types: &ObjectTypes,
+    change: Change,
+    ahead: &mut Ahead,
+) -> Result<Applied, StoreError> {
     let object = |task_type, o: connector_abi::ObjectData, site: Option<String>| {
         let site_name = site.or_else(|| o.site_name.clone());
         Applied { task_type, object: CmsObject::Object(o), site_name, snapshot_loaded: false }
@@ -121,7 +133,7 @@ pub(crate) fn apply(conn: &Conn, types: &ObjectTypes, change: Change) -> Result<
     };
     Ok(match change {
         Change::CreateObject { object_type, object: input } => {
-            object(TaskType::CreateObject, objects::create(conn, types, &object_type, input)?, None)
+            object(TaskType::CreateObject, objects::create_ahead(conn, types, &object_type, input, ahead)?, None)
         }
         Change::UpdateObject { object_type, id, patch } => {
             object(TaskType::UpdateObject, objects::update(conn, types, &object_type, id, patch, Nulls::Remove)?, None)

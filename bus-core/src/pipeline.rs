@@ -14,6 +14,7 @@ use crate::outgoing::preview;
 pub use crate::outgoing::preview::{Delivery, DryRun, How};
 use crate::outgoing::sync::{self, SyncOutcome};
 use crate::sql::Conn;
+use crate::store::ahead::Ahead;
 use crate::store::StoreError;
 use crate::worker::Workers;
 use connector_abi::CmsObject;
@@ -98,12 +99,15 @@ impl Pipeline {
     /// subscribers. `origin` names the connector an incoming change came
     /// from: it never gets a task for its own change.
     pub fn apply_all(&self, changes: Vec<Change>, origin: Option<&str>) -> Result<Vec<ChangeResult>, ChangeError> {
-        self.transact(origin, |tx, types| {
+        let creates = changes.iter().filter(|c| matches!(c, Change::CreateObject { .. })).count();
+        self.transact(origin, creates, |tx, types, ahead| {
             changes
                 .into_iter()
                 .enumerate()
                 .map(|(index, change)| {
-                    change::apply(tx, types, change).map_err(|source| ChangeError::Change { index, source })
+                    ahead.at_change(index);
+                    change::apply_ahead(tx, types, change, ahead)
+                        .map_err(|source| ChangeError::Change { index, source })
                 })
                 .collect()
         })
@@ -111,17 +115,24 @@ impl Pipeline {
 
     /// Runs `work` in one transaction — it changes the content store and
     /// says what it changed — and logs the outgoing tasks of those changes in
-    /// the same transaction (see [`Self::apply_all`]).
+    /// the same transaction (see [`Self::apply_all`]). `creates`: how many
+    /// objects `work` will create (their IDs are drawn ahead, see
+    /// `store/ahead.rs`).
     pub(crate) fn transact(
         &self,
         origin: Option<&str>,
-        work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+        creates: usize,
+        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let Staged { applied: applied_all, entries, logged, .. } = self.stage(&tx, origin, Ending::Commit, work)?;
-        // (On PostgreSQL the tasks' round trip committed already.)
-        tx.commit()?;
+        let Staged { applied: applied_all, entries, logged, ahead, .. } =
+            self.stage(&tx, origin, Ending::Commit, creates, work)?;
+        // (On PostgreSQL the tasks' round trip committed already, unless the
+        // transaction logged none: its deferred inserts go with this.)
+        if let Err(e) = tx.commit() {
+            return Err(attribute(&writer, &ahead, e.into()));
+        }
         drop(writer);
         let mut results = Vec::with_capacity(applied_all.len());
         let mut pending = Vec::with_capacity(applied_all.len());
@@ -160,7 +171,7 @@ impl Pipeline {
     pub fn dry_run(&self, change: Change) -> Result<DryRun, ChangeError> {
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let staged = self.stage(&tx, None, Ending::Open, |tx, types| {
+        let staged = self.stage(&tx, None, Ending::Open, 0, |tx, types, _| {
             change::apply(tx, types, change).map(|a| vec![a]).map_err(ChangeError::Single)
         })?;
         let (Some(applied), Some((title, entry))) = (staged.applied.first(), staged.entries.first()) else {
@@ -189,17 +200,36 @@ impl Pipeline {
         tx: &Conn,
         origin: Option<&str>,
         ending: Ending,
-        work: impl FnOnce(&Conn, &ObjectTypes) -> Result<Vec<Applied>, ChangeError>,
+        creates: usize,
+        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Staged, ChangeError> {
         let set = self.manager.current();
         // The settings as committed, and — a registry edit may not be
         // reinitialized yet (a connector deleted with plain SQL, say) —
         // only connectors that still exist get tasks.
         let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
-        let start = crate::driver::of(tx).begin_change(tx, &ids, set.registry_version)?;
+        let start = crate::driver::of(tx).begin_change(tx, &ids, set.registry_version, creates)?;
         let settings = start.settings;
         let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
-        let mut applied = work(tx, &self.types)?;
+        let mut ahead = Ahead::new(start.object_ids);
+        match self.logged(tx, (origin, ending), settings, live, &mut ahead, work) {
+            Ok(staged) => Ok(Staged { ahead, ..staged }),
+            Err(e) => Err(attribute(tx, &ahead, e)),
+        }
+    }
+
+    /// The part of [`Self::stage`] after its first statement, for the
+    /// connectors `live` that are still present.
+    fn logged(
+        &self,
+        tx: &Conn,
+        (origin, ending): (Option<&str>, Ending),
+        settings: crate::settings::Settings,
+        live: Vec<Arc<LiveConnector>>,
+        ahead: &mut Ahead,
+        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
+    ) -> Result<Staged, ChangeError> {
+        let mut applied = work(tx, &self.types, ahead)?;
         change::mark_fresh_snapshots(&self.types, &mut applied);
         let hand_over = if settings.processes_outgoing() { HandOver::Now } else { HandOver::Later };
         let mut outbox = Outbox::new(tx, &self.types, &live, origin, hand_over);
@@ -217,8 +247,26 @@ impl Pipeline {
             StoreError::Sql(e) => ChangeError::Db(DbError::Sql(e)),
             other => ChangeError::Single(other),
         })?;
-        Ok(Staged { applied, entries, logged, live })
+        Ok(Staged { applied, entries, logged, live, ahead: Ahead::default() })
     }
+}
+
+/// A deferred insert that failed with a later statement (see
+/// `store/ahead.rs`), answered as the error of the change it belongs to.
+fn attribute(tx: &Conn, ahead: &Ahead, e: ChangeError) -> ChangeError {
+    let failed = match &e {
+        ChangeError::Change { source: StoreError::Sql(sql), .. }
+        | ChangeError::Single(StoreError::Sql(sql))
+        | ChangeError::Db(DbError::Sql(sql)) => ahead.failed(tx, sql),
+        _ => None,
+    };
+    let Some(failed) = failed else { return e };
+    let source = failed.error.unwrap_or_else(|| match e {
+        ChangeError::Change { source, .. } | ChangeError::Single(source) => source,
+        ChangeError::Db(DbError::Sql(sql)) => StoreError::Sql(sql),
+        ChangeError::Db(other) => StoreError::Invalid(other.to_string()),
+    });
+    ChangeError::Change { index: failed.change, source }
 }
 
 /// A change's transaction, staged and not committed yet.
@@ -228,4 +276,6 @@ struct Staged {
     logged: Logged,
     /// The connectors that could get its tasks.
     live: Vec<Arc<LiveConnector>>,
+    /// The inserts still waiting to be sent, if any (with the commit).
+    ahead: Ahead,
 }

@@ -173,6 +173,15 @@ impl Client {
         &self,
         calls: &[(&Statement, &[&(dyn types::ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, Error> {
+        self.query_pipelined_at(calls).map_err(|(_, e)| e)
+    }
+
+    /// [`Self::query_pipelined`], its error with the index of the statement
+    /// that failed (`None`: the call as a whole, e.g. no answer in time).
+    pub fn query_pipelined_at(
+        &self,
+        calls: &[(&Statement, &[&(dyn types::ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, (Option<usize>, Error)> {
         let mut futures: Vec<_> =
             calls.iter().map(|(statement, params)| Box::pin(self.client.query(*statement, params))).collect();
         let all = async {
@@ -195,9 +204,20 @@ impl Client {
                 }
             })
             .await;
-            results.into_iter().map(|r| r.expect("polled to the end")).collect::<Result<Vec<_>, _>>()
+            let mut rows = Vec::with_capacity(results.len());
+            for (index, result) in results.into_iter().enumerate() {
+                match result.expect("polled to the end") {
+                    Ok(r) => rows.push(r),
+                    Err(e) => return Ok(Err((index, e))),
+                }
+            }
+            Ok(Ok(rows))
         };
-        self.call(all)
+        match self.call(all) {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err((index, e))) => Err((Some(index), e.into())),
+            Err(e) => Err((None, e)),
+        }
     }
 
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {

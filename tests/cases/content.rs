@@ -159,6 +159,20 @@ fn bad_changes_get_a_clear_4xx_and_write_nothing() {
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.body["error"].as_str().unwrap().starts_with("change 2:"), "{}", r.text);
     assert_eq!(d.get("/api/objects/cms.role").body["items"].as_array().unwrap().len(), 1, "only the role made before");
+    // A taken GUID is its own change's error too, though (on PostgreSQL)
+    // the insert is only sent with the batch's tasks.
+    let taken = d.get(&format!("/api/objects/cms.user/{user}")).body["guid"].as_str().unwrap().to_owned();
+    let r = d.post(
+        "/api/batch",
+        &json!({"changes": [
+            {"op": "create_object", "object_type": "cms.user", "object": {"code_name": "fresh"}},
+            {"op": "create_object", "object_type": "cms.user", "object": {"code_name": "other", "guid": taken}},
+            {"op": "create_object", "object_type": "cms.user", "object": {"code_name": "third"}}
+        ]}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    let error = r.body["error"].as_str().unwrap();
+    assert!(error.starts_with("change 1:") && error.contains(&format!("GUID {taken}")), "{}", r.text);
     let ok = d.post(
         "/api/batch",
         &json!({"changes": [

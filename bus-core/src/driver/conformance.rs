@@ -23,6 +23,7 @@ pub fn run(db: &Database) {
     let ids = connectors(db, &names.iter().map(String::as_str).collect::<Vec<_>>());
     log_task_stores_the_task_and_every_relation(db, &ids);
     log_tasks_ending_with_the_commit_commits_all_or_nothing(db, &ids);
+    deferred_writes_are_seen_committed_or_rolled_back_and_fail_by_their_tag(db);
     begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
@@ -179,6 +180,47 @@ fn log_tasks_ending_with_the_commit_commits_all_or_nothing(db: &Database, ids: &
     tx.commit().unwrap();
 }
 
+/// `Conn::defer` (what a create with an ID drawn ahead uses): a later read
+/// sees the write, a `COMMIT` right after it keeps it, a `ROLLBACK` drops
+/// it, and a write that fails says so by its tag — at once on SQLite, with
+/// the next statement on PostgreSQL.
+fn deferred_writes_are_seen_committed_or_rolled_back_and_fail_by_their_tag(db: &Database) {
+    const INSERT: &str = "INSERT INTO CMS_SettingsKey (KeyName, KeyValue) VALUES ($1, $2)";
+    let count = |conn: &Conn, name: &str| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM CMS_SettingsKey WHERE KeyName = $1", [name], |r| r.get(0)).unwrap()
+    };
+    let mut conn = db.connect().unwrap();
+    let other = db.connect().unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        tx.defer(INSERT, &[&"deferred.seen", &"True"], 1).unwrap();
+        assert_eq!(count(&tx, "deferred.seen"), 1, "a read after the write sees it");
+        tx.defer(INSERT, &[&"deferred.kept", &"True"], 2).unwrap();
+        tx.commit().expect("the commit takes the write along");
+    }
+    assert_eq!(count(&other, "deferred.kept"), 1, "committed with nothing after it");
+    {
+        let tx = conn.transaction().unwrap();
+        tx.defer(INSERT, &[&"deferred.dropped", &"True"], 3).unwrap();
+        tx.rollback().unwrap();
+    }
+    assert_eq!(count(&other, "deferred.dropped"), 0, "rolled back");
+    {
+        let tx = conn.transaction().unwrap();
+        let failed = match tx.defer(INSERT, &[&"deferred.kept", &"False"], 4) {
+            Err(e) => e,
+            Ok(()) => tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)).expect_err("the duplicate key fails"),
+        };
+        assert_eq!(failed.kind(), crate::sql::ErrorKind::Constraint, "{failed}");
+        if tx.dialect() == crate::sql::Dialect::Postgres {
+            assert_eq!(failed.deferred_tag(), Some(4), "named by its tag: {failed:?}");
+        }
+    }
+    let tx = conn.transaction().unwrap();
+    assert_eq!(count(&tx, "deferred.kept"), 1, "the connection takes the next transaction");
+    tx.commit().unwrap();
+}
+
 /// `begin_change`: the settings as committed, and only the connectors that
 /// still exist.
 fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Database, ids: &[i64]) {
@@ -186,11 +228,17 @@ fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Databas
     settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(false), ..Default::default() }).unwrap();
     conn.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [ids[2]]).unwrap();
     let tx = conn.transaction().unwrap();
-    let start = of(&tx).begin_change(&tx, &ids[..3], -1).expect("the start of a change");
+    let start = of(&tx).begin_change(&tx, &ids[..3], -1, 3).expect("the start of a change");
     assert!(!start.settings.process_outgoing && start.settings.log_outgoing, "{:?}", start.settings);
     assert_eq!(start.present, ids[..2], "the deleted connector is not present");
-    let none = of(&tx).begin_change(&tx, &[], -1).expect("no connectors");
-    assert!(none.present.is_empty());
+    // Object IDs for three creates, or none where inserts are made at once.
+    let drawn = &start.object_ids;
+    assert!(drawn.is_empty() || drawn.len() == 3, "{drawn:?}");
+    let mut distinct = drawn.clone();
+    distinct.dedup();
+    assert_eq!(&distinct, drawn, "each ID once");
+    let none = of(&tx).begin_change(&tx, &[], -1, 0).expect("no connectors");
+    assert!(none.present.is_empty() && none.object_ids.is_empty());
     drop(tx);
     settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(true), ..Default::default() }).unwrap();
 }

@@ -50,6 +50,10 @@ pub(crate) struct ChangeStart {
     pub settings: Settings,
     /// The connectors (of those asked about) that still exist.
     pub present: Vec<i64>,
+    /// Object IDs drawn for the objects the change will create (see
+    /// `store/ahead.rs`): as many as asked on PostgreSQL, none on SQLite
+    /// (an insert costs no round trip there).
+    pub object_ids: Vec<i64>,
 }
 
 /// What differs between the engines.
@@ -67,8 +71,8 @@ pub(crate) trait Driver: Sync {
     /// which connectors of `ids` still exist, kept from being deleted until
     /// `tx` ends (a registry edit may not be reinitialized yet).
     /// `registry_version`: the version the caller's connectors were loaded
-    /// from.
-    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<ChangeStart>;
+    /// from; `creates`: how many objects the change will create.
+    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64, creates: usize) -> Result<ChangeStart>;
 
     /// Locks the connector `name` before a delete counts its queue, so no
     /// change queues for it in between.

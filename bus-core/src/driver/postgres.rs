@@ -131,20 +131,44 @@ impl Driver for Postgres {
     /// another daemon (or psql) may delete a connector at any moment, and
     /// a delete now waits for this commit (edits that keep the key still
     /// go through).
-    fn begin_change(&self, tx: &Conn, ids: &[i64], _registry_version: i64) -> Result<ChangeStart> {
+    /// The same statement draws the IDs of the objects the change will
+    /// create (from the column's own sequence).
+    fn begin_change(&self, tx: &Conn, ids: &[i64], _registry_version: i64, creates: usize) -> Result<ChangeStart> {
         let ids = bigint_array(ids);
-        let rows: Vec<(Option<String>, Option<String>, Option<i64>)> = tx
-            .prepare_cached(
-                "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
-                 WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
-                 SELECT KeyName, KeyValue, NULL::BIGINT FROM CMS_SettingsKey \
-                 UNION ALL SELECT NULL, NULL, ConnectorID FROM present",
-            )?
-            .query_map([ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_>>()?;
-        let present = rows.iter().filter_map(|(_, _, id)| *id).collect();
-        let keys = rows.into_iter().filter_map(|(key, value, _)| Some((key?, value?)));
-        Ok(ChangeStart { settings: settings::from_keys(keys), present })
+        type Row = (Option<String>, Option<String>, Option<i64>, Option<i64>);
+        // Three statements, so each keeps a plan of its own: a count as a
+        // parameter of `generate_series` has the server plan the statement
+        // anew each time, which costs a one-change transaction as much as
+        // a round trip.
+        const START: &str = "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
+             WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
+             SELECT KeyName, KeyValue, NULL::BIGINT, NULL::BIGINT FROM CMS_SettingsKey \
+             UNION ALL SELECT NULL, NULL, ConnectorID, NULL FROM present";
+        static ONE: OnceLock<String> = OnceLock::new();
+        static MANY: OnceLock<String> = OnceLock::new();
+        let row = |r: &crate::sql::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+        let rows: Vec<Row> = match creates {
+            0 => tx.prepare_cached(START)?.query_map([ids], row)?.collect::<Result<_>>()?,
+            1 => tx
+                .prepare_cached(ONE.get_or_init(|| {
+                    format!("{START} UNION ALL SELECT NULL, NULL, NULL, nextval('cms_object_objectid_seq')")
+                }))?
+                .query_map([ids], row)?
+                .collect::<Result<_>>()?,
+            n => tx
+                .prepare_cached(MANY.get_or_init(|| {
+                    format!(
+                        "{START} UNION ALL SELECT NULL, NULL, NULL, nextval('cms_object_objectid_seq') \
+                         FROM generate_series(1, CAST($2 AS BIGINT))"
+                    )
+                }))?
+                .query_map(params![ids, i64::try_from(n).unwrap_or(i64::MAX)], row)?
+                .collect::<Result<_>>()?,
+        };
+        let present = rows.iter().filter_map(|(_, _, id, _)| *id).collect();
+        let object_ids = rows.iter().filter_map(|(_, _, _, id)| *id).collect();
+        let keys = rows.into_iter().filter_map(|(key, value, _, _)| Some((key?, value?)));
+        Ok(ChangeStart { settings: settings::from_keys(keys), present, object_ids })
     }
 
     /// The row is locked before counting, so no change queues for the

@@ -36,12 +36,12 @@ impl Driver for Sqlite {
     /// version. The write lock keeps the registry as read until the commit;
     /// the rows are looked at only when the registry changed since the
     /// connectors were loaded.
-    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64) -> Result<ChangeStart> {
+    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64, _creates: usize) -> Result<ChangeStart> {
         let settings = settings::read(tx)?;
         let version: i64 =
             tx.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))?;
         if version == registry_version {
-            return Ok(ChangeStart { settings, present: ids.to_vec() });
+            return Ok(ChangeStart { settings, present: ids.to_vec(), object_ids: Vec::new() });
         }
         let mut exists = tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?;
         let mut present = Vec::with_capacity(ids.len());
@@ -50,7 +50,7 @@ impl Driver for Sqlite {
                 present.push(id);
             }
         }
-        Ok(ChangeStart { settings, present })
+        Ok(ChangeStart { settings, present, object_ids: Vec::new() })
     }
 
     /// `BEGIN IMMEDIATE` already holds the write lock.

@@ -128,7 +128,7 @@ impl IncomingDrain {
         let sync_id = q.sync_id;
         let site = q.site_name.clone();
         self.pipeline
-            .transact(Some(&connector.name), move |tx, types| {
+            .transact(Some(&connector.name), 0, move |tx, types, _| {
                 let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
                     .map_err(ChangeError::Single)?;
                 // Nothing removed: another worker (another daemon, after a

@@ -36,6 +36,10 @@ pub enum SqlError {
     Column { index: usize, message: String },
     #[error("the query returned no rows")]
     NoRows,
+    /// A write deferred with [`Conn::defer`] failed when it was sent, with
+    /// a later statement; `tag` is what its writer named it by.
+    #[error("{source}")]
+    Deferred { tag: i64, source: Box<SqlError> },
 }
 
 /// What went wrong, in the terms callers act on.
@@ -63,6 +67,15 @@ impl SqlError {
     pub fn constraint(&self) -> Option<&str> {
         match self {
             SqlError::Postgres(pg_client::Error::Postgres(e)) => e.as_db_error().and_then(|d| d.constraint()),
+            SqlError::Deferred { source, .. } => source.constraint(),
+            _ => None,
+        }
+    }
+
+    /// The tag of the deferred write this error is about, if it is one.
+    pub fn deferred_tag(&self) -> Option<i64> {
+        match self {
+            SqlError::Deferred { tag, .. } => Some(*tag),
             _ => None,
         }
     }
@@ -72,6 +85,7 @@ impl SqlError {
             SqlError::Sqlite(e) => sqlite::kind(e),
             SqlError::Postgres(e) => postgres::kind(e),
             SqlError::Column { .. } | SqlError::NoRows => ErrorKind::Other,
+            SqlError::Deferred { source, .. } => source.kind(),
         }
     }
 }
@@ -239,6 +253,21 @@ impl Conn {
                     Ok(out)
                 })
                 .collect(),
+        }
+    }
+
+    /// Runs a write whose answer nobody waits for: on PostgreSQL it is
+    /// sent with the connection's next statement (in the same round trip;
+    /// a transaction's `COMMIT` included), and if it fails then, that
+    /// statement fails with [`SqlError::Deferred`] carrying `tag`; SQLite
+    /// runs it at once (a statement costs no round trip there).
+    pub fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) -> Result<()> {
+        match &self.0 {
+            Inner::Sqlite(_) => self.prepare_cached(sql)?.execute(params).map(drop),
+            Inner::Postgres(c) => {
+                c.defer(sql, params, tag);
+                Ok(())
+            }
         }
     }
 

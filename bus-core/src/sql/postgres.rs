@@ -26,6 +26,23 @@ pub(crate) struct PgConn {
     client: pg_client::Client,
     statements: RefCell<HashMap<String, pg_client::Statement>>,
     in_transaction: Cell<bool>,
+    /// Writes waiting to go with the next statement ([`super::Conn::defer`]).
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+/// Whether a pipeline ends the transaction (its last statement is the
+/// `COMMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Transaction,
+    Nothing,
+}
+
+/// A write sent ahead of the next statement, in its round trip.
+struct Deferred {
+    sql: String,
+    values: Vec<Value>,
+    tag: i64,
 }
 
 impl PgConn {
@@ -34,7 +51,52 @@ impl PgConn {
             client: pg_client::Client::connect(url, DEADLINES)?,
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
+            deferred: RefCell::new(Vec::new()),
         })
+    }
+
+    pub(super) fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) {
+        let values = params.iter().map(|p| p.to_value().to_owned_value()).collect();
+        self.deferred.borrow_mut().push(Deferred { sql: sql.to_owned(), values, tag });
+    }
+
+    /// Runs `calls` pipelined after the deferred writes (taken: sent once,
+    /// whatever comes back) and returns the answers of `calls`; a deferred
+    /// write that failed is named by its tag ([`SqlError::Deferred`]).
+    fn pipelined(
+        &self,
+        calls: &[(pg_client::Statement, &[&dyn ToValue])],
+        ends: Ends,
+    ) -> Result<Vec<Vec<pg_client::Row>>> {
+        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        let mut all: Vec<(pg_client::Statement, Vec<&dyn ToValue>)> = Vec::with_capacity(deferred.len() + calls.len());
+        for d in &deferred {
+            all.push((self.statement(&d.sql)?, d.values.iter().map(|v| v as &dyn ToValue).collect()));
+        }
+        all.extend(calls.iter().map(|(s, params)| (s.clone(), params.to_vec())));
+        let binds: Vec<Vec<Bind<'_>>> =
+            all.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
+            binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
+        let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
+            all.iter().zip(&refs).map(|((s, _), r)| (s, r.as_slice())).collect();
+        let results = self.client.query_pipelined_at(&pairs);
+        // A `COMMIT` at the end ends the transaction, whatever came back: a
+        // statement that failed before it made it a rollback.
+        if ends == Ends::Transaction {
+            self.in_transaction.set(false);
+        }
+        match results {
+            Ok(mut rows) => Ok(rows.split_off(deferred.len())),
+            Err((Some(index), e)) if index < deferred.len() => {
+                Err(SqlError::Deferred { tag: deferred[index].tag, source: Box::new(e.into()) })
+            }
+            Err((_, e)) => Err(e.into()),
+        }
+    }
+
+    fn has_deferred(&self) -> bool {
+        !self.deferred.borrow().is_empty()
     }
 
     /// The client, for what only PostgreSQL has (notifications).
@@ -61,12 +123,21 @@ impl PgConn {
 
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
         let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        if word == "ROLLBACK" {
+            // What was deferred in the transaction goes with it.
+            self.deferred.borrow_mut().clear();
+        }
         match word.as_str() {
             // Sent with the transaction's first statement: no round trip.
             "BEGIN" if sql.trim().eq_ignore_ascii_case("BEGIN") => {
                 self.client.defer_batch("BEGIN");
                 self.in_transaction.set(true);
                 return Ok(());
+            }
+            // Writes still waiting go with the `COMMIT`, in one round trip
+            // (a `BEGIN` not sent yet goes first).
+            "COMMIT" | "END" if self.has_deferred() => {
+                return self.pipelined(&[(self.statement("COMMIT")?, &[])], Ends::Transaction).map(drop);
             }
             // A transaction that ran nothing was never begun on the server.
             "COMMIT" | "ROLLBACK" | "END" if self.client.cancel_deferred() => {
@@ -76,6 +147,10 @@ impl PgConn {
             // Ended already: its `COMMIT` went pipelined with its last
             // statements (see `query_pipelined`).
             "COMMIT" | "ROLLBACK" | "END" if !self.in_transaction.get() => return Ok(()),
+            // Anything else runs after the writes waiting.
+            _ if self.has_deferred() => {
+                self.pipelined(&[], Ends::Nothing)?;
+            }
             _ => {}
         }
         let result = self.client.batch_execute(sql);
@@ -88,32 +163,35 @@ impl PgConn {
     }
 
     pub(super) fn execute(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<usize> {
+        // (A row count is not an answer a pipelined query gives: the writes
+        // waiting go first, in a round trip of their own — rare: reads
+        // usually come first and take them along.)
+        if self.has_deferred() {
+            self.pipelined(&[], Ends::Nothing)?;
+        }
         let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let n = self.client.execute(s, &refs)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// Statements pipelined: one round trip for all (see
-    /// [`pg_client::Client::query_pipelined`]).
+    /// Statements pipelined, after the writes waiting: one round trip for
+    /// all (see [`pg_client::Client::query_pipelined`]).
     pub(super) fn query_pipelined(&self, calls: &[(&str, &[&dyn ToValue])]) -> Result<Vec<Vec<Vec<Value>>>> {
-        let statements = calls.iter().map(|(sql, _)| self.statement(sql)).collect::<Result<Vec<_>>>()?;
-        let binds: Vec<Vec<Bind<'_>>> =
-            calls.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
-        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
-            binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
-        let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
-            statements.iter().zip(&refs).map(|(s, r)| (s, r.as_slice())).collect();
-        let results = self.client.query_pipelined(&pairs);
-        // A `COMMIT` at the end ends the transaction, whatever came back: a
-        // statement that failed before it made it a rollback.
-        if calls.last().is_some_and(|(sql, _)| sql.eq_ignore_ascii_case("COMMIT")) {
-            self.in_transaction.set(false);
-        }
-        results?.iter().map(|rows| rows.iter().map(values).collect()).collect()
+        let prepared =
+            calls.iter().map(|(sql, params)| Ok((self.statement(sql)?, *params))).collect::<Result<Vec<_>>>()?;
+        let ends = match calls.last() {
+            Some((sql, _)) if sql.eq_ignore_ascii_case("COMMIT") => Ends::Transaction,
+            _ => Ends::Nothing,
+        };
+        self.pipelined(&prepared, ends)?.iter().map(|rows| rows.iter().map(values).collect()).collect()
     }
 
     pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
+        if self.has_deferred() {
+            let mut rows = self.pipelined(&[(s.clone(), params)], Ends::Nothing)?;
+            return rows.pop().unwrap_or_default().iter().map(values).collect();
+        }
         let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let rows = self.client.query(s, &refs)?;

@@ -2,6 +2,7 @@
 //! Every function works inside the caller's transaction, so a change and the
 //! tasks it causes commit together.
 
+pub(crate) mod ahead;
 pub mod documents;
 mod guid;
 pub mod objects;

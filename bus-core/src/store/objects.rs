@@ -1,5 +1,6 @@
 //! Objects: create, read, update, delete, add to and remove from a site.
 
+use super::ahead::Ahead;
 use super::guid::{is_guid, new_guid};
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{ObjectType, ObjectTypes, SiteRule};
@@ -231,12 +232,59 @@ fn duplicate(t: &ObjectType, code_name: &str, site: Option<&str>) -> StoreError 
     StoreError::Duplicate(format!("a {} with code name `{code_name}` already exists{place}", t.name))
 }
 
+/// The insert of a new object, its ID drawn by the database.
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    conn: &Conn,
+    t: &ObjectType,
+    guid: &str,
+    code_name: &str,
+    (display_name, group_id): (Option<&str>, Option<i64>),
+    site: Option<&str>,
+    parent: Option<&(String, i64)>,
+    fields: &str,
+) -> crate::sql::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
+         ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ObjectID",
+    )?
+    .query_row(
+        params![
+            t.name,
+            guid,
+            code_name,
+            display_name,
+            site,
+            parent.map(|p| &p.0),
+            parent.map(|p| p.1),
+            group_id,
+            fields,
+            crate::db::now()
+        ],
+        |r| r.get::<i64>(0),
+    )
+}
+
 /// Creates an object; returns it as stored.
 pub fn create(
     conn: &Conn,
     types: &ObjectTypes,
     object_type: &str,
     input: ObjectInput,
+) -> Result<ObjectData, StoreError> {
+    create_ahead(conn, types, object_type, input, &mut Ahead::default())
+}
+
+/// [`create`] with an ID drawn ahead, when `ahead` has one: the insert is
+/// then deferred (see `store/ahead.rs`), and a GUID or code name found taken
+/// when it is sent is answered as this change's.
+pub(crate) fn create_ahead(
+    conn: &Conn,
+    types: &ObjectTypes,
+    object_type: &str,
+    input: ObjectInput,
+    ahead: &mut Ahead,
 ) -> Result<ObjectData, StoreError> {
     let t = self::object_type(types, object_type)?;
     let site = input.site_name.as_deref().filter(|s| !s.is_empty());
@@ -257,27 +305,37 @@ pub fn create(
         None => new_guid(),
     };
     let fields = serde_json::to_string(&input.fields).expect("a JSON map serializes");
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
-         ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ObjectID",
-        )?
-        .query_row(
-            params![
-                t.name,
-                guid,
-                code_name,
-                input.display_name,
-                site,
-                parent.as_ref().map(|p| &p.0),
-                parent.as_ref().map(|p| p.1),
-                input.group_id,
-                fields,
-                crate::db::now()
-            ],
-            |r| r.get::<i64>(0),
-        );
+    let inserted = match ahead.take_id() {
+        Some(id) => conn
+            .defer(
+                "INSERT INTO CMS_Object (ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, \
+                 ObjectSiteName, ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                params![
+                    id,
+                    t.name,
+                    guid,
+                    code_name,
+                    input.display_name,
+                    site,
+                    parent.as_ref().map(|p| &p.0),
+                    parent.as_ref().map(|p| p.1),
+                    input.group_id,
+                    fields,
+                    crate::db::now()
+                ],
+                id,
+            )
+            .map(|()| {
+                let guid_taken = format!("an object with GUID {guid} already exists");
+                ahead.deferred(id, &guid, guid_taken, duplicate(t, &code_name, site).to_string());
+                id
+            }),
+        None => {
+            let shown = (input.display_name.as_deref(), input.group_id);
+            insert(conn, t, &guid, &code_name, shown, site, parent.as_ref(), &fields)
+        }
+    };
     let id = match inserted {
         Ok(id) => id,
         Err(e) if StoreError::unique_violation(&e) => {
