@@ -214,7 +214,7 @@ impl Pipeline {
         let mut ahead = Ahead::new(start.object_ids);
         match self.logged(tx, (origin, ending), settings, live, &mut ahead, work) {
             Ok(staged) => Ok(Staged { ahead, ..staged }),
-            Err(e) => Err(attribute(tx, &ahead, e)),
+            Err(e) => Err(attribute(tx, &ahead, earlier_failure(tx, &ahead, e))),
         }
     }
 
@@ -248,6 +248,21 @@ impl Pipeline {
             other => ChangeError::Single(other),
         })?;
         Ok(Staged { applied, entries, logged, live, ahead: Ahead::default() })
+    }
+}
+
+/// When change `j` is refused while inserts of earlier changes still wait
+/// (PostgreSQL), one of them may be refused too: they are sent (on this
+/// error path only), so the first change that fails is the one named — as
+/// on SQLite, where each insert runs at once.
+fn earlier_failure(tx: &Conn, ahead: &Ahead, e: ChangeError) -> ChangeError {
+    let ChangeError::Change { index, .. } = &e else { return e };
+    if !ahead.deferred_any() {
+        return e;
+    }
+    match tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)) {
+        Err(sent) if ahead.failed(tx, &sent).is_some_and(|f| f.change < *index) => ChangeError::Db(DbError::Sql(sent)),
+        _ => e,
     }
 }
 

@@ -187,31 +187,51 @@ impl Client {
         let all = async {
             let mut results: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
                 (0..futures.len()).map(|_| None).collect();
+            // How many requests were handed to the connection (polled once).
+            let mut sent = 0;
+            // A request failed on its first poll: it was never sent (its
+            // parameters could not be encoded, the connection is gone), and
+            // the ones after it are not sent either — a transaction's
+            // `COMMIT` never follows a statement that did not run.
+            let mut stopped = false;
             // Polled in order: each request is queued on the connection
             // before the next one's.
             std::future::poll_fn(|cx| {
-                for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
-                    if result.is_none() {
-                        if let std::task::Poll::Ready(r) = future.as_mut().poll(cx) {
-                            *result = Some(r);
+                for (index, (future, result)) in futures.iter_mut().zip(results.iter_mut()).enumerate() {
+                    if result.is_some() {
+                        continue;
+                    }
+                    let first = index >= sent;
+                    if first && stopped {
+                        break;
+                    }
+                    if first {
+                        sent = index + 1;
+                    }
+                    if let std::task::Poll::Ready(r) = future.as_mut().poll(cx) {
+                        let refused = first && r.is_err();
+                        *result = Some(r);
+                        if refused {
+                            stopped = true;
+                            break;
                         }
                     }
                 }
-                if results.iter().all(Option::is_some) {
+                let answered = results[..sent].iter().all(Option::is_some);
+                if answered && (stopped || sent == results.len()) {
                     std::task::Poll::Ready(())
                 } else {
                     std::task::Poll::Pending
                 }
             })
             .await;
-            let mut rows = Vec::with_capacity(results.len());
-            for (index, result) in results.into_iter().enumerate() {
-                match result.expect("polled to the end") {
-                    Ok(r) => rows.push(r),
-                    Err(e) => return Ok(Err((index, e))),
+            for (index, result) in results.iter_mut().enumerate() {
+                if let Some(Err(_)) = result {
+                    let Some(Err(e)) = result.take() else { unreachable!("an error was just seen") };
+                    return Ok(Err((index, e)));
                 }
             }
-            Ok(Ok(rows))
+            Ok(Ok(results.into_iter().map(|r| r.and_then(Result::ok).unwrap_or_default()).collect()))
         };
         match self.call(all) {
             Ok(Ok(rows)) => Ok(rows),

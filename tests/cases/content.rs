@@ -173,6 +173,17 @@ fn bad_changes_get_a_clear_4xx_and_write_nothing() {
     assert_eq!(r.status, 409, "{}", r.text);
     let error = r.body["error"].as_str().unwrap();
     assert!(error.starts_with("change 1:") && error.contains(&format!("GUID {taken}")), "{}", r.text);
+    // The first change refused is the one named, even when a later one is
+    // refused before the earlier insert was sent.
+    let r = d.post(
+        "/api/batch",
+        &json!({"changes": [
+            {"op": "create_object", "object_type": "cms.user", "object": {"code_name": "fresh", "guid": taken}},
+            {"op": "create_object", "object_type": "cms.user", "object": {"code_name": "other", "site_name": "CorpSite"}}
+        ]}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.body["error"].as_str().unwrap().starts_with("change 0:"), "{}", r.text);
     let ok = d.post(
         "/api/batch",
         &json!({"changes": [

@@ -159,7 +159,8 @@ impl Driver for Postgres {
                 .prepare_cached(MANY.get_or_init(|| {
                     format!(
                         "{START} UNION ALL SELECT NULL, NULL, NULL, nextval('cms_object_objectid_seq') \
-                         FROM generate_series(1, CAST($2 AS BIGINT))"
+                         FROM generate_series(1, CAST(${} AS BIGINT))",
+                        2
                     )
                 }))?
                 .query_map(params![ids, i64::try_from(n).unwrap_or(i64::MAX)], row)?

@@ -36,6 +36,10 @@ pub enum SqlError {
     Column { index: usize, message: String },
     #[error("the query returned no rows")]
     NoRows,
+    /// The transaction's `COMMIT`, sent with its last statements, did not
+    /// commit: it was rolled back (the reason).
+    #[error("the transaction was rolled back: {0}")]
+    RolledBack(String),
     /// A write deferred with [`Conn::defer`] failed when it was sent, with
     /// a later statement; `tag` is what its writer named it by.
     #[error("{source}")]
@@ -84,7 +88,7 @@ impl SqlError {
         match self {
             SqlError::Sqlite(e) => sqlite::kind(e),
             SqlError::Postgres(e) => postgres::kind(e),
-            SqlError::Column { .. } | SqlError::NoRows => ErrorKind::Other,
+            SqlError::Column { .. } | SqlError::NoRows | SqlError::RolledBack(_) => ErrorKind::Other,
             SqlError::Deferred { source, .. } => source.kind(),
         }
     }
@@ -264,10 +268,7 @@ impl Conn {
     pub fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) -> Result<()> {
         match &self.0 {
             Inner::Sqlite(_) => self.prepare_cached(sql)?.execute(params).map(drop),
-            Inner::Postgres(c) => {
-                c.defer(sql, params, tag);
-                Ok(())
-            }
+            Inner::Postgres(c) => c.defer(sql, params, tag),
         }
     }
 

@@ -28,6 +28,9 @@ pub(crate) struct PgConn {
     in_transaction: Cell<bool>,
     /// Writes waiting to go with the next statement ([`super::Conn::defer`]).
     deferred: RefCell<Vec<Deferred>>,
+    /// Why the transaction's pipelined `COMMIT` did not commit, for the
+    /// caller's own `COMMIT` to answer (until the next `BEGIN`).
+    rolled_back: RefCell<Option<String>>,
 }
 
 /// Whether a pipeline ends the transaction (its last statement is the
@@ -52,12 +55,20 @@ impl PgConn {
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
+            rolled_back: RefCell::new(None),
         })
     }
 
-    pub(super) fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) {
+    /// Defers a write to the next statement of the transaction; outside one
+    /// (nothing would end it) it runs at once.
+    pub(super) fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) -> Result<()> {
+        if !self.in_transaction.get() {
+            let statement = self.statement(sql)?;
+            return self.execute(&statement, params).map(drop);
+        }
         let values = params.iter().map(|p| p.to_value().to_owned_value()).collect();
         self.deferred.borrow_mut().push(Deferred { sql: sql.to_owned(), values, tag });
+        Ok(())
     }
 
     /// Runs `calls` pipelined after the deferred writes (taken: sent once,
@@ -68,10 +79,15 @@ impl PgConn {
         calls: &[(pg_client::Statement, &[&dyn ToValue])],
         ends: Ends,
     ) -> Result<Vec<Vec<pg_client::Row>>> {
+        // Prepared before they are taken: a failed prepare leaves them waiting.
+        let prepared = {
+            let waiting = self.deferred.borrow();
+            waiting.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?
+        };
         let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
         let mut all: Vec<(pg_client::Statement, Vec<&dyn ToValue>)> = Vec::with_capacity(deferred.len() + calls.len());
-        for d in &deferred {
-            all.push((self.statement(&d.sql)?, d.values.iter().map(|v| v as &dyn ToValue).collect()));
+        for (statement, d) in prepared.into_iter().zip(&deferred) {
+            all.push((statement, d.values.iter().map(|v| v as &dyn ToValue).collect()));
         }
         all.extend(calls.iter().map(|(s, params)| (s.clone(), params.to_vec())));
         let binds: Vec<Vec<Bind<'_>>> =
@@ -85,6 +101,9 @@ impl PgConn {
         // statement that failed before it made it a rollback.
         if ends == Ends::Transaction {
             self.in_transaction.set(false);
+            if let Err((_, e)) = &results {
+                *self.rolled_back.borrow_mut() = Some(e.to_string());
+            }
         }
         match results {
             Ok(mut rows) => Ok(rows.split_off(deferred.len())),
@@ -130,6 +149,7 @@ impl PgConn {
         match word.as_str() {
             // Sent with the transaction's first statement: no round trip.
             "BEGIN" if sql.trim().eq_ignore_ascii_case("BEGIN") => {
+                self.rolled_back.borrow_mut().take();
                 self.client.defer_batch("BEGIN");
                 self.in_transaction.set(true);
                 return Ok(());
@@ -146,7 +166,16 @@ impl PgConn {
             }
             // Ended already: its `COMMIT` went pipelined with its last
             // statements (see `query_pipelined`).
-            "COMMIT" | "ROLLBACK" | "END" if !self.in_transaction.get() => return Ok(()),
+            "COMMIT" | "END" if !self.in_transaction.get() => {
+                return match self.rolled_back.borrow_mut().take() {
+                    Some(why) => Err(SqlError::RolledBack(why)),
+                    None => Ok(()),
+                };
+            }
+            "ROLLBACK" if !self.in_transaction.get() => {
+                self.rolled_back.borrow_mut().take();
+                return Ok(());
+            }
             // Anything else runs after the writes waiting.
             _ if self.has_deferred() => {
                 self.pipelined(&[], Ends::Nothing)?;

@@ -63,11 +63,16 @@ impl Ahead {
         self.inserts.push(Deferred { id, change, guid: guid.to_owned(), guid_taken, code_name_taken });
     }
 
+    /// Whether any insert was deferred (sent or not).
+    pub(crate) fn deferred_any(&self) -> bool {
+        !self.inserts.is_empty()
+    }
+
     /// The change whose deferred insert `error` is about, if it is one.
     pub(crate) fn failed(&self, conn: &Conn, error: &SqlError) -> Option<Failed> {
         let tag = error.deferred_tag()?;
         let insert = self.inserts.iter().find(|i| i.id == tag)?;
-        if !StoreError::unique_violation(error) {
+        if error.kind() != crate::sql::ErrorKind::Constraint {
             return Some(Failed { change: insert.change, error: None });
         }
         let guid = crate::driver::of(conn).guid_taken(conn, error, &insert.guid).unwrap_or(false);
