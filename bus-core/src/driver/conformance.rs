@@ -65,28 +65,38 @@ fn create(tx: &Conn, object_type: &str, code_name: &str, fields: serde_json::Val
     }
 }
 
+/// A user's object and an outgoing CreateObject task about it.
+fn user_task<'a>(object: &'a CmsObject, title: &'a str, data_type: TaskDataType) -> NewTask<'a> {
+    NewTask {
+        direction: Direction::Outgoing,
+        task_type: TaskType::CreateObject,
+        data_type,
+        process_type: None,
+        site_name: None,
+        title,
+        object,
+        data: "{}",
+    }
+}
+
+/// A user's object, as a task carries it.
+fn user(id: i64, code_name: &str) -> CmsObject {
+    CmsObject::Object(connector_abi::ObjectData {
+        object_type: "cms.user".into(),
+        id,
+        code_name: code_name.into(),
+        ..Default::default()
+    })
+}
+
 /// `log_tasks`: each task row once, in order, a relation per connector
 /// (more than one statement carries on PostgreSQL), each with its data type
 /// and matching.
 fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
     let mut conn = db.connect().unwrap();
     let tx = conn.transaction().unwrap();
-    let object = CmsObject::Object(connector_abi::ObjectData {
-        object_type: "cms.user".into(),
-        id: 7,
-        code_name: "ann".into(),
-        ..Default::default()
-    });
-    let task = NewTask {
-        direction: Direction::Outgoing,
-        task_type: TaskType::CreateObject,
-        data_type: TaskDataType::Snapshot,
-        process_type: None,
-        site_name: None,
-        title: "Create User 'ann'",
-        object: &object,
-        data: "{}",
-    };
+    let object = user(7, "ann");
+    let task = user_task(&object, "Create User 'ann'", TaskDataType::Snapshot);
     // Eleven relations: past the eight one PostgreSQL statement carries.
     let relations: Vec<NewRelation> = (0..11)
         .map(|i| NewRelation {
@@ -131,22 +141,8 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
 /// task that cannot be written leaves nothing of its transaction, and the
 /// connection takes the next one.
 fn log_tasks_ending_with_the_commit_commits_all_or_nothing(db: &Database, ids: &[i64]) {
-    let object = CmsObject::Object(connector_abi::ObjectData {
-        object_type: "cms.user".into(),
-        id: 8,
-        code_name: "bob".into(),
-        ..Default::default()
-    });
-    let task = NewTask {
-        direction: Direction::Outgoing,
-        task_type: TaskType::CreateObject,
-        data_type: TaskDataType::Simple,
-        process_type: None,
-        site_name: None,
-        title: "Create User 'bob'",
-        object: &object,
-        data: "{}",
-    };
+    let object = user(8, "bob");
+    let task = user_task(&object, "Create User 'bob'", TaskDataType::Simple);
     let relation =
         |connector_id| NewRelation { connector_id, data_type: TaskDataType::Simple, matching: Matching::Decided };
     let titled = |conn: &Conn| -> i64 {
