@@ -4,7 +4,7 @@ use super::ahead::Ahead;
 use super::guid::{is_guid, new_guid};
 use super::{check_name, parse_fields, StoreError};
 use crate::object_types::{ObjectType, ObjectTypes, SiteRule};
-use crate::sql::{params, Conn, OptionalExtension, Row};
+use crate::sql::{params, Conn, OptionalExtension, Row, ToValue};
 use connector_abi::{ObjectData, ObjectRef, DOCUMENT_NODE, DOCUMENT_VERSION};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -232,38 +232,73 @@ fn duplicate(t: &ObjectType, code_name: &str, site: Option<&str>) -> StoreError 
     StoreError::Duplicate(format!("a {} with code name `{code_name}` already exists{place}", t.name))
 }
 
-/// The insert of a new object, its ID drawn by the database.
-#[allow(clippy::too_many_arguments)]
-fn insert(
-    conn: &Conn,
-    t: &ObjectType,
-    guid: &str,
-    code_name: &str,
-    (display_name, group_id): (Option<&str>, Option<i64>),
-    site: Option<&str>,
-    parent: Option<&(String, i64)>,
-    fields: &str,
-) -> crate::sql::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO CMS_Object (ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, \
-         ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ObjectID",
-    )?
-    .query_row(
-        params![
-            t.name,
-            guid,
-            code_name,
-            display_name,
-            site,
-            parent.map(|p| &p.0),
-            parent.map(|p| p.1),
-            group_id,
-            fields,
-            crate::db::now()
-        ],
-        |r| r.get::<i64>(0),
-    )
+/// What is said when a new object's GUID is taken.
+fn guid_in_use(guid: &str) -> String {
+    format!("an object with GUID {guid} already exists")
+}
+
+/// The columns of a new object's row after its ID, in the order of
+/// [`NewRow::write`]'s values.
+macro_rules! new_object_columns {
+    () => {
+        "ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, ObjectSiteName, ObjectParentType, \
+         ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified"
+    };
+}
+
+/// A new object's row, but for its ID.
+struct NewRow<'a> {
+    t: &'a ObjectType,
+    guid: &'a str,
+    code_name: &'a str,
+    display_name: Option<&'a str>,
+    site: Option<&'a str>,
+    parent: Option<&'a (String, i64)>,
+    group_id: Option<i64>,
+    fields: &'a str,
+}
+
+impl NewRow<'_> {
+    /// Inserts the row: with an ID drawn ahead, deferred and tagged with it
+    /// (see `store/ahead.rs`); without, its ID drawn by the database.
+    fn write(&self, conn: &Conn, drawn: Option<i64>) -> crate::sql::Result<i64> {
+        let now = crate::db::now();
+        let (parent_type, parent_id) = (self.parent.map(|p| &p.0), self.parent.map(|p| p.1));
+        let values: [&dyn ToValue; 10] = [
+            &self.t.name,
+            &self.guid,
+            &self.code_name,
+            &self.display_name,
+            &self.site,
+            &parent_type,
+            &parent_id,
+            &self.group_id,
+            &self.fields,
+            &now,
+        ];
+        match drawn {
+            Some(id) => {
+                let with_id: Vec<&dyn ToValue> = std::iter::once(&id as &dyn ToValue).chain(values).collect();
+                conn.defer(
+                    concat!(
+                        "INSERT INTO CMS_Object (ObjectID, ",
+                        new_object_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    ),
+                    &with_id,
+                    id,
+                )
+                .map(|()| id)
+            }
+            None => conn
+                .prepare_cached(concat!(
+                    "INSERT INTO CMS_Object (",
+                    new_object_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ObjectID"
+                ))?
+                .query_row(&values[..], |r| r.get::<i64>(0)),
+        }
+    }
 }
 
 /// Creates an object; returns it as stored.
@@ -305,43 +340,27 @@ pub(crate) fn create_ahead(
         None => new_guid(),
     };
     let fields = serde_json::to_string(&input.fields).expect("a JSON map serializes");
-    let inserted = match ahead.take_id() {
-        Some(id) => conn
-            .defer(
-                "INSERT INTO CMS_Object (ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, \
-                 ObjectSiteName, ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                params![
-                    id,
-                    t.name,
-                    guid,
-                    code_name,
-                    input.display_name,
-                    site,
-                    parent.as_ref().map(|p| &p.0),
-                    parent.as_ref().map(|p| p.1),
-                    input.group_id,
-                    fields,
-                    crate::db::now()
-                ],
-                id,
-            )
-            .map(|()| {
-                let guid_taken = format!("an object with GUID {guid} already exists");
-                ahead.deferred(id, &guid, guid_taken, duplicate(t, &code_name, site).to_string());
-                id
-            }),
-        None => {
-            let shown = (input.display_name.as_deref(), input.group_id);
-            insert(conn, t, &guid, &code_name, shown, site, parent.as_ref(), &fields)
-        }
+    let row = NewRow {
+        t,
+        guid: &guid,
+        code_name: &code_name,
+        display_name: input.display_name.as_deref(),
+        site,
+        parent: parent.as_ref(),
+        group_id: input.group_id,
+        fields: &fields,
     };
+    let drawn = ahead.take_id();
+    let inserted = row.write(conn, drawn);
+    if let (Some(id), Ok(_)) = (drawn, &inserted) {
+        ahead.deferred(id, &guid, guid_in_use(&guid), duplicate(t, &code_name, site).to_string());
+    }
     let id = match inserted {
         Ok(id) => id,
         Err(e) if StoreError::unique_violation(&e) => {
             let guid_taken = crate::driver::of(conn).guid_taken(conn, &e, &guid)?;
             return Err(if guid_taken {
-                StoreError::Duplicate(format!("an object with GUID {guid} already exists"))
+                StoreError::Duplicate(guid_in_use(&guid))
             } else {
                 duplicate(t, &code_name, site)
             });
