@@ -8,11 +8,14 @@
 //! takeover — an `UPDATE` of that row — waits for the commit, and a write
 //! after a takeover finds the row changed and records nothing:
 //! [`QueueError::Fenced`]). A delivery is one statement, fence and removal
-//! together (`bus_deliver`): one round trip, committed on its own.
+//! together (`bus_deliver`): one round trip, committed on its own — with
+//! `synchronous = "normal"` without waiting for the server's disk
+//! ([`Durability`]): a delivery's record lost in a server crash is a task
+//! delivered again, never a change lost.
 
 use super::{CallWindow, QueueError, QueueKey, QueueSession, Queues, SessionUse};
 use crate::cluster::Cluster;
-use crate::db::{Database, Pooled};
+use crate::db::{Database, Durability, Pooled};
 use crate::queue::{self, Direction, Queued};
 use crate::settings::{self, Settings};
 use crate::sql::{params, Conn};
@@ -39,7 +42,11 @@ impl Queues for PostgresQueues {
     }
 
     fn session(&self) -> Result<Box<dyn QueueSession>, QueueError> {
-        Ok(Box::new(PostgresSession { conn: self.db.connect()?, cluster: self.cluster.clone() }))
+        Ok(Box::new(PostgresSession {
+            conn: self.db.connect()?,
+            cluster: self.cluster.clone(),
+            durability: self.db.durability(),
+        }))
     }
 
     fn sessions(&self) -> SessionUse {
@@ -51,7 +58,14 @@ struct PostgresSession {
     /// Lent by the pool for a run; back to it when the worker lets go.
     conn: Pooled,
     cluster: Arc<Cluster>,
+    /// Whether a delivery's record waits for the server's disk.
+    durability: Durability,
 }
+
+/// A delivery's record: the relations removed under the lease's fence, the
+/// commit waiting for the server's disk only if `$6` (`bus_deliver`,
+/// schema/postgres/v3.sql and v6.sql).
+const DELIVER: &str = "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[], $6)";
 
 impl PostgresSession {
     /// Runs `write` in a transaction that commits only under this daemon's
@@ -77,9 +91,10 @@ impl PostgresSession {
     fn remove(&mut self, key: QueueKey, sync_ids: &[i64]) -> Result<(), QueueError> {
         let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
         let ids = crate::driver::bigint_array(sync_ids);
+        let durable = self.durability == Durability::Full;
         let removed: bool = self.conn.query_row(
-            "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[])",
-            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],
+            DELIVER,
+            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids, durable],
             |r| r.get(0),
         )?;
         if removed {
@@ -171,9 +186,10 @@ impl QueueSession for PostgresSession {
         let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
         let ids = crate::driver::bigint_array(sync_ids);
         let tx = self.conn.transaction()?;
+        let durable = self.durability == Durability::Full;
         let removed: bool = tx.query_row(
-            "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[])",
-            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids],
+            DELIVER,
+            params![key.connector_id, key.direction == Direction::Incoming, self.cluster.id(), epoch, ids, durable],
             |r| r.get(0),
         )?;
         if !removed {

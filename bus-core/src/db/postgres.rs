@@ -16,6 +16,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../schema/postgres/v3.sql") },
     Migration { version: 4, sql: include_str!("../schema/postgres/v4.sql") },
     Migration { version: 5, sql: include_str!("../schema/postgres/v5.sql") },
+    Migration { version: 6, sql: include_str!("../schema/postgres/v6.sql") },
 ];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).
