@@ -73,19 +73,19 @@ pub(crate) fn insert_task(conn: &Conn, t: &NewTask<'_>) -> crate::sql::Result<i6
 
 /// A new task's columns as `Integration_Task` stores them.
 pub(crate) struct TaskColumns<'a> {
-    direction: Direction,
-    task_type: &'static str,
-    data_type: &'static str,
-    process_type: Option<&'static str>,
-    site_name: Option<&'a str>,
-    title: &'a str,
-    object_type: Option<&'a str>,
-    object_id: Option<i64>,
-    node_id: Option<i64>,
-    document_id: Option<i64>,
-    alias_path: Option<&'a str>,
-    data: &'a str,
-    time: String,
+    pub(crate) direction: Direction,
+    pub(crate) task_type: &'static str,
+    pub(crate) data_type: &'static str,
+    pub(crate) process_type: Option<&'static str>,
+    pub(crate) site_name: Option<&'a str>,
+    pub(crate) title: &'a str,
+    pub(crate) object_type: Option<&'a str>,
+    pub(crate) object_id: Option<i64>,
+    pub(crate) node_id: Option<i64>,
+    pub(crate) document_id: Option<i64>,
+    pub(crate) alias_path: Option<&'a str>,
+    pub(crate) data: &'a str,
+    pub(crate) time: String,
 }
 
 impl TaskColumns<'_> {

@@ -90,14 +90,17 @@ fn user(id: i64, code_name: &str) -> CmsObject {
 }
 
 /// `log_tasks`: each task row once, in order, a relation per connector
-/// (more than one statement carries on PostgreSQL), each with its data type
-/// and matching.
+/// (however many there are), each with its data type and matching; a
+/// text's quotes, backslashes, braces and commas, and missing values, as given.
 fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
     let mut conn = db.connect().unwrap();
     let tx = conn.transaction().unwrap();
     let object = user(7, "ann");
     let task = user_task(&object, "Create User 'ann'", TaskDataType::Snapshot);
-    // Eleven relations: past the eight one PostgreSQL statement carries.
+    // What a driver that sends values inside literals must escape.
+    let tricky = r#"Create User "ann" \ {a,b}, NULL, ä"#;
+    let second_task = user_task(&object, tricky, TaskDataType::Snapshot);
+    // Eleven relations (a statement that took a fixed number would need more than one).
     let relations: Vec<NewRelation> = (0..11)
         .map(|i| NewRelation {
             connector_id: ids[i],
@@ -106,11 +109,25 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
         })
         .collect();
     let driver = of(&tx);
-    let ids =
-        driver.log_tasks(&tx, &[(task, &relations[..1]), (task, &relations)], Ending::Open).expect("two tasks at once");
+    let ids = driver
+        .log_tasks(&tx, &[(task, &relations[..1]), (second_task, &relations)], Ending::Open)
+        .expect("two tasks at once");
     let [first, second] = ids[..] else { panic!("two IDs: {ids:?}") };
     assert!(second > first, "task IDs grow in the order given: {first}, {second}");
     assert!(driver.log_tasks(&tx, &[], Ending::Open).expect("no task").is_empty());
+    // One task alone (PostgreSQL logs it with a statement of its own shape).
+    let third = driver.log_tasks(&tx, &[(task, &relations[3..6])], Ending::Open).expect("one task");
+    let [third] = third[..] else { panic!("one ID: {third:?}") };
+    assert!(third > second, "a later task gets a later ID: {second}, {third}");
+    let alone: Vec<i64> = tx
+        .prepare("SELECT SynchronizationConnectorID FROM Integration_Synchronization WHERE SynchronizationTaskID = $1 ORDER BY SynchronizationID")
+        .unwrap()
+        .query_map([third], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let given: Vec<i64> = relations[3..6].iter().map(|r| r.connector_id).collect();
+    assert_eq!(alone, given, "the lone task's relations");
     let rows: Vec<(i64, i64, String, Option<String>)> = tx
         .prepare(
             "SELECT SynchronizationTaskID, SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch \
@@ -121,7 +138,9 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(rows.len(), 12, "one relation, then eleven: {rows:?}");
+    assert_eq!(rows.len(), 15, "one relation, then eleven, then three: {rows:?}");
+    let rows = &rows[..12];
+    assert_eq!(rows[0].0, first, "the first task's relation names it: {rows:?}");
     assert!(rows[1..].iter().all(|r| r.0 == second), "every relation names its task: {rows:?}");
     let expected: Vec<(i64, String, Option<String>)> = relations
         .iter()
@@ -130,9 +149,32 @@ fn log_task_stores_the_task_and_every_relation(db: &Database, ids: &[i64]) {
     let stored: Vec<(i64, String, Option<String>)> =
         rows[1..].iter().map(|r| (r.1, r.2.clone(), r.3.clone())).collect();
     assert_eq!(stored, expected, "each relation as given");
-    let title: String =
-        tx.query_row("SELECT TaskTitle FROM Integration_Task WHERE TaskID = $1", [second], |r| r.get(0)).unwrap();
-    assert_eq!(title, "Create User 'ann'");
+    let titles: Vec<String> = tx
+        .prepare("SELECT TaskTitle FROM Integration_Task WHERE TaskID IN ($1, $2) ORDER BY TaskID")
+        .unwrap()
+        .query_map([first, second], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(titles, ["Create User 'ann'", tricky], "each title as given, in order");
+    // Titles that are the text NULL and empty, on tasks with no relation.
+    let null_task = user_task(&object, "NULL", TaskDataType::Simple);
+    let empty_task = user_task(&object, "", TaskDataType::Simple);
+    let more = driver.log_tasks(&tx, &[(null_task, &[]), (empty_task, &[])], Ending::Open).expect("two more tasks");
+    let titles: Vec<String> = tx
+        .prepare("SELECT TaskTitle FROM Integration_Task WHERE TaskID IN ($1, $2) ORDER BY TaskID")
+        .unwrap()
+        .query_map([more[0], more[1]], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(titles, ["NULL", ""], "the text NULL and an empty text stay texts");
+    let (site, node): (Option<String>, Option<i64>) = tx
+        .query_row("SELECT TaskSiteName, TaskNodeID FROM Integration_Task WHERE TaskID = $1", [second], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((site, node), (None, None), "a missing value stays missing");
     tx.commit().unwrap();
 }
 

@@ -10,10 +10,6 @@ use std::sync::OnceLock;
 
 pub(super) struct Postgres;
 
-/// How many relations the statement that logs a task carries at most (the
-/// rest, rare, follow in statements of their own).
-const RELATIONS_WITH_TASK: usize = 8;
-
 /// A transaction's end, sent pipelined after its last statements (see
 /// [`crate::sql::Conn::query_pipelined`]).
 const COMMIT: &str = "COMMIT";
@@ -22,8 +18,12 @@ const COMMIT: &str = "COMMIT";
 /// the column's `UNIQUE`).
 const OBJECT_GUID_KEY: &str = "cms_object_objectguid_key";
 
-/// The statement that logs a task with `n` relations: the task row and its
-/// relations in one round trip.
+/// How many relations [`log_task_sql`] takes at most.
+const RELATIONS_WITH_TASK: usize = 8;
+
+/// The statement that logs one task with its `n` relations (a list of
+/// values, no arrays): for a transaction of one task, cheaper to run than
+/// [`LOG_TASKS`], which is cheaper from two tasks on.
 fn log_task_sql(n: usize) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     &SQL.get_or_init(|| {
@@ -48,73 +48,159 @@ fn log_task_sql(n: usize) -> &'static str {
     })[n - 1]
 }
 
+/// Every task of a transaction and all their relations in one statement,
+/// each column an array (`$1`–`$13` the tasks', `$14`–`$17` the
+/// relations': the task's place in the list, the connector, the data type,
+/// the match). The task IDs are drawn from the column's own sequence in
+/// the order of the list (a volatile output is computed after the sort),
+/// and come back in that order.
+const LOG_TASKS: &str = "WITH t AS (SELECT nextval('integration_task_taskid_seq') AS id, u.* FROM unnest(\
+     CAST($1 AS TEXT)::BIGINT[], CAST($2 AS TEXT)::TEXT[], CAST($3 AS TEXT)::TEXT[], CAST($4 AS TEXT)::TEXT[], \
+     CAST($5 AS TEXT)::TEXT[], CAST($6 AS TEXT)::TEXT[], CAST($7 AS TEXT)::TEXT[], CAST($8 AS TEXT)::BIGINT[], \
+     CAST($9 AS TEXT)::BIGINT[], CAST($10 AS TEXT)::BIGINT[], CAST($11 AS TEXT)::TEXT[], CAST($12 AS TEXT)::TEXT[], \
+     CAST($13 AS TEXT)::TEXT[]) WITH ORDINALITY AS u (inbound, task_type, data_type, process_type, site_name, \
+     title, object_type, object_id, node_id, document_id, alias_path, data, time, ord) ORDER BY u.ord), \
+     task AS (INSERT INTO Integration_Task (TaskID, TaskIsInbound, TaskType, TaskDataType, TaskProcessType, \
+     TaskSiteName, TaskTitle, TaskObjectType, TaskObjectID, TaskNodeID, TaskDocumentID, TaskNodeAliasPath, \
+     TaskData, TaskTime) SELECT id, inbound, task_type, data_type, process_type, site_name, title, object_type, \
+     object_id, node_id, document_id, alias_path, data, time FROM t ORDER BY ord), \
+     relation AS (INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
+     SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
+     SELECT t.id, t.inbound, r.connector, r.data_type, r.matching FROM unnest(CAST($14 AS TEXT)::BIGINT[], \
+     CAST($15 AS TEXT)::BIGINT[], CAST($16 AS TEXT)::TEXT[], CAST($17 AS TEXT)::TEXT[]) WITH ORDINALITY \
+     AS r (task, connector, data_type, matching, n) JOIN t ON t.ord = r.task ORDER BY r.n) \
+     SELECT id FROM t ORDER BY ord";
+
 /// A PostgreSQL array literal of integers (`{1,2}`), for a parameter
 /// written `CAST($n AS TEXT)::BIGINT[]`.
 pub(crate) fn bigint_array(ids: &[i64]) -> String {
     format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
 }
 
+/// A PostgreSQL array literal of integers that may be missing
+/// (`{1,NULL}`).
+fn bigint_array_of<I: IntoIterator<Item = Option<i64>>>(items: I) -> String {
+    let items: Vec<String> =
+        items.into_iter().map(|i| i.map_or_else(|| "NULL".to_owned(), |i| i.to_string())).collect();
+    format!("{{{}}}", items.join(","))
+}
+
 /// A PostgreSQL array literal of texts (`{"a","b"}`), each element quoted.
 fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let quoted: Vec<String> = items.map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    format!("{{{}}}", quoted.join(","))
+    text_array_of(items.map(Some))
+}
+
+/// A PostgreSQL array literal of texts that may be missing
+/// (`{"a",NULL}`): each text quoted, its `"` and `\` escaped.
+fn text_array_of<'a, I: IntoIterator<Item = Option<&'a str>>>(items: I) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            None => out.push_str("NULL"),
+            Some(text) => {
+                out.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// One task with one to eight relations ([`log_task_sql`]), and the
+/// `COMMIT` pipelined after it with [`Ending::Commit`].
+fn log_one_task(
+    tx: &Conn,
+    columns: &queue_rows::TaskColumns<'_>,
+    relations: &[NewRelation],
+    ending: Ending,
+) -> Result<Vec<i64>> {
+    let matching: Vec<Option<&str>> = relations.iter().map(|r| r.matching.column()).collect();
+    let data_types: Vec<&str> = relations.iter().map(|r| r.data_type.name()).collect();
+    let mut values = columns.values();
+    for ((r, data_type), matching) in relations.iter().zip(&data_types).zip(&matching) {
+        values.push(&r.connector_id);
+        values.push(data_type);
+        values.push(matching);
+    }
+    let mut calls: Vec<(&str, &[&dyn ToValue])> = vec![(log_task_sql(relations.len()), &values)];
+    if ending == Ending::Commit {
+        calls.push((COMMIT, &[]));
+    }
+    let rows = tx.query_pipelined(&calls)?.into_iter().next().unwrap_or_default();
+    match rows.first().and_then(|row| row.first()).map(Value::as_ref) {
+        Some(ValueRef::Integer(id)) => Ok(vec![id]),
+        other => Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
+    }
 }
 
 impl Driver for Postgres {
-    /// A statement a task (the task row with up to eight relations), all
-    /// of them pipelined: one round trip for the whole transaction's tasks
-    /// — and its `COMMIT`, when that is all that follows. Their IDs are
-    /// drawn as they run, in order, after every write the transaction made
+    /// One statement for all the tasks and their relations (one task with
+    /// up to eight: [`log_task_sql`]; more: arrays of columns,
+    /// [`LOG_TASKS`]) — with the transaction's `COMMIT` pipelined
+    /// after it when that is all that follows: one round trip. The IDs are
+    /// drawn as it runs, in order, after every write the transaction made
     /// before — so a later change to an object always gets a later task.
     fn log_tasks(&self, tx: &Conn, tasks: &[(NewTask<'_>, &[NewRelation])], ending: Ending) -> Result<Vec<i64>> {
         let columns: Vec<_> = tasks.iter().map(|(task, _)| queue_rows::task_columns(task)).collect();
-        let relation_columns: Vec<Vec<(&str, Option<&str>)>> = tasks
-            .iter()
-            .map(|(_, relations)| {
-                relations.iter().take(RELATIONS_WITH_TASK).map(|r| (r.data_type.name(), r.matching.column())).collect()
-            })
-            .collect();
-        let values: Vec<Vec<&dyn ToValue>> = tasks
-            .iter()
-            .zip(&columns)
-            .zip(&relation_columns)
-            .map(|(((_, relations), columns), relation_columns)| {
-                let mut values = columns.values();
-                for (r, (data_type, matching)) in relations.iter().zip(relation_columns) {
-                    values.push(&r.connector_id);
-                    values.push(data_type);
-                    values.push(matching);
-                }
-                values
-            })
-            .collect();
-        let mut calls: Vec<(&str, &[&dyn ToValue])> = relation_columns
-            .iter()
-            .zip(&values)
-            .map(|(relations, values)| (log_task_sql(relations.len()), values.as_slice()))
-            .collect();
-        // Rare: relations past eight need statements of their own first.
-        let commit = ending == Ending::Commit && tasks.iter().all(|(_, r)| r.len() <= RELATIONS_WITH_TASK);
-        if commit {
+        if let [(_, relations)] = tasks {
+            if (1..=RELATIONS_WITH_TASK).contains(&relations.len()) {
+                return log_one_task(tx, &columns[0], relations, ending);
+            }
+        }
+        let texts = |column: for<'c> fn(&'c queue_rows::TaskColumns<'c>) -> Option<&'c str>| {
+            text_array_of(columns.iter().map(column))
+        };
+        let numbers =
+            |column: fn(&queue_rows::TaskColumns<'_>) -> Option<i64>| bigint_array_of(columns.iter().map(column));
+        let relations = || tasks.iter().enumerate().flat_map(|(i, (_, rs))| rs.iter().map(move |r| (i, r)));
+        let values: [String; 17] = [
+            numbers(|c| Some(i64::from(c.direction.inbound()))),
+            texts(|c| Some(c.task_type)),
+            texts(|c| Some(c.data_type)),
+            texts(|c| c.process_type),
+            texts(|c| c.site_name),
+            texts(|c| Some(c.title)),
+            texts(|c| c.object_type),
+            numbers(|c| c.object_id),
+            numbers(|c| c.node_id),
+            numbers(|c| c.document_id),
+            texts(|c| c.alias_path),
+            texts(|c| Some(c.data)),
+            texts(|c| Some(c.time.as_str())),
+            bigint_array_of(relations().map(|(i, _)| i64::try_from(i + 1).ok())),
+            bigint_array_of(relations().map(|(_, r)| Some(r.connector_id))),
+            text_array_of(relations().map(|(_, r)| Some(r.data_type.name()))),
+            text_array_of(relations().map(|(_, r)| r.matching.column())),
+        ];
+        let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
+        let mut calls: Vec<(&str, &[&dyn ToValue])> = vec![(LOG_TASKS, &params)];
+        if ending == Ending::Commit {
             calls.push((COMMIT, &[]));
         }
-        let mut results = tx.query_pipelined(&calls)?;
-        if commit {
-            results.pop();
-        }
-        let mut ids = Vec::with_capacity(tasks.len());
-        for rows in results {
-            let first = rows.first().and_then(|row| row.first()).map(Value::as_ref);
-            match first {
-                Some(ValueRef::Integer(id)) => ids.push(id),
-                other => return Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
-            }
-        }
-        // More than eight relations (rare): the rest in statements of their own.
-        for ((task, relations), task_id) in tasks.iter().zip(&ids) {
-            if relations.len() > RELATIONS_WITH_TASK {
-                queue_rows::insert_relations(tx, *task_id, task.direction, &relations[RELATIONS_WITH_TASK..])?;
-            }
+        let results = tx.query_pipelined(&calls)?;
+        let rows = results.into_iter().next().unwrap_or_default();
+        let ids = rows
+            .iter()
+            .map(|row| match row.first().map(Value::as_ref) {
+                Some(ValueRef::Integer(id)) => Ok(id),
+                other => Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        if ids.len() != tasks.len() {
+            return Err(SqlError::Column {
+                index: 0,
+                message: format!("{} task IDs for {} tasks", ids.len(), tasks.len()),
+            });
         }
         Ok(ids)
     }
