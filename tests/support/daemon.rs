@@ -506,10 +506,28 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let stacks = if std::thread::panicking() { self.thread_stacks() } else { String::new() };
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("--- daemon log ---\n{}", self.log());
+            eprintln!("--- daemon threads at the failure ---\n{stacks}");
+        }
+    }
+}
+
+impl Daemon {
+    /// Where each of the daemon's threads stands (gdb's backtraces, when
+    /// gdb is installed): what a failed test saw the daemon doing — a
+    /// thread waiting forever shows here, not in the log.
+    fn thread_stacks(&self) -> String {
+        let out = Command::new("timeout")
+            .args(["60", "gdb", "-p", &self.child.id().to_string(), "-batch", "-nx", "-ex", "thread apply all bt 30"])
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => format!("(no backtraces: {e})"),
         }
     }
 }
