@@ -169,8 +169,9 @@ fn the_management_ui_walk_through() {
 
     // Event log: the sample connector's rows, newest first.
     b.click_css("[data-tab='eventlog']");
-    let source = b.find("#log-source");
-    b.call_type(&source, "SampleIntegrationConnector");
+    // The log is live: the deliveries just made may repaint it while the
+    // filter is typed (`fill` types into the field as it is now).
+    b.fill("#log-source", "SampleIntegrationConnector");
     b.click_css("#log-filter");
     b.wait_until("the connector's rows", |b| b.find_all("tr.event .source").len() == 4);
     let codes: Vec<String> = b.find_all("tr.event .code").iter().map(|e| b.text(e)).collect();
@@ -451,6 +452,17 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let titles: Vec<String> = b.find_all("tr.task .title").iter().map(|e| b.text(e)).collect();
     assert_eq!(titles.first().map(String::as_str), Some("Create User 'user19'"), "still sorted: {titles:?}");
     shot(&b, "grid");
+
+    // The bulk choices stay when the view is painted anew (a live refresh
+    // between picking them and OK, or leaving the tab and coming back).
+    b.click_css("#bulk-scope option[value='all']");
+    b.click_css("#bulk-action option[value='delete']");
+    b.click_css("[data-tab='scheduled']");
+    b.find("tr[data-name='ProcessExternalIntegrationTasks']");
+    b.click_css("[data-tab='outgoing']");
+    b.wait_until("the search again", |b| position(b) == "Page 1 of 1 · 10 tasks");
+    let chosen = |css: &str| b.property(&b.find(css), "value").unwrap_or_default();
+    assert_eq!((chosen("#bulk-scope"), chosen("#bulk-action")), ("all".into(), "delete".into()), "the choices kept");
 
     // All tasks → Delete acts on the tasks the search lists, and asks first
     // naming their count: Cancel deletes nothing, OK deletes those ten.

@@ -188,11 +188,6 @@ impl Browser {
         }
     }
 
-    /// Types text into an input.
-    pub fn call_type(&self, e: &Element, text: &str) {
-        self.call("POST", &format!("/element/{}/value", e.0), Some(json!({"text": text})));
-    }
-
     /// The element's text; empty when the element went stale (the page
     /// re-rendered), so waits simply look again.
     pub fn text(&self, e: &Element) -> String {

@@ -682,9 +682,15 @@ async function renderTasks(direction) {
   const status = el("span", { id: "bulk-status", class: state.lastStatus ? state.lastStatus.className : "muted" },
     state.lastStatus ? state.lastStatus.text : "");
   const progress = el("progress", { id: "bulk-progress", max: "100", value: "0", hidden: true });
-  const scope = el("select", { id: "bulk-scope", "aria-label": "Which tasks" }, el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
-  const action = el("select", { id: "bulk-action", "aria-label": "Action" }, el("option", { value: "" }, "(select an action)"),
+  // The bulk choices live in the tab's state: a live refresh that repaints
+  // the view between picking them and OK keeps them.
+  const scope = el("select", { id: "bulk-scope", "aria-label": "Which tasks", onchange: (e) => { state.bulkScope = e.target.value; } },
+    el("option", { value: "selected" }, "Selected tasks"), el("option", { value: "all" }, "All tasks"));
+  scope.value = state.bulkScope || "selected";
+  const action = el("select", { id: "bulk-action", "aria-label": "Action", onchange: (e) => { state.bulkAction = e.target.value; } },
+    el("option", { value: "" }, "(select an action)"),
     el("option", { value: "synchronize", disabled: !processing }, "Synchronize"), el("option", { value: "delete" }, "Delete"));
+  action.value = state.bulkAction === "synchronize" && !processing ? "" : state.bulkAction || "";
   const ok = el("button", { id: "bulk-ok", onclick: () => bulk(direction, scope.value, action.value, progress, status) }, "OK");
 
   const headers = [el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => { for (const c of view.querySelectorAll("input.pick")) c.checked = e.target.checked; } }),
@@ -746,15 +752,17 @@ async function bulk(direction, scope, action, progress, status) {
   const search = state.grid.search || undefined;
   const picked = scope === "selected" ? [...view.querySelectorAll("input.pick:checked")] : null;
   if (picked && !picked.length) { toast("Select tasks first"); return; }
-  const total = picked ? picked.length : await listedCount(direction);
-  if (!total) { toast("No tasks are listed"); return; }
+  // No live refresh repaints the view from here on.
+  bulkRunning = true;
+  let total;
+  try { total = picked ? picked.length : await listedCount(direction); } catch (e) { bulkRunning = false; throw e; }
+  if (!total) { bulkRunning = false; toast("No tasks are listed"); return; }
   if (action === "delete") {
     const which = picked ? "selected" : (connector || search ? "listed (the current filter)" : "queued");
-    if (!confirm(`Delete ${plural(total, direction + " task")} ${which}? They will not be processed.`)) return;
+    if (!confirm(`Delete ${plural(total, direction + " task")} ${which}? They will not be processed.`)) { bulkRunning = false; return; }
   }
   progress.hidden = false;
   progress.value = 0;
-  bulkRunning = true;
   let ok = 0, failed = 0, deleted = 0, firstError = null;
   const count = (r) => {
     if (r.outcomes) {
