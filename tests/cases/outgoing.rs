@@ -111,6 +111,24 @@ fn an_error_is_retried_with_backoff_and_the_queue_keeps_its_order() {
     wait_for("the queue to drain", WAIT, || d.queue("outgoing", "").is_empty().then_some(()));
 }
 
+/// A queue stopped by an error keeps its retry through a time with
+/// processing off: switched on again, the task is retried by itself (no
+/// new task, no synchronize request).
+#[test]
+fn a_failed_task_is_retried_by_itself_after_processing_was_off_meanwhile() {
+    let (_env, d) = start(&[("A", vec![sub("AsyncSimple", json!({"scope": "objects", "object_type": "cms.user"}))])]);
+    user(&d, "first", json!({"fail_times": 3}));
+    wait_for("the second attempt", WAIT, || (reports_for(&d, "A", "first").len() >= 2).then_some(()));
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": false})).status, 200);
+    // Longer than the longest pause between retries (400 ms here): a retry
+    // comes due while processing is off.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(d.put("/api/settings", &json!({"process_outgoing": true})).status, 200);
+    wait_for("the task to be delivered", WAIT, || d.queue("outgoing", "").is_empty().then_some(()));
+    let attempts: Vec<i64> = reports_for(&d, "A", "first").iter().map(|r| r["attempt"].as_i64().unwrap()).collect();
+    assert_eq!(attempts.last(), Some(&4), "delivered at the fourth attempt: {attempts:?}");
+}
+
 #[test]
 fn synchronous_results_follow_the_result_table() {
     let users = || sub("SyncSnapshot", json!({"scope": "objects", "object_type": "cms.user"}));

@@ -451,6 +451,14 @@ impl Runner {
             let turn = Turn { generation: &shared.generation, mine: generation };
             let end = self.process(connector, turn, (&Selection::All, RunKind::Automatic, retries), handed, None);
             self.after_run(end);
+        } else if run_queue {
+            // Processing is off: a queue stopped by an error keeps its retry
+            // (pushed back as after another failure), so it is retried by
+            // itself once processing is on again.
+            let mut st = self.shared.lock();
+            if st.failures > 0 && st.retry_at.is_none() {
+                st.back_off(&self.config);
+            }
         }
     }
 
