@@ -79,7 +79,19 @@ fn hand_queue(url: &str, count: u64) -> Result<f64> {
 }
 
 fn rig(dir: &Path, lib: &Path, url: &str, connectors: usize, config: &str, processing: bool) -> Result<Rig> {
-    let mut c = RigConfig::new(Durability::Normal, connectors, config, processing);
+    rig_with(dir, lib, url, Durability::Normal, (connectors, config, processing))
+}
+
+/// A rig with `durability` (`synchronous`): with `Full` every delivery's
+/// record waits for the server's disk too.
+fn rig_with(
+    dir: &Path,
+    lib: &Path,
+    url: &str,
+    durability: Durability,
+    (connectors, config, processing): (usize, &str, bool),
+) -> Result<Rig> {
+    let mut c = RigConfig::new(durability, connectors, config, processing);
     c.database = Some(url.to_owned());
     Rig::build(dir, lib, c)
 }
@@ -168,6 +180,24 @@ pub fn run(admin: &str, lib: &Path, dir: &Path, budget: Duration, quick: bool) -
         line("bus: end to end, 3 connectors, 1 daemon", tasks, "tasks/s (each to 3 connectors)");
         line("bus: end to end per connector / hand-written ordered cycle", tasks / hand * 100.0, "%");
         line("PostgreSQL / SQLite: end to end", tasks / sqlite_e2e * 100.0, "%");
+    }
+    {
+        // Every delivery's record durable (`synchronous = "full"`), as the
+        // hand-written cycle's commits are.
+        let r = rig_with(
+            &dir.join("pg-e2e-full"),
+            lib,
+            &database(admin, "bench_e2e_full")?,
+            Durability::Full,
+            (3, "", true),
+        )?;
+        let tasks = end_to_end(&r, &[&r], count, &mut n)?;
+        line("bus: end to end, 3 connectors, synchronous = full", tasks, "tasks/s (each to 3 connectors)");
+        line(
+            "bus: end to end per connector, synchronous = full / hand-written ordered cycle",
+            tasks / hand * 100.0,
+            "%",
+        );
     }
     {
         let url = database(admin, "bench_e2e2")?;
