@@ -263,9 +263,16 @@ impl Browser {
 
     /// Waits until `probe` holds, reloading nothing.
     pub fn wait_until(&self, what: &str, mut probe: impl FnMut(&Browser) -> bool) {
+        self.wait_seeing(what, |b| if probe(b) { Ok(()) } else { Err(String::new()) });
+    }
+
+    /// Waits until `probe` answers `Ok`, reloading nothing; a time-out
+    /// names what the page showed last (the `Err` it gave).
+    pub fn wait_seeing(&self, what: &str, mut probe: impl FnMut(&Browser) -> Result<(), String>) {
         let start = Instant::now();
-        while !probe(self) {
-            assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        while let Err(seen) = probe(self) {
+            let shown = if seen.is_empty() { String::new() } else { format!("; the page shows {seen:?}") };
+            assert!(start.elapsed() < Duration::from_secs(15), "timed out waiting for {what}{shown}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }

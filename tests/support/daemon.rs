@@ -526,7 +526,8 @@ impl Daemon {
             .stdin(std::process::Stdio::null())
             .output();
         match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(o) if !o.stdout.is_empty() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(o) => format!("(no backtraces: gdb {}: {})", o.status, String::from_utf8_lossy(&o.stderr).trim()),
             Err(e) => format!("(no backtraces: {e})"),
         }
     }

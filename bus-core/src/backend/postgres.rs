@@ -87,7 +87,8 @@ impl PostgresSession {
 
     /// Removes delivered relations (and tasks left with none) in one round
     /// trip: the fence and the removal are one statement, committed on its
-    /// own (`bus_deliver`, schema/postgres/v3.sql).
+    /// own (`bus_deliver`, schema/postgres/v3.sql; its disk wait as
+    /// `synchronous` says, v6.sql).
     fn remove(&mut self, key: QueueKey, sync_ids: &[i64]) -> Result<(), QueueError> {
         let epoch = self.cluster.epoch(key).ok_or_else(|| fenced(key))?;
         let ids = crate::driver::bigint_array(sync_ids);

@@ -55,9 +55,10 @@ pub enum DbError {
 /// How hard a commit waits for the disk (SQLite's `synchronous`). In WAL
 /// mode `Normal` loses nothing when the process dies, only (possibly) the
 /// last commits when the machine loses power; `Full` loses nothing either way.
-/// On PostgreSQL `Normal` lets only the record of a delivery commit without
-/// waiting for the server's disk (a server crash may repeat the last
-/// deliveries; a daemon's death loses nothing); every other commit waits.
+/// On PostgreSQL `Normal` lets only the record of a delivery (with the
+/// connector state that call wrote) commit without waiting for the
+/// server's disk (a server crash may repeat the last deliveries; a daemon's
+/// death loses nothing); every other commit waits as the server says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {

@@ -58,7 +58,7 @@ pub(crate) struct ChangeStart {
 
 /// What differs between the engines.
 pub(crate) trait Driver: Sync {
-    /// Logs tasks, each with its relations (at least one), in the order
+    /// Logs tasks, each with its relations (any number, none too), in the order
     /// given (their IDs grow in that order); returns their IDs. On
     /// PostgreSQL one round trip for all, with the commit when `ending`
     /// says so.

@@ -47,6 +47,12 @@ impl State {
     /// `retry_max`). Returns the pause.
     fn back_off(&mut self, config: &WorkerConfig) -> std::time::Duration {
         self.failures = self.failures.saturating_add(1);
+        self.retry_later(config)
+    }
+
+    /// The retry after the failures so far: a pause that doubles with each
+    /// (from `retry_base`, capped at `retry_max`). Returns the pause.
+    fn retry_later(&mut self, config: &WorkerConfig) -> std::time::Duration {
         let factor = 1u32.checked_shl(self.failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
         let delay = config.retry_base.saturating_mul(factor).min(config.retry_max);
         // A retry already due earlier stays (a run started by new tasks
@@ -453,11 +459,11 @@ impl Runner {
             self.after_run(end);
         } else if run_queue {
             // Processing is off: a queue stopped by an error keeps its retry
-            // (pushed back as after another failure), so it is retried by
-            // itself once processing is on again.
+            // (at the same pause as the last one: being off is no failure),
+            // so it is retried by itself once processing is on again.
             let mut st = self.shared.lock();
             if st.failures > 0 && st.retry_at.is_none() {
-                st.back_off(&self.config);
+                st.retry_later(&self.config);
             }
         }
     }

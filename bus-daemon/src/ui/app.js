@@ -690,7 +690,9 @@ async function renderTasks(direction) {
   const action = el("select", { id: "bulk-action", "aria-label": "Action", onchange: (e) => { state.bulkAction = e.target.value; } },
     el("option", { value: "" }, "(select an action)"),
     el("option", { value: "synchronize", disabled: !processing }, "Synchronize"), el("option", { value: "delete" }, "Delete"));
-  action.value = state.bulkAction === "synchronize" && !processing ? "" : state.bulkAction || "";
+  // Synchronize cannot be chosen while processing is off.
+  if (state.bulkAction === "synchronize" && !processing) state.bulkAction = "";
+  action.value = state.bulkAction || "";
   const ok = el("button", { id: "bulk-ok", onclick: () => bulk(direction, scope.value, action.value, progress, status) }, "OK");
 
   const headers = [el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => { for (const c of view.querySelectorAll("input.pick")) c.checked = e.target.checked; } }),
