@@ -74,7 +74,7 @@ const LOG_TASKS: &str = "WITH t AS (SELECT nextval('integration_task_taskid_seq'
 /// A PostgreSQL array literal of integers (`{1,2}`), for a parameter
 /// written `CAST($n AS TEXT)::BIGINT[]`.
 pub(crate) fn bigint_array(ids: &[i64]) -> String {
-    format!("{{{}}}", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+    bigint_array_of(ids.iter().copied().map(Some))
 }
 
 /// A PostgreSQL array literal of integers that may be missing
@@ -132,15 +132,31 @@ fn log_one_task(
         values.push(data_type);
         values.push(matching);
     }
-    let mut calls: Vec<(&str, &[&dyn ToValue])> = vec![(log_task_sql(relations.len()), &values)];
+    task_ids(tx, (log_task_sql(relations.len()), &values), ending, 1)
+}
+
+/// Runs the statement that logs `expected` tasks (with the `COMMIT`
+/// pipelined after it when `ending` says so) and reads their IDs.
+fn task_ids(tx: &Conn, statement: (&str, &[&dyn ToValue]), ending: Ending, expected: usize) -> Result<Vec<i64>> {
+    let mut calls = vec![statement];
     if ending == Ending::Commit {
         calls.push((COMMIT, &[]));
     }
     let rows = tx.query_pipelined(&calls)?.into_iter().next().unwrap_or_default();
-    match rows.first().and_then(|row| row.first()).map(Value::as_ref) {
-        Some(ValueRef::Integer(id)) => Ok(vec![id]),
-        other => Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
+    let mut ids = rows
+        .iter()
+        .map(|row| match row.first().map(Value::as_ref) {
+            Some(ValueRef::Integer(id)) => Ok(id),
+            other => Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    // The statement of one task answers once per relation, each time
+    // with the task's ID.
+    ids.dedup();
+    if ids.len() != expected {
+        return Err(SqlError::Column { index: 0, message: format!("{} task IDs for {expected} tasks", ids.len()) });
     }
+    Ok(ids)
 }
 
 impl Driver for Postgres {
@@ -183,26 +199,7 @@ impl Driver for Postgres {
             text_array_of(relations().map(|(_, r)| r.matching.column())),
         ];
         let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
-        let mut calls: Vec<(&str, &[&dyn ToValue])> = vec![(LOG_TASKS, &params)];
-        if ending == Ending::Commit {
-            calls.push((COMMIT, &[]));
-        }
-        let results = tx.query_pipelined(&calls)?;
-        let rows = results.into_iter().next().unwrap_or_default();
-        let ids = rows
-            .iter()
-            .map(|row| match row.first().map(Value::as_ref) {
-                Some(ValueRef::Integer(id)) => Ok(id),
-                other => Err(SqlError::Column { index: 0, message: format!("a task ID, not {other:?}") }),
-            })
-            .collect::<Result<Vec<i64>>>()?;
-        if ids.len() != tasks.len() {
-            return Err(SqlError::Column {
-                index: 0,
-                message: format!("{} task IDs for {} tasks", ids.len(), tasks.len()),
-            });
-        }
-        Ok(ids)
+        task_ids(tx, (LOG_TASKS, &params), ending, tasks.len())
     }
 
     fn queue_heads(&self) -> QueueHeads {
