@@ -5,7 +5,7 @@
 use crate::change::{self, Applied, Change};
 use crate::connector::LiveConnector;
 use crate::db::{Database, DbError};
-use crate::driver::Ending;
+use crate::driver::{Ending, Start, StartAsk, StartCache};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
@@ -67,6 +67,43 @@ pub struct Pipeline {
     manager: Arc<ConnectorManager>,
     outgoing: Arc<Workers>,
     events: Arc<EventLog>,
+    /// What the transactions start from without reading it again
+    /// (PostgreSQL; see `driver::Start`).
+    starts: StartCache,
+}
+
+/// How a change's transaction is staged ([`Pipeline::stage`]).
+#[derive(Debug, Clone, Copy)]
+struct StageAsk<'a> {
+    /// The connector an incoming change came from.
+    origin: Option<&'a str>,
+    ending: Ending,
+    /// How many objects the work will create.
+    creates: usize,
+    start: Start,
+    rows: Rows,
+}
+
+/// How a transaction's deferred object inserts go out (PostgreSQL; see
+/// `Conn::defer_row`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Those of a batch as one statement.
+    Together,
+    /// Each with its own, so a refused one names its change.
+    OneByOne,
+}
+
+/// What another attempt of a failed transaction would change
+/// ([`Pipeline::transact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Nothing: the error stands.
+    No,
+    /// What it started from had changed: start fresh.
+    Fresh,
+    /// Object inserts sent together were refused: send them one by one.
+    RowsOneByOne,
 }
 
 impl Pipeline {
@@ -77,7 +114,7 @@ impl Pipeline {
         outgoing: Arc<Workers>,
         events: Arc<EventLog>,
     ) -> Result<Self, DbError> {
-        Ok(Pipeline { db: db.clone(), types, manager, outgoing, events })
+        Ok(Pipeline { db: db.clone(), types, manager, outgoing, events, starts: StartCache::default() })
     }
 
     pub fn types(&self) -> &ObjectTypes {
@@ -102,11 +139,11 @@ impl Pipeline {
         let creates = changes.iter().filter(|c| matches!(c, Change::CreateObject { .. })).count();
         self.transact(origin, creates, |tx, types, ahead| {
             changes
-                .into_iter()
+                .iter()
                 .enumerate()
                 .map(|(index, change)| {
                     ahead.at_change(index);
-                    change::apply_ahead(tx, types, change, ahead)
+                    change::apply_ahead(tx, types, change.clone(), ahead)
                         .map_err(|source| ChangeError::Change { index, source })
                 })
                 .collect()
@@ -117,23 +154,34 @@ impl Pipeline {
     /// says what it changed — and logs the outgoing tasks of those changes in
     /// the same transaction (see [`Self::apply_all`]). `creates`: how many
     /// objects `work` will create (their IDs are drawn ahead, see
-    /// `store/ahead.rs`).
+    /// `store/ahead.rs`). `work` runs again, in a new transaction (nothing
+    /// of the one before was written), when the first started from what
+    /// the daemon read before and that had changed (see `driver::Start`),
+    /// and when object inserts sent together were refused (so that the
+    /// change whose insert it was is named): three attempts at most.
     pub(crate) fn transact(
         &self,
         origin: Option<&str>,
         creates: usize,
-        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
+        mut work: impl FnMut(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Vec<ChangeResult>, ChangeError> {
-        let mut writer = self.db.writer()?;
-        let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let Staged { applied: applied_all, entries, logged, ahead, .. } =
-            self.stage(&tx, origin, Ending::Commit, creates, work)?;
-        // (On PostgreSQL the tasks' round trip committed already, unless the
-        // transaction logged none: its deferred inserts go with this.)
-        if let Err(e) = tx.commit() {
-            return Err(attribute(&writer, &ahead, e.into()));
-        }
-        drop(writer);
+        let mut ask = StageAsk { origin, ending: Ending::Commit, creates, start: Start::Cached, rows: Rows::Together };
+        let staged = loop {
+            match self.commit_once(ask, &mut work) {
+                Ok(done) => break done,
+                Err((e, Retry::Fresh)) if ask.start == Start::Cached => {
+                    tracing::debug!(error = %e, "the change started from stale settings or connectors; running it again");
+                    self.starts.forget();
+                    ask.start = Start::Fresh;
+                }
+                Err((e, Retry::RowsOneByOne)) if ask.rows == Rows::Together => {
+                    tracing::debug!(error = %e, "object inserts sent together were refused; running them one by one");
+                    ask.rows = Rows::OneByOne;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        };
+        let Staged { applied: applied_all, entries, logged, .. } = staged;
         let mut results = Vec::with_capacity(applied_all.len());
         let mut pending = Vec::with_capacity(applied_all.len());
         for (applied, (title, entry)) in applied_all.into_iter().zip(entries) {
@@ -165,13 +213,47 @@ impl Pipeline {
         Ok(results)
     }
 
+    /// One attempt of [`Self::transact`]: the transaction staged and
+    /// committed. An error comes with what another attempt would change.
+    fn commit_once(
+        &self,
+        ask: StageAsk<'_>,
+        work: &mut impl FnMut(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
+    ) -> Result<Staged, (ChangeError, Retry)> {
+        let mut writer = self.db.writer().map_err(|e| (e.into(), Retry::No))?;
+        let tx = writer.transaction_with(crate::sql::Begin::Immediate).map_err(|e| (e.into(), Retry::No))?;
+        if ask.rows == Rows::OneByOne {
+            tx.send_rows_one_by_one();
+        }
+        let driver = crate::driver::of(&tx);
+        let retry = |e: ChangeError| {
+            let retry = match sql_error(&e) {
+                Some(sql) if driver.start_was_stale(sql) => Retry::Fresh,
+                Some(sql) if sql.rows_sent_together() => Retry::RowsOneByOne,
+                _ => Retry::No,
+            };
+            (e, retry)
+        };
+        let staged = self.stage(&tx, ask, work).map_err(retry)?;
+        // (On PostgreSQL the tasks' round trip committed already, unless the
+        // transaction logged none: its deferred inserts go with this.)
+        if let Err(e) = tx.commit() {
+            return Err(retry(attribute(&writer, &staged.ahead, e.into())));
+        }
+        Ok(staged)
+    }
+
     /// Applies one change and logs its tasks as [`Self::apply`] would, reads
     /// what each connector would get, and rolls it all back: nothing is
     /// written and no connector is called (`outgoing/preview.rs`).
     pub fn dry_run(&self, change: Change) -> Result<DryRun, ChangeError> {
         let mut writer = self.db.writer()?;
         let tx = writer.transaction_with(crate::sql::Begin::Immediate)?;
-        let staged = self.stage(&tx, None, Ending::Open, 0, |tx, types, _| {
+        let ask =
+            StageAsk { origin: None, ending: Ending::Open, creates: 0, start: Start::Fresh, rows: Rows::Together };
+        let mut change = Some(change);
+        let staged = self.stage(&tx, ask, &mut |tx, types, _| {
+            let change = change.take().expect("a dry run stages once");
             change::apply(tx, types, change).map(|a| vec![a]).map_err(ChangeError::Single)
         })?;
         let (Some(applied), Some((title, entry))) = (staged.applied.first(), staged.entries.first()) else {
@@ -198,21 +280,28 @@ impl Pipeline {
     fn stage(
         &self,
         tx: &Conn,
-        origin: Option<&str>,
-        ending: Ending,
-        creates: usize,
-        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
+        ask: StageAsk<'_>,
+        work: &mut impl FnMut(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Staged, ChangeError> {
         let set = self.manager.current();
         // The settings as committed, and — a registry edit may not be
         // reinitialized yet (a connector deleted with plain SQL, say) —
         // only connectors that still exist get tasks.
         let ids: Vec<i64> = set.live.values().map(|c| c.id).collect();
-        let start = crate::driver::of(tx).begin_change(tx, &ids, set.registry_version, creates)?;
+        let start = crate::driver::of(tx).begin_change(
+            tx,
+            &StartAsk {
+                ids: &ids,
+                registry_version: set.registry_version,
+                creates: ask.creates,
+                start: ask.start,
+                cache: &self.starts,
+            },
+        )?;
         let settings = start.settings;
         let live: Vec<_> = set.live.values().filter(|c| start.present.contains(&c.id)).cloned().collect();
         let mut ahead = Ahead::new(start.object_ids);
-        match self.logged(tx, (origin, ending), settings, live, &mut ahead, work) {
+        match self.logged(tx, (ask.origin, ask.ending), settings, live, &mut ahead, work) {
             Ok(staged) => Ok(Staged { ahead, ..staged }),
             Err(e) => Err(attribute(tx, &ahead, earlier_failure(tx, &ahead, e))),
         }
@@ -227,7 +316,7 @@ impl Pipeline {
         settings: crate::settings::Settings,
         live: Vec<Arc<LiveConnector>>,
         ahead: &mut Ahead,
-        work: impl FnOnce(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
+        work: &mut impl FnMut(&Conn, &ObjectTypes, &mut Ahead) -> Result<Vec<Applied>, ChangeError>,
     ) -> Result<Staged, ChangeError> {
         let mut applied = work(tx, &self.types, ahead)?;
         change::mark_fresh_snapshots(&self.types, &mut applied);
@@ -261,20 +350,27 @@ fn earlier_failure(tx: &Conn, ahead: &Ahead, e: ChangeError) -> ChangeError {
         return e;
     }
     match tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)) {
+        // Which of them is not known: the caller sends them again one by one.
+        Err(sent) if sent.rows_sent_together() => ChangeError::Db(DbError::Sql(sent)),
         Err(sent) if ahead.failed(tx, &sent).is_some_and(|f| f.change < *index) => ChangeError::Db(DbError::Sql(sent)),
         _ => e,
+    }
+}
+
+/// The database's error in `e`, if it is one.
+fn sql_error(e: &ChangeError) -> Option<&crate::sql::SqlError> {
+    match e {
+        ChangeError::Change { source: StoreError::Sql(sql), .. }
+        | ChangeError::Single(StoreError::Sql(sql))
+        | ChangeError::Db(DbError::Sql(sql)) => Some(sql),
+        _ => None,
     }
 }
 
 /// A deferred insert that failed with a later statement (see
 /// `store/ahead.rs`), answered as the error of the change it belongs to.
 fn attribute(tx: &Conn, ahead: &Ahead, e: ChangeError) -> ChangeError {
-    let failed = match &e {
-        ChangeError::Change { source: StoreError::Sql(sql), .. }
-        | ChangeError::Single(StoreError::Sql(sql))
-        | ChangeError::Db(DbError::Sql(sql)) => ahead.failed(tx, sql),
-        _ => None,
-    };
+    let failed = sql_error(&e).and_then(|sql| ahead.failed(tx, sql));
     let Some(failed) = failed else { return e };
     let source = failed.error.unwrap_or_else(|| match e {
         ChangeError::Change { source, .. } | ChangeError::Single(source) => source,

@@ -85,7 +85,7 @@ pub struct Client {
     /// A call timed out: the connection is not used again.
     given_up: Cell<bool>,
     /// A statement sent with the next call (see [`Client::defer_batch`]).
-    deferred: Cell<Option<&'static str>>,
+    deferred: RefCell<Option<String>>,
 }
 
 impl Client {
@@ -119,29 +119,44 @@ impl Client {
             notifications: RefCell::new(receiver),
             deadline: call,
             given_up: Cell::new(false),
-            deferred: Cell::new(None),
+            deferred: RefCell::new(None),
         })
     }
 
     /// Sends `sql` (statements without parameters) together with the next
     /// call instead of on its own: `BEGIN` then costs no round trip. An
     /// error of `sql` is that call's error.
-    pub fn defer_batch(&self, sql: &'static str) {
-        self.deferred.set(Some(sql));
+    pub fn defer_batch(&self, sql: &str) {
+        *self.deferred.borrow_mut() = Some(sql.to_owned());
+    }
+
+    /// Appends `sql` (statements without parameters) to what
+    /// [`Self::defer_batch`] left unsent, in the same message: the server
+    /// runs them right after it and answers all at once. Whether there was
+    /// anything to append to (if not, nothing was done).
+    pub fn append_deferred(&self, sql: &str) -> bool {
+        match &mut *self.deferred.borrow_mut() {
+            Some(waiting) => {
+                waiting.push_str("; ");
+                waiting.push_str(sql);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Takes back what [`Self::defer_batch`] left unsent; whether there was
     /// any (a transaction that ran no statement has nothing to end).
     pub fn cancel_deferred(&self) -> bool {
-        self.deferred.take().is_some()
+        self.deferred.borrow_mut().take().is_some()
     }
 
     fn call<T>(&self, work: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, Error> {
-        let deferred = self.deferred.take();
+        let deferred = self.deferred.borrow_mut().take();
         let both = async {
             match deferred {
                 None => work.await,
-                Some(sql) => first_then(self.client.batch_execute(sql), work).await,
+                Some(sql) => first_then(self.client.batch_execute(&sql), work).await,
             }
         };
         match self.runtime.block_on(async { tokio::time::timeout(self.deadline, both).await }) {

@@ -460,3 +460,32 @@ fn a_synchronous_subscription_with_processing_off_leaves_a_trace() {
     assert!(warnings[0]["description"].as_str().unwrap().contains("`Sync` did not get `Create Site 'CorpSite'`"));
     assert!(d.reports("Sync").is_empty());
 }
+
+#[test]
+fn a_setting_edited_in_plain_sql_applies_to_the_very_next_change_while_others_write() {
+    let (env, d) = start(&[("A", vec![all_objects("AsyncSimple")])]);
+    env.set_setting("process_outgoing", false);
+    let addr = d.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = stop.clone();
+    // Changes from another client all along, until the edits are done.
+    let writer = std::thread::spawn(move || {
+        (0..1000)
+            .take_while(|_| !writing.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|i| {
+                let body = json!({"code_name": format!("stream{i}")});
+                bus_tests::http::request(&addr, "POST", "/api/objects/cms.user", Some(&body)).status
+            })
+            .collect::<Vec<u16>>()
+    });
+    for round in 0..12 {
+        let logging = round % 2 == 1;
+        env.set_setting("log_outgoing", logging);
+        let change = user(&d, &format!("after{round}"), json!({}));
+        assert_eq!(change["task_id"].is_i64(), logging, "round {round}, logging {logging}: {change}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = writer.join().unwrap();
+    assert!(statuses.iter().all(|s| *s == 201), "{:?}", statuses.iter().find(|s| **s != 201));
+    env.check_integrity();
+}

@@ -17,6 +17,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../schema/postgres/v4.sql") },
     Migration { version: 5, sql: include_str!("../schema/postgres/v5.sql") },
     Migration { version: 6, sql: include_str!("../schema/postgres/v6.sql") },
+    Migration { version: 7, sql: include_str!("../schema/postgres/v7.sql") },
 ];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).

@@ -4,14 +4,14 @@
 //! `riverdrivertest` is the model). Each check says which operation of
 //! [`super::Driver`] it exercises; a failure panics with what differed.
 
-use super::{of, Ending};
+use super::{of, ChangeStart, Ending, Start, StartAsk, StartCache};
 use crate::change::{self, Change};
 use crate::db::Database;
 use crate::grid::{GridQuery, Order};
 use crate::object_types::ObjectTypes;
 use crate::queue::{Direction, Matching, NewRelation, NewTask};
 use crate::settings::{self, SettingsPatch};
-use crate::sql::Conn;
+use crate::sql::{Conn, SqlError};
 use crate::store::objects::ObjectInput;
 use crate::task_grid::{self, TaskSort};
 use connector_abi::{CmsObject, TaskDataType, TaskType};
@@ -25,11 +25,15 @@ pub fn run(db: &Database) {
     log_tasks_ending_with_the_commit_commits_all_or_nothing(db, &ids);
     deferred_writes_are_seen_committed_or_rolled_back_and_fail_by_their_tag(db);
     begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
+    a_cached_start_never_goes_on_with_older_settings(db, &ids);
+    a_cached_start_queues_for_no_deleted_connector(db, &ids);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
     like_ignoring_case_finds_any_case(db, ids[0]);
     not_delivered_passes_over_recorded_deliveries(db, ids[0]);
     lock_connector_for_delete_takes_a_missing_name(db);
+    // (Last: its IDs are far above those the sequence hands out.)
+    deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db);
 }
 
 fn connectors(db: &Database, names: &[&str]) -> Vec<i64> {
@@ -269,6 +273,79 @@ fn deferred_writes_are_seen_committed_or_rolled_back_and_fail_by_their_tag(db: &
     tx.commit().unwrap();
 }
 
+/// Defers the insert of object `id` (GUID `guid`, code name `code`) with
+/// [`super::Driver::defer_object`]; the error, if it failed at once.
+fn defer_object(tx: &Conn, id: i64, guid: &str, code: &str, display: Option<&str>) -> Result<(), SqlError> {
+    let fields = r#"{"bio":"a \"quote\", {braces}, NULL, ä"}"#;
+    let values: [&dyn crate::sql::ToValue; 11] = [
+        &id,
+        &"cms.user",
+        &guid,
+        &code,
+        &display,
+        &None::<String>,
+        &None::<String>,
+        &None::<i64>,
+        &None::<i64>,
+        &fields,
+        &"2026-12-04T00:00:00.000Z",
+    ];
+    of(tx).defer_object(tx, &values, id)
+}
+
+/// `defer_object`: a batch's inserts are all written, with every value as
+/// given; one refused is said at once (SQLite), or with the next statement
+/// (PostgreSQL): for inserts sent together as "rows sent together", and —
+/// sent one by one for the rest of the transaction — by its tag; the next
+/// transaction sends them together again.
+fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db: &Database) {
+    let mut conn = db.connect().unwrap();
+    let postgres = conn.dialect() == crate::sql::Dialect::Postgres;
+    let guid = |n: i64| format!("00000000-0000-4000-8000-{n:012}");
+    let tx = conn.transaction().unwrap();
+    for id in 9_000_001..=9_000_003 {
+        let display = (id != 9_000_002).then(|| format!("Batch {id}"));
+        defer_object(&tx, id, &guid(id), &format!("batch{id}"), display.as_deref()).expect("deferred");
+    }
+    tx.commit().expect("the batch's inserts committed");
+    let rows: Vec<(i64, String, Option<String>, String)> = conn
+        .prepare("SELECT ObjectID, ObjectGUID, ObjectDisplayName, ObjectFields FROM CMS_Object WHERE ObjectID >= 9000001 ORDER BY ObjectID")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[1], (9_000_002, guid(9_000_002), None, r#"{"bio":"a \"quote\", {braces}, NULL, ä"}"#.to_owned()));
+    assert_eq!(rows[2].2.as_deref(), Some("Batch 9000003"));
+    // The second of three takes a GUID in use.
+    let refused = |tx: &Conn| -> SqlError {
+        let attempts = [(9_000_011, guid(9_000_011)), (9_000_012, guid(9_000_001)), (9_000_013, guid(9_000_013))];
+        for (id, g) in attempts {
+            if let Err(e) = defer_object(tx, id, &g, &format!("batch{id}"), None) {
+                return e;
+            }
+        }
+        tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)).expect_err("the GUID in use is refused")
+    };
+    for one_by_one in [false, true, false] {
+        let tx = conn.transaction().unwrap();
+        if one_by_one {
+            tx.send_rows_one_by_one();
+        }
+        let e = refused(&tx);
+        assert_eq!(e.kind(), crate::sql::ErrorKind::Constraint, "{e}");
+        match (postgres, one_by_one) {
+            (true, false) => assert!(e.rows_sent_together() && e.deferred_tag().is_none(), "{e:?}"),
+            (true, true) => assert_eq!(e.deferred_tag(), Some(9_000_012), "named by its tag: {e:?}"),
+            (false, _) => assert!(!e.rows_sent_together() && e.deferred_tag().is_none(), "at once: {e:?}"),
+        }
+    }
+    let left: i64 =
+        conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID > 9000003", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "nothing of the refused batches");
+}
+
 /// `begin_change`: the settings as committed, and only the connectors that
 /// still exist.
 fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Database, ids: &[i64]) {
@@ -276,14 +353,15 @@ fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Databas
     settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(false), ..Default::default() }).unwrap();
     conn.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [ids[2]]).unwrap();
     let tx = conn.transaction().unwrap();
-    let start = of(&tx).begin_change(&tx, &ids[..3], -1, 3).expect("the start of a change");
+    let cache = StartCache::default();
+    let start = begin(&tx, &ids[..3], 3, &cache, Start::Fresh).expect("the start of a change");
     assert!(!start.settings.process_outgoing && start.settings.log_outgoing, "{:?}", start.settings);
     assert_eq!(start.present, ids[..2], "the deleted connector is not present");
     // Object IDs for three creates on PostgreSQL (none on SQLite, where an
     // insert runs at once), each once, none taken yet.
     let postgres = tx.dialect() == crate::sql::Dialect::Postgres;
     let highest: Option<i64> = tx.query_row("SELECT MAX(ObjectID) FROM CMS_Object", [], |r| r.get(0)).unwrap();
-    for (creates, start) in [(3, start.clone()), (1, of(&tx).begin_change(&tx, &ids[..1], -1, 1).unwrap())] {
+    for (creates, start) in [(3, start.clone()), (1, begin(&tx, &ids[..1], 1, &cache, Start::Fresh).unwrap())] {
         let mut drawn = start.object_ids.clone();
         assert_eq!(drawn.len(), if postgres { creates } else { 0 }, "{drawn:?}");
         drawn.sort_unstable();
@@ -291,10 +369,111 @@ fn begin_change_reads_the_settings_and_the_connectors_still_present(db: &Databas
         assert_eq!(drawn.len(), start.object_ids.len(), "each ID once: {:?}", start.object_ids);
         assert!(drawn.iter().all(|id| Some(*id) > highest), "none taken: {drawn:?} after {highest:?}");
     }
-    let none = of(&tx).begin_change(&tx, &[], -1, 0).expect("no connectors");
+    let none = begin(&tx, &[], 0, &cache, Start::Fresh).expect("no connectors");
     assert!(none.present.is_empty() && none.object_ids.is_empty());
     drop(tx);
     settings::update(&mut conn, &SettingsPatch { process_outgoing: Some(true), ..Default::default() }).unwrap();
+}
+
+/// `begin_change` of a change whose connectors were loaded from no known
+/// registry version.
+fn begin(tx: &Conn, ids: &[i64], creates: usize, cache: &StartCache, start: Start) -> Result<ChangeStart, SqlError> {
+    of(tx).begin_change(tx, &StartAsk { ids, registry_version: -1, creates, start, cache })
+}
+
+/// `begin_change` from [`Start::Cached`]: a transaction never goes on with
+/// settings older than its first statement — where the driver keeps them
+/// (PostgreSQL), a change made since fails the transaction as stale, and
+/// the next fresh start reads it; object IDs are never handed out twice.
+fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) {
+    let mut conn = db.connect().unwrap();
+    let other = db.connect().unwrap();
+    let cache = StartCache::default();
+    let postgres = conn.dialect() == crate::sql::Dialect::Postgres;
+    let mut seen = Vec::new();
+    let tx = conn.transaction().unwrap();
+    seen.extend(begin(&tx, &ids[..2], 1, &cache, Start::Fresh).unwrap().object_ids);
+    drop(tx);
+    // Nothing changed: the cached start goes on.
+    let tx = conn.transaction().unwrap();
+    let start = begin(&tx, &ids[..2], 2, &cache, Start::Cached).unwrap();
+    assert!(start.settings.process_outgoing, "{:?}", start.settings);
+    assert_eq!(start.present, ids[..2]);
+    seen.extend(start.object_ids);
+    let one: i64 = tx.query_row("SELECT 1", [], |r| r.get(0)).expect("the settings are still those");
+    assert_eq!(one, 1);
+    tx.commit().unwrap();
+    // Changed by another client (psql, say).
+    other
+        .execute("UPDATE CMS_SettingsKey SET KeyValue = 'False' WHERE KeyName = 'CMSIntegrationProcessInternal'", [])
+        .unwrap();
+    let tx = conn.transaction().unwrap();
+    let start = begin(&tx, &ids[..2], 1, &cache, Start::Cached).unwrap();
+    seen.extend(start.object_ids);
+    match tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)) {
+        Err(e) if postgres => assert!(of(&tx).start_was_stale(&e), "stale, not {e}"),
+        Ok(_) if !postgres => assert!(!start.settings.process_outgoing, "read anew: {:?}", start.settings),
+        other => panic!("a stale start went on: {other:?} with {:?}", start.settings),
+    }
+    drop(tx);
+    cache.forget();
+    let tx = conn.transaction().unwrap();
+    let start = begin(&tx, &ids[..2], 3, &cache, Start::Cached).unwrap();
+    assert!(!start.settings.process_outgoing, "read anew after forget: {:?}", start.settings);
+    seen.extend(start.object_ids);
+    drop(tx);
+    let tx = conn.transaction().unwrap();
+    let start = begin(&tx, &ids[..2], 100, &cache, Start::Cached).unwrap();
+    assert!(!start.settings.process_outgoing, "{:?}", start.settings);
+    assert_eq!(start.object_ids.len(), if postgres { 100 } else { 0 });
+    seen.extend(start.object_ids);
+    tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)).expect("the settings are those read");
+    drop(tx);
+    let count = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an object ID handed out twice");
+    other
+        .execute("UPDATE CMS_SettingsKey SET KeyValue = 'True' WHERE KeyName = 'CMSIntegrationProcessInternal'", [])
+        .unwrap();
+}
+
+/// `begin_change` from [`Start::Cached`] with a connector deleted since the
+/// daemon read the registry: no relation for it is written — the
+/// transaction fails as stale where the driver did not look (PostgreSQL),
+/// or the connector is not present.
+fn a_cached_start_queues_for_no_deleted_connector(db: &Database, ids: &[i64]) {
+    let mut conn = db.connect().unwrap();
+    let cache = StartCache::default();
+    drop(begin(&conn.transaction().unwrap(), &ids[3..5], 0, &cache, Start::Fresh).unwrap());
+    conn.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [ids[4]]).unwrap();
+    let tx = conn.transaction().unwrap();
+    let start = begin(&tx, &ids[3..5], 0, &cache, Start::Cached).unwrap();
+    let object = user(8, "bea");
+    let task = user_task(&object, "Create User 'bea'", TaskDataType::Simple);
+    let relations: Vec<NewRelation> = start
+        .present
+        .iter()
+        .map(|&connector_id| NewRelation { connector_id, data_type: TaskDataType::Simple, matching: Matching::Decided })
+        .collect();
+    match of(&tx).log_tasks(&tx, &[(task, &relations)], Ending::Commit) {
+        Ok(_) => {
+            assert_eq!(start.present, ids[3..4], "only the connector still there");
+            tx.commit().unwrap();
+        }
+        Err(e) => {
+            assert!(of(&tx).start_was_stale(&e), "stale, not {e}");
+            drop(tx);
+        }
+    }
+    let queued: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = $1",
+            [ids[4]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 0, "a relation for a deleted connector");
 }
 
 /// `guid_taken`: after a unique violation, whether the GUID or the code

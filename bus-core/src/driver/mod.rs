@@ -16,7 +16,9 @@ pub(crate) use postgres::bigint_array;
 
 use crate::queue_rows::{NewRelation, NewTask};
 use crate::settings::Settings;
-use crate::sql::{Conn, Dialect, SqlError};
+use crate::sql::{Conn, Dialect, SqlError, ToValue};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 pub(crate) type Result<T> = std::result::Result<T, SqlError>;
 
@@ -44,6 +46,77 @@ pub(crate) enum Ending {
     Commit,
 }
 
+/// Where a change's transaction takes its start ([`ChangeStart`]) from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// From what the daemon read before ([`StartCache`]), if it has it: no
+    /// round trip on PostgreSQL. The transaction then checks, with its
+    /// first statement, that the settings are still those; if they are
+    /// not, or a connector it queues for was deleted meanwhile, it fails
+    /// with an error [`Driver::start_was_stale`] recognizes, and the change
+    /// runs again from [`Start::Fresh`].
+    Cached,
+    /// Read from the database in the transaction.
+    Fresh,
+}
+
+/// What [`Driver::begin_change`] is asked.
+pub(crate) struct StartAsk<'a> {
+    /// The connectors the caller would queue for.
+    pub ids: &'a [i64],
+    /// The registry version those connectors were loaded from.
+    pub registry_version: i64,
+    /// How many objects the change will create.
+    pub creates: usize,
+    pub start: Start,
+    pub cache: &'a StartCache,
+}
+
+/// What a daemon's changes keep between their transactions (PostgreSQL):
+/// the settings last read, with the server's version of them, and object
+/// IDs drawn ahead.
+#[derive(Debug, Default)]
+pub(crate) struct StartCache(Mutex<Cached>);
+
+#[derive(Debug, Default)]
+struct Cached {
+    settings: Option<(Settings, String)>,
+    object_ids: VecDeque<i64>,
+}
+
+impl StartCache {
+    /// The settings and their version, and `creates` object IDs — if the
+    /// settings were read and enough IDs are left.
+    fn take(&self, creates: usize) -> Option<(Settings, String, Vec<i64>)> {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cached.object_ids.len() < creates {
+            return None;
+        }
+        let (settings, version) = cached.settings.clone()?;
+        Some((settings, version, cached.object_ids.drain(..creates).collect()))
+    }
+
+    /// Up to `n` of the object IDs left.
+    fn take_ids(&self, n: usize) -> Vec<i64> {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = n.min(cached.object_ids.len());
+        cached.object_ids.drain(..n).collect()
+    }
+
+    /// Keeps the settings just read (and their version), and object IDs
+    /// drawn for later changes.
+    fn keep(&self, settings: Settings, version: String, ids: impl IntoIterator<Item = i64>) {
+        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached.settings = Some((settings, version));
+        cached.object_ids.extend(ids);
+    }
+
+    /// Forgets the settings: the next change reads them.
+    pub(crate) fn forget(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).settings = None;
+    }
+}
+
 /// What a change's transaction starts from.
 #[derive(Debug, Clone)]
 pub(crate) struct ChangeStart {
@@ -67,12 +140,26 @@ pub(crate) trait Driver: Sync {
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;
 
+    /// Defers the insert of a new object whose ID `id` was drawn ahead
+    /// (`store/ahead.rs`); `values` are its columns from `ObjectID` to
+    /// `ObjectLastModified`. A refused insert fails a later statement with
+    /// its tag `id` — or, on PostgreSQL where the inserts of a batch go as
+    /// one statement, with [`SqlError::DeferredRows`] (see
+    /// [`crate::sql::Conn::defer_row`]).
+    fn defer_object(&self, conn: &Conn, values: &[&dyn ToValue], id: i64) -> Result<()>;
+
     /// The start of a change's transaction: the settings as committed, and
-    /// which connectors of `ids` still exist, kept from being deleted until
-    /// `tx` ends (a registry edit may not be reinitialized yet).
-    /// `registry_version`: the version the caller's connectors were loaded
-    /// from; `creates`: how many objects the change will create.
-    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64, creates: usize) -> Result<ChangeStart>;
+    /// which connectors of `ask.ids` still exist, kept from being deleted
+    /// until `tx` ends (a registry edit may not be reinitialized yet) — or,
+    /// with [`Start::Cached`], what the daemon read before, checked by the
+    /// transaction itself (see [`Start`]).
+    fn begin_change(&self, tx: &Conn, ask: &StartAsk<'_>) -> Result<ChangeStart>;
+
+    /// Whether `error` failed a transaction begun from [`Start::Cached`]
+    /// because what it started from had changed: the settings, or a
+    /// connector it queued for was deleted. Running it again from
+    /// [`Start::Fresh`] is then right.
+    fn start_was_stale(&self, error: &SqlError) -> bool;
 
     /// Locks the connector `name` before a delete counts its queue, so no
     /// change queues for it in between.

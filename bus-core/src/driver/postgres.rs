@@ -2,10 +2,10 @@
 //! statement a round trip to the server — so an operation is as few
 //! statements as it can be.
 
-use super::{ChangeStart, Driver, Ending, QueueHeads, Result};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Result, Start, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
-use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue, Value, ValueRef};
+use crate::sql::{array_literal, params, Conn, OptionalExtension, RowInsert, SqlError, ToValue, Value, ValueRef};
 use std::sync::OnceLock;
 
 pub(super) struct Postgres;
@@ -17,6 +17,23 @@ const COMMIT: &str = "COMMIT";
 /// The unique constraint on `CMS_Object.ObjectGUID` (PostgreSQL's name for
 /// the column's `UNIQUE`).
 const OBJECT_GUID_KEY: &str = "cms_object_objectguid_key";
+
+/// How many object IDs a start read from the database draws at least (see
+/// [`Postgres::begin_change`]).
+const IDS_AHEAD: usize = 64;
+
+/// The SQLSTATE `bus_expect_settings` fails with.
+const SETTINGS_CHANGED: &str = "BU001";
+
+/// PostgreSQL's SQLSTATE for a foreign key violation.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+
+/// The foreign key from a relation to its connector.
+const RELATION_CONNECTOR_KEY: &str = "integration_synchronization_synchronizationconnectorid_fkey";
+
+/// The tag of the deferred settings check (the other tags are object IDs,
+/// all positive).
+const SETTINGS_CHECK: i64 = 0;
 
 /// How many relations [`log_task_sql`] takes at most.
 const RELATIONS_WITH_TASK: usize = 8;
@@ -80,9 +97,7 @@ pub(crate) fn bigint_array(ids: &[i64]) -> String {
 /// A PostgreSQL array literal of integers that may be missing
 /// (`{1,NULL}`).
 fn bigint_array_of<I: IntoIterator<Item = Option<i64>>>(items: I) -> String {
-    let items: Vec<String> =
-        items.into_iter().map(|i| i.map_or_else(|| "NULL".to_owned(), |i| i.to_string())).collect();
-    format!("{{{}}}", items.join(","))
+    array_literal(items.into_iter().map(|i| i.map_or(ValueRef::Null, ValueRef::Integer)))
 }
 
 /// A PostgreSQL array literal of texts (`{"a","b"}`), each element quoted.
@@ -93,28 +108,22 @@ fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
 /// A PostgreSQL array literal of texts that may be missing
 /// (`{"a",NULL}`): each text quoted, its `"` and `\` escaped.
 fn text_array_of<'a, I: IntoIterator<Item = Option<&'a str>>>(items: I) -> String {
-    let mut out = String::from("{");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match item {
-            None => out.push_str("NULL"),
-            Some(text) => {
-                out.push('"');
-                for c in text.chars() {
-                    if c == '"' || c == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(c);
-                }
-                out.push('"');
-            }
-        }
-    }
-    out.push('}');
-    out
+    array_literal(items.into_iter().map(|t| t.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))))
 }
+
+/// A new object's row with its ID drawn ahead; several of a batch go as one
+/// statement, each column an array.
+static OBJECT_ROWS: RowInsert = RowInsert {
+    one: "INSERT INTO CMS_Object (ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, \
+          ObjectSiteName, ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    many: "INSERT INTO CMS_Object (ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, \
+           ObjectSiteName, ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+           SELECT * FROM unnest(CAST($1 AS TEXT)::BIGINT[], CAST($2 AS TEXT)::TEXT[], CAST($3 AS TEXT)::TEXT[], \
+           CAST($4 AS TEXT)::TEXT[], CAST($5 AS TEXT)::TEXT[], CAST($6 AS TEXT)::TEXT[], CAST($7 AS TEXT)::TEXT[], \
+           CAST($8 AS TEXT)::BIGINT[], CAST($9 AS TEXT)::BIGINT[], CAST($10 AS TEXT)::TEXT[], \
+           CAST($11 AS TEXT)::TEXT[])",
+};
 
 /// One task with one to eight relations ([`log_task_sql`]), and the
 /// `COMMIT` pipelined after it with [`Ending::Commit`].
@@ -206,35 +215,64 @@ impl Driver for Postgres {
         QueueHeads::Unknown
     }
 
-    /// Another daemon (or psql) may delete a connector at any moment: the
-    /// rows of the live connectors are locked against deletion until the
-    /// commit (edits that keep the key still go through).
-    /// One statement (sent with the transaction's `BEGIN`): the settings
-    /// rows and the live connectors' rows, those locked `FOR KEY SHARE` —
-    /// another daemon (or psql) may delete a connector at any moment, and
-    /// a delete now waits for this commit (edits that keep the key still
-    /// go through).
-    /// The same statement draws the IDs of the objects the change will
-    /// create (from the column's own sequence).
-    fn begin_change(&self, tx: &Conn, ids: &[i64], _registry_version: i64, creates: usize) -> Result<ChangeStart> {
-        let ids = bigint_array(ids);
+    /// Deferred as a row of [`OBJECT_ROWS`]: a batch's creates go as one
+    /// statement.
+    fn defer_object(&self, conn: &Conn, values: &[&dyn ToValue], id: i64) -> Result<()> {
+        conn.defer_row(&OBJECT_ROWS, values, id)
+    }
+
+    /// From [`Start::Cached`], when the daemon read the settings before and
+    /// has the object IDs: no round trip at all. The settings check
+    /// (`bus_expect_settings`, schema v7) is deferred, so it is the first
+    /// statement the server runs; the connectors are not locked here — a
+    /// relation's foreign key locks its connector (`FOR KEY SHARE`) as it
+    /// is inserted, and fails the transaction if the connector was deleted.
+    ///
+    /// Otherwise one statement (sent with the transaction's `BEGIN`): the
+    /// settings rows and their version, the live connectors' rows, those
+    /// locked `FOR KEY SHARE` — another daemon (or psql) may delete a
+    /// connector at any moment, and a delete now waits for this commit
+    /// (edits that keep the key still go through) — and object IDs drawn
+    /// from the column's own sequence: at least [`IDS_AHEAD`], those the
+    /// change does not use kept for the next changes.
+    fn begin_change(&self, tx: &Conn, ask: &StartAsk<'_>) -> Result<ChangeStart> {
+        if ask.start == Start::Cached {
+            if let Some((settings, version, object_ids)) = ask.cache.take(ask.creates) {
+                // The version is the server's md5 in hex: a literal safe to
+                // write into the statement, which then goes in the same
+                // message as the `BEGIN` (no answer of its own to wait for).
+                if version.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    tx.defer_first(&format!("SELECT bus_expect_settings('{version}')"), SETTINGS_CHECK)?;
+                } else {
+                    tx.defer("SELECT bus_expect_settings($1)", &[&version], SETTINGS_CHECK)?;
+                }
+                return Ok(ChangeStart { settings, present: ask.ids.to_vec(), object_ids });
+            }
+        }
+        let mut object_ids = ask.cache.take_ids(ask.creates);
+        let missing = ask.creates - object_ids.len();
+        let ids = bigint_array(ask.ids);
         type Row = (Option<String>, Option<String>, Option<i64>, Option<i64>);
         // Three statements, so each keeps a plan of its own: a count as a
         // parameter of `generate_series` has the server plan the statement
         // anew each time, which costs a one-change transaction as much as
-        // a round trip.
+        // a round trip (only a batch larger than `IDS_AHEAD` pays it).
         const START: &str = "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
              WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
              SELECT KeyName, KeyValue, NULL::BIGINT, NULL::BIGINT FROM CMS_SettingsKey \
+             UNION ALL SELECT NULL, bus_settings_version(), NULL, NULL \
              UNION ALL SELECT NULL, NULL, ConnectorID, NULL FROM present";
-        static ONE: OnceLock<String> = OnceLock::new();
+        static AHEAD: OnceLock<String> = OnceLock::new();
         static MANY: OnceLock<String> = OnceLock::new();
         let row = |r: &crate::sql::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
-        let rows: Vec<Row> = match creates {
+        let rows: Vec<Row> = match missing {
             0 => tx.prepare_cached(START)?.query_map([ids], row)?.collect::<Result<_>>()?,
-            1 => tx
-                .prepare_cached(ONE.get_or_init(|| {
-                    format!("{START} UNION ALL SELECT NULL, NULL, NULL, nextval('cms_object_objectid_seq')")
+            n if n <= IDS_AHEAD => tx
+                .prepare_cached(AHEAD.get_or_init(|| {
+                    format!(
+                        "{START} UNION ALL SELECT NULL, NULL, NULL, nextval('cms_object_objectid_seq') \
+                         FROM generate_series(1, {IDS_AHEAD})"
+                    )
                 }))?
                 .query_map([ids], row)?
                 .collect::<Result<_>>()?,
@@ -246,18 +284,35 @@ impl Driver for Postgres {
                         2
                     )
                 }))?
-                .query_map(params![ids, i64::try_from(n).unwrap_or(i64::MAX)], row)?
+                .query_map(params![ids, i64::try_from(2 * n).unwrap_or(i64::MAX)], row)?
                 .collect::<Result<_>>()?,
         };
         let present = rows.iter().filter_map(|(_, _, id, _)| *id).collect();
-        let object_ids = rows.iter().filter_map(|(_, _, _, id)| *id).collect();
+        let mut drawn: Vec<i64> = rows.iter().filter_map(|(_, _, _, id)| *id).collect();
+        let ahead = drawn.split_off(missing.min(drawn.len()));
+        object_ids.extend(drawn);
+        let version = rows.iter().find_map(|(key, value, _, _)| key.is_none().then(|| value.clone()).flatten());
         let keys = rows.into_iter().filter_map(|(key, value, _, _)| Some((key?, value?)));
-        Ok(ChangeStart { settings: settings::from_keys(keys), present, object_ids })
+        let settings = settings::from_keys(keys);
+        let version = version.ok_or_else(|| SqlError::Column { index: 1, message: "no settings version".into() })?;
+        ask.cache.keep(settings, version, ahead);
+        Ok(ChangeStart { settings, present, object_ids })
+    }
+
+    /// The deferred settings check failed (`BU001`), or a relation's
+    /// foreign key found its connector deleted.
+    fn start_was_stale(&self, error: &SqlError) -> bool {
+        match error.sqlstate() {
+            Some(SETTINGS_CHANGED) => true,
+            Some(FOREIGN_KEY_VIOLATION) => error.constraint() == Some(RELATION_CONNECTOR_KEY),
+            _ => false,
+        }
     }
 
     /// The row is locked before counting, so no change queues for the
     /// connector between the count and the delete (a change locks it
-    /// first, [`Self::begin_change`]).
+    /// first: at its start, or with its relations' foreign key — see
+    /// [`Self::begin_change`]).
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
         tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE", [name]).map(drop)
     }

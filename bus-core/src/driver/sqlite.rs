@@ -1,10 +1,10 @@
 //! The SQLite driver: one writer at a time (the write gate, then SQLite's
 //! write lock), so a transaction sees exactly what committed before it.
 
-use super::{ChangeStart, Driver, Ending, QueueHeads, Result};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Result, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
-use crate::sql::{params, Conn, OptionalExtension, SqlError};
+use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
 
 pub(super) struct Sqlite;
 
@@ -32,15 +32,30 @@ impl Driver for Sqlite {
         QueueHeads::Known
     }
 
+    /// No ID is drawn ahead here (`begin_change`), so nothing calls this;
+    /// were it called, the insert would run at once.
+    fn defer_object(&self, conn: &Conn, values: &[&dyn ToValue], id: i64) -> Result<()> {
+        conn.defer(
+            "INSERT INTO CMS_Object (ObjectID, ObjectType, ObjectGUID, ObjectCodeName, ObjectDisplayName, \
+             ObjectSiteName, ObjectParentType, ObjectParentID, ObjectGroupID, ObjectFields, ObjectLastModified) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            values,
+            id,
+        )
+    }
+
     /// Statements cost no round trip here: the settings, then the registry
     /// version. The write lock keeps the registry as read until the commit;
     /// the rows are looked at only when the registry changed since the
     /// connectors were loaded.
-    fn begin_change(&self, tx: &Conn, ids: &[i64], registry_version: i64, _creates: usize) -> Result<ChangeStart> {
+    /// Nothing is cached ([`StartAsk::start`] makes no difference): reading
+    /// costs less than checking would.
+    fn begin_change(&self, tx: &Conn, ask: &StartAsk<'_>) -> Result<ChangeStart> {
+        let ids = ask.ids;
         let settings = settings::read(tx)?;
         let version: i64 =
             tx.prepare_cached("SELECT Version FROM Integration_RegistryVersion")?.query_row([], |r| r.get(0))?;
-        if version == registry_version {
+        if version == ask.registry_version {
             return Ok(ChangeStart { settings, present: ids.to_vec(), object_ids: Vec::new() });
         }
         let mut exists = tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?;
@@ -51,6 +66,10 @@ impl Driver for Sqlite {
             }
         }
         Ok(ChangeStart { settings, present, object_ids: Vec::new() })
+    }
+
+    fn start_was_stale(&self, _error: &SqlError) -> bool {
+        false
     }
 
     /// `BEGIN IMMEDIATE` already holds the write lock.

@@ -129,7 +129,7 @@ impl IncomingDrain {
         let site = q.site_name.clone();
         self.pipeline
             .transact(Some(&connector.name), 0, move |tx, types, _| {
-                let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
+                let applied = apply::apply(tx, types, payload.clone(), task_type, data_type, site.as_deref())
                     .map_err(ChangeError::Single)?;
                 // Nothing removed: another worker (another daemon, after a
                 // lease moved) applied it meanwhile; this copy rolls back.

@@ -13,6 +13,7 @@ mod postgres;
 mod sqlite;
 mod value;
 
+pub(crate) use postgres::array_literal;
 pub use value::{FromValue, ToValue, Value, ValueRef};
 
 use self::postgres::PgConn;
@@ -44,6 +45,24 @@ pub enum SqlError {
     /// a later statement; `tag` is what its writer named it by.
     #[error("{source}")]
     Deferred { tag: i64, source: Box<SqlError> },
+    /// Rows deferred with [`Conn::defer_row`] and sent together, as one
+    /// statement, were refused — which of them is not known; sent one by
+    /// one ([`Conn::send_rows_one_by_one`]), the failing row is named by
+    /// its tag.
+    #[error("{source}")]
+    DeferredRows { source: Box<SqlError> },
+}
+
+/// An insert of one row deferred with [`Conn::defer_row`], which PostgreSQL
+/// sends as one statement for several rows waiting together.
+#[derive(Debug)]
+pub struct RowInsert {
+    /// One row: its values are `$1`, `$2`, … in column order.
+    pub one: &'static str,
+    /// Several rows: `$k` is an array literal of column `k`'s values, one
+    /// element per row in the order deferred, passed as text (write
+    /// `CAST($k AS TEXT)::BIGINT[]`).
+    pub many: &'static str,
 }
 
 /// What went wrong, in the terms callers act on.
@@ -71,9 +90,24 @@ impl SqlError {
     pub fn constraint(&self) -> Option<&str> {
         match self {
             SqlError::Postgres(pg_client::Error::Postgres(e)) => e.as_db_error().and_then(|d| d.constraint()),
-            SqlError::Deferred { source, .. } => source.constraint(),
+            SqlError::Deferred { source, .. } | SqlError::DeferredRows { source } => source.constraint(),
             _ => None,
         }
+    }
+
+    /// The SQLSTATE a PostgreSQL server answered with (SQLite's errors
+    /// have none).
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            SqlError::Postgres(pg_client::Error::Postgres(e)) => e.code().map(|c| c.code()),
+            SqlError::Deferred { source, .. } | SqlError::DeferredRows { source } => source.sqlstate(),
+            _ => None,
+        }
+    }
+
+    /// Whether rows sent together refused this ([`SqlError::DeferredRows`]).
+    pub fn rows_sent_together(&self) -> bool {
+        matches!(self, SqlError::DeferredRows { .. })
     }
 
     /// The tag of the deferred write this error is about, if it is one.
@@ -89,7 +123,7 @@ impl SqlError {
             SqlError::Sqlite(e) => sqlite::kind(e),
             SqlError::Postgres(e) => postgres::kind(e),
             SqlError::Column { .. } | SqlError::NoRows | SqlError::RolledBack(_) => ErrorKind::Other,
-            SqlError::Deferred { source, .. } => source.kind(),
+            SqlError::Deferred { source, .. } | SqlError::DeferredRows { source } => source.kind(),
         }
     }
 }
@@ -269,6 +303,39 @@ impl Conn {
         match &self.0 {
             Inner::Sqlite(_) => self.prepare_cached(sql)?.execute(params).map(drop),
             Inner::Postgres(c) => c.defer(sql, params, tag),
+        }
+    }
+
+    /// [`Self::defer`] for a row of `insert`: PostgreSQL sends the rows of
+    /// one insert that wait together as one statement ([`RowInsert::many`];
+    /// if it fails, with [`SqlError::DeferredRows`]), unless
+    /// [`Self::send_rows_one_by_one`]; SQLite runs [`RowInsert::one`] at
+    /// once.
+    pub fn defer_row(&self, insert: &'static RowInsert, params: &[&dyn ToValue], tag: i64) -> Result<()> {
+        match &self.0 {
+            Inner::Sqlite(_) => self.prepare_cached(insert.one)?.execute(params).map(drop),
+            Inner::Postgres(c) => c.defer_row(insert, params, tag),
+        }
+    }
+
+    /// Sends the rows of [`Self::defer_row`] each with its own statement
+    /// until the transaction ends, so that a refused one is named by its
+    /// tag.
+    pub fn send_rows_one_by_one(&self) {
+        if let Inner::Postgres(c) = &self.0 {
+            c.send_rows_one_by_one();
+        }
+    }
+
+    /// Runs `sql` (no parameters) first in the transaction, where it costs
+    /// nothing of its own: on PostgreSQL in the same message as the
+    /// transaction's `BEGIN` while that still waits (a failure is then the
+    /// next statement's error, as for [`Self::defer`], but without a tag),
+    /// else deferred like [`Self::defer`] with `tag`; SQLite runs it at once.
+    pub fn defer_first(&self, sql: &str, tag: i64) -> Result<()> {
+        match &self.0 {
+            Inner::Sqlite(_) => self.prepare_cached(sql)?.execute([]).map(drop),
+            Inner::Postgres(c) => c.defer_first(sql, tag),
         }
     }
 

@@ -2,7 +2,7 @@
 //! statements prepared once per SQL text (as written: `$n` parameters), values
 //! converted to and from the shared [`Value`] by the column's type.
 
-use super::{ErrorKind, Result, SqlError, ToValue, Value, ValueRef};
+use super::{ErrorKind, Result, RowInsert, SqlError, ToValue, Value, ValueRef};
 use bytes::BytesMut;
 use pg_client::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use std::cell::{Cell, RefCell};
@@ -31,6 +31,17 @@ pub(crate) struct PgConn {
     /// Why the transaction's pipelined `COMMIT` did not commit, for the
     /// caller's own `COMMIT` to answer (until the next `BEGIN`).
     rolled_back: RefCell<Option<String>>,
+    /// How this transaction sends deferred rows of one insert.
+    rows: Cell<Rows>,
+}
+
+/// How the deferred rows of one insert go out ([`super::Conn::defer_row`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// As one statement when several wait together.
+    Together,
+    /// Each with its own statement.
+    OneByOne,
 }
 
 /// Whether a pipeline ends the transaction (its last statement is the
@@ -46,6 +57,91 @@ struct Deferred {
     sql: String,
     values: Vec<Value>,
     tag: i64,
+    /// The insert it is a row of, if it is one.
+    insert: Option<&'static RowInsert>,
+}
+
+/// A statement sent for deferred writes: one write's, or one for
+/// consecutive rows of one insert.
+struct Outgoing {
+    sql: String,
+    values: Vec<Value>,
+    /// The tags of the writes it carries, in order.
+    tags: Vec<i64>,
+}
+
+/// The statements that send `deferred`: consecutive rows of one insert as
+/// one statement (each column an array), unless `rows` says one by one.
+fn sends(deferred: &[Deferred], rows: Rows) -> Vec<Outgoing> {
+    let mut out = Vec::with_capacity(deferred.len());
+    let mut i = 0;
+    while i < deferred.len() {
+        let d = &deferred[i];
+        let run = match (d.insert, rows) {
+            (Some(insert), Rows::Together) => {
+                deferred[i..].iter().take_while(|e| e.insert.is_some_and(|x| std::ptr::eq(x, insert))).count()
+            }
+            _ => 1,
+        };
+        match d.insert {
+            Some(insert) if run > 1 => {
+                let together = &deferred[i..i + run];
+                let columns = together.iter().map(|r| r.values.len()).max().unwrap_or(0);
+                let values = (0..columns)
+                    .map(|c| {
+                        Value::Text(array_literal(
+                            together.iter().map(|r| r.values.get(c).map_or(ValueRef::Null, Value::as_ref)),
+                        ))
+                    })
+                    .collect();
+                out.push(Outgoing {
+                    sql: insert.many.to_owned(),
+                    values,
+                    tags: together.iter().map(|r| r.tag).collect(),
+                });
+            }
+            _ => out.push(Outgoing { sql: d.sql.clone(), values: d.values.clone(), tags: vec![d.tag] }),
+        }
+        i += run;
+    }
+    out
+}
+
+/// A PostgreSQL array literal (`{1,"a",NULL}`) of `items`: each text quoted
+/// with its `"` and `\` escaped, a missing value `NULL` unquoted; for a
+/// parameter written `CAST($n AS TEXT)::TYPE[]`.
+pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = ValueRef<'a>>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = match item {
+            ValueRef::Null => {
+                out.push_str("NULL");
+                continue;
+            }
+            ValueRef::Integer(n) => {
+                out.push_str(&n.to_string());
+                continue;
+            }
+            ValueRef::Real(f) => f.to_string(),
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            ValueRef::Blob(b) => {
+                std::iter::once("\\x".to_owned()).chain(b.iter().map(|byte| format!("{byte:02x}"))).collect()
+            }
+        };
+        out.push('"');
+        for c in text.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 impl PgConn {
@@ -56,19 +152,39 @@ impl PgConn {
             in_transaction: Cell::new(false),
             deferred: RefCell::new(Vec::new()),
             rolled_back: RefCell::new(None),
+            rows: Cell::new(Rows::Together),
         })
     }
 
     /// Defers a write to the next statement of the transaction; outside one
     /// (nothing would end it) it runs at once.
     pub(super) fn defer(&self, sql: &str, params: &[&dyn ToValue], tag: i64) -> Result<()> {
+        self.defer_write(sql, params, tag, None)
+    }
+
+    /// [`Self::defer`] for a row of `insert` (see [`super::Conn::defer_row`]).
+    pub(super) fn defer_row(&self, insert: &'static RowInsert, params: &[&dyn ToValue], tag: i64) -> Result<()> {
+        self.defer_write(insert.one, params, tag, Some(insert))
+    }
+
+    fn defer_write(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+        tag: i64,
+        insert: Option<&'static RowInsert>,
+    ) -> Result<()> {
         if !self.in_transaction.get() {
             let statement = self.statement(sql)?;
             return self.execute(&statement, params).map(drop);
         }
         let values = params.iter().map(|p| p.to_value().to_owned_value()).collect();
-        self.deferred.borrow_mut().push(Deferred { sql: sql.to_owned(), values, tag });
+        self.deferred.borrow_mut().push(Deferred { sql: sql.to_owned(), values, tag, insert });
         Ok(())
+    }
+
+    pub(super) fn send_rows_one_by_one(&self) {
+        self.rows.set(Rows::OneByOne);
     }
 
     /// Runs `calls` pipelined after the deferred writes (taken: sent once,
@@ -80,11 +196,9 @@ impl PgConn {
         ends: Ends,
     ) -> Result<Vec<Vec<pg_client::Row>>> {
         // Prepared before they are taken: a failed prepare leaves them waiting.
-        let prepared = {
-            let waiting = self.deferred.borrow();
-            waiting.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?
-        };
-        let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
+        let deferred = sends(&self.deferred.borrow(), self.rows.get());
+        let prepared = deferred.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?;
+        self.deferred.borrow_mut().clear();
         let mut all: Vec<(pg_client::Statement, Vec<&dyn ToValue>)> = Vec::with_capacity(deferred.len() + calls.len());
         for (statement, d) in prepared.into_iter().zip(&deferred) {
             all.push((statement, d.values.iter().map(|v| v as &dyn ToValue).collect()));
@@ -107,11 +221,22 @@ impl PgConn {
         }
         match results {
             Ok(mut rows) => Ok(rows.split_off(deferred.len())),
-            Err((Some(index), e)) if index < deferred.len() => {
-                Err(SqlError::Deferred { tag: deferred[index].tag, source: Box::new(e.into()) })
-            }
+            Err((Some(index), e)) if index < deferred.len() => match deferred[index].tags[..] {
+                [tag] => Err(SqlError::Deferred { tag, source: Box::new(e.into()) }),
+                _ => Err(SqlError::DeferredRows { source: Box::new(e.into()) }),
+            },
             Err((_, e)) => Err(e.into()),
         }
+    }
+
+    /// Runs `sql` (no parameters) first in the transaction: in the same
+    /// message as its `BEGIN` when that is still waiting (one answer for
+    /// both), else deferred like a write ([`Self::defer`]).
+    pub(super) fn defer_first(&self, sql: &str, tag: i64) -> Result<()> {
+        if self.in_transaction.get() && self.deferred.borrow().is_empty() && self.client.append_deferred(sql) {
+            return Ok(());
+        }
+        self.defer(sql, &[], tag)
     }
 
     fn has_deferred(&self) -> bool {
@@ -150,6 +275,7 @@ impl PgConn {
             // Sent with the transaction's first statement: no round trip.
             "BEGIN" if sql.trim().eq_ignore_ascii_case("BEGIN") => {
                 self.rolled_back.borrow_mut().take();
+                self.rows.set(Rows::Together);
                 self.client.defer_batch("BEGIN");
                 self.in_transaction.set(true);
                 return Ok(());

@@ -279,16 +279,7 @@ impl NewRow<'_> {
         match drawn {
             Some(id) => {
                 let with_id: Vec<&dyn ToValue> = std::iter::once(&id as &dyn ToValue).chain(values).collect();
-                conn.defer(
-                    concat!(
-                        "INSERT INTO CMS_Object (ObjectID, ",
-                        new_object_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                    ),
-                    &with_id,
-                    id,
-                )
-                .map(|()| id)
+                crate::driver::of(conn).defer_object(conn, &with_id, id).map(|()| id)
             }
             None => conn
                 .prepare_cached(concat!(
