@@ -762,14 +762,6 @@ fn queued_relations(conn: &Conn, name: &str) -> Result<Option<i64>, crate::sql::
     .optional()
 }
 
-/// True while the registry has a row with this `ConnectorID`.
-/// Of `ids`, the connectors still registered, each locked against deletion
-/// until the transaction ends (PostgreSQL's `FOR KEY SHARE`: edits that keep
-/// the ID go through, a delete waits).
-pub fn exists(conn: &Conn, connector_id: i64) -> Result<bool, crate::sql::SqlError> {
-    conn.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?.exists([connector_id])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

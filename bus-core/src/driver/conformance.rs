@@ -27,6 +27,7 @@ pub fn run(db: &Database) {
     begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
     a_cached_start_never_goes_on_with_older_settings(db, &ids);
     a_cached_start_queues_for_no_deleted_connector(db, &ids);
+    a_held_connector_outlives_no_delete_and_a_delete_takes_its_relations(db, &ids);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
     like_ignoring_case_finds_any_case(db, ids[0]);
@@ -344,6 +345,58 @@ fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(d
     let left: i64 =
         conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID > 9000003", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "nothing of the refused batches");
+}
+
+/// `hold_connector`: a deleted connector is not held; a held one is not
+/// deleted until the holder's commit (PostgreSQL; SQLite's write lock
+/// holds it); and a connector deleted with plain SQL takes its relations
+/// (and their sync log) along, the other connectors' stay.
+fn a_held_connector_outlives_no_delete_and_a_delete_takes_its_relations(db: &Database, ids: &[i64]) {
+    let (gone, kept) = (ids[5], ids[6]);
+    let mut conn = db.connect().unwrap();
+    let other = db.connect().unwrap();
+    let relations_of = |c: &Conn, connector: i64| -> i64 {
+        c.query_row(
+            "SELECT COUNT(*) FROM Integration_Synchronization WHERE SynchronizationConnectorID = $1",
+            [connector],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let tx = conn.transaction().unwrap();
+    let object = user(9, "cid");
+    let task = user_task(&object, "Create User 'cid'", TaskDataType::Simple);
+    let relations: Vec<NewRelation> = [gone, kept]
+        .iter()
+        .map(|&connector_id| NewRelation { connector_id, data_type: TaskDataType::Simple, matching: Matching::Decided })
+        .collect();
+    of(&tx).log_tasks(&tx, &[(task, &relations)], Ending::Open).unwrap();
+    tx.execute(
+        "INSERT INTO Integration_SyncLog (SyncLogSynchronizationID, SyncLogTime, SyncLogErrorMessage) \
+         SELECT SynchronizationID, '2026-12-04T00:00:00.000Z', 'down' FROM Integration_Synchronization \
+         WHERE SynchronizationConnectorID = $1",
+        [gone],
+    )
+    .unwrap();
+    assert!(of(&tx).hold_connector(&tx, gone).unwrap(), "a registered connector is held");
+    if tx.dialect() == crate::sql::Dialect::Postgres {
+        other.execute_batch("SET lock_timeout = '200ms'").unwrap();
+        let refused = other.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [gone]);
+        assert!(refused.is_err(), "a held connector was deleted");
+        other.execute_batch("SET lock_timeout = 0").unwrap();
+    }
+    tx.commit().unwrap();
+    let (gone_before, kept_before) = (relations_of(&other, gone), relations_of(&other, kept));
+    assert!(gone_before > 0 && kept_before > 0, "{gone_before} {kept_before}");
+    other.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [gone]).unwrap();
+    assert_eq!(relations_of(&other, gone), 0, "the deleted connector's relations go with it");
+    assert_eq!(relations_of(&other, kept), kept_before, "the others' stay");
+    let log: i64 = other
+        .query_row("SELECT COUNT(*) FROM Integration_SyncLog WHERE SyncLogErrorMessage = 'down'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(log, 0, "their sync log goes too");
+    let tx = conn.transaction().unwrap();
+    assert!(!of(&tx).hold_connector(&tx, gone).unwrap(), "a deleted connector is not held");
 }
 
 /// `begin_change`: the settings as committed, and only the connectors that

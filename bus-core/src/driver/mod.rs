@@ -161,6 +161,12 @@ pub(crate) trait Driver: Sync {
     /// [`Start::Fresh`] is then right.
     fn start_was_stale(&self, error: &SqlError) -> bool;
 
+    /// Whether connector `id` is still registered, and if so kept from
+    /// being deleted until `tx` ends, for the relations `tx` writes for it
+    /// (PostgreSQL: its row locked `FOR KEY SHARE`; SQLite's write lock
+    /// holds it already).
+    fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool>;
+
     /// Locks the connector `name` before a delete counts its queue, so no
     /// change queues for it in between.
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()>;

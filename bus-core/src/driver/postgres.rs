@@ -25,11 +25,9 @@ const IDS_AHEAD: usize = 64;
 /// The SQLSTATE `bus_expect_settings` fails with.
 const SETTINGS_CHANGED: &str = "BU001";
 
-/// PostgreSQL's SQLSTATE for a foreign key violation.
-const FOREIGN_KEY_VIOLATION: &str = "23503";
-
-/// The foreign key from a relation to its connector.
-const RELATION_CONNECTOR_KEY: &str = "integration_synchronization_synchronizationconnectorid_fkey";
+/// The SQLSTATE `bus_lock_connectors` fails with: a connector to queue for
+/// was deleted.
+const CONNECTOR_GONE: &str = "BU002";
 
 /// The tag of the deferred settings check (the other tags are object IDs,
 /// all positive).
@@ -49,6 +47,7 @@ fn log_task_sql(n: usize) -> &'static str {
                 let rows: Vec<String> = (0..n)
                     .map(|i| format!("(${}::BIGINT, ${}::TEXT, ${}::TEXT)", 14 + 3 * i, 15 + 3 * i, 16 + 3 * i))
                     .collect();
+                let connectors = 14 + 3 * n;
                 format!(
                     "WITH task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
                      TaskProcessType, TaskSiteName, TaskTitle, TaskObjectType, TaskObjectID, TaskNodeID, \
@@ -57,7 +56,9 @@ fn log_task_sql(n: usize) -> &'static str {
                      INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
                      SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
                      SELECT task.TaskID, $1, r.connector, r.data_type, r.matching FROM task, \
-                     (VALUES {}) AS r (connector, data_type, matching) RETURNING SynchronizationTaskID",
+                     (VALUES {}) AS r (connector, data_type, matching) \
+                     WHERE (SELECT bus_lock_connectors(CAST(${connectors} AS TEXT)::BIGINT[])) \
+                     RETURNING SynchronizationTaskID",
                     rows.join(", ")
                 )
             })
@@ -68,7 +69,7 @@ fn log_task_sql(n: usize) -> &'static str {
 /// Every task of a transaction and all their relations in one statement,
 /// each column an array (`$1`–`$13` the tasks', `$14`–`$17` the
 /// relations': the task's place in the list, the connector, the data type,
-/// the match). The task IDs are drawn from the column's own sequence in
+/// the match; `$18` the connectors to lock, see [`held_connectors`]). The task IDs are drawn from the column's own sequence in
 /// the order of the list (a volatile output is computed after the sort),
 /// and come back in that order.
 const LOG_TASKS: &str = "WITH t AS (SELECT nextval('integration_task_taskid_seq') AS id, u.* FROM unnest(\
@@ -85,7 +86,8 @@ const LOG_TASKS: &str = "WITH t AS (SELECT nextval('integration_task_taskid_seq'
      SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
      SELECT t.id, t.inbound, r.connector, r.data_type, r.matching FROM unnest(CAST($14 AS TEXT)::BIGINT[], \
      CAST($15 AS TEXT)::BIGINT[], CAST($16 AS TEXT)::TEXT[], CAST($17 AS TEXT)::TEXT[]) WITH ORDINALITY \
-     AS r (task, connector, data_type, matching, n) JOIN t ON t.ord = r.task ORDER BY r.n) \
+     AS r (task, connector, data_type, matching, n) JOIN t ON t.ord = r.task \
+     WHERE (SELECT bus_lock_connectors(CAST($18 AS TEXT)::BIGINT[])) ORDER BY r.n) \
      SELECT id FROM t ORDER BY ord";
 
 /// A PostgreSQL array literal of integers (`{1,2}`), for a parameter
@@ -125,6 +127,16 @@ static OBJECT_ROWS: RowInsert = RowInsert {
            CAST($11 AS TEXT)::TEXT[])",
 };
 
+/// The connectors `relations` queue for, for `bus_lock_connectors` (schema
+/// v7): each once, in ascending order — the order every writer locks them
+/// in, so two writers never wait for each other's lock.
+fn held_connectors<'a>(relations: impl IntoIterator<Item = &'a NewRelation>) -> String {
+    let mut ids: Vec<i64> = relations.into_iter().map(|r| r.connector_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    bigint_array(&ids)
+}
+
 /// One task with one to eight relations ([`log_task_sql`]), and the
 /// `COMMIT` pipelined after it with [`Ending::Commit`].
 fn log_one_task(
@@ -141,6 +153,8 @@ fn log_one_task(
         values.push(data_type);
         values.push(matching);
     }
+    let held = held_connectors(relations);
+    values.push(&held);
     task_ids(tx, (log_task_sql(relations.len()), &values), ending, 1)
 }
 
@@ -188,7 +202,7 @@ impl Driver for Postgres {
         let numbers =
             |column: fn(&queue_rows::TaskColumns<'_>) -> Option<i64>| bigint_array_of(columns.iter().map(column));
         let relations = || tasks.iter().enumerate().flat_map(|(i, (_, rs))| rs.iter().map(move |r| (i, r)));
-        let values: [String; 17] = [
+        let values: [String; 18] = [
             numbers(|c| Some(i64::from(c.direction.inbound()))),
             texts(|c| Some(c.task_type)),
             texts(|c| Some(c.data_type)),
@@ -206,6 +220,7 @@ impl Driver for Postgres {
             bigint_array_of(relations().map(|(_, r)| Some(r.connector_id))),
             text_array_of(relations().map(|(_, r)| Some(r.data_type.name()))),
             text_array_of(relations().map(|(_, r)| r.matching.column())),
+            held_connectors(relations().map(|(_, r)| r)),
         ];
         let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
         task_ids(tx, (LOG_TASKS, &params), ending, tasks.len())
@@ -224,9 +239,10 @@ impl Driver for Postgres {
     /// From [`Start::Cached`], when the daemon read the settings before and
     /// has the object IDs: no round trip at all. The settings check
     /// (`bus_expect_settings`, schema v7) is deferred, so it is the first
-    /// statement the server runs; the connectors are not locked here — a
-    /// relation's foreign key locks its connector (`FOR KEY SHARE`) as it
-    /// is inserted, and fails the transaction if the connector was deleted.
+    /// statement the server runs; the connectors are not locked here — the
+    /// statement that writes the relations locks theirs (`FOR KEY SHARE`,
+    /// `bus_lock_connectors`, schema v7) and fails the transaction if one
+    /// was deleted.
     ///
     /// Otherwise one statement (sent with the transaction's `BEGIN`): the
     /// settings rows and their version, the live connectors' rows, those
@@ -299,20 +315,20 @@ impl Driver for Postgres {
         Ok(ChangeStart { settings, present, object_ids })
     }
 
-    /// The deferred settings check failed (`BU001`), or a relation's
-    /// foreign key found its connector deleted.
+    /// The deferred settings check failed (`BU001`), or the statement
+    /// writing relations found a connector deleted (`BU002`).
     fn start_was_stale(&self, error: &SqlError) -> bool {
-        match error.sqlstate() {
-            Some(SETTINGS_CHANGED) => true,
-            Some(FOREIGN_KEY_VIOLATION) => error.constraint() == Some(RELATION_CONNECTOR_KEY),
-            _ => false,
-        }
+        matches!(error.sqlstate(), Some(SETTINGS_CHANGED | CONNECTOR_GONE))
+    }
+
+    fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {
+        tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1 FOR KEY SHARE")?.exists([id])
     }
 
     /// The row is locked before counting, so no change queues for the
     /// connector between the count and the delete (a change locks it
-    /// first: at its start, or with its relations' foreign key — see
-    /// [`Self::begin_change`]).
+    /// first: at its start, or with the statement that writes its relations
+    /// — see [`Self::begin_change`]).
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
         tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE", [name]).map(drop)
     }

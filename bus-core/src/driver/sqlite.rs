@@ -72,6 +72,10 @@ impl Driver for Sqlite {
         false
     }
 
+    fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {
+        tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?.exists([id])
+    }
+
     /// `BEGIN IMMEDIATE` already holds the write lock.
     fn lock_connector_for_delete(&self, _tx: &Conn, _name: &str) -> Result<()> {
         Ok(())

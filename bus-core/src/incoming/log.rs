@@ -90,8 +90,9 @@ pub(super) fn log(
     // that turns into a write fails at once if another process committed
     // in between (SQLite's busy snapshot), instead of waiting its turn.
     let tx = turn.transaction_with(crate::sql::Begin::Immediate)?;
-    // The connector may have been deleted while it was asked (plain SQL).
-    if !crate::registry::exists(&tx, connector.id)? {
+    // The connector may have been deleted while it was asked (plain SQL);
+    // if not, it stays until the commit.
+    if !crate::driver::of(&tx).hold_connector(&tx, connector.id)? {
         return Err(IncomingError::UnknownConnector(connector.name.clone()));
     }
     let task_id = queue::insert_task(

@@ -40,3 +40,39 @@ BEGIN
     END IF;
     RETURN TRUE;
 END $$;
+
+-- A relation no longer refers to its connector through a foreign key:
+-- checking the key row by row was a fifth of the server's time writing a
+-- batch of tasks (three hundred checks for a hundred tasks). What the key
+-- did is done once per statement and by a trigger:
+-- * a statement that writes relations first locks their connectors
+--   (`bus_lock_connectors`), so a delete of one waits for its commit, and
+--   fails (SQLSTATE BU002) when one is gone;
+-- * deleting a connector, by any client, deletes its relations (what the
+--   key's ON DELETE CASCADE did; their sync log goes with them).
+ALTER TABLE Integration_Synchronization
+    DROP CONSTRAINT integration_synchronization_synchronizationconnectorid_fkey;
+
+-- `ids`: distinct connector IDs, in ascending order (the order every
+-- writer locks them in).
+CREATE FUNCTION bus_lock_connectors(ids BIGINT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    id BIGINT;
+BEGIN
+    FOREACH id IN ARRAY ids LOOP
+        PERFORM 1 FROM Integration_Connector WHERE ConnectorID = id FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'connector % was deleted meanwhile', id USING ERRCODE = 'BU002';
+        END IF;
+    END LOOP;
+    RETURN TRUE;
+END $$;
+
+CREATE FUNCTION Integration_Connector_Cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM Integration_Synchronization WHERE SynchronizationConnectorID = OLD.ConnectorID;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER Integration_Connector_Deleted AFTER DELETE ON Integration_Connector
+FOR EACH ROW EXECUTE FUNCTION Integration_Connector_Cascade();
