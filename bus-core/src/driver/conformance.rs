@@ -34,7 +34,7 @@ pub fn run(db: &Database) {
     not_delivered_passes_over_recorded_deliveries(db, ids[0]);
     lock_connector_for_delete_takes_a_missing_name(db);
     // (Last: its IDs are far above those the sequence hands out.)
-    deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db);
+    deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db, ids[0]);
 }
 
 fn connectors(db: &Database, names: &[&str]) -> Vec<i64> {
@@ -299,7 +299,7 @@ fn defer_object(tx: &Conn, id: i64, guid: &str, code: &str, display: Option<&str
 /// (PostgreSQL): for inserts sent together as "rows sent together", and —
 /// sent one by one for the rest of the transaction — by its tag; the next
 /// transaction sends them together again.
-fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db: &Database) {
+fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(db: &Database, connector: i64) {
     let mut conn = db.connect().unwrap();
     let postgres = conn.dialect() == crate::sql::Dialect::Postgres;
     let guid = |n: i64| format!("00000000-0000-4000-8000-{n:012}");
@@ -345,6 +345,32 @@ fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(d
     let left: i64 =
         conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID > 9000003", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "nothing of the refused batches");
+    // A lone insert followed by one task (PostgreSQL sends it within the
+    // task's statement): both written — or, its GUID taken, named by its tag.
+    let relation =
+        [NewRelation { connector_id: connector, data_type: TaskDataType::Simple, matching: Matching::Decided }];
+    for (id, g) in [(9_000_021, guid(9_000_021)), (9_000_022, guid(9_000_001))] {
+        let tx = conn.transaction().unwrap();
+        let object = user(id, "lone");
+        let task = user_task(&object, "Create User 'lone'", TaskDataType::Simple);
+        let logged = defer_object(&tx, id, &g, &format!("lone{id}"), None)
+            .and_then(|()| of(&tx).log_tasks(&tx, &[(task, &relation)], Ending::Commit))
+            .and_then(|ids| tx.commit().map(|()| ids));
+        match logged {
+            Ok(ids) => {
+                assert_eq!(id, 9_000_021, "a taken GUID was written");
+                assert_eq!(ids.len(), 1);
+                let written: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID = $1", [id], |r| r.get(0)).unwrap();
+                assert_eq!(written, 1, "the object with its task");
+            }
+            Err(e) => {
+                assert_eq!(id, 9_000_022, "refused: {e}");
+                assert_eq!(e.kind(), crate::sql::ErrorKind::Constraint, "{e}");
+                assert!(!postgres || e.deferred_tag() == Some(id), "named by its tag: {e:?}");
+            }
+        }
+    }
 }
 
 /// `hold_connector`: a deleted connector is not held; a held one is not

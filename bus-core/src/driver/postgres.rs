@@ -18,6 +18,9 @@ const COMMIT: &str = "COMMIT";
 /// the column's `UNIQUE`).
 const OBJECT_GUID_KEY: &str = "cms_object_objectguid_key";
 
+/// The unique index on an object's code name (per type, site and parent).
+const OBJECT_CODE_NAME_KEY: &str = "cms_object_codename";
+
 /// How many object IDs a start read from the database draws at least (see
 /// [`Postgres::begin_change`]).
 const IDS_AHEAD: usize = 64;
@@ -36,34 +39,60 @@ const SETTINGS_CHECK: i64 = 0;
 /// How many relations [`log_task_sql`] takes at most.
 const RELATIONS_WITH_TASK: usize = 8;
 
+/// Whether the statement of one task also inserts the object its change
+/// created (the transaction's only deferred write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WithObject {
+    No,
+    /// Its row's values first (`$1`–`$11`, [`OBJECT_ROWS`]), in a `WITH`
+    /// of its own: one statement less to send and answer.
+    Yes,
+}
+
 /// The statement that logs one task with its `n` relations (a list of
 /// values, no arrays): for a transaction of one task, cheaper to run than
 /// [`LOG_TASKS`], which is cheaper from two tasks on.
-fn log_task_sql(n: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    &SQL.get_or_init(|| {
+fn log_task_sql(n: usize, object: WithObject) -> &'static str {
+    static PLAIN: OnceLock<Vec<String>> = OnceLock::new();
+    static WITH_OBJECT: OnceLock<Vec<String>> = OnceLock::new();
+    let build = |object: WithObject| -> Vec<String> {
+        let (first, with) = match object {
+            WithObject::No => (0, String::new()),
+            WithObject::Yes => (11, format!("object AS ({}), ", OBJECT_ROWS.one)),
+        };
+        // The task's own parameter `i` (1–13 its columns, then 3 for each
+        // relation, then the connectors to lock).
+        let p = |i: usize| format!("${}", first + i);
         (1..=RELATIONS_WITH_TASK)
             .map(|n| {
+                let task: Vec<String> = (1..=13).map(p).collect();
                 let rows: Vec<String> = (0..n)
-                    .map(|i| format!("(${}::BIGINT, ${}::TEXT, ${}::TEXT)", 14 + 3 * i, 15 + 3 * i, 16 + 3 * i))
+                    .map(|i| format!("({}::BIGINT, {}::TEXT, {}::TEXT)", p(14 + 3 * i), p(15 + 3 * i), p(16 + 3 * i)))
                     .collect();
-                let connectors = 14 + 3 * n;
                 format!(
-                    "WITH task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
+                    "WITH {with}task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
                      TaskProcessType, TaskSiteName, TaskTitle, TaskObjectType, TaskObjectID, TaskNodeID, \
                      TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING TaskID) \
+                     VALUES ({}) RETURNING TaskID) \
                      INSERT INTO Integration_Synchronization (SynchronizationTaskID, SynchronizationIsInbound, \
                      SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
-                     SELECT task.TaskID, $1, r.connector, r.data_type, r.matching FROM task, \
+                     SELECT task.TaskID, {}, r.connector, r.data_type, r.matching FROM task, \
                      (VALUES {}) AS r (connector, data_type, matching) \
-                     WHERE (SELECT bus_lock_connectors(CAST(${connectors} AS TEXT)::BIGINT[])) \
+                     WHERE (SELECT bus_lock_connectors(CAST({} AS TEXT)::BIGINT[])) \
                      RETURNING SynchronizationTaskID",
-                    rows.join(", ")
+                    task.join(", "),
+                    p(1),
+                    rows.join(", "),
+                    p(14 + 3 * n)
                 )
             })
             .collect()
-    })[n - 1]
+    };
+    let all = match object {
+        WithObject::No => PLAIN.get_or_init(|| build(WithObject::No)),
+        WithObject::Yes => WITH_OBJECT.get_or_init(|| build(WithObject::Yes)),
+    };
+    &all[n - 1]
 }
 
 /// Every task of a transaction and all their relations in one statement,
@@ -155,7 +184,16 @@ fn log_one_task(
     }
     let held = held_connectors(relations);
     values.push(&held);
-    task_ids(tx, (log_task_sql(relations.len()), &values), ending, 1)
+    // The change's new object, if its insert is all that waits: sent in
+    // the same statement (a refusal then still names it by its tag).
+    let Some((object, tag)) = tx.take_lone_row(&OBJECT_ROWS) else {
+        return task_ids(tx, (log_task_sql(relations.len(), WithObject::No), &values), ending, 1);
+    };
+    let all: Vec<&dyn ToValue> = object.iter().map(|v| v as &dyn ToValue).chain(values).collect();
+    task_ids(tx, (log_task_sql(relations.len(), WithObject::Yes), &all), ending, 1).map_err(|e| match e.constraint() {
+        Some(OBJECT_GUID_KEY | OBJECT_CODE_NAME_KEY) => SqlError::Deferred { tag, source: Box::new(e) },
+        _ => e,
+    })
 }
 
 /// Runs the statement that logs `expected` tasks (with the `COMMIT`

@@ -318,6 +318,17 @@ impl Conn {
         }
     }
 
+    /// The one write waiting to be sent, if it is the only one and a row of
+    /// `insert` ([`Self::defer_row`]): taken, its values and its tag, for
+    /// the caller to send within a statement of its own (PostgreSQL; SQLite
+    /// wrote it at once and has none).
+    pub fn take_lone_row(&self, insert: &'static RowInsert) -> Option<(Vec<Value>, i64)> {
+        match &self.0 {
+            Inner::Sqlite(_) => None,
+            Inner::Postgres(c) => c.take_lone_row(insert),
+        }
+    }
+
     /// Sends the rows of [`Self::defer_row`] each with its own statement
     /// until the transaction ends, so that a refused one is named by its
     /// tag.

@@ -183,6 +183,17 @@ impl PgConn {
         Ok(())
     }
 
+    /// The write waiting, if it is the only one and a row of `insert`:
+    /// taken (its values and tag), for the caller to send in a statement
+    /// of its own making.
+    pub(super) fn take_lone_row(&self, insert: &'static RowInsert) -> Option<(Vec<Value>, i64)> {
+        let mut deferred = self.deferred.borrow_mut();
+        match &deferred[..] {
+            [d] if d.insert.is_some_and(|i| std::ptr::eq(i, insert)) => deferred.pop().map(|d| (d.values, d.tag)),
+            _ => None,
+        }
+    }
+
     pub(super) fn send_rows_one_by_one(&self) {
         self.rows.set(Rows::OneByOne);
     }
