@@ -145,6 +145,11 @@ impl Client {
         }
     }
 
+    /// Whether what [`Self::defer_batch`] left unsent is exactly `sql`.
+    pub fn deferred_is(&self, sql: &str) -> bool {
+        self.deferred.borrow().as_deref() == Some(sql)
+    }
+
     /// Takes back what [`Self::defer_batch`] left unsent; whether there was
     /// any (a transaction that ran no statement has nothing to end).
     pub fn cancel_deferred(&self) -> bool {

@@ -512,9 +512,41 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
     seen.sort_unstable();
     seen.dedup();
     assert_eq!(seen.len(), count, "an object ID handed out twice");
-    other
-        .execute("UPDATE CMS_SettingsKey SET KeyValue = 'True' WHERE KeyName = 'CMSIntegrationProcessInternal'", [])
-        .unwrap();
+    // The check inside a lone task's statement (on PostgreSQL its
+    // transaction's only statement): committed while the settings are
+    // those read, refused as stale after an edit.
+    let relation = [NewRelation { connector_id: ids[0], data_type: TaskDataType::Simple, matching: Matching::Decided }];
+    let tasks_of = |title: &str| -> i64 {
+        other.query_row("SELECT COUNT(*) FROM Integration_Task WHERE TaskTitle = $1", [title], |r| r.get(0)).unwrap()
+    };
+    for edited in [false, true] {
+        if edited {
+            other
+                .execute(
+                    "UPDATE CMS_SettingsKey SET KeyValue = 'True' WHERE KeyName = 'CMSIntegrationProcessInternal'",
+                    [],
+                )
+                .unwrap();
+        }
+        let title = format!("Create User 'dee' ({edited})");
+        let tx = conn.transaction().unwrap();
+        let start = begin(&tx, &ids[..1], 0, &cache, Start::Cached).unwrap();
+        let object = user(10, "dee");
+        let task = user_task(&object, &title, TaskDataType::Simple);
+        match (of(&tx).log_tasks(&tx, &[(task, &relation)], Ending::Commit), edited) {
+            (Ok(_), false) => {
+                tx.commit().unwrap();
+                assert_eq!(tasks_of(&title), 1, "committed");
+            }
+            (Err(e), true) if postgres => {
+                assert!(of(&tx).start_was_stale(&e), "stale, not {e}");
+                drop(tx);
+                assert_eq!(tasks_of(&title), 0, "nothing of a stale start");
+            }
+            (Ok(_), true) if !postgres => assert!(start.settings.process_outgoing, "read anew: {:?}", start.settings),
+            (other, _) => panic!("edited {edited}: {other:?} with {:?}", start.settings),
+        }
+    }
 }
 
 /// `begin_change` from [`Start::Cached`] with a connector deleted since the

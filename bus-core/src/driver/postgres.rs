@@ -39,29 +39,32 @@ const SETTINGS_CHECK: i64 = 0;
 /// How many relations [`log_task_sql`] takes at most.
 const RELATIONS_WITH_TASK: usize = 8;
 
-/// Whether the statement of one task also inserts the object its change
-/// created (the transaction's only deferred write).
+/// What the statement of one task also carries, beside the task and its
+/// relations: what its transaction would otherwise send before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WithObject {
-    No,
-    /// Its row's values first (`$1`–`$11`, [`OBJECT_ROWS`]), in a `WITH`
-    /// of its own: one statement less to send and answer.
-    Yes,
+struct Carried {
+    /// The object its change created (the transaction's only deferred
+    /// write): its row's values first (`$1`–`$11`, [`OBJECT_ROWS`]), in a
+    /// `WITH` of its own.
+    object: bool,
+    /// The settings check of a cached start (`bus_expect_settings`, its
+    /// version the last parameter), as a condition: the statement is then
+    /// the transaction's first, and its only one.
+    check: bool,
 }
 
 /// The statement that logs one task with its `n` relations (a list of
 /// values, no arrays): for a transaction of one task, cheaper to run than
 /// [`LOG_TASKS`], which is cheaper from two tasks on.
-fn log_task_sql(n: usize, object: WithObject) -> &'static str {
-    static PLAIN: OnceLock<Vec<String>> = OnceLock::new();
-    static WITH_OBJECT: OnceLock<Vec<String>> = OnceLock::new();
-    let build = |object: WithObject| -> Vec<String> {
-        let (first, with) = match object {
-            WithObject::No => (0, String::new()),
-            WithObject::Yes => (11, format!("object AS ({}), ", OBJECT_ROWS.one)),
+fn log_task_sql(n: usize, carried: Carried) -> &'static str {
+    static SQL: [OnceLock<Vec<String>>; 4] = [const { OnceLock::new() }; 4];
+    let build = || -> Vec<String> {
+        let (first, object) = match carried.object {
+            false => (0, String::new()),
+            true => (11, format!("object AS ({}), ", OBJECT_ROWS.one)),
         };
         // The task's own parameter `i` (1–13 its columns, then 3 for each
-        // relation, then the connectors to lock).
+        // relation, then the connectors to lock, then the settings version).
         let p = |i: usize| format!("${}", first + i);
         (1..=RELATIONS_WITH_TASK)
             .map(|n| {
@@ -69,8 +72,12 @@ fn log_task_sql(n: usize, object: WithObject) -> &'static str {
                 let rows: Vec<String> = (0..n)
                     .map(|i| format!("({}::BIGINT, {}::TEXT, {}::TEXT)", p(14 + 3 * i), p(15 + 3 * i), p(16 + 3 * i)))
                     .collect();
+                let check = match carried.check {
+                    false => String::new(),
+                    true => format!(" AND (SELECT bus_expect_settings(CAST({} AS TEXT)))", p(15 + 3 * n)),
+                };
                 format!(
-                    "WITH {with}task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
+                    "WITH {object}task AS (INSERT INTO Integration_Task (TaskIsInbound, TaskType, TaskDataType, \
                      TaskProcessType, TaskSiteName, TaskTitle, TaskObjectType, TaskObjectID, TaskNodeID, \
                      TaskDocumentID, TaskNodeAliasPath, TaskData, TaskTime) \
                      VALUES ({}) RETURNING TaskID) \
@@ -78,7 +85,7 @@ fn log_task_sql(n: usize, object: WithObject) -> &'static str {
                      SynchronizationConnectorID, SynchronizationDataType, SynchronizationMatch) \
                      SELECT task.TaskID, {}, r.connector, r.data_type, r.matching FROM task, \
                      (VALUES {}) AS r (connector, data_type, matching) \
-                     WHERE (SELECT bus_lock_connectors(CAST({} AS TEXT)::BIGINT[])) \
+                     WHERE (SELECT bus_lock_connectors(CAST({} AS TEXT)::BIGINT[])){check} \
                      RETURNING SynchronizationTaskID",
                     task.join(", "),
                     p(1),
@@ -88,11 +95,7 @@ fn log_task_sql(n: usize, object: WithObject) -> &'static str {
             })
             .collect()
     };
-    let all = match object {
-        WithObject::No => PLAIN.get_or_init(|| build(WithObject::No)),
-        WithObject::Yes => WITH_OBJECT.get_or_init(|| build(WithObject::Yes)),
-    };
-    &all[n - 1]
+    &SQL[usize::from(carried.object) | usize::from(carried.check) << 1].get_or_init(build)[n - 1]
 }
 
 /// Every task of a transaction and all their relations in one statement,
@@ -184,15 +187,26 @@ fn log_one_task(
     }
     let held = held_connectors(relations);
     values.push(&held);
-    // The change's new object, if its insert is all that waits: sent in
-    // the same statement (a refusal then still names it by its tag).
-    let Some((object, tag)) = tx.take_lone_row(&OBJECT_ROWS) else {
-        return task_ids(tx, (log_task_sql(relations.len(), WithObject::No), &values), ending, 1);
-    };
-    let all: Vec<&dyn ToValue> = object.iter().map(|v| v as &dyn ToValue).chain(values).collect();
-    task_ids(tx, (log_task_sql(relations.len(), WithObject::Yes), &all), ending, 1).map_err(|e| match e.constraint() {
-        Some(OBJECT_GUID_KEY | OBJECT_CODE_NAME_KEY) => SqlError::Deferred { tag, source: Box::new(e) },
-        _ => e,
+    // The change's new object, if its insert is all that waits, and the
+    // settings check of a cached start, if nothing was sent before: in the
+    // same statement — with its `COMMIT`, then, the whole transaction (a
+    // refused insert is still named by its tag).
+    let object = tx.take_lone_row(&OBJECT_ROWS);
+    let check = tx.take_first(SETTINGS_CHECK);
+    let carried = Carried { object: object.is_some(), check: check.is_some() };
+    let all: Vec<&dyn ToValue> = object
+        .iter()
+        .flat_map(|(row, _)| row.iter().map(|v| v as &dyn ToValue))
+        .chain(values)
+        .chain(check.iter().flatten().map(|v| v as &dyn ToValue))
+        .collect();
+    task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1).map_err(|e| {
+        match (&object, e.constraint()) {
+            (Some((_, tag)), Some(OBJECT_GUID_KEY | OBJECT_CODE_NAME_KEY)) => {
+                SqlError::Deferred { tag: *tag, source: Box::new(e) }
+            }
+            _ => e,
+        }
     })
 }
 
@@ -296,7 +310,8 @@ impl Driver for Postgres {
                 // write into the statement, which then goes in the same
                 // message as the `BEGIN` (no answer of its own to wait for).
                 if version.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    tx.defer_first(&format!("SELECT bus_expect_settings('{version}')"), SETTINGS_CHECK)?;
+                    let check = format!("SELECT bus_expect_settings('{version}')");
+                    tx.defer_first(&check, &[&version], SETTINGS_CHECK)?;
                 } else {
                     tx.defer("SELECT bus_expect_settings($1)", &[&version], SETTINGS_CHECK)?;
                 }

@@ -338,15 +338,26 @@ impl Conn {
         }
     }
 
-    /// Runs `sql` (no parameters) first in the transaction, where it costs
-    /// nothing of its own: on PostgreSQL in the same message as the
-    /// transaction's `BEGIN` while that still waits (a failure is then the
-    /// next statement's error, as for [`Self::defer`], but without a tag),
-    /// else deferred like [`Self::defer`] with `tag`; SQLite runs it at once.
-    pub fn defer_first(&self, sql: &str, tag: i64) -> Result<()> {
+    /// Runs `batch` (a statement with its `values` written in as literals)
+    /// first in the transaction, where it costs nothing of its own: on
+    /// PostgreSQL in the same message as the transaction's `BEGIN`, with the
+    /// next call (a failure is then that call's error, without a tag) —
+    /// unless taken back with [`Self::take_first`] by a caller that runs it
+    /// inside a statement of its own; SQLite runs it at once.
+    pub fn defer_first(&self, batch: &str, values: &[&dyn ToValue], tag: i64) -> Result<()> {
         match &self.0 {
-            Inner::Sqlite(_) => self.prepare_cached(sql)?.execute([]).map(drop),
-            Inner::Postgres(c) => c.defer_first(sql, tag),
+            Inner::Sqlite(_) => self.execute_batch(batch),
+            Inner::Postgres(c) => c.defer_first(batch, values, tag),
+        }
+    }
+
+    /// The values of the statement [`Self::defer_first`] left waiting with
+    /// `tag`, if it still waits: taken back, for the caller to run inside
+    /// its own statement — which is then the transaction's first.
+    pub fn take_first(&self, tag: i64) -> Option<Vec<Value>> {
+        match &self.0 {
+            Inner::Sqlite(_) => None,
+            Inner::Postgres(c) => c.take_first(tag),
         }
     }
 

@@ -33,6 +33,19 @@ pub(crate) struct PgConn {
     rolled_back: RefCell<Option<String>>,
     /// How this transaction sends deferred rows of one insert.
     rows: Cell<Rows>,
+    /// The statement to run first in the transaction ([`Self::defer_first`]).
+    first: RefCell<Option<First>>,
+}
+
+/// A statement to run first in a transaction: sent in its `BEGIN`'s
+/// message with the next call, unless its writer takes it back to send it
+/// inside a statement of its own ([`PgConn::take_first`]).
+struct First {
+    /// As text, its values written in.
+    batch: String,
+    /// Its values, for the writer that takes it back.
+    values: Vec<Value>,
+    tag: i64,
 }
 
 /// How the deferred rows of one insert go out ([`super::Conn::defer_row`]).
@@ -153,6 +166,7 @@ impl PgConn {
             deferred: RefCell::new(Vec::new()),
             rolled_back: RefCell::new(None),
             rows: Cell::new(Rows::Together),
+            first: RefCell::new(None),
         })
     }
 
@@ -206,6 +220,25 @@ impl PgConn {
         calls: &[(pg_client::Statement, &[&dyn ToValue])],
         ends: Ends,
     ) -> Result<Vec<Vec<pg_client::Row>>> {
+        self.send_first();
+        // A transaction of one statement (nothing sent before it, nothing
+        // waiting, its `COMMIT` after it): the statement alone, which the
+        // server commits as it ends — one answer instead of three.
+        if let [(statement, params), _] = calls {
+            if ends == Ends::Transaction && !self.has_deferred() && self.client.deferred_is("BEGIN") {
+                self.client.cancel_deferred();
+                self.in_transaction.set(false);
+                let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
+                let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+                return match self.client.query(statement, &refs) {
+                    Ok(rows) => Ok(vec![rows, Vec::new()]),
+                    Err(e) => {
+                        *self.rolled_back.borrow_mut() = Some(e.to_string());
+                        Err(e.into())
+                    }
+                };
+            }
+        }
         // Prepared before they are taken: a failed prepare leaves them waiting.
         let deferred = sends(&self.deferred.borrow(), self.rows.get());
         let prepared = deferred.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?;
@@ -240,14 +273,38 @@ impl PgConn {
         }
     }
 
-    /// Runs `sql` (no parameters) first in the transaction: in the same
-    /// message as its `BEGIN` when that is still waiting (one answer for
-    /// both), else deferred like a write ([`Self::defer`]).
-    pub(super) fn defer_first(&self, sql: &str, tag: i64) -> Result<()> {
-        if self.in_transaction.get() && self.deferred.borrow().is_empty() && self.client.append_deferred(sql) {
-            return Ok(());
+    /// Runs `batch` (a statement with its values written in) first in the
+    /// transaction: in the same message as its `BEGIN`, with the next call
+    /// — unless taken back first ([`Self::take_first`]).
+    pub(super) fn defer_first(&self, batch: &str, values: &[&dyn ToValue], tag: i64) -> Result<()> {
+        if !self.in_transaction.get() {
+            return self.batch(batch);
         }
-        self.defer(sql, &[], tag)
+        let values = values.iter().map(|p| p.to_value().to_owned_value()).collect();
+        *self.first.borrow_mut() = Some(First { batch: batch.to_owned(), values, tag });
+        Ok(())
+    }
+
+    /// The values of the statement [`Self::defer_first`] left waiting with
+    /// `tag`, taken back: the caller runs it inside its own statement.
+    pub(super) fn take_first(&self, tag: i64) -> Option<Vec<Value>> {
+        let mut first = self.first.borrow_mut();
+        match &*first {
+            Some(f) if f.tag == tag => first.take().map(|f| f.values),
+            _ => None,
+        }
+    }
+
+    /// Puts the statement to run first where it goes out with the next
+    /// call: in the `BEGIN`'s message, or, if that went already, ahead of
+    /// the writes waiting.
+    fn send_first(&self) {
+        let Some(first) = self.first.borrow_mut().take() else { return };
+        if !self.client.append_deferred(&first.batch) {
+            self.deferred
+                .borrow_mut()
+                .insert(0, Deferred { sql: first.batch, values: Vec::new(), tag: first.tag, insert: None });
+        }
     }
 
     fn has_deferred(&self) -> bool {
@@ -267,6 +324,8 @@ impl PgConn {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
+        // (Preparing sends what waits to go first.)
+        self.send_first();
         let statement = self.client.prepare(sql)?;
         let mut cache = self.statements.borrow_mut();
         if cache.len() >= MAX_STATEMENTS {
@@ -281,6 +340,7 @@ impl PgConn {
         if word == "ROLLBACK" {
             // What was deferred in the transaction goes with it.
             self.deferred.borrow_mut().clear();
+            self.first.borrow_mut().take();
         }
         match word.as_str() {
             // Sent with the transaction's first statement: no round trip.
@@ -296,9 +356,11 @@ impl PgConn {
             "COMMIT" | "END" if self.has_deferred() => {
                 return self.pipelined(&[(self.statement("COMMIT")?, &[])], Ends::Transaction).map(drop);
             }
-            // A transaction that ran nothing was never begun on the server.
+            // A transaction that ran nothing was never begun on the server
+            // (nor needs its first statement).
             "COMMIT" | "ROLLBACK" | "END" if self.client.cancel_deferred() => {
                 self.in_transaction.set(false);
+                self.first.borrow_mut().take();
                 return Ok(());
             }
             // Ended already: its `COMMIT` went pipelined with its last
@@ -314,7 +376,7 @@ impl PgConn {
                 return Ok(());
             }
             // Anything else runs after the writes waiting.
-            _ if self.has_deferred() => {
+            _ if self.has_deferred() || self.first.borrow().is_some() => {
                 self.pipelined(&[], Ends::Nothing)?;
             }
             _ => {}
@@ -332,6 +394,7 @@ impl PgConn {
         // (A row count is not an answer a pipelined query gives: the writes
         // waiting go first, in a round trip of their own — rare: reads
         // usually come first and take them along.)
+        self.send_first();
         if self.has_deferred() {
             self.pipelined(&[], Ends::Nothing)?;
         }
@@ -354,6 +417,7 @@ impl PgConn {
     }
 
     pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {
+        self.send_first();
         if self.has_deferred() {
             let mut rows = self.pipelined(&[(s.clone(), params)], Ends::Nothing)?;
             return rows.pop().unwrap_or_default().iter().map(values).collect();

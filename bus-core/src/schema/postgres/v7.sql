@@ -11,15 +11,17 @@ BEGIN
             FROM CMS_SettingsKey);
 END $$;
 
--- The first statement of such a transaction: it fails (SQLSTATE BU001) when
--- the settings are no longer those the daemon read, and the daemon then
--- runs the change again from the settings as committed.
-CREATE FUNCTION bus_expect_settings(expected TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
+-- The first statement of such a transaction (or a condition of it): it
+-- fails (SQLSTATE BU001) when the settings are no longer those the daemon
+-- read, and the daemon then runs the change again from the settings as
+-- committed; true otherwise.
+CREATE FUNCTION bus_expect_settings(expected TEXT) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 BEGIN
     IF (SELECT md5(coalesce(string_agg(KeyName || '=' || KeyValue, E'\n' ORDER BY KeyName COLLATE "C"), ''))
         FROM CMS_SettingsKey) IS DISTINCT FROM expected THEN
         RAISE EXCEPTION 'the settings changed since this daemon read them' USING ERRCODE = 'BU001';
     END IF;
+    RETURN TRUE;
 END $$;
 
 -- `bus_deliver` (version 3) again, the same but for its plan: a delivery
