@@ -227,6 +227,9 @@ impl Pipeline {
         }
         let driver = crate::driver::of(&tx);
         let retry = |e: ChangeError| {
+            if sql_error(&e).is_some_and(|sql| driver.ids_lost(sql)) {
+                self.starts.forget_all();
+            }
             let retry = match sql_error(&e) {
                 Some(sql) if driver.start_was_stale(sql) => Retry::Fresh,
                 Some(sql) if sql.rows_sent_together() => Retry::RowsOneByOne,

@@ -460,6 +460,24 @@ fn begin(tx: &Conn, ids: &[i64], creates: usize, cache: &StartCache, start: Star
     of(tx).begin_change(tx, &StartAsk { ids, registry_version: -1, creates, start, cache })
 }
 
+/// `begin_change` of a change whose connectors were loaded from the
+/// registry version `registry_version` (a cached start is kept only for
+/// connectors loaded from the registry as it is).
+fn begin_at(
+    tx: &Conn,
+    (ids, registry_version): (&[i64], i64),
+    creates: usize,
+    cache: &StartCache,
+    start: Start,
+) -> Result<ChangeStart, SqlError> {
+    of(tx).begin_change(tx, &StartAsk { ids, registry_version, creates, start, cache })
+}
+
+/// The registry's version now.
+fn registry_version(conn: &Conn) -> i64 {
+    conn.query_row("SELECT Version FROM Integration_RegistryVersion", [], |r| r.get(0)).unwrap()
+}
+
 /// `begin_change` from [`Start::Cached`]: a transaction never goes on with
 /// settings older than its first statement — where the driver keeps them
 /// (PostgreSQL), a change made since fails the transaction as stale, and
@@ -470,12 +488,14 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
     let cache = StartCache::default();
     let postgres = conn.dialect() == crate::sql::Dialect::Postgres;
     let mut seen = Vec::new();
+    let loaded = (&ids[..2], registry_version(&conn));
+    let first = (&ids[..1], loaded.1);
     let tx = conn.transaction().unwrap();
-    seen.extend(begin(&tx, &ids[..2], 1, &cache, Start::Fresh).unwrap().object_ids);
+    seen.extend(begin_at(&tx, loaded, 1, &cache, Start::Fresh).unwrap().object_ids);
     drop(tx);
     // Nothing changed: the cached start goes on.
     let tx = conn.transaction().unwrap();
-    let start = begin(&tx, &ids[..2], 2, &cache, Start::Cached).unwrap();
+    let start = begin_at(&tx, loaded, 2, &cache, Start::Cached).unwrap();
     assert!(start.settings.process_outgoing, "{:?}", start.settings);
     assert_eq!(start.present, ids[..2]);
     seen.extend(start.object_ids);
@@ -487,7 +507,7 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
         .execute("UPDATE CMS_SettingsKey SET KeyValue = 'False' WHERE KeyName = 'CMSIntegrationProcessInternal'", [])
         .unwrap();
     let tx = conn.transaction().unwrap();
-    let start = begin(&tx, &ids[..2], 1, &cache, Start::Cached).unwrap();
+    let start = begin_at(&tx, loaded, 1, &cache, Start::Cached).unwrap();
     seen.extend(start.object_ids);
     match tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)) {
         Err(e) if postgres => assert!(of(&tx).start_was_stale(&e), "stale, not {e}"),
@@ -497,12 +517,12 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
     drop(tx);
     cache.forget();
     let tx = conn.transaction().unwrap();
-    let start = begin(&tx, &ids[..2], 3, &cache, Start::Cached).unwrap();
+    let start = begin_at(&tx, loaded, 3, &cache, Start::Cached).unwrap();
     assert!(!start.settings.process_outgoing, "read anew after forget: {:?}", start.settings);
     seen.extend(start.object_ids);
     drop(tx);
     let tx = conn.transaction().unwrap();
-    let start = begin(&tx, &ids[..2], 100, &cache, Start::Cached).unwrap();
+    let start = begin_at(&tx, loaded, 100, &cache, Start::Cached).unwrap();
     assert!(!start.settings.process_outgoing, "{:?}", start.settings);
     assert_eq!(start.object_ids.len(), if postgres { 100 } else { 0 });
     seen.extend(start.object_ids);
@@ -530,7 +550,7 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
         }
         let title = format!("Create User 'dee' ({edited})");
         let tx = conn.transaction().unwrap();
-        let start = begin(&tx, &ids[..1], 0, &cache, Start::Cached).unwrap();
+        let start = begin_at(&tx, first, 0, &cache, Start::Cached).unwrap();
         let object = user(10, "dee");
         let task = user_task(&object, &title, TaskDataType::Simple);
         match (of(&tx).log_tasks(&tx, &[(task, &relation)], Ending::Commit), edited) {
@@ -556,10 +576,11 @@ fn a_cached_start_never_goes_on_with_older_settings(db: &Database, ids: &[i64]) 
 fn a_cached_start_queues_for_no_deleted_connector(db: &Database, ids: &[i64]) {
     let mut conn = db.connect().unwrap();
     let cache = StartCache::default();
-    drop(begin(&conn.transaction().unwrap(), &ids[3..5], 0, &cache, Start::Fresh).unwrap());
+    let loaded = (&ids[3..5], registry_version(&conn));
+    drop(begin_at(&conn.transaction().unwrap(), loaded, 0, &cache, Start::Fresh).unwrap());
     conn.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [ids[4]]).unwrap();
     let tx = conn.transaction().unwrap();
-    let start = begin(&tx, &ids[3..5], 0, &cache, Start::Cached).unwrap();
+    let start = begin_at(&tx, loaded, 0, &cache, Start::Cached).unwrap();
     let object = user(8, "bea");
     let task = user_task(&object, "Create User 'bea'", TaskDataType::Simple);
     let relations: Vec<NewRelation> = start

@@ -19,6 +19,7 @@ use crate::settings::Settings;
 use crate::sql::{Conn, Dialect, SqlError, ToValue};
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub(crate) type Result<T> = std::result::Result<T, SqlError>;
 
@@ -72,6 +73,12 @@ pub(crate) struct StartAsk<'a> {
     pub cache: &'a StartCache,
 }
 
+/// How long object IDs drawn ahead are handed out: then the rest are
+/// dropped, so that an object's ID stays close to the order objects are
+/// created in (a client reading objects "oldest first" by ID) — a daemon
+/// that creates little does not keep IDs older than others' new ones.
+const IDS_KEPT_FOR: Duration = Duration::from_secs(1);
+
 /// What a daemon's changes keep between their transactions (PostgreSQL):
 /// the settings last read, with the server's version of them, and object
 /// IDs drawn ahead.
@@ -80,40 +87,82 @@ pub(crate) struct StartCache(Mutex<Cached>);
 
 #[derive(Debug, Default)]
 struct Cached {
-    settings: Option<(Settings, String)>,
+    settings: Option<Read>,
     object_ids: VecDeque<i64>,
+    /// When the oldest of `object_ids` was drawn.
+    drawn_at: Option<Instant>,
+}
+
+/// The settings as a start read them.
+#[derive(Debug, Clone)]
+struct Read {
+    settings: Settings,
+    /// The server's version of the settings and of the registry.
+    version: String,
+    /// The registry version the caller's connectors were loaded from (the
+    /// one the server had then): a daemon that has not reloaded its
+    /// registry since reads again.
+    registry_version: i64,
+}
+
+impl Cached {
+    /// Drops the object IDs kept longer than [`IDS_KEPT_FOR`].
+    fn expire(&mut self) {
+        if self.drawn_at.is_some_and(|at| at.elapsed() > IDS_KEPT_FOR) {
+            self.object_ids.clear();
+            self.drawn_at = None;
+        }
+    }
 }
 
 impl StartCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The settings and their version, and `creates` object IDs — if the
-    /// settings were read and enough IDs are left.
-    fn take(&self, creates: usize) -> Option<(Settings, String, Vec<i64>)> {
-        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// settings were read for the connectors of `registry_version` and
+    /// enough IDs are left.
+    fn take(&self, creates: usize, registry_version: i64) -> Option<(Settings, String, Vec<i64>)> {
+        let mut cached = self.lock();
+        cached.expire();
+        let read = cached.settings.clone().filter(|r| r.registry_version == registry_version)?;
         if cached.object_ids.len() < creates {
             return None;
         }
-        let (settings, version) = cached.settings.clone()?;
-        Some((settings, version, cached.object_ids.drain(..creates).collect()))
+        Some((read.settings, read.version, cached.object_ids.drain(..creates).collect()))
     }
 
     /// Up to `n` of the object IDs left.
     fn take_ids(&self, n: usize) -> Vec<i64> {
-        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cached = self.lock();
+        cached.expire();
         let n = n.min(cached.object_ids.len());
         cached.object_ids.drain(..n).collect()
     }
 
-    /// Keeps the settings just read (and their version), and object IDs
-    /// drawn for later changes.
-    fn keep(&self, settings: Settings, version: String, ids: impl IntoIterator<Item = i64>) {
-        let mut cached = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached.settings = Some((settings, version));
+    /// Keeps the settings just read, with their version, for the
+    /// connectors of `registry_version` (`None`: the daemon's connectors
+    /// are not the registry's, so nothing is kept), and object IDs drawn for
+    /// later changes.
+    fn keep(&self, settings: Settings, version: String, registry_version: Option<i64>, ids: Vec<i64>) {
+        let mut cached = self.lock();
+        cached.settings = registry_version.map(|registry_version| Read { settings, version, registry_version });
+        if !ids.is_empty() && cached.object_ids.is_empty() {
+            cached.drawn_at = Some(Instant::now());
+        }
         cached.object_ids.extend(ids);
     }
 
     /// Forgets the settings: the next change reads them.
     pub(crate) fn forget(&self) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).settings = None;
+        self.lock().settings = None;
+    }
+
+    /// Forgets everything, object IDs too (the server may have lost track
+    /// of them: a restart, a failover).
+    pub(crate) fn forget_all(&self) {
+        *self.lock() = Cached::default();
     }
 }
 
@@ -161,6 +210,11 @@ pub(crate) trait Driver: Sync {
     /// [`Start::Fresh`] is then right.
     fn start_was_stale(&self, error: &SqlError) -> bool;
 
+    /// Whether, after `error`, object IDs drawn ahead may no longer be the
+    /// server's to hand out (the connection lost — a restart, a failover —
+    /// or an ID found taken): the [`StartCache`] then forgets them.
+    fn ids_lost(&self, error: &SqlError) -> bool;
+
     /// Whether connector `id` is still registered, and if so kept from
     /// being deleted until `tx` ends, for the relations `tx` writes for it
     /// (PostgreSQL: its row locked `FOR KEY SHARE`; SQLite's write lock
@@ -207,5 +261,39 @@ pub(crate) fn of(conn: &Conn) -> &'static dyn Driver {
     match conn.dialect() {
         Dialect::Sqlite => &sqlite::Sqlite,
         Dialect::Postgres => &postgres::Postgres,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings;
+
+    fn settings() -> Settings {
+        settings::from_keys(std::iter::empty())
+    }
+
+    #[test]
+    fn a_cached_start_is_kept_for_its_registry_and_its_ids_for_a_while() {
+        let cache = StartCache::default();
+        cache.keep(settings(), "v".into(), Some(7), vec![1, 2, 3]);
+        assert!(cache.take(1, 8).is_none(), "connectors loaded from another registry version start anew");
+        let (_, version, ids) = cache.take(1, 7).expect("kept");
+        assert_eq!((version.as_str(), ids), ("v", vec![1]));
+        assert!(cache.take(3, 7).is_none(), "two IDs left, three asked");
+        // Kept too long: dropped.
+        let long_ago = Instant::now().checked_sub(IDS_KEPT_FOR + Duration::from_millis(10));
+        cache.lock().drawn_at = long_ago;
+        if long_ago.is_some() {
+            assert!(cache.take_ids(5).is_empty(), "IDs kept past their time");
+        }
+        assert_eq!(cache.take(0, 7).map(|(_, _, ids)| ids), Some(Vec::new()), "the settings stay");
+        // Read for connectors that are not the registry's: nothing kept.
+        cache.keep(settings(), "w".into(), None, vec![4]);
+        assert!(cache.take(0, 7).is_none());
+        assert_eq!(cache.take_ids(5), [4]);
+        cache.keep(settings(), "x".into(), Some(7), vec![5]);
+        cache.forget_all();
+        assert!(cache.take(0, 7).is_none() && cache.take_ids(1).is_empty(), "forgotten");
     }
 }

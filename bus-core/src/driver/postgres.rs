@@ -5,7 +5,9 @@
 use super::{ChangeStart, Driver, Ending, QueueHeads, Result, Start, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
-use crate::sql::{array_literal, params, Conn, OptionalExtension, RowInsert, SqlError, ToValue, Value, ValueRef};
+use crate::sql::{
+    array_literal, params, Conn, ErrorKind, OptionalExtension, RowInsert, SqlError, ToValue, Value, ValueRef,
+};
 use std::sync::OnceLock;
 
 pub(super) struct Postgres;
@@ -18,8 +20,11 @@ const COMMIT: &str = "COMMIT";
 /// the column's `UNIQUE`).
 const OBJECT_GUID_KEY: &str = "cms_object_objectguid_key";
 
-/// The unique index on an object's code name (per type, site and parent).
-const OBJECT_CODE_NAME_KEY: &str = "cms_object_codename";
+/// The objects' table, as PostgreSQL names it in an error.
+const OBJECTS: &str = "cms_object";
+
+/// The primary key of `CMS_Object`.
+const OBJECT_KEY: &str = "cms_object_pkey";
 
 /// How many object IDs a start read from the database draws at least (see
 /// [`Postgres::begin_change`]).
@@ -200,13 +205,11 @@ fn log_one_task(
         .chain(values)
         .chain(check.iter().flatten().map(|v| v as &dyn ToValue))
         .collect();
-    task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1).map_err(|e| {
-        match (&object, e.constraint()) {
-            (Some((_, tag)), Some(OBJECT_GUID_KEY | OBJECT_CODE_NAME_KEY)) => {
-                SqlError::Deferred { tag: *tag, source: Box::new(e) }
-            }
-            _ => e,
-        }
+    // An error about the object's row (a key taken, a value refused) is
+    // its insert's, named by its tag.
+    task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1).map_err(|e| match &object {
+        Some((_, tag)) if e.table() == Some(OBJECTS) => SqlError::Deferred { tag: *tag, source: Box::new(e) },
+        _ => e,
     })
 }
 
@@ -305,7 +308,7 @@ impl Driver for Postgres {
     /// change does not use kept for the next changes.
     fn begin_change(&self, tx: &Conn, ask: &StartAsk<'_>) -> Result<ChangeStart> {
         if ask.start == Start::Cached {
-            if let Some((settings, version, object_ids)) = ask.cache.take(ask.creates) {
+            if let Some((settings, version, object_ids)) = ask.cache.take(ask.creates, ask.registry_version) {
                 // The version is the server's md5 in hex: a literal safe to
                 // write into the statement, which then goes in the same
                 // message as the `BEGIN` (no answer of its own to wait for).
@@ -329,7 +332,7 @@ impl Driver for Postgres {
         const START: &str = "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
              WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
              SELECT KeyName, KeyValue, NULL::BIGINT, NULL::BIGINT FROM CMS_SettingsKey \
-             UNION ALL SELECT NULL, bus_settings_version(), NULL, NULL \
+             UNION ALL SELECT NULL, bus_settings_version(), (SELECT Version FROM Integration_RegistryVersion), NULL \
              UNION ALL SELECT NULL, NULL, ConnectorID, NULL FROM present";
         static AHEAD: OnceLock<String> = OnceLock::new();
         static MANY: OnceLock<String> = OnceLock::new();
@@ -356,15 +359,26 @@ impl Driver for Postgres {
                 .query_map(params![ids, i64::try_from(2 * n).unwrap_or(i64::MAX)], row)?
                 .collect::<Result<_>>()?,
         };
-        let present = rows.iter().filter_map(|(_, _, id, _)| *id).collect();
+        // The rows: a setting (its key and value), the version (no key: the
+        // settings' version, the registry's), a live connector (its ID
+        // third), an object ID (fourth).
+        let present =
+            rows.iter().filter(|(key, value, ..)| key.is_none() && value.is_none()).filter_map(|r| r.2).collect();
         let mut drawn: Vec<i64> = rows.iter().filter_map(|(_, _, _, id)| *id).collect();
         let ahead = drawn.split_off(missing.min(drawn.len()));
         object_ids.extend(drawn);
-        let version = rows.iter().find_map(|(key, value, _, _)| key.is_none().then(|| value.clone()).flatten());
+        let (version, registry) = rows
+            .iter()
+            .find_map(|(key, value, registry, _)| match (key, value) {
+                (None, Some(version)) => Some((version.clone(), *registry)),
+                _ => None,
+            })
+            .ok_or_else(|| SqlError::Column { index: 1, message: "no settings version".into() })?;
         let keys = rows.into_iter().filter_map(|(key, value, _, _)| Some((key?, value?)));
         let settings = settings::from_keys(keys);
-        let version = version.ok_or_else(|| SqlError::Column { index: 1, message: "no settings version".into() })?;
-        ask.cache.keep(settings, version, ahead);
+        // Kept only for connectors loaded from the registry as it is.
+        let loaded = registry.filter(|r| *r == ask.registry_version);
+        ask.cache.keep(settings, version, loaded, ahead);
         Ok(ChangeStart { settings, present, object_ids })
     }
 
@@ -372,6 +386,10 @@ impl Driver for Postgres {
     /// writing relations found a connector deleted (`BU002`).
     fn start_was_stale(&self, error: &SqlError) -> bool {
         matches!(error.sqlstate(), Some(SETTINGS_CHANGED | CONNECTOR_GONE))
+    }
+
+    fn ids_lost(&self, error: &SqlError) -> bool {
+        matches!(error.kind(), ErrorKind::Disconnected | ErrorKind::NoAnswer) || error.constraint() == Some(OBJECT_KEY)
     }
 
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {

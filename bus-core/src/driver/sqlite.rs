@@ -72,6 +72,10 @@ impl Driver for Sqlite {
         false
     }
 
+    fn ids_lost(&self, _error: &SqlError) -> bool {
+        false
+    }
+
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {
         tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1")?.exists([id])
     }

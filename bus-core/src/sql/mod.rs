@@ -95,6 +95,16 @@ impl SqlError {
         }
     }
 
+    /// The table a PostgreSQL error names, if any (SQLite's errors name
+    /// none).
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            SqlError::Postgres(pg_client::Error::Postgres(e)) => e.as_db_error().and_then(|d| d.table()),
+            SqlError::Deferred { source, .. } | SqlError::DeferredRows { source } => source.table(),
+            _ => None,
+        }
+    }
+
     /// The SQLSTATE a PostgreSQL server answered with (SQLite's errors
     /// have none).
     pub fn sqlstate(&self) -> Option<&str> {

@@ -287,7 +287,11 @@ impl PgConn {
 
     /// The values of the statement [`Self::defer_first`] left waiting with
     /// `tag`, taken back: the caller runs it inside its own statement.
+    /// (Not while writes wait: they would run before it.)
     pub(super) fn take_first(&self, tag: i64) -> Option<Vec<Value>> {
+        if self.has_deferred() {
+            return None;
+        }
         let mut first = self.first.borrow_mut();
         match &*first {
             Some(f) if f.tag == tag => first.take().map(|f| f.values),

@@ -37,9 +37,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the statement just made hit a unique key (a deferred write
-    /// that failed is another change's: see `store/ahead.rs`).
+    /// that failed, alone or sent with others, is another change's: see
+    /// `store/ahead.rs`).
     pub(crate) fn unique_violation(e: &crate::sql::SqlError) -> bool {
-        e.kind() == crate::sql::ErrorKind::Constraint && e.deferred_tag().is_none()
+        e.kind() == crate::sql::ErrorKind::Constraint && e.deferred_tag().is_none() && !e.rows_sent_together()
     }
 }
 

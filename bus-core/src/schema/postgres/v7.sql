@@ -2,12 +2,15 @@
 -- settings its daemon read before, without a round trip to read them again.
 
 -- The settings as one short text: it differs whenever any key or value
--- does, however the table was edited (the API, the UI, or psql).
+-- does, however the table was edited (the API, the UI, or psql) — and
+-- whenever the registry's version does (a connector added, edited or
+-- deleted), so a daemon also starts anew from a changed registry.
 -- (PL/pgSQL, as the check below: it keeps the query's plan, where an SQL
 -- function with an aggregate is planned anew at every call.)
 CREATE FUNCTION bus_settings_version() RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN (SELECT md5(coalesce(string_agg(KeyName || '=' || KeyValue, E'\n' ORDER BY KeyName COLLATE "C"), ''))
+    RETURN (SELECT md5(coalesce(string_agg(KeyName || '=' || KeyValue, E'\n' ORDER BY KeyName COLLATE "C"), '')
+                       || '|' || (SELECT Version FROM Integration_RegistryVersion))
             FROM CMS_SettingsKey);
 END $$;
 
@@ -17,9 +20,10 @@ END $$;
 -- committed; true otherwise.
 CREATE FUNCTION bus_expect_settings(expected TEXT) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 BEGIN
-    IF (SELECT md5(coalesce(string_agg(KeyName || '=' || KeyValue, E'\n' ORDER BY KeyName COLLATE "C"), ''))
+    IF (SELECT md5(coalesce(string_agg(KeyName || '=' || KeyValue, E'\n' ORDER BY KeyName COLLATE "C"), '')
+                   || '|' || (SELECT Version FROM Integration_RegistryVersion))
         FROM CMS_SettingsKey) IS DISTINCT FROM expected THEN
-        RAISE EXCEPTION 'the settings changed since this daemon read them' USING ERRCODE = 'BU001';
+        RAISE EXCEPTION 'the settings or the registry changed since this daemon read them' USING ERRCODE = 'BU001';
     END IF;
     RETURN TRUE;
 END $$;
