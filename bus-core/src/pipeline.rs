@@ -5,7 +5,7 @@
 use crate::change::{self, Applied, Change};
 use crate::connector::LiveConnector;
 use crate::db::{Database, DbError};
-use crate::driver::{Ending, Start, StartAsk, StartCache};
+use crate::driver::{Ending, Reruns, Start, StartAsk, StartCache};
 use crate::eventlog::EventLog;
 use crate::manager::ConnectorManager;
 use crate::object_types::ObjectTypes;
@@ -70,6 +70,31 @@ pub struct Pipeline {
     /// What the transactions start from without reading it again
     /// (PostgreSQL; see `driver::Start`).
     starts: StartCache,
+}
+
+/// What each attempt of a transaction works on ([`Pipeline::transact`]):
+/// the first takes it, and a copy is kept for another only where a
+/// transaction may run again (PostgreSQL).
+pub(crate) struct Rerun<T: Clone> {
+    first: Option<T>,
+    kept: Option<T>,
+}
+
+impl<T: Clone> Rerun<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Rerun { first: Some(value), kept: None }
+    }
+
+    pub(crate) fn for_attempt(&mut self, reruns: Reruns) -> T {
+        match (self.first.take(), reruns) {
+            (Some(value), Reruns::Never) => value,
+            (Some(value), Reruns::Possible) => {
+                self.kept = Some(value.clone());
+                value
+            }
+            (None, _) => self.kept.clone().expect("a transaction runs again only where a copy was kept"),
+        }
+    }
 }
 
 /// How a change's transaction is staged ([`Pipeline::stage`]).
@@ -137,13 +162,15 @@ impl Pipeline {
     /// from: it never gets a task for its own change.
     pub fn apply_all(&self, changes: Vec<Change>, origin: Option<&str>) -> Result<Vec<ChangeResult>, ChangeError> {
         let creates = changes.iter().filter(|c| matches!(c, Change::CreateObject { .. })).count();
+        let mut changes = Rerun::new(changes);
         self.transact(origin, creates, |tx, types, ahead| {
             changes
-                .iter()
+                .for_attempt(crate::driver::of(tx).reruns())
+                .into_iter()
                 .enumerate()
                 .map(|(index, change)| {
                     ahead.at_change(index);
-                    change::apply_ahead(tx, types, change.clone(), ahead)
+                    change::apply_ahead(tx, types, change, ahead)
                         .map_err(|source| ChangeError::Change { index, source })
                 })
                 .collect()

@@ -166,6 +166,14 @@ impl StartCache {
     }
 }
 
+/// Whether a change's transaction may run again ([`Driver::start_was_stale`],
+/// rows sent together refused): its work then keeps what it needs for that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reruns {
+    Never,
+    Possible,
+}
+
 /// What a change's transaction starts from.
 #[derive(Debug, Clone)]
 pub(crate) struct ChangeStart {
@@ -214,6 +222,9 @@ pub(crate) trait Driver: Sync {
     /// server's to hand out (the connection lost — a restart, a failover —
     /// or an ID found taken): the [`StartCache`] then forgets them.
     fn ids_lost(&self, error: &SqlError) -> bool;
+
+    /// See [`Reruns`].
+    fn reruns(&self) -> Reruns;
 
     /// Whether connector `id` is still registered, and if so kept from
     /// being deleted until `tx` ends, for the relations `tx` writes for it

@@ -2,7 +2,7 @@
 //! statement a round trip to the server — so an operation is as few
 //! statements as it can be.
 
-use super::{ChangeStart, Driver, Ending, QueueHeads, Result, Start, StartAsk};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Reruns, Result, Start, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{
@@ -386,6 +386,10 @@ impl Driver for Postgres {
     /// writing relations found a connector deleted (`BU002`).
     fn start_was_stale(&self, error: &SqlError) -> bool {
         matches!(error.sqlstate(), Some(SETTINGS_CHANGED | CONNECTOR_GONE))
+    }
+
+    fn reruns(&self) -> Reruns {
+        Reruns::Possible
     }
 
     fn ids_lost(&self, error: &SqlError) -> bool {

@@ -1,7 +1,7 @@
 //! The SQLite driver: one writer at a time (the write gate, then SQLite's
 //! write lock), so a transaction sees exactly what committed before it.
 
-use super::{ChangeStart, Driver, Ending, QueueHeads, Result, StartAsk};
+use super::{ChangeStart, Driver, Ending, QueueHeads, Reruns, Result, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
 use crate::sql::{params, Conn, OptionalExtension, SqlError, ToValue};
@@ -74,6 +74,11 @@ impl Driver for Sqlite {
 
     fn ids_lost(&self, _error: &SqlError) -> bool {
         false
+    }
+
+    /// A start is read under the write lock and rows go one by one.
+    fn reruns(&self) -> Reruns {
+        Reruns::Never
     }
 
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {

@@ -124,12 +124,14 @@ impl IncomingDrain {
         }
         let payload: Payload =
             serde_json::from_str(&q.data).map_err(|e| format!("the stored task data is unreadable: {e}"))?;
+        let mut payload = crate::pipeline::Rerun::new(payload);
         let (task_type, data_type) = (q.task_type, q.task_data_type);
         let sync_id = q.sync_id;
         let site = q.site_name.clone();
         self.pipeline
             .transact(Some(&connector.name), 0, move |tx, types, _| {
-                let applied = apply::apply(tx, types, payload.clone(), task_type, data_type, site.as_deref())
+                let payload = payload.for_attempt(crate::driver::of(tx).reruns());
+                let applied = apply::apply(tx, types, payload, task_type, data_type, site.as_deref())
                     .map_err(ChangeError::Single)?;
                 // Nothing removed: another worker (another daemon, after a
                 // lease moved) applied it meanwhile; this copy rolls back.
