@@ -304,9 +304,10 @@ impl Pipeline {
     }
 
     /// A change's transaction up to its commit: the settings and live
-    /// connectors read in its first statement, `work` applied, its tasks
-    /// put in the outbox and written — and, with [`Ending::Commit`] on
-    /// PostgreSQL, committed in the same round trip.
+    /// connectors it starts from (`driver::begin_change`: read, or kept
+    /// and checked), `work` applied, its tasks put in the outbox and
+    /// written — and, with [`Ending::Commit`] on PostgreSQL, committed in
+    /// the same round trip.
     fn stage(
         &self,
         tx: &Conn,
@@ -337,7 +338,7 @@ impl Pipeline {
         }
     }
 
-    /// The part of [`Self::stage`] after its first statement, for the
+    /// The part of [`Self::stage`] after its start, for the
     /// connectors `live` that are still present.
     fn logged(
         &self,

@@ -52,8 +52,9 @@ pub(crate) enum Ending {
 pub(crate) enum Start {
     /// From what the daemon read before ([`StartCache`]), if it has it: no
     /// round trip on PostgreSQL. The transaction then checks, with its
-    /// first statement, that the settings are still those; if they are
-    /// not, or a connector it queues for was deleted meanwhile, it fails
+    /// first statement, that the settings and the registry are still those;
+    /// if they are not, or a connector it queues for was deleted meanwhile,
+    /// it fails
     /// with an error [`Driver::start_was_stale`] recognizes, and the change
     /// runs again from [`Start::Fresh`].
     Cached,

@@ -1,8 +1,9 @@
-//! Object IDs drawn ahead for a change's creates. On PostgreSQL a change's
-//! first statement also draws an ID for each object it will create, so the
-//! object's insert needs no answer: it is deferred (`Conn::defer`) and goes
-//! with the transaction's next round trip — for a batch of creates, the one
-//! that writes their tasks. A deferred insert that fails says so later, with
+//! Object IDs drawn ahead for a change's creates. On PostgreSQL a change
+//! starts with an ID for each object it will create (`driver::StartCache`:
+//! drawn in blocks, by a start that reads), so the object's insert needs no
+//! answer: it is deferred (`Driver::defer_object`) and goes with the
+//! transaction's next round trip — for a batch of creates, the one that
+//! writes their tasks. A deferred insert that fails says so later, with
 //! whatever statement took it along; this remembers which change each one
 //! belongs to, so the error is still that change's own.
 
