@@ -18,6 +18,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../schema/postgres/v5.sql") },
     Migration { version: 6, sql: include_str!("../schema/postgres/v6.sql") },
     Migration { version: 7, sql: include_str!("../schema/postgres/v7.sql") },
+    Migration { version: 8, sql: include_str!("../schema/postgres/v8.sql") },
 ];
 
 /// The advisory lock key daemons migrate under ("bus" in ASCII).

@@ -28,6 +28,7 @@ pub fn run(db: &Database) {
     a_cached_start_never_goes_on_with_older_settings(db, &ids);
     a_cached_start_queues_for_no_deleted_connector(db, &ids);
     a_held_connector_outlives_no_delete_and_a_delete_takes_its_relations(db, &ids);
+    a_holder_writes_the_connectors_state_while_its_delete_waits(db, ids[7]);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
     like_ignoring_case_finds_any_case(db, ids[0]);
@@ -423,6 +424,52 @@ fn a_held_connector_outlives_no_delete_and_a_delete_takes_its_relations(db: &Dat
     assert_eq!(log, 0, "their sync log goes too");
     let tx = conn.transaction().unwrap();
     assert!(!of(&tx).hold_connector(&tx, gone).unwrap(), "a deleted connector is not held");
+}
+
+/// `hold_connector` on PostgreSQL, with a delete (plain SQL) waiting for
+/// the holder: the holder still writes the connector's state — as a
+/// delivery does while it holds its connector — without waiting for the
+/// delete, which waits for it (the two would wait for each other, and the
+/// server fail one, if the write locked the connector's row); once the
+/// holder commits, the delete goes through and takes the state along.
+fn a_holder_writes_the_connectors_state_while_its_delete_waits(db: &Database, connector: i64) {
+    let mut conn = db.connect().unwrap();
+    if conn.dialect() != crate::sql::Dialect::Postgres {
+        return;
+    }
+    let (deleter, watcher) = (db.connect().unwrap(), db.connect().unwrap());
+    let tx = conn.transaction().unwrap();
+    assert!(of(&tx).hold_connector(&tx, connector).unwrap(), "a registered connector is held");
+    std::thread::scope(|scope| {
+        let delete = scope
+            .spawn(move || deleter.execute("DELETE FROM Integration_Connector WHERE ConnectorID = $1", [connector]));
+        // Until the delete waits for a lock (bounded: 10 s).
+        let waiting = (0..1000).any(|_| {
+            let n: i64 = watcher
+                .query_row(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM Integration_Connector%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            n > 0 || {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(waiting, "the delete waits for the holder");
+        let writes = vec![("cursor".to_owned(), Some("42".to_owned()))];
+        crate::state_store::apply(&tx, connector, &writes).expect("the holder writes the state");
+        tx.commit().expect("the holder commits");
+        assert_eq!(delete.join().unwrap().expect("the delete goes through"), 1);
+    });
+    let state: i64 = watcher
+        .query_row("SELECT COUNT(*) FROM Integration_ConnectorState WHERE StateConnectorID = $1", [connector], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(state, 0, "the deleted connector's state goes with it");
 }
 
 /// `begin_change`: the settings as committed, and only the connectors that

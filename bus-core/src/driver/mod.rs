@@ -229,8 +229,8 @@ pub(crate) trait Driver: Sync {
 
     /// Whether connector `id` is still registered, and if so kept from
     /// being deleted until `tx` ends, for the relations `tx` writes for it
-    /// (PostgreSQL: its row locked `FOR KEY SHARE`; SQLite's write lock
-    /// holds it already).
+    /// (PostgreSQL: a shared advisory lock its delete waits for, schema
+    /// v8; SQLite's write lock holds it already).
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool>;
 
     /// Locks the connector `name` before a delete counts its queue, so no

@@ -165,8 +165,8 @@ static OBJECT_ROWS: RowInsert = RowInsert {
 };
 
 /// The connectors `relations` queue for, for `bus_lock_connectors` (schema
-/// v7): each once, in ascending order — the order every writer locks them
-/// in, so two writers never wait for each other's lock.
+/// v8): each once, in ascending order — the order every writer holds them
+/// in.
 fn held_connectors<'a>(relations: impl IntoIterator<Item = &'a NewRelation>) -> String {
     let mut ids: Vec<i64> = relations.into_iter().map(|r| r.connector_id).collect();
     ids.sort_unstable();
@@ -293,26 +293,27 @@ impl Driver for Postgres {
 
     /// From [`Start::Cached`], when the daemon read the settings before and
     /// has the object IDs: no round trip at all. The settings check
-    /// (`bus_expect_settings`, schema v7) is deferred, so it is the first
-    /// statement the server runs; the connectors are not locked here — the
-    /// statement that writes the relations locks theirs (`FOR KEY SHARE`,
-    /// `bus_lock_connectors`, schema v7) and fails the transaction if one
+    /// (`bus_expect_settings`, schema v8) is deferred, so it is the first
+    /// statement the server runs; the connectors are not held here — the
+    /// statement that writes the relations holds theirs
+    /// (`bus_lock_connectors`, schema v8) and fails the transaction if one
     /// was deleted.
     ///
     /// Otherwise one statement (sent with the transaction's `BEGIN`): the
-    /// settings rows and their version, the live connectors' rows, those
-    /// locked `FOR KEY SHARE` — another daemon (or psql) may delete a
-    /// connector at any moment, and a delete now waits for this commit
-    /// (edits that keep the key still go through) — and object IDs drawn
+    /// settings rows and their version, the live connectors, those held
+    /// (`bus_hold_connectors`, schema v8: another daemon, or psql, may
+    /// delete a connector at any moment, and a delete now waits for this
+    /// commit; edits still go through) — and object IDs drawn
     /// from the column's own sequence: at least [`IDS_AHEAD`], those the
     /// change does not use kept for the next changes.
     fn begin_change(&self, tx: &Conn, ask: &StartAsk<'_>) -> Result<ChangeStart> {
         if ask.start == Start::Cached {
             if let Some((settings, version, object_ids)) = ask.cache.take(ask.creates, ask.registry_version) {
-                // The version is the server's md5 in hex: a literal safe to
-                // write into the statement, which then goes in the same
-                // message as the `BEGIN` (no answer of its own to wait for).
-                if version.bytes().all(|b| b.is_ascii_hexdigit()) {
+                // The version is the server's two counters (digits and a
+                // bar, schema v8): a literal safe to write into the
+                // statement, which then goes in the same message as the
+                // `BEGIN` (no answer of its own to wait for).
+                if version.bytes().all(|b| b.is_ascii_digit() || b == b'|') {
                     let check = format!("SELECT bus_expect_settings('{version}')");
                     tx.defer_first(&check, &[&version], SETTINGS_CHECK)?;
                 } else {
@@ -329,8 +330,8 @@ impl Driver for Postgres {
         // parameter of `generate_series` has the server plan the statement
         // anew each time, which costs a one-change transaction as much as
         // a round trip (only a batch larger than `IDS_AHEAD` pays it).
-        const START: &str = "WITH present AS (SELECT ConnectorID FROM Integration_Connector \
-             WHERE ConnectorID = ANY (CAST($1 AS TEXT)::BIGINT[]) ORDER BY ConnectorID FOR KEY SHARE) \
+        const START: &str = "WITH present AS (SELECT id AS ConnectorID \
+             FROM bus_hold_connectors(CAST($1 AS TEXT)::BIGINT[]) AS id) \
              SELECT KeyName, KeyValue, NULL::BIGINT, NULL::BIGINT FROM CMS_SettingsKey \
              UNION ALL SELECT NULL, bus_settings_version(), (SELECT Version FROM Integration_RegistryVersion), NULL \
              UNION ALL SELECT NULL, NULL, ConnectorID, NULL FROM present";
@@ -397,15 +398,23 @@ impl Driver for Postgres {
     }
 
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool> {
-        tx.prepare_cached("SELECT 1 FROM Integration_Connector WHERE ConnectorID = $1 FOR KEY SHARE")?.exists([id])
+        tx.prepare_cached("SELECT 1 FROM bus_hold_connectors(ARRAY[CAST($1 AS BIGINT)])")?.exists([id])
     }
 
-    /// The row is locked before counting, so no change queues for the
-    /// connector between the count and the delete (a change locks it
-    /// first: at its start, or with the statement that writes its relations
-    /// — see [`Self::begin_change`]).
+    /// The connector is held exclusively before counting (the lock its
+    /// delete takes anyway, schema v8), so no change queues for it between
+    /// the count and the delete (a change holds it first: at its start, or
+    /// with the statement that writes its relations — see
+    /// [`Self::begin_change`]). Not its row: a delivery holding the
+    /// connector may need that row, and would wait for this transaction
+    /// while it waits for the delivery.
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
-        tx.execute("SELECT 1 FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE", [name]).map(drop)
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(1651864419, bus_connector_key(ConnectorID))::TEXT \
+             FROM Integration_Connector WHERE ConnectorName = $1",
+            [name],
+        )
+        .map(drop)
     }
 
     fn guid_taken(&self, _tx: &Conn, error: &SqlError, _guid: &str) -> Result<bool> {
