@@ -46,19 +46,20 @@ CREATE FUNCTION bus_connector_key(id BIGINT) RETURNS INTEGER LANGUAGE sql IMMUTA
     SELECT (id & 1023)::INTEGER
 $$;
 
--- Holds each of `ids` (distinct, ascending: every holder's order) that
--- still exists, and returns those. The check runs after the lock, in a
--- statement of its own: a delete that committed meanwhile is seen.
+-- Holds each of `ids` (distinct, ascending: every holder's order) and
+-- returns those that still exist. The locks are taken by assignments
+-- (PL/pgSQL evaluates those without an executor of their own), and the
+-- look at the rows runs after them, in a statement of its own: a delete
+-- that committed meanwhile is seen.
 CREATE FUNCTION bus_hold_connectors(ids BIGINT[]) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
 DECLARE
     id BIGINT;
+    held BOOLEAN;
 BEGIN
     FOREACH id IN ARRAY ids LOOP
-        PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id));
-        IF EXISTS (SELECT 1 FROM Integration_Connector WHERE ConnectorID = id) THEN
-            RETURN NEXT id;
-        END IF;
+        held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) IS NOT NULL;
     END LOOP;
+    RETURN QUERY SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (ids) ORDER BY ConnectorID;
 END $$;
 
 -- As version 7's, with the lock above: fails (SQLSTATE BU002) when one of
@@ -66,13 +67,17 @@ END $$;
 CREATE OR REPLACE FUNCTION bus_lock_connectors(ids BIGINT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 DECLARE
     id BIGINT;
+    held BOOLEAN;
 BEGIN
     FOREACH id IN ARRAY ids LOOP
-        PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id));
-        IF NOT EXISTS (SELECT 1 FROM Integration_Connector WHERE ConnectorID = id) THEN
-            RAISE EXCEPTION 'connector % was deleted meanwhile', id USING ERRCODE = 'BU002';
-        END IF;
+        held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) IS NOT NULL;
     END LOOP;
+    IF (SELECT count(*) FROM Integration_Connector WHERE ConnectorID = ANY (ids)) < cardinality(ids) THEN
+        RAISE EXCEPTION 'connector % was deleted meanwhile',
+            (SELECT min(i) FROM unnest(ids) AS i
+              WHERE NOT EXISTS (SELECT 1 FROM Integration_Connector WHERE ConnectorID = i))
+            USING ERRCODE = 'BU002';
+    END IF;
     RETURN TRUE;
 END $$;
 
@@ -103,19 +108,52 @@ BEGIN
     RETURN OLD;
 END $$;
 
--- The delivery fence of version 3, holding the connector as above.
+-- The delivery fence of version 3: the connector held as above, then the
+-- lease row read `FOR SHARE` at `owner`'s epoch (a statement that starts
+-- after the lock, so it sees a delete or takeover that committed while
+-- this waited). No look at the connector's row: a deleted connector's
+-- lease goes with it (its key's cascade).
 CREATE OR REPLACE FUNCTION bus_hold_lease(connector BIGINT, inbound BIGINT, owner TEXT, epoch BIGINT)
 RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    held BOOLEAN;
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(connector));
-    IF NOT EXISTS (SELECT 1 FROM Integration_Connector WHERE ConnectorID = connector) THEN
-        RETURN FALSE;
-    END IF;
+    held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(connector)) IS NOT NULL;
     PERFORM 1 FROM Integration_Lease
      WHERE LeaseConnectorID = connector AND LeaseIsInbound = inbound
        AND LeaseOwner = owner AND LeaseEpoch = epoch AND LeaseExpires > clock_timestamp()
        FOR SHARE;
     RETURN FOUND;
+END $$;
+
+-- A delivery (versions 3, 6 and 7) in one function with no other inside:
+-- each nested call and each statement a PL/pgSQL function runs costs the
+-- server an executor of its own, and a stream of deliveries was mostly
+-- that. The disk wait and the lock are set by assignments (evaluated
+-- without one).
+CREATE OR REPLACE FUNCTION bus_deliver(connector BIGINT, inbound BIGINT, owner TEXT, epoch BIGINT, ids BIGINT[], durable BOOLEAN)
+RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    setting TEXT;
+    held BOOLEAN;
+BEGIN
+    IF NOT durable THEN
+        setting := set_config('synchronous_commit', 'off', true);
+    END IF;
+    held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(connector)) IS NOT NULL;
+    PERFORM 1 FROM Integration_Lease
+     WHERE LeaseConnectorID = connector AND LeaseIsInbound = inbound
+       AND LeaseOwner = owner AND LeaseEpoch = epoch AND LeaseExpires > clock_timestamp()
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RETURN FALSE;
+    END IF;
+    IF cardinality(ids) = 1 THEN
+        DELETE FROM Integration_Synchronization WHERE SynchronizationID = ids[1];
+    ELSE
+        DELETE FROM Integration_Synchronization WHERE SynchronizationID = ANY (ids);
+    END IF;
+    RETURN TRUE;
 END $$;
 
 ALTER TABLE Integration_ConnectorState
