@@ -47,23 +47,18 @@ CREATE FUNCTION bus_connector_key(id BIGINT) RETURNS INTEGER LANGUAGE sql IMMUTA
 $$;
 
 -- Holds each of `ids` (distinct, ascending: every holder's order) and
--- returns those that still exist. The locks are taken by assignments
--- (PL/pgSQL evaluates those without an executor of their own), and the
--- look at the rows runs after them, in a statement of its own: a delete
--- that committed meanwhile is seen.
+-- returns those that still exist. The look at the rows runs after the
+-- locks, in a statement of its own: a delete that committed meanwhile is
+-- seen.
 CREATE FUNCTION bus_hold_connectors(ids BIGINT[]) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
-DECLARE
-    id BIGINT;
-    held BOOLEAN;
 BEGIN
-    FOREACH id IN ARRAY ids LOOP
-        held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) IS NOT NULL;
-    END LOOP;
+    PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) FROM unnest(ids) AS id;
     RETURN QUERY SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (ids) ORDER BY ConnectorID;
 END $$;
 
--- As version 7's, with the lock above: fails (SQLSTATE BU002) when one of
--- `ids` is gone.
+-- As version 7's, with the lock above (taken by assignments, which
+-- PL/pgSQL evaluates without an executor of their own: every change runs
+-- this): fails (SQLSTATE BU002) when one of `ids` is gone.
 CREATE OR REPLACE FUNCTION bus_lock_connectors(ids BIGINT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 DECLARE
     id BIGINT;
