@@ -495,6 +495,16 @@ fn a_grid_sorts_searches_and_pages_in_the_browser() {
     let asked = b.answer_dialog(true);
     assert!(asked.starts_with("Delete 2 outgoing tasks selected"), "{asked}");
     b.wait_until("the selected rows to go", |b| position(b) == "Page 1 of 1 · 18 tasks");
+    // What is typed in the search box and not searched for yet survives a
+    // repaint of the view (a live refresh, the grid listing again after a
+    // bulk action — a test's next clicks once raced that —, another tab
+    // and back).
+    b.fill("#task-search", "user2");
+    b.click_css("[data-tab='scheduled']");
+    b.find("tr[data-name='ProcessExternalIntegrationTasks']");
+    b.click_css("[data-tab='outgoing']");
+    b.wait_until("the grid again", |b| position(b) == "Page 1 of 1 · 18 tasks");
+    assert_eq!(b.property(&b.find("#task-search"), "value").as_deref(), Some("user2"), "the typed search is kept");
 
     // Tabs follow the URL: a click is a history entry, Back returns, a
     // changed hash switches.

@@ -153,8 +153,14 @@ function sortable(g, label, key, rerender) {
 }
 
 function searchBox(g, id, rerender) {
-  const input = el("input", { type: "search", id, placeholder: "Search", value: g.search, "aria-label": "Search" });
-  const go = () => { g.search = input.value.trim(); g.offset = 0; rerender(); };
+  // What is typed and not searched for yet survives a repaint of the view
+  // (a live refresh, the grid listing again after a bulk action, another
+  // tab and back): a repaint replaces the box.
+  const input = el("input", { type: "search", id, placeholder: "Search", value: g.draft ?? g.search, "aria-label": "Search" });
+  const keep = () => { g.draft = input.value; };
+  input.addEventListener("input", keep);
+  input.addEventListener("change", keep);
+  const go = () => { g.search = input.value.trim(); g.draft = undefined; g.offset = 0; rerender(); };
   input.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
   return [input, el("button", { id: id + "-go", onclick: go }, "Search")];
 }
