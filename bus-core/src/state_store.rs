@@ -178,9 +178,13 @@ fn read(conn: &Conn, connector: &str, key: &str) -> crate::sql::Result<Option<St
 fn write_now(db: &Database, connector: &str, writes: &[(String, Option<String>)]) -> Result<(), DbError> {
     let mut turn = db.writer()?;
     let tx = turn.transaction()?;
-    // A connector deleted meanwhile has no state to keep.
+    // A connector deleted meanwhile has no state to keep; one still there
+    // is held until the commit (PostgreSQL: its state has no foreign key,
+    // and a delete removes the state it sees committed).
     if let Some(id) = connector_id(&tx, connector)? {
-        apply(&tx, id, writes)?;
+        if crate::driver::of(&tx).hold_connector(&tx, id)? {
+            apply(&tx, id, writes)?;
+        }
     }
     tx.commit()?;
     Ok(())

@@ -29,6 +29,7 @@ pub fn run(db: &Database) {
     a_cached_start_queues_for_no_deleted_connector(db, &ids);
     a_held_connector_outlives_no_delete_and_a_delete_takes_its_relations(db, &ids);
     a_holder_writes_the_connectors_state_while_its_delete_waits(db, ids[7]);
+    holding_a_connector_needs_read_committed(db, ids[8]);
     guid_taken_tells_the_guid_from_the_code_name(db);
     objects_referencing_finds_every_reference_in_order(db);
     like_ignoring_case_finds_any_case(db, ids[0]);
@@ -470,6 +471,22 @@ fn a_holder_writes_the_connectors_state_while_its_delete_waits(db: &Database, co
         })
         .unwrap();
     assert_eq!(state, 0, "the deleted connector's state goes with it");
+}
+
+/// `hold_connector` on PostgreSQL refuses, with a clear error, a
+/// transaction at another level than READ COMMITTED: its look at the
+/// connector after the lock would read the transaction's first snapshot
+/// and miss a delete committed meanwhile.
+fn holding_a_connector_needs_read_committed(db: &Database, connector: i64) {
+    let mut conn = db.connect().unwrap();
+    if conn.dialect() != crate::sql::Dialect::Postgres {
+        return;
+    }
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").unwrap();
+    let refused = of(&tx).hold_connector(&tx, connector).expect_err("held at REPEATABLE READ");
+    assert_eq!(refused.sqlstate(), Some("BU003"), "{refused}");
+    assert!(refused.to_string().contains("needs READ COMMITTED transactions here, not REPEATABLE READ"), "{refused}");
 }
 
 /// `begin_change`: the settings as committed, and only the connectors that

@@ -228,7 +228,8 @@ pub(crate) trait Driver: Sync {
     fn reruns(&self) -> Reruns;
 
     /// Whether connector `id` is still registered, and if so kept from
-    /// being deleted until `tx` ends, for the relations `tx` writes for it
+    /// being deleted until `tx` ends, for the relations (or the state) `tx`
+    /// writes for it
     /// (PostgreSQL: a shared advisory lock its delete waits for, schema
     /// v8; SQLite's write lock holds it already).
     fn hold_connector(&self, tx: &Conn, id: i64) -> Result<bool>;

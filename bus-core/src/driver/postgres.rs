@@ -405,13 +405,14 @@ impl Driver for Postgres {
     /// delete takes anyway, schema v8), so no change queues for it between
     /// the count and the delete (a change holds it first: at its start, or
     /// with the statement that writes its relations — see
-    /// [`Self::begin_change`]). Not its row: a delivery holding the
-    /// connector may need that row, and would wait for this transaction
-    /// while it waits for the delivery.
+    /// [`Self::begin_change`]). Its row first, then the lock, as a delete's
+    /// trigger takes them (a holder never waits for the row): a delete by
+    /// another client (psql) at the same moment waits for this one instead
+    /// of each waiting for the other.
     fn lock_connector_for_delete(&self, tx: &Conn, name: &str) -> Result<()> {
         tx.execute(
-            "SELECT pg_advisory_xact_lock(1651864419, bus_connector_key(ConnectorID))::TEXT \
-             FROM Integration_Connector WHERE ConnectorName = $1",
+            "SELECT pg_advisory_xact_lock(1651864419, bus_connector_key(c.ConnectorID))::TEXT \
+             FROM (SELECT ConnectorID FROM Integration_Connector WHERE ConnectorName = $1 FOR UPDATE) AS c",
             [name],
         )
         .map(drop)

@@ -39,18 +39,39 @@ END $$;
 -- (a WAL record) for every change and every delivery, and with several
 -- writers a multixact for each. The key space is the two-integer one
 -- (none of the bus's other advisory locks use it), the class "busc" in
--- ASCII, the connector ID's low ten bits: at most 1024 locks for one
--- transaction however many connectors it queues for, and two connectors
--- that share a key only make a delete wait for the other's holders too.
+-- ASCII, the connector ID's low six bits: at most 64 locks for one
+-- transaction however many connectors it queues for (the server's lock
+-- table holds about 64 per connection by default). Two connectors that
+-- share a key are held together: a delete of one also waits for the
+-- other's holders, and they wait for it (a delete left open in psql holds
+-- up one connector in 64 besides its own until its commit).
+--
+-- The checks after a lock need READ COMMITTED (PostgreSQL's default), where
+-- each statement reads what was committed before it began; the functions
+-- below refuse another level (SQLSTATE BU003) instead of missing a delete
+-- or a change committed while they waited.
 CREATE FUNCTION bus_connector_key(id BIGINT) RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$
-    SELECT (id & 1023)::INTEGER
+    SELECT (id & 63)::INTEGER
 $$;
 
--- Holds each of `ids` (distinct, ascending: every holder's order) and
--- returns those that still exist. The look at the rows runs after the
--- locks, in a statement of its own: a delete that committed meanwhile is
--- seen.
+CREATE FUNCTION bus_read_committed() RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'the integration bus needs READ COMMITTED transactions here, not %',
+            upper(current_setting('transaction_isolation')) USING ERRCODE = 'BU003';
+    END IF;
+    RETURN TRUE;
+END $$;
+
+-- Holds each of `ids` (distinct, ascending) and returns those that still
+-- exist. The look at the rows runs after the locks, in a statement of its
+-- own: a delete that committed meanwhile is seen. (A delete of several
+-- connectors in one statement takes their locks in the order it finds the
+-- rows, so it can still wait for a holder that waits for it; the server
+-- then fails one of the two, as it did with row locks.)
 CREATE FUNCTION bus_hold_connectors(ids BIGINT[]) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    checked BOOLEAN := bus_read_committed();
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) FROM unnest(ids) AS id;
     RETURN QUERY SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (ids) ORDER BY ConnectorID;
@@ -64,6 +85,9 @@ DECLARE
     id BIGINT;
     held BOOLEAN;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        held := bus_read_committed();
+    END IF;
     FOREACH id IN ARRAY ids LOOP
         held := pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) IS NOT NULL;
     END LOOP;
@@ -89,6 +113,7 @@ DECLARE
     total BIGINT;
     outgoing BIGINT;
 BEGIN
+    PERFORM bus_read_committed();
     PERFORM pg_advisory_xact_lock(1651864419, bus_connector_key(OLD.ConnectorID));
     SELECT count(*), count(*) FILTER (WHERE SynchronizationIsInbound = 0)
       INTO total, outgoing
