@@ -476,12 +476,25 @@ fn a_holder_writes_the_connectors_state_while_its_delete_waits(db: &Database, co
 /// `hold_connector` on PostgreSQL refuses, with a clear error, a
 /// transaction at another level than READ COMMITTED: its look at the
 /// connector after the lock would read the transaction's first snapshot
-/// and miss a delete committed meanwhile.
+/// and miss a delete committed meanwhile. A bus session is at READ
+/// COMMITTED whatever the database defaults to.
 fn holding_a_connector_needs_read_committed(db: &Database, connector: i64) {
     let mut conn = db.connect().unwrap();
     if conn.dialect() != crate::sql::Dialect::Postgres {
         return;
     }
+    let default_to = |level: &str| {
+        conn.execute_batch(&format!(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', \
+             current_database(), '{level}'); END $$"
+        ))
+        .unwrap();
+    };
+    default_to("repeatable read");
+    let session = db.open_connection().unwrap();
+    let level: String = session.query_row("SHOW transaction_isolation", [], |r| r.get(0)).unwrap();
+    default_to("read committed");
+    assert_eq!(level, "read committed", "a bus session on a database that defaults to REPEATABLE READ");
     let tx = conn.transaction().unwrap();
     tx.execute_batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").unwrap();
     let refused = of(&tx).hold_connector(&tx, connector).expect_err("held at REPEATABLE READ");

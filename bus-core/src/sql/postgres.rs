@@ -159,8 +159,13 @@ pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = ValueRef<'a>>) -
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<PgConn> {
+        let client = pg_client::Client::connect(url, DEADLINES)?;
+        // The bus's locks are followed by looks that must see what was
+        // committed while they waited (schema v8): READ COMMITTED, whatever
+        // the server, database or role default to.
+        client.batch_execute("SET default_transaction_isolation = 'read committed'")?;
         Ok(PgConn {
-            client: pg_client::Client::connect(url, DEADLINES)?,
+            client,
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
             deferred: RefCell::new(Vec::new()),

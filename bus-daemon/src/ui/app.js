@@ -274,6 +274,9 @@ function readUrl() {
   if (v && v.grid) {
     const g = v.grid;
     g.search = q.get("search") || "";
+    // A search from the address is the box's text too (Back, an edited
+    // address, a link to a connector's tasks).
+    g.draft = undefined;
     g.sort = q.get("sort") || g.defaultSort;
     g.order = q.get("order") === "desc" || q.get("order") === "asc" ? q.get("order") : g.defaultOrder;
     const limit = Number(q.get("limit"));

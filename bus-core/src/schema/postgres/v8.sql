@@ -46,17 +46,19 @@ END $$;
 -- other's holders, and they wait for it (a delete left open in psql holds
 -- up one connector in 64 besides its own until its commit).
 --
--- The checks after a lock need READ COMMITTED (PostgreSQL's default), where
--- each statement reads what was committed before it began; the functions
--- below refuse another level (SQLSTATE BU003) instead of missing a delete
--- or a change committed while they waited.
+-- The checks after a lock need READ COMMITTED (PostgreSQL's default, and
+-- every daemon session's), where each statement reads what was committed
+-- before it began: the holds and the delete trigger below refuse another
+-- level (SQLSTATE BU003) instead of missing a delete or a change committed
+-- while they waited. (The delivery fence needs no such check: its lease
+-- row lock fails a stale read with a serialization error.)
 CREATE FUNCTION bus_connector_key(id BIGINT) RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$
     SELECT (id & 63)::INTEGER
 $$;
 
 CREATE FUNCTION bus_read_committed() RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
+    IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
         RAISE EXCEPTION 'the integration bus needs READ COMMITTED transactions here, not %',
             upper(current_setting('transaction_isolation')) USING ERRCODE = 'BU003';
     END IF;
@@ -70,9 +72,10 @@ END $$;
 -- rows, so it can still wait for a holder that waits for it; the server
 -- then fails one of the two, as it did with row locks.)
 CREATE FUNCTION bus_hold_connectors(ids BIGINT[]) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
-DECLARE
-    checked BOOLEAN := bus_read_committed();
 BEGIN
+    IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
+        PERFORM bus_read_committed();
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(1651864419, bus_connector_key(id)) FROM unnest(ids) AS id;
     RETURN QUERY SELECT ConnectorID FROM Integration_Connector WHERE ConnectorID = ANY (ids) ORDER BY ConnectorID;
 END $$;
@@ -85,7 +88,7 @@ DECLARE
     id BIGINT;
     held BOOLEAN;
 BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
+    IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
         held := bus_read_committed();
     END IF;
     FOREACH id IN ARRAY ids LOOP
