@@ -14,12 +14,16 @@
 //! TLS follows libpq's `sslmode` and `sslrootcert` (see `tls.rs`), on
 //! rustls. A statement may be deferred ([`Client::defer_batch`]: the
 //! `BEGIN` of a transaction) and is then sent in the same write as the next
-//! call, saving a round trip to the server.
+//! call, saving a round trip to the server. A statement may also be sent
+//! ahead ([`Client::send`]): out now, its answer read with the next call's,
+//! so the server works on it while the caller prepares what follows.
 
 mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -47,7 +51,14 @@ pub enum Error {
     /// file that cannot be read or holds no certificate).
     #[error("TLS to the database server: {0}")]
     Tls(String),
+    /// A statement sent ahead ([`Client::send`]) failed; `label` is what
+    /// its sender named it by.
+    #[error("{source}")]
+    Sent { label: Option<i64>, source: tokio_postgres::Error },
 }
+
+/// The answer to a statement sent ahead, still to be read.
+type Answer = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 /// How long calls may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,13 +90,16 @@ fn statement_timeout(options: &str) -> Option<Duration> {
 /// One connection.
 pub struct Client {
     runtime: Runtime,
-    client: tokio_postgres::Client,
+    client: Arc<tokio_postgres::Client>,
     notifications: RefCell<mpsc::UnboundedReceiver<Notification>>,
     deadline: Duration,
     /// A call timed out: the connection is not used again.
     given_up: Cell<bool>,
     /// A statement sent with the next call (see [`Client::defer_batch`]).
     deferred: RefCell<Option<String>>,
+    /// Statements sent ahead, in order, whose answers the next call reads
+    /// ([`Client::send`]).
+    sent: RefCell<Vec<Answer>>,
 }
 
 impl Client {
@@ -115,11 +129,12 @@ impl Client {
         };
         Ok(Client {
             runtime,
-            client,
+            client: Arc::new(client),
             notifications: RefCell::new(receiver),
             deadline: call,
             given_up: Cell::new(false),
             deferred: RefCell::new(None),
+            sent: RefCell::new(Vec::new()),
         })
     }
 
@@ -156,16 +171,79 @@ impl Client {
         self.deferred.borrow_mut().take().is_some()
     }
 
+    /// Sends `statement` now, after what went before, and returns without
+    /// waiting for its answer: the next call reads it (and fails with
+    /// [`Error::Sent`], named by `label`, if it failed — before its own
+    /// answer, which after a failed statement in a transaction is only the
+    /// server's refusal). What [`Self::defer_batch`] left unsent goes
+    /// first. For inside a transaction, whose `COMMIT` is then the call
+    /// that says whether all of it was written; [`Self::discard_sent`]
+    /// before a `ROLLBACK`.
+    pub fn send<P>(&self, statement: &Statement, params: Vec<P>, label: Option<i64>) -> Result<(), Error>
+    where
+        P: types::ToSql + Sync + Send + 'static,
+    {
+        let mut answers: Vec<Answer> = Vec::with_capacity(2);
+        if let Some(sql) = self.deferred.borrow_mut().take() {
+            let client = Arc::clone(&self.client);
+            answers.push(Box::pin(async move { client.batch_execute(&sql).await.map_err(Error::from) }));
+        }
+        let client = Arc::clone(&self.client);
+        let statement = statement.clone();
+        answers.push(Box::pin(async move {
+            let refs: Vec<&(dyn types::ToSql + Sync)> =
+                params.iter().map(|p| p as &(dyn types::ToSql + Sync)).collect();
+            client.execute(&statement, &refs).await.map(drop).map_err(|source| Error::Sent { label, source })
+        }));
+        // Polled once each, in order: the request is queued on the
+        // connection (its parameters encoded); then the runtime turns once,
+        // so the connection's task writes it out.
+        let refused = self.runtime.block_on(async {
+            let mut refused = None;
+            for answer in &mut answers {
+                if let std::task::Poll::Ready(Err(e)) =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(answer.as_mut().poll(cx))).await
+                {
+                    refused = Some(e);
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+            refused
+        });
+        match refused {
+            Some(e) => Err(e),
+            None => {
+                self.sent.borrow_mut().extend(answers);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets the answers of what was sent ahead ([`Self::send`]): for a
+    /// transaction about to be rolled back, whatever they said.
+    pub fn discard_sent(&self) {
+        self.sent.borrow_mut().clear();
+    }
+
     fn call<T>(&self, work: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, Error> {
         let deferred = self.deferred.borrow_mut().take();
+        let sent = std::mem::take(&mut *self.sent.borrow_mut());
         let both = async {
-            match deferred {
-                None => work.await,
-                Some(sql) => first_then(self.client.batch_execute(&sql), work).await,
-            }
+            let work = async {
+                match deferred {
+                    None => work.await,
+                    Some(sql) => first_then(self.client.batch_execute(&sql), work).await,
+                }
+                .map_err(Error::from)
+            };
+            // What was sent ahead answers first (its requests went first),
+            // and its error wins: the statements after it only say the
+            // transaction was aborted.
+            first_then(answers(sent), work).await
         };
         match self.runtime.block_on(async { tokio::time::timeout(self.deadline, both).await }) {
-            Ok(result) => Ok(result?),
+            Ok(result) => result,
             Err(_) => {
                 self.given_up.set(true);
                 Err(Error::TimedOut(self.deadline))
@@ -312,13 +390,24 @@ where
     Ok(client)
 }
 
+/// The answers of statements sent ahead, all read; the first error.
+async fn answers(mut sent: Vec<Answer>) -> Result<(), Error> {
+    let mut first_error = None;
+    for answer in &mut sent {
+        if let Err(e) = answer.await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Runs `first` and `then` pipelined: `first` is polled first, so its
 /// request is queued on the connection before `then`'s, and both go out in
 /// one write; `first`'s error wins.
-async fn first_then<T>(
-    first: impl Future<Output = Result<(), tokio_postgres::Error>>,
-    then: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, tokio_postgres::Error> {
+async fn first_then<T, E>(
+    first: impl Future<Output = Result<(), E>>,
+    then: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let mut first = std::pin::pin!(first);
     let mut then = std::pin::pin!(then);
     let mut first_done = None;

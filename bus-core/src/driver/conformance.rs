@@ -347,6 +347,66 @@ fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(d
     let left: i64 =
         conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID > 9000003", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "nothing of the refused batches");
+    // Batches longer than PostgreSQL keeps waiting: their first rows are
+    // sent ahead, and answer with a later statement — or the `COMMIT`,
+    // which must not then end as a silent rollback.
+    let ahead = crate::sql::SEND_AHEAD;
+    let batch = |tx: &Conn, first: i64, n: usize, refused: Option<usize>| -> Result<(), SqlError> {
+        for (i, id) in (first..).take(n).enumerate() {
+            let g = if Some(i) == refused { guid(9_000_001) } else { guid(id) };
+            defer_object(tx, id, &g, &format!("batch{id}"), None)?;
+        }
+        Ok(())
+    };
+    let count = |conn: &Conn, from: i64| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectID >= $1 AND ObjectID < $1 + 1000", [from], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let long = 2 * ahead + 3;
+    let tx = conn.transaction().unwrap();
+    batch(&tx, 9_001_000, long, None).expect("deferred");
+    tx.commit().expect("a long batch committed");
+    assert_eq!(count(&conn, 9_001_000), i64::try_from(long).unwrap(), "every row of a long batch");
+    for (n, refused, ending) in [(long, 3, "SELECT"), (ahead, 3, "COMMIT"), (long, ahead + 1, "COMMIT")] {
+        for one_by_one in [false, true] {
+            let e = {
+                let tx = conn.transaction().unwrap();
+                if one_by_one {
+                    tx.send_rows_one_by_one();
+                }
+                match batch(&tx, 9_002_000, n, Some(refused)) {
+                    Err(e) => e,
+                    Ok(()) if ending == "SELECT" => {
+                        tx.query_row("SELECT 1", [], |r| r.get::<i64>(0)).expect_err("the GUID in use is refused")
+                    }
+                    Ok(()) => tx.commit().expect_err("a batch with a refused row is not committed"),
+                }
+            };
+            let case = format!("{n} rows, the {refused}th refused, then {ending}, one by one: {one_by_one}");
+            assert_eq!(e.kind(), crate::sql::ErrorKind::Constraint, "{case}: {e}");
+            match (postgres, one_by_one) {
+                (true, false) => assert!(e.rows_sent_together(), "{case}: {e:?}"),
+                (true, true) => {
+                    assert_eq!(e.deferred_tag(), Some(9_002_000 + i64::try_from(refused).unwrap()), "{case}: {e:?}")
+                }
+                (false, _) => assert!(!e.rows_sent_together() && e.deferred_tag().is_none(), "{case}: {e:?}"),
+            }
+            assert_eq!(count(&conn, 9_002_000), 0, "{case}: nothing of the refused batch");
+        }
+    }
+    // Rows sent ahead and rolled back: none written, and the connection
+    // goes on (their answers are not mistaken for the next statements').
+    let tx = conn.transaction().unwrap();
+    batch(&tx, 9_003_000, ahead + 1, None).expect("deferred");
+    tx.rollback().expect("rolled back");
+    assert_eq!(count(&conn, 9_003_000), 0, "nothing of a rolled-back batch");
+    let tx = conn.transaction().unwrap();
+    batch(&tx, 9_003_000, ahead, None).expect("deferred");
+    assert_eq!(count(&tx, 9_003_000), i64::try_from(ahead).unwrap(), "its own rows, seen in the transaction");
+    tx.commit().expect("the next batch committed");
+    assert_eq!(count(&conn, 9_003_000), i64::try_from(ahead).unwrap());
     // A lone insert followed by one task (PostgreSQL sends it within the
     // task's statement): both written — or, its GUID taken, named by its tag.
     let relation =

@@ -13,7 +13,7 @@ mod postgres;
 mod sqlite;
 mod value;
 
-pub(crate) use postgres::array_literal;
+pub(crate) use postgres::{array_literal, SEND_AHEAD};
 pub use value::{FromValue, ToValue, Value, ValueRef};
 
 use self::postgres::PgConn;
@@ -32,7 +32,7 @@ pub enum SqlError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", postgres::describe(.0))]
-    Postgres(#[from] pg_client::Error),
+    Postgres(pg_client::Error),
     #[error("column {index}: {message}")]
     Column { index: usize, message: String },
     #[error("the query returned no rows")]
@@ -51,6 +51,23 @@ pub enum SqlError {
     /// its tag.
     #[error("{source}")]
     DeferredRows { source: Box<SqlError> },
+}
+
+impl From<pg_client::Error> for SqlError {
+    /// A statement sent ahead that failed is the deferred write (or rows)
+    /// it carried, named as when it is sent with the next statement.
+    fn from(e: pg_client::Error) -> SqlError {
+        match e {
+            pg_client::Error::Sent { label, source } => {
+                let source = Box::new(SqlError::Postgres(pg_client::Error::Postgres(source)));
+                match label {
+                    Some(tag) => SqlError::Deferred { tag, source },
+                    None => SqlError::DeferredRows { source },
+                }
+            }
+            e => SqlError::Postgres(e),
+        }
+    }
 }
 
 /// An insert of one row deferred with [`Conn::defer_row`], which PostgreSQL

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
+/// How many writes wait at most before they are sent ahead, in a
+/// transaction whose rows go together: the server writes them while the
+/// writer prepares the rest (a batch of changes), instead of after.
+pub(crate) const SEND_AHEAD: usize = 32;
+
 /// More distinct statement texts than this (SQL built at run time) clears
 /// the cache instead of growing it without end.
 const MAX_STATEMENTS: usize = 512;
@@ -199,6 +204,27 @@ impl PgConn {
         }
         let values = params.iter().map(|p| p.to_value().to_owned_value()).collect();
         self.deferred.borrow_mut().push(Deferred { sql: sql.to_owned(), values, tag, insert });
+        if insert.is_some() && self.rows.get() == Rows::Together && self.deferred.borrow().len() >= SEND_AHEAD {
+            self.send_ahead()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the writes waiting now, without waiting for their answers
+    /// (read with the next call's, a failure named as for writes sent with
+    /// it: see [`pg_client::Client::send`]).
+    fn send_ahead(&self) -> Result<()> {
+        self.send_first();
+        let deferred = sends(&self.deferred.borrow(), self.rows.get());
+        let prepared = deferred.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?;
+        self.deferred.borrow_mut().clear();
+        for (statement, d) in prepared.iter().zip(deferred) {
+            let label = match d.tags[..] {
+                [tag] => Some(tag),
+                _ => None,
+            };
+            self.client.send(statement, d.values.into_iter().map(Owned).collect(), label)?;
+        }
         Ok(())
     }
 
@@ -347,8 +373,10 @@ impl PgConn {
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
         let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
         if word == "ROLLBACK" {
-            // What was deferred in the transaction goes with it.
+            // What was deferred in the transaction goes with it (and
+            // what was sent ahead, whatever its answers say).
             self.deferred.borrow_mut().clear();
+            self.client.discard_sent();
             self.first.borrow_mut().take();
         }
         match word.as_str() {
@@ -492,6 +520,23 @@ impl ToSql for Bind<'_> {
     to_sql_checked!();
 }
 
+/// An owned parameter, for a statement sent ahead
+/// ([`pg_client::Client::send`]), bound as [`Bind`].
+#[derive(Debug)]
+struct Owned(Value);
+
+impl ToSql for Owned {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+        Bind(self.0.as_ref()).to_sql(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
 fn text(b: &[u8]) -> std::result::Result<&str, BoxError> {
     std::str::from_utf8(b).map_err(|_| BoxError::from("text parameter is not UTF-8"))
 }
@@ -532,7 +577,7 @@ impl<'a> FromSql<'a> for Any {
 /// The server's message with its detail, instead of the client's bare
 /// "db error".
 pub(super) fn describe(e: &pg_client::Error) -> String {
-    let pg_client::Error::Postgres(e) = e else { return e.to_string() };
+    let (pg_client::Error::Postgres(e) | pg_client::Error::Sent { source: e, .. }) = e else { return e.to_string() };
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{}: {}", db.severity(), db.message());
@@ -558,6 +603,7 @@ pub(super) fn kind(e: &pg_client::Error) -> ErrorKind {
         pg_client::Error::TimedOut(_) => return ErrorKind::NoAnswer,
         pg_client::Error::Closed | pg_client::Error::Runtime(_) => return ErrorKind::Disconnected,
         pg_client::Error::Tls(_) => return ErrorKind::Other,
+        pg_client::Error::Sent { source, .. } => source,
     };
     if e.is_closed() {
         return ErrorKind::Disconnected;
