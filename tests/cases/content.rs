@@ -184,6 +184,31 @@ fn bad_changes_get_a_clear_4xx_and_write_nothing() {
     );
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.body["error"].as_str().unwrap().starts_with("change 0:"), "{}", r.text);
+    // Batches longer than PostgreSQL keeps waiting (their first inserts are
+    // sent ahead while the rest are prepared): the refused change is still
+    // the one named, whichever part of the batch it is in.
+    let many = |prefix: &str, refused: Option<usize>| -> serde_json::Value {
+        let changes: Vec<serde_json::Value> = (0..45)
+            .map(|i| {
+                let mut object = json!({"code_name": format!("{prefix}{i}")});
+                if Some(i) == refused {
+                    object["guid"] = json!(taken);
+                }
+                json!({"op": "create_object", "object_type": "cms.user", "object": object})
+            })
+            .collect();
+        json!({ "changes": changes })
+    };
+    for refused in [5, 38] {
+        let r = d.post("/api/batch", &many("many", Some(refused)));
+        assert_eq!(r.status, 409, "{}", r.text);
+        let error = r.body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("change {refused}:")) && error.contains(&format!("GUID {taken}")),
+            "{}",
+            r.text
+        );
+    }
     let ok = d.post(
         "/api/batch",
         &json!({"changes": [
@@ -195,5 +220,10 @@ fn bad_changes_get_a_clear_4xx_and_write_nothing() {
     assert_eq!(ok.body["results"][1]["title"], "Add User 'antonio' to site");
     let users: i64 =
         env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap();
-    assert_eq!(users, 1);
+    assert_eq!(users, 1, "nothing of the refused batches");
+    let r = d.post("/api/batch", &many("long", None));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let users: i64 =
+        env.sql().query_row("SELECT COUNT(*) FROM CMS_Object WHERE ObjectType = 'cms.user'", [], |r| r.get(0)).unwrap();
+    assert_eq!(users, 46, "every user of a long batch");
 }
