@@ -433,6 +433,20 @@ fn deferred_objects_of_a_batch_are_written_together_and_a_refused_one_is_named(d
             }
         }
     }
+    // One row more than go ahead, the 4th refused, and one task: the last
+    // row goes inside the task's statement, and the refusal, read first,
+    // is still the rows' sent ahead — not that last row's.
+    let tx = conn.transaction().unwrap();
+    let object = user(9_005_999, "last");
+    let task = user_task(&object, "Create User 'last'", TaskDataType::Simple);
+    let e = batch(&tx, 9_005_000, ahead + 1, Some(3))
+        .and_then(|()| of(&tx).log_tasks(&tx, &[(task, &relation)], Ending::Commit).map(drop))
+        .expect_err("the GUID in use is refused");
+    assert_eq!(e.kind(), crate::sql::ErrorKind::Constraint, "{e}");
+    assert!(e.deferred_tag().is_none(), "not named by the last row's tag: {e:?}");
+    assert!(!postgres || e.rows_sent_together(), "{e:?}");
+    drop(tx);
+    assert_eq!(count(&conn, 9_005_000), 0, "nothing of the refused batch");
 }
 
 /// `hold_connector`: a deleted connector is not held; a held one is not

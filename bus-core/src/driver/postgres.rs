@@ -48,8 +48,8 @@ const RELATIONS_WITH_TASK: usize = 8;
 /// relations: what its transaction would otherwise send before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Carried {
-    /// The object its change created (the transaction's only deferred
-    /// write): its row's values first (`$1`–`$11`, [`OBJECT_ROWS`]), in a
+    /// The object its change created (the only deferred write still
+    /// waiting; rows sent ahead went before): its row's values first (`$1`–`$11`, [`OBJECT_ROWS`]), in a
     /// `WITH` of its own.
     object: bool,
     /// The settings check of a cached start (`bus_expect_settings`, its
@@ -206,9 +206,12 @@ fn log_one_task(
         .chain(check.iter().flatten().map(|v| v as &dyn ToValue))
         .collect();
     // An error about the object's row (a key taken, a value refused) is
-    // its insert's, named by its tag.
+    // its insert's, named by its tag — unless it is already another
+    // write's (rows sent ahead of this statement answer first).
     task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1).map_err(|e| match &object {
-        Some((_, tag)) if e.table() == Some(OBJECTS) => SqlError::Deferred { tag: *tag, source: Box::new(e) },
+        Some((_, tag)) if e.table() == Some(OBJECTS) && e.deferred_tag().is_none() && !e.rows_sent_together() => {
+            SqlError::Deferred { tag: *tag, source: Box::new(e) }
+        }
         _ => e,
     })
 }

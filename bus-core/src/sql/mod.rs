@@ -54,10 +54,14 @@ pub enum SqlError {
 }
 
 impl From<pg_client::Error> for SqlError {
-    /// A statement sent ahead that failed is the deferred write (or rows)
-    /// it carried, named as when it is sent with the next statement.
+    /// A statement sent ahead that the server refused is the deferred
+    /// write (or rows) it carried, named as when it is sent with the next
+    /// statement; a connection lost on the way is no write's error.
     fn from(e: pg_client::Error) -> SqlError {
         match e {
+            pg_client::Error::Sent { source, .. } if source.as_db_error().is_none() => {
+                SqlError::Postgres(pg_client::Error::Postgres(source))
+            }
             pg_client::Error::Sent { label, source } => {
                 let source = Box::new(SqlError::Postgres(pg_client::Error::Postgres(source)));
                 match label {

@@ -217,13 +217,16 @@ impl PgConn {
         self.send_first();
         let deferred = sends(&self.deferred.borrow(), self.rows.get());
         let prepared = deferred.iter().map(|d| self.statement(&d.sql)).collect::<Result<Vec<_>>>()?;
-        self.deferred.borrow_mut().clear();
         for (statement, d) in prepared.iter().zip(deferred) {
             let label = match d.tags[..] {
                 [tag] => Some(tag),
                 _ => None,
             };
+            let writes = d.tags.len();
             self.client.send(statement, d.values.into_iter().map(Owned).collect(), label)?;
+            // Only what went: a write refused before it was sent (a value
+            // that cannot be encoded, the connection gone) still waits.
+            self.deferred.borrow_mut().drain(..writes);
         }
         Ok(())
     }
@@ -296,7 +299,9 @@ impl PgConn {
         }
         match results {
             Ok(mut rows) => Ok(rows.split_off(deferred.len())),
-            Err((Some(index), e)) if index < deferred.len() => match deferred[index].tags[..] {
+            // (The server's refusal: a connection lost on the way is no
+            // write's error — the `COMMIT` may have run.)
+            Err((Some(index), e)) if index < deferred.len() && refused(&e) => match deferred[index].tags[..] {
                 [tag] => Err(SqlError::Deferred { tag, source: Box::new(e.into()) }),
                 _ => Err(SqlError::DeferredRows { source: Box::new(e.into()) }),
             },
@@ -464,6 +469,12 @@ impl PgConn {
         let rows = self.client.query(s, &refs)?;
         rows.iter().map(values).collect()
     }
+}
+
+/// Whether the server refused the statement (rather than the connection
+/// failing on the way).
+pub(super) fn refused(e: &pg_client::Error) -> bool {
+    matches!(e, pg_client::Error::Postgres(e) | pg_client::Error::Sent { source: e, .. } if e.as_db_error().is_some())
 }
 
 /// A row's columns as [`Value`]s.
