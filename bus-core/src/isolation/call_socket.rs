@@ -6,7 +6,7 @@
 //! passed to the host on demand (`platform::send_with_fd`).
 
 use super::frame::{self, Tag};
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,11 @@ struct ByDeadline {
 /// How far past its deadline a read may wait before its timeout is set anew.
 const SLACK: Duration = Duration::from_millis(10);
 
+/// How long one write waits for room in the socket before the deadline is
+/// looked at again (set once per socket: a request that fits the socket's
+/// buffer, nearly all, costs no extra system call).
+const WRITE_POLL: Duration = Duration::from_millis(10);
+
 impl Read for ByDeadline {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
@@ -70,6 +75,13 @@ impl Read for ByDeadline {
 
 impl CallSocket {
     pub(super) fn new(stream: UnixStream) -> CallSocket {
+        // (Without it a write to a host that stopped reading waits as long
+        // as the host does: the deadline below still ends the call when
+        // the host reads slowly, and the process is killed as for any
+        // call past its deadline.)
+        if let Err(e) = stream.set_write_timeout(Some(WRITE_POLL)) {
+            tracing::warn!(error = %e, "a call socket's write timeout could not be set");
+        }
         CallSocket { input: BufReader::new(ByDeadline { stream, deadline: Instant::now(), timeout_set: None }) }
     }
 
@@ -89,8 +101,7 @@ impl CallSocket {
         let now = Instant::now();
         self.input.get_mut().deadline =
             now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
-        let mut out = &self.input.get_ref().stream;
-        std::io::Write::write_all(&mut out, &bytes).map_err(|_| SocketError::Closed)?;
+        write_by(&self.input.get_ref().stream, &bytes, self.input.get_ref().deadline)?;
         let header = match frame::read_header(&mut self.input) {
             Ok(Some(header)) => header,
             Ok(None) => return Err(SocketError::Closed),
@@ -106,6 +117,26 @@ impl CallSocket {
         }
         frame::read_body(&mut self.input, &header).map_err(read_error)
     }
+}
+
+/// Writes `bytes` by `deadline`: a host that stopped reading (frozen, or
+/// its thread stuck) fills the socket's buffer, and the call then ends at
+/// its deadline like one that gets no reply.
+fn write_by(stream: &UnixStream, bytes: &[u8], deadline: Instant) -> Result<(), SocketError> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match (&mut &*stream).write(rest) {
+            Ok(0) => return Err(SocketError::Closed),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                if Instant::now() >= deadline {
+                    return Err(SocketError::TimedOut);
+                }
+            }
+            Err(_) => return Err(SocketError::Closed),
+        }
+    }
+    Ok(())
 }
 
 fn read_error(e: std::io::Error) -> SocketError {
@@ -168,6 +199,21 @@ mod tests {
         drop(host);
         let result = socket.call(Tag::Call, 2, &[b"x"], Duration::from_secs(5), 1 << 20);
         assert!(matches!(result, Err(SocketError::Closed)), "{result:?}");
+    }
+
+    /// A host that stopped reading: a request larger than the socket's
+    /// buffer cannot be written whole, and the call still ends at its
+    /// deadline (the supervisor then kills the process).
+    #[test]
+    fn a_request_to_a_host_that_reads_nothing_times_out_at_the_deadline() {
+        let (mut socket, host) = pair();
+        let request = vec![b'x'; 16 << 20];
+        let started = Instant::now();
+        let result = socket.call(Tag::Call, 1, &[&request], Duration::from_millis(200), 1 << 20);
+        assert!(matches!(result, Err(SocketError::TimedOut)), "{result:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200), "not before the deadline");
+        assert!(started.elapsed() < Duration::from_secs(5), "not long after it: {:?}", started.elapsed());
+        drop(host);
     }
 
     #[test]
