@@ -125,14 +125,15 @@ impl CallSocket {
 fn write_by(stream: &UnixStream, bytes: &[u8], deadline: Instant) -> Result<(), SocketError> {
     let mut rest = bytes;
     while !rest.is_empty() {
+        // (Before every write: a host that takes a little at a time does
+        // not stretch the call either.)
+        if Instant::now() >= deadline {
+            return Err(SocketError::TimedOut);
+        }
         match (&mut &*stream).write(rest) {
             Ok(0) => return Err(SocketError::Closed),
             Ok(n) => rest = &rest[n..],
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                if Instant::now() >= deadline {
-                    return Err(SocketError::TimedOut);
-                }
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
             Err(_) => return Err(SocketError::Closed),
         }
     }
