@@ -58,18 +58,15 @@ impl From<pg_client::Error> for SqlError {
     /// write (or rows) it carried, named as when it is sent with the next
     /// statement; a connection lost on the way is no write's error.
     fn from(e: pg_client::Error) -> SqlError {
-        match e {
-            pg_client::Error::Sent { source, .. } if source.as_db_error().is_none() => {
-                SqlError::Postgres(pg_client::Error::Postgres(source))
-            }
-            pg_client::Error::Sent { label, source } => {
-                let source = Box::new(SqlError::Postgres(pg_client::Error::Postgres(source)));
-                match label {
-                    Some(tag) => SqlError::Deferred { tag, source },
-                    None => SqlError::DeferredRows { source },
-                }
-            }
-            e => SqlError::Postgres(e),
+        let pg_client::Error::Sent { label, source } = e else { return SqlError::Postgres(e) };
+        let source = pg_client::Error::Postgres(source);
+        if !postgres::refused(&source) {
+            return SqlError::Postgres(source);
+        }
+        let source = Box::new(SqlError::Postgres(source));
+        match label {
+            Some(tag) => SqlError::Deferred { tag, source },
+            None => SqlError::DeferredRows { source },
         }
     }
 }
