@@ -144,6 +144,10 @@ fn text(r: &Row<'_>, i: usize, column: &str, problems: &mut Vec<String>) -> crat
             problems.push(format!("{column} holds the number {f}, not text"));
             f.to_string()
         }
+        ValueRef::List(items) => {
+            problems.push(format!("{column} holds a list of {} values, not text", items.len()));
+            String::new()
+        }
     })
 }
 

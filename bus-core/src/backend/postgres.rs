@@ -65,7 +65,7 @@ struct PostgresSession {
 /// A delivery's record: the relations removed under the lease's fence, the
 /// commit waiting for the server's disk only if `$6` (`bus_deliver`,
 /// schema/postgres/v3.sql and v6.sql).
-const DELIVER: &str = "SELECT bus_deliver($1, $2, $3, $4, CAST($5 AS TEXT)::BIGINT[], $6)";
+const DELIVER: &str = "SELECT bus_deliver($1, $2, $3, $4, $5::BIGINT[], $6)";
 
 impl PostgresSession {
     /// Runs `write` in a transaction that commits only under this daemon's

@@ -13,7 +13,7 @@ mod postgres;
 mod sqlite;
 mod value;
 
-pub(crate) use postgres::{array_literal, SEND_AHEAD};
+pub(crate) use postgres::SEND_AHEAD;
 pub use value::{FromValue, ToValue, Value, ValueRef};
 
 use self::postgres::PgConn;
@@ -77,9 +77,9 @@ impl From<pg_client::Error> for SqlError {
 pub struct RowInsert {
     /// One row: its values are `$1`, `$2`, … in column order.
     pub one: &'static str,
-    /// Several rows: `$k` is an array literal of column `k`'s values, one
-    /// element per row in the order deferred, passed as text (write
-    /// `CAST($k AS TEXT)::BIGINT[]`).
+    /// Several rows: `$k` is an array of column `k`'s values, one element
+    /// per row in the order deferred, bound as one array parameter (write
+    /// `$k::BIGINT[]`, [`ValueRef::List`]).
     pub many: &'static str,
 }
 
@@ -643,5 +643,8 @@ mod tests {
             9,
             "a parameter used twice"
         );
+        let list = Value::List(vec![Value::Integer(1), Value::Null]);
+        let err = c.query_row("SELECT $1", [&list], |r| r.get::<i64>(0)).unwrap_err();
+        assert!(err.to_string().contains("a list of 2 values cannot be bound in SQLite"), "{err}");
     }
 }

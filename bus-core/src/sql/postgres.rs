@@ -4,7 +4,7 @@
 
 use super::{ErrorKind, Result, RowInsert, SqlError, ToValue, Value, ValueRef};
 use bytes::BytesMut;
-use pg_client::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use pg_client::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -106,11 +106,7 @@ fn sends(deferred: &[Deferred], rows: Rows) -> Vec<Outgoing> {
                 let together = &deferred[i..i + run];
                 let columns = together.iter().map(|r| r.values.len()).max().unwrap_or(0);
                 let values = (0..columns)
-                    .map(|c| {
-                        Value::Text(array_literal(
-                            together.iter().map(|r| r.values.get(c).map_or(ValueRef::Null, Value::as_ref)),
-                        ))
-                    })
+                    .map(|c| Value::List(together.iter().map(|r| r.values.get(c).cloned().unwrap_or(Value::Null)).collect()))
                     .collect();
                 out.push(Outgoing {
                     sql: insert.many.to_owned(),
@@ -125,42 +121,6 @@ fn sends(deferred: &[Deferred], rows: Rows) -> Vec<Outgoing> {
     out
 }
 
-/// A PostgreSQL array literal (`{1,"a",NULL}`) of `items`: each text quoted
-/// with its `"` and `\` escaped, a missing value `NULL` unquoted; for a
-/// parameter written `CAST($n AS TEXT)::TYPE[]`.
-pub(crate) fn array_literal<'a>(items: impl IntoIterator<Item = ValueRef<'a>>) -> String {
-    let mut out = String::from("{");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let text = match item {
-            ValueRef::Null => {
-                out.push_str("NULL");
-                continue;
-            }
-            ValueRef::Integer(n) => {
-                out.push_str(&n.to_string());
-                continue;
-            }
-            ValueRef::Real(f) => f.to_string(),
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            ValueRef::Blob(b) => {
-                std::iter::once("\\x".to_owned()).chain(b.iter().map(|byte| format!("{byte:02x}"))).collect()
-            }
-        };
-        out.push('"');
-        for c in text.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
-}
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<PgConn> {
@@ -520,6 +480,11 @@ impl ToSql for Bind<'_> {
                 Bind(ValueRef::Integer(n)).to_sql(ty, out)
             }
             (ValueRef::Text(b) | ValueRef::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
+            // An array parameter (`$n::BIGINT[]`) in the binary format, each
+            // element bound to the array's element type as above.
+            (ValueRef::List(items), t) if matches!(t.kind(), Kind::Array(_)) => {
+                items.iter().map(|v| Bind(v.as_ref())).collect::<Vec<_>>().to_sql(ty, out)
+            }
             (v, t) => Err(format!("cannot bind {} to a parameter of type {t}", v.kind()).into()),
         }
     }

@@ -10,6 +10,12 @@ pub(super) struct Bind<'a>(&'a dyn ToValue);
 impl rusqlite::ToSql for Bind<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self.0.to_value() {
+            ValueRef::List(items) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!("a list of {} values cannot be bound in SQLite (an array parameter is PostgreSQL's)", items.len())
+                        .into(),
+                ))
+            }
             ValueRef::Null => SqliteRef::Null,
             ValueRef::Integer(n) => SqliteRef::Integer(n),
             ValueRef::Real(f) => SqliteRef::Real(f),

@@ -15,6 +15,9 @@ pub enum ValueRef<'a> {
     Real(f64),
     Text(&'a [u8]),
     Blob(&'a [u8]),
+    /// Several values bound as one array parameter (`$n::BIGINT[]`,
+    /// PostgreSQL only: SQLite refuses it). Never read from a column.
+    List(&'a [Value]),
 }
 
 /// An owned column value (PostgreSQL rows are decoded into these).
@@ -25,6 +28,8 @@ pub enum Value {
     Real(f64),
     Text(String),
     Blob(Vec<u8>),
+    /// See [`ValueRef::List`].
+    List(Vec<Value>),
 }
 
 impl Value {
@@ -35,6 +40,7 @@ impl Value {
             Value::Real(f) => ValueRef::Real(*f),
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
+            Value::List(items) => ValueRef::List(items),
         }
     }
 }
@@ -48,6 +54,7 @@ impl ValueRef<'_> {
             ValueRef::Real(f) => Value::Real(f),
             ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
             ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            ValueRef::List(items) => Value::List(items.to_vec()),
         }
     }
 
@@ -59,6 +66,7 @@ impl ValueRef<'_> {
             ValueRef::Real(_) => "a real number",
             ValueRef::Text(_) => "text",
             ValueRef::Blob(_) => "a BLOB",
+            ValueRef::List(_) => "a list",
         }
     }
 }
@@ -187,6 +195,7 @@ impl FromValue for Value {
             ValueRef::Real(f) => Value::Real(f),
             ValueRef::Text(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
             ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            ValueRef::List(items) => Value::List(items.to_vec()),
         })
     }
 }
