@@ -280,11 +280,27 @@ impl Client {
         &self,
         calls: &[(&Statement, &[&(dyn types::ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, (Option<usize>, Error)> {
+        all_or_first_error(self.query_pipelined_each(calls, calls.len()).map_err(|e| (None, e))?)
+    }
+
+    /// Runs several statements pipelined, as [`Self::query_pipelined`], and
+    /// returns each one's own answer, in order: `None` for one never sent
+    /// (a request before it could not be sent) or, past the deadline, not
+    /// answered. The error is the call's as a whole (no answer in time, the
+    /// connection gone) — but once the first `required` statements have
+    /// answered, the deadline passing only leaves the rest unanswered (the
+    /// connection is given up all the same): a read pipelined after a
+    /// `COMMIT` that was answered does not turn that commit into an error.
+    pub fn query_pipelined_each(
+        &self,
+        calls: &[(&Statement, &[&(dyn types::ToSql + Sync)])],
+        required: usize,
+    ) -> Result<Vec<StatementAnswer>, Error> {
         let mut futures: Vec<_> =
             calls.iter().map(|(statement, params)| Box::pin(self.client.query(*statement, params))).collect();
+        type Pending = Option<Result<Vec<Row>, tokio_postgres::Error>>;
+        let answers: RefCell<Vec<Pending>> = RefCell::new((0..futures.len()).map(|_| None).collect());
         let all = async {
-            let mut results: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
-                (0..futures.len()).map(|_| None).collect();
             // How many requests were handed to the connection (polled once).
             let mut sent = 0;
             // A request failed on its first poll: it was never sent (its
@@ -295,6 +311,7 @@ impl Client {
             // Polled in order: each request is queued on the connection
             // before the next one's.
             std::future::poll_fn(|cx| {
+                let mut results = answers.borrow_mut();
                 for (index, (future, result)) in futures.iter_mut().zip(results.iter_mut()).enumerate() {
                     if result.is_some() {
                         continue;
@@ -323,19 +340,17 @@ impl Client {
                 }
             })
             .await;
-            for (index, result) in results.iter_mut().enumerate() {
-                if let Some(Err(_)) = result {
-                    let Some(Err(e)) = result.take() else { unreachable!("an error was just seen") };
-                    return Ok(Err((index, e)));
-                }
-            }
-            Ok(Ok(results.into_iter().map(|r| r.and_then(Result::ok).unwrap_or_default()).collect()))
+            Ok::<_, tokio_postgres::Error>(())
         };
-        match self.call(all) {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err((index, e))) => Err((Some(index), e.into())),
-            Err(e) => Err((None, e)),
+        let outcome = self.call(all);
+        let answers = answers.into_inner();
+        let answered = answers.iter().take(required).all(Option::is_some);
+        match outcome {
+            Ok(()) => {}
+            Err(Error::TimedOut(_)) if answered => {}
+            Err(e) => return Err(e),
         }
+        Ok(answers.into_iter().map(|r| r.map(|r| r.map_err(Error::from))).collect())
     }
 
     pub fn batch_execute(&self, sql: &str) -> Result<(), Error> {
@@ -358,6 +373,25 @@ impl Client {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// One statement's own answer in a pipeline ([`Client::query_pipelined_each`]):
+/// `None` when it was never sent, or not answered in time.
+pub type StatementAnswer = Option<Result<Vec<Row>, Error>>;
+
+/// The answers of [`Client::query_pipelined_each`] as
+/// [`Client::query_pipelined_at`] gives them: every statement's rows (none
+/// for one never sent), or the first error with its statement's index.
+pub fn all_or_first_error(answers: Vec<StatementAnswer>) -> Result<Vec<Vec<Row>>, (Option<usize>, Error)> {
+    let mut all = Vec::with_capacity(answers.len());
+    for (index, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Some(Err(e)) => return Err((Some(index), e)),
+            Some(Ok(rows)) => all.push(rows),
+            None => all.push(Vec::new()),
+        }
+    }
+    Ok(all)
 }
 
 /// Connects with `tls` and spawns the task that drives the connection

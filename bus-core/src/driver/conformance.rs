@@ -4,14 +4,14 @@
 //! `riverdrivertest` is the model). Each check says which operation of
 //! [`super::Driver`] it exercises; a failure panics with what differed.
 
-use super::{of, ChangeStart, Ending, Start, StartAsk, StartCache};
+use super::{of, ChangeStart, Ending, QueueHeads, Start, StartAsk, StartCache};
 use crate::change::{self, Change};
 use crate::db::Database;
 use crate::grid::{GridQuery, Order};
 use crate::object_types::ObjectTypes;
 use crate::queue::{Direction, Matching, NewRelation, NewTask};
 use crate::settings::{self, SettingsPatch};
-use crate::sql::{Conn, SqlError};
+use crate::sql::{params, Conn, SqlError};
 use crate::store::objects::ObjectInput;
 use crate::task_grid::{self, TaskSort};
 use connector_abi::{CmsObject, TaskDataType, TaskType};
@@ -23,6 +23,8 @@ pub fn run(db: &Database) {
     let ids = connectors(db, &names.iter().map(String::as_str).collect::<Vec<_>>());
     log_task_stores_the_task_and_every_relation(db, &ids);
     log_tasks_ending_with_the_commit_commits_all_or_nothing(db, &ids);
+    a_task_committed_with_its_statement_says_which_queues_it_heads(db);
+    a_commit_never_sent_leaves_no_transaction_open(db);
     deferred_writes_are_seen_committed_or_rolled_back_and_fail_by_their_tag(db);
     begin_change_reads_the_settings_and_the_connectors_still_present(db, &ids);
     a_cached_start_never_goes_on_with_older_settings(db, &ids);
@@ -228,6 +230,73 @@ fn log_tasks_ending_with_the_commit_commits_all_or_nothing(db: &Database, ids: &
     let tx = conn.transaction().unwrap();
     assert_eq!(titled(&tx), before + 2, "the connection takes the next transaction");
     tx.commit().unwrap();
+}
+
+/// `log_task_heading`: on PostgreSQL ([`QueueHeads::AfterCommit`]) the
+/// read after the commit names the queues asked about that the task heads
+/// — not one with an older task, not one not asked about — each with the
+/// task's relation; on SQLite none (the outbox looks during the
+/// transaction). A refused task names none: its error is the answer.
+fn a_task_committed_with_its_statement_says_which_queues_it_heads(db: &Database) {
+    let ids = connectors(db, &["Head0", "Head1", "Head2"]);
+    let object = user(9, "cy");
+    let task = user_task(&object, "Create User 'cy'", TaskDataType::Simple);
+    let relation =
+        |connector_id| NewRelation { connector_id, data_type: TaskDataType::Simple, matching: Matching::Decided };
+    let mut conn = db.connect().unwrap();
+    let tx = conn.transaction().unwrap();
+    of(&tx).log_tasks(&tx, &[(task, &[relation(ids[0])])], Ending::Commit).expect("an older task for Head0");
+    tx.commit().unwrap();
+    let tx = conn.transaction().unwrap();
+    let all = [relation(ids[0]), relation(ids[1]), relation(ids[2])];
+    let after_commit = of(&tx).queue_heads() == QueueHeads::AfterCommit;
+    let (id, heads) = of(&tx).log_task_heading(&tx, (task, &all), &[ids[0], ids[1]]).expect("the task is logged");
+    tx.commit().expect("the caller's commit succeeds, whoever sent it");
+    let queued: i64 = conn
+        .query_row(
+            "SELECT SynchronizationID FROM Integration_Synchronization \
+             WHERE SynchronizationTaskID = $1 AND SynchronizationConnectorID = $2",
+            params![id, ids[1]],
+            |r| r.get(0),
+        )
+        .expect("the task is committed with its relations");
+    if after_commit {
+        assert_eq!(heads, vec![(ids[1], queued)], "Head1 only: Head0 has an older task, Head2 was not asked about");
+    } else {
+        assert!(heads.is_empty(), "{heads:?}");
+    }
+    let tx = conn.transaction().unwrap();
+    let dangling = [relation(i64::MAX)];
+    assert!(of(&tx).log_task_heading(&tx, (task, &dangling), &[i64::MAX]).is_err(), "a relation to no connector");
+    if after_commit {
+        assert!(tx.commit().is_err(), "a rolled-back transaction does not commit");
+    }
+}
+
+/// `Conn::query_pipelined` ending with the `COMMIT`: a statement the
+/// client cannot send (a value it cannot bind) fails the transaction, and
+/// nothing of it is kept — the connection's next transaction does not
+/// carry it on (on PostgreSQL the `COMMIT` was never sent either, after a
+/// `BEGIN` that was).
+fn a_commit_never_sent_leaves_no_transaction_open(db: &Database) {
+    let code = |conn: &Conn, code: &str| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM CMS_EventLog WHERE EventCode = $1", [code], |r| r.get(0)).unwrap()
+    };
+    let insert = "INSERT INTO CMS_EventLog (EventType, Source, EventCode) VALUES ('I', 'conformance', $1)";
+    let mut conn = db.connect().unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        tx.execute(insert, ["UNSENT"]).unwrap();
+        let list = crate::sql::Value::List(vec![crate::sql::Value::Integer(1)]);
+        let failed = tx.query_pipelined(&[("SELECT $1::BIGINT", &[&list]), ("COMMIT", &[])]);
+        assert!(failed.is_err(), "a list is no integer: {failed:?}");
+    }
+    let tx = conn.transaction().unwrap();
+    tx.execute(insert, ["AFTER"]).unwrap();
+    tx.commit().expect("the next transaction commits");
+    let other = db.connect().unwrap();
+    assert_eq!(code(&other, "AFTER"), 1, "the next transaction is kept");
+    assert_eq!(code(&other, "UNSENT"), 0, "nothing of the failed transaction is kept");
 }
 
 /// `Conn::defer` (what a create with an ID drawn ahead uses): a later read

@@ -23,16 +23,23 @@ use std::time::{Duration, Instant};
 
 pub(crate) type Result<T> = std::result::Result<T, SqlError>;
 
-/// Whether a change's transaction can tell that a queue was empty before
-/// it (and so hand the new task to the worker as the queue's head).
+/// How a change's transaction tells that its new task heads a connector's
+/// queue (and so hands it to the worker with the wake-up: the worker calls
+/// the connector without reading its queue first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueueHeads {
     /// One writer at a time (SQLite's write lock): what the transaction
-    /// reads is what is committed before it.
+    /// reads is what is committed before it, so a queue empty before the
+    /// task is one the task heads.
     Known,
     /// Writers on several daemons: an older task may commit meanwhile, so
-    /// the worker always reads its queue.
-    Unknown,
+    /// only a read after the commit can tell — made in the commit's own
+    /// round trip ([`Driver::log_task_heading`]), for a transaction of one
+    /// task ending with its commit. It is what the worker would read at
+    /// that moment, in the order it reads (task IDs, in which each
+    /// writer's tasks follow one another). Other transactions hand nothing
+    /// over.
+    AfterCommit,
 }
 
 /// What follows a transaction's tasks ([`Driver::log_tasks`]).
@@ -197,6 +204,22 @@ pub(crate) trait Driver: Sync {
 
     /// See [`QueueHeads`].
     fn queue_heads(&self) -> QueueHeads;
+
+    /// Logs one task as [`Self::log_tasks`] with [`Ending::Commit`] and
+    /// returns its ID — and, read once it committed, in the same round trip
+    /// ([`QueueHeads::AfterCommit`]), which connectors of `ask` now have it
+    /// at the head of their outgoing queue (no older task queued for them),
+    /// each with the task's relation ID. By default none.
+    fn log_task_heading(
+        &self,
+        tx: &Conn,
+        task: (NewTask<'_>, &[NewRelation]),
+        ask: &[i64],
+    ) -> Result<(i64, Vec<(i64, i64)>)> {
+        let _ = ask;
+        let ids = self.log_tasks(tx, &[task], Ending::Commit)?;
+        Ok((ids.first().copied().unwrap_or_default(), Vec::new()))
+    }
 
     /// Defers the insert of a new object whose ID `id` was drawn ahead
     /// (`store/ahead.rs`); `values` are its columns from `ObjectID` to

@@ -5,9 +5,7 @@
 use super::{ChangeStart, Driver, Ending, QueueHeads, Reruns, Result, Start, StartAsk};
 use crate::queue_rows::{self, NewRelation, NewTask};
 use crate::settings;
-use crate::sql::{
-    params, Conn, ErrorKind, OptionalExtension, RowInsert, SqlError, ToValue, Value, ValueRef,
-};
+use crate::sql::{params, Conn, ErrorKind, OptionalExtension, RowInsert, SqlError, ToValue, Value, ValueRef};
 use std::sync::OnceLock;
 
 pub(super) struct Postgres;
@@ -181,7 +179,8 @@ fn log_one_task(
     columns: &queue_rows::TaskColumns<'_>,
     relations: &[NewRelation],
     ending: Ending,
-) -> Result<Vec<i64>> {
+    heads: Option<&Value>,
+) -> Result<(Vec<i64>, HeadRows)> {
     let matching: Vec<Option<&str>> = relations.iter().map(|r| r.matching.column()).collect();
     let data_types: Vec<&str> = relations.iter().map(|r| r.data_type.name()).collect();
     let mut values = columns.values();
@@ -208,7 +207,7 @@ fn log_one_task(
     // An error about the object's row (a key taken, a value refused) is
     // its insert's, named by its tag — unless it is already another
     // write's (rows sent ahead of this statement answer first).
-    task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1).map_err(|e| match &object {
+    task_ids(tx, (log_task_sql(relations.len(), carried), &all), ending, 1, heads).map_err(|e| match &object {
         Some((_, tag)) if e.table() == Some(OBJECTS) && e.deferred_tag().is_none() && !e.rows_sent_together() => {
             SqlError::Deferred { tag: *tag, source: Box::new(e) }
         }
@@ -216,14 +215,40 @@ fn log_one_task(
     })
 }
 
+/// After a task's commit, in its round trip: the connectors of `$1` whose
+/// outgoing queue it heads (none of their relations is of an older task),
+/// with its relation there and its ID (`currval`: the task ID this
+/// session drew last).
+const HEADS: &str = "SELECT s.SynchronizationConnectorID, s.SynchronizationID, s.SynchronizationTaskID \
+     FROM Integration_Synchronization s \
+     WHERE s.SynchronizationConnectorID = ANY ($1::BIGINT[]) AND s.SynchronizationIsInbound = 0 \
+     AND s.SynchronizationTaskID = currval('integration_task_taskid_seq') \
+     AND NOT EXISTS (SELECT 1 FROM Integration_Synchronization o \
+     WHERE o.SynchronizationConnectorID = s.SynchronizationConnectorID AND o.SynchronizationIsInbound = 0 \
+     AND o.SynchronizationTaskID < s.SynchronizationTaskID)";
+
+/// The rows of [`HEADS`], if asked and read.
+type HeadRows = Option<crate::sql::ValueRows>;
+
 /// Runs the statement that logs `expected` tasks (with the `COMMIT`
-/// pipelined after it when `ending` says so) and reads their IDs.
-fn task_ids(tx: &Conn, statement: (&str, &[&dyn ToValue]), ending: Ending, expected: usize) -> Result<Vec<i64>> {
+/// pipelined after it when `ending` says so, then [`HEADS`] of the
+/// connectors `heads`, if given) and reads their IDs.
+fn task_ids(
+    tx: &Conn,
+    statement: (&str, &[&dyn ToValue]),
+    ending: Ending,
+    expected: usize,
+    heads: Option<&Value>,
+) -> Result<(Vec<i64>, HeadRows)> {
     let mut calls = vec![statement];
     if ending == Ending::Commit {
         calls.push((COMMIT, &[]));
     }
-    let rows = tx.query_pipelined(&calls)?.into_iter().next().unwrap_or_default();
+    let (answers, head_rows) = match heads {
+        Some(ask) if ending == Ending::Commit => tx.query_pipelined_then(&calls, (HEADS, &[ask]))?,
+        _ => (tx.query_pipelined(&calls)?, None),
+    };
+    let rows = answers.into_iter().next().unwrap_or_default();
     let mut ids = rows
         .iter()
         .map(|row| match row.first().map(Value::as_ref) {
@@ -237,7 +262,7 @@ fn task_ids(tx: &Conn, statement: (&str, &[&dyn ToValue]), ending: Ending, expec
     if ids.len() != expected {
         return Err(SqlError::Column { index: 0, message: format!("{} task IDs for {expected} tasks", ids.len()) });
     }
-    Ok(ids)
+    Ok((ids, head_rows))
 }
 
 impl Driver for Postgres {
@@ -251,7 +276,7 @@ impl Driver for Postgres {
         let columns: Vec<_> = tasks.iter().map(|(task, _)| queue_rows::task_columns(task)).collect();
         if let [(_, relations)] = tasks {
             if (1..=RELATIONS_WITH_TASK).contains(&relations.len()) {
-                return log_one_task(tx, &columns[0], relations, ending);
+                return log_one_task(tx, &columns[0], relations, ending, None).map(|(ids, _)| ids);
             }
         }
         let texts = |column: for<'c> fn(&'c queue_rows::TaskColumns<'c>) -> Option<&'c str>| {
@@ -281,11 +306,41 @@ impl Driver for Postgres {
             held_connectors(relations().map(|(_, r)| r)),
         ];
         let params: Vec<&dyn ToValue> = values.iter().map(|v| v as &dyn ToValue).collect();
-        task_ids(tx, (LOG_TASKS, &params), ending, tasks.len())
+        task_ids(tx, (LOG_TASKS, &params), ending, tasks.len(), None).map(|(ids, _)| ids)
     }
 
     fn queue_heads(&self) -> QueueHeads {
-        QueueHeads::Unknown
+        QueueHeads::AfterCommit
+    }
+
+    /// The one-task statement and its `COMMIT` as [`Self::log_tasks`] sends
+    /// them, then [`HEADS`] in the same round trip.
+    fn log_task_heading(
+        &self,
+        tx: &Conn,
+        (task, relations): (NewTask<'_>, &[NewRelation]),
+        ask: &[i64],
+    ) -> Result<(i64, Vec<(i64, i64)>)> {
+        let columns = queue_rows::task_columns(&task);
+        if ask.is_empty() || !(1..=RELATIONS_WITH_TASK).contains(&relations.len()) {
+            let ids = self.log_tasks(tx, &[(task, relations)], Ending::Commit)?;
+            return Ok((ids.first().copied().unwrap_or_default(), Vec::new()));
+        }
+        let (ids, rows) = log_one_task(tx, &columns, relations, Ending::Commit, Some(&bigint_array(ask)))?;
+        let id = ids.first().copied().unwrap_or_default();
+        // Rows of another task (none should come: `currval` is the ID this
+        // session drew last, the task's) are no heads.
+        let heads = rows
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|row| match row[..] {
+                [Value::Integer(connector), Value::Integer(relation), Value::Integer(task)] if task == id => {
+                    Some((connector, relation))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok((id, heads))
     }
 
     /// Deferred as a row of [`OBJECT_ROWS`]: a batch's creates go as one

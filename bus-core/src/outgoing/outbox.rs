@@ -38,7 +38,7 @@ pub(crate) struct Outbox<'a> {
     live: &'a [Arc<LiveConnector>],
     origin: Option<&'a str>,
     hand_over: HandOver,
-    /// Connectors whose queue is known not to be empty in this transaction.
+    /// Connectors an earlier task of this transaction is queued for.
     busy: Vec<i64>,
     /// The tasks to write at [`Self::finish`], in the order of the changes.
     tasks: Vec<PendingTask<'a>>,
@@ -52,8 +52,8 @@ struct PendingTask<'a> {
     data_type: TaskDataType,
     data: String,
     relations: Vec<NewRelation>,
-    /// The queues this task starts (SQLite): connector name and the index
-    /// of its relation.
+    /// The queues this task may start (see `QueueHeads`): connector name
+    /// and the index of its relation.
     starts: Vec<(String, usize)>,
 }
 
@@ -164,8 +164,24 @@ impl<'a> Outbox<'a> {
         let tasks: Vec<NewTask<'_>> = self.tasks.iter().map(PendingTask::new_task).collect();
         let rows: Vec<(NewTask<'_>, &[NewRelation])> =
             tasks.iter().zip(&self.tasks).map(|(t, p)| (*t, p.relations.as_slice())).collect();
-        let task_ids =
-            if rows.is_empty() { Vec::new() } else { crate::driver::of(self.tx).log_tasks(self.tx, &rows, ending)? };
+        let driver = crate::driver::of(self.tx);
+        let heads_after_commit = driver.queue_heads() == QueueHeads::AfterCommit;
+        // Which queues a lone task committed with its statement heads is
+        // read in the commit's round trip (see `QueueHeads`).
+        let ask: Vec<i64> = match (&self.tasks[..], &rows[..]) {
+            ([pending], [_]) if heads_after_commit && ending == Ending::Commit => {
+                pending.starts.iter().map(|(_, index)| pending.relations[*index].connector_id).collect()
+            }
+            _ => Vec::new(),
+        };
+        let (task_ids, heads) = match &rows[..] {
+            [] => (Vec::new(), Vec::new()),
+            [row] if !ask.is_empty() => {
+                let (id, heads) = driver.log_task_heading(self.tx, *row, &ask)?;
+                (vec![id], heads)
+            }
+            _ => (driver.log_tasks(self.tx, &rows, ending)?, Vec::new()),
+        };
         let mut after = self.after_commit;
         if self.hand_over == HandOver::Later {
             return Ok(Logged { task_ids, after_commit: AfterCommit::default() });
@@ -174,7 +190,10 @@ impl<'a> Outbox<'a> {
             if pending.starts.is_empty() {
                 continue;
             }
-            let ids = queue::relation_ids(self.tx, task_id, Direction::Outgoing)?;
+            let ids = match heads_after_commit {
+                true => heads.clone(),
+                false => queue::relation_ids(self.tx, task_id, Direction::Outgoing)?,
+            };
             for (name, index) in &pending.starts {
                 let relation = &pending.relations[*index];
                 if let Some(&(_, sync_id)) = ids.iter().find(|(c, _)| *c == relation.connector_id) {
@@ -206,16 +225,19 @@ impl<'a> Outbox<'a> {
             .fold(TaskDataType::Simple, payload::richer);
         let data = serde_json::to_string(&payload::build(self.tx, self.types, applied, richest)?)
             .expect("a payload serializes");
-        // Only one writer at a time makes "the queue was empty" exact (see
-        // `QueueHeads`); else the worker always reads its queue.
+        // The task may head the queues of the connectors it is the first
+        // of this transaction's tasks for: with one writer at a time, those
+        // empty now (see `QueueHeads`); else those the read after the
+        // commit finds it heads, in `finish`.
         let mut starts = Vec::new();
-        if self.hand_over == HandOver::Now && crate::driver::of(self.tx).queue_heads() == QueueHeads::Known {
+        if self.hand_over == HandOver::Now {
+            let heads = crate::driver::of(self.tx).queue_heads();
             for (index, s) in subs.iter().enumerate() {
                 if self.busy.contains(&s.connector.id) {
                     continue;
                 }
                 self.busy.push(s.connector.id);
-                if queue::is_empty(self.tx, s.connector.id, Direction::Outgoing)? {
+                if heads == QueueHeads::AfterCommit || queue::is_empty(self.tx, s.connector.id, Direction::Outgoing)? {
                     starts.push((s.connector.name.clone(), index));
                 }
             }

@@ -71,6 +71,9 @@ impl From<pg_client::Error> for SqlError {
     }
 }
 
+/// A statement's rows, each as its columns' values.
+pub type ValueRows = Vec<Vec<Value>>;
+
 /// An insert of one row deferred with [`Conn::defer_row`], which PostgreSQL
 /// sends as one statement for several rows waiting together.
 #[derive(Debug)]
@@ -319,6 +322,25 @@ impl Conn {
                     Ok(out)
                 })
                 .collect(),
+        }
+    }
+
+    /// [`Self::query_pipelined`] of a transaction's last statements (its
+    /// `COMMIT` last), then `after` as a statement of its own, once the
+    /// transaction committed — on PostgreSQL in the same round trip. The
+    /// rows of `after` if it ran and succeeded: its failure is not the
+    /// transaction's.
+    pub fn query_pipelined_then(
+        &self,
+        calls: &[(&str, &[&dyn ToValue])],
+        after: (&str, &[&dyn ToValue]),
+    ) -> Result<(Vec<ValueRows>, Option<ValueRows>)> {
+        match &self.0 {
+            Inner::Postgres(c) => c.query_pipelined_then(calls, after),
+            Inner::Sqlite(_) => {
+                let rows = self.query_pipelined(calls)?;
+                Ok((rows, self.query_pipelined(&[after]).ok().and_then(|mut r| r.pop())))
+            }
         }
     }
 

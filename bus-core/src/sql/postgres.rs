@@ -2,7 +2,7 @@
 //! statements prepared once per SQL text (as written: `$n` parameters), values
 //! converted to and from the shared [`Value`] by the column's type.
 
-use super::{ErrorKind, Result, RowInsert, SqlError, ToValue, Value, ValueRef};
+use super::{ErrorKind, Result, RowInsert, SqlError, ToValue, Value, ValueRef, ValueRows};
 use bytes::BytesMut;
 use pg_client::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
 use std::cell::{Cell, RefCell};
@@ -70,6 +70,9 @@ enum Ends {
     Nothing,
 }
 
+/// A statement's rows as the server sent them.
+type PgRows = Vec<pg_client::Row>;
+
 /// A write sent ahead of the next statement, in its round trip.
 struct Deferred {
     sql: String,
@@ -106,7 +109,9 @@ fn sends(deferred: &[Deferred], rows: Rows) -> Vec<Outgoing> {
                 let together = &deferred[i..i + run];
                 let columns = together.iter().map(|r| r.values.len()).max().unwrap_or(0);
                 let values = (0..columns)
-                    .map(|c| Value::List(together.iter().map(|r| r.values.get(c).cloned().unwrap_or(Value::Null)).collect()))
+                    .map(|c| {
+                        Value::List(together.iter().map(|r| r.values.get(c).cloned().unwrap_or(Value::Null)).collect())
+                    })
                     .collect();
                 out.push(Outgoing {
                     sql: insert.many.to_owned(),
@@ -120,7 +125,6 @@ fn sends(deferred: &[Deferred], rows: Rows) -> Vec<Outgoing> {
     }
     out
 }
-
 
 impl PgConn {
     pub(super) fn connect(url: &str) -> Result<PgConn> {
@@ -214,6 +218,19 @@ impl PgConn {
         calls: &[(pg_client::Statement, &[&dyn ToValue])],
         ends: Ends,
     ) -> Result<Vec<Vec<pg_client::Row>>> {
+        self.pipelined_then(calls, ends, None).map(|(rows, _)| rows)
+    }
+
+    /// [`Self::pipelined`], and `after` in the same round trip once `calls`
+    /// ended the transaction: a statement of its own (its own transaction),
+    /// run after the `COMMIT`. Its rows, if it ran and succeeded; its
+    /// failure is never the transaction's (which has committed by then).
+    fn pipelined_then(
+        &self,
+        calls: &[(pg_client::Statement, &[&dyn ToValue])],
+        ends: Ends,
+        after: Option<(&pg_client::Statement, &[&dyn ToValue])>,
+    ) -> Result<(Vec<PgRows>, Option<PgRows>)> {
         self.send_first();
         // A transaction of one statement (nothing sent before it, nothing
         // waiting, its `COMMIT` after it): the statement alone, which the
@@ -222,14 +239,28 @@ impl PgConn {
             if ends == Ends::Transaction && !self.has_deferred() && self.client.deferred_is("BEGIN") {
                 self.client.cancel_deferred();
                 self.in_transaction.set(false);
-                let binds: Vec<Bind<'_>> = params.iter().map(|p| Bind(p.to_value())).collect();
-                let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-                return match self.client.query(statement, &refs) {
-                    Ok(rows) => Ok(vec![rows, Vec::new()]),
+                let mut all = vec![(statement, *params)];
+                all.extend(after);
+                let binds: Vec<Vec<Bind<'_>>> =
+                    all.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
+                let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
+                    binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
+                let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
+                    all.iter().zip(&refs).map(|((s, _), r)| (*s, r.as_slice())).collect();
+                let mut answers = match self.client.query_pipelined_each(&pairs, 1) {
+                    Ok(answers) => answers.into_iter(),
                     Err(e) => {
+                        *self.rolled_back.borrow_mut() = Some(e.to_string());
+                        return Err(e.into());
+                    }
+                };
+                return match answers.next().flatten() {
+                    Some(Ok(rows)) => Ok((vec![rows, Vec::new()], answers.next().flatten().and_then(Result::ok))),
+                    Some(Err(e)) => {
                         *self.rolled_back.borrow_mut() = Some(e.to_string());
                         Err(e.into())
                     }
+                    None => Err(SqlError::Column { index: 0, message: "the statement was not sent".into() }),
                 };
             }
         }
@@ -242,23 +273,45 @@ impl PgConn {
             all.push((statement, d.values.iter().map(|v| v as &dyn ToValue).collect()));
         }
         all.extend(calls.iter().map(|(s, params)| (s.clone(), params.to_vec())));
+        all.extend(after.map(|(s, params)| (s.clone(), params.to_vec())));
         let binds: Vec<Vec<Bind<'_>>> =
             all.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
         let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
             binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
         let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
             all.iter().zip(&refs).map(|((s, _), r)| (s, r.as_slice())).collect();
-        let results = self.client.query_pipelined_at(&pairs);
+        let required = all.len() - usize::from(after.is_some());
+        let mut commit_unsent = false;
+        let (results, after_rows) = match self.client.query_pipelined_each(&pairs, required) {
+            Ok(mut answers) => {
+                let after_rows = match after {
+                    Some(_) => answers.pop().flatten().and_then(Result::ok),
+                    None => None,
+                };
+                commit_unsent = answers.last().is_some_and(Option::is_none);
+                (pg_client::all_or_first_error(answers), after_rows)
+            }
+            Err(e) => (Err((None, e)), None),
+        };
         // A `COMMIT` at the end ends the transaction, whatever came back: a
-        // statement that failed before it made it a rollback.
+        // statement that failed before it made it a rollback. One never
+        // sent (a statement before it could not be: a value the client
+        // cannot encode) left the server's transaction open: rolled back
+        // here, so the connection goes back to its pool with none.
         if ends == Ends::Transaction {
             self.in_transaction.set(false);
             if let Err((_, e)) = &results {
                 *self.rolled_back.borrow_mut() = Some(e.to_string());
+                if commit_unsent {
+                    self.client.discard_sent();
+                    if let Err(e) = self.client.batch_execute("ROLLBACK") {
+                        tracing::warn!(error = %e, "could not roll back a transaction whose COMMIT was not sent");
+                    }
+                }
             }
         }
         match results {
-            Ok(mut rows) => Ok(rows.split_off(deferred.len())),
+            Ok(mut rows) => Ok((rows.split_off(deferred.len()), after_rows)),
             // (The server's refusal: a connection lost on the way is no
             // write's error — the `COMMIT` may have run.)
             Err((Some(index), e)) if index < deferred.len() && refused(&e) => match deferred[index].tags[..] {
@@ -416,6 +469,25 @@ impl PgConn {
             _ => Ends::Nothing,
         };
         self.pipelined(&prepared, ends)?.iter().map(|rows| rows.iter().map(values).collect()).collect()
+    }
+
+    /// [`Self::query_pipelined`] of a transaction's last statements (its
+    /// `COMMIT` last), then `after` in the same round trip as a statement
+    /// of its own: its rows when it ran and succeeded.
+    pub(super) fn query_pipelined_then(
+        &self,
+        calls: &[(&str, &[&dyn ToValue])],
+        after: (&str, &[&dyn ToValue]),
+    ) -> Result<(Vec<ValueRows>, Option<ValueRows>)> {
+        let prepared =
+            calls.iter().map(|(sql, params)| Ok((self.statement(sql)?, *params))).collect::<Result<Vec<_>>>()?;
+        let after_statement = self.statement(after.0)?;
+        let (rows, after_rows) =
+            self.pipelined_then(&prepared, Ends::Transaction, Some((&after_statement, after.1)))?;
+        let rows = rows.iter().map(|rows| rows.iter().map(values).collect()).collect::<Result<_>>()?;
+        // Rows that cannot be read are no answer (the transaction stands).
+        let after_rows = after_rows.and_then(|rows| rows.iter().map(values).collect::<Result<Vec<_>>>().ok());
+        Ok((rows, after_rows))
     }
 
     pub(super) fn query(&self, s: &pg_client::Statement, params: &[&dyn ToValue]) -> Result<Vec<Vec<Value>>> {

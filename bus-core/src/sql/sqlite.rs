@@ -12,8 +12,11 @@ impl rusqlite::ToSql for Bind<'_> {
         Ok(ToSqlOutput::Borrowed(match self.0.to_value() {
             ValueRef::List(items) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
-                    format!("a list of {} values cannot be bound in SQLite (an array parameter is PostgreSQL's)", items.len())
-                        .into(),
+                    format!(
+                        "a list of {} values cannot be bound in SQLite (an array parameter is PostgreSQL's)",
+                        items.len()
+                    )
+                    .into(),
                 ))
             }
             ValueRef::Null => SqliteRef::Null,

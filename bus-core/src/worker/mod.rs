@@ -194,7 +194,13 @@ impl Batches {
     /// The next batch; empty when the selection is done.
     pub(crate) fn next(&mut self, queue: &mut dyn QueueSession) -> Result<Vec<Queued>, QueueError> {
         let batch = match &mut self.ids {
-            _ if !self.handed.is_empty() => std::mem::take(&mut self.handed),
+            // (Looked at, like a batch read from the head: a handed task
+            // still queued after its call is not read and called again.)
+            _ if !self.handed.is_empty() => {
+                let handed = std::mem::take(&mut self.handed);
+                self.looked.extend(handed.iter().map(|q| q.task_id));
+                handed
+            }
             // Where task IDs need not follow commit order (several daemons
             // writing at once), a task committed late may have an ID below
             // the cursor: every batch is read from the head instead, past
