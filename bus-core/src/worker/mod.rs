@@ -650,4 +650,83 @@ mod tests {
         assert_eq!(drain.most_at_once.load(Ordering::SeqCst), 1, "one run at a time, ever");
         drop((first, second));
     }
+
+    /// A queue whose head never changes (its tasks answered SkipNow and
+    /// stay), with IDs that need not follow commits: read from the head on
+    /// every batch, as on PostgreSQL.
+    struct StillQueued(Vec<Queued>);
+
+    impl QueueSession for StillQueued {
+        fn settings(&mut self) -> Result<Settings, QueueError> {
+            unreachable!("not read by a batch")
+        }
+        fn ids_follow_commits(&self) -> bool {
+            false
+        }
+        fn newest(&mut self, _key: QueueKey) -> Result<i64, QueueError> {
+            unreachable!("not read by a batch")
+        }
+        fn next_batch(&mut self, _: QueueKey, _: i64, limit: u32, _: bool) -> Result<Vec<Queued>, QueueError> {
+            Ok(self.0.iter().take(limit as usize).cloned().collect())
+        }
+        fn queued_task(&mut self, _key: QueueKey, _task_id: i64) -> Result<Option<Queued>, QueueError> {
+            unreachable!("no IDs selected")
+        }
+        fn call_begins(&mut self, _quick: bool) {}
+        fn call_ended(&mut self) {}
+        fn delivered(
+            &mut self,
+            _: QueueKey,
+            _: &[i64],
+            _: &crate::state_store::Writes,
+            _: bool,
+        ) -> Result<(), QueueError> {
+            unreachable!("nothing delivered")
+        }
+        fn remove_recorded(&mut self) -> Result<(), QueueError> {
+            unreachable!("nothing delivered")
+        }
+        fn complete(&mut self, _key: QueueKey, _sync_ids: &[i64]) -> Result<(), QueueError> {
+            unreachable!("nothing delivered")
+        }
+        fn record_failure(&mut self, _: QueueKey, _: i64, _: &str, _: bool) -> Result<(), QueueError> {
+            unreachable!("nothing failed")
+        }
+        fn mark_run(&mut self, _key: QueueKey, _sync_id: i64) -> Result<(), QueueError> {
+            unreachable!("not by a batch")
+        }
+        fn set_process_type(
+            &mut self,
+            _: QueueKey,
+            _: i64,
+            _: connector_abi::IntegrationProcessType,
+        ) -> Result<(), QueueError> {
+            unreachable!("outgoing")
+        }
+    }
+
+    #[test]
+    fn a_handed_over_task_still_queued_after_its_call_is_not_read_again_in_its_run() {
+        let task = |id: i64| Queued {
+            sync_id: id,
+            task_id: id,
+            task_type: connector_abi::TaskType::CreateObject,
+            task_data_type: connector_abi::TaskDataType::Simple,
+            data_type: connector_abi::TaskDataType::Simple,
+            process_type: None,
+            site_name: None,
+            title: format!("task {id}"),
+            data: "{}".into(),
+            matching: crate::queue::Matching::Decided,
+            unreadable: None,
+            failed: false,
+        };
+        let mut queue = StillQueued(vec![task(5), task(6)]);
+        let key = QueueKey { connector_id: 1, direction: Direction::Outgoing };
+        let mut batches = Batches::new(&Selection::All, key, false, 10).starting_with(vec![task(5)]);
+        let ids = |batch: Vec<Queued>| batch.iter().map(|q| q.task_id).collect::<Vec<_>>();
+        assert_eq!(ids(batches.next(&mut queue).unwrap()), [5], "the handed-over task first");
+        assert_eq!(ids(batches.next(&mut queue).unwrap()), [6], "then the head, without the task called already");
+        assert!(batches.next(&mut queue).unwrap().is_empty(), "and the run is done");
+    }
 }
