@@ -321,11 +321,11 @@ impl Driver for Postgres {
         (task, relations): (NewTask<'_>, &[NewRelation]),
         ask: &[i64],
     ) -> Result<(i64, Vec<(i64, i64)>)> {
-        let columns = queue_rows::task_columns(&task);
         if ask.is_empty() || !(1..=RELATIONS_WITH_TASK).contains(&relations.len()) {
             let ids = self.log_tasks(tx, &[(task, relations)], Ending::Commit)?;
             return Ok((ids.first().copied().unwrap_or_default(), Vec::new()));
         }
+        let columns = queue_rows::task_columns(&task);
         let (ids, rows) = log_one_task(tx, &columns, relations, Ending::Commit, Some(&bigint_array(ask)))?;
         let id = ids.first().copied().unwrap_or_default();
         // Rows of another task (none should come: `currval` is the ID this

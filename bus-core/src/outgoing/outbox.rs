@@ -168,8 +168,8 @@ impl<'a> Outbox<'a> {
         let heads_after_commit = driver.queue_heads() == QueueHeads::AfterCommit;
         // Which queues a lone task committed with its statement heads is
         // read in the commit's round trip (see `QueueHeads`).
-        let ask: Vec<i64> = match (&self.tasks[..], &rows[..]) {
-            ([pending], [_]) if heads_after_commit && ending == Ending::Commit => {
+        let ask: Vec<i64> = match &self.tasks[..] {
+            [pending] if heads_after_commit && ending == Ending::Commit => {
                 pending.starts.iter().map(|(_, index)| pending.relations[*index].connector_id).collect()
             }
             _ => Vec::new(),

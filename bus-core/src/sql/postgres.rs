@@ -221,6 +221,22 @@ impl PgConn {
         self.pipelined_then(calls, ends, None).map(|(rows, _)| rows)
     }
 
+    /// Binds each statement's parameters to the types the server inferred
+    /// and runs them pipelined ([`pg_client::Client::query_pipelined_each`]).
+    fn each(
+        &self,
+        calls: &[(&pg_client::Statement, &[&dyn ToValue])],
+        required: usize,
+    ) -> std::result::Result<Vec<pg_client::StatementAnswer>, pg_client::Error> {
+        let binds: Vec<Vec<Bind<'_>>> =
+            calls.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
+            binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
+        let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
+            calls.iter().zip(&refs).map(|((s, _), r)| (*s, r.as_slice())).collect();
+        self.client.query_pipelined_each(&pairs, required)
+    }
+
     /// [`Self::pipelined`], and `after` in the same round trip once `calls`
     /// ended the transaction: a statement of its own (its own transaction),
     /// run after the `COMMIT`. Its rows, if it ran and succeeded; its
@@ -241,13 +257,7 @@ impl PgConn {
                 self.in_transaction.set(false);
                 let mut all = vec![(statement, *params)];
                 all.extend(after);
-                let binds: Vec<Vec<Bind<'_>>> =
-                    all.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
-                let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
-                    binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
-                let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
-                    all.iter().zip(&refs).map(|((s, _), r)| (*s, r.as_slice())).collect();
-                let mut answers = match self.client.query_pipelined_each(&pairs, 1) {
+                let mut answers = match self.each(&all, 1) {
                     Ok(answers) => answers.into_iter(),
                     Err(e) => {
                         *self.rolled_back.borrow_mut() = Some(e.to_string());
@@ -274,15 +284,10 @@ impl PgConn {
         }
         all.extend(calls.iter().map(|(s, params)| (s.clone(), params.to_vec())));
         all.extend(after.map(|(s, params)| (s.clone(), params.to_vec())));
-        let binds: Vec<Vec<Bind<'_>>> =
-            all.iter().map(|(_, params)| params.iter().map(|p| Bind(p.to_value())).collect()).collect();
-        let refs: Vec<Vec<&(dyn ToSql + Sync)>> =
-            binds.iter().map(|b| b.iter().map(|b| b as &(dyn ToSql + Sync)).collect()).collect();
-        let pairs: Vec<(&pg_client::Statement, &[&(dyn ToSql + Sync)])> =
-            all.iter().zip(&refs).map(|((s, _), r)| (s, r.as_slice())).collect();
+        let all: Vec<(&pg_client::Statement, &[&dyn ToValue])> = all.iter().map(|(s, p)| (s, p.as_slice())).collect();
         let required = all.len() - usize::from(after.is_some());
         let mut commit_unsent = false;
-        let (results, after_rows) = match self.client.query_pipelined_each(&pairs, required) {
+        let (results, after_rows) = match self.each(&all, required) {
             Ok(mut answers) => {
                 let after_rows = match after {
                     Some(_) => answers.pop().flatten().and_then(Result::ok),
